@@ -1,0 +1,189 @@
+"""boto3 clients for one account+region, called from worker threads, errors made readable."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+import boto3
+import botocore.config
+import botocore.exceptions
+from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
+
+from console.config import ClusterConfig
+from console.errors import AwsError
+
+T = TypeVar("T")
+
+# Bounded concurrency for health calls; botocore's pool must be at least as large.
+MAX_CONCURRENT_CALLS = 16
+
+RETRY_CONFIG = botocore.config.Config(
+    retries={"mode": "standard", "max_attempts": 3},
+    connect_timeout=3,
+    read_timeout=30,
+    max_pool_connections=MAX_CONCURRENT_CALLS,
+)
+
+
+def is_loopback_endpoint(endpoint_url: str | None) -> bool:
+    if not endpoint_url:
+        return False
+    host = urlparse(endpoint_url).hostname or ""
+    return host == "localhost" or host.startswith("127.") or host == "::1"
+
+
+def _session(cluster: ClusterConfig) -> boto3.session.Session:
+    if is_loopback_endpoint(cluster.endpoint_url):
+        # The embedded world accepts any key; never let the credential chain reach for
+        # instance metadata (a non-loopback address) or a person's real keys.
+        return boto3.session.Session(
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # noqa: S106 - moto's documented dummy value
+            region_name=cluster.region,
+        )
+    try:
+        session = boto3.session.Session(profile_name=cluster.profile, region_name=cluster.region)
+    except botocore.exceptions.ProfileNotFound:
+        raise AwsError(f"cluster {cluster.name}: AWS profile {cluster.profile!r} not found") from None
+    if cluster.role_arn:
+        source = session.get_credentials()
+        if source is None:
+            raise AwsError(f"cluster {cluster.name}: no AWS credentials to assume {cluster.role_arn}")
+        base = session._session  # botocore session: the documented way to plug a provider
+        fetcher = AssumeRoleCredentialFetcher(
+            client_creator=base.create_client,
+            source_credentials=source,
+            role_arn=cluster.role_arn,
+            extra_args={"RoleSessionName": "deploy-console"},
+        )
+        base._credentials = DeferredRefreshableCredentials(
+            method="assume-role", refresh_using=fetcher.fetch_credentials
+        )
+    return session
+
+
+def describe_error(error: BaseException) -> str:
+    """One line for a person; never includes credentials (botocore never puts them in errors)."""
+    if isinstance(error, botocore.exceptions.ClientError):
+        details = error.response.get("Error", {})
+        code = details.get("Code", "Error")
+        message = details.get("Message", "") or str(error)
+        return f"{code}: {message}".strip()
+    if isinstance(error, botocore.exceptions.EndpointConnectionError):
+        return f"cannot reach {error.kwargs.get('endpoint_url', 'the AWS endpoint')}"
+    if isinstance(error, botocore.exceptions.ConnectTimeoutError):
+        return f"timed out connecting to {error.kwargs.get('endpoint_url', 'the AWS endpoint')}"
+    if isinstance(error, botocore.exceptions.ReadTimeoutError):
+        return f"timed out waiting for {error.kwargs.get('endpoint_url', 'the AWS endpoint')}"
+    if isinstance(error, botocore.exceptions.NoCredentialsError):
+        return "no AWS credentials found"
+    if isinstance(error, botocore.exceptions.BotoCoreError):
+        return str(error).splitlines()[0] if str(error) else type(error).__name__
+    if isinstance(error, AwsError):
+        return error.message
+    return f"{type(error).__name__}: {error}".splitlines()[0]
+
+
+class AwsGateway:
+    """The AWS calls the console makes for one account+region; each runs in a worker thread."""
+
+    def __init__(
+        self,
+        cluster: ClusterConfig,
+        executor: ThreadPoolExecutor,
+        on_call: Callable[[str], None] | None = None,
+    ) -> None:
+        self.label = cluster.name
+        self.endpoint_url = cluster.endpoint_url
+        self.region = cluster.region
+        self._executor = executor
+        self._on_call = on_call
+        self.calls: Counter[str] = Counter()
+        self._calls_lock = threading.Lock()
+        session = _session(cluster)
+        kwargs: dict[str, Any] = {"config": RETRY_CONFIG}
+        if cluster.endpoint_url:
+            kwargs["endpoint_url"] = cluster.endpoint_url
+        self.ec2 = session.client("ec2", **kwargs)
+        self.elb = session.client("elb", **kwargs)
+        self.elbv2 = session.client("elbv2", **kwargs)
+        for client in (self.ec2, self.elb, self.elbv2):
+            # Counts API operations, retries excluded: what "calls made" means to a person.
+            client.meta.events.register("before-call", self._count_call)
+
+    def _count_call(self, model: Any, **_: Any) -> None:
+        with self._calls_lock:
+            self.calls[model.name] += 1
+        if self._on_call is not None:
+            self._on_call(model.name)
+
+    async def _run(self, function: Callable[[], T]) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, function)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
+            raise AwsError(describe_error(error)) from None
+
+    def _paginate(self, client: Any, operation: str, key: str, **kwargs: Any) -> list[Any]:
+        items: list[Any] = []
+        for page in client.get_paginator(operation).paginate(**kwargs):
+            items.extend(page.get(key, []))
+        return items
+
+    async def describe_instances(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        def call() -> list[dict[str, Any]]:
+            reservations = self._paginate(self.ec2, "describe_instances", "Reservations", Filters=filters)
+            return [instance for reservation in reservations for instance in reservation["Instances"]]
+
+        return await self._run(call)
+
+    async def classic_load_balancers(self) -> list[dict[str, Any]]:
+        return await self._run(
+            functools.partial(self._paginate, self.elb, "describe_load_balancers", "LoadBalancerDescriptions")
+        )
+
+    async def target_groups(self) -> list[dict[str, Any]]:
+        return await self._run(
+            functools.partial(self._paginate, self.elbv2, "describe_target_groups", "TargetGroups")
+        )
+
+    async def classic_health(self, name: str) -> list[dict[str, Any]]:
+        def call() -> list[dict[str, Any]]:
+            states: list[dict[str, Any]] = self.elb.describe_instance_health(LoadBalancerName=name)[
+                "InstanceStates"
+            ]
+            return states
+
+        return await self._run(call)
+
+    async def target_health(self, arn: str) -> list[dict[str, Any]]:
+        def call() -> list[dict[str, Any]]:
+            descriptions: list[dict[str, Any]] = self.elbv2.describe_target_health(TargetGroupArn=arn)[
+                "TargetHealthDescriptions"
+            ]
+            return descriptions
+
+        return await self._run(call)
+
+    async def classic_attributes(self, name: str) -> dict[str, Any]:
+        def call() -> dict[str, Any]:
+            attributes: dict[str, Any] = self.elb.describe_load_balancer_attributes(LoadBalancerName=name)[
+                "LoadBalancerAttributes"
+            ]
+            return attributes
+
+        return await self._run(call)
+
+    async def target_group_attributes(self, arn: str) -> dict[str, str]:
+        def call() -> dict[str, str]:
+            attributes = self.elbv2.describe_target_group_attributes(TargetGroupArn=arn)["Attributes"]
+            return {item["Key"]: item["Value"] for item in attributes}
+
+        return await self._run(call)

@@ -1,0 +1,462 @@
+"""Load and validate the TOML configuration into frozen dataclasses."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from console.errors import ConfigError
+from console.paths import config_candidates
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+LB_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")
+
+
+@dataclass(frozen=True)
+class TagKeys:
+    project: str = "Project"
+    environment: str = "Environment"
+    version: str = "Version"
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    name: str
+    region: str
+    profile: str | None = None
+    endpoint_url: str | None = None
+    role_arn: str | None = None
+    protected: bool = False
+
+    @property
+    def account_key(self) -> tuple[str | None, str | None, str | None, str]:
+        """Clusters with the same credentials and region are asked together."""
+        return (self.endpoint_url, self.profile, self.role_arn, self.region)
+
+
+@dataclass(frozen=True)
+class LaunchSettings:
+    instance_type: str
+    subnet: str
+    security_groups: tuple[str, ...] = ()
+    key_name: str | None = None
+    instance_profile: str | None = None
+
+
+@dataclass(frozen=True)
+class ProjectClusterConfig:
+    classic_elbs: tuple[str, ...] = ()
+    target_groups: tuple[str, ...] = ()
+    launch: LaunchSettings | None = None
+
+    @property
+    def load_balancers(self) -> tuple[str, ...]:
+        return self.classic_elbs + self.target_groups
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    name: str
+    repository: str
+    description: str = ""
+    clusters: dict[str, ProjectClusterConfig] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WorldEnv:
+    """How many instances of which version the embedded world runs for a project+cluster."""
+
+    instances: int
+    version: str
+    stopped: int = 0
+    unhealthy: int = 0
+    older: int = 0
+
+
+@dataclass(frozen=True)
+class WorldProject:
+    versions: tuple[str, ...]
+    dns: str
+    clusters: dict[str, WorldEnv] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """The seed of the embedded world (demo and tests only)."""
+
+    domain: str = "example.internal"
+    seed: int = 42
+    projects: dict[str, WorldProject] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Config:
+    source: Path
+    clusters: tuple[ClusterConfig, ...]
+    projects: tuple[ProjectConfig, ...]
+    tags: TagKeys = TagKeys()
+    refresh_seconds: float = 10.0
+    world: WorldConfig | None = None
+
+    def cluster(self, name: str) -> ClusterConfig:
+        for cluster in self.clusters:
+            if cluster.name == name:
+                return cluster
+        raise ConfigError(f"unknown cluster {name!r} (known: {', '.join(self.cluster_names)})")
+
+    def project(self, name: str) -> ProjectConfig:
+        for project in self.projects:
+            if project.name == name:
+                return project
+        raise ConfigError(f"unknown project {name!r}")
+
+    @property
+    def cluster_names(self) -> tuple[str, ...]:
+        return tuple(cluster.name for cluster in self.clusters)
+
+    @property
+    def project_names(self) -> tuple[str, ...]:
+        return tuple(project.name for project in self.projects)
+
+
+class _Table:
+    """A TOML table being validated: remembers its key path and which keys were read."""
+
+    def __init__(self, source: Path, path: str, data: Any) -> None:
+        self.source = source
+        self.path = path
+        if not isinstance(data, dict):
+            self.fail(f"must be a table, not {_type_name(data)}")
+        self.data: dict[str, Any] = data
+        self.read: set[str] = set()
+
+    def key_path(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def fail(self, message: str, key: str | None = None) -> None:
+        where = self.key_path(key) if key is not None else (self.path or "(top level)")
+        raise ConfigError(f"{self.source}: {where}: {message}")
+
+    def _get(self, key: str, kind: type | tuple[type, ...], required: bool) -> Any:
+        self.read.add(key)
+        if key not in self.data:
+            if required:
+                self.fail("is required but missing", key)
+            return None
+        value = self.data[key]
+        # bool is an int in Python; never accept true where a number is expected.
+        if isinstance(value, bool) and kind is not bool and bool not in _as_tuple(kind):
+            self.fail(f"must be {_kind_name(kind)}, not a boolean", key)
+        if not isinstance(value, kind):
+            self.fail(f"must be {_kind_name(kind)}, not {_type_name(value)}", key)
+        return value
+
+    def string(self, key: str, required: bool = False, default: str | None = None) -> Any:
+        value = self._get(key, str, required)
+        if value is None:
+            return default
+        if not value.strip():
+            self.fail("must not be empty", key)
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self._get(key, bool, False)
+        return default if value is None else bool(value)
+
+    def integer(self, key: str, default: int, minimum: int = 0) -> int:
+        value = self._get(key, int, False)
+        if value is None:
+            return default
+        if value < minimum:
+            self.fail(f"must be at least {minimum}, not {value}", key)
+        return int(value)
+
+    def number(self, key: str, default: float, minimum: float) -> float:
+        value = self._get(key, (int, float), False)
+        if value is None:
+            return default
+        if value < minimum:
+            self.fail(f"must be at least {minimum:g}, not {value}", key)
+        return float(value)
+
+    def strings(self, key: str, required: bool = False) -> tuple[str, ...]:
+        value = self._get(key, list, required)
+        if value is None:
+            return ()
+        for index, item in enumerate(value):
+            if not isinstance(item, str) or not item.strip():
+                self.fail(f"must be a list of non-empty strings (item {index} is not)", key)
+        if len(set(value)) != len(value):
+            self.fail("lists the same value twice", key)
+        return tuple(value)
+
+    def table(self, key: str, required: bool = False) -> _Table | None:
+        self.read.add(key)
+        if key not in self.data:
+            if required:
+                self.fail("is required but missing", key)
+            return None
+        return _Table(self.source, self.key_path(key), self.data[key])
+
+    def tables(self, key: str) -> Iterator[_Table]:
+        """An array of tables, e.g. [[clusters]]."""
+        self.read.add(key)
+        value = self.data.get(key, [])
+        if not isinstance(value, list):
+            self.fail(f"must be an array of tables ([[{key}]]), not {_type_name(value)}", key)
+        for index, item in enumerate(value):
+            yield _Table(self.source, f"{self.key_path(key)}[{index}]", item)
+
+    def done(self) -> None:
+        """Refuse keys nobody read: a typo must not be silently ignored."""
+        unknown = sorted(set(self.data) - self.read)
+        if unknown:
+            self.fail("unknown key", unknown[0])
+
+
+def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "a boolean"}
+    names.update({list: "a list", dict: "a table"})
+    if kind == (int, float):
+        return "a number"
+    return " or ".join(names.get(k, k.__name__) for k in _as_tuple(kind))
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    return {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        list: "a list",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
+
+
+def _name(table: _Table, key: str, what: str) -> str:
+    value: str = table.string(key, required=True)
+    if not NAME_PATTERN.match(value):
+        table.fail(
+            f"{what} name {value!r} must be lower-case letters, digits and dashes", key
+        )
+    return value
+
+
+def _parse_cluster(table: _Table) -> ClusterConfig:
+    cluster = ClusterConfig(
+        name=_name(table, "name", "cluster"),
+        region=table.string("region", required=True),
+        profile=table.string("profile"),
+        endpoint_url=table.string("endpoint_url"),
+        role_arn=table.string("role_arn"),
+        protected=table.boolean("protected", False),
+    )
+    if cluster.endpoint_url and not re.match(r"^https?://[^\s/]+", cluster.endpoint_url):
+        table.fail(f"must be an http(s) URL, not {cluster.endpoint_url!r}", "endpoint_url")
+    if cluster.role_arn and not cluster.role_arn.startswith("arn:"):
+        table.fail(f"must be an IAM role ARN (arn:aws:iam::...), not {cluster.role_arn!r}", "role_arn")
+    table.done()
+    return cluster
+
+
+def _parse_launch(table: _Table) -> LaunchSettings:
+    launch = LaunchSettings(
+        instance_type=table.string("instance_type", required=True),
+        subnet=table.string("subnet", required=True),
+        security_groups=table.strings("security_groups"),
+        key_name=table.string("key_name"),
+        instance_profile=table.string("instance_profile"),
+    )
+    table.done()
+    return launch
+
+
+def _parse_project_cluster(table: _Table) -> ProjectClusterConfig:
+    classic = table.strings("classic_elbs")
+    groups = table.strings("target_groups")
+    for key, names in (("classic_elbs", classic), ("target_groups", groups)):
+        for lb_name in names:
+            if not LB_NAME_PATTERN.match(lb_name):
+                table.fail(f"{lb_name!r} is not a valid load balancer name", key)
+    launch_table = table.table("launch")
+    launch = _parse_launch(launch_table) if launch_table else None
+    table.done()
+    return ProjectClusterConfig(classic_elbs=classic, target_groups=groups, launch=launch)
+
+
+def _parse_project(table: _Table, cluster_names: tuple[str, ...]) -> ProjectConfig:
+    name = _name(table, "name", "project")
+    repository = table.string("repository", required=True)
+    description = table.string("description", default="")
+    clusters: dict[str, ProjectClusterConfig] = {}
+    clusters_table = table.table("clusters")
+    if clusters_table is not None:
+        for cluster_name in clusters_table.data:
+            if cluster_name not in cluster_names:
+                clusters_table.fail(
+                    f"unknown cluster (known: {', '.join(cluster_names)})", cluster_name
+                )
+            sub = clusters_table.table(cluster_name)
+            assert sub is not None
+            clusters[cluster_name] = _parse_project_cluster(sub)
+        clusters_table.done()
+    table.done()
+    return ProjectConfig(name=name, repository=repository, description=description, clusters=clusters)
+
+
+def _parse_world(table: _Table, config_projects: dict[str, ProjectConfig]) -> WorldConfig:
+    domain = table.string("domain", default="example.internal")
+    seed = table.integer("seed", 42)
+    projects: dict[str, WorldProject] = {}
+    projects_table = table.table("projects")
+    if projects_table is not None:
+        for project_name in projects_table.data:
+            project = config_projects.get(project_name)
+            if project is None:
+                projects_table.fail("unknown project", project_name)
+            assert project is not None
+            entry = projects_table.table(project_name)
+            assert entry is not None
+            versions = entry.strings("versions", required=True)
+            if not versions:
+                entry.fail("must list at least one version", "versions")
+            dns = entry.string("dns", default=project_name)
+            envs: dict[str, WorldEnv] = {}
+            clusters_table = entry.table("clusters")
+            if clusters_table is not None:
+                for cluster_name in clusters_table.data:
+                    if cluster_name not in project.clusters:
+                        clusters_table.fail(
+                            f"project {project_name!r} is not configured in this cluster",
+                            cluster_name,
+                        )
+                    env_table = clusters_table.table(cluster_name)
+                    assert env_table is not None
+                    env = WorldEnv(
+                        instances=env_table.integer("instances", 1),
+                        version=env_table.string("version", required=True),
+                        stopped=env_table.integer("stopped", 0),
+                        unhealthy=env_table.integer("unhealthy", 0),
+                        older=env_table.integer("older", 0),
+                    )
+                    if env.version not in versions:
+                        env_table.fail(f"{env.version!r} is not in versions", "version")
+                    if env.stopped + env.unhealthy + env.older > env.instances:
+                        env_table.fail("stopped + unhealthy + older exceeds instances")
+                    env_table.done()
+                    envs[cluster_name] = env
+                clusters_table.done()
+            entry.done()
+            projects[project_name] = WorldProject(versions=versions, dns=dns, clusters=envs)
+        projects_table.done()
+    table.done()
+    return WorldConfig(domain=domain, seed=seed, projects=projects)
+
+
+def parse_config(data: dict[str, Any], source: Path) -> Config:
+    """Validate a parsed TOML document; every error names the file and the key path."""
+    top = _Table(source, "", data)
+    refresh = top.number("refresh_seconds", 10.0, minimum=1.0)
+    tags_table = top.table("tags")
+    tags = TagKeys()
+    if tags_table is not None:
+        tags = TagKeys(
+            project=tags_table.string("project", default="Project"),
+            environment=tags_table.string("environment", default="Environment"),
+            version=tags_table.string("version", default="Version"),
+        )
+        tags_table.done()
+    clusters: list[ClusterConfig] = []
+    for cluster_table in top.tables("clusters"):
+        cluster = _parse_cluster(cluster_table)
+        if any(existing.name == cluster.name for existing in clusters):
+            cluster_table.fail(f"duplicate cluster {cluster.name!r}", "name")
+        clusters.append(cluster)
+    if not clusters:
+        top.fail("at least one [[clusters]] entry is required", "clusters")
+    cluster_names = tuple(cluster.name for cluster in clusters)
+    projects: dict[str, ProjectConfig] = {}
+    for project_table in top.tables("projects"):
+        project = _parse_project(project_table, cluster_names)
+        if project.name in projects:
+            project_table.fail(f"duplicate project {project.name!r}", "name")
+        projects[project.name] = project
+    world_table = top.table("world")
+    world = _parse_world(world_table, projects) if world_table is not None else None
+    top.done()
+    return Config(
+        source=source,
+        clusters=tuple(clusters),
+        projects=tuple(projects.values()),
+        tags=tags,
+        refresh_seconds=refresh,
+        world=world,
+    )
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a config file") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: permission denied") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: invalid TOML: {error}") from None
+
+
+def load_config(path: Path) -> Config:
+    return parse_config(read_toml(path), path)
+
+
+def find_config(explicit: str | None) -> Config:
+    """Load the config from --config, $DEPLOY_CONSOLE_CONFIG or the user config dir."""
+    for origin, path in config_candidates(explicit):
+        if origin == "user config" and not path.exists():
+            raise ConfigError(
+                f"no config found: pass --config PATH, set $DEPLOY_CONSOLE_CONFIG, "
+                f"or create {path} (see config/example.toml)"
+            )
+        return load_config(path)
+    raise ConfigError("no config found")
+
+
+def write_world_config(source: Path, endpoint_url: str, destination: Path) -> None:
+    """Write a copy of `source` whose clusters all point at `endpoint_url`.
+
+    The file is the console's own (generated), so rewriting it with tomli-w is safe; it is
+    written to a temporary file first so a reader never sees half of it.
+    """
+    data = read_toml(source)
+    for cluster in data.get("clusters", []):
+        cluster["endpoint_url"] = endpoint_url
+        cluster.pop("profile", None)
+        cluster.pop("role_arn", None)
+    parse_config(data, destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=destination.parent, prefix=".world-", suffix=".toml")
+    try:
+        with os.fdopen(handle, "wb") as output:
+            tomli_w.dump(data, output)
+        os.replace(temporary, destination)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

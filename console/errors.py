@@ -1,0 +1,26 @@
+"""The console's errors: each carries a one-line message fit for a person."""
+
+from __future__ import annotations
+
+
+class ConsoleError(Exception):
+    """An error the console reports as one line, without a traceback."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(ConsoleError):
+    """The configuration is missing, malformed or inconsistent."""
+
+
+class AwsError(ConsoleError):
+    """An AWS endpoint failed or refused a call."""
+
+
+class WorldError(ConsoleError):
+    """The embedded world could not be started or seeded."""

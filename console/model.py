@@ -1,0 +1,153 @@
+"""The domain model: frozen values that describe the fleet as the console sees it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class Health(StrEnum):
+    """How one project is doing in one cluster."""
+
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    DOWN = "down"
+    EMPTY = "empty"
+    UNKNOWN = "unknown"
+
+
+class LoadBalancerKind(StrEnum):
+    CLASSIC = "classic"
+    TARGET_GROUP = "target-group"
+
+
+# Target states that count as serving traffic, for ALB/NLB target groups and classic ELBs.
+SERVING_STATES = frozenset({"healthy", "InService"})
+
+
+@dataclass(frozen=True)
+class TargetState:
+    """An instance's state in one load balancer, with the reason AWS gives."""
+
+    load_balancer: str
+    kind: LoadBalancerKind
+    state: str
+    reason: str = ""
+
+    @property
+    def serving(self) -> bool:
+        return self.state in SERVING_STATES
+
+
+@dataclass(frozen=True)
+class Instance:
+    id: str
+    state: str
+    image_id: str
+    version: str
+    launched_at: datetime | None
+    private_address: str
+    targets: tuple[TargetState, ...] = ()
+
+    @property
+    def serving(self) -> bool:
+        """Running and healthy in every load balancer it is expected in."""
+        return self.state == "running" and all(target.serving for target in self.targets)
+
+
+@dataclass(frozen=True)
+class LoadBalancerSettings:
+    """Health check and draining settings of one load balancer, read from AWS."""
+
+    name: str
+    kind: LoadBalancerKind
+    exists: bool = True
+    interval_seconds: int | None = None
+    timeout_seconds: int | None = None
+    healthy_threshold: int | None = None
+    unhealthy_threshold: int | None = None
+    target: str = ""
+    deregistration_delay_seconds: int | None = None
+
+    @property
+    def time_to_healthy_seconds(self) -> int | None:
+        """Healthy threshold x interval + one interval (AWS's own arithmetic)."""
+        if self.interval_seconds is None or self.healthy_threshold is None:
+            return None
+        return self.healthy_threshold * self.interval_seconds + self.interval_seconds
+
+
+@dataclass(frozen=True)
+class EnvStatus:
+    """One project in one cluster: its instances, health and versions."""
+
+    project: str
+    cluster: str
+    health: Health
+    instances: tuple[Instance, ...] = ()
+    load_balancers: tuple[str, ...] = ()
+    error: str | None = None
+    fetched_at: datetime | None = None
+
+    @property
+    def versions(self) -> tuple[str, ...]:
+        """Versions running, most instances first, then by name."""
+        counts: dict[str, int] = {}
+        for instance in self.instances:
+            if instance.state in ("running", "pending"):
+                counts[instance.version] = counts.get(instance.version, 0) + 1
+        return tuple(sorted(counts, key=lambda version: (-counts[version], version)))
+
+    @property
+    def serving_count(self) -> int:
+        return sum(1 for instance in self.instances if instance.serving)
+
+    @property
+    def total_count(self) -> int:
+        return len(self.instances)
+
+    def age_seconds(self, now: datetime) -> float | None:
+        if self.fetched_at is None:
+            return None
+        return max(0.0, (now - self.fetched_at).total_seconds())
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    name: str
+    protected: bool
+    error: str | None = None
+    fetched_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class FleetSnapshot:
+    """Every project in every cluster at one moment."""
+
+    generated_at: datetime
+    clusters: tuple[ClusterStatus, ...]
+    projects: tuple[str, ...]
+    envs: dict[tuple[str, str], EnvStatus] = field(default_factory=dict)
+
+    def env(self, project: str, cluster: str) -> EnvStatus | None:
+        """None when the project is not deployed to that cluster at all."""
+        return self.envs.get((project, cluster))
+
+    def cluster(self, name: str) -> ClusterStatus:
+        for cluster in self.clusters:
+            if cluster.name == name:
+                return cluster
+        raise KeyError(name)
+
+
+def summarize_health(instances: tuple[Instance, ...]) -> Health:
+    """Health of a project in a cluster from its instances."""
+    if not instances:
+        return Health.EMPTY
+    serving = sum(1 for instance in instances if instance.serving)
+    if serving == len(instances):
+        return Health.HEALTHY
+    if serving == 0:
+        return Health.DOWN
+    return Health.DEGRADED

@@ -1,0 +1,33 @@
+"""Where the console looks for its configuration and keeps its data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "deploy-console"
+CONFIG_ENV = "DEPLOY_CONSOLE_CONFIG"
+
+
+def user_config_file() -> Path:
+    """The per-user config file (XDG on Linux), used when nothing else is given."""
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+def user_data_dir() -> Path:
+    override = os.environ.get("DEPLOY_CONSOLE_DATA_DIR")
+    if override:
+        return Path(override)
+    return Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def config_candidates(explicit: str | None) -> list[tuple[str, Path]]:
+    """The config search order: --config, then $DEPLOY_CONSOLE_CONFIG, then the user dir."""
+    if explicit:
+        return [("--config", Path(explicit))]
+    from_env = os.environ.get(CONFIG_ENV)
+    if from_env:
+        return [(f"${CONFIG_ENV}", Path(from_env))]
+    return [("user config", user_config_file())]

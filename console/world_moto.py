@@ -1,0 +1,121 @@
+"""Small extensions of moto's models that make the embedded world's health realistic.
+
+Stock moto reports every registered target healthy and every classic ELB instance
+InService while it runs. The world marks some instances as failing their health check;
+these patches make the target group and the classic ELB report them as AWS would.
+Applied once per process, only by the world; pinned to the moto version in pyproject.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from moto.core.models import DEFAULT_ACCOUNT_ID
+from moto.ec2.models import ec2_backends
+from moto.core.responses import ActionResult
+from moto.elb.models import ELBBackend
+from moto.elb.responses import ELBResponse
+from moto.elbv2.models import FakeHealthStatus, FakeTargetGroup
+
+
+@dataclass(frozen=True)
+class FailingCheck:
+    """A health check that fails, as a target group and a classic ELB describe it."""
+
+    target_reason: str = "Target.FailedHealthChecks"
+    target_description: str = "Health checks failed"
+    classic_description: str = (
+        "Instance has failed at least the UnhealthyThreshold number of health checks "
+        "consecutively."
+    )
+
+
+_lock = threading.Lock()
+_failing: dict[str, FailingCheck] = {}
+_applied = False
+
+
+def fail_health_checks(instance_id: str, check: FailingCheck | None = None) -> None:
+    """From now on, every load balancer reports this instance as failing its health check."""
+    with _lock:
+        _failing[instance_id] = check or FailingCheck()
+
+
+def pass_health_checks(instance_id: str) -> None:
+    with _lock:
+        _failing.pop(instance_id, None)
+
+
+def reset() -> None:
+    with _lock:
+        _failing.clear()
+
+
+def set_launch_time(instance_id: str, region: str, launched_at: datetime) -> None:
+    """Backdate an instance: a demo fleet was not all launched a second ago."""
+    backend = ec2_backends[DEFAULT_ACCOUNT_ID][region]
+    backend.get_instance(instance_id).launch_time = launched_at
+
+
+def apply() -> None:
+    """Install the patches (idempotent)."""
+    global _applied
+    with _lock:
+        if _applied:
+            return
+        _applied = True
+    original_health_for = FakeTargetGroup.health_for
+    original_classic_health = ELBBackend.describe_instance_health
+
+    def health_for(self: FakeTargetGroup, target: dict[str, Any], ec2_backend: Any) -> Any:
+        status = original_health_for(self, target, ec2_backend)
+        with _lock:
+            failing = _failing.get(target["Id"])
+        if failing is not None and status.status == "healthy":
+            return FakeHealthStatus(
+                status.instance_id,
+                status.port,
+                status.health_check_port,
+                "unhealthy",
+                failing.target_reason,
+                failing.target_description,
+            )
+        return status
+
+    def describe_instance_health(
+        self: ELBBackend, lb_name: str, instances: list[dict[str, str]]
+    ) -> list[dict[str, Any]]:
+        states: list[dict[str, Any]] = original_classic_health(self, lb_name, instances)
+        for state in states:
+            with _lock:
+                failing = _failing.get(state["InstanceId"])
+            if state["State"] == "InService" and failing is not None:
+                state.update(
+                    State="OutOfService",
+                    ReasonCode="Instance",
+                    Description=failing.classic_description,
+                )
+            elif state["State"] == "InService":
+                state.update(ReasonCode="N/A", Description="N/A")
+            elif state["State"] == "OutOfService":
+                state.update(
+                    ReasonCode="Instance",
+                    Description="Instance is in stopped state.",
+                )
+            else:
+                state.update(ReasonCode="ELB", Description="Instance is not registered.")
+        return states
+
+    def describe_instance_health_response(self: ELBResponse) -> Any:
+        # Stock moto answers "N/A" for every reason; keep the ones computed above.
+        states = self.elb_backend.describe_instance_health(
+            self._get_param("LoadBalancerName"), self._get_param("Instances", [])
+        )
+        return ActionResult({"InstanceStates": states})
+
+    FakeTargetGroup.health_for = health_for  # type: ignore[method-assign]
+    ELBBackend.describe_instance_health = describe_instance_health  # type: ignore[method-assign]
+    ELBResponse.describe_instance_health = describe_instance_health_response  # type: ignore[method-assign]
