@@ -249,9 +249,7 @@ def _type_name(value: Any) -> str:
 def _name(table: _Table, key: str, what: str) -> str:
     value: str = table.string(key, required=True)
     if not NAME_PATTERN.match(value):
-        table.fail(
-            f"{what} name {value!r} must be lower-case letters, digits and dashes", key
-        )
+        table.fail(f"{what} name {value!r} must be lower-case letters, digits and dashes", key)
     return value
 
 
@@ -267,7 +265,9 @@ def _parse_cluster(table: _Table) -> ClusterConfig:
     if cluster.endpoint_url and not re.match(r"^https?://[^\s/]+", cluster.endpoint_url):
         table.fail(f"must be an http(s) URL, not {cluster.endpoint_url!r}", "endpoint_url")
     if cluster.role_arn and not cluster.role_arn.startswith("arn:"):
-        table.fail(f"must be an IAM role ARN (arn:aws:iam::...), not {cluster.role_arn!r}", "role_arn")
+        table.fail(
+            f"must be an IAM role ARN (arn:aws:iam::...), not {cluster.role_arn!r}", "role_arn"
+        )
     table.done()
     return cluster
 
@@ -314,7 +314,9 @@ def _parse_project(table: _Table, cluster_names: tuple[str, ...]) -> ProjectConf
             clusters[cluster_name] = _parse_project_cluster(sub)
         clusters_table.done()
     table.done()
-    return ProjectConfig(name=name, repository=repository, description=description, clusters=clusters)
+    return ProjectConfig(
+        name=name, repository=repository, description=description, clusters=clusters
+    )
 
 
 def _parse_world(table: _Table, config_projects: dict[str, ProjectConfig]) -> WorldConfig:

@@ -120,7 +120,7 @@ class Fleet:
             now = self._clock()
             envs: dict[tuple[str, str], EnvStatus] = {}
             cluster_status: dict[str, ClusterStatus] = {}
-            for (key, clusters), reading in zip(self._groups.items(), readings, strict=True):
+            for clusters, reading in zip(self._groups.values(), readings, strict=True):
                 for cluster in clusters:
                     if isinstance(reading, str):
                         cluster_status[cluster.name] = ClusterStatus(
@@ -155,8 +155,11 @@ class Fleet:
             last = self._last_good.get(key)
             if last is None:
                 envs[key] = EnvStatus(
-                    project.name, cluster.name, Health.UNKNOWN,
-                    load_balancers=settings.load_balancers, error=error,
+                    project.name,
+                    cluster.name,
+                    Health.UNKNOWN,
+                    load_balancers=settings.load_balancers,
+                    error=error,
                 )
             else:
                 envs[key] = replace(last, health=Health.UNKNOWN, error=error)
@@ -195,7 +198,9 @@ class Fleet:
         except AwsError as error:
             return error.message
         classic = {
-            lb["LoadBalancerName"]: lb for lb in classic_list if lb["LoadBalancerName"] in classic_names
+            lb["LoadBalancerName"]: lb
+            for lb in classic_list
+            if lb["LoadBalancerName"] in classic_names
         }
         target_groups = {
             tg["TargetGroupName"]: tg for tg in group_list if tg["TargetGroupName"] in group_names
@@ -265,7 +270,9 @@ class Fleet:
                 (LoadBalancerKind.CLASSIC, name) for name in settings.classic_elbs
             ] + [(LoadBalancerKind.TARGET_GROUP, name) for name in settings.target_groups]
             for kind, name in lbs:
-                listed = reading.classic if kind == LoadBalancerKind.CLASSIC else reading.target_groups
+                listed = (
+                    reading.classic if kind == LoadBalancerKind.CLASSIC else reading.target_groups
+                )
                 if name not in listed:
                     what = "classic ELB" if kind == LoadBalancerKind.CLASSIC else "target group"
                     errors.append(f"{what} {name} not found")
@@ -273,17 +280,15 @@ class Fleet:
                     errors.append(f"health of {name}: {reading.health_errors[(kind, name)]}")
             instances = tuple(
                 sorted(
-                    (
-                        self._instance(raw, lbs, reading)
-                        for raw in by_project.get(project.name, [])
-                    ),
+                    (self._instance(raw, lbs, reading) for raw in by_project.get(project.name, [])),
                     key=lambda instance: (instance.launched_at or now, instance.id),
                 )
             )
             health = summarize_health(instances)
-            if any(
-                (kind, name) in reading.health_errors for kind, name in lbs
-            ) and health != Health.EMPTY:
+            if (
+                any((kind, name) in reading.health_errors for kind, name in lbs)
+                and health != Health.EMPTY
+            ):
                 health = Health.UNKNOWN
             env = EnvStatus(
                 project=project.name,
@@ -341,13 +346,13 @@ class Fleet:
         gateway = await asyncio.to_thread(self.gateway, cluster)
         results: list[LoadBalancerSettings] = []
         if settings.classic_elbs:
-            listed = {
-                lb["LoadBalancerName"]: lb for lb in await gateway.classic_load_balancers()
-            }
+            listed = {lb["LoadBalancerName"]: lb for lb in await gateway.classic_load_balancers()}
             for name in settings.classic_elbs:
                 lb = listed.get(name)
                 if lb is None:
-                    results.append(LoadBalancerSettings(name, LoadBalancerKind.CLASSIC, exists=False))
+                    results.append(
+                        LoadBalancerSettings(name, LoadBalancerKind.CLASSIC, exists=False)
+                    )
                     continue
                 check = lb.get("HealthCheck", {})
                 attributes = await gateway.classic_attributes(name)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-import time
+import socket
 import threading
+import time
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -73,20 +74,24 @@ class World:
         self._clients_lock = threading.Lock()
         self._report_lock = threading.Lock()
 
-    def start(self) -> str:
-        """Start the server and seed it; returns the endpoint URL."""
+    def start(self, seed: bool = True) -> str:
+        """Start the server and seed it; returns the endpoint URL.
+
+        moto keeps its state per process: a second World started with seed=False serves the
+        same fleet on another port (used to take one endpoint away while another stays).
+        """
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         world_moto.apply()
+        self._check_port_free()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        try:
-            self._server.start()
-        except OSError as error:
-            raise WorldError(f"cannot listen on 127.0.0.1:{self.port}: {error.strerror}") from None
+        self._server.start()
         host, port = self._server.get_host_and_port()
         self.port = port
         self.endpoint_url = f"http://{host}:{port}"
+        if not seed:
+            return self.endpoint_url
         started = time.perf_counter()
         self._post("/moto-api/reset")
         assert self.world is not None
@@ -96,6 +101,19 @@ class World:
         self.report.seconds = time.perf_counter() - started
         return self.endpoint_url
 
+    def _check_port_free(self) -> None:
+        # ThreadedMotoServer binds in its thread and waits forever if that fails: try first.
+        if self.port == 0:
+            return
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", self.port))
+            except OSError as error:
+                raise WorldError(
+                    f"cannot listen on 127.0.0.1:{self.port}: {error.strerror}"
+                ) from None
+
     def stop(self) -> None:
         if self._server is not None:
             self._server.stop()
@@ -103,7 +121,7 @@ class World:
 
     def _post(self, path: str) -> None:
         request = urllib.request.Request(self.endpoint_url + path, method="POST", data=b"")
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(request, timeout=10) as response:
             response.read()
 
     def client(self, service: str, region: str) -> Any:
@@ -118,7 +136,7 @@ class World:
         if self._boto_session is None:
             self._boto_session = boto3.session.Session(
                 aws_access_key_id="testing",
-                aws_secret_access_key="testing",  # noqa: S106 - moto's dummy value
+                aws_secret_access_key="testing",
             )
         return self._boto_session.client(
             service,
@@ -178,7 +196,10 @@ class World:
 
     def _seed_network(self, cluster: ClusterConfig, index: int) -> _Network:
         ec2 = self.client("ec2", cluster.region)
-        tag = [{"Key": "Name", "Value": cluster.name}, {"Key": "Environment", "Value": cluster.name}]
+        tag = [
+            {"Key": "Name", "Value": cluster.name},
+            {"Key": "Environment", "Value": cluster.name},
+        ]
         vpc = ec2.create_vpc(
             CidrBlock=f"10.{index + 10}.0.0/16",
             TagSpecifications=[{"ResourceType": "vpc", "Tags": tag}],
@@ -253,7 +274,9 @@ class World:
             subnet = network.subnet_ids.get(launch.subnet if launch else "", "")
             subnet = subnet or next(iter(network.subnet_ids.values()))
             group_names = launch.security_groups if launch else ()
-            group_ids = [network.security_groups[g] for g in group_names if g in network.security_groups]
+            group_ids = [
+                network.security_groups[g] for g in group_names if g in network.security_groups
+            ]
             response = ec2.run_instances(
                 ImageId=images[(cluster.region, project.name, version)],
                 MinCount=count,
@@ -287,7 +310,11 @@ class World:
         return ids, addresses
 
     def _seed_load_balancers(
-        self, project: ProjectConfig, cluster: ClusterConfig, network: _Network, instance_ids: list[str]
+        self,
+        project: ProjectConfig,
+        cluster: ClusterConfig,
+        network: _Network,
+        instance_ids: list[str],
     ) -> str:
         settings = project.clusters[cluster.name]
         dns_name = ""
@@ -301,11 +328,19 @@ class World:
                 created = elb.create_load_balancer(
                     LoadBalancerName=name,
                     Listeners=[
-                        {"Protocol": "HTTP", "LoadBalancerPort": 80, "InstanceProtocol": "HTTP", "InstancePort": 80}
+                        {
+                            "Protocol": "HTTP",
+                            "LoadBalancerPort": 80,
+                            "InstanceProtocol": "HTTP",
+                            "InstancePort": 80,
+                        }
                     ],
                     Subnets=subnets,
                     SecurityGroups=[web_group],
-                    Tags=[{"Key": "Project", "Value": project.name}, {"Key": "Environment", "Value": cluster.name}],
+                    Tags=[
+                        {"Key": "Project", "Value": project.name},
+                        {"Key": "Environment", "Value": cluster.name},
+                    ],
                 )
                 dns_name = dns_name or created["DNSName"]
                 elb.configure_health_check(
@@ -351,7 +386,10 @@ class World:
                 elbv2.modify_target_group_attributes(
                     TargetGroupArn=group_arn,
                     Attributes=[
-                        {"Key": "deregistration_delay.timeout_seconds", "Value": str(tuning["delay"])}
+                        {
+                            "Key": "deregistration_delay.timeout_seconds",
+                            "Value": str(tuning["delay"]),
+                        }
                     ],
                 )
                 alb = elbv2.create_load_balancer(
@@ -370,7 +408,8 @@ class World:
                 dns_name = dns_name or alb["DNSName"]
                 if instance_ids:
                     elbv2.register_targets(
-                        TargetGroupArn=group_arn, Targets=[{"Id": i, "Port": 80} for i in instance_ids]
+                        TargetGroupArn=group_arn,
+                        Targets=[{"Id": i, "Port": 80} for i in instance_ids],
                     )
                 with self._report_lock:
                     self.report.load_balancers += 1

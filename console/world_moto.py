@@ -14,8 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from moto.core.models import DEFAULT_ACCOUNT_ID
-from moto.ec2.models import ec2_backends
 from moto.core.responses import ActionResult
+from moto.ec2.models import ec2_backends
 from moto.elb.models import ELBBackend
 from moto.elb.responses import ELBResponse
 from moto.elbv2.models import FakeHealthStatus, FakeTargetGroup
@@ -28,8 +28,7 @@ class FailingCheck:
     target_reason: str = "Target.FailedHealthChecks"
     target_description: str = "Health checks failed"
     classic_description: str = (
-        "Instance has failed at least the UnhealthyThreshold number of health checks "
-        "consecutively."
+        "Instance has failed at least the UnhealthyThreshold number of health checks consecutively."
     )
 
 

@@ -1,0 +1,226 @@
+"""The entry point: parses the command line and wires the core to the UI.
+
+Commands that do not need a screen (status, config check, world) never start Textual.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from console.config import Config, find_config, load_config, write_world_config
+from console.errors import ConsoleError
+from console.paths import user_data_dir
+
+PROG = "deploy-console"
+REPO_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+DEMO_CONFIG = REPO_CONFIG_DIR / "demo.toml"
+
+
+class UsageError(ConsoleError):
+    """The command line itself is wrong."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        metavar="PATH",
+        help="config file (else $DEPLOY_CONSOLE_CONFIG, else the user config dir)",
+    )
+    parser = _Parser(
+        prog=PROG,
+        description="A terminal console for the fleet: health, versions, deploys.",
+        parents=[common],
+    )
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+    status = commands.add_parser(
+        "status", parents=[common], help="print the fleet matrix (or JSON) and exit"
+    )
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--project", action="append", metavar="NAME", help="only this project")
+    status.add_argument("--cluster", action="append", metavar="NAME", help="only this cluster")
+    config = commands.add_parser("config", help="configuration commands")
+    config_commands = config.add_subparsers(dest="config_command", parser_class=_Parser)
+    config_commands.required = True
+    config_commands.add_parser("check", parents=[common], help="validate the config")
+    world = commands.add_parser(
+        "world", parents=[common], help="run the embedded AWS world alone (demo fleet)"
+    )
+    world.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free)")
+    world.add_argument(
+        "--write-config", metavar="PATH", help="where to write a config that points at it"
+    )
+    demo = commands.add_parser(
+        "demo", parents=[common], help="start the embedded world and the console together"
+    )
+    demo.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free)")
+    return parser
+
+
+def _fail(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    sys.exit(run(list(sys.argv[1:] if argv is None else argv)))
+
+
+def run(argv: list[str]) -> int:
+    try:
+        args = _parser().parse_args(argv)
+        if args.command == "status":
+            return _status(args)
+        if args.command == "config":
+            return _config_check(args)
+        if args.command == "world":
+            return _world(args)
+        if args.command == "demo":
+            return _demo(args)
+        return _console(find_config(args.config))
+    except ConsoleError as error:
+        return _fail(error.message)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    config = find_config(args.config)
+    lb_count = sum(
+        len(settings.load_balancers)
+        for project in config.projects
+        for settings in project.clusters.values()
+    )
+    protected = [cluster.name for cluster in config.clusters if cluster.protected]
+    print(
+        f"{config.source}: ok: {len(config.clusters)} clusters "
+        f"({', '.join(config.cluster_names)}; protected: {', '.join(protected) or 'none'}), "
+        f"{len(config.projects)} projects, {lb_count} load balancers"
+    )
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from console.fleet import Fleet
+    from console.report import snapshot_json
+
+    config = find_config(args.config)
+    projects = tuple(args.project) if args.project else None
+    clusters = tuple(args.cluster) if args.cluster else None
+    for name in clusters or ():
+        config.cluster(name)
+    for name in projects or ():
+        config.project(name)
+    fleet = Fleet(config)
+    try:
+        snapshot = asyncio.run(fleet.refresh())
+    finally:
+        fleet.close()
+    if args.json:
+        json.dump(snapshot_json(snapshot, projects, clusters), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        from screens.status_table import print_status
+
+        print_status(snapshot, projects, clusters)
+    failed = [
+        cluster
+        for cluster in snapshot.clusters
+        if cluster.error and (clusters is None or cluster.name in clusters)
+    ]
+    for cluster in failed:
+        print(f"{PROG}: error: cluster {cluster.name}: {cluster.error}", file=sys.stderr)
+    return 2 if failed else 0
+
+
+def _world_config_source(args: argparse.Namespace) -> Path:
+    return Path(args.config) if args.config else DEMO_CONFIG
+
+
+def _start_world(source: Path, port: int) -> tuple[object, str]:
+    from console.world import World
+
+    _quiet_aws_environment()
+    world = World(load_config(source), port=port)
+    return world, world.start()
+
+
+def _quiet_aws_environment() -> None:
+    # The embedded world needs no credentials and must never reach instance metadata.
+    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+
+
+def _world(args: argparse.Namespace) -> int:
+    from console.world import World
+
+    source = _world_config_source(args)
+    destination = Path(args.write_config) if args.write_config else user_data_dir() / "world.toml"
+    if args.port < 0 or args.port > 65535:
+        raise UsageError(f"--port must be between 0 and 65535, not {args.port}")
+    world, endpoint = _start_world(source, args.port)
+    assert isinstance(world, World)
+    stop = threading.Event()
+    try:
+        write_world_config(source, endpoint, destination)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        print(f"world ready: {endpoint}", flush=True)
+        print(
+            f"{PROG}: {world.report.instances} instances, {world.report.load_balancers} load "
+            f"balancers seeded in {world.report.seconds:.1f} s; config written to {destination}; "
+            f"try: {PROG} --config {destination}",
+            file=sys.stderr,
+            flush=True,
+        )
+        stop.wait()
+    finally:
+        world.stop()
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from console.world import World
+
+    source = _world_config_source(args)
+    print(f"{PROG}: starting the embedded AWS world from {source}...", file=sys.stderr, flush=True)
+    world, endpoint = _start_world(source, args.port)
+    assert isinstance(world, World)
+    try:
+        destination = user_data_dir() / "demo-world.toml"
+        write_world_config(source, endpoint, destination)
+        return _console(load_config(destination))
+    finally:
+        world.stop()
+
+
+def _console(config: Config) -> int:
+    from console.fleet import Fleet
+    from screens.app import build_app
+
+    fleet = Fleet(config)
+    try:
+        app = build_app(config, fleet)
+        app.run()
+        return app.return_code or 0
+    finally:
+        fleet.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""The `status` command's matrix as a Rich table, for people at a terminal."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from console.model import FleetSnapshot, Health
+
+GLYPHS = {
+    Health.HEALTHY: ("●", "green"),
+    Health.DEGRADED: ("◐", "yellow"),
+    Health.DOWN: ("✖", "red"),
+    Health.EMPTY: ("○", "dim"),
+    Health.UNKNOWN: ("?", "magenta"),
+}
+
+
+def print_status(
+    snapshot: FleetSnapshot,
+    projects: tuple[str, ...] | None = None,
+    clusters: tuple[str, ...] | None = None,
+) -> None:
+    shown = [c for c in snapshot.clusters if clusters is None or c.name in clusters]
+    table = Table(title=f"fleet at {snapshot.generated_at:%Y-%m-%d %H:%M:%S} UTC")
+    table.add_column("project", style="bold", no_wrap=True)
+    for cluster in shown:
+        table.add_column(f"{cluster.name} (protected)" if cluster.protected else cluster.name)
+    for project in snapshot.projects:
+        if projects is not None and project not in projects:
+            continue
+        cells: list[Text] = []
+        for cluster in shown:
+            env = snapshot.env(project, cluster.name)
+            if env is None:
+                cells.append(Text("·", style="dim"))
+                continue
+            glyph, colour = GLYPHS[env.health]
+            versions = env.versions
+            version = versions[0] if versions else ""
+            if len(versions) > 1:
+                version += f"+{len(versions) - 1}"
+            cell = Text(f"{glyph} ", style=colour)
+            words = [str(env.health), version, f"{env.serving_count}/{env.total_count}"]
+            cell.append(" ".join(word for word in words if word))
+            cells.append(cell)
+        table.add_row(project, *cells)
+    console = Console()
+    console.print(table)
+    for cluster in shown:
+        if cluster.error:
+            console.print(Text(f"{cluster.name}: {cluster.error}", style="red"))

@@ -1,0 +1,45 @@
+"""The core never loads the UI: every console module imports without textual or rich."""
+
+from __future__ import annotations
+
+import pkgutil
+import subprocess
+import sys
+
+import console
+from tests.conftest import ROOT
+
+
+def test_console_modules_do_not_import_textual_rich_or_screens() -> None:
+    modules = sorted(f"console.{m.name}" for m in pkgutil.iter_modules(console.__path__))
+    assert "console.fleet" in modules and "console.world" in modules
+    script = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        "roots = ('textual', 'rich', 'screens')\n"
+        "leaked = sorted(m for m in sys.modules if m.split('.')[0] in roots)\n"
+        "print(','.join(leaked))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
+
+
+def test_console_package_init_is_empty() -> None:
+    assert (ROOT / "console" / "__init__.py").read_text().strip() == ""
+
+
+def test_non_ui_commands_never_start_textual() -> None:
+    script = (
+        "import sys\n"
+        "from screens.main import run\n"
+        "code = run(['config', 'check', '--config', 'config/demo.toml'])\n"
+        "print('textual' in sys.modules, code)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.stdout.strip().splitlines()[-1] == "False 0", result.stderr
