@@ -15,6 +15,7 @@ import boto3
 import botocore.config
 import botocore.exceptions
 import botocore.loaders
+import botocore.parsers
 import botocore.session
 from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
 
@@ -96,6 +97,8 @@ def describe_error(error: BaseException) -> str:
         return f"timed out waiting for {error.kwargs.get('endpoint_url', 'the AWS endpoint')}"
     if isinstance(error, botocore.exceptions.NoCredentialsError):
         return "no AWS credentials found"
+    if isinstance(error, botocore.parsers.ResponseParserError):
+        return "the endpoint answered something that is not an AWS response"
     if isinstance(error, botocore.exceptions.BotoCoreError):
         return str(error).splitlines()[0] if str(error) else type(error).__name__
     if isinstance(error, AwsError):
@@ -147,7 +150,11 @@ class AwsGateway:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, function)
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
+        except AwsError:
+            raise
+        except Exception as error:
+            # Whatever breaks in a call (a refused connection, a garbled answer) is this
+            # account's problem to show, never a crash of the refresh.
             raise AwsError(describe_error(error)) from None
 
     def _paginate(self, client: Any, operation: str, key: str, **kwargs: Any) -> list[Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import time
@@ -83,6 +84,8 @@ class World:
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        # moto would load hundreds of public AMIs into every region: the demo wants its own.
+        os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
         world_moto.apply()
         self._check_port_free()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)

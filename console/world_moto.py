@@ -1,20 +1,24 @@
-"""Small extensions of moto's models that make the embedded world's health realistic.
+"""Small extensions of moto that make the embedded world behave like a real account.
 
 Stock moto reports every registered target healthy and every classic ELB instance
 InService while it runs. The world marks some instances as failing their health check;
-these patches make the target group and the classic ELB report them as AWS would.
-Applied once per process, only by the world; pinned to the moto version in pyproject.
+these patches make the target group and the classic ELB report them as AWS would. The
+world can also throttle an API action, as AWS does under load. Applied once per process,
+only by the world; pinned to the moto version in pyproject.
 """
 
 from __future__ import annotations
 
 import threading
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from moto.core.exceptions import ServiceException
 from moto.core.models import DEFAULT_ACCOUNT_ID
-from moto.core.responses import ActionResult
+from moto.core.responses import ActionResult, BaseResponse
+from moto.core.utils import camelcase_to_underscores
 from moto.ec2.models import ec2_backends
 from moto.elb.models import ELBBackend
 from moto.elb.responses import ELBResponse
@@ -34,7 +38,40 @@ class FailingCheck:
 
 _lock = threading.Lock()
 _failing: dict[str, FailingCheck] = {}
+_throttled: dict[str, int | None] = {}  # action -> how many more calls to refuse (None: all)
 _applied = False
+
+THROTTLING_CODES = {"ec2": "RequestLimitExceeded"}
+
+
+class Throttled(ServiceException):
+    """A throttling error (moto serialises an exception by the module it comes from:
+    defined outside moto, it takes the model of the service that raised it)."""
+
+
+def throttle(action: str, times: int | None = None) -> None:
+    """Refuse the next `times` calls of an API action (all of them if None) as throttled."""
+    with _lock:
+        _throttled[action] = times
+
+
+def unthrottle(action: str) -> None:
+    with _lock:
+        _throttled.pop(action, None)
+
+
+def _take_throttle(action: str) -> bool:
+    with _lock:
+        if action not in _throttled:
+            return False
+        remaining = _throttled[action]
+        if remaining is None:
+            return True
+        if remaining <= 1:
+            del _throttled[action]
+        else:
+            _throttled[action] = remaining - 1
+        return True
 
 
 def fail_health_checks(instance_id: str, check: FailingCheck | None = None) -> None:
@@ -51,6 +88,7 @@ def pass_health_checks(instance_id: str) -> None:
 def reset() -> None:
     with _lock:
         _failing.clear()
+        _throttled.clear()
 
 
 def set_launch_time(instance_id: str, region: str, launched_at: datetime) -> None:
@@ -115,6 +153,23 @@ def apply() -> None:
         )
         return ActionResult({"InstanceStates": states})
 
+    original_call_action = BaseResponse.call_action
+    # AWS's throttling codes are not modelled error shapes; moto warns about each one.
+    warnings.filterwarnings("ignore", message=r"Exception\(Throttled\)")
+
+    def call_action(self: BaseResponse) -> Any:
+        action = self._get_action()
+        if action and _take_throttle(action):
+            code = THROTTLING_CODES.get(self.service_name or "", "Throttling")
+
+            def refuse() -> Any:
+                raise Throttled(code, "Rate exceeded")
+
+            # The instance attribute shadows the action's method for this one request.
+            setattr(self, camelcase_to_underscores(action), refuse)
+        return original_call_action(self)
+
+    BaseResponse.call_action = call_action  # type: ignore[method-assign]
     FakeTargetGroup.health_for = health_for  # type: ignore[method-assign]
     ELBBackend.describe_instance_health = describe_instance_health  # type: ignore[method-assign]
     ELBResponse.describe_instance_health = describe_instance_health_response  # type: ignore[method-assign]

@@ -228,3 +228,47 @@ def test_snapshot_age_is_measured_from_fetch(world_config: Config) -> None:
     moment = datetime(2026, 1, 1, tzinfo=UTC)
     env = EnvStatus("p", "c", Health.HEALTHY, fetched_at=moment)
     assert env.age_seconds(moment + timedelta(seconds=12)) == 12
+
+
+async def test_throttling_is_retried_then_reported_on_its_cluster_only(
+    world_config: Config,
+) -> None:
+    from console import world_moto
+
+    seen: list[str] = []
+    fleet = Fleet(world_config, on_call=seen.append)
+    try:
+        # Two throttled answers: botocore's standard retry mode absorbs them.
+        world_moto.throttle("DescribeTargetHealth", times=2)
+        retried = await fleet.refresh()
+        assert all(c.error is None for c in retried.clusters)
+        assert all(env.health != Health.UNKNOWN for env in retried.envs.values())
+        # Throttled for good: after the retries the cells say so; nothing else breaks.
+        world_moto.throttle("DescribeInstanceHealth")
+        throttled = await fleet.refresh()
+    finally:
+        world_moto.unthrottle("DescribeTargetHealth")
+        world_moto.unthrottle("DescribeInstanceHealth")
+        fleet.close()
+    admin = throttled.env("admin-portal", "prod1")  # behind a classic ELB
+    assert admin is not None and admin.health == Health.UNKNOWN
+    assert admin.error is not None and "Throttling: Rate exceeded" in admin.error
+    storefront = throttled.env("storefront", "prod1")  # behind a target group
+    assert storefront is not None and storefront.health == Health.HEALTHY
+    assert all(c.error is None for c in throttled.clusters)
+
+
+async def test_throttled_inventory_marks_the_clusters_unknown(world_config: Config) -> None:
+    from console import world_moto
+
+    fleet = Fleet(world_config)
+    try:
+        world_moto.throttle("DescribeInstances")
+        snapshot = await fleet.refresh()
+    finally:
+        world_moto.unthrottle("DescribeInstances")
+        fleet.close()
+    assert all(
+        c.error is not None and c.error.startswith("RequestLimitExceeded")
+        for c in snapshot.clusters
+    )
