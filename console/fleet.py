@@ -31,6 +31,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _utc(moment: datetime | None) -> datetime | None:
+    """botocore parses times into the local zone; the console speaks UTC."""
+    return moment.astimezone(UTC) if moment is not None else None
+
+
 def _tag(tags: Iterable[dict[str, str]] | None, key: str) -> str | None:
     for tag in tags or ():
         if tag.get("Key") == key:
@@ -327,7 +332,7 @@ class Fleet:
             state=raw.get("State", {}).get("Name", "unknown"),
             image_id=raw.get("ImageId", ""),
             version=_tag(raw.get("Tags"), self.config.tags.version) or "?",
-            launched_at=raw.get("LaunchTime"),
+            launched_at=_utc(raw.get("LaunchTime")),
             private_address=raw.get("PrivateIpAddress", "") or "",
             targets=tuple(targets),
         )

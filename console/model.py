@@ -92,12 +92,18 @@ class EnvStatus:
 
     @property
     def versions(self) -> tuple[str, ...]:
-        """Versions running, most instances first, then by name."""
+        """Versions running, most instances first."""
         counts: dict[str, int] = {}
+        newest: dict[str, float] = {}
         for instance in self.instances:
             if instance.state in ("running", "pending"):
                 counts[instance.version] = counts.get(instance.version, 0) + 1
-        return tuple(sorted(counts, key=lambda version: (-counts[version], version)))
+                launched = instance.launched_at.timestamp() if instance.launched_at else 0.0
+                newest[instance.version] = max(newest.get(instance.version, 0.0), launched)
+        # On a tie, the most recently launched release first: that is where a deploy went.
+        return tuple(
+            sorted(counts, key=lambda version: (-counts[version], -newest[version], version))
+        )
 
     @property
     def serving_count(self) -> int:

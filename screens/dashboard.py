@@ -1,0 +1,158 @@
+"""The dashboard: every project in every cluster at a glance, filterable, refreshed on a timer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.content import Content
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Static
+
+from console.config import Config
+from console.model import FleetSnapshot
+from screens.messages import ProjectChosen, RefreshRequested
+from screens.widgets.fleet_header import FleetHeader
+from screens.widgets.fleet_matrix import FleetMatrix
+from screens.widgets.format import HEALTH_GLYPHS, HEALTH_STYLES, NOT_DEPLOYED_GLYPH, health_word
+
+
+def legend() -> Content:
+    parts: list[str | tuple[str, str]] = []
+    for health, glyph in HEALTH_GLYPHS.items():
+        parts.extend([(glyph, HEALTH_STYLES[health]), f" {health_word(health)}  "])
+    parts.extend([(NOT_DEPLOYED_GLYPH, "$text-disabled"), " not in this cluster  "])
+    parts.append(("cell: version (+N more) serving/total", "$text-muted"))
+    return Content.assemble(*parts)
+
+
+class DashboardScreen(Screen[None]):
+    """The first screen: a matrix of projects x clusters."""
+
+    CSS_PATH = "styles/dashboard.tcss"
+    HELP_NAMESPACE = "dashboard"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "refresh", "Refresh", id="dashboard.refresh"),
+        Binding("slash", "filter", "Filter projects", key_display="/", id="dashboard.filter"),
+        Binding("enter", "open_project", "Open project", id="dashboard.open_project"),
+        Binding("escape", "clear_filter", "Clear filter", id="dashboard.clear_filter"),
+    ]
+
+    snapshot: reactive[FleetSnapshot | None] = reactive(None, always_update=True, init=False)
+    refreshing: reactive[bool] = reactive(False, init=False)
+    refresh_error: reactive[str | None] = reactive(None, init=False)
+
+    def __init__(self, config: Config, clock: Callable[[], datetime]) -> None:
+        super().__init__()
+        self.config = config
+        self.clock = clock
+        self._ready = False  # is_mounted is still False inside on_mount
+
+    @property
+    def matrix(self) -> FleetMatrix:
+        return self.query_one(FleetMatrix)
+
+    @property
+    def header(self) -> FleetHeader:
+        return self.query_one(FleetHeader)
+
+    @property
+    def filter_input(self) -> Input:
+        return self.query_one("#filter", Input)
+
+    def compose(self) -> ComposeResult:
+        yield FleetHeader(self.config.clusters, len(self.config.projects), self.clock, id="header")
+        yield Input(placeholder="filter projects by name (Escape clears)", id="filter")
+        yield Static("", id="no-match")
+        yield FleetMatrix(self.config.projects, self.config.clusters, id="matrix")
+        yield Static(legend(), id="legend")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._ready = True
+        self._pass_down()
+        self.matrix.focus()
+
+    # -- attributes down ---------------------------------------------------------------
+
+    def watch_snapshot(self) -> None:
+        self._pass_down()
+
+    def watch_refreshing(self) -> None:
+        self._pass_down()
+
+    def watch_refresh_error(self) -> None:
+        self._pass_down()
+
+    def _pass_down(self) -> None:
+        if not self._ready:
+            return
+        header = self.header
+        header.snapshot = self.snapshot
+        header.refreshing = self.refreshing
+        header.refresh_error = self.refresh_error
+        if self.matrix.snapshot is not self.snapshot:
+            self.matrix.snapshot = self.snapshot
+
+    # -- actions -----------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # "Clear filter" is hidden from the footer while there is no filter to clear.
+        if action == "clear_filter":
+            return any(widget.display for widget in self.query("#filter"))
+        return True
+
+    def action_refresh(self) -> None:
+        self.post_message(RefreshRequested())
+
+    def action_filter(self) -> None:
+        # set_focus, not Widget.focus(): the latter waits a tick, and the next key a person
+        # types must already land in the filter.
+        self.filter_input.display = True
+        self.set_focus(self.filter_input)
+        self.refresh_bindings()
+
+    def action_clear_filter(self) -> None:
+        self.filter_input.value = ""
+        self.filter_input.display = False
+        self.set_focus(self.matrix)
+        self.refresh_bindings()
+
+    def action_open_project(self) -> None:
+        project = self.matrix.cursor_project
+        if project is None:
+            return
+        cluster = self.matrix.cursor_cluster
+        if cluster is not None and cluster not in self.config.project(project).clusters:
+            cluster = None
+        self.post_message(ProjectChosen(project, cluster))
+
+    # -- events ------------------------------------------------------------------------
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.matrix.filter_text = event.value.strip()
+        no_match = self.query_one("#no-match", Static)
+        if self.matrix.row_count:
+            no_match.display = False
+        else:
+            # Content, not markup: what a person typed may hold square brackets.
+            no_match.update(
+                Content(f"No project matches {event.value.strip()!r}. Escape clears the filter.")
+            )
+            no_match.display = True
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self) -> None:
+        self.set_focus(self.matrix)
+
+    @on(DataTable.CellSelected, "#matrix")
+    def _cell_selected(self, event: DataTable.CellSelected) -> None:
+        event.stop()
+        self.action_open_project()

@@ -1,0 +1,242 @@
+"""The fleet matrix: one row per project, one column per cluster, updated cell by cell."""
+
+from __future__ import annotations
+
+from rich.cells import cell_len
+from rich.style import Style
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widgets import DataTable
+from textual.widgets.data_table import CellDoesNotExist, RowKey
+
+from console.config import ClusterConfig, ProjectConfig
+from console.model import EnvStatus, FleetSnapshot, Health
+from screens.widgets.format import (
+    HEALTH_GLYPHS,
+    LOCK,
+    NOT_DEPLOYED_GLYPH,
+    shorten,
+    version_summary,
+)
+from screens.widgets.tables import TABLE_NAVIGATION, cell_style
+
+PROJECT_COLUMN = "project"
+MIN_CELL_WIDTH = 20
+
+
+def cluster_label(cluster: ClusterConfig) -> str:
+    return f"{cluster.name} {LOCK}" if cluster.protected else cluster.name
+
+
+def cell_text(env: EnvStatus | None, width: int) -> str:
+    """What one cell says, without style: `● 2.14.1 +1      3/3` fitted to width."""
+    if env is None:
+        return "…"
+    glyph = HEALTH_GLYPHS[env.health]
+    if env.health is Health.EMPTY:
+        return f"{glyph} no instances"
+    if env.health is Health.UNKNOWN and not env.instances:
+        return f"{glyph} unknown"
+    counts = f"{env.serving_count}/{env.total_count}"
+    room = width - len(glyph) - 1 - len(counts) - 1
+    version = shorten(version_summary(env.versions) or "-", room)
+    return f"{glyph} {version.ljust(room)} {counts}"
+
+
+class FleetMatrix(DataTable[Text], inherit_bindings=False):
+    """Health, version and instance counts of every project in every cluster.
+
+    Column widths are fixed when the columns are made, so a refresh only swaps cell values
+    (`update_cell(..., update_width=False)`): re-measuring is quadratic in the cell count.
+    """
+
+    BINDINGS = TABLE_NAVIGATION
+
+    COMPONENT_CLASSES = {
+        "fleet-matrix--healthy",
+        "fleet-matrix--degraded",
+        "fleet-matrix--down",
+        "fleet-matrix--empty",
+        "fleet-matrix--unknown",
+        "fleet-matrix--not-deployed",
+        "fleet-matrix--loading",
+        "fleet-matrix--cluster",
+        "fleet-matrix--protected",
+    }
+
+    DEFAULT_CSS = """
+    FleetMatrix {
+        height: 1fr;
+    }
+    FleetMatrix > .fleet-matrix--healthy { color: $text-success; }
+    FleetMatrix > .fleet-matrix--degraded { color: $text-warning; }
+    FleetMatrix > .fleet-matrix--down { color: $text-error; text-style: bold; }
+    FleetMatrix > .fleet-matrix--empty { color: $text-muted; }
+    FleetMatrix > .fleet-matrix--unknown { color: $text-muted; text-style: italic; }
+    FleetMatrix > .fleet-matrix--not-deployed { color: $text-disabled; }
+    FleetMatrix > .fleet-matrix--loading { color: $text-disabled; }
+    FleetMatrix > .fleet-matrix--cluster { color: $text-primary; text-style: bold; }
+    FleetMatrix > .fleet-matrix--protected { color: $text-error; text-style: bold; }
+    """
+
+    snapshot: reactive[FleetSnapshot | None] = reactive(None, always_update=True, init=False)
+    """The fleet to show; set it and the cells change in place."""
+
+    filter_text: reactive[str] = reactive("", init=False)
+    """Only projects whose name contains this (case-insensitive) are shown."""
+
+    def __init__(
+        self,
+        projects: tuple[ProjectConfig, ...],
+        clusters: tuple[ClusterConfig, ...],
+        *,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(
+            name=name,
+            id=id,
+            classes=classes,
+            cursor_type="cell",
+            fixed_columns=1,
+            zebra_stripes=True,
+        )
+        self.projects = projects
+        self.clusters = clusters
+        self._deployed = {
+            (project.name, cluster_name)
+            for project in projects
+            for cluster_name in project.clusters
+        }
+        self.project_width = max([len("project"), *(len(p.name) for p in projects)]) + 1
+        self.cell_width = max([MIN_CELL_WIDTH, *(cell_len(cluster_label(c)) + 2 for c in clusters)])
+        # What each visible cell shows now, to skip cells a refresh did not change.
+        self._shown: dict[tuple[str, str], tuple[str, str]] = {}
+        self._styles: dict[str, Style] = {}
+
+    # -- reading -------------------------------------------------------------------------
+
+    @property
+    def visible_projects(self) -> list[str]:
+        return [row_key.value for row_key in self.rows if row_key.value is not None]
+
+    @property
+    def cursor_project(self) -> str | None:
+        if not self.row_count:
+            return None
+        try:
+            row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
+        except CellDoesNotExist:
+            return None
+        return row_key.value
+
+    @property
+    def cursor_cluster(self) -> str | None:
+        column = self.cursor_coordinate.column
+        if column < 1 or column > len(self.clusters):
+            return None
+        return self.clusters[column - 1].name
+
+    def cell_plain(self, project: str, cluster: str) -> str:
+        """The text a person reads in one cell (for tests and the help)."""
+        return self.get_cell(project, cluster).plain
+
+    # -- building ------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.add_column(Text("project"), width=self.project_width, key=PROJECT_COLUMN)
+        for cluster in self.clusters:
+            self.add_column(self._column_label(cluster), width=self.cell_width, key=cluster.name)
+        self._add_rows()
+        self.app.theme_changed_signal.subscribe(self, self._on_theme_changed)
+
+    def _matches(self, project: str) -> bool:
+        return self.filter_text.casefold() in project.casefold()
+
+    def _add_rows(self) -> None:
+        self._shown.clear()
+        for project in self.projects:
+            if not self._matches(project.name):
+                continue
+            cells = [Text(project.name, no_wrap=True, overflow="ellipsis")]
+            cells.extend(self._cell(project.name, cluster) for cluster in self.clusters)
+            self.add_row(*cells, key=project.name)
+
+    def _column_label(self, cluster: ClusterConfig) -> Text:
+        component = "fleet-matrix--protected" if cluster.protected else "fleet-matrix--cluster"
+        return Text(cluster_label(cluster), style=self._style(component), no_wrap=True)
+
+    def _style(self, component: str) -> Style:
+        # Cached here: every update_cell() clears the widget's own style cache.
+        style = self._styles.get(component)
+        if style is None:
+            style = self._styles[component] = cell_style(self, component)
+        return style
+
+    def _cell(self, project: str, cluster: ClusterConfig) -> Text:
+        key = (project, cluster.name)
+        if key not in self._deployed:
+            plain, component = NOT_DEPLOYED_GLYPH, "fleet-matrix--not-deployed"
+        elif self.snapshot is None:
+            plain, component = "…", "fleet-matrix--loading"
+        else:
+            env = self.snapshot.env(project, cluster.name)
+            plain = cell_text(env, self.cell_width)
+            component = (
+                "fleet-matrix--loading" if env is None else f"fleet-matrix--{env.health.value}"
+            )
+        self._shown[key] = (plain, component)
+        return self._styled(plain, component)
+
+    def _styled(self, plain: str, component: str) -> Text:
+        style = self._style(component)
+        text = Text(plain, no_wrap=True, overflow="ellipsis")
+        if component == "fleet-matrix--healthy":
+            # Calm when all is well: colour the glyph and the counts, not the version.
+            text.stylize(style, 0, 1)
+            counts_at = plain.rstrip().rfind(" ")
+            text.stylize(style, counts_at + 1)
+        else:
+            text.stylize(style)
+        return text
+
+    # -- updating ------------------------------------------------------------------------
+
+    def watch_snapshot(self, snapshot: FleetSnapshot | None) -> None:
+        if not self.columns:
+            return
+        for row_key in list(self.rows):
+            project = row_key.value
+            assert project is not None
+            for cluster in self.clusters:
+                self._update_cell(row_key, project, cluster)
+
+    def _update_cell(self, row_key: RowKey, project: str, cluster: ClusterConfig) -> None:
+        before = self._shown.get((project, cluster.name))
+        value = self._cell(project, cluster)
+        if self._shown[(project, cluster.name)] != before:
+            self.update_cell(row_key, cluster.name, value, update_width=False)
+
+    def watch_filter_text(self, _old: str, _new: str) -> None:
+        if not self.columns:
+            return
+        keep = self.cursor_project
+        column = self.cursor_coordinate.column
+        self.clear()
+        self._add_rows()
+        if keep is not None and keep in self.rows:
+            self.move_cursor(row=self.get_row_index(keep), column=column, animate=False)
+        elif self.row_count:
+            self.move_cursor(row=0, column=column, animate=False)
+
+    def _on_theme_changed(self, _theme: object) -> None:
+        # Cell styles are resolved from the theme when a cell is made: remake them all.
+        self.call_after_refresh(self._restyle)
+
+    def _restyle(self) -> None:
+        self._styles.clear()
+        for cluster in self.clusters:
+            self.columns[cluster.name].label = self._column_label(cluster)  # type: ignore[index]
+        self._shown.clear()
+        self.watch_snapshot(self.snapshot)

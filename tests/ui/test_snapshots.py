@@ -1,0 +1,108 @@
+"""Snapshots (SVG) of each screen at 120x40 on the demo world, with a frozen clock.
+
+Update after a deliberate change with `pytest tests/ui/test_snapshots.py --snapshot-update`,
+then look at the SVGs (or the report pytest-textual-snapshot writes) before committing them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+
+import pytest
+from textual.pilot import Pilot
+
+from console.config import Config
+from console.fleet import Fleet
+from screens.app import DeployConsoleApp, build_app
+from screens.help import HelpScreen
+from screens.messages import ProjectChosen
+from screens.project import ProjectScreen
+from screens.widgets.cluster_panel import ClusterPanel
+from tests.ui import SIZE, frozen_clock, wait_for
+
+SnapCompare = Callable[..., bool]
+
+
+@pytest.fixture
+def make_app(world_config: Config) -> Iterator[Callable[[Config | None], DeployConsoleApp]]:
+    fleets: list[Fleet] = []
+
+    def make(config: Config | None = None) -> DeployConsoleApp:
+        config = config or world_config
+        fleet = Fleet(config, clock=frozen_clock)
+        fleets.append(fleet)
+        return build_app(config, fleet, clock=frozen_clock, auto_refresh=False)
+
+    yield make
+    for fleet in fleets:
+        fleet.close()
+
+
+async def first_refresh(pilot: Pilot[None]) -> None:
+    app = pilot.app
+    assert isinstance(app, DeployConsoleApp)
+    await wait_for(pilot, lambda: app.refresh_count >= 1, "the first refresh")
+    await pilot.pause()
+
+
+def open_project(project: str, cluster: str | None) -> Callable[[Pilot[None]], object]:
+    async def run_before(pilot: Pilot[None]) -> None:
+        await first_refresh(pilot)
+        app = pilot.app
+        app.post_message(ProjectChosen(project, cluster))
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen), "the screen")
+        await wait_for(
+            pilot,
+            lambda: all(panel.settings is not None for panel in app.screen.query(ClusterPanel)),
+            "load balancer settings",
+        )
+        await pilot.pause()
+
+    return run_before
+
+
+def test_dashboard(snap_compare: SnapCompare, make_app) -> None:
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=first_refresh)
+
+
+def test_dashboard_with_an_unreachable_cluster(
+    snap_compare: SnapCompare, make_app, world_config: Config
+) -> None:
+    clusters = tuple(
+        dataclasses.replace(cluster, endpoint_url="http://127.0.0.1:9")
+        if cluster.name == "prod2"
+        else cluster
+        for cluster in world_config.clusters
+    )
+    app = make_app(dataclasses.replace(world_config, clusters=clusters))
+    assert snap_compare(app, terminal_size=SIZE, run_before=first_refresh)
+
+
+def test_dashboard_filtered(snap_compare: SnapCompare, make_app) -> None:
+    assert snap_compare(
+        make_app(), terminal_size=SIZE, run_before=first_refresh, press=["slash", *"work"]
+    )
+
+
+def test_project_media_service(snap_compare: SnapCompare, make_app) -> None:
+    """media-service from its prod1 cell: one instance fails its health check."""
+    assert snap_compare(
+        make_app(), terminal_size=SIZE, run_before=open_project("media-service", "prod1")
+    )
+
+
+def test_project_storefront(snap_compare: SnapCompare, make_app) -> None:
+    """storefront in four clusters: a stopped instance in prod2 (below the fold)."""
+    assert snap_compare(
+        make_app(), terminal_size=SIZE, run_before=open_project("storefront", "staging")
+    )
+
+
+def test_help(snap_compare: SnapCompare, make_app) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
+        await first_refresh(pilot)
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, HelpScreen), "the help")
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
