@@ -157,16 +157,22 @@ class AwsGateway:
             # account's problem to show, never a crash of the refresh.
             raise AwsError(describe_error(error)) from None
 
-    def _paginate(self, client: Any, operation: str, key: str, **kwargs: Any) -> list[Any]:
+    def _paginate(
+        self, client: Any, operation: str, key: str, page_size: int, **kwargs: Any
+    ) -> list[Any]:
+        """Every page, each as large as the API allows: pages are calls too."""
         items: list[Any] = []
-        for page in client.get_paginator(operation).paginate(**kwargs):
+        pages = client.get_paginator(operation).paginate(
+            PaginationConfig={"PageSize": page_size}, **kwargs
+        )
+        for page in pages:
             items.extend(page.get(key, []))
         return items
 
     async def describe_instances(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
         def call() -> list[dict[str, Any]]:
             reservations = self._paginate(
-                self.ec2, "describe_instances", "Reservations", Filters=filters
+                self.ec2, "describe_instances", "Reservations", 1000, Filters=filters
             )
             return [
                 instance for reservation in reservations for instance in reservation["Instances"]
@@ -177,13 +183,19 @@ class AwsGateway:
     async def classic_load_balancers(self) -> list[dict[str, Any]]:
         return await self._run(
             functools.partial(
-                self._paginate, self.elb, "describe_load_balancers", "LoadBalancerDescriptions"
+                self._paginate,
+                self.elb,
+                "describe_load_balancers",
+                "LoadBalancerDescriptions",
+                400,
             )
         )
 
     async def target_groups(self) -> list[dict[str, Any]]:
         return await self._run(
-            functools.partial(self._paginate, self.elbv2, "describe_target_groups", "TargetGroups")
+            functools.partial(
+                self._paginate, self.elbv2, "describe_target_groups", "TargetGroups", 400
+            )
         )
 
     async def classic_health(self, name: str) -> list[dict[str, Any]]:

@@ -36,6 +36,8 @@ DEMO_PUBLIC_KEY = (
     b"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHbQ1m2y1bGmO3G0k6dG6p2m6m3v8a3s8QhS0N9mJp1x demo"
 )
 
+DNS_CHANGES_PER_BATCH = 100
+
 # A fixed timeline so that the demo (and its screenshots) look the same every time.
 WORLD_EPOCH = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 
@@ -442,21 +444,24 @@ class World:
             CallerReference=f"deploy-console-world-{self.world.seed}",
             HostedZoneConfig={"Comment": "deploy-console demo fleet", "PrivateZone": False},
         )["HostedZone"]["Id"]
-        route53.change_resource_record_sets(
-            HostedZoneId=zone,
-            ChangeBatch={
-                "Changes": [
-                    {
-                        "Action": "UPSERT",
-                        "ResourceRecordSet": {
-                            "Name": name,
-                            "Type": kind,
-                            "TTL": 60,
-                            "ResourceRecords": [{"Value": value} for value in values],
-                        },
-                    }
-                    for name, kind, values in records
-                ]
-            },
-        )
+        # Route 53 takes at most 1,000 records per batch, and an UPSERT counts twice.
+        for start in range(0, len(records), DNS_CHANGES_PER_BATCH):
+            batch = records[start : start + DNS_CHANGES_PER_BATCH]
+            route53.change_resource_record_sets(
+                HostedZoneId=zone,
+                ChangeBatch={
+                    "Changes": [
+                        {
+                            "Action": "UPSERT",
+                            "ResourceRecordSet": {
+                                "Name": name,
+                                "Type": kind,
+                                "TTL": 60,
+                                "ResourceRecords": [{"Value": value} for value in values],
+                            },
+                        }
+                        for name, kind, values in batch
+                    ]
+                },
+            )
         self.report.records = len(records)

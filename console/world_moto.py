@@ -97,6 +97,29 @@ def set_launch_time(instance_id: str, region: str, launched_at: datetime) -> Non
     backend.get_instance(instance_id).launch_time = launched_at
 
 
+def _index_ec2_tags() -> None:
+    """Look a resource's tags up by its id.
+
+    Stock moto scans every tag of the region with a regular expression for each resource,
+    so a DescribeInstances costs instances x tags: at 200 projects x 4 clusters one page took
+    25 s, which no real endpoint does. Resource ids have a fixed length, so the lookup by
+    key returns exactly what the scan's prefix match returned.
+    """
+    from moto.ec2.models.core import TaggedEC2Resource
+    from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
+
+    def get_tags(self: Any) -> list[dict[str, str]]:
+        if not self.id:
+            return []
+        kind = EC2_PREFIX_TO_RESOURCE.get(get_prefix(self.id), "")
+        return [
+            {"resource_id": self.id, "key": key, "value": value, "resource_type": kind}
+            for key, value in self.ec2_backend.tags.get(self.id, {}).items()
+        ]
+
+    TaggedEC2Resource.get_tags = get_tags  # type: ignore[method-assign]
+
+
 def apply() -> None:
     """Install the patches (idempotent)."""
     global _applied
@@ -170,6 +193,7 @@ def apply() -> None:
         return original_call_action(self)
 
     BaseResponse.call_action = call_action  # type: ignore[method-assign]
+    _index_ec2_tags()
     FakeTargetGroup.health_for = health_for  # type: ignore[method-assign]
     ELBBackend.describe_instance_health = describe_instance_health  # type: ignore[method-assign]
     ELBResponse.describe_instance_health = describe_instance_health_response  # type: ignore[method-assign]

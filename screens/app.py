@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import PurePath
@@ -114,9 +115,14 @@ class DeployConsoleApp(App[None]):
             )
 
     def on_fleet_refreshed(self, message: FleetRefreshed) -> None:
+        first = self.snapshot is None
         self.snapshot = message.snapshot
         self.refresh_error = None
         self._refresh_done()
+        if first:
+            # Everything alive now lives as long as the app: keep it out of the full
+            # collections that otherwise pause the UI (measured up to 336 ms at 200 x 4).
+            gc.freeze()
 
     def on_fleet_refresh_failed(self, message: FleetRefreshFailed) -> None:
         self.refresh_error = message.error

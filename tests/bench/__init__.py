@@ -1,0 +1,1 @@
+"""The benchmark suite (`make bench`): figures and ratios, not timed tests."""
