@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from console.aws import MAX_CONCURRENT_CALLS, AwsGateway
 from console.config import ClusterConfig, Config
@@ -23,6 +23,17 @@ from console.model import (
     TargetState,
     summarize_health,
 )
+
+
+class FleetSource(Protocol):
+    """What the UI needs of a fleet: Fleet in-process, or ProcessFleet in a worker."""
+
+    async def refresh(self) -> FleetSnapshot: ...
+
+    async def load_balancer_settings(
+        self, project: str, cluster: str
+    ) -> tuple[LoadBalancerSettings, ...]: ...
+
 
 LIVE_STATES = ["pending", "running", "shutting-down", "stopping", "stopped"]
 

@@ -16,7 +16,7 @@ from textual.timer import Timer
 
 from console.config import Config
 from console.errors import ConsoleError
-from console.fleet import Fleet
+from console.fleet import FleetSource
 from console.model import FleetSnapshot
 from screens.dashboard import DashboardScreen
 from screens.help import HelpScreen, keys_of
@@ -49,7 +49,7 @@ class DeployConsoleApp(App[None]):
     def __init__(
         self,
         config: Config,
-        fleet: Fleet,
+        fleet: FleetSource,
         *,
         clock: Callable[[], datetime] | None = None,
         auto_refresh: bool = True,
@@ -203,7 +203,7 @@ class DeployConsoleApp(App[None]):
 
 def build_app(
     config: Config,
-    fleet: Fleet,
+    fleet: FleetSource,
     *,
     clock: Callable[[], datetime] | None = None,
     auto_refresh: bool = True,

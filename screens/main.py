@@ -210,10 +210,10 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _console(config: Config) -> int:
-    from console.fleet import Fleet
+    from console.fleet_process import ProcessFleet
     from screens.app import build_app
 
-    fleet = Fleet(config)
+    fleet = ProcessFleet(config)
     try:
         app = build_app(config, fleet)
         app.run()

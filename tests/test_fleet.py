@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -272,3 +273,24 @@ async def test_throttled_inventory_marks_the_clusters_unknown(world_config: Conf
         c.error is not None and c.error.startswith("RequestLimitExceeded")
         for c in snapshot.clusters
     )
+
+
+async def test_the_refresh_can_run_in_a_worker_process(world_config: Config) -> None:
+    from console.fleet_process import ProcessFleet
+
+    in_process = Fleet(world_config)
+    isolated = ProcessFleet(world_config)
+    try:
+        expected = await in_process.refresh()
+        first, second = await asyncio.gather(isolated.refresh(), isolated.refresh())
+        settings = await isolated.load_balancer_settings("media-service", "prod1")
+    finally:
+        in_process.close()
+        isolated.close()
+    assert first is second  # concurrent callers share one refresh
+    assert first.envs.keys() == expected.envs.keys()
+    for key, env in expected.envs.items():
+        assert first.envs[key].instances == env.instances, key
+        assert first.envs[key].health == env.health, key
+    assert [s.name for s in settings] == ["media-service-prod1"]
+    assert settings[0].deregistration_delay_seconds == 300

@@ -32,6 +32,7 @@ from textual.css.query import NoMatches
 
 from console.config import load_config
 from console.fleet import Fleet
+from console.fleet_process import ProcessFleet
 
 TERMINAL_SIZE = (160, 48)
 LATENCY_GOAL_MS = 50.0
@@ -162,12 +163,15 @@ def place(begin: float, end: float, windows: list[tuple[float, float]]) -> tuple
     return into, False
 
 
-async def measure(config_path: Path, presses: int, refreshes: int) -> UiFigures:
+async def measure(
+    config_path: Path, presses: int, refreshes: int, in_process: bool = False
+) -> UiFigures:
     from screens.app import build_app
 
     config = load_config(config_path)
     started = time.perf_counter()
-    fleet = Fleet(config)
+    # The console's own choice (a worker process), or the in-process Fleet as a baseline.
+    fleet: Fleet | ProcessFleet = Fleet(config) if in_process else ProcessFleet(config)
     app = build_app(config, fleet, auto_refresh=False)
     clock = FrameClock()
 
@@ -363,9 +367,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, required=True, help="a config pointing at a world")
     parser.add_argument("--presses", type=int, default=100)
+    parser.add_argument(
+        "--in-process", action="store_true", help="refresh in the UI's process (the baseline)"
+    )
     parser.add_argument("--refreshes", type=int, default=3, help="spread the presses over N")
     args = parser.parse_args()
-    figures = asyncio.run(measure(args.config, args.presses, args.refreshes))
+    figures = asyncio.run(
+        measure(args.config, args.presses, args.refreshes, in_process=args.in_process)
+    )
     print(report(figures), file=sys.stderr)
     print(json.dumps(figures.summary()))
 
