@@ -2,8 +2,7 @@
 
 For each fleet (seed: config/demo.toml, 9 projects x 4 clusters; large: 200 projects x 4
 clusters, 800 load balancers, 2,000 instances) it runs one world in its own process
-(`deploy-console world`; at large scale the bench's own runner of the same World while the
-console's world lacks what a fleet that size needs, see scaled_world.py), then:
+(`deploy-console world`), then:
 
 - times `deploy-console status --json` as a subprocess (wall time of the real command,
   Python start-up included) and counts the AWS requests it made on the server side (moto's
@@ -135,12 +134,11 @@ class Requests:
 
 
 class WorldProcess:
-    """`deploy-console world` (or the bench's runner) in its own process group."""
+    """`deploy-console world` in its own process group."""
 
-    def __init__(self, source: Path, workdir: Path, runner: str) -> None:
+    def __init__(self, source: Path, workdir: Path) -> None:
         self.source = source
         self.workdir = workdir
-        self.runner = runner
         self.config_path = workdir / "world.toml"
         self.recording = workdir / "requests.jsonl"
         self.process: subprocess.Popen[bytes] | None = None
@@ -150,14 +148,9 @@ class WorldProcess:
         self.seed_requests = 0
 
     def command(self) -> list[str]:
-        if self.runner == "cli":
-            return [
-                str(DEPLOY_CONSOLE), "world", "--config", str(self.source), "--port", "0",
-                "--write-config", str(self.config_path),
-            ]  # fmt: skip
         return [
-            sys.executable, "-m", "tests.bench.scaled_world", "serve",
-            "--config", str(self.source), "--write-config", str(self.config_path),
+            str(DEPLOY_CONSOLE), "world", "--config", str(self.source), "--port", "0",
+            "--write-config", str(self.config_path),
         ]  # fmt: skip
 
     def start(self) -> None:
@@ -587,7 +580,6 @@ class ScaleResult:
     label: str
     source: Path
     config: Config
-    world_runner: str
     world_ready: float
     seed_line: str
     seed_requests: int
@@ -602,48 +594,6 @@ class ScaleResult:
         return scaled_world.expected_totals(self.config)
 
 
-def world_indexes_ec2_tags() -> bool:
-    """Whether the console's world looks EC2 tags up by resource id (see scaled_world)."""
-    from moto.ec2.models.core import TaggedEC2Resource
-
-    from console import world_moto
-
-    world_moto.apply()
-    return not TaggedEC2Resource.get_tags.__module__.startswith("moto.")
-
-
-def choose_runner(label: str, requested: str) -> list[str]:
-    """The world runners to try, in order."""
-    if requested != "auto":
-        return [requested]
-    if label == "large" and not world_indexes_ec2_tags():
-        print(
-            "  deploy-console world scans every EC2 tag per resource (stock moto): at this "
-            "size one DescribeInstances page takes 25 s and `status` times out; using the "
-            "bench's runner (the same World, tags looked up by id, DNS in batches)",
-            flush=True,
-        )
-        return ["bench"]
-    return ["cli", "bench"]
-
-
-def start_world(source: Path, workdir: Path, runners: list[str]) -> WorldProcess:
-    for index, name in enumerate(runners):
-        world = WorldProcess(source, workdir, name)
-        try:
-            world.start()
-            return world
-        except WorldFailed as error:
-            if index == len(runners) - 1 or "InvalidChangeBatch" not in str(error):
-                raise
-            print(
-                f"  deploy-console world failed on Route 53's 1,000-record change batch limit "
-                f"({error}); using the bench's runner (same World, DNS in batches)",
-                flush=True,
-            )
-    raise AssertionError("unreachable")
-
-
 def run_scale(
     label: str, source: Path, workdir: Path, args: argparse.Namespace, stack: contextlib.ExitStack
 ) -> ScaleResult:
@@ -655,7 +605,8 @@ def run_scale(
         flush=True,
     )
     print("  seeding the world in its own process...", flush=True)
-    world = start_world(source, workdir, choose_runner(label, args.world_runner))
+    world = WorldProcess(source, workdir)
+    world.start()
     stack.callback(world.stop)
     print(
         f"  world ready in {world.ready_seconds:.1f} s ({world.seed_line or 'no seed report'}; "
@@ -679,7 +630,6 @@ def run_scale(
         label=label,
         source=source,
         config=config,
-        world_runner=world.runner,
         world_ready=world.ready_seconds,
         seed_line=world.seed_line,
         seed_requests=world.seed_requests,
@@ -886,13 +836,6 @@ def markdown(results: list[ScaleResult], command: str, awscli: str, total: float
                 f"- seeding the {result.label} world: {result.seed_requests:,} requests, ready "
                 f"{seconds(result.world_ready)} after start."
             )
-        if result.world_runner == "bench":
-            lines.append(
-                f"- the {result.label} world ran from tests/bench/scaled_world.py (the same "
-                "World, with EC2 tags looked up by resource id and DNS records sent in "
-                "batches): stock moto scans every EC2 tag for each resource it looks up; at "
-                "200 x 4 one DescribeInstances page took 25 s and `status` timed out."
-            )
     for result in results:
         if result.ui is None:
             continue
@@ -926,12 +869,6 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer runs, samples and presses")
     parser.add_argument("--projects", type=int, default=LARGE_PROJECTS, help="large fleet size")
     parser.add_argument("--sample", type=int, default=SAMPLE_PAIRS, help="aws-cli pairs at large")
-    parser.add_argument(
-        "--world-runner",
-        choices=["auto", "cli", "bench"],
-        default="auto",
-        help="auto: deploy-console world, the bench's runner if that hits the DNS batch limit",
-    )
     parser.add_argument("--no-ui", action="store_true", help="skip the dashboard timings")
     args = parser.parse_args()
     command = "`" + shlex.join([".venv/bin/python", "-m", "tests.bench.run", *sys.argv[1:]]) + "`"

@@ -18,17 +18,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import sys
 import tempfile
-import threading
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 
-from console.config import Config, load_config, write_world_config
-from console.world import World
+from console.config import Config, load_config
 
 # Route 53 takes at most 1,000 records per change batch, each UPSERT counted twice; the
 # demo's A records hold at most a few addresses.
@@ -140,29 +136,6 @@ def expected_totals(config: Config) -> tuple[int, int]:
     return instances, load_balancers
 
 
-def serve(source: Path, destination: Path) -> int:
-    """What `deploy-console world --port 0 --config SOURCE --write-config DESTINATION` does."""
-    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    world = World(load_config(source))
-    endpoint = world.start()
-    try:
-        write_world_config(source, endpoint, destination)
-        print(f"world ready: {endpoint}", flush=True)
-        print(
-            f"bench world: {world.report.instances} instances, {world.report.load_balancers} "
-            f"load balancers seeded in {world.report.seconds:.1f} s",
-            file=sys.stderr,
-            flush=True,
-        )
-        stop.wait()
-    finally:
-        world.stop()
-    return 0
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -170,12 +143,7 @@ def main() -> None:
     generate_command.add_argument("--projects", type=int, default=200)
     generate_command.add_argument("--seed", type=int, default=42)
     generate_command.add_argument("output", type=Path)
-    serve_command = commands.add_parser("serve", help="run a world from a config")
-    serve_command.add_argument("--config", type=Path, required=True)
-    serve_command.add_argument("--write-config", type=Path, required=True)
     args = parser.parse_args()
-    if args.command == "serve":
-        sys.exit(serve(args.config, args.write_config))
     config = write(args.output, args.projects, args.seed)
     instances, load_balancers = expected_totals(config)
     print(
