@@ -85,6 +85,8 @@ class Fleet:
         self._gateways: dict[tuple[Any, ...], AwsGateway | AwsError] = {}
         self._on_call = on_call
         self._last_good: dict[tuple[str, str], EnvStatus] = {}
+        # The configured load balancers as the last good refresh listed them, per cluster.
+        self._listed: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
         self._cluster_fetched: dict[str, datetime] = {}
         self._lock = asyncio.Lock()
         self._in_flight: asyncio.Task[FleetSnapshot] | None = None
@@ -268,6 +270,8 @@ class Fleet:
             *(read_classic(name) for name in sorted(classic)),
             *(read_group(name, tg["TargetGroupArn"]) for name, tg in sorted(target_groups.items())),
         )
+        for cluster in clusters:
+            self._listed[cluster.name] = (classic, target_groups)
         return _GroupReading(instances, classic, target_groups, health, health_errors)
 
     def _build_envs(
@@ -359,15 +363,21 @@ class Fleet:
         """Health check and draining settings of a project's load balancers in a cluster.
 
         Read on demand (the project screen), not on every refresh: the dashboard's refresh
-        stays at the minimum number of calls.
+        stays at the minimum number of calls. The health checks come from the last refresh's
+        listing when there is one; only the attributes (draining) are asked for.
         """
         settings = self.config.project(project).clusters.get(cluster)
         if settings is None:
             return ()
         gateway = await asyncio.to_thread(self.gateway, cluster)
+        listed_classic, listed_groups = self._listed.get(cluster, (None, None))
         results: list[LoadBalancerSettings] = []
         if settings.classic_elbs:
-            listed = {lb["LoadBalancerName"]: lb for lb in await gateway.classic_load_balancers()}
+            listed = listed_classic
+            if listed is None:
+                listed = {
+                    lb["LoadBalancerName"]: lb for lb in await gateway.classic_load_balancers()
+                }
             for name in settings.classic_elbs:
                 lb = listed.get(name)
                 if lb is None:
@@ -393,7 +403,9 @@ class Fleet:
                     )
                 )
         if settings.target_groups:
-            groups = {tg["TargetGroupName"]: tg for tg in await gateway.target_groups()}
+            groups = listed_groups
+            if groups is None:
+                groups = {tg["TargetGroupName"]: tg for tg in await gateway.target_groups()}
             for name in settings.target_groups:
                 tg = groups.get(name)
                 if tg is None:

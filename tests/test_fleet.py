@@ -294,3 +294,19 @@ async def test_the_refresh_can_run_in_a_worker_process(world_config: Config) -> 
         assert first.envs[key].health == env.health, key
     assert [s.name for s in settings] == ["media-service-prod1"]
     assert settings[0].deregistration_delay_seconds == 300
+
+
+async def test_settings_after_a_refresh_ask_only_for_the_attributes(world_config: Config) -> None:
+    seen: list[str] = []
+    fleet = Fleet(world_config, on_call=seen.append)
+    try:
+        await fleet.refresh()
+        seen.clear()
+        settings = await fleet.load_balancer_settings("partner-gateway", "prod1")
+    finally:
+        fleet.close()
+    assert sorted(seen) == ["DescribeLoadBalancerAttributes", "DescribeTargetGroupAttributes"]
+    assert {s.name: s.healthy_threshold for s in settings} == {
+        "partner-gateway-legacy": 10,
+        "partner-gateway-prod1": 5,
+    }
