@@ -14,11 +14,14 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from console.config import Config, find_config, load_config, write_world_config
 from console.errors import ConsoleError
 from console.paths import user_data_dir
+
+if TYPE_CHECKING:
+    from console.world import World
 
 PROG = "deploy-console"
 REPO_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
@@ -153,34 +156,29 @@ def _world_config_source(args: argparse.Namespace) -> Path:
     return Path(args.config) if args.config else DEMO_CONFIG
 
 
-def _start_world(source: Path, port: int) -> tuple[object, str]:
+def _start_world(source: Path, port: int) -> World:
+    """The embedded world, seeded and serving; the caller stops it."""
     from console.world import World
 
-    _quiet_aws_environment()
-    world = World(load_config(source), port=port)
-    return world, world.start()
-
-
-def _quiet_aws_environment() -> None:
+    if port < 0 or port > 65535:
+        raise UsageError(f"--port must be between 0 and 65535, not {port}")
     # The embedded world needs no credentials and must never reach instance metadata.
     os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+    world = World(load_config(source), port=port)
+    world.start()
+    return world
 
 
 def _world(args: argparse.Namespace) -> int:
-    from console.world import World
-
     source = _world_config_source(args)
     destination = Path(args.write_config) if args.write_config else user_data_dir() / "world.toml"
-    if args.port < 0 or args.port > 65535:
-        raise UsageError(f"--port must be between 0 and 65535, not {args.port}")
-    world, endpoint = _start_world(source, args.port)
-    assert isinstance(world, World)
+    world = _start_world(source, args.port)
     stop = threading.Event()
     try:
-        write_world_config(source, endpoint, destination)
+        write_world_config(source, world.endpoint_url, destination)
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stop.set())
-        print(f"world ready: {endpoint}", flush=True)
+        print(f"world ready: {world.endpoint_url}", flush=True)
         print(
             f"{PROG}: {world.report.instances} instances, {world.report.load_balancers} load "
             f"balancers seeded in {world.report.seconds:.1f} s; config written to {destination}; "
@@ -195,15 +193,12 @@ def _world(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from console.world import World
-
     source = _world_config_source(args)
     print(f"{PROG}: starting the embedded AWS world from {source}...", file=sys.stderr, flush=True)
-    world, endpoint = _start_world(source, args.port)
-    assert isinstance(world, World)
+    world = _start_world(source, args.port)
     try:
         destination = user_data_dir() / "demo-world.toml"
-        write_world_config(source, endpoint, destination)
+        write_world_config(source, world.endpoint_url, destination)
         return _console(load_config(destination))
     finally:
         world.stop()
