@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -74,8 +73,6 @@ class World:
         self.report = SeedReport()
         self._clients: dict[tuple[str, str], Any] = {}
         self._boto_session: Any = None
-        self._clients_lock = threading.Lock()
-        self._report_lock = threading.Lock()
 
     def start(self, seed: bool = True) -> str:
         """Start the server and seed it; returns the endpoint URL.
@@ -132,10 +129,9 @@ class World:
     def client(self, service: str, region: str) -> Any:
         """One client per service and region: creating one costs about 0.3 s."""
         key = (service, region)
-        with self._clients_lock:
-            if key not in self._clients:
-                self._clients[key] = self._new_client(service, region)
-            return self._clients[key]
+        if key not in self._clients:
+            self._clients[key] = self._new_client(service, region)
+        return self._clients[key]
 
     def _new_client(self, service: str, region: str) -> Any:
         if self._boto_session is None:
@@ -246,8 +242,7 @@ class World:
                 {"Key": "BuiltBy", "Value": "circleci"},
             ],
         )
-        with self._report_lock:
-            self.report.images += 1
+        self.report.images += 1
         return image_id
 
     def _seed_instances(
@@ -310,8 +305,7 @@ class World:
                     minutes=7 * len(ids) + offset,
                 )
                 world_moto.set_launch_time(instance["InstanceId"], cluster.region, launched)
-            with self._report_lock:
-                self.report.instances += count
+            self.report.instances += count
         return ids, addresses
 
     def _seed_load_balancers(
@@ -368,8 +362,7 @@ class World:
                     elb.register_instances_with_load_balancer(
                         LoadBalancerName=name, Instances=[{"InstanceId": i} for i in instance_ids]
                     )
-                with self._report_lock:
-                    self.report.load_balancers += 1
+                self.report.load_balancers += 1
         if settings.target_groups:
             elbv2 = self.client("elbv2", cluster.region)
             tuning = TARGET_GROUP_SETTINGS.get(cluster.name, PRODUCTION_TARGET_GROUP)
@@ -416,8 +409,7 @@ class World:
                         TargetGroupArn=group_arn,
                         Targets=[{"Id": i, "Port": 80} for i in instance_ids],
                     )
-                with self._report_lock:
-                    self.report.load_balancers += 1
+                self.report.load_balancers += 1
         return dns_name
 
     def _break_some(self, cluster: ClusterConfig, instance_ids: list[str], env: WorldEnv) -> None:
@@ -427,12 +419,10 @@ class World:
         failing = newest_first[env.stopped : env.stopped + env.unhealthy]
         if stopped:
             self.client("ec2", cluster.region).stop_instances(InstanceIds=stopped)
-            with self._report_lock:
-                self.report.stopped.extend(stopped)
+            self.report.stopped.extend(stopped)
         for instance_id in failing:
             world_moto.fail_health_checks(instance_id)
-            with self._report_lock:
-                self.report.failing.append(instance_id)
+            self.report.failing.append(instance_id)
 
     def _seed_dns(self, records: list[tuple[str, str, list[str]]]) -> None:
         assert self.world is not None
