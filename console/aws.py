@@ -55,28 +55,25 @@ def _session(cluster: ClusterConfig) -> boto3.session.Session:
         # instance metadata (a non-loopback address) or a person's real keys.
         core.set_credentials("testing", "testing")
         return boto3.session.Session(botocore_session=core, region_name=cluster.region)
-    try:
-        session = boto3.session.Session(
-            botocore_session=core, profile_name=cluster.profile, region_name=cluster.region
-        )
-    except botocore.exceptions.ProfileNotFound:
-        raise AwsError(
-            f"cluster {cluster.name}: AWS profile {cluster.profile!r} not found"
-        ) from None
+    # A missing profile raises ProfileNotFound here or at client creation: AwsGateway
+    # turns it into one line either way.
+    session = boto3.session.Session(
+        botocore_session=core, profile_name=cluster.profile, region_name=cluster.region
+    )
     if cluster.role_arn:
         source = session.get_credentials()
         if source is None:
             raise AwsError(
                 f"cluster {cluster.name}: no AWS credentials to assume {cluster.role_arn}"
             )
-        base = session._session  # botocore session: the documented way to plug a provider
         fetcher = AssumeRoleCredentialFetcher(
-            client_creator=base.create_client,
+            client_creator=core.create_client,
             source_credentials=source,
             role_arn=cluster.role_arn,
             extra_args={"RoleSessionName": "deploy-console"},
         )
-        base._credentials = DeferredRefreshableCredentials(
+        # botocore has no public setter for a refreshing provider on a session.
+        core._credentials = DeferredRefreshableCredentials(
             method="assume-role", refresh_using=fetcher.fetch_credentials
         )
     return session
