@@ -28,6 +28,28 @@ class TagKeys:
 
 
 @dataclass(frozen=True)
+class SshSettings:
+    """How the deploy engine reaches a cluster's instances over SSH."""
+
+    user: str
+    key: Path
+    known_hosts: Path
+    jump_host: str | None = None
+    port: int = 22
+    connect_timeout: float = 10.0
+
+    @property
+    def jump_address(self) -> tuple[str, int] | None:
+        """The jump host as (host, port); port 22 when the config gives none."""
+        if self.jump_host is None:
+            return None
+        host, _, port = self.jump_host.rpartition(":")
+        if not host:
+            return (self.jump_host, 22)
+        return (host.strip("[]"), int(port))
+
+
+@dataclass(frozen=True)
 class ClusterConfig:
     name: str
     region: str
@@ -35,6 +57,7 @@ class ClusterConfig:
     endpoint_url: str | None = None
     role_arn: str | None = None
     protected: bool = False
+    ssh: SshSettings | None = None
 
     @property
     def account_key(self) -> tuple[str | None, str | None, str | None, str]:
@@ -56,10 +79,29 @@ class ProjectClusterConfig:
     classic_elbs: tuple[str, ...] = ()
     target_groups: tuple[str, ...] = ()
     launch: LaunchSettings | None = None
+    # Added to (and overriding) the project's deploy env and secrets in this cluster.
+    env: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
 
     @property
     def load_balancers(self) -> tuple[str, ...]:
         return self.classic_elbs + self.target_groups
+
+
+@dataclass(frozen=True)
+class DeploySettings:
+    """What a deploy runs on a new instance, over SSH, in this order."""
+
+    start: str
+    health: str
+    configure: str | None = None
+    migrate: str | None = None
+    env_file: str = ".env"
+    env: dict[str, str] = field(default_factory=dict)
+    # Environment variable name -> SSM SecureString parameter name (values never logged).
+    secrets: dict[str, str] = field(default_factory=dict)
+    startup_timeout_seconds: float = 120.0
+    health_interval_seconds: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -68,6 +110,28 @@ class ProjectConfig:
     repository: str
     description: str = ""
     clusters: dict[str, ProjectClusterConfig] = field(default_factory=dict)
+    deploy: DeploySettings | None = None
+
+    def deploy_env(self, cluster: str) -> tuple[dict[str, str], dict[str, str]]:
+        """(plain values, secret parameter names) for a deploy to `cluster`."""
+        plain = dict(self.deploy.env) if self.deploy else {}
+        secrets = dict(self.deploy.secrets) if self.deploy else {}
+        overrides = self.clusters.get(cluster)
+        if overrides is not None:
+            plain.update(overrides.env)
+            secrets.update(overrides.secrets)
+        return plain, secrets
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """How patient the deploy engine is; the health gate's timeout comes from AWS itself."""
+
+    instance_ready_timeout_seconds: float = 600.0
+    health_gate_margin_seconds: float = 60.0
+    rollback_timeout_seconds: float = 1800.0
+    poll_seconds: float = 2.0
+    lock_stale_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -105,6 +169,8 @@ class Config:
     tags: TagKeys = TagKeys()
     refresh_seconds: float = 10.0
     world: WorldConfig | None = None
+    engine: EngineSettings = EngineSettings()
+    store: Path | None = None
 
     def cluster(self, name: str) -> ClusterConfig:
         for cluster in self.clusters:
@@ -253,7 +319,96 @@ def _name(table: _Table, key: str, what: str) -> str:
     return value
 
 
+ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _path(table: _Table, key: str, required: bool = False) -> Path | None:
+    value = table.string(key, required=required)
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        # Relative paths are relative to the config file, as a person reading it expects.
+        path = table.source.parent / path
+    return path
+
+
+def _parse_ssh(table: _Table) -> SshSettings:
+    key = _path(table, "key", required=True)
+    known_hosts = _path(table, "known_hosts", required=True)
+    assert key is not None and known_hosts is not None
+    jump_host = table.string("jump_host")
+    if jump_host is not None and not re.match(r"^(\[[^\]]+\]|[^\s:\[\]]+)(:\d{1,5})?$", jump_host):
+        table.fail(f"must be HOST or HOST:PORT, not {jump_host!r}", "jump_host")
+    settings = SshSettings(
+        user=table.string("user", required=True),
+        key=key,
+        known_hosts=known_hosts,
+        jump_host=jump_host,
+        port=table.integer("port", 22, minimum=1),
+        connect_timeout=table.number("connect_timeout", 10.0, minimum=0.1),
+    )
+    table.done()
+    return settings
+
+
+def _env_table(table: _Table, key: str, what: str) -> dict[str, str]:
+    sub = table.table(key)
+    if sub is None:
+        return {}
+    values: dict[str, str] = {}
+    for name in sub.data:
+        if not ENV_NAME_PATTERN.match(name):
+            sub.fail("is not a valid environment variable name", name)
+        value = sub.string(name, required=True)
+        values[name] = value
+    sub.done()
+    if what == "secrets":
+        for name, parameter in values.items():
+            if not parameter.startswith("/"):
+                sub.fail(f"must be an SSM parameter name starting with /, not {parameter!r}", name)
+    return values
+
+
+def _parse_deploy(table: _Table) -> DeploySettings:
+    settings = DeploySettings(
+        start=table.string("start", required=True),
+        health=table.string("health", required=True),
+        configure=table.string("configure"),
+        migrate=table.string("migrate"),
+        env_file=table.string("env_file", default=".env"),
+        env=_env_table(table, "env", "env"),
+        secrets=_env_table(table, "secrets", "secrets"),
+        startup_timeout_seconds=table.number("startup_timeout_seconds", 120.0, minimum=1.0),
+        health_interval_seconds=table.number("health_interval_seconds", 2.0, minimum=0.1),
+    )
+    table.done()
+    return settings
+
+
+def _parse_engine(table: _Table) -> EngineSettings:
+    defaults = EngineSettings()
+    settings = EngineSettings(
+        instance_ready_timeout_seconds=table.number(
+            "instance_ready_timeout_seconds", defaults.instance_ready_timeout_seconds, minimum=1.0
+        ),
+        health_gate_margin_seconds=table.number(
+            "health_gate_margin_seconds", defaults.health_gate_margin_seconds, minimum=0.0
+        ),
+        rollback_timeout_seconds=table.number(
+            "rollback_timeout_seconds", defaults.rollback_timeout_seconds, minimum=1.0
+        ),
+        poll_seconds=table.number("poll_seconds", defaults.poll_seconds, minimum=0.05),
+        lock_stale_seconds=table.number(
+            "lock_stale_seconds", defaults.lock_stale_seconds, minimum=1.0
+        ),
+    )
+    table.done()
+    return settings
+
+
 def _parse_cluster(table: _Table) -> ClusterConfig:
+    ssh_table = table.table("ssh")
     cluster = ClusterConfig(
         name=_name(table, "name", "cluster"),
         region=table.string("region", required=True),
@@ -261,6 +416,7 @@ def _parse_cluster(table: _Table) -> ClusterConfig:
         endpoint_url=table.string("endpoint_url"),
         role_arn=table.string("role_arn"),
         protected=table.boolean("protected", False),
+        ssh=_parse_ssh(ssh_table) if ssh_table is not None else None,
     )
     if cluster.endpoint_url and not re.match(r"^https?://[^\s/]+", cluster.endpoint_url):
         table.fail(f"must be an http(s) URL, not {cluster.endpoint_url!r}", "endpoint_url")
@@ -293,8 +449,12 @@ def _parse_project_cluster(table: _Table) -> ProjectClusterConfig:
                 table.fail(f"{lb_name!r} is not a valid load balancer name", key)
     launch_table = table.table("launch")
     launch = _parse_launch(launch_table) if launch_table else None
+    env = _env_table(table, "env", "env")
+    secrets = _env_table(table, "secrets", "secrets")
     table.done()
-    return ProjectClusterConfig(classic_elbs=classic, target_groups=groups, launch=launch)
+    return ProjectClusterConfig(
+        classic_elbs=classic, target_groups=groups, launch=launch, env=env, secrets=secrets
+    )
 
 
 def _parse_project(table: _Table, cluster_names: tuple[str, ...]) -> ProjectConfig:
@@ -313,9 +473,11 @@ def _parse_project(table: _Table, cluster_names: tuple[str, ...]) -> ProjectConf
             assert sub is not None
             clusters[cluster_name] = _parse_project_cluster(sub)
         clusters_table.done()
+    deploy_table = table.table("deploy")
+    deploy = _parse_deploy(deploy_table) if deploy_table is not None else None
     table.done()
     return ProjectConfig(
-        name=name, repository=repository, description=description, clusters=clusters
+        name=name, repository=repository, description=description, clusters=clusters, deploy=deploy
     )
 
 
@@ -398,6 +560,9 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
         projects[project.name] = project
     world_table = top.table("world")
     world = _parse_world(world_table, projects) if world_table is not None else None
+    engine_table = top.table("engine")
+    engine = _parse_engine(engine_table) if engine_table is not None else EngineSettings()
+    store = _path(top, "store")
     top.done()
     return Config(
         source=source,
@@ -406,6 +571,8 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
         tags=tags,
         refresh_seconds=refresh,
         world=world,
+        engine=engine,
+        store=store,
     )
 
 

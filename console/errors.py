@@ -24,3 +24,15 @@ class AwsError(ConsoleError):
 
 class WorldError(ConsoleError):
     """The embedded world could not be started or seeded."""
+
+
+class SshError(ConsoleError):
+    """An instance could not be reached or a command on it failed to run."""
+
+
+class HostKeyError(SshError):
+    """An instance's host key did not verify: nothing was sent to it."""
+
+
+class DeployError(ConsoleError):
+    """A deploy cannot start or cannot go on (bad release, missing settings, refused)."""

@@ -197,6 +197,39 @@ def test_valid_minimal_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]
             "world.projects.checkout: unknown project",
             id="world-unknown-project",
         ),
+        pytest.param(
+            VALID.replace("protected = true", "protected = true\n[clusters.ssh]\nuser = 'deploy'"),
+            "clusters[1].ssh.key: is required but missing",
+            id="ssh-missing-key",
+        ),
+        pytest.param(
+            VALID.replace(
+                "protected = true",
+                "[clusters.ssh]\nuser = 'd'\nkey = 'k'\nknown_hosts = 'h'\njump_host = 'a b'",
+            ),
+            "clusters[1].ssh.jump_host: must be HOST or HOST:PORT",
+            id="ssh-bad-jump-host",
+        ),
+        pytest.param(
+            VALID + "[projects.deploy]\nstart = 'bin/start'\n",
+            "projects[0].deploy.health: is required but missing",
+            id="deploy-missing-health",
+        ),
+        pytest.param(
+            VALID + "[projects.deploy]\nstart = 's'\nhealth = 'h'\nsecrets = { DB = 'db-pass' }\n",
+            "projects[0].deploy.secrets.DB: must be an SSM parameter name starting with /",
+            id="secret-not-a-parameter",
+        ),
+        pytest.param(
+            VALID + "env = { 'BAD-NAME' = 'x' }\n",
+            "projects[0].clusters.staging.env.BAD-NAME: is not a valid environment variable name",
+            id="bad-env-name",
+        ),
+        pytest.param(
+            "[engine]\npoll_seconds = 0\n" + VALID,
+            "engine.poll_seconds: must be at least 0.05, not 0",
+            id="engine-poll-too-small",
+        ),
     ],
 )
 def test_config_mistakes_are_one_line_with_exit_2(
@@ -271,3 +304,27 @@ def test_real_entry_point_prints_no_traceback(tmp_path: Path) -> None:
     assert result.stderr.strip() == (
         f"deploy-console: error: {path}: clusters[0].name: must be a string, not an integer"
     )
+
+
+def test_ssh_and_deploy_settings(tmp_path: Path) -> None:
+    path = tmp_path / "console.toml"
+    path.write_text(
+        VALID.replace(
+            "protected = true",
+            "protected = true\n[clusters.ssh]\nuser = 'deploy'\nkey = 'keys/deploy'\n"
+            "known_hosts = '/etc/ssh/known'\njump_host = 'bastion.example.com:2222'",
+        )
+        + "env = { APP_ENV = 'staging' }\n"
+        + "[projects.deploy]\nstart = 'bin/start'\nhealth = 'bin/health'\n"
+        + "env = { APP_ENV = 'production', LOG = 'info' }\n"
+        + "secrets = { DB_PASSWORD = '/storefront/db' }\n"
+    )
+    config = load_config(path)
+    ssh = config.cluster("prod1").ssh
+    assert ssh is not None
+    assert ssh.key == tmp_path / "keys" / "deploy"
+    assert ssh.jump_address == ("bastion.example.com", 2222)
+    plain, secrets = config.project("storefront").deploy_env("staging")
+    assert plain == {"APP_ENV": "staging", "LOG": "info"}
+    assert secrets == {"DB_PASSWORD": "/storefront/db"}
+    assert config.project("storefront").deploy_env("prod1")[0]["APP_ENV"] == "production"
