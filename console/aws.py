@@ -122,8 +122,11 @@ class AwsGateway:
         kwargs: dict[str, Any] = {"config": RETRY_CONFIG}
         if cluster.endpoint_url:
             kwargs["endpoint_url"] = cluster.endpoint_url
+        self._client_kwargs = kwargs
+        self._ssm: Any = None
         try:
             session = _session(cluster)
+            self._session = session
             self.ec2 = session.client("ec2", **kwargs)
             self.elb = session.client("elb", **kwargs)
             self.elbv2 = session.client("elbv2", **kwargs)
@@ -136,6 +139,33 @@ class AwsGateway:
         for client in (self.ec2, self.elb, self.elbv2):
             # Counts API operations, retries excluded: what "calls made" means to a person.
             client.meta.events.register("before-call", self._count_call)
+
+    def _client(self, service: str) -> Any:
+        if service == "ssm":
+            # Only deploys read secrets: made on first use, not with every gateway.
+            if self._ssm is None:
+                self._ssm = self._session.client("ssm", **self._client_kwargs)
+                self._ssm.meta.events.register("before-call", self._count_call)
+            return self._ssm
+        return {"ec2": self.ec2, "elb": self.elb, "elbv2": self.elbv2}[service]
+
+    async def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
+        """One API call (e.g. `call("ec2", "run_instances", ...)`) in a worker thread."""
+
+        def run() -> dict[str, Any]:
+            response: dict[str, Any] = getattr(self._client(service), operation)(**kwargs)
+            return response
+
+        return await self._run(run)
+
+    async def paginate(
+        self, service: str, operation: str, key: str, page_size: int, **kwargs: Any
+    ) -> list[Any]:
+        return await self._run(
+            functools.partial(
+                self._paginate, self._client(service), operation, key, page_size, **kwargs
+            )
+        )
 
     def _count_call(self, model: Any, **_: Any) -> None:
         with self._calls_lock:

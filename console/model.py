@@ -157,3 +157,99 @@ def summarize_health(instances: tuple[Instance, ...]) -> Health:
     if serving == 0:
         return Health.DOWN
     return Health.DEGRADED
+
+
+@dataclass(frozen=True)
+class Release:
+    """A deployable build: an AMI tagged with its project and version."""
+
+    version: str
+    image_id: str
+    created_at: datetime | None
+    state: str = "available"
+    name: str = ""
+    # Clusters that run this version now (any running instance of it).
+    clusters: tuple[str, ...] = ()
+
+
+class DeployState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def finished(self) -> bool:
+        return self not in (DeployState.QUEUED, DeployState.RUNNING)
+
+
+class Step(StrEnum):
+    """The red/black steps, in the order they run (DEPLOY_SEMANTICS 0-9)."""
+
+    LOCK = "lock"
+    RESOLVE = "resolve"
+    LAUNCH = "launch"
+    CONFIGURE = "configure"
+    REGISTER = "register"
+    HEALTH_GATE = "health-gate"
+    TRAFFIC_GUARD = "traffic-guard"
+    DEREGISTER = "deregister"
+    TERMINATE = "terminate"
+    ROLLBACK = "rollback"
+
+
+DEPLOY_STEPS: tuple[Step, ...] = tuple(step for step in Step if step is not Step.ROLLBACK)
+
+
+class StepState(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class DeployRequest:
+    """Deploy `release` (a version or an AMI id) of a project to a cluster."""
+
+    project: str
+    cluster: str
+    release: str
+    actor: str
+    # Set when this deploy puts back the release a finished deploy replaced.
+    rollback_of: str | None = None
+
+
+@dataclass(frozen=True)
+class PlannedLoadBalancer:
+    name: str
+    kind: LoadBalancerKind
+    removing: tuple[str, ...]  # old instance ids that leave it
+    time_to_healthy_seconds: int | None
+    drain_seconds: int | None
+
+
+@dataclass(frozen=True)
+class DeployPlan:
+    """What a deploy will do, read from AWS before anyone confirms it."""
+
+    project: str
+    cluster: str
+    protected: bool
+    release: Release
+    current_versions: tuple[str, ...]
+    old_instances: tuple[str, ...]
+    instance_type: str
+    count: int
+    load_balancers: tuple[PlannedLoadBalancer, ...]
+
+    @property
+    def expected_healthy_seconds(self) -> int:
+        return max((lb.time_to_healthy_seconds or 0 for lb in self.load_balancers), default=0)
+
+    @property
+    def drain_seconds(self) -> int:
+        return max((lb.drain_seconds or 0 for lb in self.load_balancers), default=0)

@@ -46,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="config file (else $DEPLOY_CONSOLE_CONFIG, else the user config dir)",
     )
+    common.add_argument(
+        "--store",
+        metavar="PATH",
+        help="the deploy and audit store (else the config's `store`, else the user data dir)",
+    )
     parser = _Parser(
         prog=PROG,
         description="A terminal console for the fleet: health, versions, deploys.",
@@ -58,6 +63,20 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--project", action="append", metavar="NAME", help="only this project")
     status.add_argument("--cluster", action="append", metavar="NAME", help="only this cluster")
+    deploy = commands.add_parser(
+        "deploy", parents=[common], help="deploy a release of a project to a cluster, to its end"
+    )
+    deploy.add_argument("project")
+    deploy.add_argument("cluster")
+    deploy.add_argument("release", help="a version (the AMI's Version tag) or an AMI id")
+    deploy.add_argument("--yes", action="store_true", help="confirm a protected cluster")
+    deploy.add_argument("--json", action="store_true", help="one JSON event per line")
+    releases = commands.add_parser(
+        "releases", parents=[common], help="a project's releases, newest first"
+    )
+    releases.add_argument("project")
+    releases.add_argument("--cluster", metavar="NAME", help="the cluster's region (default: first)")
+    releases.add_argument("--json", action="store_true", help="machine-readable output")
     config = commands.add_parser("config", help="configuration commands")
     config_commands = config.add_subparsers(dest="config_command", parser_class=_Parser)
     config_commands.required = True
@@ -92,6 +111,13 @@ def run(argv: list[str]) -> int:
             return _status(args)
         if args.command == "config":
             return _config_check(args)
+        if args.command in ("deploy", "releases"):
+            from screens import cli_deploy
+
+            config = find_config(args.config)
+            if args.command == "deploy":
+                return cli_deploy.deploy_command(config, args)
+            return cli_deploy.releases_command(config, args)
         if args.command == "world":
             return _world(args)
         if args.command == "demo":

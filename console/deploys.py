@@ -1,0 +1,56 @@
+"""Wires the deploy engine to its adapters (AWS, SSH, the store) for the CLI and the console."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from console.config import Config
+from console.engine import DeployEngine
+from console.fleet import Fleet
+from console.paths import user_data_dir
+from console.remote import open_host
+from console.store import Store
+
+STORE_FILE = "deploy-console.db"
+
+
+def actor() -> str:
+    """Who acts: the OS login (over SSH, the console's SSH server sets DEPLOY_CONSOLE_USER)."""
+    return os.environ.get("DEPLOY_CONSOLE_USER") or getpass.getuser()
+
+
+def store_path(config: Config, explicit: str | None) -> Path:
+    """--store, else the config's `store`, else the user data dir."""
+    if explicit:
+        return Path(explicit).expanduser()
+    if config.store is not None:
+        return config.store
+    return user_data_dir() / STORE_FILE
+
+
+@dataclass
+class DeployServices:
+    config: Config
+    fleet: Fleet
+    store: Store
+    engine: DeployEngine
+
+
+@asynccontextmanager
+async def deploy_services(config: Config, store: Path) -> AsyncIterator[DeployServices]:
+    """The engine with a fleet (for AWS gateways) and an open store; all closed on exit."""
+    fleet = Fleet(config)
+    try:
+        opened = await Store.open(store)
+        try:
+            engine = DeployEngine(config, fleet.gateway, opened, open_host)
+            yield DeployServices(config, fleet, opened, engine)
+        finally:
+            await opened.close()
+    finally:
+        fleet.close()

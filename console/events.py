@@ -1,0 +1,69 @@
+"""Past-tense events a deploy reports as it runs: the UI and the CLI only listen to these."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from console.model import DeployState, Step, StepState
+
+
+@dataclass(frozen=True)
+class DeployStarted:
+    deploy_id: str
+    project: str
+    cluster: str
+    release: str
+    image_id: str
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class StepStarted:
+    deploy_id: str
+    step: Step
+    at: datetime
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class StepFinished:
+    deploy_id: str
+    step: Step
+    state: StepState
+    seconds: float
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class OutputLine:
+    """One line a remote command printed (secrets already masked)."""
+
+    deploy_id: str
+    source: str  # an instance id, or "console" for the engine's own notes
+    text: str
+    stream: str = "stdout"
+
+
+@dataclass(frozen=True)
+class DeployFinished:
+    deploy_id: str
+    state: DeployState
+    reason: str
+    seconds: float
+    # Time the console itself worked: total minus waiting on AWS, SSH and timers.
+    own_seconds: float
+
+
+DeployEvent = DeployStarted | StepStarted | StepFinished | OutputLine | DeployFinished
+
+
+def event_json(event: DeployEvent) -> dict[str, Any]:
+    """One event as JSON-ready data, `event` naming its kind (for `deploy --json`)."""
+    data = asdict(event)
+    for key, value in data.items():
+        if isinstance(value, datetime):
+            data[key] = value.isoformat()
+    return {"event": type(event).__name__, **data}

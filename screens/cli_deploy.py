@@ -1,0 +1,135 @@
+"""The `deploy` and `releases` commands: deploys for CI, readable or one JSON event per line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import TextIO
+
+from console.config import Config
+from console.deploys import actor, deploy_services, store_path
+from console.errors import ConsoleError, DeployError, LockBusy
+from console.events import (
+    DeployEvent,
+    DeployFinished,
+    DeployStarted,
+    OutputLine,
+    StepFinished,
+    StepStarted,
+    event_json,
+)
+from console.model import DeployRequest, DeployState, StepState
+from console.releases import list_releases
+
+EXIT_SUCCEEDED = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_BUSY = 3
+
+MARKS = {StepState.SUCCEEDED: "ok", StepState.FAILED: "FAILED", StepState.SKIPPED: "skipped"}
+
+
+def _confirm_protected(config: Config, cluster: str, yes: bool) -> None:
+    if not config.cluster(cluster).protected or yes:
+        return
+    if not sys.stdin.isatty():
+        raise DeployError(f"cluster {cluster} is protected: pass --yes to deploy to it")
+    typed = input(f"{cluster} is protected. Type its name to deploy: ").strip()
+    if typed != cluster:
+        raise DeployError(f"confirmation {typed!r} does not match {cluster!r}: nothing deployed")
+
+
+def _print_event(event: DeployEvent, out: TextIO) -> None:
+    if isinstance(event, DeployStarted):
+        print(
+            f"deploy {event.deploy_id}: {event.project} -> {event.cluster}, "
+            f"release {event.release} ({event.image_id}), by {event.actor}",
+            file=out,
+        )
+    elif isinstance(event, StepStarted):
+        detail = f" ({event.detail})" if event.detail else ""
+        print(f"  {event.step}: started{detail}", file=out)
+    elif isinstance(event, StepFinished):
+        detail = f": {event.detail}" if event.detail else ""
+        mark = MARKS.get(event.state, event.state)
+        print(f"  {event.step}: {mark} in {event.seconds:.1f} s{detail}", file=out)
+    elif isinstance(event, OutputLine):
+        print(f"    {event.source} | {event.text}", file=out)
+    elif isinstance(event, DeployFinished):
+        print(
+            f"{event.state}: {event.reason} ({event.seconds:.1f} s, console's own time "
+            f"{event.own_seconds:.2f} s)",
+            file=out,
+        )
+    out.flush()
+
+
+async def _deploy(config: Config, args: argparse.Namespace) -> int:
+    request = DeployRequest(args.project, args.cluster, args.release, actor())
+    async with deploy_services(config, store_path(config, args.store)) as services:
+        # Bad input (unknown release, missing settings) is refused before anything changes.
+        await services.engine.plan(request)
+        outcome = DeployState.FAILED
+        async for event in services.engine.run(request):
+            if args.json:
+                print(json.dumps(event_json(event)), flush=True)
+            else:
+                _print_event(event, sys.stdout)
+            if isinstance(event, DeployFinished):
+                outcome = event.state
+    return EXIT_SUCCEEDED if outcome is DeployState.SUCCEEDED else EXIT_FAILED
+
+
+def deploy_command(config: Config, args: argparse.Namespace) -> int:
+    config.project(args.project)
+    config.cluster(args.cluster)
+    if args.cluster not in config.project(args.project).clusters:
+        raise DeployError(f"project {args.project} is not configured in cluster {args.cluster}")
+    _confirm_protected(config, args.cluster, args.yes)
+    try:
+        return asyncio.run(_deploy(config, args))
+    except LockBusy as busy:
+        print(f"deploy-console: refused: {busy.message}", file=sys.stderr)
+        return EXIT_BUSY
+
+
+async def _releases(config: Config, args: argparse.Namespace) -> list[dict[str, object]]:
+    project = config.project(args.project)
+    cluster = args.cluster or next(iter(project.clusters), None)
+    if cluster is None:
+        raise ConsoleError(f"project {project.name} is not configured in any cluster")
+    config.cluster(cluster)
+    from console.fleet import Fleet
+
+    fleet = Fleet(config)
+    try:
+        snapshot = await fleet.refresh()
+        gateway = await asyncio.to_thread(fleet.gateway, cluster)
+        releases = await list_releases(config, gateway, project.name, snapshot)
+    finally:
+        fleet.close()
+    return [
+        {
+            "version": r.version,
+            "image_id": r.image_id,
+            "created_at": r.created_at.isoformat() if r.created_at else None,
+            "clusters": list(r.clusters),
+        }
+        for r in releases
+    ]
+
+
+def releases_command(config: Config, args: argparse.Namespace) -> int:
+    releases = asyncio.run(_releases(config, args))
+    if args.json:
+        json.dump(releases, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    print(f"{'version':<14} {'image':<22} {'created':<20} running in")
+    for release in releases:
+        created = str(release["created_at"] or "")[:19].replace("T", " ")
+        clusters = ", ".join(release["clusters"]) or "-"  # type: ignore[arg-type]
+        print(f"{release['version']!s:<14} {release['image_id']!s:<22} {created:<20} {clusters}")
+    return 0
