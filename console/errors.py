@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from console.store import LockInfo
+
 
 class ConsoleError(Exception):
     """An error the console reports as one line, without a traceback."""
@@ -36,3 +41,18 @@ class HostKeyError(SshError):
 
 class DeployError(ConsoleError):
     """A deploy cannot start or cannot go on (bad release, missing settings, refused)."""
+
+
+class StoreError(ConsoleError):
+    """The console's SQLite store cannot be opened, read or written."""
+
+
+class LockBusy(StoreError):
+    """Another live deploy holds the execution lock for this project and cluster."""
+
+    def __init__(self, holder: LockInfo) -> None:
+        super().__init__(
+            f"{holder.project} in {holder.cluster} is locked by deploy {holder.deploy_id} "
+            f"({holder.actor}, since {holder.acquired_at:%Y-%m-%d %H:%M:%S} UTC)"
+        )
+        self.holder = holder

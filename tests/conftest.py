@@ -40,3 +40,41 @@ def world_config_path(world: World, tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.fixture(scope="session")
 def world_config(world_config_path: Path) -> Config:
     return load_config(world_config_path)
+
+
+# -- the world's SSH side (console/world_ssh.py) ---------------------------------------------
+# Imported here, not at the top, so that this block stays one append to the file.
+from collections.abc import AsyncIterator  # noqa: E402
+
+from console.config import SshSettings  # noqa: E402
+from console.world_ssh import WorldSsh  # noqa: E402
+
+SSH_INSTANCES = {f"10.20.0.{n}": f"i-{n:08x}" for n in range(1, 31)}
+SSH_BROKEN_INSTANCE = "i-0000001e"  # 10.20.0.30 runs a release whose health check fails
+
+
+def _ssh_image(instance_id: str) -> tuple[str, str] | None:
+    if instance_id == SSH_BROKEN_INSTANCE:
+        return ("storefront", "2.1.0-broken")
+    return ("storefront", "2.0.0") if instance_id in SSH_INSTANCES.values() else None
+
+
+@pytest.fixture
+async def world_ssh(tmp_path: Path) -> AsyncIterator[WorldSsh]:
+    """A jump host on 127.0.0.1 serving 30 instances (10.20.0.1-30) in-process."""
+    ssh = WorldSsh(tmp_path / "world-ssh", SSH_INSTANCES.get, _ssh_image)
+    await ssh.start()
+    yield ssh
+    await ssh.stop()
+
+
+@pytest.fixture
+def ssh_settings(world_ssh: WorldSsh) -> SshSettings:
+    """The console's SSH settings for the world: its client key, known_hosts and jump host."""
+    return SshSettings(
+        user="deploy",
+        key=world_ssh.client_key_path,
+        known_hosts=world_ssh.known_hosts_path,
+        jump_host=world_ssh.jump_host,
+        connect_timeout=10.0,
+    )

@@ -1,0 +1,626 @@
+"""The console's SQLite store: execution locks, deploys and their steps, the hash-chained audit."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from console.errors import LockBusy, StoreError
+
+# Values shared with console.model.DeployState; the store keeps its own copy (adapters stand alone).
+QUEUED, RUNNING = "queued", "running"
+DEPLOY_STATES = frozenset(
+    {QUEUED, RUNNING, "succeeded", "failed", "rolled_back", "cancelled", "interrupted"}
+)
+UNFINISHED_STATES = (QUEUED, RUNNING)
+STEP_STATES = frozenset({"running", "succeeded", "failed", "skipped"})
+
+GENESIS_HASH = "0" * 64
+# SQLite's own documentation: WAL and its locks do not work over a network filesystem.
+NETWORK_FILESYSTEMS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs"})
+BUSY_TIMEOUT = 5.0
+BEGIN_ATTEMPTS = 4
+
+# One tuple of statements per schema version; user_version is how many have run.
+# (Statements one by one: sqlite3's executescript would commit the migration's transaction.)
+MIGRATIONS: list[tuple[str, ...]] = [
+    (
+        """CREATE TABLE locks (
+            project TEXT NOT NULL,
+            cluster TEXT NOT NULL,
+            deploy_id TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            acquired_at TEXT NOT NULL,
+            heartbeat_at TEXT NOT NULL,
+            PRIMARY KEY (project, cluster)
+        )""",
+        # seq orders deploys newest first; the deploy id's time prefix has only second resolution.
+        """CREATE TABLE deploys (
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            project TEXT NOT NULL,
+            cluster TEXT NOT NULL,
+            release TEXT NOT NULL,
+            image_id TEXT,
+            actor TEXT NOT NULL,
+            state TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            started_at TEXT,
+            finished_at TEXT,
+            reason TEXT NOT NULL DEFAULT '',
+            rollback_of TEXT
+        )""",
+        "CREATE INDEX deploys_by_key ON deploys (project, cluster, seq)",
+        "CREATE INDEX deploys_by_state ON deploys (state, seq)",
+        """CREATE TABLE steps (
+            seq INTEGER PRIMARY KEY,
+            deploy_id TEXT NOT NULL REFERENCES deploys (id),
+            step TEXT NOT NULL,
+            state TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            seconds REAL,
+            detail TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX steps_by_deploy ON steps (deploy_id, seq)",
+        """CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            project TEXT,
+            cluster TEXT,
+            deploy_id TEXT,
+            image_id TEXT,
+            instance_ids TEXT NOT NULL,
+            step TEXT,
+            outcome TEXT,
+            reason TEXT NOT NULL,
+            ticket TEXT,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        )""",
+        "CREATE INDEX audit_by_project ON audit (project, id)",
+        "CREATE INDEX audit_by_deploy ON audit (deploy_id, id)",
+        """CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+           BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END""",
+        """CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+           BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END""",
+    ),
+]
+
+TIME_FIELDS = frozenset(
+    {"at", "acquired_at", "heartbeat_at", "created_at", "started_at", "finished_at"}
+)
+T = TypeVar("T")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    """Who holds the execution lock of one project in one cluster."""
+
+    project: str
+    cluster: str
+    deploy_id: str
+    actor: str
+    acquired_at: datetime
+    heartbeat_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeployRecord:
+    id: str
+    project: str
+    cluster: str
+    release: str
+    actor: str
+    image_id: str | None = None
+    state: str = QUEUED
+    created_at: datetime = field(default_factory=utc_now)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    reason: str = ""
+    rollback_of: str | None = None
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    deploy_id: str
+    step: str
+    state: str
+    started_at: datetime
+    finished_at: datetime | None
+    seconds: float | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    project: str | None
+    cluster: str | None
+    deploy_id: str | None
+    image_id: str | None
+    instance_ids: tuple[str, ...]
+    step: str | None
+    outcome: str | None
+    reason: str
+    ticket: str | None
+    prev_hash: str
+    hash: str
+
+
+def _columns(record_type: Any) -> list[str]:
+    return [item.name for item in fields(record_type)]
+
+
+AUDIT_HASHED = [name for name in _columns(AuditRow) if name != "hash"]
+
+
+def audit_hash(prev_hash: str, row: Mapping[str, object] | sqlite3.Row) -> str:
+    """sha256 of the previous hash + the canonical JSON of the row's stored fields but its hash."""
+    hashed = {name: row[name] for name in AUDIT_HASHED}
+    canonical = json.dumps(hashed, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
+
+
+def filesystem_type(path: Path, mounts: str | None = None) -> str | None:
+    """The type of the filesystem holding path, from /proc/mounts (None where there is none)."""
+    if mounts is None:
+        try:
+            mounts = Path("/proc/mounts").read_text()
+        except OSError:
+            return None
+    best_length, best_type = -1, None
+    for line in mounts.splitlines():
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        # /proc/mounts writes blanks in mount points as octal escapes (\040).
+        mount_point = re.sub(r"\\([0-7]{3})", lambda code: chr(int(code[1], 8)), parts[1])
+        inside = path == Path(mount_point) or Path(mount_point) in path.parents
+        if inside and len(mount_point) > best_length:
+            best_length, best_type = len(mount_point), parts[2]
+    return best_type
+
+
+def _text(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _time(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _record(make: Callable[..., T], row: sqlite3.Row) -> T:
+    """A dataclass from a row selected by its field names (times parsed)."""
+    values: dict[str, Any] = dict(zip(row.keys(), row, strict=True))
+    for name in TIME_FIELDS & values.keys():
+        values[name] = _time(values[name])
+    if "instance_ids" in values:
+        values["instance_ids"] = tuple(json.loads(values["instance_ids"]))
+    return make(**values)
+
+
+def _insert(table: str, names: Iterable[str]) -> str:
+    names = list(names)
+    placeholders = ", ".join(f":{name}" for name in names)
+    return f"INSERT INTO {table} ({', '.join(names)}) VALUES ({placeholders})"
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    return exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def _where(conditions: Mapping[str, object]) -> tuple[str, list[object]]:
+    """A WHERE clause from {"column = ?": value}, skipping None values."""
+    used = {condition: value for condition, value in conditions.items() if value is not None}
+    return (f"WHERE {' AND '.join(used)}" if used else ""), list(used.values())
+
+
+class Store:
+    """One connection to the store file; every write is one BEGIN IMMEDIATE transaction."""
+
+    def __init__(self, db: aiosqlite.Connection, path: Path, clock: Callable[[], datetime]) -> None:
+        self._db = db
+        self.path = path
+        self._clock = clock
+        # One aiosqlite connection serves every task: this keeps their transactions apart.
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(
+        cls,
+        path: Path,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        busy_timeout: float = BUSY_TIMEOUT,
+    ) -> Store:
+        """Open (creating if needed) and migrate the store; StoreError if it cannot be used."""
+        path = Path(path).expanduser().absolute()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the store's folder {path.parent}: {exc}") from None
+        fs_type = filesystem_type(path.parent.resolve())
+        if fs_type in NETWORK_FILESYSTEMS:
+            raise StoreError(
+                f"the store {path} is on a network filesystem ({fs_type}), "
+                "which SQLite does not support: choose a path on a local disk"
+            )
+        try:
+            db = await aiosqlite.connect(path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the store {path}: {exc}") from None
+        db.row_factory = sqlite3.Row
+        store = cls(db, path, clock)
+        try:
+            await store._prepare(busy_timeout)
+        except BaseException:
+            await db.close()
+            raise
+        return store
+
+    async def _prepare(self, busy_timeout: float) -> None:
+        try:
+            await self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            await self._db.execute("PRAGMA foreign_keys = ON")
+            await self._db.execute("PRAGMA journal_mode = WAL")
+            await self._db.execute("PRAGMA synchronous = FULL")
+            async with self._write() as db:
+                # Read inside the transaction: another process may have just migrated.
+                row = await self._one("PRAGMA user_version")
+                version = int(row[0]) if row else 0
+                if version > len(MIGRATIONS):
+                    raise StoreError(
+                        f"the store {self.path} was made by a newer deploy-console "
+                        f"(schema {version}; this one knows up to {len(MIGRATIONS)})"
+                    )
+                for number, statements in enumerate(MIGRATIONS[version:], start=version + 1):
+                    for statement in statements:
+                        await db.execute(statement)
+                    await db.execute(f"PRAGMA user_version = {number}")
+        except sqlite3.DatabaseError as exc:
+            if "not a database" in str(exc):
+                raise StoreError(
+                    f"{self.path} is not a deploy-console store (not SQLite)"
+                ) from None
+            raise StoreError(f"cannot open the store {self.path}: {exc}") from None
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction, begun IMMEDIATE so it holds the write lock from its first read."""
+        async with self._lock:
+            for attempt in range(BEGIN_ATTEMPTS):
+                try:
+                    await self._db.execute("BEGIN IMMEDIATE")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if not _is_busy(exc):
+                        raise
+                    if attempt == BEGIN_ATTEMPTS - 1:
+                        raise StoreError(
+                            f"the store {self.path} stayed locked by another process; try again"
+                        ) from None
+                    await asyncio.sleep(0.05 * 2**attempt)
+            try:
+                yield self._db
+            except BaseException:
+                if self._db.in_transaction:  # some errors make SQLite roll back by itself
+                    await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+
+    async def _one(self, query: str, parameters: Sequence[object] = ()) -> sqlite3.Row | None:
+        async with self._db.execute(query, parameters) as cursor:
+            row: sqlite3.Row | None = await cursor.fetchone()
+        return row
+
+    async def _all(self, query: str, parameters: Sequence[object] = ()) -> list[sqlite3.Row]:
+        async with self._lock, self._db.execute(query, parameters) as cursor:
+            return list(await cursor.fetchall())
+
+    # Execution locks
+
+    async def acquire_lock(
+        self, project: str, cluster: str, deploy_id: str, actor: str, *, stale_after: float = 30.0
+    ) -> None:
+        """Take the lock, or take it over when the holder's heartbeat is older than stale_after;
+        LockBusy while another deploy holds it. The holder itself may acquire again."""
+        async with self._write() as db:
+            now = self._clock()
+            holder = await self._lock_holder(project, cluster)
+            if holder is not None and holder.deploy_id != deploy_id:
+                if holder.heartbeat_at > now - timedelta(seconds=stale_after):
+                    raise LockBusy(holder)
+                await self._interrupt(db, holder, deploy_id, actor, now)
+            acquired_at = holder.acquired_at if holder and holder.deploy_id == deploy_id else now
+            await db.execute(
+                "INSERT OR REPLACE INTO locks VALUES (?, ?, ?, ?, ?, ?)",
+                (project, cluster, deploy_id, actor, _text(acquired_at), _text(now)),
+            )
+
+    async def _interrupt(
+        self, db: aiosqlite.Connection, holder: LockInfo, deploy_id: str, actor: str, now: datetime
+    ) -> None:
+        """The stale holder's deploy is interrupted, in the transaction that takes its lock."""
+        reason = (
+            f"no heartbeat since {holder.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC; "
+            f"lock taken over by deploy {deploy_id}"
+        )
+        cursor = await db.execute(
+            "UPDATE deploys SET state = 'interrupted', finished_at = ?, reason = ? "
+            "WHERE id = ? AND state IN (?, ?)",
+            (_text(now), reason, holder.deploy_id, *UNFINISHED_STATES),
+        )
+        await self._append_audit(
+            db,
+            {
+                "action": "lock.taken_over",
+                "actor": actor,
+                "project": holder.project,
+                "cluster": holder.cluster,
+                "deploy_id": holder.deploy_id,
+                "outcome": "interrupted" if cursor.rowcount else "stale",
+                "reason": reason,
+            },
+            now,
+        )
+
+    async def heartbeat(self, project: str, cluster: str, deploy_id: str) -> bool:
+        """Refresh the holder's heartbeat; False when this deploy no longer holds the lock."""
+        async with self._write() as db:
+            cursor = await db.execute(
+                "UPDATE locks SET heartbeat_at = ? "
+                "WHERE project = ? AND cluster = ? AND deploy_id = ?",
+                (_text(self._clock()), project, cluster, deploy_id),
+            )
+            return cursor.rowcount == 1
+
+    async def release_lock(self, project: str, cluster: str, deploy_id: str) -> None:
+        """Release the lock if this deploy holds it; anyone else's lock stays."""
+        async with self._write() as db:
+            await db.execute(
+                "DELETE FROM locks WHERE project = ? AND cluster = ? AND deploy_id = ?",
+                (project, cluster, deploy_id),
+            )
+
+    async def lock_holder(self, project: str, cluster: str) -> LockInfo | None:
+        async with self._lock:
+            return await self._lock_holder(project, cluster)
+
+    async def _lock_holder(self, project: str, cluster: str) -> LockInfo | None:
+        row = await self._one(
+            "SELECT * FROM locks WHERE project = ? AND cluster = ?", (project, cluster)
+        )
+        return None if row is None else _record(LockInfo, row)
+
+    # Deploys and their steps
+
+    async def create_deploy(self, record: DeployRecord) -> None:
+        if record.state not in DEPLOY_STATES:
+            raise StoreError(f"unknown deploy state {record.state!r}")
+        values = {
+            name: _text(value) if name in TIME_FIELDS else value
+            for name, value in asdict(record).items()
+        }
+        async with self._write() as db:
+            try:
+                await db.execute(_insert("deploys", values), values)
+            except sqlite3.IntegrityError:
+                raise StoreError(f"deploy {record.id} is already in the store") from None
+
+    async def set_deploy_state(
+        self, deploy_id: str, state: str, *, reason: str = "", image_id: str | None = None
+    ) -> None:
+        """Set a deploy's state (and reason, image id when given); running stamps started_at
+        once, a final state stamps finished_at."""
+        if state not in DEPLOY_STATES:
+            raise StoreError(f"unknown deploy state {state!r}")
+        final = state not in UNFINISHED_STATES
+        async with self._write() as db:
+            cursor = await db.execute(
+                "UPDATE deploys SET state = :state, "
+                "reason = CASE WHEN :reason = '' THEN reason ELSE :reason END, "
+                "image_id = COALESCE(:image_id, image_id), "
+                "started_at = CASE WHEN :state = 'running' THEN COALESCE(started_at, :now) "
+                "ELSE started_at END, "
+                "finished_at = CASE WHEN :final THEN :now END "
+                "WHERE id = :id",
+                {
+                    "state": state,
+                    "reason": reason,
+                    "image_id": image_id,
+                    "now": _text(self._clock()),
+                    "final": final,
+                    "id": deploy_id,
+                },
+            )
+            if cursor.rowcount == 0:
+                raise StoreError(f"deploy {deploy_id} is not in the store")
+
+    async def step_started(self, deploy_id: str, step: str, *, detail: str = "") -> None:
+        async with self._write() as db:
+            await self._insert_step(db, deploy_id, step, "running", None, detail)
+
+    async def step_finished(
+        self, deploy_id: str, step: str, state: str, *, detail: str = ""
+    ) -> None:
+        """Finish the step's latest run and store its seconds; a step that never started
+        (skipped) gets a row of its own with 0 seconds. An empty detail keeps the one it had."""
+        if state not in STEP_STATES - {"running"}:
+            raise StoreError(f"unknown final step state {state!r}")
+        async with self._write() as db:
+            now = self._clock()
+            running = await self._one(
+                "SELECT seq, started_at FROM steps WHERE deploy_id = ? AND step = ? "
+                "AND finished_at IS NULL ORDER BY seq DESC LIMIT 1",
+                (deploy_id, step),
+            )
+            if running is None:
+                await self._insert_step(db, deploy_id, step, state, now, detail)
+                return
+            started_at = datetime.fromisoformat(running["started_at"])
+            await db.execute(
+                "UPDATE steps SET state = ?, finished_at = ?, seconds = ?, "
+                "detail = CASE WHEN ? = '' THEN detail ELSE ? END WHERE seq = ?",
+                (state, _text(now), max(0.0, (now - started_at).total_seconds()), detail, detail,
+                 running["seq"]),
+            )  # fmt: skip
+
+    async def _insert_step(
+        self,
+        db: aiosqlite.Connection,
+        deploy_id: str,
+        step: str,
+        state: str,
+        finished_at: datetime | None,
+        detail: str,
+    ) -> None:
+        started_at = finished_at or self._clock()
+        try:
+            await db.execute(
+                "INSERT INTO steps (deploy_id, step, state, started_at, finished_at, seconds, "
+                "detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (deploy_id, step, state, _text(started_at), _text(finished_at),
+                 None if finished_at is None else 0.0, detail),
+            )  # fmt: skip
+        except sqlite3.IntegrityError:
+            raise StoreError(f"deploy {deploy_id} is not in the store") from None
+
+    async def deploy(self, deploy_id: str) -> DeployRecord | None:
+        records = await self._deploys("WHERE id = ?", [deploy_id])
+        return records[0] if records else None
+
+    async def steps(self, deploy_id: str) -> list[StepRecord]:
+        """Every step run of a deploy, in the order they started."""
+        rows = await self._all(
+            f"SELECT {', '.join(_columns(StepRecord))} FROM steps WHERE deploy_id = ? ORDER BY seq",
+            [deploy_id],
+        )
+        return [_record(StepRecord, row) for row in rows]
+
+    async def deploys(
+        self, *, project: str | None = None, cluster: str | None = None, limit: int = 50
+    ) -> list[DeployRecord]:
+        """The latest deploys, newest first."""
+        where, parameters = _where({"project = ?": project, "cluster = ?": cluster})
+        return await self._deploys(f"{where} ORDER BY seq DESC LIMIT ?", [*parameters, limit])
+
+    async def unfinished_deploys(self) -> list[DeployRecord]:
+        """Queued and running deploys, oldest first (the order they were queued in)."""
+        return await self._deploys("WHERE state IN (?, ?) ORDER BY seq", UNFINISHED_STATES)
+
+    async def _deploys(self, clause: str, parameters: Sequence[object]) -> list[DeployRecord]:
+        columns = ", ".join(_columns(DeployRecord))
+        rows = await self._all(f"SELECT {columns} FROM deploys {clause}", parameters)
+        return [_record(DeployRecord, row) for row in rows]
+
+    # Audit: append-only, each row chained to the one before by its hash
+
+    async def audit(
+        self,
+        action: str,
+        *,
+        actor: str,
+        project: str | None = None,
+        cluster: str | None = None,
+        deploy_id: str | None = None,
+        image_id: str | None = None,
+        instance_ids: Iterable[str] = (),
+        step: str | None = None,
+        outcome: str | None = None,
+        reason: str = "",
+        ticket: str | None = None,
+    ) -> int:
+        """Append one audit row and return its id. Takes no secrets: say only that one changed."""
+        row = {
+            "action": action,
+            "actor": actor,
+            "project": project,
+            "cluster": cluster,
+            "deploy_id": deploy_id,
+            "image_id": image_id,
+            "instance_ids": json.dumps(list(instance_ids)),
+            "step": step,
+            "outcome": outcome,
+            "reason": reason,
+            "ticket": ticket,
+        }
+        async with self._write() as db:
+            return await self._append_audit(db, row, self._clock())
+
+    async def _append_audit(
+        self, db: aiosqlite.Connection, values: Mapping[str, object], now: datetime
+    ) -> int:
+        # Inside a BEGIN IMMEDIATE transaction: no other writer, in this process or another,
+        # can append between our reading the last hash and inserting the row chained to it.
+        last = await self._one("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1")
+        row_id, prev_hash = (last["id"] + 1, last["hash"]) if last else (1, GENESIS_HASH)
+        row: dict[str, object] = dict.fromkeys(AUDIT_HASHED) | {"reason": "", "instance_ids": "[]"}
+        row |= dict(values) | {"id": row_id, "at": _text(now), "prev_hash": prev_hash}
+        row["hash"] = audit_hash(prev_hash, row)
+        await db.execute(_insert("audit", row), row)
+        return row_id
+
+    async def audit_rows(
+        self,
+        *,
+        deploy_id: str | None = None,
+        project: str | None = None,
+        before: int | None = None,
+        limit: int | None = None,
+    ) -> list[AuditRow]:
+        """Audit rows in id order; with limit, the latest ones; before (a row id) pages back."""
+        where, parameters = _where(
+            {"deploy_id = ?": deploy_id, "project = ?": project, "id < ?": before}
+        )
+        rows = await self._all(
+            f"SELECT * FROM audit {where} ORDER BY id DESC LIMIT ?",
+            [*parameters, -1 if limit is None else limit],
+        )
+        return [_record(AuditRow, row) for row in reversed(rows)]
+
+    async def verify_audit(self) -> int | None:
+        """None when every row chains to the one before it; else the first row id that does not."""
+        expected_prev = GENESIS_HASH
+        async with self._lock, self._db.execute("SELECT * FROM audit ORDER BY id") as cursor:
+            async for row in cursor:
+                intact = row["hash"] == audit_hash(expected_prev, row)
+                if row["prev_hash"] != expected_prev or not intact:
+                    return int(row["id"])
+                expected_prev = row["hash"]
+        return None
