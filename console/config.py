@@ -608,8 +608,10 @@ def find_config(explicit: str | None) -> Config:
     raise ConfigError("no config found")
 
 
-def write_world_config(source: Path, endpoint_url: str, destination: Path) -> None:
-    """Write a copy of `source` whose clusters all point at `endpoint_url`.
+def write_world_config(
+    source: Path, endpoint_url: str, destination: Path, ssh: dict[str, Any] | None = None
+) -> None:
+    """Write a copy of `source` whose clusters all point at `endpoint_url` (and `ssh`).
 
     The file is the console's own (generated), so rewriting it with tomli-w is safe; it is
     written to a temporary file first so a reader never sees half of it.
@@ -619,6 +621,8 @@ def write_world_config(source: Path, endpoint_url: str, destination: Path) -> No
         cluster["endpoint_url"] = endpoint_url
         cluster.pop("profile", None)
         cluster.pop("role_arn", None)
+        if ssh is not None:
+            cluster["ssh"] = dict(ssh)
     parse_config(data, destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=destination.parent, prefix=".world-", suffix=".toml")

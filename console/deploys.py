@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 from collections.abc import AsyncIterator
@@ -13,7 +14,7 @@ from console.config import Config
 from console.engine import DeployEngine
 from console.fleet import Fleet
 from console.paths import user_data_dir
-from console.remote import open_host
+from console.remote import JumpHosts, open_host
 from console.store import Store
 
 STORE_FILE = "deploy-console.db"
@@ -47,10 +48,15 @@ async def deploy_services(config: Config, store: Path) -> AsyncIterator[DeploySe
     fleet = Fleet(config)
     try:
         opened = await Store.open(store)
+        # One jump-host connection per cluster, shared by every instance a deploy reaches.
+        jumps = JumpHosts()
         try:
-            engine = DeployEngine(config, fleet.gateway, opened, open_host)
+            engine = DeployEngine(
+                config, fleet.gateway, opened, functools.partial(open_host, jumps=jumps)
+            )
             yield DeployServices(config, fleet, opened, engine)
         finally:
+            await jumps.close()
             await opened.close()
     finally:
         fleet.close()

@@ -41,6 +41,7 @@ from console.model import (
     StepState,
 )
 from console.releases import resolve_release
+from console.store import DeployRecord, Store
 
 T = TypeVar("T")
 
@@ -62,32 +63,6 @@ class RemoteHost(Protocol):
 
 
 OpenHost = Callable[[SshSettings, str], AbstractAsyncContextManager[RemoteHost]]
-
-
-class DeployStore(Protocol):
-    """What the engine needs of console.store.Store."""
-
-    async def acquire_lock(
-        self, project: str, cluster: str, deploy_id: str, actor: str, *, stale_after: float = ...
-    ) -> None: ...
-
-    async def heartbeat(self, project: str, cluster: str, deploy_id: str) -> bool: ...
-
-    async def release_lock(self, project: str, cluster: str, deploy_id: str) -> None: ...
-
-    async def create_deploy(self, record: Any) -> None: ...
-
-    async def set_deploy_state(
-        self, deploy_id: str, state: str, *, reason: str = ..., image_id: str | None = ...
-    ) -> None: ...
-
-    async def step_started(self, deploy_id: str, step: str, *, detail: str = ...) -> None: ...
-
-    async def step_finished(
-        self, deploy_id: str, step: str, state: str, *, detail: str = ...
-    ) -> None: ...
-
-    async def audit(self, action: str, **fields: Any) -> int: ...
 
 
 class DeployCancelled(ConsoleError):
@@ -169,7 +144,7 @@ class DeployEngine:
         self,
         config: Config,
         gateway: Callable[[str], AwsGateway],
-        store: DeployStore,
+        store: Store,
         open_host: OpenHost,
         *,
         clock: Callable[[], datetime] = _now,
@@ -1075,10 +1050,9 @@ def _message(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}".splitlines()[0]
 
 
-def _record(deploy_id: str, request: DeployRequest, now: datetime, state: DeployState) -> Any:
-    # Imported here: the engine composes the store, the store never needs the engine.
-    from console.store import DeployRecord
-
+def _record(
+    deploy_id: str, request: DeployRequest, now: datetime, state: DeployState
+) -> DeployRecord:
     return DeployRecord(
         id=deploy_id,
         project=request.project,

@@ -18,6 +18,7 @@ import re
 import shlex
 import signal
 import socket
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -454,3 +455,31 @@ def _seed_sandbox(path: Path, release: _Release | None, env_file: str) -> None:
         # Every script runs from the sandbox, wherever it is called from.
         script.write_text(f'#!/bin/sh\ncd "$(dirname "$0")/../.." || exit 1\n{body}')
         script.chmod(0o755)
+
+
+class WorldSshThread:
+    """Runs a WorldSsh on an event loop of its own thread, for the synchronous World.
+
+    The console's loop (the UI in `deploy-console demo`) never serves the world's SSH side.
+    """
+
+    def __init__(self, ssh: WorldSsh) -> None:
+        self.ssh = ssh
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="world-ssh", daemon=True
+        )
+
+    def start(self, timeout: float = 30.0) -> int:
+        self._thread.start()
+        return asyncio.run_coroutine_threadsafe(self.ssh.start(), self._loop).result(timeout)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if not self._thread.is_alive():
+            return
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(self.ssh.stop(), self._loop).result(timeout)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self._loop.close()

@@ -1,0 +1,137 @@
+"""A world of its own for deploy tests: `deploy-console world` in a child process.
+
+Deploys change the world, and moto keeps its state per process, so deploy tests never use
+the session world that read-only tests share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from console.config import Config, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+READY_TIMEOUT = 60.0
+
+
+@contextlib.contextmanager
+def world_process(source: Path, workdir: Path) -> Iterator[Config]:
+    """Seeds a world from `source` in a child process; yields the config pointing at it."""
+    config_path = workdir / "world.toml"
+    stderr_path = workdir / "world.stderr"
+    env = {**os.environ, "DEPLOY_CONSOLE_DATA_DIR": str(workdir / "data")}
+    with stderr_path.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "screens.main", "world", "--config", str(source),
+             "--write-config", str(config_path)],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=stderr,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = ""
+        deadline = time.monotonic() + READY_TIMEOUT
+        with selectors.DefaultSelector() as selector:
+            selector.register(process.stdout, selectors.EVENT_READ)
+            while time.monotonic() < deadline and not line:
+                if selector.select(timeout=0.5):
+                    line = process.stdout.readline().decode(errors="replace")
+                    break
+                if process.poll() is not None:
+                    break
+        if not line.startswith("world ready: "):
+            raise RuntimeError(f"world did not start: {stderr_path.read_text()[-2000:]}")
+        yield load_config(config_path)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def client(config: Config, cluster: str, service: str) -> Any:
+    settings = config.cluster(cluster)
+    return boto3.client(
+        service,
+        region_name=settings.region,
+        endpoint_url=settings.endpoint_url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+class ServingWatcher:
+    """Polls every load balancer of a pair and records any moment one that served had none.
+
+    This is the promise of a no-downtime deploy: a load balancer that had a healthy target
+    never has zero.
+    """
+
+    def __init__(self, config: Config, project: str, cluster: str, period: float = 0.2) -> None:
+        self.config = config
+        self.project = project
+        self.cluster = cluster
+        self.period = period
+        self.gaps: list[str] = []
+        self.polls = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def _healthy(self) -> dict[str, int]:
+        settings = self.config.project(self.project).clusters[self.cluster]
+        counts: dict[str, int] = {}
+        if settings.classic_elbs:
+            elb = client(self.config, self.cluster, "elb")
+            for name in settings.classic_elbs:
+                states = elb.describe_instance_health(LoadBalancerName=name)["InstanceStates"]
+                counts[name] = sum(1 for s in states if s["State"] == "InService")
+        if settings.target_groups:
+            elbv2 = client(self.config, self.cluster, "elbv2")
+            groups = elbv2.describe_target_groups(Names=list(settings.target_groups))
+            for group in groups["TargetGroups"]:
+                health = elbv2.describe_target_health(TargetGroupArn=group["TargetGroupArn"])
+                counts[group["TargetGroupName"]] = sum(
+                    1
+                    for d in health["TargetHealthDescriptions"]
+                    if d["TargetHealth"]["State"] == "healthy"
+                )
+        return counts
+
+    async def _run(self) -> None:
+        served: set[str] = set()
+        while True:
+            counts = await asyncio.to_thread(self._healthy)
+            self.polls += 1
+            for name, count in counts.items():
+                if count:
+                    served.add(name)
+                elif name in served:
+                    self.gaps.append(f"{name} had no healthy target at poll {self.polls}")
+            await asyncio.sleep(self.period)
+
+    async def __aenter__(self) -> ServingWatcher:
+        await asyncio.to_thread(self._healthy)
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        assert self.polls >= 1
+        assert not self.gaps, self.gaps
