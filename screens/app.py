@@ -248,6 +248,8 @@ class DeployConsoleApp(App[None]):
         tracked = self.tracked[message.key]
         event = message.event
         tracked.apply(event)
+        if not self.screen_stack:
+            return  # the app is shutting down: the worker's last events have no screen
         if tracked.cancel_requested and isinstance(event, StepStarted | DeployStarted):
             self._send_cancel(tracked)
         self._deploy_changed(tracked, event)
@@ -265,6 +267,8 @@ class DeployConsoleApp(App[None]):
     def on_deploy_broke(self, message: DeployBroke) -> None:
         tracked = self.tracked[message.key]
         tracked.fail(message.error)
+        if not self.screen_stack:
+            return
         self._deploy_changed(tracked, None)
         self.notify(f"{tracked.title}: {message.error}", title="Deploy", severity="error")
         self._deploy_ended()
@@ -295,11 +299,15 @@ class DeployConsoleApp(App[None]):
         self.refresh_fleet()
 
     def _show_deploying(self) -> None:
-        self.dashboard.deploying = {
+        deploying = {
             tracked.pair: tracked.release
             for tracked in self.tracked.values()
             if not tracked.finished
         }
+        # Looked up, not self.dashboard: while the app shuts down the stack may be empty.
+        for screen in self.screen_stack:
+            if isinstance(screen, DashboardScreen):
+                screen.deploying = deploying
         self.refresh_bindings()
 
     def open_deploy(self, key: int) -> None:

@@ -143,6 +143,10 @@ class DeployScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        # After a refresh: pushed while a modal closes, the nested widgets may not be there yet.
+        self.call_after_refresh(self._first_show)
+
+    def _first_show(self) -> None:
         self._ready = True
         for event in self.tracked.log:
             self._write(event)
