@@ -77,18 +77,17 @@ def plan_content(plan: DeployPlan) -> Content:
         losing = ", ".join(balancer.removing) or "nothing"
         parts.extend(
             [
-                ("  " + kind.ljust(13) + "  ", "$text-muted"),
+                ("  " + kind.ljust(15), "$text-muted"),
                 (balancer.name, "bold"),
-                "  gains ",
-                (f"{plan.count} new", "$text-success"),
-                "  loses ",
-                (losing, "$text-warning"),
                 (
                     f"  healthy in ~{format_seconds(balancer.time_to_healthy_seconds)}"
-                    f", drain {format_seconds(balancer.drain_seconds)}",
+                    f", drain {format_seconds(balancer.drain_seconds)}\n",
                     "$text-muted",
                 ),
-                "\n",
+                ("    gains        ", "$text-muted"),
+                (f"{plan.count} new instance{'s' if plan.count != 1 else ''}\n", "$text-success"),
+                ("    loses        ", "$text-muted"),
+                (f"{losing}\n", "$text-warning"),
             ]
         )
     parts.extend(

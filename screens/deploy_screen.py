@@ -56,6 +56,7 @@ LOG_COLOURS = {
     "stderr": "text-warning",
     "failed": "text-error",
     "succeeded": "text-success",
+    "undone": "text-warning",
 }
 
 
@@ -87,8 +88,12 @@ def log_line(event: DeployEvent, palette: dict[str, str]) -> Text | None:
             style="bold",
         )
     if isinstance(event, DeployFinished):
-        good = event.state is DeployState.SUCCEEDED
-        colour = palette["succeeded"] if good else palette["failed"]
+        if event.state is DeployState.SUCCEEDED:
+            colour = palette["succeeded"]
+        elif event.state in (DeployState.CANCELLED, DeployState.ROLLED_BACK):
+            colour = palette["undone"]
+        else:
+            colour = palette["failed"]
         return Text(
             f"{state_word(event.state)} in {event.seconds:.1f}s: {event.reason}",
             style=f"bold {colour}".strip(),
@@ -137,7 +142,9 @@ class DeployScreen(Screen[None]):
                 yield StepList(id="steps")
                 yield ProgressBar(id="progress", show_eta=False)
                 yield Static(id="outcome")
-            log = RichLog(id="log", markup=False, highlight=False, wrap=True, max_lines=5000)
+            log = RichLog(
+                id="log", markup=False, highlight=False, wrap=True, min_width=20, max_lines=5000
+            )
             log.border_title = "log"
             yield log
         yield Footer()

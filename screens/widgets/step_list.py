@@ -28,7 +28,7 @@ STEP_STYLES: dict[StepState | None, str] = {
     StepState.SKIPPED: "$text-muted",
 }
 NAME_WIDTH = 14
-DETAIL_WIDTH = 26
+DETAIL_WIDTH = 24
 
 
 def step_seconds(view: StepView, now: datetime) -> str:

@@ -79,7 +79,8 @@ def states(screen: DeployScreen) -> dict[str, StepState | None]:
 
 
 def log_text(screen: DeployScreen) -> str:
-    return "\n".join(strip.text for strip in screen.log_widget.lines)
+    """The log as shown, lines joined and spaces collapsed (long lines wrap)."""
+    return " ".join(" ".join(strip.text for strip in screen.log_widget.lines).split())
 
 
 async def test_dialog_marks_the_current_release_and_shows_its_plan(
@@ -99,8 +100,9 @@ async def test_dialog_marks_the_current_release_and_shows_its_plan(
         old = env.instances[0].id
         assert "2.15.0 → 2.15.0 in staging" in plan
         assert "1 x t3.small" in plan
-        assert f"storefront-staging  gains 1 new  loses {old}" in plan
-        assert "healthy in ~15s, drain 5s" in plan
+        assert "target group   storefront-staging  healthy in ~15s, drain 5s" in plan
+        assert "gains        1 new instance\n" in plan
+        assert f"loses        {old}\n" in plan
         assert "already runs here" in plan
         assert not dialog.confirm_button.disabled
 
