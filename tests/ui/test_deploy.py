@@ -19,6 +19,7 @@ from screens.deploy_dialog import CURRENT_MARK, DeployDialog
 from screens.deploy_list import DeployListDialog
 from screens.deploy_screen import DeployScreen
 from screens.help import HelpScreen
+from screens.project import ProjectScreen
 from screens.widgets.fleet_matrix import FleetMatrix
 from tests.ui import SIZE, StubFleet, frozen_clock, read_demo_snapshot, wait_for
 from tests.ui.deploy_fakes import ScriptedDeploys
@@ -309,3 +310,18 @@ async def test_the_console_without_deploys_has_no_deploy_keys(
         assert not app.dashboard.check_action("deploy", ())
         titles = [command.title for command in app.get_system_commands(app.dashboard)]
         assert not [title for title in titles if title.startswith("deploy:")]
+
+
+async def test_d_on_the_project_screen_deploys_to_the_cluster_in_focus(
+    world_config: Config, demo_snapshot: FleetSnapshot
+) -> None:
+    deploys = ScriptedDeploys(demo_snapshot)
+    async with running(world_config, demo_snapshot, deploys) as (app, pilot):
+        await pilot.press("right", "right", "right", "enter")  # storefront from its prod1 cell
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen), "the project")
+        await wait_for(pilot, lambda: app.screen.deploy_cluster == "prod1", "the prod1 panel")
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, DeployDialog), "the dialog")
+        dialog = app.screen
+        assert isinstance(dialog, DeployDialog)
+        assert (dialog.project.name, dialog.cluster.name) == ("storefront", "prod1")
