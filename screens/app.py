@@ -11,16 +11,32 @@ from typing import ClassVar
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.timer import Timer
 
 from console.config import Config
 from console.errors import ConsoleError
+from console.events import DeployEvent, DeployFinished, DeployStarted, StepStarted
 from console.fleet import FleetSource
-from console.model import FleetSnapshot
+from console.model import DeployRequest, DeployState, FleetSnapshot
 from screens.dashboard import DashboardScreen
+from screens.deploy_dialog import DeployDialog
+from screens.deploy_list import DeployListDialog
+from screens.deploy_screen import DeployScreen
+from screens.deploy_support import DeploySupport
+from screens.deploy_tracking import TrackedDeploy
 from screens.help import HelpScreen, keys_of
-from screens.messages import FleetRefreshed, FleetRefreshFailed, ProjectChosen, RefreshRequested
+from screens.messages import (
+    DeployAsked,
+    DeployBroke,
+    DeployCancelAsked,
+    DeployProgressed,
+    FleetRefreshed,
+    FleetRefreshFailed,
+    ProjectChosen,
+    RefreshRequested,
+)
 from screens.project import ProjectScreen
 
 
@@ -38,12 +54,14 @@ class DeployConsoleApp(App[None]):
         "styles/dashboard.tcss",
         "styles/project.tcss",
         "styles/help.tcss",
+        "styles/deploy.tcss",
     ]
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
         Binding("question_mark", "help", "Help", key_display="?", id="app.help"),
         Binding("escape", "back", "Back", show=False, id="app.back"),
+        Binding("D", "show_deploys", "Deploys", id="deploy.show_running"),
     ]
 
     def __init__(
@@ -53,10 +71,15 @@ class DeployConsoleApp(App[None]):
         *,
         clock: Callable[[], datetime] | None = None,
         auto_refresh: bool = True,
+        deploys: DeploySupport | None = None,
     ) -> None:
         super().__init__()
         self.config = config
         self.fleet = fleet
+        self.deploys = deploys
+        """None: a console that only looks (no deploy keys, no deploy commands)."""
+        self.tracked: dict[int, TrackedDeploy] = {}
+        """Every deploy this console started, by a local key (the engine's id comes later)."""
         self.clock = clock or _utc_now
         self.auto_refresh_fleet = auto_refresh
         self.snapshot: FleetSnapshot | None = None
@@ -68,7 +91,7 @@ class DeployConsoleApp(App[None]):
         self._refresh_timer: Timer | None = None
 
     def get_default_screen(self) -> Screen[None]:
-        return DashboardScreen(self.config, self.clock)
+        return DashboardScreen(self.config, self.clock, can_deploy=self.deploys is not None)
 
     @property
     def dashboard(self) -> DashboardScreen:
@@ -160,10 +183,158 @@ class DeployConsoleApp(App[None]):
                 self.clock,
                 self.fleet.load_balancer_settings,
                 selected_cluster=message.cluster,
+                can_deploy=self.deploys is not None,
             )
         )
 
+    # -- deploys: the dialog, one worker per deploy, events folded into TrackedDeploy ----
+
+    def running_deploy(self, project: str, cluster: str) -> TrackedDeploy | None:
+        for tracked in self.tracked.values():
+            if tracked.pair == (project, cluster) and not tracked.finished:
+                return tracked
+        return None
+
+    def on_deploy_asked(self, message: DeployAsked) -> None:
+        if self.deploys is None:
+            return
+        project = self.config.project(message.project)
+        if message.cluster is None or message.cluster not in project.clusters:
+            self.notify(
+                f"Put the cursor on a cluster {project.name} runs in, then press d.",
+                title="Deploy where?",
+                severity="warning",
+            )
+            return
+        running = self.running_deploy(project.name, message.cluster)
+        if running is not None:
+            self.notify(
+                f"{project.name} in {message.cluster} is being deployed: here it is.",
+                title="Deploy running",
+            )
+            self.open_deploy(running.key)
+            return
+        cluster = self.config.cluster(message.cluster)
+        dialog = DeployDialog(project, cluster, self.snapshot, self.deploys)
+        self.push_screen(dialog, self._deploy_confirmed)
+
+    def _deploy_confirmed(self, request: DeployRequest | None) -> None:
+        if request is not None:
+            self.start_deploy(request)
+
+    def start_deploy(self, request: DeployRequest) -> TrackedDeploy:
+        """Follow a new deploy in a worker and show its screen."""
+        assert self.deploys is not None
+        key = max(self.tracked, default=0) + 1
+        tracked = self.tracked[key] = TrackedDeploy(key, request)
+        self._show_deploying()
+        self._follow_deploy(key, request)
+        self.open_deploy(key)
+        return tracked
+
+    @work(group="deploys", exit_on_error=False)
+    async def _follow_deploy(self, key: int, request: DeployRequest) -> None:
+        # Not exclusive: deploys of different pairs run side by side, one worker each.
+        assert self.deploys is not None
+        try:
+            async for event in self.deploys.run(request):
+                self.post_message(DeployProgressed(key, event))
+        except ConsoleError as error:
+            self.post_message(DeployBroke(key, error.message))
+        except Exception as error:
+            self.post_message(DeployBroke(key, f"{type(error).__name__}: {error}"))
+
+    def on_deploy_progressed(self, message: DeployProgressed) -> None:
+        tracked = self.tracked[message.key]
+        event = message.event
+        tracked.apply(event)
+        if not self.screen_stack:
+            return  # the app is shutting down: the worker's last events have no screen
+        if tracked.cancel_requested and isinstance(event, StepStarted | DeployStarted):
+            self._send_cancel(tracked)
+        self._deploy_changed(tracked, event)
+        if isinstance(event, DeployStarted):
+            self._show_deploying()
+        if isinstance(event, DeployFinished):
+            severity: SeverityLevel = (
+                "information" if event.state is DeployState.SUCCEEDED else "warning"
+            )
+            self.notify(
+                f"{tracked.title}: {event.reason}", title=str(event.state), severity=severity
+            )
+            self._deploy_ended()
+
+    def on_deploy_broke(self, message: DeployBroke) -> None:
+        tracked = self.tracked[message.key]
+        tracked.fail(message.error)
+        if not self.screen_stack:
+            return
+        self._deploy_changed(tracked, None)
+        self.notify(f"{tracked.title}: {message.error}", title="Deploy", severity="error")
+        self._deploy_ended()
+
+    def on_deploy_cancel_asked(self, message: DeployCancelAsked) -> None:
+        tracked = self.tracked[message.key]
+        if tracked.finished or tracked.cancel_requested:
+            return
+        tracked.cancel_requested = True
+        # Before its first event the engine's id is unknown: the cancel goes with that event.
+        if tracked.deploy_id is not None:
+            self._send_cancel(tracked)
+        self._deploy_changed(tracked, None)
+
+    def _send_cancel(self, tracked: TrackedDeploy) -> None:
+        if self.deploys is None or tracked.deploy_id is None or tracked.finished:
+            return
+        self.deploys.cancel(tracked.deploy_id, self.deploys.actor)
+
+    def _deploy_changed(self, tracked: TrackedDeploy, event: DeployEvent | None) -> None:
+        for screen in self.screen_stack:
+            if isinstance(screen, DeployScreen) and screen.key == tracked.key:
+                screen.show_event(event)
+
+    def _deploy_ended(self) -> None:
+        self._show_deploying()
+        # The cell shows the deploy until it ends, then what the next refresh reads.
+        self.refresh_fleet()
+
+    def _show_deploying(self) -> None:
+        deploying = {
+            tracked.pair: tracked.release
+            for tracked in self.tracked.values()
+            if not tracked.finished
+        }
+        # Looked up, not self.dashboard: while the app shuts down the stack may be empty.
+        for screen in self.screen_stack:
+            if isinstance(screen, DashboardScreen):
+                screen.deploying = deploying
+        self.refresh_bindings()
+
+    def open_deploy(self, key: int) -> None:
+        """Show a deploy's screen (over whatever is open, never twice on the stack)."""
+        tracked = self.tracked[key]
+        for screen in self.screen_stack:
+            if isinstance(screen, DeployScreen) and screen.key == key:
+                if screen is not self.screen:
+                    # Rare: bring it up by popping what is over it.
+                    while self.screen is not screen:
+                        self.pop_screen()
+                return
+        protected = self.config.cluster(tracked.request.cluster).protected
+        self.push_screen(DeployScreen(tracked, self.clock, protected=protected))
+
+    def action_show_deploys(self) -> None:
+        if not self.tracked or isinstance(self.screen, DeployListDialog):
+            return
+        self.push_screen(DeployListDialog(self.tracked.values()), self._deploy_picked)
+
+    def _deploy_picked(self, key: int | None) -> None:
+        if key is not None and key in self.tracked:
+            self.open_deploy(key)
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "show_deploys":
+            return self.deploys is not None and bool(self.tracked)
         # "back" is Textual's App.action_back (pop a screen): nothing to pop on the dashboard.
         return not (action == "back" and len(self.screen_stack) <= 1)
 
@@ -196,9 +367,33 @@ class DeployConsoleApp(App[None]):
                 "project: refresh", "Read the fleet from AWS now", screen.action_refresh
             )
             yield SystemCommand("project: back", "Back to the dashboard", screen.action_back)
+        if self.deploys is not None:
+            yield from self._deploy_commands(screen)
         yield SystemCommand("app: help", "List the keys of this screen", self.action_help)
         yield SystemCommand("app: theme", "Change the colours", self.action_change_theme)
         yield SystemCommand("app: quit", "Quit deploy-console", self.action_quit)
+
+    def _deploy_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        if isinstance(screen, DashboardScreen | ProjectScreen):
+            yield SystemCommand(
+                "deploy: open",
+                "Deploy a release of the project (under the cursor) to its cluster",
+                screen.action_deploy,
+            )
+        if isinstance(screen, DeployScreen):
+            if screen.check_action("cancel_deploy", ()):
+                yield SystemCommand(
+                    "deploy: cancel", "Stop this deploy and roll back", screen.action_cancel_deploy
+                )
+            yield SystemCommand(
+                "deploy: back", "Leave this screen; the deploy goes on", screen.action_back
+            )
+        if self.tracked:
+            yield SystemCommand(
+                "deploy: show running",
+                "List the deploys this console started and open one",
+                self.action_show_deploys,
+            )
 
 
 def build_app(
@@ -207,6 +402,10 @@ def build_app(
     *,
     clock: Callable[[], datetime] | None = None,
     auto_refresh: bool = True,
+    deploys: DeploySupport | None = None,
 ) -> DeployConsoleApp:
-    """The console app for the CLI and the tests alike; the caller owns (and closes) the fleet."""
-    return DeployConsoleApp(config, fleet, clock=clock, auto_refresh=auto_refresh)
+    """The console app for the CLI and the tests alike; the caller owns (and closes) the fleet.
+
+    Without `deploys` the console only looks: no deploy keys and no deploy commands.
+    """
+    return DeployConsoleApp(config, fleet, clock=clock, auto_refresh=auto_refresh, deploys=deploys)

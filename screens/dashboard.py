@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from console.config import Config
 from console.model import FleetSnapshot
-from screens.messages import ProjectChosen, RefreshRequested
+from screens.messages import DeployAsked, ProjectChosen, RefreshRequested
 from screens.widgets.fleet_header import FleetHeader
 from screens.widgets.fleet_matrix import FleetMatrix
 from screens.widgets.format import HEALTH_GLYPHS, HEALTH_STYLES, NOT_DEPLOYED_GLYPH, health_word
@@ -42,16 +42,22 @@ class DashboardScreen(Screen[None]):
         Binding("slash", "filter", "Filter projects", key_display="/", id="dashboard.filter"),
         Binding("enter", "open_project", "Open project", id="dashboard.open_project"),
         Binding("escape", "clear_filter", "Clear filter", id="dashboard.clear_filter"),
+        Binding("d", "deploy", "Deploy", id="deploy.open"),
     ]
 
     snapshot: reactive[FleetSnapshot | None] = reactive(None, always_update=True, init=False)
     refreshing: reactive[bool] = reactive(False, init=False)
     refresh_error: reactive[str | None] = reactive(None, init=False)
+    deploying: reactive[dict[tuple[str, str], str]] = reactive(dict, always_update=True, init=False)
+    """(project, cluster) -> release this console is deploying there."""
 
-    def __init__(self, config: Config, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, config: Config, clock: Callable[[], datetime], *, can_deploy: bool = False
+    ) -> None:
         super().__init__()
         self.config = config
         self.clock = clock
+        self.can_deploy = can_deploy
         self._ready = False  # is_mounted is still False inside on_mount
 
     @property
@@ -90,6 +96,9 @@ class DashboardScreen(Screen[None]):
     def watch_refresh_error(self) -> None:
         self._pass_down()
 
+    def watch_deploying(self) -> None:
+        self._pass_down()
+
     def _pass_down(self) -> None:
         if not self._ready:
             return
@@ -99,6 +108,8 @@ class DashboardScreen(Screen[None]):
         header.refresh_error = self.refresh_error
         if self.matrix.snapshot is not self.snapshot:
             self.matrix.snapshot = self.snapshot
+        if self.matrix.deploying != self.deploying:
+            self.matrix.deploying = dict(self.deploying)
 
     # -- actions -----------------------------------------------------------------------
 
@@ -106,6 +117,8 @@ class DashboardScreen(Screen[None]):
         # "Clear filter" is hidden from the footer while there is no filter to clear.
         if action == "clear_filter":
             return any(widget.display for widget in self.query("#filter"))
+        if action == "deploy":
+            return self.can_deploy
         return True
 
     def action_refresh(self) -> None:
@@ -132,6 +145,12 @@ class DashboardScreen(Screen[None]):
         if cluster is not None and cluster not in self.config.project(project).clusters:
             cluster = None
         self.post_message(ProjectChosen(project, cluster))
+
+    def action_deploy(self) -> None:
+        project = self.matrix.cursor_project
+        if project is None:
+            return
+        self.post_message(DeployAsked(project, self.matrix.cursor_cluster))
 
     # -- events ------------------------------------------------------------------------
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from console.model import FleetSnapshot, LoadBalancerSettings
+from console.events import DeployEvent
+from console.model import DeployPlan, FleetSnapshot, LoadBalancerSettings, Release
 
 
 class FleetRefreshed(Message):
@@ -49,3 +50,59 @@ class LoadBalancerSettingsLoaded(Message):
         self.cluster = cluster
         self.settings = settings
         self.error = error
+
+
+class DeployAsked(Message):
+    """A person asked to deploy a project to a cluster (key or palette); the app opens a dialog."""
+
+    def __init__(self, project: str, cluster: str | None) -> None:
+        super().__init__()
+        self.project = project
+        self.cluster = cluster
+
+
+class ReleasesLoaded(Message):
+    """The deploy dialog's list of releases arrived (or failed: `error`)."""
+
+    def __init__(self, releases: tuple[Release, ...] = (), error: str | None = None) -> None:
+        super().__init__()
+        self.releases = releases
+        self.error = error
+
+
+class PlanLoaded(Message):
+    """The plan of deploying `release` arrived (or failed: `error`)."""
+
+    def __init__(
+        self, release: str, plan: DeployPlan | None = None, error: str | None = None
+    ) -> None:
+        super().__init__()
+        self.release = release
+        self.plan = plan
+        self.error = error
+
+
+class DeployProgressed(Message):
+    """The deploy engine reported an event of the deploy the console tracks as `key`."""
+
+    def __init__(self, key: int, event: DeployEvent) -> None:
+        super().__init__()
+        self.key = key
+        self.event = event
+
+
+class DeployBroke(Message):
+    """Following a deploy raised: refused before it began (pair busy) or the stream broke."""
+
+    def __init__(self, key: int, error: str) -> None:
+        super().__init__()
+        self.key = key
+        self.error = error
+
+
+class DeployCancelAsked(Message):
+    """A person confirmed cancelling the deploy the console tracks as `key`."""
+
+    def __init__(self, key: int) -> None:
+        super().__init__()
+        self.key = key

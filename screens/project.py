@@ -19,7 +19,7 @@ from textual.widgets import Footer, Static
 from console.config import ClusterConfig, ProjectConfig
 from console.errors import ConsoleError
 from console.model import FleetSnapshot, LoadBalancerSettings
-from screens.messages import LoadBalancerSettingsLoaded, RefreshRequested
+from screens.messages import DeployAsked, LoadBalancerSettingsLoaded, RefreshRequested
 from screens.widgets.cluster_panel import ClusterPanel, InstanceTable
 from screens.widgets.format import age_between
 
@@ -35,6 +35,7 @@ class ProjectScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="project.back"),
         Binding("r", "refresh", "Refresh", id="project.refresh"),
+        Binding("d", "deploy", "Deploy", id="deploy.open"),
     ]
 
     snapshot: reactive[FleetSnapshot | None] = reactive(None, always_update=True, init=False)
@@ -47,8 +48,11 @@ class ProjectScreen(Screen[None]):
         clock: Callable[[], datetime],
         load_settings: SettingsLoader,
         selected_cluster: str | None = None,
+        *,
+        can_deploy: bool = False,
     ) -> None:
         super().__init__()
+        self.can_deploy = can_deploy
         self.project = project
         # Config order, only the clusters the project is configured in.
         self.clusters = tuple(c for c in clusters if c.name in project.clusters)
@@ -155,3 +159,22 @@ class ProjectScreen(Screen[None]):
 
     def action_refresh(self) -> None:
         self.post_message(RefreshRequested())
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "deploy":
+            return self.can_deploy and bool(self.clusters)
+        return True
+
+    @property
+    def deploy_cluster(self) -> str | None:
+        """The cluster a deploy from here goes to: the panel in focus, else the one chosen."""
+        for cluster in self.clusters:
+            if self.panel(cluster.name).has_focus_within:
+                return cluster.name
+        names = [cluster.name for cluster in self.clusters]
+        if self.selected_cluster in names:
+            return self.selected_cluster
+        return names[0] if len(names) == 1 else None
+
+    def action_deploy(self) -> None:
+        self.post_message(DeployAsked(self.project.name, self.deploy_cluster))

@@ -21,6 +21,7 @@ from screens.widgets.format import (
 from screens.widgets.tables import TABLE_NAVIGATION, cell_style
 
 PROJECT_COLUMN = "project"
+DEPLOYING_GLYPH = "⟳"
 MIN_CELL_WIDTH = 20
 
 
@@ -62,6 +63,7 @@ class FleetMatrix(DataTable[Text], inherit_bindings=False):
         "fleet-matrix--loading",
         "fleet-matrix--cluster",
         "fleet-matrix--protected",
+        "fleet-matrix--deploying",
     }
 
     DEFAULT_CSS = """
@@ -77,10 +79,14 @@ class FleetMatrix(DataTable[Text], inherit_bindings=False):
     FleetMatrix > .fleet-matrix--loading { color: $text-disabled; }
     FleetMatrix > .fleet-matrix--cluster { color: $text-primary; text-style: bold; }
     FleetMatrix > .fleet-matrix--protected { color: $text-error; text-style: bold; }
+    FleetMatrix > .fleet-matrix--deploying { color: $text-accent; text-style: bold; }
     """
 
     snapshot: reactive[FleetSnapshot | None] = reactive(None, always_update=True, init=False)
     """The fleet to show; set it and the cells change in place."""
+
+    deploying: reactive[dict[tuple[str, str], str]] = reactive(dict, always_update=True, init=False)
+    """(project, cluster) -> release being deployed there from this console."""
 
     filter_text: reactive[str] = reactive("", init=False)
     """Only projects whose name contains this (case-insensitive) are shown."""
@@ -176,7 +182,10 @@ class FleetMatrix(DataTable[Text], inherit_bindings=False):
 
     def _cell(self, project: str, cluster: ClusterConfig) -> Text:
         key = (project, cluster.name)
-        if key not in self._deployed:
+        if key in self.deploying:
+            plain = shorten(f"{DEPLOYING_GLYPH} deploying {self.deploying[key]}", self.cell_width)
+            component = "fleet-matrix--deploying"
+        elif key not in self._deployed:
             plain, component = NOT_DEPLOYED_GLYPH, "fleet-matrix--not-deployed"
         elif self.snapshot is None:
             plain, component = "…", "fleet-matrix--loading"
@@ -217,6 +226,9 @@ class FleetMatrix(DataTable[Text], inherit_bindings=False):
         value = self._cell(project, cluster)
         if self._shown[(project, cluster.name)] != before:
             self.update_cell(row_key, cluster.name, value, update_width=False)
+
+    def watch_deploying(self) -> None:
+        self.watch_snapshot(self.snapshot)
 
     def watch_filter_text(self, _old: str, _new: str) -> None:
         if not self.columns:

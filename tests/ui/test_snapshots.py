@@ -14,12 +14,16 @@ from textual.pilot import Pilot
 
 from console.config import Config
 from console.fleet import Fleet
+from console.model import DeployRequest, Step
 from screens.app import DeployConsoleApp, build_app
+from screens.deploy_dialog import DeployDialog
+from screens.deploy_screen import DeployScreen
 from screens.help import HelpScreen
 from screens.messages import ProjectChosen
 from screens.project import ProjectScreen
 from screens.widgets.cluster_panel import ClusterPanel
 from tests.ui import SIZE, frozen_clock, wait_for
+from tests.ui.deploy_fakes import ScriptedDeploys
 
 SnapCompare = Callable[..., bool]
 
@@ -106,3 +110,76 @@ def test_help(snap_compare: SnapCompare, make_app) -> None:
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, HelpScreen), "the help")
 
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
+@pytest.fixture
+def make_deploy_app(
+    world_config: Config, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[ScriptedDeploys], DeployConsoleApp]]:
+    monkeypatch.setattr(DeployDialog, "PLAN_DELAY", 0.0)
+    fleets: list[Fleet] = []
+
+    def make(deploys: ScriptedDeploys) -> DeployConsoleApp:
+        fleet = Fleet(world_config, clock=frozen_clock)
+        fleets.append(fleet)
+        return build_app(
+            world_config, fleet, clock=frozen_clock, auto_refresh=False, deploys=deploys
+        )
+
+    yield make
+    for fleet in fleets:
+        fleet.close()
+
+
+def test_deploy_dialog_protected(snap_compare: SnapCompare, make_deploy_app) -> None:
+    """storefront in prod1: the plan of 2.15.0, Deploy disabled until "prod1" is typed."""
+    deploys = ScriptedDeploys()
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await first_refresh(pilot)
+        deploys.snapshot = pilot.app.snapshot  # type: ignore[attr-defined]
+        await pilot.press("right", "right", "right", "d")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, DeployDialog), "the dialog")
+        dialog = pilot.app.screen
+        assert isinstance(dialog, DeployDialog)
+        await wait_for(pilot, lambda: dialog.plan is not None, "the plan")
+        await pilot.pause()
+
+    assert snap_compare(make_deploy_app(deploys), terminal_size=SIZE, run_before=run_before)
+
+
+def test_deploy_screen_running(snap_compare: SnapCompare, make_deploy_app) -> None:
+    """A deploy held in its configure step: steps, progress, the log so far."""
+    deploys = ScriptedDeploys(hold_at=Step.CONFIGURE)
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await first_refresh(pilot)
+        app = pilot.app
+        assert isinstance(app, DeployConsoleApp)
+        deploys.snapshot = app.snapshot
+        app.start_deploy(DeployRequest("storefront", "prod1", "2.15.0", "alice"))
+        await wait_for(pilot, lambda: deploys.held, "the configure step")
+        await wait_for(pilot, lambda: isinstance(app.screen, DeployScreen), "the screen")
+        await pilot.pause()
+
+    assert snap_compare(make_deploy_app(deploys), terminal_size=SIZE, run_before=run_before)
+
+
+def test_deploy_screen_cancelled(snap_compare: SnapCompare, make_deploy_app) -> None:
+    """Cancelled during the health gate: rolled back, the steps after it skipped."""
+    deploys = ScriptedDeploys(hold_at=Step.HEALTH_GATE)
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await first_refresh(pilot)
+        app = pilot.app
+        assert isinstance(app, DeployConsoleApp)
+        tracked = app.start_deploy(DeployRequest("storefront", "staging", "2.14.1", "alice"))
+        await wait_for(pilot, lambda: deploys.held, "the health gate")
+        await wait_for(pilot, lambda: isinstance(app.screen, DeployScreen), "the screen")
+        await pilot.press("c", "y")
+        await wait_for(pilot, lambda: tracked.finished, "the rollback")
+        await wait_for(pilot, lambda: not app.refreshing, "the refresh after it")
+        app.clear_notifications()  # toasts time out: keep them out of the picture
+        await pilot.pause()
+
+    assert snap_compare(make_deploy_app(deploys), terminal_size=SIZE, run_before=run_before)

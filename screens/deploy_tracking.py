@@ -1,0 +1,124 @@
+"""What the console knows of each deploy it started: steps, log lines, outcome (plain data)."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from console.events import (
+    DeployEvent,
+    DeployFinished,
+    DeployStarted,
+    StepFinished,
+    StepStarted,
+)
+from console.model import DEPLOY_STEPS, DeployRequest, DeployState, Step, StepState
+
+# Enough to scroll back through a long configure step; older events are dropped.
+MAX_LINES = 5000
+
+
+@dataclass
+class StepView:
+    """One step as the deploy screen shows it; `state` None = not started (yet)."""
+
+    step: Step
+    state: StepState | None = None
+    started_at: datetime | None = None
+    seconds: float | None = None
+    detail: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.state is not None and self.state is not StepState.RUNNING
+
+
+@dataclass
+class TrackedDeploy:
+    """One deploy this console started; `key` is local (the engine's id comes with its events)."""
+
+    key: int
+    request: DeployRequest
+    deploy_id: str | None = None
+    release: str = ""
+    image_id: str = ""
+    started_at: datetime | None = None
+    state: DeployState = DeployState.QUEUED
+    reason: str = ""
+    seconds: float | None = None
+    error: str | None = None
+    """Why following the deploy failed (refused before it began, or the stream broke)."""
+    cancel_requested: bool = False
+    steps: dict[Step, StepView] = field(default_factory=dict)
+    log: deque[DeployEvent] = field(default_factory=lambda: deque(maxlen=MAX_LINES))
+    """Every event in order, for a deploy screen opened (again) mid-way."""
+
+    def __post_init__(self) -> None:
+        if not self.release:
+            self.release = self.request.release
+        if not self.steps:
+            self.steps = {step: StepView(step) for step in DEPLOY_STEPS}
+
+    @property
+    def pair(self) -> tuple[str, str]:
+        return (self.request.project, self.request.cluster)
+
+    @property
+    def finished(self) -> bool:
+        return self.error is not None or self.state.finished
+
+    @property
+    def rolling_back(self) -> bool:
+        return Step.ROLLBACK in self.steps
+
+    @property
+    def total_steps(self) -> int:
+        return len(self.steps)
+
+    @property
+    def steps_done(self) -> int:
+        return sum(1 for view in self.steps.values() if view.finished)
+
+    @property
+    def current_step(self) -> Step | None:
+        for view in self.steps.values():
+            if view.state is StepState.RUNNING:
+                return view.step
+        return None
+
+    @property
+    def title(self) -> str:
+        return f"{self.request.project} → {self.request.cluster} {self.release}"
+
+    def apply(self, event: DeployEvent) -> None:
+        """Fold one engine event into what the screens show."""
+        self.deploy_id = self.deploy_id or event.deploy_id
+        self.log.append(event)
+        if self.state is DeployState.QUEUED:
+            self.state = DeployState.RUNNING
+        if isinstance(event, StepStarted):
+            if self.started_at is None:
+                self.started_at = event.at
+            view = self.steps.setdefault(event.step, StepView(event.step))
+            view.state, view.started_at, view.detail = StepState.RUNNING, event.at, event.detail
+        elif isinstance(event, StepFinished):
+            view = self.steps.setdefault(event.step, StepView(event.step))
+            view.state, view.seconds = event.state, event.seconds
+            view.detail = event.detail or view.detail
+        elif isinstance(event, DeployStarted):
+            self.release, self.image_id = event.release, event.image_id
+            self.started_at = self.started_at or event.at
+        elif isinstance(event, DeployFinished):
+            self.state, self.reason, self.seconds = event.state, event.reason, event.seconds
+            # Steps that never ran will not: they count as done for the progress bar.
+            for view in self.steps.values():
+                if view.state is None:
+                    view.state = StepState.SKIPPED
+
+    def fail(self, error: str) -> None:
+        """Following the deploy failed: before it began (refused) or mid-way."""
+        self.error = error
+        if not self.state.finished:
+            self.state = DeployState.FAILED
+        self.reason = self.reason or error
