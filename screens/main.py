@@ -21,6 +21,7 @@ from console.errors import ConsoleError
 from console.paths import user_data_dir
 
 if TYPE_CHECKING:
+    from console.fleet import FleetSource
     from console.world import World
 
 PROG = "deploy-console"
@@ -122,7 +123,7 @@ def run(argv: list[str]) -> int:
             return _world(args)
         if args.command == "demo":
             return _demo(args)
-        return _console(find_config(args.config))
+        return _console(find_config(args.config), getattr(args, "store", None))
     except ConsoleError as error:
         return _fail(error.message)
     except KeyboardInterrupt:
@@ -225,22 +226,33 @@ def _demo(args: argparse.Namespace) -> int:
     try:
         destination = user_data_dir() / "demo-world.toml"
         write_world_config(source, world.endpoint_url, destination)
-        return _console(load_config(destination))
+        return _console(load_config(destination), args.store)
     finally:
         world.stop()
 
 
-def _console(config: Config) -> int:
+def _console(config: Config, store: str | None) -> int:
+    from console.deploys import store_path
     from console.fleet_process import ProcessFleet
-    from screens.app import build_app
 
     fleet = ProcessFleet(config)
     try:
-        app = build_app(config, fleet)
-        app.run()
-        return app.return_code or 0
+        return asyncio.run(_run_console(config, fleet, store_path(config, store)))
     finally:
         fleet.close()
+
+
+async def _run_console(config: Config, fleet: FleetSource, store: Path) -> int:
+    from console.deploys import actor, deploy_services
+    from screens.app import build_app
+    from screens.deploy_support import EngineDeploys
+
+    # The store belongs to the loop it was opened on: the app's, so open it here.
+    async with deploy_services(config, store) as services:
+        deploys = EngineDeploys(services.engine, services.fleet.gateway, actor())
+        app = build_app(config, fleet, deploys=deploys)
+        await app.run_async()
+        return app.return_code or 0
 
 
 if __name__ == "__main__":
