@@ -124,6 +124,28 @@ def classic_states(box: Sandbox, ids: list[str] | None = None) -> dict[str, tupl
     }
 
 
+def test_demo_load_balancers_are_fast_and_the_seeded_fleet_serves_at_once(world: World) -> None:
+    elbv2 = world.client("elbv2", "us-east-1")
+    group = elbv2.describe_target_groups(Names=["storefront-prod1"])["TargetGroups"][0]
+    assert group["HealthCheckIntervalSeconds"] == 5 and group["HealthyThresholdCount"] == 2
+    assert group["HealthCheckTimeoutSeconds"] < group["HealthCheckIntervalSeconds"]
+    attributes = elbv2.describe_target_group_attributes(TargetGroupArn=group["TargetGroupArn"])
+    delay = {a["Key"]: a["Value"] for a in attributes["Attributes"]}
+    assert delay["deregistration_delay.timeout_seconds"] == "5"
+    health = elbv2.describe_target_health(TargetGroupArn=group["TargetGroupArn"])
+    assert [d["TargetHealth"]["State"] for d in health["TargetHealthDescriptions"]] == [
+        "healthy"
+    ] * 3
+    elb = world.client("elb", "us-east-1")
+    classic = elb.describe_load_balancers(LoadBalancerNames=["media-service-prod1"])
+    check = classic["LoadBalancerDescriptions"][0]["HealthCheck"]
+    assert check["Interval"] == 5 and check["HealthyThreshold"] == 2
+    drain = elb.describe_load_balancer_attributes(LoadBalancerName="media-service-prod1")
+    assert drain["LoadBalancerAttributes"]["ConnectionDraining"] == {"Enabled": True, "Timeout": 5}
+    states = elb.describe_instance_health(LoadBalancerName="media-service-prod1")
+    assert sorted(s["State"] for s in states["InstanceStates"]) == ["InService", "OutOfService"]
+
+
 def test_the_broken_release_is_an_image_like_the_others(world: World) -> None:
     assert world.is_broken("storefront", "2.16.0")
     assert not world.is_broken("storefront", "2.15.0")
