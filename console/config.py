@@ -150,6 +150,8 @@ class WorldProject:
     versions: tuple[str, ...]
     dns: str
     clusters: dict[str, WorldEnv] = field(default_factory=dict)
+    # Releases whose health command fails on the world's instances (a bad build to deploy).
+    broken: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,12 @@ class WorldConfig:
     domain: str = "example.internal"
     seed: int = 42
     projects: dict[str, WorldProject] = field(default_factory=dict)
+    # How long a newly registered instance stays `initial` (registration in progress).
+    registration_seconds: float = 3.0
+    # Every load balancer's health check and drain; None: per-cluster values like AWS's own.
+    health_check_interval_seconds: int | None = None
+    healthy_threshold: int | None = None
+    deregistration_delay_seconds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -484,6 +492,10 @@ def _parse_project(table: _Table, cluster_names: tuple[str, ...]) -> ProjectConf
 def _parse_world(table: _Table, config_projects: dict[str, ProjectConfig]) -> WorldConfig:
     domain = table.string("domain", default="example.internal")
     seed = table.integer("seed", 42)
+    registration_seconds = table.number("registration_seconds", 3.0, minimum=0.0)
+    interval = _optional_integer(table, "health_check_interval_seconds", 5, 300)
+    healthy_threshold = _optional_integer(table, "healthy_threshold", 2, 10)
+    delay = _optional_integer(table, "deregistration_delay_seconds", 0, 3600)
     projects: dict[str, WorldProject] = {}
     projects_table = table.table("projects")
     if projects_table is not None:
@@ -498,6 +510,10 @@ def _parse_world(table: _Table, config_projects: dict[str, ProjectConfig]) -> Wo
             if not versions:
                 entry.fail("must list at least one version", "versions")
             dns = entry.string("dns", default=project_name)
+            broken = entry.strings("broken")
+            for version in broken:
+                if version not in versions:
+                    entry.fail(f"{version!r} is not in versions", "broken")
             envs: dict[str, WorldEnv] = {}
             clusters_table = entry.table("clusters")
             if clusters_table is not None:
@@ -524,10 +540,31 @@ def _parse_world(table: _Table, config_projects: dict[str, ProjectConfig]) -> Wo
                     envs[cluster_name] = env
                 clusters_table.done()
             entry.done()
-            projects[project_name] = WorldProject(versions=versions, dns=dns, clusters=envs)
+            projects[project_name] = WorldProject(
+                versions=versions, dns=dns, clusters=envs, broken=broken
+            )
         projects_table.done()
     table.done()
-    return WorldConfig(domain=domain, seed=seed, projects=projects)
+    return WorldConfig(
+        domain=domain,
+        seed=seed,
+        projects=projects,
+        registration_seconds=registration_seconds,
+        health_check_interval_seconds=interval,
+        healthy_threshold=healthy_threshold,
+        deregistration_delay_seconds=delay,
+    )
+
+
+def _optional_integer(table: _Table, key: str, minimum: int, maximum: int) -> int | None:
+    """An integer within AWS's bounds for the setting, or None when the key is absent."""
+    if key not in table.data:
+        table.read.add(key)
+        return None
+    value = table.integer(key, minimum, minimum=minimum)
+    if value > maximum:
+        table.fail(f"must be at most {maximum}, not {value}", key)
+    return value
 
 
 def parse_config(data: dict[str, Any], source: Path) -> Config:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,6 +38,7 @@ DEMO_PUBLIC_KEY = (
 )
 
 DNS_CHANGES_PER_BATCH = 100
+HEALTH_CHECK_TIMEOUT = 5
 
 # A fixed timeline so that the demo (and its screenshots) look the same every time.
 WORLD_EPOCH = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
@@ -57,6 +60,7 @@ class SeedReport:
     seconds: float = 0.0
     stopped: list[str] = field(default_factory=list)
     failing: list[str] = field(default_factory=list)
+    secrets: int = 0
 
 
 class World:
@@ -73,6 +77,7 @@ class World:
         self.report = SeedReport()
         self._clients: dict[tuple[str, str], Any] = {}
         self._boto_session: Any = None
+        self._serving: Callable[[str], bool | None] | None = None
 
     def start(self, seed: bool = True) -> str:
         """Start the server and seed it; returns the endpoint URL.
@@ -100,8 +105,25 @@ class World:
         self._post(f"/moto-api/seed?a={self.world.seed}")
         world_moto.reset()
         self._seed()
+        # Seeded instances were in service at once; from now on a registration takes time.
+        world_moto.set_registration_seconds(self.world.registration_seconds)
+        world_moto.set_serving(self._serving)
         self.report.seconds = time.perf_counter() - started
         return self.endpoint_url
+
+    def set_serving(self, serving: Callable[[str], bool | None] | None) -> None:
+        """Let `serving(instance_id)` decide each instance's health check: True passes, False
+        fails (503), None has no opinion (the seeded fleet's rules: failing instances fail, the
+        others pass while running). Called on every health read, in the server's threads: it
+        must be cheap and thread-safe, and must not call the world's API."""
+        self._serving = serving
+        world_moto.set_serving(serving)
+
+    def is_broken(self, project: str, version: str) -> bool:
+        """Whether the world's release `version` of `project` fails its health command."""
+        assert self.world is not None
+        spec = self.world.projects.get(project)
+        return spec is not None and version in spec.broken
 
     def _check_port_free(self) -> None:
         # ThreadedMotoServer binds in its thread and waits forever if that fails: try first.
@@ -160,15 +182,21 @@ class World:
                 for version in world.projects[project.name].versions
             }
         )
+        # Broken releases are built last: adding one shifts none of the ids seeded before.
+        broken = [key for key in wanted if self.is_broken(key[1], key[2])]
         # Sequential on purpose: moto's generated ids then repeat from run to run, and
         # threads only contend for the GIL (measured slower, 6.2-6.6 s against 4.4-5.3 s).
         for key in wanted:
-            images[key] = self._seed_image(*key)
+            if key not in broken:
+                images[key] = self._seed_image(*key)
         per_cluster = [
             self._seed_cluster(cluster, index, images)
             for index, cluster in enumerate(self.config.clusters)
         ]
         self._seed_dns([record for records in per_cluster for record in records])
+        for key in broken:
+            images[key] = self._seed_image(*key)
+        self._seed_secrets()
 
     def _seed_cluster(
         self, cluster: ClusterConfig, index: int, images: dict[tuple[str, str, str], str]
@@ -322,7 +350,9 @@ class World:
         production = cluster.protected
         if settings.classic_elbs:
             elb = self.client("elb", cluster.region)
-            tuning = CLASSIC_SETTINGS.get(cluster.name, PRODUCTION_CLASSIC)
+            tuning = self._tuning(
+                CLASSIC_SETTINGS.get(cluster.name, PRODUCTION_CLASSIC), "draining"
+            )
             for name in settings.classic_elbs:
                 created = elb.create_load_balancer(
                     LoadBalancerName=name,
@@ -347,7 +377,7 @@ class World:
                     HealthCheck={
                         "Target": "HTTP:80/health",
                         "Interval": tuning["interval"],
-                        "Timeout": 5,
+                        "Timeout": tuning["timeout"],
                         "UnhealthyThreshold": tuning["unhealthy"],
                         "HealthyThreshold": tuning["healthy"],
                     },
@@ -355,7 +385,11 @@ class World:
                 elb.modify_load_balancer_attributes(
                     LoadBalancerName=name,
                     LoadBalancerAttributes={
-                        "ConnectionDraining": {"Enabled": True, "Timeout": tuning["draining"]}
+                        # AWS takes a timeout of 1-3,600 s: a delay of 0 is draining off.
+                        "ConnectionDraining": {
+                            "Enabled": tuning["draining"] > 0,
+                            "Timeout": max(1, tuning["draining"]),
+                        }
                     },
                 )
                 if instance_ids:
@@ -365,7 +399,9 @@ class World:
                 self.report.load_balancers += 1
         if settings.target_groups:
             elbv2 = self.client("elbv2", cluster.region)
-            tuning = TARGET_GROUP_SETTINGS.get(cluster.name, PRODUCTION_TARGET_GROUP)
+            tuning = self._tuning(
+                TARGET_GROUP_SETTINGS.get(cluster.name, PRODUCTION_TARGET_GROUP), "delay"
+            )
             for name in settings.target_groups:
                 group_arn = elbv2.create_target_group(
                     Name=name,
@@ -375,7 +411,7 @@ class World:
                     HealthCheckProtocol="HTTP",
                     HealthCheckPath="/health",
                     HealthCheckIntervalSeconds=tuning["interval"],
-                    HealthCheckTimeoutSeconds=5,
+                    HealthCheckTimeoutSeconds=tuning["timeout"],
                     HealthyThresholdCount=tuning["healthy"],
                     UnhealthyThresholdCount=tuning["unhealthy"],
                     Matcher={"HttpCode": "200"},
@@ -411,6 +447,21 @@ class World:
                     )
                 self.report.load_balancers += 1
         return dns_name
+
+    def _tuning(self, defaults: dict[str, int], delay_key: str) -> dict[str, int]:
+        """A cluster's load balancer settings with the world's overrides applied."""
+        assert self.world is not None
+        world = self.world
+        tuning = dict(defaults)
+        if world.health_check_interval_seconds is not None:
+            tuning["interval"] = world.health_check_interval_seconds
+        if world.healthy_threshold is not None:
+            tuning["healthy"] = world.healthy_threshold
+        if world.deregistration_delay_seconds is not None:
+            tuning[delay_key] = world.deregistration_delay_seconds
+        # AWS refuses a health check timeout that is not shorter than its interval.
+        tuning["timeout"] = min(HEALTH_CHECK_TIMEOUT, tuning["interval"] - 1)
+        return tuning
 
     def _break_some(self, cluster: ClusterConfig, instance_ids: list[str], env: WorldEnv) -> None:
         """The imperfections of a real fleet: a stopped instance, a failing health check."""
@@ -455,3 +506,31 @@ class World:
                 },
             )
         self.report.records = len(records)
+
+    def _seed_secrets(self) -> None:
+        """One SecureString per secret a project's deploy reads, in each of its clusters' regions.
+
+        The values are made up (deterministic, so that a demo run looks like the last one) and
+        live only in SSM.
+        """
+        assert self.world is not None
+        seeded: set[tuple[str, str]] = set()
+        for project in self.config.projects:
+            if project.deploy is None:
+                continue
+            for cluster_name in project.clusters:
+                region = self.config.cluster(cluster_name).region
+                for name, parameter in sorted(project.deploy_env(cluster_name)[1].items()):
+                    if (region, parameter) in seeded:
+                        continue
+                    seeded.add((region, parameter))
+                    digest = hashlib.sha256(
+                        f"{self.world.seed}/{project.name}/{cluster_name}/{name}".encode()
+                    ).hexdigest()[:12]
+                    self.client("ssm", region).put_parameter(
+                        Name=parameter,
+                        Value=f"demo-{project.name}-{cluster_name}-{name.lower()}-{digest}",
+                        Type="SecureString",
+                        Description=f"{name} for {project.name} in {cluster_name} (demo)",
+                    )
+                    self.report.secrets += 1

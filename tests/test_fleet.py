@@ -211,16 +211,16 @@ async def test_load_balancer_settings_come_from_aws(world_config: Config) -> Non
     by_name = {s.name: s for s in settings}
     classic = by_name["partner-gateway-legacy"]
     assert classic.kind == LoadBalancerKind.CLASSIC
-    assert (classic.interval_seconds, classic.healthy_threshold) == (30, 10)
-    assert classic.deregistration_delay_seconds == 300
+    assert (classic.interval_seconds, classic.healthy_threshold) == (5, 2)
+    assert classic.deregistration_delay_seconds == 5
     group = by_name["partner-gateway-prod1"]
     assert (group.interval_seconds, group.healthy_threshold, group.unhealthy_threshold) == (
-        30,
         5,
         2,
+        2,
     )
-    assert group.time_to_healthy_seconds == 180
-    assert staging[0].deregistration_delay_seconds == 30  # read from AWS, not hard-coded
+    assert group.time_to_healthy_seconds == 15
+    assert staging[0].deregistration_delay_seconds == 5  # read from AWS (its default: 300)
 
 
 def test_snapshot_age_is_measured_from_fetch(world_config: Config) -> None:
@@ -293,7 +293,7 @@ async def test_the_refresh_can_run_in_a_worker_process(world_config: Config) -> 
         assert first.envs[key].instances == env.instances, key
         assert first.envs[key].health == env.health, key
     assert [s.name for s in settings] == ["media-service-prod1"]
-    assert settings[0].deregistration_delay_seconds == 300
+    assert settings[0].deregistration_delay_seconds == 5
 
 
 async def test_settings_after_a_refresh_ask_only_for_the_attributes(world_config: Config) -> None:
@@ -307,6 +307,6 @@ async def test_settings_after_a_refresh_ask_only_for_the_attributes(world_config
         fleet.close()
     assert sorted(seen) == ["DescribeLoadBalancerAttributes", "DescribeTargetGroupAttributes"]
     assert {s.name: s.healthy_threshold for s in settings} == {
-        "partner-gateway-legacy": 10,
-        "partner-gateway-prod1": 5,
+        "partner-gateway-legacy": 2,
+        "partner-gateway-prod1": 2,
     }

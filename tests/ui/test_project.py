@@ -114,15 +114,13 @@ async def test_media_service_shows_instances_health_and_settings(world_config: C
         assert f"✖ {second} not serving" in notes
         assert "the UnhealthyThreshold number of health checks consecutively." in notes
         settings = part(prod1, "panel-lbs")
-        assert (
-            "media-service-prod1 (classic ELB)  health check HTTP:80/health every 30s" in settings
-        )
-        assert "timeout 5s" in settings
-        assert "healthy after 10 checks, unhealthy after 2" in settings
-        assert "connection draining 300s" in settings
-        assert "time to healthy 330s (5m 30s)" in settings
+        assert "media-service-prod1 (classic ELB)  health check HTTP:80/health every 5s" in settings
+        assert "timeout 4s" in settings
+        assert "healthy after 2 checks, unhealthy after 2" in settings
+        assert "connection draining 5s" in settings
+        assert "time to healthy 15s" in settings
         staging = part(screen.panel("staging"), "panel-lbs")
-        assert "connection draining 30s · time to healthy 40s" in staging
+        assert "connection draining 5s · time to healthy 15s" in staging
 
 
 async def test_two_load_balancers_and_target_group_settings(world_config: Config) -> None:
@@ -139,7 +137,7 @@ async def test_two_load_balancers_and_target_group_settings(world_config: Config
             "partner-gateway-prod1 (target group)  health check HTTP:traffic-port/health"
             in settings
         )
-        assert "deregistration delay 300s · time to healthy 180s (3m 00s)" in settings
+        assert "deregistration delay 5s · time to healthy 15s" in settings
 
 
 async def test_empty_and_worker_states_read_as_sentences(world_config: Config) -> None:
