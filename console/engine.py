@@ -742,7 +742,7 @@ class DeployEngine:
 
             hosts = dict(await asyncio.gather(*(connect(i) for i in deployment.new_ids)))
             write = f"umask 077 && cat > {shlex.quote(settings.env_file)}"
-            counts = f"{len(plain)} values, {len(secret_values)} secrets"
+            counts = f"{len(plain)} values, {len(secret_values)} from SSM"
             await asyncio.gather(
                 *(
                     must(host, i, f"write {settings.env_file} ({counts})", write, env_text)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import socket
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -19,6 +22,7 @@ import botocore.config
 from console import world_moto
 from console.config import ClusterConfig, Config, ProjectConfig, WorldConfig, WorldEnv
 from console.errors import WorldError
+from console.world_ssh import WorldSsh, WorldSshThread
 
 # Load balancer settings per cluster: tight in staging, AWS defaults in production.
 TARGET_GROUP_SETTINGS = {
@@ -78,6 +82,9 @@ class World:
         self._clients: dict[tuple[str, str], Any] = {}
         self._boto_session: Any = None
         self._serving: Callable[[str], bool | None] | None = None
+        self.ssh: WorldSsh | None = None
+        self._ssh_thread: WorldSshThread | None = None
+        self._root: Path | None = None
 
     def start(self, seed: bool = True) -> str:
         """Start the server and seed it; returns the endpoint URL.
@@ -111,6 +118,36 @@ class World:
         self.report.seconds = time.perf_counter() - started
         return self.endpoint_url
 
+    def start_ssh(self, root: Path | None = None) -> dict[str, str]:
+        """Start the instances' SSH side (a jump host on 127.0.0.1); returns the settings a
+        config needs to reach it ([clusters.ssh]). Sandboxes live under `root` (a fresh
+        temporary directory by default, removed by stop())."""
+        if root is None:
+            root = self._root = Path(tempfile.mkdtemp(prefix="deploy-console-world-"))
+        self.ssh = WorldSsh(
+            root,
+            world_moto.instance_for_address,
+            self._image_for_instance,
+            broken=self.is_broken,
+        )
+        self._ssh_thread = WorldSshThread(self.ssh)
+        self._ssh_thread.start()
+        self.set_serving(self.ssh.is_serving)
+        return {
+            "user": "deploy",
+            "key": str(self.ssh.client_key_path),
+            "known_hosts": str(self.ssh.known_hosts_path),
+            "jump_host": self.ssh.jump_host,
+        }
+
+    def _image_for_instance(self, instance_id: str) -> tuple[str, str] | None:
+        tags = world_moto.instance_tags(instance_id)
+        if tags is None:
+            return None
+        project = tags.get(self.config.tags.project)
+        version = tags.get(self.config.tags.version)
+        return (project, version) if project and version else None
+
     def set_serving(self, serving: Callable[[str], bool | None] | None) -> None:
         """Let `serving(instance_id)` decide each instance's health check: True passes, False
         fails (503), None has no opinion (the seeded fleet's rules: failing instances fail, the
@@ -139,9 +176,15 @@ class World:
                 ) from None
 
     def stop(self) -> None:
+        if self._ssh_thread is not None:
+            self._ssh_thread.stop()
+            self._ssh_thread = None
         if self._server is not None:
             self._server.stop()
             self._server = None
+        if self._root is not None:
+            shutil.rmtree(self._root, ignore_errors=True)
+            self._root = None
 
     def _post(self, path: str) -> None:
         request = urllib.request.Request(self.endpoint_url + path, method="POST", data=b"")
@@ -197,6 +240,7 @@ class World:
         for key in broken:
             images[key] = self._seed_image(*key)
         self._seed_secrets()
+        self._seed_instance_profiles()
 
     def _seed_cluster(
         self, cluster: ClusterConfig, index: int, images: dict[tuple[str, str, str], str]
@@ -506,6 +550,20 @@ class World:
                 },
             )
         self.report.records = len(records)
+
+    def _seed_instance_profiles(self) -> None:
+        """The IAM instance profiles that launch settings name (a deploy launches with them)."""
+        names = sorted(
+            {
+                settings.launch.instance_profile
+                for project in self.config.projects
+                for settings in project.clusters.values()
+                if settings.launch is not None and settings.launch.instance_profile
+            }
+        )
+        iam = self.client("iam", "us-east-1")
+        for name in names:
+            iam.create_instance_profile(InstanceProfileName=name)
 
     def _seed_secrets(self) -> None:
         """One SecureString per secret a project's deploy reads, in each of its clusters' regions.

@@ -156,6 +156,36 @@ def set_launch_time(instance_id: str, region: str, launched_at: datetime) -> Non
     backend.get_instance(instance_id).launch_time = launched_at
 
 
+def _instances() -> list[Any]:
+    """Every instance of every region (moto keeps one backend per region)."""
+    found: list[Any] = []
+    for region in list(ec2_backends[DEFAULT_ACCOUNT_ID].keys()):
+        backend = ec2_backends[DEFAULT_ACCOUNT_ID][region]
+        for _attempt in range(3):
+            try:
+                found.extend(backend.all_instances())
+                break
+            except RuntimeError:  # a dict changed size: the server is launching instances
+                continue
+    return found
+
+
+def instance_for_address(address: str) -> str | None:
+    """The live instance whose private address this is (how the world's SSH jump host knows
+    which instance a connection is for)."""
+    for instance in _instances():
+        if instance.private_ip == address and instance.state not in ("terminated",):
+            return str(instance.id)
+    return None
+
+
+def instance_tags(instance_id: str) -> dict[str, str] | None:
+    for instance in _instances():
+        if instance.id == instance_id:
+            return dict(instance.ec2_backend.tags.get(instance_id, {}))
+    return None
+
+
 def _timeline(model: Any) -> _Timeline:
     """The timeline kept on a target group or classic ELB (call with _lock held)."""
     found: _Timeline | None = model.__dict__.get(TIMELINE_ATTRIBUTE)

@@ -202,7 +202,7 @@ def _world(args: argparse.Namespace) -> int:
     world = _start_world(source, args.port)
     stop = threading.Event()
     try:
-        write_world_config(source, world.endpoint_url, destination)
+        write_world_config(source, world.endpoint_url, destination, world.start_ssh())
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stop.set())
         print(f"world ready: {world.endpoint_url}", flush=True)
@@ -225,7 +225,7 @@ def _demo(args: argparse.Namespace) -> int:
     world = _start_world(source, args.port)
     try:
         destination = user_data_dir() / "demo-world.toml"
-        write_world_config(source, world.endpoint_url, destination)
+        write_world_config(source, world.endpoint_url, destination, world.start_ssh())
         return _console(load_config(destination), args.store)
     finally:
         world.stop()

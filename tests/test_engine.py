@@ -252,8 +252,8 @@ async def test_two_processes_one_pair_exactly_one_runs(
 ) -> None:
     store = tmp_path / "shared.db"
     command = [
-        sys.executable, "-m", "screens.main", "deploy", "notifications-worker", "staging",
-        "7.1.0", "--json", "--config", str(deploy_world.source), "--store", str(store),
+        sys.executable, "-m", "screens.main", "deploy", "media-service", "qaprod1",
+        "1.5.0", "--json", "--config", str(deploy_world.source), "--store", str(store),
     ]  # fmt: skip
     env = {**os.environ, "DEPLOY_CONSOLE_USER": "first"}
     first = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
