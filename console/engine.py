@@ -213,6 +213,31 @@ class DeployEngine:
             f"instance to copy them from"
         )
 
+    def _main_version(self, source: _Source) -> str | None:
+        """The release most of the old instances run (what a rollback would put back)."""
+        counts: dict[str, int] = {}
+        for raw in source.instances:
+            version = self._tag(raw, self.config.tags.version)
+            if version:
+                counts[version] = counts.get(version, 0) + 1
+        return max(sorted(counts), key=lambda v: counts[v]) if counts else None
+
+    async def rollback_request(self, deploy_id: str, actor: str) -> DeployRequest:
+        """A finished deploy's rollback: a new deploy of the release it replaced."""
+        record = await self.store.deploy(deploy_id)
+        if record is None:
+            raise DeployError(f"unknown deploy {deploy_id!r}")
+        if record.state != DeployState.SUCCEEDED.value:
+            raise DeployError(
+                f"deploy {deploy_id} {record.state.replace('_', ' ')}: only a deploy that "
+                f"succeeded is rolled back (the others never left the old release)"
+            )
+        if not record.previous_release:
+            raise DeployError(f"deploy {deploy_id} replaced no release: nothing to roll back to")
+        return DeployRequest(
+            record.project, record.cluster, record.previous_release, actor, rollback_of=deploy_id
+        )
+
     @staticmethod
     def _tag(raw: dict[str, Any], key: str) -> str | None:
         for tag in raw.get("Tags") or ():
@@ -489,7 +514,10 @@ class DeployEngine:
                     )
                     source = await self._read_source(gateway, project, cluster)
                 await self.store.set_deploy_state(
-                    deployment.deploy_id, DeployState.RUNNING.value, image_id=release.image_id
+                    deployment.deploy_id,
+                    DeployState.RUNNING.value,
+                    image_id=release.image_id,
+                    previous_release=self._main_version(source),
                 )
                 self._emit(
                     deployment,

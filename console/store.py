@@ -99,6 +99,8 @@ MIGRATIONS: list[tuple[str, ...]] = [
         """CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
            BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END""",
     ),
+    # 2: what a deploy replaced, so that rolling it back is a deploy of that release.
+    ("ALTER TABLE deploys ADD COLUMN previous_release TEXT",),
 ]
 
 TIME_FIELDS = frozenset(
@@ -137,6 +139,7 @@ class DeployRecord:
     finished_at: datetime | None = None
     reason: str = ""
     rollback_of: str | None = None
+    previous_release: str | None = None
 
 
 @dataclass(frozen=True)
@@ -444,7 +447,13 @@ class Store:
                 raise StoreError(f"deploy {record.id} is already in the store") from None
 
     async def set_deploy_state(
-        self, deploy_id: str, state: str, *, reason: str = "", image_id: str | None = None
+        self,
+        deploy_id: str,
+        state: str,
+        *,
+        reason: str = "",
+        image_id: str | None = None,
+        previous_release: str | None = None,
     ) -> None:
         """Set a deploy's state (and reason, image id when given); running stamps started_at
         once, a final state stamps finished_at."""
@@ -456,6 +465,7 @@ class Store:
                 "UPDATE deploys SET state = :state, "
                 "reason = CASE WHEN :reason = '' THEN reason ELSE :reason END, "
                 "image_id = COALESCE(:image_id, image_id), "
+                "previous_release = COALESCE(:previous_release, previous_release), "
                 "started_at = CASE WHEN :state = 'running' THEN COALESCE(started_at, :now) "
                 "ELSE started_at END, "
                 "finished_at = CASE WHEN :final THEN :now END "
@@ -464,6 +474,7 @@ class Store:
                     "state": state,
                     "reason": reason,
                     "image_id": image_id,
+                    "previous_release": previous_release,
                     "now": _text(self._clock()),
                     "final": final,
                     "id": deploy_id,

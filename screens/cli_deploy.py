@@ -9,7 +9,7 @@ import sys
 from typing import TextIO
 
 from console.config import Config
-from console.deploys import actor, deploy_services, store_path
+from console.deploys import DeployServices, actor, deploy_services, store_path
 from console.errors import ConsoleError, DeployError, LockBusy
 from console.events import (
     DeployEvent,
@@ -66,20 +66,29 @@ def _print_event(event: DeployEvent, out: TextIO) -> None:
     out.flush()
 
 
+async def _follow(services: DeployServices, request: DeployRequest, as_json: bool) -> int:
+    # Bad input (unknown release, missing settings) is refused before anything changes.
+    await services.engine.plan(request)
+    outcome = DeployState.FAILED
+    async for event in services.engine.run(request):
+        if as_json:
+            print(json.dumps(event_json(event)), flush=True)
+        else:
+            _print_event(event, sys.stdout)
+        if isinstance(event, DeployFinished):
+            outcome = event.state
+    return EXIT_SUCCEEDED if outcome is DeployState.SUCCEEDED else EXIT_FAILED
+
+
 async def _deploy(config: Config, args: argparse.Namespace) -> int:
     request = DeployRequest(args.project, args.cluster, args.release, actor())
     async with deploy_services(config, store_path(config, args.store)) as services:
-        # Bad input (unknown release, missing settings) is refused before anything changes.
-        await services.engine.plan(request)
-        outcome = DeployState.FAILED
-        async for event in services.engine.run(request):
-            if args.json:
-                print(json.dumps(event_json(event)), flush=True)
-            else:
-                _print_event(event, sys.stdout)
-            if isinstance(event, DeployFinished):
-                outcome = event.state
-    return EXIT_SUCCEEDED if outcome is DeployState.SUCCEEDED else EXIT_FAILED
+        return await _follow(services, request, args.json)
+
+
+def _busy(busy: LockBusy) -> int:
+    print(f"deploy-console: refused: {busy.message}", file=sys.stderr)
+    return EXIT_BUSY
 
 
 def deploy_command(config: Config, args: argparse.Namespace) -> int:
@@ -91,8 +100,28 @@ def deploy_command(config: Config, args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_deploy(config, args))
     except LockBusy as busy:
-        print(f"deploy-console: refused: {busy.message}", file=sys.stderr)
-        return EXIT_BUSY
+        return _busy(busy)
+
+
+async def _rollback(config: Config, args: argparse.Namespace) -> int:
+    async with deploy_services(config, store_path(config, args.store)) as services:
+        request = await services.engine.rollback_request(args.deploy_id, actor())
+        if not args.json:
+            print(
+                f"rolling back {args.deploy_id}: deploying {request.release} of "
+                f"{request.project} to {request.cluster} again",
+                flush=True,
+            )
+        _confirm_protected(config, request.cluster, args.yes)
+        return await _follow(services, request, args.json)
+
+
+def rollback_command(config: Config, args: argparse.Namespace) -> int:
+    """`rollback DEPLOY_ID`: a new deploy of the release that deploy replaced."""
+    try:
+        return asyncio.run(_rollback(config, args))
+    except LockBusy as busy:
+        return _busy(busy)
 
 
 async def _releases(config: Config, args: argparse.Namespace) -> list[dict[str, object]]:

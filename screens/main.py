@@ -72,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
     deploy.add_argument("release", help="a version (the AMI's Version tag) or an AMI id")
     deploy.add_argument("--yes", action="store_true", help="confirm a protected cluster")
     deploy.add_argument("--json", action="store_true", help="one JSON event per line")
+    rollback = commands.add_parser(
+        "rollback", parents=[common], help="deploy again the release a finished deploy replaced"
+    )
+    rollback.add_argument("deploy_id", metavar="DEPLOY_ID")
+    rollback.add_argument("--yes", action="store_true", help="confirm a protected cluster")
+    rollback.add_argument("--json", action="store_true", help="one JSON event per line")
     releases = commands.add_parser(
         "releases", parents=[common], help="a project's releases, newest first"
     )
@@ -112,12 +118,14 @@ def run(argv: list[str]) -> int:
             return _status(args)
         if args.command == "config":
             return _config_check(args)
-        if args.command in ("deploy", "releases"):
+        if args.command in ("deploy", "rollback", "releases"):
             from screens import cli_deploy
 
             config = find_config(args.config)
             if args.command == "deploy":
                 return cli_deploy.deploy_command(config, args)
+            if args.command == "rollback":
+                return cli_deploy.rollback_command(config, args)
             return cli_deploy.releases_command(config, args)
         if args.command == "world":
             return _world(args)

@@ -20,10 +20,10 @@ import pytest
 
 from console.config import Config
 from console.deploys import deploy_services
-from console.errors import LockBusy
+from console.errors import DeployError, LockBusy
 from console.events import DeployEvent, DeployFinished, OutputLine, StepFinished, StepStarted
 from console.model import DeployRequest, DeployState, Step, StepState
-from console.store import Store
+from console.store import DeployRecord, Store
 from tests.conftest import DEMO_CONFIG, ROOT
 from tests.deploy_world import ServingWatcher, client, world_process
 
@@ -311,3 +311,37 @@ async def test_busy_pair_is_refused_in_process(deploy_world: Config, tmp_path: P
         with pytest.raises(LockBusy, match=r"locked by deploy d-held \(alice"):
             await anext(aiter(services.engine.run(request)))
     assert live(deploy_world, "billing-worker", "qaprod1")
+
+
+async def test_rollback_of_a_finished_deploy_is_a_deploy_of_the_previous_release(
+    deploy_world: Config, tmp_path: Path
+) -> None:
+    # prod2 is in another region (us-west-2): releases and instances are looked up there.
+    store = tmp_path / "store.db"
+    events = await deploy(deploy_world, store, "checkout-api", "prod2", "5.2.3")
+    first = finished(events)
+    assert first.state is DeployState.SUCCEEDED, first.reason
+    async with deploy_services(deploy_world, store) as services:
+        request = await services.engine.rollback_request(first.deploy_id, "tester")
+        assert (request.release, request.rollback_of) == ("5.2.0", first.deploy_id)
+        back = [event async for event in services.engine.run(request)]
+        assert finished(back).state is DeployState.SUCCEEDED
+        await services.store.create_deploy(
+            DeployRecord(
+                id="d-rolled-back", project="checkout-api", cluster="prod2", release="9.9.9",
+                actor="tester", state="rolled_back",
+            )
+        )  # fmt: skip
+        with pytest.raises(DeployError, match="rolled back: only a deploy that succeeded"):
+            await services.engine.rollback_request("d-rolled-back", "tester")
+        with pytest.raises(DeployError, match="unknown deploy 'd-none'"):
+            await services.engine.rollback_request("d-none", "tester")
+        record = await services.store.deploy(finished(back).deploy_id)
+        assert record is not None and record.rollback_of == first.deploy_id
+    versions = {
+        t["Value"]
+        for i in live(deploy_world, "checkout-api", "prod2")
+        for t in instances(deploy_world, "checkout-api", "prod2")[i]["Tags"]
+        if t["Key"] == "Version"
+    }
+    assert versions == {"5.2.0"}

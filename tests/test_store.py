@@ -463,3 +463,22 @@ async def test_verify_audit_names_the_first_tampered_row(
         db.execute("DROP TRIGGER audit_no_delete")
         db.execute(tamper)
     assert await store.verify_audit() == first_bad
+
+
+async def test_a_store_of_schema_1_is_migrated_forward_keeping_its_deploys(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        for statement in MIGRATIONS[0]:
+            db.execute(statement)
+        db.execute("PRAGMA user_version = 1")
+        db.execute(
+            "INSERT INTO deploys (id, project, cluster, release, actor, state, created_at) "
+            "VALUES ('d-old', 'storefront', 'staging', '2.14.0', 'alice', 'succeeded', "
+            "'2026-11-01T10:00:00+00:00')"
+        )
+    async with await Store.open(path) as store:
+        record = await store.deploy("d-old")
+        assert record is not None and record.release == "2.14.0"
+        assert record.previous_release is None
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 2
