@@ -87,6 +87,20 @@ def test_example_config_loads_and_documents_every_field() -> None:
         "security_groups",
         "key_name",
         "instance_profile",
+        "[clusters.ssh]",
+        "known_hosts",
+        "jump_host",
+        "connect_timeout",
+        "[projects.deploy]",
+        "migrate",
+        "health_interval_seconds",
+        "startup_timeout_seconds",
+        "env_file",
+        "secrets",
+        "[engine]",
+        "rollback_timeout_seconds",
+        "lock_stale_seconds",
+        "store",
     ):
         assert field in text, field
 
