@@ -738,12 +738,13 @@ class DeployEngine:
         async def run(
             host: RemoteHost,
             instance_id: str,
-            what: str,
+            what: str | None,
             command: str,
             timeout: float,
             stdin: str | None = None,
         ) -> int:
-            self._note(deployment, f"{instance_id}: {what}")
+            if what is not None:
+                self._note(deployment, f"{instance_id}: {what}")
             async with deployment.io():
                 return await host.run(
                     command, stdin=stdin, on_line=printer(instance_id), timeout=timeout
@@ -796,9 +797,15 @@ class DeployEngine:
                 while True:
                     attempt += 1
                     left = max(1.0, deadline - time.monotonic())
-                    status = await run(
-                        host, instance_id, f"health check #{attempt}", settings.health, left
+                    # A person needs the first attempt and a pulse, not every retry named.
+                    what = (
+                        "health check"
+                        if attempt == 1
+                        else f"health check #{attempt}, still failing"
+                        if attempt % 5 == 0
+                        else None
                     )
+                    status = await run(host, instance_id, what, settings.health, left)
                     if status == 0:
                         return
                     if time.monotonic() >= deadline:
