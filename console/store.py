@@ -7,6 +7,7 @@ import hashlib
 import json
 import re
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field, fields
@@ -284,6 +285,21 @@ class Store:
         return store
 
     async def _prepare(self, busy_timeout: float) -> None:
+        # Switching to WAL and WAL recovery can answer SQLITE_BUSY without waiting on
+        # busy_timeout while other processes open the same new file: retry until the deadline.
+        deadline = time.monotonic() + busy_timeout
+        delay = 0.01
+        while True:
+            try:
+                await self._prepare_once(busy_timeout)
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() + delay > deadline:
+                    raise StoreError(f"cannot open the store {self.path}: {exc}") from None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+    async def _prepare_once(self, busy_timeout: float) -> None:
         try:
             await self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
             await self._db.execute("PRAGMA foreign_keys = ON")
@@ -307,6 +323,8 @@ class Store:
                 raise StoreError(
                     f"{self.path} is not a deploy-console store (not SQLite)"
                 ) from None
+            if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+                raise  # _prepare retries
             raise StoreError(f"cannot open the store {self.path}: {exc}") from None
 
     async def close(self) -> None:

@@ -227,6 +227,15 @@ def _append_audit_rows(path: str, actor: str, count: int, barrier: Any, results:
     asyncio.run(append())
 
 
+def _open_a_new_store(path: str, name: str, barrier: Any, results: Any) -> None:
+    async def open_it() -> None:
+        barrier.wait(timeout=PROCESS_TIMEOUT)
+        async with await Store.open(Path(path)) as store:
+            results.put((name, await store.audit("test.opened", actor=name)))
+
+    asyncio.run(open_it())
+
+
 def run_processes(
     target: Callable[..., None], argument_lists: list[tuple[Any, ...]]
 ) -> list[tuple[Any, ...]]:
@@ -482,3 +491,14 @@ async def test_a_store_of_schema_1_is_migrated_forward_keeping_its_deploys(tmp_p
         assert record.previous_release is None
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 2
+
+
+def test_processes_creating_one_new_store_at_once_all_open_it(path: Path) -> None:
+    """Deploys started together from several terminals on a fresh machine all get the store:
+    the WAL switch and the first migration race, and no process sees "database is locked"."""
+    names = [f"terminal-{n}" for n in range(6)]
+    results = run_processes(_open_a_new_store, [(str(path), name) for name in names])
+
+    assert sorted(name for name, _ in results) == names
+    assert sorted(row_id for _, row_id in results) == list(range(1, len(names) + 1))
+
