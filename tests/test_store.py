@@ -501,4 +501,3 @@ def test_processes_creating_one_new_store_at_once_all_open_it(path: Path) -> Non
 
     assert sorted(name for name, _ in results) == names
     assert sorted(row_id for _, row_id in results) == list(range(1, len(names) + 1))
-
