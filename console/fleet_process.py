@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -12,6 +14,9 @@ from console.errors import AwsError
 from console.fleet import Fleet
 from console.model import FleetSnapshot, LoadBalancerSettings
 
+# The refresh is background work: the worker yields the CPU to the UI's key presses.
+WORKER_NICENESS = 10
+
 # The worker process's own fleet and event loop, made once by the pool's initializer.
 _worker_fleet: Fleet | None = None
 _worker_loop: asyncio.AbstractEventLoop | None = None
@@ -19,6 +24,8 @@ _worker_loop: asyncio.AbstractEventLoop | None = None
 
 def _start_worker(config: Config) -> None:
     global _worker_fleet, _worker_loop
+    with contextlib.suppress(OSError, AttributeError):  # AttributeError: no os.nice (Windows)
+        os.nice(WORKER_NICENESS)
     _worker_loop = asyncio.new_event_loop()
     _worker_fleet = Fleet(config)
 

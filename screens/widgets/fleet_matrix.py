@@ -6,7 +6,6 @@ from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
 from textual.reactive import reactive
-from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, RowKey
 
 from console.config import ClusterConfig, ProjectConfig
@@ -18,7 +17,7 @@ from screens.widgets.format import (
     shorten,
     version_summary,
 )
-from screens.widgets.tables import TABLE_NAVIGATION, cell_style
+from screens.widgets.tables import TABLE_NAVIGATION, CursorCachedTable, cell_style
 
 PROJECT_COLUMN = "project"
 DEPLOYING_GLYPH = "⟳"
@@ -44,7 +43,7 @@ def cell_text(env: EnvStatus | None, width: int) -> str:
     return f"{glyph} {version.ljust(room)} {counts}"
 
 
-class FleetMatrix(DataTable[Text], inherit_bindings=False):
+class FleetMatrix(CursorCachedTable[Text], inherit_bindings=False):
     """Health, version and instance counts of every project in every cluster.
 
     Column widths are fixed when the columns are made, so a refresh only swaps cell values
