@@ -1,0 +1,288 @@
+"""`deploy`, `rollback` and `releases` as CI runs them: the real command in a child process.
+
+One world for the module (moto in a child process, its SSH jump host); every test that
+deploys uses a project+cluster pair no other test touches, and a store of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tomli_w
+
+from console.config import Config, read_toml
+from console.store import Store
+from tests.conftest import DEMO_CONFIG, ROOT
+from tests.deploy_world import client, world_process
+from tests.test_engine import instances, live, serving_in
+
+ERROR_PREFIX = "deploy-console: error: "
+COMMAND_TIMEOUT = 120.0
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Config]:
+    with world_process(DEMO_CONFIG, tmp_path_factory.mktemp("cli-deploy-world")) as config:
+        yield config
+
+
+def command(*args: str, config: Path, store: Path | None = None) -> list[str]:
+    argv = [sys.executable, "-m", "screens.main", *args, "--config", str(config)]
+    return argv + (["--store", str(store)] if store is not None else [])
+
+
+def cli(*args: str, config: Path, store: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command(*args, config=config, store=store),
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+    )
+
+
+def events_of(stdout: str) -> list[dict[str, Any]]:
+    """Every line of `--json` output is one JSON event; the last one ends the deploy."""
+    events = [json.loads(line) for line in stdout.splitlines()]
+    assert events, "no events"
+    assert [e["event"] for e in events].count("DeployFinished") == 1
+    assert events[-1]["event"] == "DeployFinished", events[-1]
+    return events
+
+
+def steps_of(events: list[dict[str, Any]]) -> dict[str, str]:
+    return {e["step"]: e["state"] for e in events if e["event"] == "StepFinished"}
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def versions(config: Config, project: str, cluster: str) -> set[str]:
+    found = instances(config, project, cluster)
+    return {
+        tag["Value"]
+        for instance_id in live(config, project, cluster)
+        for tag in found[instance_id]["Tags"]
+        if tag["Key"] == "Version"
+    }
+
+
+def launched_by(config: Config, project: str, cluster: str, deploy_id: str) -> dict[str, str]:
+    """Instance id -> state of the instances one deploy launched."""
+    return {
+        instance_id: raw["State"]["Name"]
+        for instance_id, raw in instances(config, project, cluster).items()
+        if {"Key": "DeployId", "Value": deploy_id} in raw["Tags"]
+    }
+
+
+def with_deploy(config: Config, project: str, destination: Path, **changes: str) -> Path:
+    """A copy of the world's config file with some of a project's deploy settings changed."""
+    data = read_toml(config.source)
+    for entry in data["projects"]:
+        if entry["name"] == project:
+            entry["deploy"].update(changes)
+    with destination.open("wb") as output:
+        tomli_w.dump(data, output)
+    return destination
+
+
+# -- deploys that run to their end ------------------------------------------------------------
+
+
+def test_deploy_json_succeeds_and_never_shows_a_secret(world: Config, tmp_path: Path) -> None:
+    ssm = client(world, "staging", "ssm")
+    secret = ssm.get_parameter(Name="/storefront/db-password", WithDecryption=True)["Parameter"][
+        "Value"
+    ]
+    assert len(secret) >= 8
+    # The instance prints its environment file: the CLI must show the secret masked.
+    config = with_deploy(
+        world, "storefront", tmp_path / "loud.toml", configure="cat app.env; sh app/bin/configure"
+    )
+    store = tmp_path / "store.db"
+    old = live(world, "storefront", "staging")
+    result = cli("deploy", "storefront", "staging", "2.14.1", "--json", config=config, store=store)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    events = events_of(result.stdout)
+    assert events[-1]["state"] == "succeeded", events[-1]
+    kinds = {e["event"] for e in events}
+    assert kinds == {"DeployStarted", "StepStarted", "StepFinished", "OutputLine", "DeployFinished"}
+    started = next(e for e in events if e["event"] == "DeployStarted")
+    assert (started["project"], started["cluster"], started["release"]) == (
+        "storefront",
+        "staging",
+        "2.14.1",
+    )
+    assert set(steps_of(events).values()) == {"succeeded"}
+    assert "terminate" in steps_of(events)
+    printed = [e["text"] for e in events if e["event"] == "OutputLine"]
+    assert "DB_PASSWORD=********" in printed, "the instance printed app.env, masked"
+    assert secret not in result.stdout and secret not in result.stderr
+    assert all(secret.encode() not in path.read_bytes() for path in tmp_path.glob("store.db*"))
+
+    assert versions(world, "storefront", "staging") == {"2.14.1"}
+    assert not old & live(world, "storefront", "staging")
+    listed = cli("releases", "storefront", "--json", config=world.source)
+    assert listed.returncode == 0, listed.stderr
+    clusters = {r["version"]: r["clusters"] for r in json.loads(listed.stdout)}
+    assert "staging" in clusters["2.14.1"]
+    assert "staging" not in clusters["2.15.0"]
+
+
+def test_broken_release_rolls_back_and_the_old_keep_serving(world: Config, tmp_path: Path) -> None:
+    old = live(world, "storefront", "qaprod1")
+    assert old
+    result = cli(
+        "deploy", "storefront", "qaprod1", "2.16.0", "--json",
+        config=world.source, store=tmp_path / "store.db",
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    events = events_of(result.stdout)
+    finished = events[-1]
+    assert finished["state"] == "rolled_back", finished
+    assert "health command failed" in finished["reason"]
+    assert steps_of(events)["configure"] == "failed"
+    assert steps_of(events)["rollback"] == "succeeded"
+    assert "register" not in steps_of(events)
+    assert live(world, "storefront", "qaprod1") == old
+    assert serving_in(world, "storefront", "qaprod1") == {"storefront-qaprod1": old}
+    launched = launched_by(world, "storefront", "qaprod1", finished["deploy_id"])
+    assert launched and set(launched.values()) <= {"shutting-down", "terminated"}
+
+
+def test_rollback_of_a_finished_deploy_runs_the_previous_release(
+    world: Config, tmp_path: Path
+) -> None:
+    # prod2 is protected (and in another region): both commands need --yes.
+    store = tmp_path / "store.db"
+    assert versions(world, "notifications-worker", "prod2") == {"7.1.0"}
+    first = cli(
+        "deploy", "notifications-worker", "prod2", "7.1.1", "--yes", "--json",
+        config=world.source, store=store,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    deployed = events_of(first.stdout)[-1]
+    assert deployed["state"] == "succeeded", deployed
+    assert versions(world, "notifications-worker", "prod2") == {"7.1.1"}
+
+    refused = cli("rollback", deployed["deploy_id"], config=world.source, store=store)
+    assert refused.returncode == 2
+    assert "prod2 is protected" in one_line_error(refused)
+    assert versions(world, "notifications-worker", "prod2") == {"7.1.1"}
+
+    back = cli(
+        "rollback", deployed["deploy_id"], "--yes", "--json", config=world.source, store=store
+    )
+    assert back.returncode == 0, back.stderr
+    events = events_of(back.stdout)
+    assert events[-1]["state"] == "succeeded", events[-1]
+    started = next(e for e in events if e["event"] == "DeployStarted")
+    assert started["release"] == "7.1.0"
+    assert versions(world, "notifications-worker", "prod2") == {"7.1.0"}
+
+
+# -- refused before anything changes ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["shop", "staging", "1.0.0"], "unknown project 'shop'"),
+        (["storefront", "prod3", "2.15.0"], "unknown cluster 'prod3'"),
+        (["search-api", "qaprod1", "c93a5e8"], "search-api is not configured in cluster qaprod1"),
+        (["storefront", "prod1", "2.15.0"], "cluster prod1 is protected: pass --yes"),
+        (["checkout-api", "prod2", "5.2.3"], "cluster prod2 is protected: pass --yes"),
+    ],
+    ids=["project", "cluster", "pair", "protected-prod1", "protected-prod2"],
+)
+def test_bad_input_is_one_line_exit_2_and_creates_nothing(
+    world: Config, tmp_path: Path, argv: list[str], expected: str
+) -> None:
+    store = tmp_path / "store.db"
+    before = {name: live(world, name, "prod1") for name in ("storefront", "checkout-api")}
+    result = cli("deploy", *argv, "--json", config=world.source, store=store)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    line = one_line_error(result)
+    assert line.startswith(ERROR_PREFIX) and expected in line, line
+    assert list(tmp_path.iterdir()) == [], "no store file, not even an empty one"
+    assert {name: live(world, name, "prod1") for name in before} == before
+
+
+def test_malformed_config_is_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[clusters]]\nname = "staging"\nregion = \n')
+    store = tmp_path / "store.db"
+    result = cli("deploy", "storefront", "staging", "2.15.0", config=bad, store=store)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert one_line_error(result).startswith(ERROR_PREFIX + str(bad))
+    assert not store.exists()
+
+
+async def test_busy_pair_is_refused_with_exit_3(world: Config, tmp_path: Path) -> None:
+    store = tmp_path / "store.db"
+    async with await Store.open(store) as opened:
+        await opened.acquire_lock("media-service", "qaprod1", "d-held", "alice")
+        holder = await opened.lock_holder("media-service", "qaprod1")
+    assert holder is not None
+    old = live(world, "media-service", "qaprod1")
+    result = cli(
+        "deploy", "media-service", "qaprod1", "1.5.0", "--json", config=world.source, store=store
+    )
+    assert result.returncode == 3, result.stderr
+    assert result.stdout == ""
+    line = one_line_error(result)
+    assert "d-held" in line and "alice" in line, line
+    assert f"since {holder.acquired_at:%Y-%m-%d %H:%M:%S}" in line, line
+    assert live(world, "media-service", "qaprod1") == old
+    async with await Store.open(store) as opened:
+        assert (await opened.lock_holder("media-service", "qaprod1")) == holder
+        assert await opened.deploys() == []
+
+
+# -- releases ------------------------------------------------------------------------------
+
+
+def test_releases_json_shape(world: Config) -> None:
+    result = cli("releases", "checkout-api", "--json", config=world.source)
+    assert result.returncode == 0, result.stderr
+    releases = json.loads(result.stdout)
+    assert isinstance(releases, list)
+    assert [r["version"] for r in releases] == ["5.2.3", "5.2.0", "5.1.0"]
+    for release in releases:
+        assert set(release) == {"version", "image_id", "created_at", "clusters"}
+        assert release["image_id"].startswith("ami-")
+        assert datetime.fromisoformat(release["created_at"]).tzinfo is not None
+        assert isinstance(release["clusters"], list)
+    assert set(releases[-1]["clusters"]) == set()
+    assert "prod1" in releases[1]["clusters"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["shop"], "unknown project 'shop'"),
+        (["storefront", "--cluster", "prod3"], "unknown cluster 'prod3'"),
+    ],
+)
+def test_releases_bad_input_is_exit_2(world: Config, argv: list[str], expected: str) -> None:
+    result = cli("releases", *argv, "--json", config=world.source)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert expected in one_line_error(result)
