@@ -67,8 +67,6 @@ def _print_event(event: DeployEvent, out: TextIO) -> None:
 
 
 async def _follow(services: DeployServices, request: DeployRequest, as_json: bool) -> int:
-    # Bad input (unknown release, missing settings) is refused before anything changes.
-    await services.engine.plan(request)
     outcome = DeployState.FAILED
     async for event in services.engine.run(request):
         if as_json:
@@ -82,7 +80,9 @@ async def _follow(services: DeployServices, request: DeployRequest, as_json: boo
 
 async def _deploy(config: Config, args: argparse.Namespace) -> int:
     request = DeployRequest(args.project, args.cluster, args.release, actor())
-    async with deploy_services(config, store_path(config, args.store)) as services:
+    # Planned before the store is opened: an unknown release leaves no store file behind.
+    store = store_path(config, args.store)
+    async with deploy_services(config, store, plan=request) as services:
         return await _follow(services, request, args.json)
 
 
@@ -104,7 +104,10 @@ def deploy_command(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _rollback(config: Config, args: argparse.Namespace) -> int:
-    async with deploy_services(config, store_path(config, args.store)) as services:
+    store = store_path(config, args.store)
+    if not store.exists():  # nothing was ever deployed with it: do not create it now
+        raise DeployError(f"unknown deploy {args.deploy_id!r} (no store at {store})")
+    async with deploy_services(config, store) as services:
         request = await services.engine.rollback_request(args.deploy_id, actor())
         if not args.json:
             print(
@@ -113,6 +116,7 @@ async def _rollback(config: Config, args: argparse.Namespace) -> int:
                 flush=True,
             )
         _confirm_protected(config, request.cluster, args.yes)
+        await services.engine.plan(request)  # refused before anything changes
         return await _follow(services, request, args.json)
 
 

@@ -205,10 +205,11 @@ def test_rollback_of_a_finished_deploy_runs_the_previous_release(
         (["shop", "staging", "1.0.0"], "unknown project 'shop'"),
         (["storefront", "prod3", "2.15.0"], "unknown cluster 'prod3'"),
         (["search-api", "qaprod1", "c93a5e8"], "search-api is not configured in cluster qaprod1"),
+        (["storefront", "staging", "9.9.9"], "unknown release '9.9.9' for storefront in staging"),
         (["storefront", "prod1", "2.15.0"], "cluster prod1 is protected: pass --yes"),
         (["checkout-api", "prod2", "5.2.3"], "cluster prod2 is protected: pass --yes"),
     ],
-    ids=["project", "cluster", "pair", "protected-prod1", "protected-prod2"],
+    ids=["project", "cluster", "pair", "release", "protected-prod1", "protected-prod2"],
 )
 def test_bad_input_is_one_line_exit_2_and_creates_nothing(
     world: Config, tmp_path: Path, argv: list[str], expected: str
@@ -232,6 +233,14 @@ def test_malformed_config_is_exit_2(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stdout == ""
     assert one_line_error(result).startswith(ERROR_PREFIX + str(bad))
+    assert not store.exists()
+
+
+def test_rollback_of_an_unknown_deploy_is_exit_2(world: Config, tmp_path: Path) -> None:
+    store = tmp_path / "store.db"
+    result = cli("rollback", "d-nope", "--yes", config=world.source, store=store)
+    assert result.returncode == 2
+    assert "unknown deploy 'd-nope'" in one_line_error(result)
     assert not store.exists()
 
 
