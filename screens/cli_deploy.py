@@ -1,4 +1,8 @@
-"""The `deploy` and `releases` commands: deploys for CI, readable or one JSON event per line."""
+"""The `deploy` and `releases` commands: deploys for CI, readable or one JSON event per line.
+
+Bad input is refused from the config alone, before the engine (boto3, SSH, SQLite) is even
+imported, and before the store is opened: a mistake answers at once and creates nothing.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,9 @@ import argparse
 import asyncio
 import json
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from console.config import Config
-from console.deploys import DeployServices, actor, deploy_services, store_path
 from console.errors import ConsoleError, DeployError, LockBusy
 from console.events import (
     DeployEvent,
@@ -21,7 +24,9 @@ from console.events import (
     event_json,
 )
 from console.model import DeployRequest, DeployState, StepState
-from console.releases import list_releases
+
+if TYPE_CHECKING:
+    from console.deploys import DeployServices
 
 EXIT_SUCCEEDED = 0
 EXIT_FAILED = 1
@@ -79,6 +84,8 @@ async def _follow(services: DeployServices, request: DeployRequest, as_json: boo
 
 
 async def _deploy(config: Config, args: argparse.Namespace) -> int:
+    from console.deploys import actor, deploy_services, store_path
+
     request = DeployRequest(args.project, args.cluster, args.release, actor())
     # Planned before the store is opened: an unknown release leaves no store file behind.
     store = store_path(config, args.store)
@@ -104,6 +111,8 @@ def deploy_command(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _rollback(config: Config, args: argparse.Namespace) -> int:
+    from console.deploys import actor, deploy_services, store_path
+
     store = store_path(config, args.store)
     if not store.exists():  # nothing was ever deployed with it: do not create it now
         raise DeployError(f"unknown deploy {args.deploy_id!r} (no store at {store})")
@@ -135,6 +144,7 @@ async def _releases(config: Config, args: argparse.Namespace) -> list[dict[str, 
         raise ConsoleError(f"project {project.name} is not configured in any cluster")
     config.cluster(cluster)
     from console.fleet import Fleet
+    from console.releases import list_releases
 
     fleet = Fleet(config)
     try:

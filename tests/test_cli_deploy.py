@@ -236,6 +236,27 @@ def test_malformed_config_is_exit_2(tmp_path: Path) -> None:
     assert not store.exists()
 
 
+def test_bad_input_answers_before_the_engine_is_imported(tmp_path: Path) -> None:
+    """An unknown project is refused from the config alone: no boto3, no engine, no store."""
+    store = tmp_path / "store.db"
+    probe = (
+        "import json, sys\n"
+        "from screens.main import run\n"
+        f"code = run(['deploy', 'shop', 'staging', '1.0', '--config', {str(DEMO_CONFIG)!r},"
+        f" '--store', {str(store)!r}])\n"
+        "heavy = [m for m in ('boto3', 'botocore', 'asyncssh', 'aiosqlite', 'console.engine',"
+        " 'console.store') if m in sys.modules]\n"
+        "print(json.dumps({'code': code, 'heavy': heavy}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"code": 2, "heavy": []}
+    assert "unknown project 'shop'" in result.stderr
+    assert not store.exists()
+
+
 def test_rollback_of_an_unknown_deploy_is_exit_2(world: Config, tmp_path: Path) -> None:
     store = tmp_path / "store.db"
     result = cli("rollback", "d-nope", "--yes", config=world.source, store=store)
