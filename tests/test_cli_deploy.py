@@ -6,9 +6,16 @@ deploys uses a project+cluster pair no other test touches, and a store of its ow
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import queue
+import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -316,3 +323,135 @@ def test_releases_bad_input_is_exit_2(world: Config, argv: list[str], expected: 
     assert result.returncode == 2
     assert result.stdout == ""
     assert expected in one_line_error(result)
+
+
+# -- signals ---------------------------------------------------------------------------------
+
+
+class EventStream:
+    """A running `deploy --json`: its events as they come, each waited for with a timeout."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[dict[str, Any]] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def until(self, wanted: Any, timeout: float = 60.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            assert line is not None, f"the deploy ended first: {self.seen[-3:]}"
+            event = json.loads(line)
+            self.seen.append(event)
+            if wanted(event):
+                return event
+
+    def rest(self, timeout: float = COMMAND_TIMEOUT) -> list[dict[str, Any]]:
+        self.process.wait(timeout=timeout)
+        while (line := self.lines.get(timeout=10)) is not None:
+            self.seen.append(json.loads(line))
+        return self.seen
+
+
+@pytest.mark.parametrize(
+    ("signum", "project"),
+    [(signal.SIGINT, "partner-gateway"), (signal.SIGTERM, "marketing-site")],
+    ids=["SIGINT", "SIGTERM"],
+)
+async def test_a_signal_cancels_the_deploy_and_rolls_back(
+    world: Config, tmp_path: Path, signum: signal.Signals, project: str
+) -> None:
+    release = {"partner-gateway": "1.0.0", "marketing-site": "24.11.0"}[project]
+    store = tmp_path / "store.db"
+    old = live(world, project, "staging")
+    served = serving_in(world, project, "staging")
+    assert old and all(members == old for members in served.values()), served
+    process = subprocess.Popen(
+        command("deploy", project, "staging", release, "--json", config=world.source, store=store),
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        stream = EventStream(process)
+        configure = stream.until(lambda e: e["event"] == "StepStarted" and e["step"] == "configure")
+        process.send_signal(signum)
+        events = stream.rest()
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+    assert process.stderr is not None
+    stderr = process.stderr.read()
+    assert process.returncode == 1, stderr
+    assert "Traceback" not in stderr, stderr
+    assert signum.name in stderr, stderr
+    events_of("\n".join(json.dumps(e) for e in events))
+    finished = events[-1]
+    assert finished["state"] == "cancelled", finished
+    assert signum.name in finished["reason"], finished
+    assert steps_of(events)["rollback"] == "succeeded"
+    assert live(world, project, "staging") == old
+    assert serving_in(world, project, "staging") == served
+    launched = launched_by(world, project, "staging", configure["deploy_id"])
+    assert launched and set(launched.values()) <= {"shutting-down", "terminated"}, launched
+    async with await Store.open(store) as opened:
+        assert await opened.lock_holder(project, "staging") is None
+        record = await opened.deploy(configure["deploy_id"])
+        assert record is not None and record.state == "cancelled"
+
+
+def test_a_signal_while_planning_stops_before_anything_changes(tmp_path: Path) -> None:
+    """A signal before the deploy holds its lock (here: AWS is slow to answer the plan)."""
+    asked = threading.Event()
+    with socket.create_server(("127.0.0.1", 0)) as server:
+
+        def answer_slowly() -> None:  # every request: read it, wait, hang up
+            with contextlib.suppress(OSError):
+                while True:
+                    connection, _ = server.accept()
+                    with connection:
+                        connection.recv(65536)
+                        asked.set()
+                        time.sleep(0.2)
+
+        threading.Thread(target=answer_slowly, daemon=True).start()
+        endpoint = f"http://127.0.0.1:{server.getsockname()[1]}"
+        text = DEMO_CONFIG.read_text()
+        for region in ("us-east-1", "us-west-2"):
+            text = text.replace(
+                f'region = "{region}"', f'region = "{region}"\nendpoint_url = "{endpoint}"'
+            )
+        config = tmp_path / "slow.toml"
+        config.write_text(text)
+        store = tmp_path / "store.db"
+        process = subprocess.Popen(
+            command("deploy", "storefront", "staging", "2.15.0", config=config, store=store),
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert asked.wait(timeout=60), "the command never asked AWS"
+            process.send_signal(signal.SIGINT)
+            out, err = process.communicate(timeout=COMMAND_TIMEOUT)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert process.returncode == 1, err
+    assert out == ""
+    assert err == "deploy-console: SIGINT: stopped before the deploy started; nothing changed\n"
+    assert not store.exists()
