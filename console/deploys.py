@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from console.config import Config
-from console.engine import DeployEngine
+from console.engine import DeployEngine, DeployPlanner
 from console.fleet import Fleet
+from console.model import DeployPlan, DeployRequest
 from console.paths import user_data_dir
 from console.remote import JumpHosts, open_host
 from console.store import Store
@@ -40,13 +41,22 @@ class DeployServices:
     fleet: Fleet
     store: Store
     engine: DeployEngine
+    plan: DeployPlan | None = None
 
 
 @asynccontextmanager
-async def deploy_services(config: Config, store: Path) -> AsyncIterator[DeployServices]:
-    """The engine with a fleet (for AWS gateways) and an open store; all closed on exit."""
+async def deploy_services(
+    config: Config, store: Path, *, plan: DeployRequest | None = None
+) -> AsyncIterator[DeployServices]:
+    """The engine with a fleet (for AWS gateways) and an open store; all closed on exit.
+
+    With `plan`, that request is planned first, before the store is opened: bad input (an
+    unknown release, missing settings) is refused without creating anything, not even the
+    store's file.
+    """
     fleet = Fleet(config)
     try:
+        planned = await DeployPlanner(config, fleet.gateway).plan(plan) if plan else None
         opened = await Store.open(store)
         # One jump-host connection per cluster, shared by every instance a deploy reaches.
         jumps = JumpHosts()
@@ -54,7 +64,7 @@ async def deploy_services(config: Config, store: Path) -> AsyncIterator[DeploySe
             engine = DeployEngine(
                 config, fleet.gateway, opened, functools.partial(open_host, jumps=jumps)
             )
-            yield DeployServices(config, fleet, opened, engine)
+            yield DeployServices(config, fleet, opened, engine, planned)
         finally:
             await jumps.close()
             await opened.close()

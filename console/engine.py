@@ -137,24 +137,15 @@ class Deployment:
                 self.waiting += time.perf_counter() - self._io_since
 
 
-class DeployEngine:
-    """Plans and runs deploys; several pairs may run at once, each its own Deployment."""
+class DeployPlanner:
+    """Says what a deploy would do, read from AWS alone: no store, no SSH, nothing changed.
 
-    def __init__(
-        self,
-        config: Config,
-        gateway: Callable[[str], AwsGateway],
-        store: Store,
-        open_host: OpenHost,
-        *,
-        clock: Callable[[], datetime] = _now,
-    ) -> None:
+    A command line plans first, so bad input is refused before the store is even created.
+    """
+
+    def __init__(self, config: Config, gateway: Callable[[str], AwsGateway]) -> None:
         self.config = config
         self._gateway = gateway
-        self.store = store
-        self._open_host = open_host
-        self._clock = clock
-        self.running: dict[str, Deployment] = {}
 
     # -- planning ------------------------------------------------------------------------
 
@@ -221,22 +212,6 @@ class DeployEngine:
             if version:
                 counts[version] = counts.get(version, 0) + 1
         return max(sorted(counts), key=lambda v: counts[v]) if counts else None
-
-    async def rollback_request(self, deploy_id: str, actor: str) -> DeployRequest:
-        """A finished deploy's rollback: a new deploy of the release it replaced."""
-        record = await self.store.deploy(deploy_id)
-        if record is None:
-            raise DeployError(f"unknown deploy {deploy_id!r}")
-        if record.state != DeployState.SUCCEEDED.value:
-            raise DeployError(
-                f"deploy {deploy_id} {record.state.replace('_', ' ')}: only a deploy that "
-                f"succeeded is rolled back (the others never left the old release)"
-            )
-        if not record.previous_release:
-            raise DeployError(f"deploy {deploy_id} replaced no release: nothing to roll back to")
-        return DeployRequest(
-            record.project, record.cluster, record.previous_release, actor, rollback_of=deploy_id
-        )
 
     @staticmethod
     def _tag(raw: dict[str, Any], key: str) -> str | None:
@@ -320,6 +295,41 @@ class DeployEngine:
             }
 
         return dict(await asyncio.gather(*(read(b) for b in balancers)))
+
+
+class DeployEngine(DeployPlanner):
+    """Plans and runs deploys; several pairs may run at once, each its own Deployment."""
+
+    def __init__(
+        self,
+        config: Config,
+        gateway: Callable[[str], AwsGateway],
+        store: Store,
+        open_host: OpenHost,
+        *,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        super().__init__(config, gateway)
+        self.store = store
+        self._open_host = open_host
+        self._clock = clock
+        self.running: dict[str, Deployment] = {}
+
+    async def rollback_request(self, deploy_id: str, actor: str) -> DeployRequest:
+        """A finished deploy's rollback: a new deploy of the release it replaced."""
+        record = await self.store.deploy(deploy_id)
+        if record is None:
+            raise DeployError(f"unknown deploy {deploy_id!r}")
+        if record.state != DeployState.SUCCEEDED.value:
+            raise DeployError(
+                f"deploy {deploy_id} {record.state.replace('_', ' ')}: only a deploy that "
+                f"succeeded is rolled back (the others never left the old release)"
+            )
+        if not record.previous_release:
+            raise DeployError(f"deploy {deploy_id} replaced no release: nothing to roll back to")
+        return DeployRequest(
+            record.project, record.cluster, record.previous_release, actor, rollback_of=deploy_id
+        )
 
     # -- running -------------------------------------------------------------------------
 

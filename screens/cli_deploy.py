@@ -1,15 +1,20 @@
-"""The `deploy` and `releases` commands: deploys for CI, readable or one JSON event per line."""
+"""The `deploy` and `releases` commands: deploys for CI, readable or one JSON event per line.
+
+Bad input is refused from the config alone, before the engine (boto3, SSH, SQLite) is even
+imported, and before the store is opened: a mistake answers at once and creates nothing.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import signal
 import sys
-from typing import TextIO
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TextIO
 
 from console.config import Config
-from console.deploys import DeployServices, actor, deploy_services, store_path
 from console.errors import ConsoleError, DeployError, LockBusy
 from console.events import (
     DeployEvent,
@@ -20,8 +25,13 @@ from console.events import (
     StepStarted,
     event_json,
 )
-from console.model import DeployRequest, DeployState, StepState
-from console.releases import list_releases
+from console.model import DeployRequest, DeployState, Step, StepState
+
+if TYPE_CHECKING:
+    from console.deploys import DeployServices
+    from console.engine import DeployEngine
+
+PROG = "deploy-console"
 
 EXIT_SUCCEEDED = 0
 EXIT_FAILED = 1
@@ -66,11 +76,96 @@ def _print_event(event: DeployEvent, out: TextIO) -> None:
     out.flush()
 
 
-async def _follow(services: DeployServices, request: DeployRequest, as_json: bool) -> int:
-    # Bad input (unknown release, missing settings) is refused before anything changes.
-    await services.engine.plan(request)
+class _Interrupts:
+    """SIGINT and SIGTERM, handled on the loop: never a traceback, never a half-done deploy.
+
+    Until the deploy starts (planning, opening the store) a signal stops the command: nothing
+    has changed. Once it runs, a signal cancels it and the engine rolls back (the old
+    instances checked serving, the new ones removed); the command exits 1 when that is done.
+    Once the new instances have passed the health gate a cancel no longer rolls back, so the
+    deploy finishes. A second signal only says what is going on.
+    """
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self.switching = False
+        self._engine: DeployEngine | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._cancelled: set[str] = set()
+        # A signal the command was started with ignored (`nohup`, a background job) stays so.
+        self._signals = [
+            signum
+            for signum in (signal.SIGINT, signal.SIGTERM)
+            if signal.getsignal(signum) is not signal.SIG_IGN
+        ]
+
+    def __enter__(self) -> _Interrupts:
+        self._task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for signum in self._signals:
+            loop.add_signal_handler(signum, self._on_signal, signum)
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        loop = asyncio.get_running_loop()
+        for signum in self._signals:
+            loop.remove_signal_handler(signum)
+        if kind is asyncio.CancelledError and self.received and self._engine is None:
+            if self._task is not None:
+                self._task.uncancel()
+            _say(f"{self.received}: stopped before the deploy started; nothing changed")
+            return True  # the caller goes on after its `with` and exits 1
+        return False
+
+    def follow(self, engine: DeployEngine) -> None:
+        """From now on a signal cancels the engine's deploy instead of stopping the command."""
+        self._engine = engine
+        self.cancel_deploys()
+
+    def _on_signal(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        if self._engine is None:
+            self.received = name
+            if self._task is not None:
+                self._task.cancel()
+        elif self.switching:
+            _say(f"{name}: the new instances already serve; the deploy finishes (not cancelled)")
+        elif self._cancelled:
+            _say(f"{name}: the deploy is rolling back; the command ends when that is done")
+        else:
+            self.received = name
+            self.cancel_deploys()
+
+    def cancel_deploys(self) -> None:
+        """Cancels the running deploy once a signal came (also one that came just before)."""
+        if self.received is None or self._engine is None or self.switching:
+            return
+        for deploy_id in list(self._engine.running):
+            if deploy_id in self._cancelled:
+                continue
+            if self._engine.cancel(deploy_id, f"{self.received} to {PROG}"):
+                self._cancelled.add(deploy_id)
+                _say(f"{self.received}: cancelling deploy {deploy_id}; it rolls back, wait for it")
+
+
+def _say(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+
+
+async def _follow(
+    services: DeployServices, request: DeployRequest, as_json: bool, interrupts: _Interrupts
+) -> int:
     outcome = DeployState.FAILED
+    interrupts.follow(services.engine)
     async for event in services.engine.run(request):
+        interrupts.cancel_deploys()
+        if isinstance(event, StepStarted) and event.step is Step.TRAFFIC_GUARD:
+            interrupts.switching = True
         if as_json:
             print(json.dumps(event_json(event)), flush=True)
         else:
@@ -81,13 +176,19 @@ async def _follow(services: DeployServices, request: DeployRequest, as_json: boo
 
 
 async def _deploy(config: Config, args: argparse.Namespace) -> int:
+    from console.deploys import actor, deploy_services, store_path
+
     request = DeployRequest(args.project, args.cluster, args.release, actor())
-    async with deploy_services(config, store_path(config, args.store)) as services:
-        return await _follow(services, request, args.json)
+    # Planned before the store is opened: an unknown release leaves no store file behind.
+    store = store_path(config, args.store)
+    with _Interrupts() as interrupts:
+        async with deploy_services(config, store, plan=request) as services:
+            return await _follow(services, request, args.json, interrupts)
+    return EXIT_FAILED  # a signal stopped it before the deploy started
 
 
 def _busy(busy: LockBusy) -> int:
-    print(f"deploy-console: refused: {busy.message}", file=sys.stderr)
+    print(f"{PROG}: refused: {busy.message}", file=sys.stderr)
     return EXIT_BUSY
 
 
@@ -104,7 +205,12 @@ def deploy_command(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _rollback(config: Config, args: argparse.Namespace) -> int:
-    async with deploy_services(config, store_path(config, args.store)) as services:
+    from console.deploys import actor, deploy_services, store_path
+
+    store = store_path(config, args.store)
+    if not store.exists():  # nothing was ever deployed with it: do not create it now
+        raise DeployError(f"unknown deploy {args.deploy_id!r} (no store at {store})")
+    async with deploy_services(config, store) as services:
         request = await services.engine.rollback_request(args.deploy_id, actor())
         if not args.json:
             print(
@@ -113,7 +219,10 @@ async def _rollback(config: Config, args: argparse.Namespace) -> int:
                 flush=True,
             )
         _confirm_protected(config, request.cluster, args.yes)
-        return await _follow(services, request, args.json)
+        with _Interrupts() as interrupts:
+            await services.engine.plan(request)  # refused before anything changes
+            return await _follow(services, request, args.json, interrupts)
+        return EXIT_FAILED  # a signal stopped it before the deploy started
 
 
 def rollback_command(config: Config, args: argparse.Namespace) -> int:
@@ -131,6 +240,7 @@ async def _releases(config: Config, args: argparse.Namespace) -> list[dict[str, 
         raise ConsoleError(f"project {project.name} is not configured in any cluster")
     config.cluster(cluster)
     from console.fleet import Fleet
+    from console.releases import list_releases
 
     fleet = Fleet(config)
     try:
