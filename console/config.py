@@ -152,6 +152,9 @@ class WorldProject:
     clusters: dict[str, WorldEnv] = field(default_factory=dict)
     # Releases whose health command fails on the world's instances (a bad build to deploy).
     broken: tuple[str, ...] = ()
+    # The HTTP paths a release answers 200 on, by version (a load balancer's health check
+    # path must be one of them); a version not listed serves the world's default routes.
+    routes: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -514,6 +517,18 @@ def _parse_world(table: _Table, config_projects: dict[str, ProjectConfig]) -> Wo
             for version in broken:
                 if version not in versions:
                     entry.fail(f"{version!r} is not in versions", "broken")
+            routes: dict[str, tuple[str, ...]] = {}
+            routes_table = entry.table("routes")
+            if routes_table is not None:
+                for version in routes_table.data:
+                    if version not in versions:
+                        routes_table.fail("is not in versions", version)
+                    paths = routes_table.strings(version)
+                    for path in paths:
+                        if not path.startswith("/"):
+                            routes_table.fail(f"{path!r} is not a path (no leading /)", version)
+                    routes[version] = paths
+                routes_table.done()
             envs: dict[str, WorldEnv] = {}
             clusters_table = entry.table("clusters")
             if clusters_table is not None:
@@ -541,7 +556,7 @@ def _parse_world(table: _Table, config_projects: dict[str, ProjectConfig]) -> Wo
                 clusters_table.done()
             entry.done()
             projects[project_name] = WorldProject(
-                versions=versions, dns=dns, clusters=envs, broken=broken
+                versions=versions, dns=dns, clusters=envs, broken=broken, routes=routes
             )
         projects_table.done()
     table.done()

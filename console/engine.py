@@ -137,6 +137,29 @@ class Deployment:
                 self.waiting += time.perf_counter() - self._io_since
 
 
+class Cadence:
+    """Ticks every `period` seconds from its start, however long each round took.
+
+    A loop that sleeps `period` after its work polls every period + work, and the work grows
+    when many deploys share the loop and the endpoint: the polls drift. Here a round that
+    overran its tick waits for the next one (no burst to catch up)."""
+
+    def __init__(self, period: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.period = period
+        self._clock = clock
+        self._next = clock() + period
+
+    def delay(self) -> float:
+        """Seconds until the next tick (which it then consumes)."""
+        now = self._clock()
+        if now >= self._next:
+            missed = int((now - self._next) // self.period) + 1
+            self._next += missed * self.period
+        delay = self._next - now
+        self._next += self.period
+        return delay
+
+
 class DeployPlanner:
     """Says what a deploy would do, read from AWS alone: no store, no SSH, nothing changed.
 
@@ -609,7 +632,8 @@ class DeployEngine(DeployPlanner):
     ) -> None:
         tags = self.config.tags
         count = max(1, len(source.serving))
-        arguments = await self._launch_arguments(gateway, project, cluster, source)
+        async with deployment.io():  # it may look subnets and security groups up in AWS
+            arguments = await self._launch_arguments(gateway, project, cluster, source)
         tag_list = [
             {"Key": tags.project, "Value": project.name},
             {"Key": tags.environment, "Value": cluster.name},
@@ -635,6 +659,7 @@ class DeployEngine(DeployPlanner):
         deployment.new_ids = [raw["InstanceId"] for raw in response["Instances"]]
         self._note(deployment, f"launched {', '.join(deployment.new_ids)}; waiting for running")
         deadline = time.monotonic() + self.config.engine.instance_ready_timeout_seconds
+        cadence = Cadence(self.config.engine.poll_seconds)
         while True:
             async with deployment.io():
                 statuses = await gateway.call(
@@ -658,7 +683,7 @@ class DeployEngine(DeployPlanner):
                     f"new instances not running with passing status checks after "
                     f"{self.config.engine.instance_ready_timeout_seconds:.0f} s"
                 )
-            await self._pause(deployment, self.config.engine.poll_seconds)
+            await self._pause(deployment, cadence.delay())
 
     async def _launch_arguments(
         self, gateway: AwsGateway, project: ProjectConfig, cluster: ClusterConfig, source: _Source
@@ -803,6 +828,7 @@ class DeployEngine(DeployPlanner):
 
             async def healthy(instance_id: str, host: RemoteHost) -> None:
                 deadline = time.monotonic() + settings.startup_timeout_seconds
+                cadence = Cadence(settings.health_interval_seconds)
                 attempt = 0
                 while True:
                     attempt += 1
@@ -823,7 +849,7 @@ class DeployEngine(DeployPlanner):
                             f"health command failed on {instance_id} for "
                             f"{settings.startup_timeout_seconds:.0f} s (last exit {status})"
                         )
-                    await self._pause(deployment, settings.health_interval_seconds)
+                    await self._pause(deployment, cadence.delay())
 
             await asyncio.gather(*(healthy(i, host) for i, host in hosts.items()))
 
@@ -876,6 +902,7 @@ class DeployEngine(DeployPlanner):
     ) -> None:
         """Until every instance is healthy in every balancer; missing counts as not healthy."""
         deadline = time.monotonic() + timeout
+        cadence = Cadence(self.config.engine.poll_seconds)
         last = ""
         while True:
             async with deployment.io():
@@ -895,10 +922,10 @@ class DeployEngine(DeployPlanner):
             if time.monotonic() >= deadline:
                 raise DeployError(f"not healthy after {timeout:.0f} s: {waiting[0]}")
             if cancellable:
-                await self._pause(deployment, self.config.engine.poll_seconds)
+                await self._pause(deployment, cadence.delay())
             else:
                 async with deployment.io():
-                    await asyncio.sleep(self.config.engine.poll_seconds)
+                    await asyncio.sleep(cadence.delay())
 
     async def _health_gate(
         self, deployment: Deployment, gateway: AwsGateway, source: _Source, timeout: float
@@ -961,6 +988,7 @@ class DeployEngine(DeployPlanner):
             )
         longest = max((b.drain_seconds for b in balancers if members.get(b.arn)), default=0)
         deadline = time.monotonic() + longest + self.config.engine.poll_seconds * 2 + 5
+        cadence = Cadence(self.config.engine.poll_seconds)
         while True:
             async with deployment.io():
                 health = await self._health(gateway, balancers)
@@ -975,7 +1003,7 @@ class DeployEngine(DeployPlanner):
             if time.monotonic() >= deadline:
                 return f"deregistration delay of {longest} s passed ({still[0]})"
             async with deployment.io():
-                await asyncio.sleep(self.config.engine.poll_seconds)
+                await asyncio.sleep(cadence.delay())
 
     async def _rollback(
         self,

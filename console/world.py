@@ -10,7 +10,6 @@ import socket
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +21,7 @@ import botocore.config
 from console import world_moto
 from console.config import ClusterConfig, Config, ProjectConfig, WorldConfig, WorldEnv
 from console.errors import WorldError
-from console.world_ssh import WorldSsh, WorldSshThread
+from console.world_ssh import DEFAULT_ROUTES, WorldSsh, WorldSshThread
 
 # Load balancer settings per cluster: tight in staging, AWS defaults in production.
 TARGET_GROUP_SETTINGS = {
@@ -81,7 +80,7 @@ class World:
         self.report = SeedReport()
         self._clients: dict[tuple[str, str], Any] = {}
         self._boto_session: Any = None
-        self._serving: Callable[[str], bool | None] | None = None
+        self._serving: world_moto.Serving | None = None
         self.ssh: WorldSsh | None = None
         self._ssh_thread: WorldSshThread | None = None
         self._root: Path | None = None
@@ -129,6 +128,7 @@ class World:
             world_moto.instance_for_address,
             self._image_for_instance,
             broken=self.is_broken,
+            routes=self.routes,
         )
         self._ssh_thread = WorldSshThread(self.ssh)
         self._ssh_thread.start()
@@ -148,13 +148,22 @@ class World:
         version = tags.get(self.config.tags.version)
         return (project, version) if project and version else None
 
-    def set_serving(self, serving: Callable[[str], bool | None] | None) -> None:
-        """Let `serving(instance_id)` decide each instance's health check: True passes, False
-        fails (503), None has no opinion (the seeded fleet's rules: failing instances fail, the
-        others pass while running). Called on every health read, in the server's threads: it
-        must be cheap and thread-safe, and must not call the world's API."""
+    def set_serving(self, serving: world_moto.Serving | None) -> None:
+        """Let `serving(instance_id, path)` decide each instance's health check of `path` (the
+        load balancer's health check path; None for a TCP check): True passes, False fails,
+        None has no opinion (the seeded fleet's rules: failing instances fail, the others pass
+        while running). Called on every health read, in the server's threads: it must be cheap
+        and thread-safe, and must not call the world's API."""
         self._serving = serving
         world_moto.set_serving(serving)
+
+    def routes(self, project: str, version: str) -> tuple[str, ...]:
+        """The HTTP paths the world's release `version` of `project` answers 200 on."""
+        assert self.world is not None
+        spec = self.world.projects.get(project)
+        if spec is None or version not in spec.routes:
+            return DEFAULT_ROUTES
+        return spec.routes[version]
 
     def is_broken(self, project: str, version: str) -> bool:
         """Whether the world's release `version` of `project` fails its health command."""

@@ -3,12 +3,14 @@
 Stock moto reports every registered target healthy at once and forgets a deregistered one at
 once; a classic ELB instance is InService while it runs. These patches give target health its
 timeline: `initial` for the world's registration period after RegisterTargets, then `healthy`
-or `unhealthy` by what the instance serves (the world's `serving` hook, or the failing marks
-of the seeded fleet), `draining` for the target group's deregistration delay after a
-DeregisterTargets (or a termination), then gone. A classic ELB reports "registration still in
-progress", then InService/OutOfService, and honours its connection-draining timeout. The world
-can also throttle an API action, as AWS does under load. Applied once per process, only by the
-world; pinned to the moto version in pyproject.
+or `unhealthy` by what the instance serves on the load balancer's own health check path (the
+world's `serving` hook, asked with the target group's HealthCheckPath or the path of a classic
+ELB's `HTTP:80/health` target; or the failing marks of the seeded fleet), `draining` for the
+target group's deregistration delay after a DeregisterTargets (or a termination), then gone.
+A classic ELB reports "registration still in progress", then InService/OutOfService, and
+honours its connection-draining timeout. The world can also throttle an API action, as AWS
+does under load. Applied once per process, only by the world; pinned to the moto version in
+pyproject.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ from moto.elb.models import ELBBackend, LoadBalancer
 from moto.elb.responses import ELBResponse
 from moto.elbv2.models import ELBv2Backend, FakeHealthStatus, FakeTargetGroup
 
-Serving = Callable[[str], bool | None]
+# serving(instance id, health check path or None for a TCP/SSL check) -> passes, fails, or
+# None (no opinion).
+Serving = Callable[[str, str | None], bool | None]
 
 
 @dataclass(frozen=True)
@@ -125,9 +129,11 @@ def pass_health_checks(instance_id: str) -> None:
 
 
 def set_serving(serving: Serving | None) -> None:
-    """Who decides whether an instance passes its health check: `serving(instance_id)` returns
-    True/False, or None for no opinion (the failing marks apply; others pass while running).
-    Called on every health read: it must be cheap and must not call the AWS API."""
+    """Who decides whether an instance passes a load balancer's health check:
+    `serving(instance_id, path)` returns True/False, or None for no opinion (the failing marks
+    apply; others pass while running). `path` is the check's HTTP path (a target group's
+    HealthCheckPath, the path of a classic ELB's `HTTP:80/health` target), None for a TCP or
+    SSL check. Called on every health read: it must be cheap and must not call the AWS API."""
     global _serving
     with _lock:
         _serving = serving
@@ -180,9 +186,15 @@ def instance_for_address(address: str) -> str | None:
 
 
 def instance_tags(instance_id: str) -> dict[str, str] | None:
+    """The instance's tags, None for an instance the world does not know (or never tagged):
+    a lookup by id in each region's tag index, not a scan of every instance."""
+    for region in list(ec2_backends[DEFAULT_ACCOUNT_ID].keys()):
+        tags = ec2_backends[DEFAULT_ACCOUNT_ID][region].tags.get(instance_id)
+        if tags:
+            return dict(tags)
     for instance in _instances():
         if instance.id == instance_id:
-            return dict(instance.ec2_backend.tags.get(instance_id, {}))
+            return {}
     return None
 
 
@@ -194,12 +206,13 @@ def _timeline(model: Any) -> _Timeline:
     return found
 
 
-def _verdict(instance_id: str) -> FailingCheck | None:
-    """Why the instance fails its health check now, or None if it passes (while running)."""
+def _verdict(instance_id: str, path: str | None) -> FailingCheck | None:
+    """Why the instance fails a health check of `path` now, or None if it passes (while
+    running)."""
     with _lock:
         serving = _serving
         failing = _failing.get(instance_id)
-    opinion = serving(instance_id) if serving is not None else None
+    opinion = serving(instance_id, path) if serving is not None else None
     if opinion is None:
         return failing
     return None if opinion else NOT_SERVING
@@ -250,6 +263,14 @@ def _expire_draining(group: FakeTargetGroup, now: float) -> dict[str, dict[str, 
             del timeline.draining[target_id]
             group.deregistered_targets[target_id] = target
     return {target_id: target for target_id, (_, target) in timeline.draining.items()}
+
+
+def _target_group_path(group: FakeTargetGroup) -> str | None:
+    """The path a target group's health check asks for; None for a TCP check."""
+    protocol = str(group.health_check_protocol or group.protocol or "HTTP").upper()
+    if not protocol.startswith("HTTP"):
+        return None
+    return str(group.health_check_path or "/")
 
 
 def _patch_target_groups() -> None:
@@ -326,7 +347,11 @@ def _patch_target_groups() -> None:
             return FakeHealthStatus(
                 target_id, port, self.health_check_port, "initial", *REGISTERING_TARGET
             )
-        failing = _verdict(target_id) if instance.state == "running" else FailingCheck()
+        failing = (
+            _verdict(target_id, _target_group_path(self))
+            if instance.state == "running"
+            else FailingCheck()
+        )
         if failing is not None:
             return FakeHealthStatus(
                 target_id,
@@ -368,6 +393,19 @@ def _draining_seconds(balancer: LoadBalancer) -> float:
     if str(enabled).lower() != "true":
         return 0.0
     return float(setting.get("Timeout", setting.get("timeout", 300)))
+
+
+def _classic_path(balancer: LoadBalancer) -> str | None:
+    """The path of a classic ELB's health check target (`HTTP:80/health` -> `/health`); None
+    for a TCP or SSL target, or no health check configured (AWS's default is `TCP:80`)."""
+    check = balancer.health_check
+    if check is None:
+        return None
+    protocol, _, rest = str(check.target).partition(":")
+    if not protocol.upper().startswith("HTTP"):
+        return None
+    _, slash, path = rest.partition("/")
+    return "/" + path if slash else "/"
 
 
 def _patch_classic() -> None:
@@ -435,6 +473,7 @@ def _patch_classic() -> None:
             draining = set(timeline.draining)
             deregistered = set(timeline.deregistered)
             initial = {i for i, until in timeline.initial_until.items() if until > now}
+        path = _classic_path(balancer)
         asked = [i["InstanceId"] for i in instances]
         if not asked:
             asked = registered + sorted(draining - set(registered))
@@ -458,7 +497,7 @@ def _patch_classic() -> None:
                 elif instance_id in initial:
                     state = ("OutOfService", "ELB", CLASSIC_REGISTERING)
                 else:
-                    failing = _verdict(instance_id)
+                    failing = _verdict(instance_id, path)
                     if failing is None:
                         state = ("InService", "N/A", "N/A")
                     else:

@@ -5,7 +5,14 @@ connection of its own: a direct-tcpip request to port 22 of an instance address 
 is answered by an SSH server for that instance, run in this process over a socketpair, whose
 host certificate (principal: the instance's private address) is signed by the world's CA. An
 exec request runs `/bin/sh -c COMMAND` in the instance's sandbox directory, which is seeded
-with a small fake release (app/VERSION and app/bin/{start,stop,migrate,healthcheck,configure}).
+with a small fake release (app/VERSION, app/routes and
+app/bin/{start,stop,migrate,healthcheck,configure}).
+
+What a load balancer's health check sees is `is_serving(instance, path)`: the service must be
+started (run/started), configured (the env file) and answer 200 on the check's path, that is
+list it in app/routes (one path per line; the release's routes, by default /health and
+/status). A target group whose HealthCheckPath the release does not serve sees the instance
+unhealthy (404) while another load balancer of the same instance sees it healthy.
 """
 
 from __future__ import annotations
@@ -37,8 +44,16 @@ DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 CHUNK = 65536
 
 
+# The paths a release answers 200 on unless the world says otherwise.
+DEFAULT_ROUTES = ("/health", "/status")
+
+
 def _version_says_broken(project: str, version: str) -> bool:
     return "-broken" in version
+
+
+def _default_routes(project: str, version: str) -> tuple[str, ...]:
+    return DEFAULT_ROUTES
 
 
 @dataclass(frozen=True)
@@ -46,6 +61,7 @@ class _Release:
     project: str
     version: str
     broken: bool
+    routes: tuple[str, ...] = DEFAULT_ROUTES
 
 
 class WorldSsh:
@@ -58,12 +74,14 @@ class WorldSsh:
         image_for_instance: Callable[[str], tuple[str, str] | None],
         *,
         broken: Callable[[str, str], bool] = _version_says_broken,
+        routes: Callable[[str, str], tuple[str, ...]] = _default_routes,
         env_file: str = "app.env",
     ) -> None:
         self.root = root
         self.instance_for_address = instance_for_address
         self.image_for_instance = image_for_instance
         self.broken = broken
+        self.routes = routes
         self.env_file = env_file
         self.client_key_path = root / "ssh" / "id_ed25519"
         self.known_hosts_path = root / "ssh" / "known_hosts"
@@ -73,6 +91,8 @@ class WorldSsh:
         self._authorized: asyncssh.SSHAuthorizedKeys | None = None
         self._host_keys: dict[str, tuple[asyncssh.SSHKey, asyncssh.SSHCertificate]] = {}
         self._releases: dict[str, _Release | None] = {}
+        # The release of instances without a sandbox, looked up once (health reads are many).
+        self._images: dict[str, _Release | None] = {}
         self._acceptor: asyncssh.SSHAcceptor | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         # Jump host connections and the instances' in-process server connections.
@@ -149,25 +169,42 @@ class WorldSsh:
             raise WorldError(f"not an instance id: {instance_id!r}")
         path = self.root / "instances" / instance_id
         if instance_id not in self._releases:
-            image = self.image_for_instance(instance_id)
-            release = None if image is None else _Release(*image, self.broken(*image))
+            release = self._release(instance_id)
             if not path.is_dir():
                 _seed_sandbox(path, release, self.env_file)
             self._releases[instance_id] = release
         return path
 
-    def is_serving(self, instance_id: str) -> bool | None:
-        """None without a sandbox; else whether app/bin/healthcheck would pass (file checks)."""
+    def _release(self, instance_id: str) -> _Release | None:
+        image = self.image_for_instance(instance_id)
+        if image is None:
+            return None
+        return _Release(*image, self.broken(*image), tuple(self.routes(*image)))
+
+    def is_serving(self, instance_id: str, path: str | None = None) -> bool | None:
+        """Whether a health check of `path` (None: a TCP check) passes on the instance.
+
+        Without a sandbox (an instance nobody deployed to): False if its release does not serve
+        `path`, else None (the world's own rules). With one: whether the service is started and
+        configured (what app/bin/healthcheck checks) and lists `path` in app/routes.
+        """
         if instance_id not in self._releases:
             if not INSTANCE_ID_PATTERN.match(instance_id):
                 return None
             if not (self.root / "instances" / instance_id).is_dir():
-                return None
-        path = self.sandbox(instance_id)
+                if path is None:
+                    return None
+                if instance_id not in self._images:
+                    self._images[instance_id] = self._release(instance_id)
+                image = self._images[instance_id]
+                return False if image is not None and path not in image.routes else None
+        sandbox = self.sandbox(instance_id)
         release = self._releases[instance_id]
         if release is not None and release.broken:
             return False
-        return (path / "run" / "started").is_file() and (path / self.env_file).is_file()
+        if not (sandbox / "run" / "started").is_file() or not (sandbox / self.env_file).is_file():
+            return False
+        return path is None or path in _read_routes(sandbox)
 
     # -- the jump host ---------------------------------------------------------------------
 
@@ -420,6 +457,15 @@ def _write_private(path: Path, data: bytes) -> None:
         handle.write(data)
 
 
+def _read_routes(sandbox: Path) -> set[str]:
+    """The paths the sandbox's service answers 200 on (app/routes, one per line)."""
+    try:
+        text = (sandbox / "app" / "routes").read_text()
+    except OSError:
+        return set()
+    return {line.strip() for line in text.splitlines() if line.strip()}
+
+
 def _seed_sandbox(path: Path, release: _Release | None, env_file: str) -> None:
     """A fake release: scripts that behave like a small web service's."""
     bin_dir = path / "app" / "bin"
@@ -431,6 +477,7 @@ def _seed_sandbox(path: Path, release: _Release | None, env_file: str) -> None:
     version = shlex.quote(release.version)
     env = shlex.quote(env_file)
     (path / "app" / "VERSION").write_text(release.version + "\n")
+    (path / "app" / "routes").write_text("".join(f"{route}\n" for route in release.routes))
     health = (
         f"[ -f run/started ] || {{ echo 'health: service is not running' >&2; exit 1; }}\n"
         f"[ -f {env} ] || {{ echo 'health: '{env}' is missing' >&2; exit 1; }}\n"

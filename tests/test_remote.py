@@ -289,6 +289,8 @@ async def test_the_release_scripts_and_is_serving(
     world_ssh: WorldSsh, ssh_settings: SshSettings
 ) -> None:
     assert world_ssh.is_serving(INSTANCE) is None  # no sandbox yet: the world's own rules
+    assert world_ssh.is_serving(INSTANCE, "/health") is None  # a path its release serves
+    assert world_ssh.is_serving(INSTANCE, "/ready") is False  # one it does not
     lines = Lines()
     async with open_host(ssh_settings, ADDRESS) as host:
         assert await host.run("app/bin/healthcheck", on_line=lines) == 1
@@ -298,6 +300,11 @@ async def test_the_release_scripts_and_is_serving(
         assert world_ssh.is_serving(INSTANCE) is False  # no env file yet
         assert await host.run("cat > app.env", stdin="A=1\n") == 0
         assert world_ssh.is_serving(INSTANCE) is True
+        # A load balancer's check passes on a path the release routes (app/routes) only.
+        assert world_ssh.is_serving(INSTANCE, "/health") is True
+        assert world_ssh.is_serving(INSTANCE, "/ready") is False
+        assert await host.run("echo /ready >> app/routes") == 0
+        assert world_ssh.is_serving(INSTANCE, "/ready") is True
         assert await host.run("app/bin/healthcheck", on_line=lines) == 0
         assert await host.run("cd /tmp && $HOME/app/bin/stop", on_line=lines) == 0
         assert world_ssh.is_serving(INSTANCE) is False

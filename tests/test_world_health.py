@@ -164,7 +164,7 @@ def test_a_registered_target_is_initial_then_healthy_or_unhealthy(
     world: World, sandbox: Sandbox
 ) -> None:
     serving, failing = sandbox.instances
-    world.set_serving(lambda instance_id: False if instance_id == failing else None)
+    world.set_serving(lambda instance_id, path: False if instance_id == failing else None)
     registered = time.monotonic()
     sandbox.elbv2.register_targets(
         TargetGroupArn=sandbox.group_arn, Targets=[{"Id": i} for i in sandbox.instances]
@@ -180,8 +180,55 @@ def test_a_registered_target_is_initial_then_healthy_or_unhealthy(
         "Health checks failed with these codes: [503]",
     )
     # The hook decides at every read: the instance recovers as soon as it serves.
-    world.set_serving(lambda instance_id: True)
+    world.set_serving(lambda instance_id, path: True)
     assert target_states(sandbox)[failing][0] == "healthy"
+
+
+def test_each_load_balancer_checks_its_own_path(world: World, sandbox: Sandbox) -> None:
+    """The hook is asked with the check's path: a target group whose HealthCheckPath the
+    instance does not serve sees it unhealthy while a classic ELB checking /health sees it
+    InService; a TCP check has no path."""
+    instance = sandbox.instances[0]
+    asked: set[str | None] = set()
+
+    def serving(instance_id: str, path: str | None) -> bool | None:
+        asked.add(path)
+        return path in (None, "/health")
+
+    world.set_serving(serving)
+    sandbox.elbv2.modify_target_group(TargetGroupArn=sandbox.group_arn, HealthCheckPath="/ready")
+    sandbox.elb.configure_health_check(
+        LoadBalancerName=sandbox.classic,
+        HealthCheck={
+            "Target": "HTTP:80/health",
+            "Interval": 5,
+            "Timeout": 2,
+            "UnhealthyThreshold": 2,
+            "HealthyThreshold": 2,
+        },
+    )
+    sandbox.elbv2.register_targets(TargetGroupArn=sandbox.group_arn, Targets=[{"Id": instance}])
+    sandbox.elb.register_instances_with_load_balancer(
+        LoadBalancerName=sandbox.classic, Instances=[{"InstanceId": instance}]
+    )
+    wait_until(lambda: target_states(sandbox)[instance][0] != "initial", "the end of initial")
+    wait_until(lambda: classic_states(sandbox)[instance][0] == "InService", "InService")
+    assert target_states(sandbox)[instance][0] == "unhealthy"
+    assert asked == {"/ready", "/health"}
+    sandbox.elbv2.modify_target_group(TargetGroupArn=sandbox.group_arn, HealthCheckPath="/health")
+    assert target_states(sandbox)[instance][0] == "healthy"
+    sandbox.elb.configure_health_check(
+        LoadBalancerName=sandbox.classic,
+        HealthCheck={
+            "Target": "TCP:80",
+            "Interval": 5,
+            "Timeout": 2,
+            "UnhealthyThreshold": 2,
+            "HealthyThreshold": 2,
+        },
+    )
+    assert classic_states(sandbox)[instance][0] == "InService"
+    assert None in asked
 
 
 def test_a_deregistered_target_drains_for_the_delay_then_is_gone(
@@ -219,7 +266,7 @@ def test_a_stopped_target_is_unused(world: World, sandbox: Sandbox) -> None:
 
 def test_classic_elb_registers_serves_and_drains(world: World, sandbox: Sandbox) -> None:
     serving, failing = sandbox.instances
-    world.set_serving(lambda instance_id: False if instance_id == failing else None)
+    world.set_serving(lambda instance_id, path: False if instance_id == failing else None)
     sandbox.elb.register_instances_with_load_balancer(
         LoadBalancerName=sandbox.classic,
         Instances=[{"InstanceId": i} for i in [*sandbox.instances, serving]],
@@ -334,6 +381,14 @@ WORLD_VALID = SMALL_WORLD.replace('broken = ["1.1.0"]\n', "")
         ),
         ('broken = "1.1.0"', "world.projects.shop.broken: must be a list, not a string"),
         ('broken = ["1.1.0", "1.1.0"]', "world.projects.shop.broken: lists the same value twice"),
+        (
+            'routes = { "2.0.0" = ["/health"] }',
+            "world.projects.shop.routes.2.0.0: is not in versions",
+        ),
+        (
+            'routes = { "1.1.0" = ["health"] }',
+            "world.projects.shop.routes.1.1.0: 'health' is not a path (no leading /)",
+        ),
     ],
 )
 def test_broken_mistakes_are_one_line_with_exit_2(
