@@ -39,7 +39,16 @@ class DashboardScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "refresh", "Refresh", id="dashboard.refresh"),
-        Binding("slash", "filter", "Filter projects", key_display="/", id="dashboard.filter"),
+        # Priority: the action runs as the key arrives, so the keys typed right after it
+        # (a paste, a fast typist) already go to the filter, not to the matrix.
+        Binding(
+            "slash",
+            "filter",
+            "Filter projects",
+            key_display="/",
+            id="dashboard.filter",
+            priority=True,
+        ),
         Binding("enter", "open_project", "Open project", id="dashboard.open_project"),
         Binding("escape", "clear_filter", "Clear filter", id="dashboard.clear_filter"),
         Binding("d", "deploy", "Deploy", id="deploy.open"),

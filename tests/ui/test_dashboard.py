@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import pytest
+from textual import events
 from textual.pilot import Pilot
 
 from console.config import Config
@@ -125,6 +126,25 @@ async def test_filter_narrows_rows_and_escape_restores_them(world_config: Config
         assert not filter_input.display
         assert filter_input.value == ""
         assert table.has_focus
+
+
+async def test_keys_typed_at_once_after_slash_all_land_in_the_filter(
+    demo_snapshot: FleetSnapshot, world_config: Config
+) -> None:
+    """A paste or a fast typist: the keys arrive together, before any of them is handled."""
+    fleet = StubFleet(world_config, [demo_snapshot])
+    async with running(world_config, fleet) as (app, pilot):
+        refreshes = app.refresh_count
+        driver = app._driver
+        assert driver is not None
+        for key in ("slash", "w", "o", "r", "k"):
+            event = events.Key(key, "/" if key == "slash" else key)
+            event.set_sender(app)
+            driver.send_message(event)
+        table = matrix(app)
+        await wait_for(pilot, lambda: len(table.visible_projects) == 2, "the filter")
+        assert app.dashboard.filter_input.value == "work"
+        assert app.refresh_count == refreshes  # the "r" was typed, not a refresh
 
 
 async def test_filter_that_matches_nothing_says_so(world_config: Config) -> None:
