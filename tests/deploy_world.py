@@ -13,6 +13,7 @@ import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -135,3 +136,40 @@ class ServingWatcher:
             await self._task
         assert self.polls >= 1
         assert not self.gaps, self.gaps
+
+
+@contextlib.contextmanager
+def watching(config: Config, project: str, cluster: str) -> Iterator[ServingWatcher]:
+    """ServingWatcher for a test that is not async (a CLI deploy in a child process): it polls
+    from a thread of its own, from before the block starts until after it ends."""
+    watcher = ServingWatcher(config, project, cluster)
+    started = threading.Event()
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    async def watch() -> None:
+        async with watcher:
+            started.set()
+            while not stop.is_set():
+                await asyncio.sleep(0.05)
+
+    def run() -> None:
+        try:
+            asyncio.run(watch())
+        except BaseException as exc:  # reported in the test's thread
+            failures.append(exc)
+        finally:
+            started.set()
+
+    thread = threading.Thread(target=run, name=f"watch {project} {cluster}", daemon=True)
+    thread.start()
+    started.wait(timeout=READY_TIMEOUT)
+    if failures:
+        raise failures[0]
+    try:
+        yield watcher
+    finally:
+        stop.set()
+        thread.join(timeout=READY_TIMEOUT)
+    if failures:
+        raise failures[0]

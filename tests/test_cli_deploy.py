@@ -27,7 +27,7 @@ import tomli_w
 from console.config import Config, read_toml
 from console.store import Store
 from tests.conftest import DEMO_CONFIG, ROOT
-from tests.deploy_world import client, world_process
+from tests.deploy_world import client, watching, world_process
 from tests.test_engine import instances, live, serving_in
 
 ERROR_PREFIX = "deploy-console: error: "
@@ -121,7 +121,10 @@ def test_deploy_json_succeeds_and_never_shows_a_secret(world: Config, tmp_path: 
     )
     store = tmp_path / "store.db"
     old = live(world, "storefront", "staging")
-    result = cli("deploy", "storefront", "staging", "2.14.1", "--json", config=config, store=store)
+    with watching(world, "storefront", "staging"):
+        result = cli(
+            "deploy", "storefront", "staging", "2.14.1", "--json", config=config, store=store
+        )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     events = events_of(result.stdout)
@@ -153,10 +156,11 @@ def test_deploy_json_succeeds_and_never_shows_a_secret(world: Config, tmp_path: 
 def test_broken_release_rolls_back_and_the_old_keep_serving(world: Config, tmp_path: Path) -> None:
     old = live(world, "storefront", "qaprod1")
     assert old
-    result = cli(
-        "deploy", "storefront", "qaprod1", "2.16.0", "--json",
-        config=world.source, store=tmp_path / "store.db",
-    )  # fmt: skip
+    with watching(world, "storefront", "qaprod1"):
+        result = cli(
+            "deploy", "storefront", "qaprod1", "2.16.0", "--json",
+            config=world.source, store=tmp_path / "store.db",
+        )  # fmt: skip
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     events = events_of(result.stdout)
@@ -178,10 +182,11 @@ def test_rollback_of_a_finished_deploy_runs_the_previous_release(
     # prod2 is protected (and in another region): both commands need --yes.
     store = tmp_path / "store.db"
     assert versions(world, "notifications-worker", "prod2") == {"7.1.0"}
-    first = cli(
-        "deploy", "notifications-worker", "prod2", "7.1.1", "--yes", "--json",
-        config=world.source, store=store,
-    )  # fmt: skip
+    with watching(world, "notifications-worker", "prod2"):
+        first = cli(
+            "deploy", "notifications-worker", "prod2", "7.1.1", "--yes", "--json",
+            config=world.source, store=store,
+        )  # fmt: skip
     assert first.returncode == 0, first.stderr
     deployed = events_of(first.stdout)[-1]
     assert deployed["state"] == "succeeded", deployed
@@ -192,9 +197,10 @@ def test_rollback_of_a_finished_deploy_runs_the_previous_release(
     assert "prod2 is protected" in one_line_error(refused)
     assert versions(world, "notifications-worker", "prod2") == {"7.1.1"}
 
-    back = cli(
-        "rollback", deployed["deploy_id"], "--yes", "--json", config=world.source, store=store
-    )
+    with watching(world, "notifications-worker", "prod2"):
+        back = cli(
+            "rollback", deployed["deploy_id"], "--yes", "--json", config=world.source, store=store
+        )
     assert back.returncode == 0, back.stderr
     events = events_of(back.stdout)
     assert events[-1]["state"] == "succeeded", events[-1]
@@ -383,10 +389,13 @@ async def test_a_signal_cancels_the_deploy_and_rolls_back(
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
-        stream = EventStream(process)
-        configure = stream.until(lambda e: e["event"] == "StepStarted" and e["step"] == "configure")
-        process.send_signal(signum)
-        events = stream.rest()
+        with watching(world, project, "staging"):
+            stream = EventStream(process)
+            configure = stream.until(
+                lambda e: e["event"] == "StepStarted" and e["step"] == "configure"
+            )
+            process.send_signal(signum)
+            events = stream.rest()
     finally:
         if process.poll() is None:
             process.kill()

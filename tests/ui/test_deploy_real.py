@@ -1,0 +1,116 @@
+"""The deploy screen driven through Pilot with the real engine: moto, loopback SSH, SQLite."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+
+from console.config import Config
+from console.deploys import deploy_services
+from console.model import DeployRequest, DeployState, Step, StepState
+from screens.app import DeployConsoleApp, build_app
+from screens.confirm import ConfirmDialog
+from screens.deploy_screen import DeployScreen
+from screens.deploy_support import EngineDeploys
+from tests.conftest import DEMO_CONFIG
+from tests.deploy_world import ServingWatcher, client, world_process
+from tests.test_engine import faster, live
+from tests.ui import SIZE, wait_for
+from tests.ui.test_deploy import cell, log_text, states
+
+DEPLOY_TIMEOUT = 90.0
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Config]:
+    with world_process(DEMO_CONFIG, tmp_path_factory.mktemp("ui-deploy-world")) as config:
+        yield config
+
+
+@asynccontextmanager
+async def console(
+    config: Config, store: Path
+) -> AsyncIterator[tuple[DeployConsoleApp, Pilot[None]]]:
+    """The console as `deploy-console` runs it, with an in-process fleet."""
+    async with deploy_services(config, store) as services:
+        deploys = EngineDeploys(services.engine, services.fleet.gateway, "tester")
+        app = build_app(config, services.fleet, auto_refresh=False, deploys=deploys)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.refresh_count >= 1, "the first refresh", timeout=30)
+            yield app, pilot
+
+
+def deploy_screen(app: DeployConsoleApp) -> DeployScreen:
+    screen = app.screen
+    assert isinstance(screen, DeployScreen), screen
+    return screen
+
+
+async def test_a_real_deploy_on_screen_never_shows_the_secret(
+    world: Config, tmp_path: Path
+) -> None:
+    ssm = client(world, "staging", "ssm")
+    canary = ssm.get_parameter(Name="/checkout-api/payment-api-key", WithDecryption=True)[
+        "Parameter"
+    ]["Value"]
+    assert len(canary) >= 8
+    # The instance prints its environment: the screen must show the secret masked.
+    config = faster(world, "checkout-api", configure="cat app.env; sh app/bin/configure")
+    old = live(world, "checkout-api", "staging")
+    async with (
+        ServingWatcher(world, "checkout-api", "staging"),
+        console(config, tmp_path / "store.db") as (app, pilot),
+    ):
+        app.start_deploy(DeployRequest("checkout-api", "staging", "5.2.0", "tester"))
+        await wait_for(pilot, lambda: isinstance(app.screen, DeployScreen), "the deploy screen")
+        screen = deploy_screen(app)
+        await wait_for(
+            pilot, lambda: states(screen)["configure"] is not None, "configure", DEPLOY_TIMEOUT
+        )
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is app.dashboard, "the dashboard")
+        assert cell(app, "checkout-api", "staging") == "⟳ deploying 5.2.0"
+        during = app.export_screenshot()
+        app.open_deploy(screen.tracked.key)
+        await wait_for(pilot, lambda: isinstance(app.screen, DeployScreen), "the deploy again")
+        screen = deploy_screen(app)
+        await wait_for(pilot, lambda: screen.tracked.finished, "the deploy's end", DEPLOY_TIMEOUT)
+        await pilot.pause()
+        assert screen.tracked.state is DeployState.SUCCEEDED
+        assert set(states(screen).values()) == {StepState.SUCCEEDED}
+        log = log_text(screen)
+        assert "PAYMENT_API_KEY=********" in log, "the instance printed app.env, masked"
+        shown = [during, app.export_screenshot(), log]
+        shown += [n.message for n in app._notifications]
+        assert all(canary not in text for text in shown)
+    assert live(world, "checkout-api", "staging").isdisjoint(old)
+
+
+async def test_cancel_on_the_deploy_screen_rolls_back(world: Config, tmp_path: Path) -> None:
+    old = live(world, "admin-portal", "staging")
+    async with (
+        ServingWatcher(world, "admin-portal", "staging"),
+        console(world, tmp_path / "store.db") as (app, pilot),
+    ):
+        app.start_deploy(DeployRequest("admin-portal", "staging", "3.8.0", "tester"))
+        await wait_for(pilot, lambda: isinstance(app.screen, DeployScreen), "the deploy screen")
+        screen = deploy_screen(app)
+        await wait_for(
+            pilot,
+            lambda: states(screen)[str(Step.CONFIGURE)] is StepState.RUNNING,
+            "configure",
+            DEPLOY_TIMEOUT,
+        )
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "are you sure")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: screen.tracked.finished, "the rollback", DEPLOY_TIMEOUT)
+        await pilot.pause()
+        assert screen.tracked.state is DeployState.CANCELLED
+        assert states(screen)["rollback"] is StepState.SUCCEEDED
+        assert "rollback succeeded" in log_text(screen)
+    assert live(world, "admin-portal", "staging") == old
