@@ -334,6 +334,12 @@ def test_releases_bad_input_is_exit_2(world: Config, argv: list[str], expected: 
 # -- signals ---------------------------------------------------------------------------------
 
 
+def as_from_a_terminal() -> None:
+    """In the child: SIGINT as a terminal delivers it. A test run in the background of a
+    script inherits SIGINT ignored, and the command rightly leaves an ignored signal alone."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class EventStream:
     """A running `deploy --json`: its events as they come, each waited for with a timeout."""
 
@@ -387,6 +393,7 @@ async def test_a_signal_cancels_the_deploy_and_rolls_back(
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        preexec_fn=as_from_a_terminal,
     )
     try:
         with watching(world, project, "staging"):
@@ -451,6 +458,7 @@ def test_a_signal_while_planning_stops_before_anything_changes(tmp_path: Path) -
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=as_from_a_terminal,
         )
         try:
             assert asked.wait(timeout=60), "the command never asked AWS"
