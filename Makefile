@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench install clean
+.PHONY: demo test lint bench bench-deploys install clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "deploy-console needs Python 3.11 or newer")'
@@ -31,6 +31,10 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench.run
+	$(BIN)/python -m tests.bench.deploys
+
+bench-deploys: $(STAMP)
+	$(BIN)/python -m tests.bench.deploys
 
 clean:
 	rm -rf $(VENV) .venv-bench .mypy_cache .ruff_cache .pytest_cache
