@@ -325,3 +325,17 @@ async def test_d_on_the_project_screen_deploys_to_the_cluster_in_focus(
         dialog = app.screen
         assert isinstance(dialog, DeployDialog)
         assert (dialog.project.name, dialog.cluster.name) == ("storefront", "prod1")
+
+
+async def test_d_on_the_project_column_says_where_to_put_the_cursor(
+    world_config: Config, demo_snapshot: FleetSnapshot
+) -> None:
+    deploys = ScriptedDeploys(demo_snapshot)
+    async with running(world_config, demo_snapshot, deploys) as (app, pilot):
+        assert app.dashboard.matrix.cursor_cluster is None  # the cursor starts on the name
+        await pilot.press("d")
+        await wait_for(pilot, lambda: any(app._notifications), "a notification")
+        [shown] = list(app._notifications)
+        assert shown.title == "Deploy where?"
+        assert "cursor on a cluster storefront runs in" in shown.message
+        assert app.screen is app.dashboard
