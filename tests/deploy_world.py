@@ -65,15 +65,25 @@ def world_process(source: Path, workdir: Path) -> Iterator[Config]:
             process.wait()
 
 
+_clients: dict[tuple[str, str | None, str], Any] = {}
+_clients_lock = threading.Lock()
+
+
 def client(config: Config, cluster: str, service: str) -> Any:
+    """A boto3 client for the cluster's endpoint, made once: watchers poll 5 times a second,
+    and making a client costs more CPU than the calls (boto3 clients are thread-safe)."""
     settings = config.cluster(cluster)
-    return boto3.client(
-        service,
-        region_name=settings.region,
-        endpoint_url=settings.endpoint_url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    key = (service, settings.endpoint_url, settings.region)
+    with _clients_lock:
+        if key not in _clients:
+            _clients[key] = boto3.session.Session().client(
+                service,
+                region_name=settings.region,
+                endpoint_url=settings.endpoint_url,
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+            )
+        return _clients[key]
 
 
 class ServingWatcher:
