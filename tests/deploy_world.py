@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import selectors
 import signal
@@ -84,6 +85,62 @@ def client(config: Config, cluster: str, service: str) -> Any:
                 aws_secret_access_key="testing",
             )
         return _clients[key]
+
+
+# -- what a test reads of a pair, and a config with one project's deploy settings changed --
+
+
+def faster(config: Config, project: str, **deploy: Any) -> Config:
+    """The config with a project's deploy settings changed (e.g. a short startup timeout)."""
+    projects = tuple(
+        dataclasses.replace(p, deploy=dataclasses.replace(p.deploy, **deploy))
+        if p.name == project and p.deploy is not None
+        else p
+        for p in config.projects
+    )
+    return dataclasses.replace(config, projects=projects)
+
+
+def instances(config: Config, project: str, cluster: str) -> dict[str, dict[str, Any]]:
+    ec2 = client(config, cluster, "ec2")
+    found = ec2.describe_instances(
+        Filters=[
+            {"Name": "tag:Project", "Values": [project]},
+            {"Name": "tag:Environment", "Values": [cluster]},
+        ]
+    )
+    return {i["InstanceId"]: i for r in found["Reservations"] for i in r["Instances"]}
+
+
+def serving_in(config: Config, project: str, cluster: str) -> dict[str, set[str]]:
+    """Per load balancer of the pair, the instances it reports healthy / InService."""
+    settings = config.project(project).clusters[cluster]
+    result: dict[str, set[str]] = {}
+    if settings.classic_elbs:
+        elb = client(config, cluster, "elb")
+        for name in settings.classic_elbs:
+            states = elb.describe_instance_health(LoadBalancerName=name)["InstanceStates"]
+            result[name] = {s["InstanceId"] for s in states if s["State"] == "InService"}
+    if settings.target_groups:
+        elbv2 = client(config, cluster, "elbv2")
+        for group in elbv2.describe_target_groups(Names=list(settings.target_groups))[
+            "TargetGroups"
+        ]:
+            health = elbv2.describe_target_health(TargetGroupArn=group["TargetGroupArn"])
+            result[group["TargetGroupName"]] = {
+                d["Target"]["Id"]
+                for d in health["TargetHealthDescriptions"]
+                if d["TargetHealth"]["State"] == "healthy"
+            }
+    return result
+
+
+def live(config: Config, project: str, cluster: str) -> set[str]:
+    return {
+        i
+        for i, raw in instances(config, project, cluster).items()
+        if raw["State"]["Name"] in ("pending", "running")
+    }
 
 
 class ServingWatcher:

@@ -27,8 +27,7 @@ import tomli_w
 from console.config import Config, read_toml
 from console.store import Store
 from tests.conftest import DEMO_CONFIG, ROOT
-from tests.deploy_world import client, watching, world_process
-from tests.test_engine import instances, live, serving_in
+from tests.deploy_world import client, instances, live, serving_in, watching, world_process
 
 ERROR_PREFIX = "deploy-console: error: "
 COMMAND_TIMEOUT = 120.0

@@ -19,8 +19,8 @@ from console.config import Config
 from console.deploys import deploy_services
 from console.events import DeployEvent, OutputLine, StepFinished, StepStarted
 from console.model import DeployPlan, DeployRequest, DeployState, LoadBalancerKind, Step, StepState
-from tests.deploy_world import ServingWatcher, client, world_process
-from tests.test_engine import finished, instances, live, serving_in, steps
+from tests.deploy_world import ServingWatcher, client, instances, live, serving_in, world_process
+from tests.test_engine import finished, steps
 
 MARGIN = 3  # [engine] health_gate_margin_seconds
 # The world's settings for every load balancer: time to healthy 2 x 5 s + 5 s.

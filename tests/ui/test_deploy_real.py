@@ -17,8 +17,7 @@ from screens.confirm import ConfirmDialog
 from screens.deploy_screen import DeployScreen
 from screens.deploy_support import EngineDeploys
 from tests.conftest import DEMO_CONFIG
-from tests.deploy_world import ServingWatcher, client, world_process
-from tests.test_engine import faster, live
+from tests.deploy_world import ServingWatcher, client, faster, live, world_process
 from tests.ui import SIZE, wait_for
 from tests.ui.test_deploy import cell, log_text, states
 
