@@ -563,10 +563,18 @@ class Store:
         return [_record(StepRecord, row) for row in rows]
 
     async def deploys(
-        self, *, project: str | None = None, cluster: str | None = None, limit: int = 50
+        self,
+        *,
+        project: str | None = None,
+        cluster: str | None = None,
+        actor: str | None = None,
+        state: str | None = None,
+        limit: int = 50,
     ) -> list[DeployRecord]:
-        """The latest deploys, newest first."""
-        where, parameters = _where({"project = ?": project, "cluster = ?": cluster})
+        """The latest deploys, newest first, narrowed by whichever filters are given."""
+        where, parameters = _where(
+            {"project = ?": project, "cluster = ?": cluster, "actor = ?": actor, "state = ?": state}
+        )
         return await self._deploys(f"{where} ORDER BY seq DESC LIMIT ?", [*parameters, limit])
 
     async def unfinished_deploys(self) -> list[DeployRecord]:

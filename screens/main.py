@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, NoReturn
 from console.config import Config, find_config, load_config, write_world_config
 from console.errors import ConsoleError
 from console.paths import user_data_dir
+from screens.cli_history import STATES
 
 if TYPE_CHECKING:
     from console.fleet import FleetSource
@@ -84,6 +85,16 @@ def _parser() -> argparse.ArgumentParser:
     releases.add_argument("project")
     releases.add_argument("--cluster", metavar="NAME", help="the cluster's region (default: first)")
     releases.add_argument("--json", action="store_true", help="machine-readable output")
+    history = commands.add_parser(
+        "history", parents=[common], help="the latest deploys, or one deploy with its steps"
+    )
+    history.add_argument("deploy_id", metavar="DEPLOY_ID", nargs="?", help="show this deploy")
+    history.add_argument("--project", metavar="NAME", help="only this project")
+    history.add_argument("--cluster", metavar="NAME", help="only this cluster")
+    history.add_argument("--actor", metavar="USER", help="only deploys by this user")
+    history.add_argument("--state", choices=STATES, help="only deploys that ended so")
+    history.add_argument("--limit", type=int, default=20, help="at most this many (20)")
+    history.add_argument("--json", action="store_true", help="machine-readable output")
     config = commands.add_parser("config", help="configuration commands")
     config_commands = config.add_subparsers(dest="config_command", parser_class=_Parser)
     config_commands.required = True
@@ -127,6 +138,10 @@ def run(argv: list[str]) -> int:
             if args.command == "rollback":
                 return cli_deploy.rollback_command(config, args)
             return cli_deploy.releases_command(config, args)
+        if args.command == "history":
+            from screens.cli_history import history_command
+
+            return history_command(find_config(args.config), args)
         if args.command == "world":
             return _world(args)
         if args.command == "demo":

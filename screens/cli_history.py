@@ -1,0 +1,146 @@
+"""`deploy-console history`: the deploys recorded in the store, and one deploy's steps."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from datetime import datetime
+from typing import Any
+
+from console.config import Config
+from console.errors import DeployError
+
+STATES = ("queued", "running", "succeeded", "failed", "rolled_back", "cancelled", "interrupted")
+
+
+def _when(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def _seconds(started: datetime | None, finished: datetime | None) -> float | None:
+    if started is None or finished is None:
+        return None
+    return round((finished - started).total_seconds(), 1)
+
+
+def _deploy_json(record: Any) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "project": record.project,
+        "cluster": record.cluster,
+        "release": record.release,
+        "previous_release": record.previous_release,
+        "image_id": record.image_id,
+        "actor": record.actor,
+        "state": record.state,
+        "created_at": _when(record.created_at),
+        "started_at": _when(record.started_at),
+        "finished_at": _when(record.finished_at),
+        "seconds": _seconds(record.started_at, record.finished_at),
+        "reason": record.reason,
+        "rollback_of": record.rollback_of,
+    }
+
+
+def _step_json(step: Any) -> dict[str, Any]:
+    return {
+        "step": step.step,
+        "state": step.state,
+        "started_at": _when(step.started_at),
+        "finished_at": _when(step.finished_at),
+        "seconds": step.seconds,
+        "detail": step.detail,
+    }
+
+
+def _short(moment: str | None) -> str:
+    return "-" if moment is None else moment[:19].replace("T", " ")
+
+
+def _print_list(deploys: list[dict[str, Any]]) -> None:
+    if not deploys:
+        print("no deploys match")
+        return
+    rows = [
+        (
+            d["id"],
+            f"{d['project']} → {d['cluster']}",
+            f"{d['previous_release'] or '?'} → {d['release']}",
+            d["actor"],
+            d["state"],
+            _short(d["started_at"] or d["created_at"]),
+            "-" if d["seconds"] is None else f"{d['seconds']:.1f}s",
+        )
+        for d in deploys
+    ]
+    header = ("deploy", "pair", "release", "actor", "state", "started (UTC)", "took")
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+def _print_detail(deploy: dict[str, Any], steps: list[dict[str, Any]]) -> None:
+    print(
+        f"deploy {deploy['id']}: {deploy['project']} → {deploy['cluster']}, "
+        f"{deploy['previous_release'] or '?'} → {deploy['release']} ({deploy['image_id'] or '-'}), "
+        f"by {deploy['actor']}"
+    )
+    took = "" if deploy["seconds"] is None else f" in {deploy['seconds']:.1f}s"
+    print(f"  {deploy['state']}{took}, started {_short(deploy['started_at'])} UTC")
+    if deploy["reason"]:
+        print(f"  {deploy['reason']}")
+    if deploy["rollback_of"]:
+        print(f"  rolls back {deploy['rollback_of']}")
+    for step in steps:
+        seconds = "" if step["seconds"] is None else f"{step['seconds']:6.1f}s"
+        detail = f"  {step['detail']}" if step["detail"] else ""
+        print(f"  {step['step']:<14}{step['state']:<11}{seconds:>8}{detail}")
+
+
+async def _history(config: Config, args: argparse.Namespace) -> int:
+    from console.deploys import store_path
+    from console.store import Store
+
+    path = store_path(config, args.store)
+    if not path.exists():  # never create a store just to read it
+        raise DeployError(f"no store at {path}: nothing was deployed with it")
+    async with await Store.open(path) as store:
+        if args.deploy_id:
+            record = await store.deploy(args.deploy_id)
+            if record is None:
+                raise DeployError(f"unknown deploy {args.deploy_id!r} in {path}")
+            deploy = _deploy_json(record)
+            steps = [_step_json(step) for step in await store.steps(record.id)]
+            if args.json:
+                json.dump({**deploy, "steps": steps}, sys.stdout, indent=2)
+                sys.stdout.write("\n")
+            else:
+                _print_detail(deploy, steps)
+            return 0
+        records = await store.deploys(
+            project=args.project,
+            cluster=args.cluster,
+            actor=args.actor,
+            state=args.state,
+            limit=args.limit,
+        )
+    deploys = [_deploy_json(record) for record in records]
+    if args.json:
+        json.dump(deploys, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        _print_list(deploys)
+    return 0
+
+
+def history_command(config: Config, args: argparse.Namespace) -> int:
+    """`history [DEPLOY_ID]`: the latest deploys (filtered), or one deploy with its steps."""
+    if args.project is not None:
+        config.project(args.project)
+    if args.cluster is not None:
+        config.cluster(args.cluster)
+    if args.limit < 1:
+        raise DeployError(f"--limit must be at least 1, not {args.limit}")
+    return asyncio.run(_history(config, args))
