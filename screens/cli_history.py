@@ -78,7 +78,8 @@ def _print_list(deploys: list[dict[str, Any]]) -> None:
     header = ("deploy", "pair", "release", "actor", "state", "started (UTC)", "took")
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
+        cells = zip(row, widths, strict=True)
+        print("  ".join(str(cell).ljust(width) for cell, width in cells).rstrip())
 
 
 def _print_detail(deploy: dict[str, Any], steps: list[dict[str, Any]]) -> None:
