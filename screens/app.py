@@ -11,6 +11,7 @@ from typing import ClassVar
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.content import Content
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.timer import Timer
@@ -20,6 +21,7 @@ from console.errors import ConsoleError
 from console.events import DeployEvent, DeployFinished, DeployStarted, StepStarted
 from console.fleet import FleetSource
 from console.model import DeployRequest, DeployState, FleetSnapshot
+from screens.confirm import ConfirmDialog
 from screens.dashboard import DashboardScreen
 from screens.deploy_dialog import DeployDialog
 from screens.deploy_list import DeployListDialog
@@ -89,6 +91,8 @@ class DeployConsoleApp(App[None]):
         self.refresh_count = 0
         """Refreshes finished (good or failed): tests wait on it."""
         self._refresh_timer: Timer | None = None
+        self._quit_when_done = False
+        """Set once the user chose to quit with deploys running: exit when they have ended."""
 
     def get_default_screen(self) -> Screen[None]:
         return DashboardScreen(self.config, self.clock, can_deploy=self.deploys is not None)
@@ -188,6 +192,44 @@ class DeployConsoleApp(App[None]):
         )
 
     # -- deploys: the dialog, one worker per deploy, events folded into TrackedDeploy ----
+
+    def unfinished_deploys(self) -> list[TrackedDeploy]:
+        return [tracked for tracked in self.tracked.values() if not tracked.finished]
+
+    async def action_quit(self) -> None:
+        """Quit; with deploys running here, ask first: quitting cancels them (they roll back),
+        and the console exits once every one has ended. A deploy left half-way would keep
+        its new instances and its lock."""
+        if not self.unfinished_deploys():
+            self.exit()
+        elif not self._quit_when_done:
+            self._ask_to_quit()
+
+    @work(exclusive=True, group="confirm-quit")
+    async def _ask_to_quit(self) -> None:
+        running = self.unfinished_deploys()
+        names = ", ".join(f"{t.request.project} → {t.request.cluster}" for t in running)
+        question = Content.assemble(
+            (f"{len(running)} deploy{'s' if len(running) > 1 else ''} running: ", "bold"),
+            names,
+            "\n\nQuitting cancels them: each rolls back (the old instances never left "
+            "service), and the console closes when they have. A deploy already past its "
+            "health gate finishes first.",
+        )
+        confirmed = await self.push_screen_wait(
+            ConfirmDialog("quit", question, "Cancel them and quit", "Keep running")
+        )
+        if not confirmed or not self.unfinished_deploys():
+            if confirmed:
+                self.exit()
+            return
+        self._quit_when_done = True
+        for tracked in self.unfinished_deploys():
+            self.post_message(DeployCancelAsked(tracked.key))
+        self.notify(
+            "Rolling back before quitting; the console closes when every deploy has ended.",
+            title="Quitting",
+        )
 
     def running_deploy(self, project: str, cluster: str) -> TrackedDeploy | None:
         for tracked in self.tracked.values():
@@ -294,6 +336,9 @@ class DeployConsoleApp(App[None]):
                 screen.show_event(event)
 
     def _deploy_ended(self) -> None:
+        if self._quit_when_done and not self.unfinished_deploys():
+            self.exit()
+            return
         self._show_deploying()
         # The cell shows the deploy until it ends, then what the next refresh reads.
         self.refresh_fleet()

@@ -339,3 +339,41 @@ async def test_d_on_the_project_column_says_where_to_put_the_cursor(
         assert shown.title == "Deploy where?"
         assert "cursor on a cluster storefront runs in" in shown.message
         assert app.screen is app.dashboard
+
+
+async def test_quit_with_a_deploy_running_asks_then_rolls_back_before_closing(
+    world_config: Config, demo_snapshot: FleetSnapshot
+) -> None:
+    deploys = ScriptedDeploys(demo_snapshot, hold_at=Step.CONFIGURE)
+    async with running(world_config, demo_snapshot, deploys) as (app, pilot):
+        app.start_deploy(DeployRequest("storefront", "staging", "2.14.1", "alice"))
+        await wait_for(pilot, lambda: deploys.held, "the deploy to reach configure")
+        screen = deploy_screen(app)
+
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the question")
+        dialog = app.screen
+        assert isinstance(dialog, ConfirmDialog)
+        assert "1 deploy running: storefront → staging" in str(dialog.question)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.screen is screen, "back to the deploy")
+        assert app.is_running and deploys.cancelled == []
+
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the question")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: not app.is_running, "the console to close")
+        assert deploys.cancelled == [(screen.tracked.deploy_id, "alice")]
+        assert screen.tracked.state is DeployState.CANCELLED
+        assert screen.tracked.steps[Step.ROLLBACK].state is StepState.SUCCEEDED
+
+
+async def test_quit_with_no_deploy_running_closes_at_once(
+    world_config: Config, demo_snapshot: FleetSnapshot
+) -> None:
+    async with running(world_config, demo_snapshot, ScriptedDeploys(demo_snapshot)) as (
+        app,
+        pilot,
+    ):
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: not app.is_running, "the console to close")
