@@ -10,15 +10,15 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from console import paths
 from console.config import Config
 from console.engine import DeployEngine, DeployPlanner
 from console.fleet import Fleet
 from console.model import DeployPlan, DeployRequest
-from console.paths import user_data_dir
 from console.remote import JumpHosts, open_host
 from console.store import Store
 
-STORE_FILE = "deploy-console.db"
+STORE_FILE = paths.STORE_FILE
 
 
 def actor() -> str:
@@ -28,11 +28,7 @@ def actor() -> str:
 
 def store_path(config: Config, explicit: str | None) -> Path:
     """--store, else the config's `store`, else the user data dir."""
-    if explicit:
-        return Path(explicit).expanduser()
-    if config.store is not None:
-        return config.store
-    return user_data_dir() / STORE_FILE
+    return paths.store_path(config.store, explicit)
 
 
 @dataclass

@@ -9,6 +9,7 @@ import platformdirs
 
 APP_NAME = "deploy-console"
 CONFIG_ENV = "DEPLOY_CONSOLE_CONFIG"
+STORE_FILE = "deploy-console.db"
 
 
 def user_config_file() -> Path:
@@ -31,3 +32,12 @@ def config_candidates(explicit: str | None) -> list[tuple[str, Path]]:
     if from_env:
         return [(f"${CONFIG_ENV}", Path(from_env))]
     return [("user config", user_config_file())]
+
+
+def store_path(configured: Path | None, explicit: str | None) -> Path:
+    """--store, else the config's `store`, else the user data dir."""
+    if explicit:
+        return Path(explicit).expanduser()
+    if configured is not None:
+        return configured
+    return user_data_dir() / STORE_FILE

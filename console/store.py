@@ -173,6 +173,25 @@ class AuditRow:
     hash: str
 
 
+@dataclass(frozen=True)
+class AuditProblem:
+    """The first audit row that does not match: its id, what is wrong (changed, missing,
+    out of order) and a sentence saying how."""
+
+    id: int
+    kind: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class AuditCheck:
+    """The result of walking the audit chain: rows verified, the head hash, the first problem."""
+
+    rows: int
+    head: str
+    problem: AuditProblem | None
+
+
 def _columns(record_type: Any) -> list[str]:
     return [item.name for item in fields(record_type)]
 
@@ -258,13 +277,22 @@ class Store:
         *,
         clock: Callable[[], datetime] = utc_now,
         busy_timeout: float = BUSY_TIMEOUT,
+        create: bool = True,
     ) -> Store:
-        """Open (creating if needed) and migrate the store; StoreError if it cannot be used."""
+        """Open (creating if needed) and migrate the store; StoreError if it cannot be used.
+
+        With create=False a missing file, or a file that is not a deploy-console store (an
+        empty or foreign SQLite database), is refused and left exactly as it was.
+        """
         path = Path(path).expanduser().absolute()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"cannot create the store's folder {path.parent}: {exc}") from None
+        if not create:
+            if not path.is_file():
+                raise StoreError(f"no store at {path}")
+        else:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the store's folder {path.parent}: {exc}") from None
         fs_type = filesystem_type(path.parent.resolve())
         if fs_type in NETWORK_FILESYSTEMS:
             raise StoreError(
@@ -272,26 +300,28 @@ class Store:
                 "which SQLite does not support: choose a path on a local disk"
             )
         try:
-            db = await aiosqlite.connect(path, isolation_level=None)
+            # mode=rw: SQLite itself refuses to create the file (no race with an exists check).
+            target = path if create else f"{path.as_uri()}?mode=rw"
+            db = await aiosqlite.connect(target, isolation_level=None, uri=not create)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the store {path}: {exc}") from None
         db.row_factory = sqlite3.Row
         store = cls(db, path, clock)
         try:
-            await store._prepare(busy_timeout)
+            await store._prepare(busy_timeout, create=create)
         except BaseException:
             await db.close()
             raise
         return store
 
-    async def _prepare(self, busy_timeout: float) -> None:
+    async def _prepare(self, busy_timeout: float, *, create: bool = True) -> None:
         # Switching to WAL and WAL recovery can answer SQLITE_BUSY without waiting on
         # busy_timeout while other processes open the same new file: retry until the deadline.
         deadline = time.monotonic() + busy_timeout
         delay = 0.01
         while True:
             try:
-                await self._prepare_once(busy_timeout)
+                await self._prepare_once(busy_timeout, create=create)
                 return
             except sqlite3.OperationalError as exc:
                 if not _is_busy(exc) or time.monotonic() + delay > deadline:
@@ -299,9 +329,14 @@ class Store:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.2)
 
-    async def _prepare_once(self, busy_timeout: float) -> None:
+    async def _prepare_once(self, busy_timeout: float, *, create: bool = True) -> None:
         try:
             await self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            if not create:
+                # Checked before anything is written (WAL, migrations): a foreign file stays as is.
+                row = await self._one("PRAGMA user_version")
+                if row is None or int(row[0]) == 0:
+                    raise StoreError(f"{self.path} is not a deploy-console store")
             await self._db.execute("PRAGMA foreign_keys = ON")
             await self._db.execute("PRAGMA journal_mode = WAL")
             await self._db.execute("PRAGMA synchronous = FULL")
@@ -652,12 +687,101 @@ class Store:
         return [_record(AuditRow, row) for row in reversed(rows)]
 
     async def verify_audit(self) -> int | None:
-        """None when every row chains to the one before it; else the first row id that does not."""
-        expected_prev = GENESIS_HASH
+        """None when every row chains to the one before it; else the first row id that does not
+        (for a gap, the first missing id)."""
+        problem = (await self.check_audit()).problem
+        return None if problem is None else problem.id
+
+    async def check_audit(self) -> AuditCheck:
+        """Recompute the chain from the first row: how many rows verify, the head hash and the
+        first row that does not match (changed, missing or out of order).
+
+        Rows removed from the end, or a chain recomputed from a changed row onwards, still
+        verify: only an anchor kept outside the store (a head hash published elsewhere) shows
+        those.
+        """
+        count, prev_id, prev_hash = 0, 0, GENESIS_HASH
         async with self._lock, self._db.execute("SELECT * FROM audit ORDER BY id") as cursor:
             async for row in cursor:
-                intact = row["hash"] == audit_hash(expected_prev, row)
-                if row["prev_hash"] != expected_prev or not intact:
-                    return int(row["id"])
-                expected_prev = row["hash"]
-        return None
+                row_id = int(row["id"])
+                if row_id != prev_id + 1:
+                    gap = (
+                        f"{prev_id + 1}" if row_id == prev_id + 2 else f"{prev_id + 1}-{row_id - 1}"
+                    )
+                    after = f"row {prev_id}" if prev_id else "the start"
+                    problem = AuditProblem(
+                        prev_id + 1, "missing", f"ids jump from {after} to {row_id} ({gap} gone)"
+                    )
+                    return AuditCheck(count, prev_hash, problem)
+                if row["prev_hash"] != prev_hash:
+                    problem = await self._unchained(row_id, row, prev_id, prev_hash)
+                    return AuditCheck(count, prev_hash, problem)
+                if row["hash"] != audit_hash(prev_hash, row):
+                    problem = AuditProblem(row_id, "changed", "its contents do not match its hash")
+                    return AuditCheck(count, prev_hash, problem)
+                count, prev_id, prev_hash = count + 1, row_id, row["hash"]
+        return AuditCheck(count, prev_hash, None)
+
+    async def _unchained(
+        self, row_id: int, row: sqlite3.Row, prev_id: int, prev_hash: str
+    ) -> AuditProblem:
+        """Why a row's prev_hash is not the hash of the row before it (the lock is held)."""
+        before = f"row {prev_id}" if prev_id else "the start of the chain"
+        if row["prev_hash"] == GENESIS_HASH:
+            return AuditProblem(row_id, "out of order", "it claims to be the first row")
+        found = await self._one(
+            "SELECT id FROM audit WHERE hash = ? AND id != ? LIMIT 1", (row["prev_hash"], prev_id)
+        )
+        if found is not None:
+            return AuditProblem(
+                row_id, "out of order", f"it follows row {found['id']}, not {before}"
+            )
+        if row["hash"] != audit_hash(row["prev_hash"], row):
+            return AuditProblem(row_id, "changed", "its contents do not match its hash")
+        return AuditProblem(
+            row_id,
+            "changed",
+            f"it does not chain to {before}: one of them was rewritten with a new hash",
+        )
+
+    async def audit_page(
+        self,
+        *,
+        after: int = 0,
+        limit: int = 1000,
+        project: str | None = None,
+        cluster: str | None = None,
+        actor: str | None = None,
+        outcome: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[AuditRow]:
+        """Up to limit audit rows with ids above `after`, oldest first, filtered (since is
+        inclusive, until exclusive): the next page starts after the last id (keyset paging)."""
+        where, parameters = _where(
+            {
+                "id > ?": after,
+                "project = ?": project,
+                "cluster = ?": cluster,
+                "actor = ?": actor,
+                "outcome = ?": outcome,
+                # `at` is stored as UTC ISO text of one fixed width: text order is time order.
+                "at >= ?": _text(since),
+                "at < ?": _text(until),
+            }
+        )
+        rows = await self._all(
+            f"SELECT * FROM audit {where} ORDER BY id LIMIT ?", [*parameters, limit]
+        )
+        return [_record(AuditRow, row) for row in rows]
+
+    async def iter_audit(self, *, page_size: int = 1000, **filters: Any) -> AsyncIterator[AuditRow]:
+        """Every audit row matching the filters of audit_page, oldest first, one page in memory."""
+        after = 0
+        while True:
+            page = await self.audit_page(after=after, limit=page_size, **filters)
+            for row in page:
+                yield row
+            if len(page) < page_size:
+                return
+            after = page[-1].id

@@ -101,13 +101,13 @@ def _print_detail(deploy: dict[str, Any], steps: list[dict[str, Any]]) -> None:
 
 
 async def _history(config: Config, args: argparse.Namespace) -> int:
-    from console.deploys import store_path
+    from console.paths import store_path
     from console.store import Store
 
     path = store_path(config, args.store)
     if not path.exists():  # never create a store just to read it
         raise DeployError(f"no store at {path}: nothing was deployed with it")
-    async with await Store.open(path) as store:
+    async with await Store.open(path, create=False) as store:
         if args.deploy_id:
             record = await store.deploy(args.deploy_id)
             if record is None:

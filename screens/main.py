@@ -95,6 +95,28 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--state", choices=STATES, help="only deploys that ended so")
     history.add_argument("--limit", type=int, default=20, help="at most this many (20)")
     history.add_argument("--json", action="store_true", help="machine-readable output")
+    audit = commands.add_parser("audit", help="verify or export the store's audit log")
+    audit_commands = audit.add_subparsers(
+        dest="audit_command", parser_class=_Parser, metavar="COMMAND"
+    )
+    audit_commands.required = True
+    audit_commands.add_parser(
+        "verify", parents=[common], help="recompute the audit hash chain (exit 1 if it breaks)"
+    )
+    export = audit_commands.add_parser(
+        "export", parents=[common], help="write the audit rows as CSV or JSON lines"
+    )
+    # Checked by cli_audit, not with choices=: one line naming the value, like every mistake.
+    export.add_argument("--format", default="jsonl", help="csv or jsonl (default: jsonl)")
+    export.add_argument("--output", metavar="FILE", help="write FILE atomically, not stdout")
+    export.add_argument("--project", metavar="NAME", help="only rows of this project")
+    export.add_argument("--cluster", metavar="NAME", help="only rows of this cluster")
+    export.add_argument("--actor", metavar="NAME", help="only rows by this actor")
+    export.add_argument("--outcome", metavar="OUTCOME", help="only rows with this outcome")
+    export.add_argument(
+        "--since", metavar="ISO", help="rows at or after this time (UTC if no zone)"
+    )
+    export.add_argument("--until", metavar="ISO", help="rows before this time (UTC if no zone)")
     config = commands.add_parser("config", help="configuration commands")
     config_commands = config.add_subparsers(dest="config_command", parser_class=_Parser)
     config_commands.required = True
@@ -142,6 +164,10 @@ def run(argv: list[str]) -> int:
             from screens.cli_history import history_command
 
             return history_command(find_config(args.config), args)
+        if args.command == "audit":
+            from screens import cli_audit
+
+            return cli_audit.command(args)
         if args.command == "world":
             return _world(args)
         if args.command == "demo":

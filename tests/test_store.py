@@ -121,6 +121,30 @@ async def test_a_file_that_is_not_sqlite_is_refused_and_left_alone(path: Path) -
     assert path.read_bytes() == before
 
 
+async def test_open_without_create_refuses_what_is_not_a_store_and_changes_nothing(
+    path: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(StoreError, match="no store at") as raised:
+        await Store.open(path, create=False)
+    assert "\n" not in str(raised.value)
+    assert not path.exists() and not path.parent.exists()
+    foreign = tmp_path / "other app.db"  # a blank: the URI must be quoted
+    with raw(foreign) as db:
+        db.execute("CREATE TABLE notes (body TEXT)")
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    for candidate in (foreign, empty):
+        before = candidate.read_bytes()
+        with pytest.raises(StoreError, match="is not a deploy-console store"):
+            await Store.open(candidate, create=False)
+        assert candidate.read_bytes() == before
+        assert not Path(f"{candidate}-wal").exists()
+    async with await Store.open(path) as store:
+        await store.audit("deploy.queued", actor="alice")
+    async with await Store.open(path, create=False) as store:
+        assert [row.actor for row in await store.audit_rows()] == ["alice"]
+
+
 def test_filesystem_type_takes_the_longest_mount_point() -> None:
     mounts = (
         "/dev/vda / ext4 rw 0 0\n"
@@ -459,7 +483,7 @@ async def test_audit_rows_refuse_update_and_delete(store: Store, path: Path) -> 
     [
         ("UPDATE audit SET reason = 'nothing to see' WHERE id = 3", 3),
         ("UPDATE audit SET at = '2026-01-01T00:00:00.000000+00:00' WHERE id = 2", 2),
-        ("DELETE FROM audit WHERE id = 2", 3),
+        ("DELETE FROM audit WHERE id = 2", 2),  # the first missing id
     ],
 )
 async def test_verify_audit_names_the_first_tampered_row(
@@ -501,3 +525,86 @@ def test_processes_creating_one_new_store_at_once_all_open_it(path: Path) -> Non
 
     assert sorted(name for name, _ in results) == names
     assert sorted(row_id for _, row_id in results) == list(range(1, len(names) + 1))
+
+
+async def _tampered(store: Store, path: Path, *statements: str) -> None:
+    for n in range(6):
+        await store.audit("deploy.step", actor="alice", reason=f"step {n}")
+    with raw(path) as db:
+        db.execute("DROP TRIGGER audit_no_update")
+        db.execute("DROP TRIGGER audit_no_delete")
+        for statement in statements:
+            db.execute(statement)
+
+
+async def test_check_audit_counts_the_rows_and_gives_the_head(store: Store) -> None:
+    assert await store.check_audit() == console.store.AuditCheck(0, GENESIS_HASH, None)
+    for n in range(3):
+        await store.audit("deploy.step", actor="alice", reason=f"step {n}")
+    check = await store.check_audit()
+    assert (check.rows, check.head, check.problem) == (3, (await store.audit_rows())[-1].hash, None)
+
+
+@pytest.mark.parametrize(
+    ("statements", "problem"),
+    [
+        (["UPDATE audit SET actor = 'mallory' WHERE id = 4"], (4, "changed")),
+        (["DELETE FROM audit WHERE id IN (3, 4)"], (3, "missing")),
+        (["DELETE FROM audit WHERE id = 1"], (1, "missing")),
+        # Two rows swap places: each keeps its contents and hash under the other's id.
+        (
+            [
+                "UPDATE audit SET id = -3 WHERE id = 3",
+                "UPDATE audit SET id = 3 WHERE id = 4",
+                "UPDATE audit SET id = 4 WHERE id = -3",
+            ],
+            (3, "out of order"),
+        ),
+    ],
+)
+async def test_check_audit_says_what_is_wrong_with_the_first_bad_row(
+    store: Store, path: Path, statements: list[str], problem: tuple[int, str]
+) -> None:
+    await _tampered(store, path, *statements)
+    check = await store.check_audit()
+    assert check.problem is not None
+    assert (check.problem.id, check.problem.kind) == problem
+    assert check.rows == problem[0] - 1
+    assert "\n" not in check.problem.detail
+
+
+async def test_a_row_rewritten_with_its_hash_breaks_the_next_link(store: Store, path: Path) -> None:
+    await _tampered(store, path)
+    rows = {row.id: row for row in await store.audit_rows()}
+    changed = {**{n: getattr(rows[3], n) for n in console.store.AUDIT_HASHED}, "actor": "mallory"}
+    changed |= {"at": rows[3].at.isoformat(timespec="microseconds"), "instance_ids": "[]"}
+    new_hash = console.store.audit_hash(rows[3].prev_hash, changed)
+    with raw(path) as db:
+        db.execute("UPDATE audit SET actor = 'mallory', hash = ? WHERE id = 3", (new_hash,))
+    problem = (await store.check_audit()).problem
+    assert problem is not None
+    assert (problem.id, problem.kind) == (4, "changed")
+    assert "does not chain to row 3" in problem.detail
+
+
+async def test_audit_pages_filter_and_follow_ids(store: Store, clock: Clock) -> None:
+    for n in range(10):
+        await store.audit(
+            "deploy.step",
+            actor=("alice", "bob")[n % 2],
+            project=("storefront", "media")[n // 5],
+            cluster="prod1" if n % 3 else "staging",
+            outcome="failed" if n == 7 else "succeeded",
+        )
+        clock.advance(60)
+    assert [r.id for r in await store.audit_page(limit=4)] == [1, 2, 3, 4]
+    assert [r.id for r in await store.audit_page(after=4, limit=4)] == [5, 6, 7, 8]
+    assert [r.id for r in await store.audit_page(actor="bob", project="media")] == [6, 8, 10]
+    assert [r.id for r in await store.audit_page(cluster="staging")] == [1, 4, 7, 10]
+    assert [r.id for r in await store.audit_page(outcome="failed")] == [8]
+    since, until = START + timedelta(minutes=2), START + timedelta(minutes=5)
+    assert [r.id for r in await store.audit_page(since=since, until=until)] == [3, 4, 5]
+    everything = [row.id async for row in store.iter_audit(page_size=3)]
+    assert everything == list(range(1, 11))
+    bobs = [row.id async for row in store.iter_audit(page_size=2, actor="bob")]
+    assert bobs == [2, 4, 6, 8, 10]
