@@ -104,7 +104,7 @@ async def _history(config: Config, args: argparse.Namespace) -> int:
     from console.paths import store_path
     from console.store import Store
 
-    path = store_path(config, args.store)
+    path = store_path(config.store, args.store)
     if not path.exists():  # never create a store just to read it
         raise DeployError(f"no store at {path}: nothing was deployed with it")
     async with await Store.open(path, create=False) as store:
