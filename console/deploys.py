@@ -14,7 +14,7 @@ from console import paths
 from console.config import Config
 from console.engine import DeployEngine, DeployPlanner
 from console.fleet import Fleet
-from console.model import DeployPlan, DeployRequest
+from console.model import DeployRequest
 from console.remote import JumpHosts, open_host
 from console.store import Store
 
@@ -37,7 +37,6 @@ class DeployServices:
     fleet: Fleet
     store: Store
     engine: DeployEngine
-    plan: DeployPlan | None = None
 
 
 @asynccontextmanager
@@ -52,7 +51,8 @@ async def deploy_services(
     """
     fleet = Fleet(config)
     try:
-        planned = await DeployPlanner(config, fleet.gateway).plan(plan) if plan else None
+        if plan is not None:
+            await DeployPlanner(config, fleet.gateway).plan(plan)
         opened = await Store.open(store)
         # One jump-host connection per cluster, shared by every instance a deploy reaches.
         jumps = JumpHosts()
@@ -60,7 +60,7 @@ async def deploy_services(
             engine = DeployEngine(
                 config, fleet.gateway, opened, functools.partial(open_host, jumps=jumps)
             )
-            yield DeployServices(config, fleet, opened, engine, planned)
+            yield DeployServices(config, fleet, opened, engine)
         finally:
             await jumps.close()
             await opened.close()

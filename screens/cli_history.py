@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -15,44 +16,20 @@ from console.errors import DeployError
 STATES = ("queued", "running", "succeeded", "failed", "rolled_back", "cancelled", "interrupted")
 
 
-def _when(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat()
-
-
-def _seconds(started: datetime | None, finished: datetime | None) -> float | None:
-    if started is None or finished is None:
-        return None
-    return round((finished - started).total_seconds(), 1)
+def _plain(record: Any) -> dict[str, Any]:
+    """A store record as JSON-ready data (times in ISO 8601)."""
+    data = asdict(record)
+    for key, value in data.items():
+        if isinstance(value, datetime):
+            data[key] = value.isoformat()
+    return data
 
 
 def _deploy_json(record: Any) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "project": record.project,
-        "cluster": record.cluster,
-        "release": record.release,
-        "previous_release": record.previous_release,
-        "image_id": record.image_id,
-        "actor": record.actor,
-        "state": record.state,
-        "created_at": _when(record.created_at),
-        "started_at": _when(record.started_at),
-        "finished_at": _when(record.finished_at),
-        "seconds": _seconds(record.started_at, record.finished_at),
-        "reason": record.reason,
-        "rollback_of": record.rollback_of,
-    }
-
-
-def _step_json(step: Any) -> dict[str, Any]:
-    return {
-        "step": step.step,
-        "state": step.state,
-        "started_at": _when(step.started_at),
-        "finished_at": _when(step.finished_at),
-        "seconds": step.seconds,
-        "detail": step.detail,
-    }
+    took = None
+    if record.started_at is not None and record.finished_at is not None:
+        took = round((record.finished_at - record.started_at).total_seconds(), 1)
+    return {**_plain(record), "seconds": took}
 
 
 def _short(moment: str | None) -> str:
@@ -113,7 +90,7 @@ async def _history(config: Config, args: argparse.Namespace) -> int:
             if record is None:
                 raise DeployError(f"unknown deploy {args.deploy_id!r} in {path}")
             deploy = _deploy_json(record)
-            steps = [_step_json(step) for step in await store.steps(record.id)]
+            steps = [_plain(step) for step in await store.steps(record.id)]
             if args.json:
                 json.dump({**deploy, "steps": steps}, sys.stdout, indent=2)
                 sys.stdout.write("\n")

@@ -19,7 +19,7 @@ from screens.deploy_support import EngineDeploys
 from tests.conftest import DEMO_CONFIG
 from tests.deploy_world import ServingWatcher, client, faster, live, world_process
 from tests.ui import SIZE, wait_for
-from tests.ui.test_deploy import cell, log_text, states
+from tests.ui.test_deploy import cell, deploy_screen, log_text, states
 
 DEPLOY_TIMEOUT = 90.0
 
@@ -43,10 +43,13 @@ async def console(
             yield app, pilot
 
 
-def deploy_screen(app: DeployConsoleApp) -> DeployScreen:
-    screen = app.screen
-    assert isinstance(screen, DeployScreen), screen
-    return screen
+async def start(
+    app: DeployConsoleApp, pilot: Pilot[None], project: str, cluster: str, release: str
+) -> DeployScreen:
+    """Start a deploy from the console; its screen, once shown."""
+    app.start_deploy(DeployRequest(project, cluster, release, "tester"))
+    await wait_for(pilot, lambda: isinstance(app.screen, DeployScreen), "the deploy screen")
+    return deploy_screen(app)
 
 
 async def test_a_real_deploy_on_screen_never_shows_the_secret(
@@ -64,9 +67,7 @@ async def test_a_real_deploy_on_screen_never_shows_the_secret(
         ServingWatcher(world, "checkout-api", "staging"),
         console(config, tmp_path / "store.db") as (app, pilot),
     ):
-        app.start_deploy(DeployRequest("checkout-api", "staging", "5.2.0", "tester"))
-        await wait_for(pilot, lambda: isinstance(app.screen, DeployScreen), "the deploy screen")
-        screen = deploy_screen(app)
+        screen = await start(app, pilot, "checkout-api", "staging", "5.2.0")
         await wait_for(
             pilot, lambda: states(screen)["configure"] is not None, "configure", DEPLOY_TIMEOUT
         )
@@ -95,9 +96,7 @@ async def test_cancel_on_the_deploy_screen_rolls_back(world: Config, tmp_path: P
         ServingWatcher(world, "admin-portal", "staging"),
         console(world, tmp_path / "store.db") as (app, pilot),
     ):
-        app.start_deploy(DeployRequest("admin-portal", "staging", "3.8.0", "tester"))
-        await wait_for(pilot, lambda: isinstance(app.screen, DeployScreen), "the deploy screen")
-        screen = deploy_screen(app)
+        screen = await start(app, pilot, "admin-portal", "staging", "3.8.0")
         await wait_for(
             pilot,
             lambda: states(screen)[str(Step.CONFIGURE)] is StepState.RUNNING,
