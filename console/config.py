@@ -111,6 +111,8 @@ class ProjectConfig:
     description: str = ""
     clusters: dict[str, ProjectClusterConfig] = field(default_factory=dict)
     deploy: DeploySettings | None = None
+    # A newer queued deploy of a pair cancels the older ones still queued (not running).
+    newest_wins: bool = False
 
     def deploy_env(self, cluster: str) -> tuple[dict[str, str], dict[str, str]]:
         """(plain values, secret parameter names) for a deploy to `cluster`."""
@@ -132,6 +134,16 @@ class EngineSettings:
     rollback_timeout_seconds: float = 1800.0
     poll_seconds: float = 2.0
     lock_stale_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    """The release queue: how many deploys run at once across the fleet, and the promotion
+    chain (each stage a tuple of clusters deployed together once the stage before succeeded;
+    empty: the clusters in config order, one per stage)."""
+
+    parallel: int = 4
+    promotion: tuple[tuple[str, ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -182,6 +194,7 @@ class Config:
     world: WorldConfig | None = None
     engine: EngineSettings = EngineSettings()
     store: Path | None = None
+    queue: QueueSettings = QueueSettings()
 
     def cluster(self, name: str) -> ClusterConfig:
         for cluster in self.clusters:
@@ -194,6 +207,11 @@ class Config:
             if project.name == name:
                 return project
         raise ConfigError(f"unknown project {name!r}")
+
+    @property
+    def promotion(self) -> tuple[tuple[str, ...], ...]:
+        """The promotion chain's stages (see QueueSettings)."""
+        return self.queue.promotion or tuple((name,) for name in self.cluster_names)
 
     @property
     def cluster_names(self) -> tuple[str, ...]:
@@ -418,6 +436,27 @@ def _parse_engine(table: _Table) -> EngineSettings:
     return settings
 
 
+def _parse_queue(table: _Table, cluster_names: tuple[str, ...]) -> QueueSettings:
+    parallel = table.integer("parallel", QueueSettings.parallel, minimum=1)
+    stages: list[tuple[str, ...]] = []
+    seen: set[str] = set()
+    for stage in table.strings("promotion"):
+        names = tuple(name.strip() for name in stage.split("+"))
+        for name in names:
+            if name not in cluster_names:
+                table.fail(
+                    f"{name!r} is not a cluster (known: {', '.join(cluster_names)})", "promotion"
+                )
+            if name in seen:
+                table.fail(f"cluster {name!r} is in two stages", "promotion")
+            seen.add(name)
+        if stages and len(stages[-1]) > 1:
+            table.fail("only the last stage may name several clusters", "promotion")
+        stages.append(names)
+    table.done()
+    return QueueSettings(parallel=parallel, promotion=tuple(stages))
+
+
 def _parse_cluster(table: _Table) -> ClusterConfig:
     ssh_table = table.table("ssh")
     cluster = ClusterConfig(
@@ -486,9 +525,15 @@ def _parse_project(table: _Table, cluster_names: tuple[str, ...]) -> ProjectConf
         clusters_table.done()
     deploy_table = table.table("deploy")
     deploy = _parse_deploy(deploy_table) if deploy_table is not None else None
+    newest_wins = table.boolean("newest_wins", False)
     table.done()
     return ProjectConfig(
-        name=name, repository=repository, description=description, clusters=clusters, deploy=deploy
+        name=name,
+        repository=repository,
+        description=description,
+        clusters=clusters,
+        deploy=deploy,
+        newest_wins=newest_wins,
     )
 
 
@@ -615,6 +660,8 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
     engine_table = top.table("engine")
     engine = _parse_engine(engine_table) if engine_table is not None else EngineSettings()
     store = _path(top, "store")
+    queue_table = top.table("queue")
+    queue = _parse_queue(queue_table, cluster_names) if queue_table is not None else QueueSettings()
     top.done()
     return Config(
         source=source,
@@ -625,6 +672,7 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
         world=world,
         engine=engine,
         store=store,
+        queue=queue,
     )
 
 

@@ -114,6 +114,8 @@ class Deployment:
         self.cancel_reason = ""
         self.new_ids: list[str] = []
         self.registered: set[tuple[str, str]] = set()  # (balancer arn, instance id)
+        self.claimed = False  # given by the queue: its record and lock exist already
+        self.log: list[tuple[datetime, str, str, str]] = []  # output not yet stored
         self.started = time.perf_counter()
         self.waiting = 0.0
         self._io_depth = 0
@@ -338,6 +340,9 @@ class DeployEngine(DeployPlanner):
         self._clock = clock
         self.running: dict[str, Deployment] = {}
 
+    def now(self) -> datetime:
+        return self._clock()
+
     async def rollback_request(self, deploy_id: str, actor: str) -> DeployRequest:
         """A finished deploy's rollback: a new deploy of the release it replaced."""
         record = await self.store.deploy(deploy_id)
@@ -356,22 +361,30 @@ class DeployEngine(DeployPlanner):
 
     # -- running -------------------------------------------------------------------------
 
-    async def run(self, request: DeployRequest) -> AsyncIterator[DeployEvent]:
+    async def run(
+        self, request: DeployRequest, *, claimed: DeployRecord | None = None
+    ) -> AsyncIterator[DeployEvent]:
         """Run one deploy to its end, yielding its events.
 
-        Raises LockBusy (from the store) before any event if the pair is being deployed.
+        `claimed`: a deploy the queue gave this console (its record is running and its
+        pair's lock is held already). Without it the deploy bypasses the queue: raises
+        LockBusy (from the store) before any event if the pair is being deployed.
         Closing the iterator early cancels the deploy, which then rolls back.
         """
         project, cluster = self._pair(request)
-        deploy_id = new_deploy_id(self._clock())
+        if claimed is None:
+            deploy_id = new_deploy_id(self._clock())
+            await self.store.acquire_lock(
+                project.name,
+                cluster.name,
+                deploy_id,
+                request.actor,
+                stale_after=self.config.engine.lock_stale_seconds,
+            )
+        else:
+            deploy_id = claimed.id
         deployment = Deployment(deploy_id, request)
-        await self.store.acquire_lock(
-            project.name,
-            cluster.name,
-            deploy_id,
-            request.actor,
-            stale_after=self.config.engine.lock_stale_seconds,
-        )
+        deployment.claimed = claimed is not None
         self.running[deploy_id] = deployment
         task = asyncio.create_task(self._execute(deployment, project, cluster))
         try:
@@ -412,9 +425,10 @@ class DeployEngine(DeployPlanner):
         reason = ""
         heartbeat = asyncio.create_task(self._heartbeat(deployment))
         try:
-            await self.store.create_deploy(
-                _record(deploy_id, request, self._clock(), DeployState.RUNNING)
-            )
+            if not deployment.claimed:
+                await self.store.create_deploy(
+                    _record(deploy_id, request, self._clock(), DeployState.RUNNING)
+                )
             state, reason = await self._red_black(deployment, project, cluster)
         except Exception as error:  # the engine must always finish what it started
             reason = _message(error)
@@ -424,6 +438,7 @@ class DeployEngine(DeployPlanner):
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
             with contextlib.suppress(Exception):
+                await self._flush_log(deployment)
                 await self.store.set_deploy_state(deploy_id, state.value, reason=reason)
                 await self.store.audit(
                     "deploy.finished",
@@ -444,18 +459,35 @@ class DeployEngine(DeployPlanner):
             )
 
     async def _heartbeat(self, deployment: Deployment) -> None:
+        """Keeps the pair's lock (the queue's lease) fresh, stores the output so far, and
+        hears a cancel asked from another console (`queue cancel`)."""
         request = deployment.request
         period = max(0.5, self.config.engine.lock_stale_seconds / 3)
+        tick = min(period, 1.0)
+        beat = time.monotonic()
         while True:
-            await asyncio.sleep(period)
-            held = await self.store.heartbeat(
-                request.project, request.cluster, deployment.deploy_id
-            )
-            if not held:
-                deployment.cancel("cancelled: the deploy lost its lock (heartbeat went stale)")
-                return
+            await asyncio.sleep(tick)
+            if time.monotonic() - beat >= period:
+                beat = time.monotonic()
+                held = await self.store.heartbeat(
+                    request.project, request.cluster, deployment.deploy_id
+                )
+                if not held:
+                    deployment.cancel("cancelled: the deploy lost its lock (heartbeat went stale)")
+                    return
+            await self._flush_log(deployment)
+            if not deployment.cancelled.is_set():
+                asked = await self.store.cancel_requested(deployment.deploy_id)
+                if asked:
+                    deployment.cancel(f"cancelled by {asked}")
+
+    async def _flush_log(self, deployment: Deployment) -> None:
+        lines, deployment.log = deployment.log, []
+        await self.store.append_log(deployment.deploy_id, lines)
 
     def _emit(self, deployment: Deployment, event: DeployEvent) -> None:
+        if isinstance(event, OutputLine):
+            deployment.log.append((self._clock(), event.source, event.stream, event.text))
         deployment.events.put_nowait(event)
 
     def _note(self, deployment: Deployment, text: str) -> None:
@@ -1085,6 +1117,61 @@ class DeployEngine(DeployPlanner):
                         TargetGroupArn=balancer.arn,
                         Targets=[{"Id": i} for i in back],
                     )
+
+    # -- after a console died --------------------------------------------------------------
+
+    async def reconcile(self, record: DeployRecord) -> tuple[str, list[str]]:
+        """Put right a deploy whose console stopped mid-way; a summary and the instances
+        terminated. The old instances keep serving until the end either way.
+
+        If the deploy had not begun taking the old instances out, it is rolled back: its new
+        instances (found by their DeployId tag) leave every load balancer and are terminated.
+        If it had, and its new instances serve in every load balancer, it is finished
+        forward: the old ones are drained and terminated. Run while holding the pair's lock.
+        """
+        request = DeployRequest(record.project, record.cluster, record.release, record.actor)
+        project, cluster = self._pair(request)
+        deployment = Deployment(record.id, request)
+        gateway = await asyncio.to_thread(self._gateway, cluster.name)
+        steps = {step.step: step.state for step in await self.store.steps(record.id)}
+        source = await self._read_source(gateway, project, cluster)
+        new_ids = await self._new_instances(deployment, gateway)
+        balancers = source.balancers
+        if balancers:
+            serving_new = [i for i in new_ids if i in source.serving]
+        else:
+            passed = steps.get(Step.HEALTH_GATE.value) == StepState.SUCCEEDED.value
+            serving_new = [i for i in new_ids if i in source.serving] if passed else []
+        health = await self._health(gateway, balancers)
+
+        def members(ids: Iterable[str]) -> dict[str, set[str]]:
+            return {
+                b.arn: {i for i in ids if health[b.arn].get(i, "gone") not in GONE_STATES}
+                for b in balancers
+            }
+
+        forward = Step.DEREGISTER.value in steps and bool(serving_new)
+        if forward:
+            old = [
+                raw["InstanceId"] for raw in source.instances if raw["InstanceId"] not in new_ids
+            ]
+            leaving = members(old)
+            if any(leaving.values()):
+                await self._deregister(deployment, gateway, balancers, leaving)
+            gone, kept = old, [i for i in new_ids if i not in old]
+        else:
+            leaving = members(new_ids)
+            if any(leaving.values()):
+                await self._deregister(deployment, gateway, balancers, leaving)
+            gone, kept = new_ids, []
+        if gone:
+            await gateway.call("ec2", "terminate_instances", InstanceIds=gone)
+        terminated = ", ".join(gone) or "nothing"
+        if forward:
+            summary = f"finished forward: {', '.join(kept)} serve; terminated old {terminated}"
+        else:
+            summary = f"rolled back: terminated {terminated}; the old instances serve"
+        return summary, gone
 
     async def _new_instances(self, deployment: Deployment, gateway: AwsGateway) -> list[str]:
         """The instances this deploy launched, even if run_instances' answer was lost."""

@@ -102,10 +102,55 @@ MIGRATIONS: list[tuple[str, ...]] = [
     ),
     # 2: what a deploy replaced, so that rolling it back is a deploy of that release.
     ("ALTER TABLE deploys ADD COLUMN previous_release TEXT",),
+    # 3: the release queue (console/queue.py): order within a pair, promotion chains, who
+    # runs a deploy, cancels asked from elsewhere, reconciled interruptions; manual locks,
+    # freezes, and each deploy's output.
+    (
+        "ALTER TABLE deploys ADD COLUMN position REAL",
+        "ALTER TABLE deploys ADD COLUMN after_deploy TEXT",
+        "ALTER TABLE deploys ADD COLUMN runner TEXT",
+        "ALTER TABLE deploys ADD COLUMN cancel_requested TEXT",
+        "ALTER TABLE deploys ADD COLUMN reconciled_at TEXT",
+        "UPDATE deploys SET position = seq",
+        """CREATE TABLE manual_locks (
+            id INTEGER PRIMARY KEY,
+            project TEXT,
+            cluster TEXT,
+            owner TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            warning INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            expires_at TEXT
+        )""",
+        """CREATE TABLE freezes (
+            cluster TEXT PRIMARY KEY,
+            actor TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE deploy_log (
+            seq INTEGER PRIMARY KEY,
+            deploy_id TEXT NOT NULL,
+            at TEXT NOT NULL,
+            source TEXT NOT NULL,
+            stream TEXT NOT NULL,
+            line TEXT NOT NULL
+        )""",
+        "CREATE INDEX deploy_log_by_deploy ON deploy_log (deploy_id, seq)",
+    ),
 ]
 
 TIME_FIELDS = frozenset(
-    {"at", "acquired_at", "heartbeat_at", "created_at", "started_at", "finished_at"}
+    {
+        "at",
+        "acquired_at",
+        "heartbeat_at",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "reconciled_at",
+        "expires_at",
+    }
 )
 T = TypeVar("T")
 
@@ -141,6 +186,24 @@ class DeployRecord:
     reason: str = ""
     rollback_of: str | None = None
     previous_release: str | None = None
+    # The queue's: order within the pair (lower runs first), the deploy that must succeed
+    # first (a promotion), the console running it, who asked a running deploy to cancel, and
+    # when an interrupted deploy was put right against AWS.
+    position: float | None = None
+    after_deploy: str | None = None
+    runner: str | None = None
+    cancel_requested: str | None = None
+    reconciled_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line of a deploy's output (secrets already masked by the engine)."""
+
+    at: datetime
+    source: str
+    stream: str
+    line: str
 
 
 @dataclass(frozen=True)
@@ -244,6 +307,11 @@ def _record(make: Callable[..., T], row: sqlite3.Row) -> T:
     return make(**values)
 
 
+# For the store's other users (the queue), which read its tables in a Transaction.
+record_from_row = _record
+time_text = _text
+
+
 def _insert(table: str, names: Iterable[str]) -> str:
     names = list(names)
     placeholders = ", ".join(f":{name}" for name in names)
@@ -258,6 +326,57 @@ def _where(conditions: Mapping[str, object]) -> tuple[str, list[object]]:
     """A WHERE clause from {"column = ?": value}, skipping None values."""
     used = {condition: value for condition, value in conditions.items() if value is not None}
     return (f"WHERE {' AND '.join(used)}" if used else ""), list(used.values())
+
+
+async def _insert_deploy(db: aiosqlite.Connection, record: DeployRecord) -> None:
+    """Insert a deploy; one without a position goes to the end of the queue (position = seq)."""
+    if record.state not in DEPLOY_STATES:
+        raise StoreError(f"unknown deploy state {record.state!r}")
+    values = {
+        name: _text(value) if name in TIME_FIELDS else value
+        for name, value in asdict(record).items()
+    }
+    try:
+        cursor = await db.execute(_insert("deploys", values), values)
+    except sqlite3.IntegrityError:
+        raise StoreError(f"deploy {record.id} is already in the store") from None
+    if record.position is None:
+        await db.execute("UPDATE deploys SET position = seq WHERE seq = ?", (cursor.lastrowid,))
+
+
+class Transaction:
+    """One write transaction for the store's other users (the queue): what they read stays
+    true until it commits, and their writes and audit rows commit together or not at all."""
+
+    def __init__(self, store: Store, db: aiosqlite.Connection, now: datetime) -> None:
+        self._store = store
+        self._db = db
+        self.now = now
+
+    async def execute(
+        self, query: str, parameters: Sequence[object] | Mapping[str, object] = ()
+    ) -> int:
+        """Run one statement; the number of rows it changed."""
+        cursor = await self._db.execute(query, parameters)
+        return cursor.rowcount
+
+    async def rows(self, query: str, parameters: Sequence[object] = ()) -> list[sqlite3.Row]:
+        async with self._db.execute(query, parameters) as cursor:
+            return list(await cursor.fetchall())
+
+    async def deploys(self, clause: str, parameters: Sequence[object] = ()) -> list[DeployRecord]:
+        columns = ", ".join(_columns(DeployRecord))
+        rows = await self.rows(f"SELECT {columns} FROM deploys {clause}", parameters)
+        return [_record(DeployRecord, row) for row in rows]
+
+    async def insert_deploy(self, record: DeployRecord) -> None:
+        await _insert_deploy(self._db, record)
+
+    async def audit(self, action: str, *, actor: str, **values: object) -> int:
+        """Append an audit row in this transaction (fields as Store.audit takes them)."""
+        row: dict[str, object] = {"action": action, "actor": actor, **values}
+        row["instance_ids"] = json.dumps(list(values.get("instance_ids", ())))  # type: ignore[call-overload]
+        return await self._store._append_audit(self._db, row, self.now)
 
 
 class Store:
@@ -474,6 +593,42 @@ class Store:
                 (project, cluster, deploy_id),
             )
 
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """One BEGIN IMMEDIATE transaction for the store's other users (see Transaction)."""
+        async with self._write() as db:
+            yield Transaction(self, db, self._clock())
+
+    async def cancel_requested(self, deploy_id: str) -> str | None:
+        """Who asked this deploy to cancel from another console (None: nobody)."""
+        async with self._lock:
+            row = await self._one("SELECT cancel_requested FROM deploys WHERE id = ?", (deploy_id,))
+        return None if row is None else row[0]
+
+    async def append_log(
+        self, deploy_id: str, lines: Sequence[tuple[datetime, str, str, str]]
+    ) -> None:
+        """Keep output lines of a deploy: (at, source, stream, line), secrets already masked."""
+        if not lines:
+            return
+        async with self._write() as db:
+            await db.executemany(
+                "INSERT INTO deploy_log (deploy_id, at, source, stream, line) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [
+                    (deploy_id, _text(at), source, stream, line)
+                    for at, source, stream, line in lines
+                ],
+            )
+
+    async def deploy_log(self, deploy_id: str) -> list[LogLine]:
+        """A deploy's output lines in the order they were printed."""
+        rows = await self._all(
+            "SELECT at, source, stream, line FROM deploy_log WHERE deploy_id = ? ORDER BY seq",
+            [deploy_id],
+        )
+        return [_record(LogLine, row) for row in rows]
+
     async def lock_holder(self, project: str, cluster: str) -> LockInfo | None:
         async with self._lock:
             return await self._lock_holder(project, cluster)
@@ -489,15 +644,8 @@ class Store:
     async def create_deploy(self, record: DeployRecord) -> None:
         if record.state not in DEPLOY_STATES:
             raise StoreError(f"unknown deploy state {record.state!r}")
-        values = {
-            name: _text(value) if name in TIME_FIELDS else value
-            for name, value in asdict(record).items()
-        }
         async with self._write() as db:
-            try:
-                await db.execute(_insert("deploys", values), values)
-            except sqlite3.IntegrityError:
-                raise StoreError(f"deploy {record.id} is already in the store") from None
+            await _insert_deploy(db, record)
 
     async def set_deploy_state(
         self,

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import signal
 import sys
+from dataclasses import asdict
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -30,6 +32,7 @@ from console.model import DeployRequest, DeployState, Step, StepState
 if TYPE_CHECKING:
     from console.deploys import DeployServices
     from console.engine import DeployEngine
+    from console.runner import Runner
 
 PROG = "deploy-console"
 
@@ -90,6 +93,10 @@ class _Interrupts:
         self.received: str | None = None
         self.switching = False
         self._engine: DeployEngine | None = None
+        self._runner: Runner | None = None
+        self._deploy_id: str | None = None
+        self._actor = ""
+        self._pending: asyncio.Future[Any] | None = None
         self._task: asyncio.Task[Any] | None = None
         self._cancelled: set[str] = set()
         # A signal the command was started with ignored (`nohup`, a background job) stays so.
@@ -122,9 +129,14 @@ class _Interrupts:
             return True  # the caller goes on after its `with` and exits 1
         return False
 
-    def follow(self, engine: DeployEngine) -> None:
-        """From now on a signal cancels the engine's deploy instead of stopping the command."""
-        self._engine = engine
+    def follow(self, runner: Runner, deploy_id: str, actor: str) -> None:
+        """From now on a signal cancels the deploy instead of stopping the command: here it
+        rolls back at once; queued, it never starts; in another console, that one rolls it
+        back."""
+        self._runner = runner
+        self._deploy_id = deploy_id
+        self._actor = actor
+        self._engine = runner.engine
         self.cancel_deploys()
 
     def _on_signal(self, signum: int) -> None:
@@ -136,21 +148,25 @@ class _Interrupts:
         elif self.switching:
             _say(f"{name}: the new instances already serve; the deploy finishes (not cancelled)")
         elif self._cancelled:
-            _say(f"{name}: the deploy is rolling back; the command ends when that is done")
+            _say(f"{name}: the deploy is being cancelled; the command ends when that is done")
         else:
             self.received = name
             self.cancel_deploys()
 
     def cancel_deploys(self) -> None:
-        """Cancels the running deploy once a signal came (also one that came just before)."""
-        if self.received is None or self._engine is None or self.switching:
+        """Cancels the deploy once a signal came (also one that came just before)."""
+        runner, deploy_id = self._runner, self._deploy_id
+        if self.received is None or runner is None or deploy_id is None or self.switching:
             return
-        for deploy_id in list(self._engine.running):
-            if deploy_id in self._cancelled:
-                continue
-            if self._engine.cancel(deploy_id, f"{self.received} to {PROG}"):
-                self._cancelled.add(deploy_id)
-                _say(f"{self.received}: cancelling deploy {deploy_id}; it rolls back, wait for it")
+        if deploy_id in self._cancelled:
+            return
+        self._cancelled.add(deploy_id)
+        reason = f"{self.received} to {PROG}"
+        if runner.runs(deploy_id) and runner.engine.cancel(deploy_id, reason):
+            _say(f"{self.received}: cancelling deploy {deploy_id}; it rolls back, wait for it")
+            return
+        _say(f"{self.received}: cancelling deploy {deploy_id}")
+        self._pending = asyncio.ensure_future(runner.cancel(deploy_id, self._actor, reason))
 
 
 def _say(message: str) -> None:
@@ -158,20 +174,52 @@ def _say(message: str) -> None:
 
 
 async def _follow(
-    services: DeployServices, request: DeployRequest, as_json: bool, interrupts: _Interrupts
+    services: DeployServices,
+    request: DeployRequest,
+    args: argparse.Namespace,
+    interrupts: _Interrupts,
 ) -> int:
+    """Queue the deploy, run it here when its turn comes (unless another console's runner
+    takes it first: then follow it through the store), and exit with its outcome."""
+    from console.queue import DeployQueue
+    from console.runner import DeployWaiting, Runner
+
+    runner = Runner(services.engine, DeployQueue(services.store, services.config), only=())
+    record = await runner.enqueue(request)
+    if args.json:
+        print(json.dumps({"event": "DeployQueued", "deploy_id": record.id}), flush=True)
+    else:
+        print(
+            f"queued {record.id}: {record.project} -> {record.cluster}, release "
+            f"{record.release}, by {record.actor}",
+            flush=True,
+        )
+    if getattr(args, "no_wait", False):
+        return EXIT_SUCCEEDED
+    interrupts.follow(runner, record.id, request.actor)
+    loop = asyncio.create_task(runner.run_forever())
     outcome = DeployState.FAILED
-    interrupts.follow(services.engine)
-    async for event in services.engine.run(request):
-        interrupts.cancel_deploys()
-        if isinstance(event, StepStarted) and event.step is Step.TRAFFIC_GUARD:
-            interrupts.switching = True
-        if as_json:
-            print(json.dumps(event_json(event)), flush=True)
-        else:
-            _print_event(event, sys.stdout)
-        if isinstance(event, DeployFinished):
-            outcome = event.state
+    try:
+        async for event in runner.follow(record.id):
+            interrupts.cancel_deploys()
+            if isinstance(event, StepStarted) and event.step is Step.TRAFFIC_GUARD:
+                interrupts.switching = True
+            if isinstance(event, DeployWaiting):
+                if args.json:
+                    print(json.dumps({"event": "DeployWaiting", **asdict(event)}), flush=True)
+                elif event.reason:
+                    print(f"  waiting: {event.reason}", flush=True)
+                continue
+            if args.json:
+                print(json.dumps(event_json(event)), flush=True)
+            else:
+                _print_event(event, sys.stdout)
+            if isinstance(event, DeployFinished):
+                outcome = event.state
+    finally:
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
     return EXIT_SUCCEEDED if outcome is DeployState.SUCCEEDED else EXIT_FAILED
 
 
@@ -183,7 +231,7 @@ async def _deploy(config: Config, args: argparse.Namespace) -> int:
     store = store_path(config, args.store)
     with _Interrupts() as interrupts:
         async with deploy_services(config, store, plan=request) as services:
-            return await _follow(services, request, args.json, interrupts)
+            return await _follow(services, request, args, interrupts)
     return EXIT_FAILED  # a signal stopped it before the deploy started
 
 
@@ -221,7 +269,7 @@ async def _rollback(config: Config, args: argparse.Namespace) -> int:
         _confirm_protected(config, request.cluster, args.yes)
         with _Interrupts() as interrupts:
             await services.engine.plan(request)  # refused before anything changes
-            return await _follow(services, request, args.json, interrupts)
+            return await _follow(services, request, args, interrupts)
         return EXIT_FAILED  # a signal stopped it before the deploy started
 
 

@@ -73,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     deploy.add_argument("release", help="a version (the AMI's Version tag) or an AMI id")
     deploy.add_argument("--yes", action="store_true", help="confirm a protected cluster")
     deploy.add_argument("--json", action="store_true", help="one JSON event per line")
+    deploy.add_argument(
+        "--no-wait", action="store_true", help="queue it, print its id and exit (a runner runs it)"
+    )
     rollback = commands.add_parser(
         "rollback", parents=[common], help="deploy again the release a finished deploy replaced"
     )
@@ -95,6 +98,58 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--state", choices=STATES, help="only deploys that ended so")
     history.add_argument("--limit", type=int, default=20, help="at most this many (20)")
     history.add_argument("--json", action="store_true", help="machine-readable output")
+    queue = commands.add_parser(
+        "queue", parents=[common], help="the queued and running deploys, and why each waits"
+    )
+    queue.add_argument("--json", action="store_true", help="machine-readable output")
+    queue_commands = queue.add_subparsers(
+        dest="queue_command", parser_class=_Parser, metavar="COMMAND"
+    )
+    queue_cancel = queue_commands.add_parser(
+        "cancel", parents=[common], help="cancel a queued deploy (a running one rolls back)"
+    )
+    queue_cancel.add_argument("deploy_id", metavar="DEPLOY_ID")
+    queue_cancel.add_argument("--reason", help="why (kept in the audit)")
+    for direction in ("up", "down"):
+        move = queue_commands.add_parser(
+            direction, parents=[common], help=f"move a queued deploy {direction} within its pair"
+        )
+        move.add_argument("deploy_id", metavar="DEPLOY_ID")
+    lock = commands.add_parser("lock", help="manual locks on the fleet, a cluster, a project")
+    lock_commands = lock.add_subparsers(
+        dest="lock_command", parser_class=_Parser, metavar="COMMAND"
+    )
+    lock_commands.required = True
+    lock_add = lock_commands.add_parser(
+        "add", parents=[common], help="lock (no --project/--cluster: everything)"
+    )
+    lock_add.add_argument("--project", metavar="NAME", help="only this project")
+    lock_add.add_argument("--cluster", metavar="NAME", help="only this cluster")
+    lock_add.add_argument("--reason", required=True, help="why (shown to whoever waits)")
+    lock_add.add_argument("--until", metavar="WHEN", help="expiry: 30m, 2h, 1d or an ISO time")
+    lock_add.add_argument("--warning", action="store_true", help="only warn: deploys still start")
+    lock_commands.add_parser("list", parents=[common], help="the locks in force")
+    lock_remove = lock_commands.add_parser("remove", parents=[common], help="remove a lock")
+    lock_remove.add_argument("lock_id", metavar="LOCK_ID", type=int)
+    freeze = commands.add_parser(
+        "freeze", parents=[common], help="hold every queued deploy of a cluster"
+    )
+    freeze.add_argument("cluster")
+    freeze.add_argument("--reason", required=True, help="why (shown to whoever waits)")
+    unfreeze = commands.add_parser("unfreeze", parents=[common], help="lift a cluster's freeze")
+    unfreeze.add_argument("cluster")
+    promote = commands.add_parser(
+        "promote",
+        parents=[common],
+        help="queue a release along the promotion chain, each stage after the last succeeded",
+    )
+    promote.add_argument("project")
+    promote.add_argument("release", help="a version (the AMI's Version tag) or an AMI id")
+    promote.add_argument("--yes", action="store_true", help="confirm protected clusters")
+    promote.add_argument("--json", action="store_true", help="machine-readable output")
+    commands.add_parser(
+        "runner", parents=[common], help="run queued deploys headless (a host without a TUI)"
+    )
     audit = commands.add_parser("audit", help="verify or export the store's audit log")
     audit_commands = audit.add_subparsers(
         dest="audit_command", parser_class=_Parser, metavar="COMMAND"
@@ -164,6 +219,19 @@ def run(argv: list[str]) -> int:
             from screens.cli_history import history_command
 
             return history_command(find_config(args.config), args)
+        if args.command in ("queue", "lock", "freeze", "unfreeze", "promote", "runner"):
+            from screens import cli_queue
+
+            config = find_config(args.config)
+            if args.command == "queue":
+                return cli_queue.queue_command(config, args)
+            if args.command == "lock":
+                return cli_queue.lock_command(config, args)
+            if args.command == "promote":
+                return cli_queue.promote_command(config, args)
+            if args.command == "runner":
+                return cli_queue.runner_command(config, args)
+            return cli_queue.freeze_command(config, args)
         if args.command == "audit":
             from screens import cli_audit
 

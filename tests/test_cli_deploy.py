@@ -7,6 +7,7 @@ deploys uses a project+cluster pair no other test touches, and a store of its ow
 from __future__ import annotations
 
 import contextlib
+import getpass
 import json
 import os
 import queue
@@ -129,7 +130,15 @@ def test_deploy_json_succeeds_and_never_shows_a_secret(world: Config, tmp_path: 
     events = events_of(result.stdout)
     assert events[-1]["state"] == "succeeded", events[-1]
     kinds = {e["event"] for e in events}
-    assert kinds == {"DeployStarted", "StepStarted", "StepFinished", "OutputLine", "DeployFinished"}
+    assert kinds == {
+        "DeployQueued",
+        "DeployWaiting",
+        "DeployStarted",
+        "StepStarted",
+        "StepFinished",
+        "OutputLine",
+        "DeployFinished",
+    }
     started = next(e for e in events if e["event"] == "DeployStarted")
     assert (started["project"], started["cluster"], started["release"]) == (
         "storefront",
@@ -277,25 +286,65 @@ def test_rollback_of_an_unknown_deploy_is_exit_2(world: Config, tmp_path: Path) 
     assert not store.exists()
 
 
-async def test_busy_pair_is_refused_with_exit_3(world: Config, tmp_path: Path) -> None:
+async def test_a_busy_pair_queues_the_deploy_and_says_why(world: Config, tmp_path: Path) -> None:
+    """`--no-wait` queues and exits 0 with the id; `queue --json` names what it waits for;
+    `queue cancel` takes it out before it ever touched AWS."""
     store = tmp_path / "store.db"
     async with await Store.open(store) as opened:
         await opened.acquire_lock("media-service", "qaprod1", "d-held", "alice")
-        holder = await opened.lock_holder("media-service", "qaprod1")
-    assert holder is not None
     old = live(world, "media-service", "qaprod1")
     result = cli(
-        "deploy", "media-service", "qaprod1", "1.5.0", "--json", config=world.source, store=store
-    )
-    assert result.returncode == 3, result.stderr
-    assert result.stdout == ""
-    line = one_line_error(result)
-    assert "d-held" in line and "alice" in line, line
-    assert f"since {holder.acquired_at:%Y-%m-%d %H:%M:%S}" in line, line
+        "deploy", "media-service", "qaprod1", "1.5.0", "--json", "--no-wait",
+        config=world.source, store=store,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (queued,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert queued["event"] == "DeployQueued"
+    deploy_id = queued["deploy_id"]
+
+    listed = cli("queue", "--json", config=world.source, store=store)
+    assert listed.returncode == 0, listed.stderr
+    (entry,) = json.loads(listed.stdout)["deploys"]
+    assert (entry["id"], entry["state"], entry["actor"]) == (deploy_id, "queued", getpass.getuser())
+    assert entry["waiting"] == "behind d-held (running) on media-service in qaprod1"
+
+    cancelled = cli("queue", "cancel", deploy_id, config=world.source, store=store)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert f"cancelled {deploy_id}" in cancelled.stdout
+    again = cli("queue", "cancel", deploy_id, config=world.source, store=store)
+    assert again.returncode == 2 and "is cancelled: nothing to cancel" in one_line_error(again)
     assert live(world, "media-service", "qaprod1") == old
     async with await Store.open(store) as opened:
-        assert (await opened.lock_holder("media-service", "qaprod1")) == holder
-        assert await opened.deploys() == []
+        record = await opened.deploy(deploy_id)
+        assert record is not None and record.state == "cancelled"
+        assert await opened.steps(deploy_id) == []  # it never started
+
+
+async def test_a_waiting_deploy_runs_when_the_pair_frees(world: Config, tmp_path: Path) -> None:
+    store = tmp_path / "store.db"
+    async with await Store.open(store) as opened:
+        await opened.acquire_lock("admin-portal", "staging", "d-held", "alice")
+    process = subprocess.Popen(
+        command("deploy", "admin-portal", "staging", "3.8.0", "--json", config=world.source,
+                store=store),
+        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        stream = EventStream(process)
+        waiting = stream.until(lambda e: e["event"] == "DeployWaiting" and e["reason"])
+        assert waiting["reason"] == "behind d-held (running) on admin-portal in staging"
+        async with await Store.open(store) as opened:
+            await opened.release_lock("admin-portal", "staging", "d-held")
+        with watching(world, "admin-portal", "staging"):
+            events = stream.rest()
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+    assert process.returncode == 0, events[-3:]
+    assert events[-1]["state"] == "succeeded"
+    assert versions(world, "admin-portal", "staging") == {"3.8.0"}
 
 
 # -- releases ------------------------------------------------------------------------------

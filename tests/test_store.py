@@ -93,7 +93,7 @@ async def test_reopening_keeps_everything(path: Path, clock: Clock) -> None:
         await store.step_started("d-1", "lock")
         audit_id = await store.audit("deploy.queued", actor="alice", deploy_id="d-1")
     async with await Store.open(path, clock=clock) as store:
-        assert await store.deploy("d-1") == deploy_record("d-1")
+        assert await store.deploy("d-1") == deploy_record("d-1", position=1.0)
         holder = await store.lock_holder("storefront", "prod1")
         assert holder is not None and holder.deploy_id == "d-1"
         assert [step.step for step in await store.steps("d-1")] == ["lock"]
@@ -353,6 +353,7 @@ async def test_deploy_states_stamp_their_times(store: Store, clock: Clock) -> No
     assert record == deploy_record(
         "d-1",
         image_id="ami-0abc",
+        position=1.0,
         state="failed",
         started_at=started_at,
         finished_at=clock.now,
@@ -513,8 +514,9 @@ async def test_a_store_of_schema_1_is_migrated_forward_keeping_its_deploys(tmp_p
         record = await store.deploy("d-old")
         assert record is not None and record.release == "2.14.0"
         assert record.previous_release is None
+        assert record.position == 1.0  # an old deploy takes its place in the queue order
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 3
 
 
 def test_processes_creating_one_new_store_at_once_all_open_it(path: Path) -> None:

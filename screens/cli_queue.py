@@ -1,0 +1,351 @@
+"""The queue's commands: `queue` (list, cancel, move), `lock`, `freeze`, `promote` and the
+headless `runner`, for scripts, CI and hosts without a TUI."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import re
+import signal
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from console.config import Config
+from console.errors import ConsoleError
+from console.paths import store_path
+
+if TYPE_CHECKING:
+    from console.queue import DeployQueue, QueueEntry, QueueView
+
+PROG = "deploy-console"
+DURATION = re.compile(r"^(\d+)\s*([smhd])$")
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class QueueInputError(ConsoleError):
+    """A queue command's arguments are wrong."""
+
+
+def until(text: str | None, now: datetime) -> datetime | None:
+    """--until: an ISO time (UTC if no zone) or a duration from now (30m, 2h, 1d)."""
+    if text is None:
+        return None
+    match = DURATION.match(text.strip())
+    if match:
+        return now + timedelta(seconds=int(match[1]) * UNITS[match[2]])
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise QueueInputError(
+            f"--until {text!r} is neither a duration (30m, 2h, 1d) nor an ISO time"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _store(config: Config, args: argparse.Namespace) -> Path:
+    return store_path(config.store, args.store)
+
+
+async def _with_queue(config: Config, args: argparse.Namespace, work: Any, *, create: bool) -> Any:
+    from console.queue import DeployQueue
+    from console.store import Store
+
+    path = _store(config, args)
+    if not create and not path.exists():
+        return None
+    async with await Store.open(path, create=create) as store:
+        return await work(DeployQueue(store, config))
+
+
+def _ago(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return "-"
+    seconds = max(0, int((now - moment).total_seconds()))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def entry_json(entry: QueueEntry) -> dict[str, Any]:
+    record = entry.record
+    return {
+        "id": record.id,
+        "state": record.state,
+        "project": record.project,
+        "cluster": record.cluster,
+        "release": record.release,
+        "actor": record.actor,
+        "queued_at": record.created_at.isoformat(),
+        "started_at": record.started_at.isoformat() if record.started_at else None,
+        "runner": record.runner,
+        "after": record.after_deploy,
+        "waiting": entry.waiting or None,
+    }
+
+
+def view_json(view: QueueView, entries: list[QueueEntry]) -> dict[str, Any]:
+    return {
+        "deploys": [entry_json(entry) for entry in entries],
+        "freezes": [
+            {
+                "cluster": f.cluster,
+                "actor": f.actor,
+                "reason": f.reason,
+                "since": f.created_at.isoformat(),
+            }
+            for f in view.freezes
+        ],
+        "locks": [
+            {
+                "id": lock.id,
+                "scope": lock.scope,
+                "project": lock.project,
+                "cluster": lock.cluster,
+                "owner": lock.owner,
+                "reason": lock.reason,
+                "warning": lock.warning,
+                "until": lock.expires_at.isoformat() if lock.expires_at else None,
+            }
+            for lock in view.manual_locks
+        ],
+        "parallel": view.parallel,
+    }
+
+
+def print_queue(view: QueueView, entries: list[QueueEntry]) -> None:
+    for freeze in view.freezes:
+        print(f"frozen: {freeze.describe()}")
+    for lock in view.manual_locks:
+        print(f"lock #{lock.id}: {lock.describe()}")
+    if not entries:
+        print("the queue is empty")
+        return
+    rows = [
+        (
+            e.record.id,
+            e.record.state,
+            f"{e.record.project} → {e.record.cluster}",
+            e.record.release,
+            e.record.actor,
+            _ago(e.record.created_at, view.now),
+            e.status,
+        )
+        for e in entries
+    ]
+    header = ("deploy", "state", "pair", "release", "actor", "queued", "why / where")
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+# -- queue ------------------------------------------------------------------------------------
+
+
+def queue_command(config: Config, args: argparse.Namespace) -> int:
+    from console.deploys import actor
+
+    action = args.queue_command
+    if action in (None, "list"):
+
+        async def show(queue: DeployQueue) -> tuple[QueueView, list[QueueEntry]]:
+            return await queue.view(), await queue.entries()
+
+        found = asyncio.run(_with_queue(config, args, show, create=False))
+        if found is None:
+            if args.json:
+                print(json.dumps({"deploys": [], "freezes": [], "locks": []}))
+            else:
+                print("the queue is empty (no store yet)")
+            return 0
+        view, entries = found
+        if args.json:
+            print(json.dumps(view_json(view, entries), indent=2))
+        else:
+            print_queue(view, entries)
+        return 0
+    who = actor()
+    if action == "cancel":
+
+        async def cancel(queue: DeployQueue) -> str:
+            record = await queue.cancel(args.deploy_id, who, args.reason or "")
+            if record.state == "cancelled":
+                return f"cancelled {record.id} ({record.project} → {record.cluster})"
+            return f"asked {record.id} to cancel: its console ({record.runner}) rolls it back"
+
+        print(_found(args, asyncio.run(_with_queue(config, args, cancel, create=False))))
+        return 0
+    steps = -1 if action == "up" else 1
+
+    async def move(queue: DeployQueue) -> str:
+        record = await queue.move(args.deploy_id, steps, who)
+        return f"moved {record.id} {action}"
+
+    print(_found(args, asyncio.run(_with_queue(config, args, move, create=False))))
+    return 0
+
+
+def _found(args: argparse.Namespace, result: str | None) -> str:
+    if result is None:
+        raise QueueInputError(f"unknown deploy {args.deploy_id!r} (no store yet)")
+    return result
+
+
+# -- locks and freezes -------------------------------------------------------------------------
+
+
+def lock_command(config: Config, args: argparse.Namespace) -> int:
+    from console.deploys import actor
+
+    who = actor()
+    if args.lock_command == "add":
+        moment = until(args.until, datetime.now(UTC))
+
+        async def add(queue: DeployQueue) -> str:
+            lock = await queue.lock(
+                owner=who,
+                reason=args.reason,
+                project=args.project,
+                cluster=args.cluster,
+                expires_at=moment,
+                warning=args.warning,
+            )
+            return f"lock #{lock.id}: {lock.describe()}"
+
+        print(asyncio.run(_with_queue(config, args, add, create=True)))
+        return 0
+    if args.lock_command == "remove":
+
+        async def remove(queue: DeployQueue) -> str:
+            lock = await queue.unlock(args.lock_id, who)
+            return f"removed lock #{lock.id} ({lock.scope}, {lock.owner}: {lock.reason})"
+
+        result = asyncio.run(_with_queue(config, args, remove, create=False))
+        if result is None:
+            raise QueueInputError(f"no lock #{args.lock_id} (no store yet)")
+        print(result)
+        return 0
+
+    async def listing(queue: DeployQueue) -> QueueView:
+        return await queue.view()
+
+    view = asyncio.run(_with_queue(config, args, listing, create=False))
+    locks = view.manual_locks if view else ()
+    for lock in locks:
+        print(f"#{lock.id}: {lock.describe()}")
+    if not locks:
+        print("no locks")
+    return 0
+
+
+def freeze_command(config: Config, args: argparse.Namespace) -> int:
+    from console.deploys import actor
+
+    who = actor()
+    config.cluster(args.cluster)
+    if args.command == "freeze":
+
+        async def freeze(queue: DeployQueue) -> str:
+            return (await queue.freeze(args.cluster, who, args.reason)).describe()
+
+        print(f"frozen: {asyncio.run(_with_queue(config, args, freeze, create=True))}")
+        return 0
+
+    async def unfreeze(queue: DeployQueue) -> str:
+        await queue.unfreeze(args.cluster, who)
+        return f"{args.cluster} unfrozen: queued deploys may start"
+
+    result = asyncio.run(_with_queue(config, args, unfreeze, create=False))
+    if result is None:
+        raise QueueInputError(f"{args.cluster} is not frozen")
+    print(result)
+    return 0
+
+
+# -- promote --------------------------------------------------------------------------------
+
+
+def promote_command(config: Config, args: argparse.Namespace) -> int:
+    project = config.project(args.project)
+    stages = [c for stage in config.promotion for c in stage if c in project.clusters]
+    if not stages:
+        raise QueueInputError(f"{project.name} is in no cluster of the promotion chain")
+    for cluster in stages:
+        if config.cluster(cluster).protected and not args.yes:
+            raise QueueInputError(
+                f"the promotion reaches protected cluster {cluster}: pass --yes to queue it"
+            )
+    return asyncio.run(_promote(config, args, stages))
+
+
+async def _promote(config: Config, args: argparse.Namespace, clusters: list[str]) -> int:
+    from console.deploys import actor, deploy_services
+    from console.engine import new_deploy_id
+    from console.model import DeployRequest
+    from console.queue import DeployQueue
+
+    first = DeployRequest(args.project, clusters[0], args.release, actor())
+    # The release is checked where it starts, before anything is queued or created.
+    async with deploy_services(config, _store(config, args), plan=first) as services:
+        queue = DeployQueue(services.store, config)
+        now = datetime.now(UTC)
+        ids = [new_deploy_id(now) for _ in clusters]
+        records = await queue.promote(args.project, args.release, first.actor, ids)
+    if args.json:
+        print(json.dumps([{"id": r.id, "cluster": r.cluster, "after": r.after_deploy}
+                          for r in records]))  # fmt: skip
+        return 0
+    print(f"promoting {args.project} {args.release}:")
+    for record in records:
+        after = f"after {record.after_deploy} succeeds" if record.after_deploy else "first"
+        print(f"  {record.id}  {record.cluster:<10} {after}")
+    print(f"the runners start each stage in turn; follow with `{PROG} queue`")
+    return 0
+
+
+# -- runner ---------------------------------------------------------------------------------
+
+
+def runner_command(config: Config, args: argparse.Namespace) -> int:
+    return asyncio.run(_runner(config, args))
+
+
+async def _runner(config: Config, args: argparse.Namespace) -> int:
+    from console.deploys import deploy_services
+    from console.events import DeployFinished, DeployStarted
+    from console.queue import DeployQueue
+    from console.runner import Reconciled, Runner
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            loop.add_signal_handler(signum, stop.set)
+
+    def report(deploy_id: str, event: object) -> None:
+        if isinstance(event, DeployStarted):
+            line = (
+                f"{deploy_id}: {event.project} → {event.cluster} {event.release} by {event.actor}"
+            )
+            print(f"{line}: running", flush=True)
+        elif isinstance(event, DeployFinished):
+            print(f"{deploy_id}: {event.state}: {event.reason}", flush=True)
+        elif isinstance(event, Reconciled):
+            print(f"{deploy_id}: interrupted; {event.summary}", flush=True)
+
+    async with deploy_services(config, _store(config, args)) as services:
+        runner = Runner(services.engine, DeployQueue(services.store, config), on_event=report)
+        print(f"runner {runner.name}: running queued deploys (ctrl+c stops)", flush=True)
+        task = asyncio.create_task(runner.run_forever())
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            print(f"{PROG}: runner stopping: deploys running here roll back first", flush=True)
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    return 0
