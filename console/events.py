@@ -57,7 +57,17 @@ class DeployFinished:
     own_seconds: float
 
 
-DeployEvent = DeployStarted | StepStarted | StepFinished | OutputLine | DeployFinished
+@dataclass(frozen=True)
+class DeployWaiting:
+    """A queued deploy's reason to wait changed ("" once nothing holds it back)."""
+
+    deploy_id: str
+    reason: str
+
+
+DeployEvent = (
+    DeployWaiting | DeployStarted | StepStarted | StepFinished | OutputLine | DeployFinished
+)
 
 
 def event_json(event: DeployEvent) -> dict[str, Any]:

@@ -15,7 +15,13 @@ from dataclasses import dataclass
 
 from console.engine import DeployEngine, new_deploy_id
 from console.errors import ConsoleError, DeployError
-from console.events import DeployEvent, DeployFinished, StepFinished, StepStarted
+from console.events import (
+    DeployEvent,
+    DeployFinished,
+    DeployWaiting,
+    StepFinished,
+    StepStarted,
+)
 from console.model import DeployRequest, DeployState, Step, StepState
 from console.queue import DeployQueue, QueueEntry
 from console.store import DeployRecord
@@ -24,14 +30,6 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
 KEEP_FINISHED = 50  # followed deploys whose events stay in memory after they end
-
-
-@dataclass(frozen=True)
-class DeployWaiting:
-    """A queued deploy's reason to wait changed (the deploy ahead, a lock, a freeze...)."""
-
-    deploy_id: str
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -114,7 +112,7 @@ class Runner:
         self.wake()
         return record
 
-    async def follow(self, deploy_id: str) -> AsyncIterator[DeployEvent | DeployWaiting]:
+    async def follow(self, deploy_id: str) -> AsyncIterator[DeployEvent]:
         """A deploy's events to its end, wherever it runs: live when this runner runs it,
         else read from the store (its wait reason, its steps, its outcome)."""
         index = 0

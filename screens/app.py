@@ -18,7 +18,13 @@ from textual.timer import Timer
 
 from console.config import Config
 from console.errors import ConsoleError
-from console.events import DeployEvent, DeployFinished, DeployStarted, StepStarted
+from console.events import (
+    DeployEvent,
+    DeployFinished,
+    DeployStarted,
+    DeployWaiting,
+    StepStarted,
+)
 from console.fleet import FleetSource
 from console.model import DeployRequest, DeployState, FleetSnapshot
 from screens.confirm import ConfirmDialog
@@ -292,7 +298,9 @@ class DeployConsoleApp(App[None]):
         tracked.apply(event)
         if not self.screen_stack:
             return  # the app is shutting down: the worker's last events have no screen
-        if tracked.cancel_requested and isinstance(event, StepStarted | DeployStarted):
+        if tracked.cancel_requested and isinstance(
+            event, DeployWaiting | StepStarted | DeployStarted
+        ):
             self._send_cancel(tracked)
         self._deploy_changed(tracked, event)
         if isinstance(event, DeployStarted):

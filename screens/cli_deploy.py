@@ -12,7 +12,6 @@ import contextlib
 import json
 import signal
 import sys
-from dataclasses import asdict
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -181,8 +180,9 @@ async def _follow(
 ) -> int:
     """Queue the deploy, run it here when its turn comes (unless another console's runner
     takes it first: then follow it through the store), and exit with its outcome."""
+    from console.events import DeployWaiting
     from console.queue import DeployQueue
-    from console.runner import DeployWaiting, Runner
+    from console.runner import Runner
 
     runner = Runner(services.engine, DeployQueue(services.store, services.config), only=())
     record = await runner.enqueue(request)
@@ -206,7 +206,7 @@ async def _follow(
                 interrupts.switching = True
             if isinstance(event, DeployWaiting):
                 if args.json:
-                    print(json.dumps({"event": "DeployWaiting", **asdict(event)}), flush=True)
+                    print(json.dumps(event_json(event)), flush=True)
                 elif event.reason:
                     print(f"  waiting: {event.reason}", flush=True)
                 continue

@@ -207,7 +207,7 @@ class DeployScreen(Screen[None]):
             " → ",
             (f"{request.cluster}{lock}", "bold $text-error" if self.protected else "bold"),
             f"  release {tracked.release}{image}\n",
-            (tracked.deploy_id or "waiting for the engine…", "$text-muted"),
+            (tracked.deploy_id or "queueing…", "$text-muted"),
             (f" · by {request.actor} · ", "$text-muted"),
             (state_word(tracked.state), STATE_STYLES[tracked.state]),
             f" · {took}",
@@ -225,6 +225,9 @@ class DeployScreen(Screen[None]):
             )
         if tracked.cancel_requested:
             return Content.styled("cancelling: the deploy rolls back…", "$text-warning")
+        if tracked.state is DeployState.QUEUED and tracked.deploy_id is not None:
+            why = tracked.waiting or "starts next"
+            return Content.assemble(("queued: ", "bold $text-warning"), why)
         current = tracked.current_step
         if tracked.rolling_back:
             return Content.styled("rolling back: the old instances keep serving", "$text-warning")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from console.events import DeployEvent
 from console.model import DeployPlan, DeployRequest, FleetSnapshot, Release
@@ -12,6 +12,7 @@ from console.model import DeployPlan, DeployRequest, FleetSnapshot, Release
 if TYPE_CHECKING:
     from console.aws import AwsGateway
     from console.engine import DeployEngine
+    from console.runner import Runner
 
 
 class DeploySupport(Protocol):
@@ -31,11 +32,12 @@ class DeploySupport(Protocol):
         ...
 
     def run(self, request: DeployRequest) -> AsyncIterator[DeployEvent]:
-        """The deploy's events to its end; raises a ConsoleError (LockBusy) before any if busy."""
+        """Queue the deploy and follow its events to its end (DeployWaiting while it waits);
+        a ConsoleError before any if it is refused."""
         ...
 
     def cancel(self, deploy_id: str, actor: str) -> bool:
-        """Ask a running deploy to stop and roll back; False if it is not running here."""
+        """Cancel a deploy: queued, it never starts; running, it rolls back."""
         ...
 
 
@@ -48,8 +50,11 @@ class EngineDeploys:
         gateway: Callable[[str], AwsGateway],
         actor: str,
         snapshot: Callable[[], FleetSnapshot | None] = lambda: None,
+        runner: Runner | None = None,
     ) -> None:
         self.engine = engine
+        self.runner = runner
+        self._cancels: set[asyncio.Future[Any]] = set()
         self._gateway = gateway
         self._actor = actor
         self._snapshot = snapshot
@@ -68,7 +73,22 @@ class EngineDeploys:
         return await self.engine.plan(request)
 
     def run(self, request: DeployRequest) -> AsyncIterator[DeployEvent]:
-        return self.engine.run(request)
+        if self.runner is None:  # no queue: straight to the engine (LockBusy if the pair is busy)
+            return self.engine.run(request)
+        return self._queued(self.runner, request)
+
+    async def _queued(self, runner: Runner, request: DeployRequest) -> AsyncIterator[DeployEvent]:
+        record = await runner.enqueue(request)
+        async for event in runner.follow(record.id):
+            yield event
 
     def cancel(self, deploy_id: str, actor: str) -> bool:
-        return self.engine.cancel(deploy_id, actor)
+        if self.engine.cancel(deploy_id, actor):
+            return True
+        if self.runner is None:
+            return False
+        # Queued, or running in another console: through the store.
+        future = asyncio.ensure_future(self.runner.cancel(deploy_id, actor))
+        self._cancels.add(future)
+        future.add_done_callback(self._cancels.discard)
+        return True

@@ -10,6 +10,7 @@ from console.events import (
     DeployEvent,
     DeployFinished,
     DeployStarted,
+    DeployWaiting,
     StepFinished,
     StepStarted,
 )
@@ -50,6 +51,8 @@ class TrackedDeploy:
     error: str | None = None
     """Why following the deploy failed (refused before it began, or the stream broke)."""
     cancel_requested: bool = False
+    waiting: str = ""
+    """Why it waits in the queue (the deploy ahead, a lock, a freeze...)."""
     steps: dict[Step, StepView] = field(default_factory=dict)
     log: deque[DeployEvent] = field(default_factory=lambda: deque(maxlen=MAX_LINES))
     """Every event in order, for a deploy screen opened (again) mid-way."""
@@ -94,6 +97,10 @@ class TrackedDeploy:
     def apply(self, event: DeployEvent) -> None:
         """Fold one engine event into what the screens show."""
         self.deploy_id = self.deploy_id or event.deploy_id
+        if isinstance(event, DeployWaiting):
+            self.waiting = event.reason
+            return
+        self.waiting = ""
         self.log.append(event)
         if self.state is DeployState.QUEUED:
             self.state = DeployState.RUNNING

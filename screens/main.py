@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -361,14 +362,31 @@ def _console(config: Config, store: str | None) -> int:
 
 async def _run_console(config: Config, fleet: FleetSource, store: Path) -> int:
     from console.deploys import actor, deploy_services
+    from console.queue import DeployQueue
+    from console.runner import Runner
     from screens.app import build_app
     from screens.deploy_support import EngineDeploys
 
     # The store belongs to the loop it was opened on: the app's, so open it here.
     async with deploy_services(config, store) as services:
-        deploys = EngineDeploys(services.engine, services.fleet.gateway, actor())
+        # Every console is a runner: it claims queued deploys, its own and others'.
+        runner = Runner(services.engine, DeployQueue(services.store, config))
+        deploys = EngineDeploys(services.engine, services.fleet.gateway, actor(), runner=runner)
         app = build_app(config, fleet, deploys=deploys)
-        await app.run_async()
+        running = asyncio.create_task(runner.run_forever())
+        try:
+            await app.run_async()
+        finally:
+            if runner.running_here:
+                print(
+                    f"{PROG}: cancelling the deploys this console ran "
+                    f"({', '.join(runner.running_here)}); each rolls back first",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
         return app.return_code or 0
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,6 +14,8 @@ from textual.pilot import Pilot
 from console.config import Config
 from console.deploys import deploy_services
 from console.model import DeployRequest, DeployState, Step, StepState
+from console.queue import DeployQueue
+from console.runner import Runner
 from screens.app import DeployConsoleApp, build_app
 from screens.confirm import ConfirmDialog
 from screens.deploy_screen import DeployScreen
@@ -36,11 +40,21 @@ async def console(
 ) -> AsyncIterator[tuple[DeployConsoleApp, Pilot[None]]]:
     """The console as `deploy-console` runs it, with an in-process fleet."""
     async with deploy_services(config, store) as services:
-        deploys = EngineDeploys(services.engine, services.fleet.gateway, "tester")
+        # As main runs it: the console's runner claims what the dialog queues.
+        runner = Runner(services.engine, DeployQueue(services.store, config))
+        deploys = EngineDeploys(services.engine, services.fleet.gateway, "tester", runner=runner)
         app = build_app(config, services.fleet, auto_refresh=False, deploys=deploys)
-        async with app.run_test(size=SIZE) as pilot:
-            await wait_for(pilot, lambda: app.refresh_count >= 1, "the first refresh", timeout=30)
-            yield app, pilot
+        running = asyncio.create_task(runner.run_forever())
+        try:
+            async with app.run_test(size=SIZE) as pilot:
+                await wait_for(
+                    pilot, lambda: app.refresh_count >= 1, "the first refresh", timeout=30
+                )
+                yield app, pilot
+        finally:
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
 
 
 async def start(
