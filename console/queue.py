@@ -185,7 +185,7 @@ def waiting_reasons(view: QueueView) -> dict[str, str]:
             reason = f"global limit: {view.parallel} deploys at a time, {running} running"
         if not reason:
             startable += 1
-        ahead.setdefault(pair, record)
+        ahead[pair] = record  # the next one in this pair waits behind this one
         reasons[record.id] = reason
     return reasons
 
@@ -330,7 +330,15 @@ class DeployQueue:
             cluster=request.cluster,
             deploy_id=deploy_id,
             outcome=QUEUED,
-            reason=f"{request.release}" + (f" after {after}" if after else ""),
+            reason=" ".join(
+                part
+                for part in (
+                    request.release,
+                    f"(rollback of {request.rollback_of})" if request.rollback_of else "",
+                    f"after {after}" if after else "",
+                )
+                if part
+            ),
         )
         (stored,) = await tx.deploys("WHERE id = ?", (deploy_id,))
         return stored
