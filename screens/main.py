@@ -95,13 +95,16 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--state", choices=STATES, help="only deploys that ended so")
     history.add_argument("--limit", type=int, default=20, help="at most this many (20)")
     history.add_argument("--json", action="store_true", help="machine-readable output")
-    audit = commands.add_parser("audit", help="verify or export the store's audit log")
+    audit = commands.add_parser("audit", help="verify, anchor or export the store's audit log")
     audit_commands = audit.add_subparsers(
         dest="audit_command", parser_class=_Parser, metavar="COMMAND"
     )
     audit_commands.required = True
     audit_commands.add_parser(
         "verify", parents=[common], help="recompute the audit hash chain (exit 1 if it breaks)"
+    )
+    audit_commands.add_parser(
+        "anchor", parents=[common], help="write the chain's head to the S3 anchor ([audit])"
     )
     export = audit_commands.add_parser(
         "export", parents=[common], help="write the audit rows as CSV or JSON lines"
