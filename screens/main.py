@@ -295,6 +295,7 @@ def _console(config: Config, store: str | None) -> int:
 
 
 async def _run_console(config: Config, fleet: FleetSource, store: Path) -> int:
+    from console.anchor import anchor_schedule
     from console.deploys import actor, deploy_services
     from screens.app import build_app
     from screens.deploy_support import EngineDeploys
@@ -302,7 +303,8 @@ async def _run_console(config: Config, fleet: FleetSource, store: Path) -> int:
     # The store belongs to the loop it was opened on: the app's, so open it here.
     async with deploy_services(config, store) as services:
         deploys = EngineDeploys(services.engine, services.fleet.gateway, actor())
-        app = build_app(config, fleet, deploys=deploys)
+        anchor = anchor_schedule(config.audit, services.store, services.fleet.gateway)
+        app = build_app(config, fleet, deploys=deploys, anchor=anchor)
         await app.run_async()
         return app.return_code or 0
 

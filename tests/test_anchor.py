@@ -1,5 +1,5 @@
 """The audit anchor: [audit] in the config, the writer that never blesses a rewritten history,
-and its schedule; S3 is the session world's (moto on 127.0.0.1)."""
+its schedule, and the console running it; S3 is the session world's (moto on 127.0.0.1)."""
 
 from __future__ import annotations
 
@@ -28,10 +28,12 @@ from console.config import DEFAULT_ANCHOR_KEY, AuditSettings, Config, load_confi
 from console.errors import AwsError, ConsoleError
 from console.store import GENESIS_HASH, Store
 from console.world import World
+from screens.app import build_app
 from screens.main import run
 from tests.conftest import DEMO_CONFIG, EXAMPLE_CONFIG
 from tests.test_cli_audit import rewrite_chain, tamper
 from tests.test_config import VALID, check
+from tests.ui import SIZE, StubFleet, synthetic_snapshot, wait_for
 
 BUCKET = "deploy-console-audit"
 AT = datetime(2026, 11, 27, 10, 15, tzinfo=UTC)
@@ -318,3 +320,41 @@ async def test_no_schedule_without_an_anchor(
     gateway = make_gateway(world_config, executor)
     assert anchor_schedule(AuditSettings(), store, gateway) is None
     assert s3_anchors(AuditSettings(), gateway) is None
+
+
+# -- the console runs the schedule -----------------------------------------------------------
+
+
+async def test_the_console_anchors_on_its_schedule_and_says_when_it_is_refused(
+    store: Store, world_config: Config, executor: ThreadPoolExecutor, key: str, world: World
+) -> None:
+    settings = AuditSettings(
+        anchor_bucket=BUCKET, anchor_key=key, anchor_cluster="prod1", anchor_every_seconds=1
+    )
+    config = replace(world_config, audit=settings)
+    schedule = anchor_schedule(settings, store, make_gateway(config, executor))
+    assert schedule is not None
+    schedule.every = 0.05
+    fleet = StubFleet(config, [synthetic_snapshot(config, AT, "1.0")])
+    app = build_app(config, fleet, auto_refresh=False, anchor=schedule)  # type: ignore[arg-type]
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(
+            pilot,
+            lambda: isinstance(app.anchor_outcome, AnchorOutcome) and app.anchor_outcome.written,
+            "the first anchor",
+        )
+        assert not app._notifications
+        # Someone rewrote the store's history: the console refuses to anchor it, and says so.
+        await asyncio.to_thread(
+            rewrite_chain, store.path, "UPDATE audit SET actor = 'mallory' WHERE id = 1"
+        )
+        await append(store, 1)
+        await wait_for(pilot, lambda: any(app._notifications), "a notification")
+        [shown] = list(app._notifications)
+        assert shown.severity == "error"
+        assert str(shown.message).startswith("audit: row 5 does not match the anchor written ")
+        rounds = app.anchor_rounds
+        await wait_for(pilot, lambda: app.anchor_rounds >= rounds + 3, "three more rounds")
+        # The same refusal, round after round, is said once.
+        assert len(app._notifications) == 1
+        assert isinstance(app.anchor_outcome, AnchorOutcome) and app.anchor_outcome.problem
