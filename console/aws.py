@@ -123,7 +123,8 @@ class AwsGateway:
         if cluster.endpoint_url:
             kwargs["endpoint_url"] = cluster.endpoint_url
         self._client_kwargs = kwargs
-        self._ssm: Any = None
+        # Clients only some commands use (ssm for deploys, s3 for the audit anchor).
+        self._lazy_clients: dict[str, Any] = {}
         try:
             session = _session(cluster)
             self._session = session
@@ -141,12 +142,14 @@ class AwsGateway:
             client.meta.events.register("before-call", self._count_call)
 
     def _client(self, service: str) -> Any:
-        if service == "ssm":
-            # Only deploys read secrets: made on first use, not with every gateway.
-            if self._ssm is None:
-                self._ssm = self._session.client("ssm", **self._client_kwargs)
-                self._ssm.meta.events.register("before-call", self._count_call)
-            return self._ssm
+        if service in ("ssm", "s3"):
+            # Only deploys read secrets and only the audit anchor uses S3: made on first use,
+            # not with every gateway.
+            if service not in self._lazy_clients:
+                client = self._session.client(service, **self._client_kwargs)
+                client.meta.events.register("before-call", self._count_call)
+                self._lazy_clients[service] = client
+            return self._lazy_clients[service]
         return {"ec2": self.ec2, "elb": self.elb, "elbv2": self.elbv2}[service]
 
     async def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
@@ -157,6 +160,22 @@ class AwsGateway:
             return response
 
         return await self._run(run)
+
+    async def s3_object(self, bucket: str, key: str, limit: int = 1 << 20) -> bytes | None:
+        """The first `limit` bytes of an S3 object, or None when the bucket has no such key."""
+
+        def call() -> bytes | None:
+            try:
+                response = self._client("s3").get_object(Bucket=bucket, Key=key)
+            except botocore.exceptions.ClientError as error:
+                if error.response.get("Error", {}).get("Code") == "NoSuchKey":
+                    return None
+                raise
+            with response["Body"] as body:
+                data: bytes = body.read(limit)
+            return data
+
+        return await self._run(call)
 
     async def paginate(
         self, service: str, operation: str, key: str, page_size: int, **kwargs: Any

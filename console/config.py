@@ -136,6 +136,25 @@ class EngineSettings:
     lock_stale_seconds: float = 30.0
 
 
+DEFAULT_ANCHOR_KEY = "deploy-console/audit-anchor.json"
+# S3's rules for a bucket name (no dots next to each other, checked apart).
+S3_BUCKET_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """Where the audit chain's head is anchored outside the store (an S3 object), and how often.
+
+    No anchor_bucket: nothing is anchored, and `audit verify` checks the chain alone.
+    """
+
+    anchor_bucket: str | None = None
+    anchor_key: str = DEFAULT_ANCHOR_KEY
+    # The cluster whose region, endpoint and credentials reach the bucket.
+    anchor_cluster: str | None = None
+    anchor_every_seconds: float = 300.0
+
+
 @dataclass(frozen=True)
 class QueueSettings:
     """The release queue: how many deploys run at once across the fleet, and the promotion
@@ -195,6 +214,7 @@ class Config:
     engine: EngineSettings = EngineSettings()
     store: Path | None = None
     queue: QueueSettings = QueueSettings()
+    audit: AuditSettings = AuditSettings()
 
     def cluster(self, name: str) -> ClusterConfig:
         for cluster in self.clusters:
@@ -616,6 +636,42 @@ def _parse_world(table: _Table, config_projects: dict[str, ProjectConfig]) -> Wo
     )
 
 
+def _parse_audit(table: _Table, cluster_names: tuple[str, ...]) -> AuditSettings:
+    defaults = AuditSettings()
+    bucket = table.string("anchor_bucket")
+    if bucket is not None and (not S3_BUCKET_PATTERN.match(bucket) or ".." in bucket):
+        table.fail(
+            f"{bucket!r} is not an S3 bucket name (3-63 lower-case letters, digits, dots "
+            "and dashes)",
+            "anchor_bucket",
+        )
+    key: str = table.string("anchor_key", default=defaults.anchor_key)
+    if key.startswith("/") or key.endswith("/") or len(key.encode()) > 1000:
+        table.fail(
+            f"must be an S3 object key like {DEFAULT_ANCHOR_KEY!r}, not {key!r}", "anchor_key"
+        )
+    cluster = table.string("anchor_cluster")
+    if cluster is not None and cluster not in cluster_names:
+        table.fail(
+            f"unknown cluster {cluster!r} (known: {', '.join(cluster_names)})", "anchor_cluster"
+        )
+    every = table.number("anchor_every_seconds", defaults.anchor_every_seconds, minimum=1.0)
+    if bucket is None:
+        for name in ("anchor_key", "anchor_cluster", "anchor_every_seconds"):
+            if name in table.data:
+                table.fail("needs anchor_bucket (the S3 bucket the anchor is written to)", name)
+    elif cluster is None:
+        table.fail(
+            "is required with anchor_bucket: the cluster whose region and credentials reach "
+            "the bucket",
+            "anchor_cluster",
+        )
+    table.done()
+    return AuditSettings(
+        anchor_bucket=bucket, anchor_key=key, anchor_cluster=cluster, anchor_every_seconds=every
+    )
+
+
 def _optional_integer(table: _Table, key: str, minimum: int, maximum: int) -> int | None:
     """An integer within AWS's bounds for the setting, or None when the key is absent."""
     if key not in table.data:
@@ -662,6 +718,8 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
     store = _path(top, "store")
     queue_table = top.table("queue")
     queue = _parse_queue(queue_table, cluster_names) if queue_table is not None else QueueSettings()
+    audit_table = top.table("audit")
+    audit = _parse_audit(audit_table, cluster_names) if audit_table is not None else AuditSettings()
     top.done()
     return Config(
         source=source,
@@ -673,6 +731,7 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
         engine=engine,
         store=store,
         queue=queue,
+        audit=audit,
     )
 
 

@@ -848,27 +848,7 @@ class Store:
         verify: only an anchor kept outside the store (a head hash published elsewhere) shows
         those.
         """
-        count, prev_id, prev_hash = 0, 0, GENESIS_HASH
-        async with self._lock, self._db.execute("SELECT * FROM audit ORDER BY id") as cursor:
-            async for row in cursor:
-                row_id = int(row["id"])
-                if row_id != prev_id + 1:
-                    gap = (
-                        f"{prev_id + 1}" if row_id == prev_id + 2 else f"{prev_id + 1}-{row_id - 1}"
-                    )
-                    after = f"row {prev_id}" if prev_id else "the start"
-                    problem = AuditProblem(
-                        prev_id + 1, "missing", f"ids jump from {after} to {row_id} ({gap} gone)"
-                    )
-                    return AuditCheck(count, prev_hash, problem)
-                if row["prev_hash"] != prev_hash:
-                    problem = await self._unchained(row_id, row, prev_id, prev_hash)
-                    return AuditCheck(count, prev_hash, problem)
-                if row["hash"] != audit_hash(prev_hash, row):
-                    problem = AuditProblem(row_id, "changed", "its contents do not match its hash")
-                    return AuditCheck(count, prev_hash, problem)
-                count, prev_id, prev_hash = count + 1, row_id, row["hash"]
-        return AuditCheck(count, prev_hash, None)
+        return await self.check_audit_after(0, GENESIS_HASH)
 
     async def _unchained(
         self, row_id: int, row: sqlite3.Row, prev_id: int, prev_hash: str
@@ -933,3 +913,35 @@ class Store:
             if len(page) < page_size:
                 return
             after = page[-1].id
+
+    async def check_audit_after(self, after: int, head: str) -> AuditCheck:
+        """check_audit from row `after` on, taking `head` as that row's hash (0 and the genesis
+        hash: the whole chain): an anchor's row and hash, so that only the rows written since
+        are recomputed. rows counts from the first row, as check_audit does.
+
+        Whether row `after` still has that hash is the caller's to check (console.anchor).
+        """
+        count, prev_id, prev_hash = after, after, head
+        async with (
+            self._lock,
+            self._db.execute("SELECT * FROM audit WHERE id > ? ORDER BY id", (after,)) as cursor,
+        ):
+            async for row in cursor:
+                row_id = int(row["id"])
+                if row_id != prev_id + 1:
+                    gap = (
+                        f"{prev_id + 1}" if row_id == prev_id + 2 else f"{prev_id + 1}-{row_id - 1}"
+                    )
+                    last = f"row {prev_id}" if prev_id else "the start"
+                    problem = AuditProblem(
+                        prev_id + 1, "missing", f"ids jump from {last} to {row_id} ({gap} gone)"
+                    )
+                    return AuditCheck(count, prev_hash, problem)
+                if row["prev_hash"] != prev_hash:
+                    problem = await self._unchained(row_id, row, prev_id, prev_hash)
+                    return AuditCheck(count, prev_hash, problem)
+                if row["hash"] != audit_hash(prev_hash, row):
+                    problem = AuditProblem(row_id, "changed", "its contents do not match its hash")
+                    return AuditCheck(count, prev_hash, problem)
+                count, prev_id, prev_hash = count + 1, row_id, row["hash"]
+        return AuditCheck(count, prev_hash, None)

@@ -250,6 +250,7 @@ class World:
             images[key] = self._seed_image(*key)
         self._seed_secrets()
         self._seed_instance_profiles()
+        self._seed_anchor_bucket()
 
     def _seed_cluster(
         self, cluster: ClusterConfig, index: int, images: dict[tuple[str, str, str], str]
@@ -601,3 +602,18 @@ class World:
                         Description=f"{name} for {project.name} in {cluster_name} (demo)",
                     )
                     self.report.secrets += 1
+
+    def _seed_anchor_bucket(self) -> None:
+        """The S3 bucket [audit] anchors the audit chain in, versioned as a real one should be."""
+        settings = self.config.audit
+        if settings.anchor_bucket is None or settings.anchor_cluster is None:
+            return
+        region = self.config.cluster(settings.anchor_cluster).region
+        s3 = self.client("s3", region)
+        location: dict[str, Any] = {}
+        if region != "us-east-1":  # S3 refuses us-east-1 as an explicit location
+            location["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        s3.create_bucket(Bucket=settings.anchor_bucket, **location)
+        s3.put_bucket_versioning(
+            Bucket=settings.anchor_bucket, VersioningConfiguration={"Status": "Enabled"}
+        )

@@ -16,6 +16,7 @@ from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.timer import Timer
 
+from console.anchor import AnchorOutcome, AnchorSchedule
 from console.config import Config
 from console.errors import ConsoleError
 from console.events import (
@@ -36,6 +37,7 @@ from screens.deploy_support import DeploySupport
 from screens.deploy_tracking import TrackedDeploy
 from screens.help import HelpScreen, keys_of
 from screens.messages import (
+    AuditAnchorChecked,
     DeployAsked,
     DeployBroke,
     DeployCancelAsked,
@@ -50,6 +52,13 @@ from screens.project import ProjectScreen
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _anchor_trouble(outcome: AnchorOutcome | ConsoleError | None) -> str | None:
+    """What went wrong in a round of the audit anchor, None if nothing did."""
+    if isinstance(outcome, ConsoleError):
+        return outcome.message
+    return None if outcome is None else outcome.problem
 
 
 class DeployConsoleApp(App[None]):
@@ -80,6 +89,7 @@ class DeployConsoleApp(App[None]):
         clock: Callable[[], datetime] | None = None,
         auto_refresh: bool = True,
         deploys: DeploySupport | None = None,
+        anchor: AnchorSchedule | None = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -99,6 +109,12 @@ class DeployConsoleApp(App[None]):
         self._refresh_timer: Timer | None = None
         self._quit_when_done = False
         """Set once the user chose to quit with deploys running: exit when they have ended."""
+        self.anchor = anchor
+        """Anchors the audit chain's head in S3 while the console runs (None: not configured)."""
+        self.anchor_outcome: AnchorOutcome | ConsoleError | None = None
+        """How the anchor's last round ended."""
+        self.anchor_rounds = 0
+        """Rounds of the anchor's schedule ended: tests wait on it."""
 
     def get_default_screen(self) -> Screen[None]:
         return DashboardScreen(self.config, self.clock, can_deploy=self.deploys is not None)
@@ -113,6 +129,28 @@ class DeployConsoleApp(App[None]):
 
     def on_mount(self) -> None:
         self.refresh_fleet()
+        if self.anchor is not None:
+            self._anchor_worker()
+
+    @work(exclusive=True, group="audit-anchor", exit_on_error=False)
+    async def _anchor_worker(self) -> None:
+        assert self.anchor is not None
+        await self.anchor.run(lambda outcome: self.post_message(AuditAnchorChecked(outcome)))
+
+    def on_audit_anchor_checked(self, message: AuditAnchorChecked) -> None:
+        """Say when anchoring fails or is refused, once until what is wrong changes."""
+        previous, outcome = self.anchor_outcome, message.outcome
+        self.anchor_outcome = outcome
+        self.anchor_rounds += 1
+        trouble = _anchor_trouble(outcome)
+        if trouble is None or trouble == _anchor_trouble(previous):
+            return
+        if isinstance(outcome, ConsoleError):
+            self.notify(trouble, title="audit anchor not written", severity="warning")
+        else:
+            self.notify(
+                f"audit: {trouble}", title="audit anchor refused", severity="error", timeout=60
+            )
 
     # -- the refresh loop: one at a time, the next one armed only after this one ended ----
 
@@ -456,9 +494,13 @@ def build_app(
     clock: Callable[[], datetime] | None = None,
     auto_refresh: bool = True,
     deploys: DeploySupport | None = None,
+    anchor: AnchorSchedule | None = None,
 ) -> DeployConsoleApp:
     """The console app for the CLI and the tests alike; the caller owns (and closes) the fleet.
 
-    Without `deploys` the console only looks: no deploy keys and no deploy commands.
+    Without `deploys` the console only looks: no deploy keys and no deploy commands. With
+    `anchor`, the audit chain's head is anchored on its schedule while the console runs.
     """
-    return DeployConsoleApp(config, fleet, clock=clock, auto_refresh=auto_refresh, deploys=deploys)
+    return DeployConsoleApp(
+        config, fleet, clock=clock, auto_refresh=auto_refresh, deploys=deploys, anchor=anchor
+    )

@@ -1,9 +1,12 @@
-"""The `audit verify` and `audit export` commands: the store's audit log for scripts and CI.
+"""The `audit verify`, `audit anchor` and `audit export` commands: the store's audit log for
+scripts and CI.
 
-Both read an existing store and never create one (nor migrate anything into a file that is
+They read an existing store and never create one (nor migrate anything into a file that is
 not a store). Bad input (a malformed date, an unknown
 format) is refused before the store is opened. Only the audit rows' own fields are
-exported: they never hold a secret (Store.audit takes none).
+exported: they never hold a secret (Store.audit takes none). With an anchor configured
+([audit] in the config), verify also checks the store against the latest anchor in S3, and
+anchor writes one (console.anchor).
 """
 
 from __future__ import annotations
@@ -15,16 +18,29 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from console.config import find_config
+from console.anchor import (
+    AnchorWriter,
+    S3Anchors,
+    chain_problem,
+    mismatch,
+    read_latest,
+    s3_anchors,
+)
+from console.config import Config, find_config
 from console.errors import ConsoleError, StoreError
 from console.paths import store_path
 from console.store import AuditRow, Store
+
+if TYPE_CHECKING:
+    from console.aws import AwsGateway
 
 PROG = "deploy-console"
 EXIT_OK = 0
@@ -38,11 +54,18 @@ class AuditInputError(ConsoleError):
     """An audit command's arguments are wrong."""
 
 
-def _store(args: argparse.Namespace) -> Path:
-    """--store needs no config; a --config given is still read (and a bad one refused)."""
+def _config(args: argparse.Namespace) -> Config | None:
+    """--store needs no config (then no anchor is checked); a --config given is still read
+    (and a bad one refused)."""
     if args.store and not args.config:
-        return store_path(None, args.store)
-    return store_path(find_config(args.config).store, args.store)
+        return None
+    return find_config(args.config)
+
+
+def _store(args: argparse.Namespace, config: Config | None = None) -> Path:
+    if config is None and not (args.store and not args.config):
+        config = find_config(args.config)
+    return store_path(config.store if config else None, args.store)
 
 
 def _moment(option: str, text: str | None) -> datetime | None:
@@ -60,22 +83,83 @@ def _moment(option: str, text: str | None) -> datetime | None:
 
 def command(args: argparse.Namespace) -> int:
     if args.audit_command == "verify":
-        return asyncio.run(_verify(_store(args)))
+        config = _config(args)
+        return asyncio.run(_verify(_store(args, config), config))
+    if args.audit_command == "anchor":
+        config = find_config(args.config)
+        return asyncio.run(_anchor(_store(args, config), config))
     return export_command(args)
 
 
-async def _verify(path: Path) -> int:
+@contextmanager
+def _anchors(config: Config | None) -> Iterator[S3Anchors | None]:
+    """The configured anchors (None: none configured), their boto3 calls in a small pool."""
+    if config is None or config.audit.anchor_bucket is None:
+        yield None
+        return
+    from console.aws import AwsGateway
+
+    executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="aws")
+
+    def gateway(name: str) -> AwsGateway:
+        return AwsGateway(config.cluster(name), executor)
+
+    try:
+        yield s3_anchors(config.audit, gateway)
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _tampered(message: str) -> int:
+    print(f"{PROG}: audit: {message}", file=sys.stderr)
+    return EXIT_TAMPERED
+
+
+async def _verify(path: Path, config: Config | None) -> int:
     async with await Store.open(path, create=False) as store:
         check = await store.check_audit()
-    if check.problem is not None:
-        problem = check.problem
-        print(
-            f"{PROG}: audit: row {problem.id} {problem.kind}: {problem.detail} "
-            f"({check.rows} rows before it verify)",
-            file=sys.stderr,
-        )
-        return EXIT_TAMPERED
-    print(f"audit ok: {check.rows} rows verified, head {check.head}")
+        if check.problem is not None:
+            return _tampered(f"{chain_problem(check)} ({check.rows} rows before it verify)")
+        with _anchors(config) as anchors:
+            if anchors is None:
+                note = "no anchor configured"
+            else:
+                latest = await read_latest(anchors)
+                if latest.problem is not None:
+                    return _tampered(latest.problem)
+                if latest.anchor is None:
+                    note = f"no anchor written yet to {anchors.location}"
+                else:
+                    problem = await mismatch(store, latest.anchor)
+                    if problem is not None:
+                        return _tampered(problem)
+                    note = (
+                        f"row {latest.anchor.rows} matches {latest.anchor.written} "
+                        f"({anchors.location})"
+                    )
+    print(f"audit ok: {check.rows} rows verified, head {check.head}; {note}")
+    return EXIT_OK
+
+
+async def _anchor(path: Path, config: Config) -> int:
+    with _anchors(config) as anchors:
+        if anchors is None:
+            raise AuditInputError(
+                f"{config.source}: no anchor configured: set anchor_bucket and anchor_cluster "
+                "in [audit] (see config/example.toml)"
+            )
+        async with await Store.open(path, create=False) as store:
+            outcome = await AnchorWriter(store, anchors).write()
+    if outcome.problem is not None:
+        return _tampered(f"{outcome.problem}; not anchored")
+    if outcome.anchor is None:
+        print("audit: no rows to anchor yet")
+        return EXIT_OK
+    anchor = outcome.anchor
+    print(
+        f"audit anchored: row {anchor.rows}, head {anchor.head} in {anchors.location} "
+        f"({anchor.at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC)"
+    )
     return EXIT_OK
 
 

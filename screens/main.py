@@ -151,13 +151,16 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "runner", parents=[common], help="run queued deploys headless (a host without a TUI)"
     )
-    audit = commands.add_parser("audit", help="verify or export the store's audit log")
+    audit = commands.add_parser("audit", help="verify, anchor or export the store's audit log")
     audit_commands = audit.add_subparsers(
         dest="audit_command", parser_class=_Parser, metavar="COMMAND"
     )
     audit_commands.required = True
     audit_commands.add_parser(
         "verify", parents=[common], help="recompute the audit hash chain (exit 1 if it breaks)"
+    )
+    audit_commands.add_parser(
+        "anchor", parents=[common], help="write the chain's head to the S3 anchor ([audit])"
     )
     export = audit_commands.add_parser(
         "export", parents=[common], help="write the audit rows as CSV or JSON lines"
@@ -361,6 +364,7 @@ def _console(config: Config, store: str | None) -> int:
 
 
 async def _run_console(config: Config, fleet: FleetSource, store: Path) -> int:
+    from console.anchor import anchor_schedule
     from console.deploys import actor, deploy_services
     from console.queue import DeployQueue
     from console.runner import Runner
@@ -372,7 +376,8 @@ async def _run_console(config: Config, fleet: FleetSource, store: Path) -> int:
         # Every console is a runner: it claims queued deploys, its own and others'.
         runner = Runner(services.engine, DeployQueue(services.store, config))
         deploys = EngineDeploys(services.engine, services.fleet.gateway, actor(), runner=runner)
-        app = build_app(config, fleet, deploys=deploys)
+        anchor = anchor_schedule(config.audit, services.store, services.fleet.gateway)
+        app = build_app(config, fleet, deploys=deploys, anchor=anchor)
         running = asyncio.create_task(runner.run_forever())
         try:
             await app.run_async()

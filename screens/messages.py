@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from textual.message import Message
 
+from console.anchor import AnchorOutcome
+from console.errors import ConsoleError
 from console.events import DeployEvent
 from console.model import DeployPlan, FleetSnapshot, LoadBalancerSettings, Release
 
@@ -106,3 +108,12 @@ class DeployCancelAsked(Message):
     def __init__(self, key: int) -> None:
         super().__init__()
         self.key = key
+
+
+class AuditAnchorChecked(Message):
+    """A round of the audit anchor's schedule ended: it wrote, found the head unchanged,
+    refused (the store contradicts the latest anchor) or failed (S3 unreachable)."""
+
+    def __init__(self, outcome: AnchorOutcome | ConsoleError) -> None:
+        super().__init__()
+        self.outcome = outcome
