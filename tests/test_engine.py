@@ -201,37 +201,50 @@ async def test_host_key_that_does_not_verify_aborts_before_any_command(
         assert not (sandboxes / instance_id / "run").exists()
 
 
-async def test_two_processes_one_pair_exactly_one_runs(
+async def test_two_processes_one_pair_run_one_after_the_other(
     deploy_world: Config, tmp_path: Path
 ) -> None:
+    """The second deploy of a busy pair waits its turn, says behind which deploy, then runs:
+    the two never overlap."""
     store = tmp_path / "shared.db"
-    command = [
-        sys.executable, "-m", "screens.main", "deploy", "media-service", "qaprod1",
-        "1.5.0", "--json", "--config", str(deploy_world.source), "--store", str(store),
-    ]  # fmt: skip
+
+    def command(release: str) -> list[str]:
+        return [
+            sys.executable, "-m", "screens.main", "deploy", "media-service", "qaprod1",
+            release, "--json", "--config", str(deploy_world.source), "--store", str(store),
+        ]  # fmt: skip
+
     env = {**os.environ, "DEPLOY_CONSOLE_USER": "first"}
-    first = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    first = subprocess.Popen(command("1.5.0"), cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
     assert first.stdout is not None
-    started = json.loads(await asyncio.to_thread(first.stdout.readline))
-    assert started["event"] == "StepStarted" and started["step"] == "lock"
-    second = await asyncio.to_thread(
-        subprocess.run,
-        command,
+    while True:
+        started = json.loads(await asyncio.to_thread(first.stdout.readline))
+        if started["event"] == "StepStarted":
+            break
+    assert started["step"] == "lock"
+    second = subprocess.Popen(
+        command("1.6.0"),
         cwd=ROOT,
         env={**os.environ, "DEPLOY_CONSOLE_USER": "second"},
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=60,
     )
-    assert second.returncode == 3, second.stderr
-    assert second.stdout == ""
-    message = second.stderr.strip()
-    assert len(message.splitlines()) == 1
-    assert started["deploy_id"] in message and "first" in message and "since" in message
-    rest = await asyncio.to_thread(first.communicate, timeout=120)
-    assert first.returncode == 0, rest
-    last = json.loads(rest[0].strip().splitlines()[-1])
+    second_out, second_err = await asyncio.to_thread(second.communicate, timeout=180)
+    first_out, _ = await asyncio.to_thread(first.communicate, timeout=120)
+    assert first.returncode == 0 and second.returncode == 0, second_err
+    events = [json.loads(line) for line in second_out.splitlines()]
+    waiting = [e["reason"] for e in events if e["event"] == "DeployWaiting" and e["reason"]]
+    assert waiting[0] == f"behind {started['deploy_id']} (running) on media-service in qaprod1"
+    assert events[-1]["event"] == "DeployFinished" and events[-1]["state"] == "succeeded"
+    last = json.loads(first_out.strip().splitlines()[-1])
     assert last["event"] == "DeployFinished" and last["state"] == "succeeded"
+    async with await Store.open(store) as opened:
+        one, two = (
+            (await opened.steps(started["deploy_id"])),
+            (await opened.steps(events[0]["deploy_id"])),
+        )
+    assert one[-1].finished_at is not None and two[0].started_at >= one[-1].finished_at
 
 
 async def test_secrets_never_leave_ssm(deploy_world: Config, tmp_path: Path) -> None:
