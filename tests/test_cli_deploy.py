@@ -6,6 +6,7 @@ deploys uses a project+cluster pair no other test touches, and a store of its ow
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import getpass
 import json
@@ -109,6 +110,11 @@ def with_deploy(config: Config, project: str, destination: Path, **changes: str)
 # -- deploys that run to their end ------------------------------------------------------------
 
 
+async def stored_log(store: Path, deploy_id: str) -> list[Any]:
+    async with await Store.open(store, create=False) as opened:
+        return await opened.deploy_log(deploy_id)
+
+
 def test_deploy_json_succeeds_and_never_shows_a_secret(world: Config, tmp_path: Path) -> None:
     ssm = client(world, "staging", "ssm")
     secret = ssm.get_parameter(Name="/storefront/db-password", WithDecryption=True)["Parameter"][
@@ -151,6 +157,10 @@ def test_deploy_json_succeeds_and_never_shows_a_secret(world: Config, tmp_path: 
     assert "DB_PASSWORD=********" in printed, "the instance printed app.env, masked"
     assert secret not in result.stdout and secret not in result.stderr
     assert all(secret.encode() not in path.read_bytes() for path in tmp_path.glob("store.db*"))
+    # The store keeps the deploy's output, masked as printed (the history screen shows it).
+    log = asyncio.run(stored_log(store, started["deploy_id"]))
+    assert "DB_PASSWORD=********" in [line.line for line in log]
+    assert {line.source for line in log} >= {"console"}
 
     assert versions(world, "storefront", "staging") == {"2.14.1"}
     assert not old & live(world, "storefront", "staging")
