@@ -244,7 +244,7 @@ class DeployQueue:
     # reading
 
     async def view(self) -> QueueView:
-        async with self.store.transaction() as tx:
+        async with self.store.snapshot() as tx:
             return await self._view(tx)
 
     async def entries(self) -> list[QueueEntry]:
@@ -547,10 +547,12 @@ class DeployQueue:
         async with self.store.transaction() as tx:
             await self._tidy(tx)
             view = await self._view(tx)
-            for deploy_id, reason in stopped_promotions(view).items():
-                stopped = next(d for d in view.deploys if d.id == deploy_id)
-                await self._cancel(tx, stopped, "queue", reason)
-            view = await self._view(tx)
+            stopped = stopped_promotions(view)
+            for deploy_id, reason in stopped.items():
+                ended = next(d for d in view.deploys if d.id == deploy_id)
+                await self._cancel(tx, ended, "queue", reason)
+            if stopped:
+                view = await self._view(tx)
             record = next_to_claim(view, only)
             if record is None:
                 return None

@@ -599,6 +599,18 @@ class Store:
         async with self._write() as db:
             yield Transaction(self, db, self._clock())
 
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[Transaction]:
+        """A read-only transaction: one consistent view of the store (WAL readers never wait
+        for the writer, nor hold it up)."""
+        async with self._lock:
+            await self._db.execute("BEGIN DEFERRED")
+            try:
+                yield Transaction(self, self._db, self._clock())
+            finally:
+                if self._db.in_transaction:
+                    await self._db.execute("COMMIT")
+
     async def cancel_requested(self, deploy_id: str) -> str | None:
         """Who asked this deploy to cancel from another console (None: nobody)."""
         async with self._lock:
