@@ -299,9 +299,11 @@ def _time(text: str | None) -> datetime | None:
 
 def _record(make: Callable[..., T], row: sqlite3.Row) -> T:
     """A dataclass from a row selected by its field names (times parsed)."""
-    values: dict[str, Any] = dict(zip(row.keys(), row, strict=True))
-    for name in TIME_FIELDS & values.keys():
-        values[name] = _time(values[name])
+    values: dict[str, Any] = {}
+    for name, value in zip(row.keys(), row, strict=True):
+        values[name] = (
+            datetime.fromisoformat(value) if value is not None and name in TIME_FIELDS else value
+        )
     if "instance_ids" in values:
         values["instance_ids"] = tuple(json.loads(values["instance_ids"]))
     return make(**values)
