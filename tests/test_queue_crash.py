@@ -34,7 +34,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Config, Pa
     """The world, and a config for it whose locks go stale after 2 s (a dead console is
     noticed quickly) and whose engine polls often."""
     workdir = tmp_path_factory.mktemp("crash-world")
-    with world_process(DEMO_CONFIG, workdir) as config:
+    # The demo world with quick registration and draining: nine kills make nine deploys.
+    seed = workdir / "seed.toml"
+    text = DEMO_CONFIG.read_text()
+    text = re.sub(r"(?m)^registration_seconds = .*$", "registration_seconds = 1", text)
+    text = re.sub(
+        r"(?m)^deregistration_delay_seconds = .*$", "deregistration_delay_seconds = 1", text
+    )
+    seed.write_text(text)
+    with world_process(seed, workdir) as config:
         text = config.source.read_text()
         text = re.sub(r"lock_stale_seconds = \d+", "lock_stale_seconds = 2", text)
         text = re.sub(r"poll_seconds = \d+", "poll_seconds = 0.5", text)
