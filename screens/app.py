@@ -244,17 +244,31 @@ class DeployConsoleApp(App[None]):
         """Quit; with deploys running here, ask first: quitting cancels them (they roll back),
         and the console exits once every one has ended. A deploy left half-way would keep
         its new instances and its lock."""
-        if not self.unfinished_deploys():
+        if not self.unfinished_deploys() and not self.claimed_here():
             self.exit()
         elif not self._quit_when_done:
             self._ask_to_quit()
 
+    def claimed_here(self) -> list[str]:
+        """Deploys this console's runner took from the queue that no screen here follows
+        (queued by the CLI or another console): quitting cancels them too."""
+        runner = getattr(self.deploys, "runner", None)
+        if runner is None:
+            return []
+        followed = {t.deploy_id for t in self.tracked.values()}
+        return [deploy_id for deploy_id in runner.running_here if deploy_id not in followed]
+
     @work(exclusive=True, group="confirm-quit")
     async def _ask_to_quit(self) -> None:
         running = self.unfinished_deploys()
-        names = ", ".join(f"{t.request.project} → {t.request.cluster}" for t in running)
+        claimed = self.claimed_here()
+        names = ", ".join(
+            [f"{t.request.project} → {t.request.cluster}" for t in running]
+            + [f"{deploy_id} (from the queue)" for deploy_id in claimed]
+        )
+        count = len(running) + len(claimed)
         question = Content.assemble(
-            (f"{len(running)} deploy{'s' if len(running) > 1 else ''} running: ", "bold"),
+            (f"{count} deploy{'s' if count > 1 else ''} running: ", "bold"),
             names,
             "\n\nQuitting cancels them: each rolls back (the old instances never left "
             "service), and the console closes when they have. A deploy already past its "
