@@ -208,6 +208,17 @@ def _blocked(view: QueueView, record: DeployRecord) -> str:
     return ""
 
 
+def queue_entries(view: QueueView) -> list[QueueEntry]:
+    """Every deploy of the view, in queue order, with why it waits (one read serves both the
+    holds and the deploys of a screen)."""
+    reasons = waiting_reasons(view)
+    stopped = stopped_promotions(view)
+    return [
+        QueueEntry(record, stopped.get(record.id) or reasons.get(record.id, ""))
+        for record in view.deploys
+    ]
+
+
 def next_to_claim(view: QueueView, only: Iterable[str] | None = None) -> DeployRecord | None:
     """The first queued deploy that may start now (among `only`, when given)."""
     wanted = None if only is None else set(only)
@@ -249,13 +260,7 @@ class DeployQueue:
 
     async def entries(self) -> list[QueueEntry]:
         """Every queued, running and unreconciled deploy, in queue order, with why it waits."""
-        view = await self.view()
-        reasons = waiting_reasons(view)
-        stopped = stopped_promotions(view)
-        return [
-            QueueEntry(record, stopped.get(record.id) or reasons.get(record.id, ""))
-            for record in view.deploys
-        ]
+        return queue_entries(await self.view())
 
     async def _view(self, tx: Transaction) -> QueueView:
         deploys = await tx.deploys(

@@ -112,8 +112,9 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE deploys ADD COLUMN cancel_requested TEXT",
         "ALTER TABLE deploys ADD COLUMN reconciled_at TEXT",
         "UPDATE deploys SET position = seq",
+        # AUTOINCREMENT: a removed lock's number is never given to another.
         """CREATE TABLE manual_locks (
-            id INTEGER PRIMARY KEY,
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
             project TEXT,
             cluster TEXT,
             owner TEXT NOT NULL,

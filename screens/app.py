@@ -45,9 +45,12 @@ from screens.messages import (
     FleetRefreshed,
     FleetRefreshFailed,
     ProjectChosen,
+    QueueAsked,
+    QueuedDeployChosen,
     RefreshRequested,
 )
 from screens.project import ProjectScreen
+from screens.queue import QueueControl, QueueScreen
 
 
 def _utc_now() -> datetime:
@@ -72,6 +75,7 @@ class DeployConsoleApp(App[None]):
         "styles/project.tcss",
         "styles/help.tcss",
         "styles/deploy.tcss",
+        "styles/queue.tcss",
     ]
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -428,6 +432,36 @@ class DeployConsoleApp(App[None]):
         protected = self.config.cluster(tracked.request.cluster).protected
         self.push_screen(DeployScreen(tracked, self.clock, protected=protected))
 
+    # -- the release queue ---------------------------------------------------------------
+
+    @property
+    def queue_control(self) -> QueueControl | None:
+        """The runner whose queue the queue screen shows and acts on (None: no queue here)."""
+        runner: QueueControl | None = getattr(self.deploys, "runner", None)
+        return runner
+
+    def on_queue_asked(self, _message: QueueAsked) -> None:
+        control = self.queue_control
+        if control is None or self.deploys is None:
+            self.notify(
+                "No queue here: this console runs no deploys.", title="Queue", severity="warning"
+            )
+            return
+        if any(isinstance(screen, QueueScreen) for screen in self.screen_stack):
+            return
+        self.push_screen(QueueScreen(self.config, control, self.deploys.actor, self.clock))
+
+    def on_queued_deploy_chosen(self, message: QueuedDeployChosen) -> None:
+        for tracked in self.tracked.values():
+            if tracked.deploy_id == message.deploy_id:
+                self.open_deploy(tracked.key)
+                return
+        self.notify(
+            f"{message.deploy_id} was not started from this console: its steps show in the "
+            "console that started it, and in `deploy-console history` once it ends.",
+            title="Not followed here",
+        )
+
     def action_show_deploys(self) -> None:
         if not self.tracked or isinstance(self.screen, DeployListDialog):
             return
@@ -467,6 +501,14 @@ class DeployConsoleApp(App[None]):
                 "Open the project under the cursor",
                 screen.action_open_project,
             )
+            if self.queue_control is not None:
+                yield SystemCommand(
+                    "queue: open",
+                    "The release queue: every queued and running deploy, why each waits",
+                    screen.action_open_queue,
+                )
+        if isinstance(screen, QueueScreen):
+            yield from self._queue_commands(screen)
         if isinstance(screen, ProjectScreen):
             yield SystemCommand(
                 "project: refresh", "Read the fleet from AWS now", screen.action_refresh
@@ -477,6 +519,37 @@ class DeployConsoleApp(App[None]):
         yield SystemCommand("app: help", "List the keys of this screen", self.action_help)
         yield SystemCommand("app: theme", "Change the colours", self.action_change_theme)
         yield SystemCommand("app: quit", "Quit deploy-console", self.action_quit)
+
+    def _queue_commands(self, screen: QueueScreen) -> Iterable[SystemCommand]:
+        if screen.check_action("cancel_deploy", ()):
+            yield SystemCommand(
+                "queue: cancel", "Cancel the deploy under the cursor", screen.action_cancel_deploy
+            )
+        if screen.check_action("move", (-1,)):
+            yield SystemCommand(
+                "queue: move up",
+                "Run the deploy under the cursor before the one ahead of it on its pair",
+                lambda: screen.action_move(-1),
+            )
+        if screen.check_action("move", (1,)):
+            yield SystemCommand(
+                "queue: move down",
+                "Run the deploy under the cursor after the one behind it on its pair",
+                lambda: screen.action_move(1),
+            )
+        yield SystemCommand(
+            "queue: freeze or unfreeze",
+            "Freeze a cluster (its queued deploys wait), or unfreeze the cursor's",
+            screen.action_freeze,
+        )
+        yield SystemCommand(
+            "queue: lock", "Hold deploys of a pair, project, cluster or all", screen.action_lock
+        )
+        if screen.check_action("unlock", ()):
+            yield SystemCommand(
+                "queue: remove a lock or freeze", "Lift a lock or freeze", screen.action_unlock
+            )
+        yield SystemCommand("queue: back", "Back to the dashboard", screen.action_back)
 
     def _deploy_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         if isinstance(screen, DashboardScreen | ProjectScreen):

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.message import Message
 
 from console.anchor import AnchorOutcome
 from console.errors import ConsoleError
 from console.events import DeployEvent
 from console.model import DeployPlan, FleetSnapshot, LoadBalancerSettings, Release
+
+if TYPE_CHECKING:
+    from console.queue import QueueEntry, QueueView
 
 
 class FleetRefreshed(Message):
@@ -117,3 +122,41 @@ class AuditAnchorChecked(Message):
     def __init__(self, outcome: AnchorOutcome | ConsoleError) -> None:
         super().__init__()
         self.outcome = outcome
+
+
+class QueueAsked(Message):
+    """A person asked for the release queue (key or palette); the app opens its screen."""
+
+
+class QueueRead(Message):
+    """The queue screen's poll read the queue: its holds (freezes, locks) and its deploys."""
+
+    def __init__(self, view: QueueView, entries: list[QueueEntry]) -> None:
+        super().__init__()
+        self.view = view
+        self.entries = entries
+
+
+class QueueReadFailed(Message):
+    """The queue screen's poll could not read the store; the last rows stay on screen."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__()
+        self.error = error
+
+
+class QueueActed(Message):
+    """A queue action (cancel, move, freeze, lock...) ended: what it did, or why it was refused."""
+
+    def __init__(self, done: str = "", error: str | None = None) -> None:
+        super().__init__()
+        self.done = done
+        self.error = error
+
+
+class QueuedDeployChosen(Message):
+    """A person pressed Enter on a deploy of the queue; the app opens it if it follows it."""
+
+    def __init__(self, deploy_id: str) -> None:
+        super().__init__()
+        self.deploy_id = deploy_id

@@ -148,6 +148,8 @@ async def test_unlock_frees_the_queue_and_unknown_locks_are_refused(queue: Deplo
     assert (await reasons(queue))["d-1"] == ""
     with pytest.raises(QueueError, match="no lock #99"):
         await queue.unlock(99, "bob")
+    again = await queue.lock(owner="bob", reason="incident 43")
+    assert again.id == lock.id + 1  # a removed lock's number is never reused
     with pytest.raises(QueueError, match="needs a reason"):
         await queue.lock(owner="bob", reason=" ")
     with pytest.raises(ConfigError, match="unknown cluster 'prod9'"):

@@ -106,9 +106,11 @@ async def test_a_real_deploy_on_screen_never_shows_the_secret(
 
 async def test_cancel_on_the_deploy_screen_rolls_back(world: Config, tmp_path: Path) -> None:
     old = live(world, "admin-portal", "staging")
+    # A configure step that takes its time: the cancel lands in it even on a loaded machine.
+    slow = faster(world, "admin-portal", configure="sleep 30; sh app/bin/configure")
     async with (
         ServingWatcher(world, "admin-portal", "staging"),
-        console(world, tmp_path / "store.db") as (app, pilot),
+        console(slow, tmp_path / "store.db") as (app, pilot),
     ):
         screen = await start(app, pilot, "admin-portal", "staging", "3.8.0")
         await wait_for(
