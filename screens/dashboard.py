@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from console.config import Config
 from console.model import FleetSnapshot
-from screens.messages import DeployAsked, ProjectChosen, RefreshRequested
+from screens.messages import DeployAsked, HistoryAsked, ProjectChosen, RefreshRequested
 from screens.widgets.fleet_header import FleetHeader
 from screens.widgets.fleet_matrix import FleetMatrix
 from screens.widgets.format import HEALTH_GLYPHS, HEALTH_STYLES, NOT_DEPLOYED_GLYPH, health_word
@@ -52,6 +52,7 @@ class DashboardScreen(Screen[None]):
         Binding("enter", "open_project", "Open project", id="dashboard.open_project"),
         Binding("escape", "clear_filter", "Clear filter", id="dashboard.clear_filter"),
         Binding("d", "deploy", "Deploy", id="deploy.open"),
+        Binding("h", "history", "History", id="history.open"),
     ]
 
     snapshot: reactive[FleetSnapshot | None] = reactive(None, always_update=True, init=False)
@@ -160,6 +161,9 @@ class DashboardScreen(Screen[None]):
         if project is None:
             return
         self.post_message(DeployAsked(project, self.matrix.cursor_cluster))
+
+    def action_history(self) -> None:
+        self.post_message(HistoryAsked())
 
     # -- events ------------------------------------------------------------------------
 

@@ -117,3 +117,12 @@ class AuditAnchorChecked(Message):
     def __init__(self, outcome: AnchorOutcome | ConsoleError) -> None:
         super().__init__()
         self.outcome = outcome
+
+
+class HistoryAsked(Message):
+    """A person asked for the deploy history, narrowed to a project (and cluster) or not."""
+
+    def __init__(self, project: str | None = None, cluster: str | None = None) -> None:
+        super().__init__()
+        self.project = project
+        self.cluster = cluster
