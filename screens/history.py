@@ -39,11 +39,23 @@ REFRESH_SECONDS = 3.0
 LOAD_MORE_MARGIN = 5
 
 CELL_PADDING = 1
+# (key, label, narrowest, widest): a column is as wide as its longest value among the rows
+# shown, within these bounds; a longer value is cut with "…". The reason takes the rest.
+COLUMNS = (
+    ("id", "deploy", 6, 26),
+    ("project", "project", 7, 24),
+    ("cluster", "cluster", 7, 12),
+    ("release", "release", 7, 21),
+    ("actor", "actor", 5, 12),
+    ("state", "outcome", 11, 11),
+    ("started", "started UTC", 11, 11),
+    ("took", "took", 6, 6),
+)
 # Narrower than this, the reason column is left out (no sideways scrolling): the line under
 # the table says the whole reason of the deploy under the cursor anyway.
 MIN_REASON_WIDTH = 16
-# The table's side margins and its vertical scrollbar.
-TABLE_CHROME = 4
+# The table's left margin and its vertical scrollbar.
+TABLE_CHROME = 3
 STATE_COMPONENTS = {
     "succeeded": "history-table--succeeded",
     "failed": "history-table--failed",
@@ -176,9 +188,8 @@ class HistoryScreen(Screen[None]):
         """Reads handled (good or failed): tests wait on it."""
         self.error: str | None = None
         self._refresh_timer: Timer | None = None
-        self._reason_width = 0
-        """0: no reason column (too narrow a screen)."""
-        self._widths = self._fixed_widths()
+        self._widths: dict[str, int] = {}
+        """The columns' widths now; "reason" 0: no reason column (too narrow a screen)."""
 
     @property
     def table(self) -> HistoryTable:
@@ -203,6 +214,7 @@ class HistoryScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self._widths = self._layout([])
         self._add_columns()
         self._show_title()
         self._read(FIRST)
@@ -299,49 +311,35 @@ class HistoryScreen(Screen[None]):
 
     # -- the table ---------------------------------------------------------------------
 
-    def _fixed_widths(self) -> dict[str, int]:
-        projects = [len(project.name) for project in self.config.projects]
-        clusters = [len(cluster.name) for cluster in self.config.clusters]
-        return {
-            "id": 24,
-            "project": min(24, max([7, *projects])),
-            "cluster": min(12, max([7, *clusters])),
-            "release": 17,
-            "actor": 10,
-            "state": 11,
-            "started": 11,
-            "took": 7,
+    def _layout(self, records: Sequence[DeployRecord]) -> dict[str, int]:
+        """Column widths for these rows at the screen's width."""
+        values = {
+            "id": [len(r.id) for r in records],
+            "project": [len(r.project) for r in records],
+            "cluster": [len(r.cluster) for r in records],
+            "release": [len(release_text(r)) for r in records],
+            "actor": [len(r.actor) for r in records],
         }
+        widths = {
+            key: min(widest, max([narrowest, len(label), *values.get(key, [])]))
+            for key, label, narrowest, widest in COLUMNS
+        }
+        used = sum(widths.values()) + 2 * CELL_PADDING * (len(widths) + 1)
+        reason = self.size.width - TABLE_CHROME - used
+        widths["reason"] = reason if reason >= MIN_REASON_WIDTH else 0
+        return widths
 
     def _add_columns(self) -> None:
         table = self.table
-        labels = {
-            "id": "deploy",
-            "project": "project",
-            "cluster": "cluster",
-            "release": "release",
-            "actor": "actor",
-            "state": "outcome",
-            "started": "started UTC",
-            "took": "took",
-            "reason": "reason",
-        }
-        widths = self._widths | {"reason": self._reason_width}
-        for key, label in labels.items():
-            if widths[key]:
+        columns = [(key, label) for key, label, _, _ in COLUMNS] + [("reason", "reason")]
+        for key, label in columns:
+            if self._widths[key]:
                 title = Text(label, justify="right" if key == "took" else "left")
-                table.add_column(title, key=key, width=widths[key])
+                table.add_column(title, key=key, width=self._widths[key])
 
     def on_resize(self) -> None:
-        # The reason column takes what the others leave, if that is enough to say something.
-        used = sum(self._widths.values()) + 2 * CELL_PADDING * (len(self._widths) + 1)
-        width = self.size.width - TABLE_CHROME - used
-        if width < MIN_REASON_WIDTH:
-            width = 0
-        if width != self._reason_width:
-            self._reason_width = width
-            if self.is_mounted:
-                self._show(self.records, keep_cursor=True, new_columns=True)
+        if self.is_mounted and self._layout(self.records) != self._widths:
+            self._show(self.records, keep_cursor=True)
 
     def _cells(self, record: DeployRecord) -> list[Text]:
         table = self.table
@@ -350,7 +348,7 @@ class HistoryScreen(Screen[None]):
         muted = table.style_of("history-table--muted")
         reason = " ".join(record.reason.split())
         cells = [
-            Text(record.id, style=muted),
+            Text(shorten(record.id, widths["id"]), style=muted),
             Text(shorten(record.project, widths["project"])),
             Text(shorten(record.cluster, widths["cluster"])),
             Text(shorten(release_text(record), widths["release"])),
@@ -359,26 +357,28 @@ class HistoryScreen(Screen[None]):
             Text(started_text(record)),
             Text(took(record, self.clock()).rjust(widths["took"])),
         ]
-        if self._reason_width:
-            cells.append(Text(shorten(reason, self._reason_width)))
+        if widths["reason"]:
+            cells.append(Text(shorten(reason, widths["reason"])))
         return cells
 
     def _append(self, records: list[DeployRecord]) -> None:
-        table = self.table
         shown = {record.id for record in self.records}
-        for record in records:
-            if record.id not in shown:
-                self.records.append(record)
-                table.add_row(*self._cells(record), key=record.id)
+        added = [record for record in records if record.id not in shown]
+        if self._layout([*self.records, *added]) != self._widths:
+            self._show([*self.records, *added], keep_cursor=True)
+            return
+        self.records.extend(added)
+        for record in added:
+            self.table.add_row(*self._cells(record), key=record.id)
         self._show_empty()
 
-    def _show(
-        self, records: list[DeployRecord], *, keep_cursor: bool, new_columns: bool = False
-    ) -> None:
+    def _show(self, records: list[DeployRecord], *, keep_cursor: bool) -> None:
         """Show these rows; with keep_cursor the cursor stays on its deploy and the view on
         the same rows (unless it was at the top: then new deploys come into view)."""
         table = self.table
         before = {record.id: record for record in self.records}
+        widths = self._layout(records)
+        new_columns = widths != self._widths
         same_rows = [r.id for r in records] == [r.id for r in self.records] and not new_columns
         cursor, cursor_row = self.cursor_record, table.cursor_row
         self.records = list(records)
@@ -393,6 +393,7 @@ class HistoryScreen(Screen[None]):
         at_top = table.scroll_y == 0
         table.clear(columns=new_columns)
         if new_columns:
+            self._widths = widths
             self._add_columns()
         for record in records:
             table.add_row(*self._cells(record), key=record.id)

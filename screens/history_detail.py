@@ -67,12 +67,13 @@ def total_seconds(record: DeployRecord, now: datetime) -> float | None:
 
 
 def took(record: DeployRecord, now: datetime) -> str:
-    """`8.4s`, `2m 05s`; a running deploy's time so far ends with `…`; queued is `-`."""
+    """`8.4s`, `2m 05s`; a running deploy's time so far in whole seconds; queued is `-`."""
     seconds = total_seconds(record, now)
     if seconds is None:
         return "-"
-    text = f"{seconds:.1f}s" if seconds < 60 else format_age(seconds)
-    return text if record.finished_at is not None else f"{format_age(seconds)}…"
+    if record.finished_at is None:
+        return format_age(seconds)
+    return f"{seconds:.1f}s" if seconds < 60 else format_age(seconds)
 
 
 class DeployDetailRead(Message):
@@ -125,8 +126,9 @@ def log_lines(
             line.append(f" by {row.actor}", style=palette["console"])
         if row.reason:
             line.append(f": {row.reason}")
-        if row.instance_ids:
-            line.append(f" [{', '.join(row.instance_ids)}]", style=palette["console"])
+        unsaid = [instance for instance in row.instance_ids if instance not in row.reason]
+        if unsaid:
+            line.append(f" [{', '.join(unsaid)}]", style=palette["console"])
         entries.append((row.at, 0, line))
     for at, stream, text in output:
         style = palette["stderr"] if stream == "stderr" else ""
@@ -213,7 +215,14 @@ class DeployDetailScreen(Screen[None]):
             steps = StepTable(id="detail-steps")
             steps.border_title = "steps"
             yield steps
-            log = RichLog(id="detail-log", markup=False, highlight=False, wrap=True, min_width=20)
+            log = RichLog(
+                id="detail-log",
+                markup=False,
+                highlight=False,
+                wrap=True,
+                min_width=20,
+                auto_scroll=False,
+            )
             log.border_title = "log"
             yield log
         yield Footer()
@@ -364,6 +373,9 @@ class DeployDetailScreen(Screen[None]):
         for line in lines[len(shown) :]:
             log.write(line, expand=True)
         self._log_lines = lines
+        # A finished deploy reads from its start; a running one is followed at its end.
+        if self.record is not None and self.record.state in UNFINISHED:
+            log.call_after_refresh(log.scroll_end, animate=False)
 
     def action_back(self) -> None:
         self.dismiss()

@@ -327,7 +327,7 @@ async def test_h_opens_the_deploys_newest_first(store_path: Path) -> None:
             "rolled back",
             "11-25 06:00",
             "14.6s",
-            "health command failed on i-0a1b2c3d4e5…",
+            "health command failed on i-0a1b2c3d4e5f60718 …",
         ]
         assert "6 deploys, newest first" in title_text(screen)
         assert "filter: none, every deploy" in title_text(screen)
@@ -494,7 +494,7 @@ async def test_another_consoles_deploys_appear_and_the_cursor_stays(store_path: 
             assert screen.cursor_record is not None
             assert screen.cursor_record.id == CAROL_FAILED.id
             assert screen.table.cursor_row == 3
-            assert row_text(screen, running_seed.id)[5:8] == ["running", "11-26 11:58", "2m 00s…"]
+            assert row_text(screen, running_seed.id)[5:8] == ["running", "11-26 11:58", "2m 00s"]
 
             # It ends: the row changes in place.
             await other.set_deploy_state(running_seed.id, "succeeded", reason="c0ffee1 serves")
