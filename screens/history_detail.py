@@ -1,11 +1,11 @@
-"""One recorded deploy: what it was, its steps with their seconds, and its log (the audit rows,
-and the output lines once the store keeps them)."""
+"""One recorded deploy: what it was, its steps with their seconds, and its log (its audit rows
+and the output lines the store kept, in time order)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual import work
@@ -20,7 +20,7 @@ from textual.widgets import DataTable, Footer, RichLog, Static
 
 from console.errors import ConsoleError
 from console.model import StepState
-from console.store import AuditRow, DeployRecord, StepRecord, Store
+from console.store import AuditRow, DeployRecord, LogLine, StepRecord, Store
 from screens.deploy_screen import log_palette
 from screens.widgets.format import LOCK, format_age
 from screens.widgets.step_list import STEP_GLYPHS
@@ -40,8 +40,6 @@ STATE_STYLES = {
     "running": "bold $text-accent",
     "queued": "$text-muted",
 }
-# One line of stored output: when, which stream, the text (masked before it was stored).
-OutputLine = tuple[datetime, str, str]
 
 
 def state_word(state: str) -> str:
@@ -84,7 +82,7 @@ class DeployDetailRead(Message):
         record: DeployRecord | None,
         steps: list[StepRecord],
         audit: list[AuditRow],
-        output: list[OutputLine],
+        output: list[LogLine],
     ) -> None:
         super().__init__()
         self.record = record
@@ -99,15 +97,9 @@ class DeployDetailReadFailed(Message):
         self.error = error
 
 
-async def read_output(store: Store, deploy_id: str) -> list[OutputLine]:
-    """The deploy's stored output, where the store keeps it (a later schema); else none."""
-    deploy_log: Callable[[str], Any] | None = getattr(store, "deploy_log", None)
-    return [] if deploy_log is None else list(await deploy_log(deploy_id))
-
-
 def log_lines(
     audit: Sequence[AuditRow],
-    output: Sequence[OutputLine],
+    output: Sequence[LogLine],
     palette: dict[str, str],
     actor: str = "",
 ) -> list[Text]:
@@ -130,14 +122,14 @@ def log_lines(
         if unsaid:
             line.append(f" [{', '.join(unsaid)}]", style=palette["console"])
         entries.append((row.at, 0, line))
-    for at, stream, text in output:
-        style = palette["stderr"] if stream == "stderr" else ""
+    for output_line in output:
+        source = palette["console"] if output_line.source == "console" else palette["source"]
         line = Text.assemble(
-            (f"{utc(at, '%H:%M:%S')} ", palette["console"]),
-            (f"{stream} │ ", palette["source"]),
-            (text, style),
+            (f"{utc(output_line.at, '%H:%M:%S')} ", palette["console"]),
+            (f"{output_line.source} │ ", source),
+            (output_line.line, palette["stderr"] if output_line.stream == "stderr" else ""),
         )
-        entries.append((at, 1, line))
+        entries.append((output_line.at, 1, line))
     entries.sort(key=lambda entry: (entry[0], entry[1]))
     return [line for _, _, line in entries]
 
@@ -249,7 +241,7 @@ class DeployDetailScreen(Screen[None]):
             record = await self.store.deploy(self.deploy_id)
             steps = await self.store.steps(self.deploy_id)
             audit = await self.store.audit_rows(deploy_id=self.deploy_id)
-            output = await read_output(self.store, self.deploy_id)
+            output = await self.store.deploy_log(self.deploy_id)
         except ConsoleError as error:
             self.post_message(DeployDetailReadFailed(error.message))
         except Exception as error:
@@ -360,7 +352,7 @@ class DeployDetailScreen(Screen[None]):
         if not steps:
             table.add_row(Text("no step recorded"), Text(""), Text(""), Text(""), Text(""))
 
-    def _show_log(self, actor: str, audit: list[AuditRow], output: list[OutputLine]) -> None:
+    def _show_log(self, actor: str, audit: list[AuditRow], output: list[LogLine]) -> None:
         lines = log_lines(audit, output, log_palette(self.app.get_css_variables()), actor)
         if not lines:
             lines = [Text("no audit row for this deploy", style="italic")]

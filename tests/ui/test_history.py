@@ -11,7 +11,7 @@ import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -542,33 +542,35 @@ async def test_a_long_history_loads_page_by_page(tmp_path: Path) -> None:
             assert "more" not in title_text(screen)
 
 
-async def test_output_lines_join_the_log_when_the_store_keeps_them(store_path: Path) -> None:
-    class StoreWithOutput(Store):
-        async def deploy_log(self, deploy_id: str) -> list[tuple[datetime, str, str]]:
-            at = FROZEN_NOW - ALICE_CANCELLED.ago + timedelta(seconds=0.4)
-            return [(at, "stdout", "[web] migrations: nothing to do"), (at, "stderr", "warn: x")]
-
-    async with (
-        await StoreWithOutput.open(store_path, create=False) as store,
-        running(store) as (app, pilot),
-    ):
-        await pilot.press("h")
-        screen = await shown_history(pilot)
-        await pilot.press("down", "enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, DeployDetailScreen), "the detail")
-        detail = app.screen
-        assert isinstance(detail, DeployDetailScreen)
-        await wait_for(pilot, lambda: detail.read_count >= 1, "the deploy's records")
-        await pilot.pause()
-        log = [strip.text.rstrip() for strip in detail.log_widget.lines]
-        assert screen.records[1].id == ALICE_CANCELLED.id
-        # Between the resolve step's end (0.2 s) and the launch step's end (0.5 s).
-        assert log[3:7] == [
-            "11:20:00 deploy.step resolve succeeded: 2.16.0 is ami-0b1e2c3d4e5f60718",
-            "11:20:00 deploy.step launch started",
-            "11:20:00 stdout │ [web] migrations: nothing to do",
-            "11:20:00 stderr │ warn: x",
-        ]
+async def test_the_deploys_output_lines_join_its_log_in_time_order(store_path: Path) -> None:
+    at = FROZEN_NOW - ALICE_CANCELLED.ago + timedelta(seconds=0.4)
+    async with await Store.open(store_path, create=False) as store:
+        await store.append_log(
+            ALICE_CANCELLED.id,
+            [
+                (at, "i-0a1b2c3d4e5f60718", "stdout", "[web] migrations: nothing to do"),
+                (at, "i-0a1b2c3d4e5f60718", "stderr", "warn: DATABASE_PASSWORD=********"),
+            ],
+        )
+        async with running(store) as (app, pilot):
+            await pilot.press("h")
+            screen = await shown_history(pilot)
+            await pilot.press("down", "enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, DeployDetailScreen), "detail")
+            detail = app.screen
+            assert isinstance(detail, DeployDetailScreen)
+            await wait_for(pilot, lambda: detail.read_count >= 1, "the deploy's records")
+            await pilot.pause()
+            log = [strip.text.rstrip() for strip in detail.log_widget.lines]
+            assert screen.records[1].id == ALICE_CANCELLED.id
+            # Between the resolve step's end (0.2 s) and the launch step's end (0.5 s).
+            assert log[3:8] == [
+                "11:20:00 deploy.step resolve succeeded: 2.16.0 is ami-0b1e2c3d4e5f60718",
+                "11:20:00 deploy.step launch started",
+                "11:20:00 i-0a1b2c3d4e5f60718 │ [web] migrations: nothing to do",
+                "11:20:00 i-0a1b2c3d4e5f60718 │ warn: DATABASE_PASSWORD=********",
+                "11:20:00 deploy.step launch succeeded: i-0a1b2c3d4e5f60718",
+            ]
 
 
 async def test_from_the_project_screen_h_shows_that_project(store_path: Path) -> None:
