@@ -767,11 +767,27 @@ class Store:
         cluster: str | None = None,
         actor: str | None = None,
         state: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before: str | None = None,
         limit: int = 50,
     ) -> list[DeployRecord]:
-        """The latest deploys, newest first, narrowed by whichever filters are given."""
+        """The latest deploys, newest first, narrowed by whichever filters are given.
+
+        since (inclusive) and until (exclusive) bound created_at; before, a deploy id, pages
+        back: only the deploys recorded before that one (keyset paging, never OFFSET).
+        """
         where, parameters = _where(
-            {"project = ?": project, "cluster = ?": cluster, "actor = ?": actor, "state = ?": state}
+            {
+                "project = ?": project,
+                "cluster = ?": cluster,
+                "actor = ?": actor,
+                "state = ?": state,
+                # created_at is UTC ISO text of one fixed width: text order is time order.
+                "created_at >= ?": _text(since),
+                "created_at < ?": _text(until),
+                "seq < (SELECT seq FROM deploys WHERE id = ?)": before,
+            }
         )
         return await self._deploys(f"{where} ORDER BY seq DESC LIMIT ?", [*parameters, limit])
 

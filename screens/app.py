@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import ClassVar
 
 from textual import work
@@ -28,6 +28,7 @@ from console.events import (
 )
 from console.fleet import FleetSource
 from console.model import DeployRequest, DeployState, FleetSnapshot
+from console.store import Store
 from screens.confirm import ConfirmDialog
 from screens.dashboard import DashboardScreen
 from screens.deploy_dialog import DeployDialog
@@ -36,6 +37,8 @@ from screens.deploy_screen import DeployScreen
 from screens.deploy_support import DeploySupport
 from screens.deploy_tracking import TrackedDeploy
 from screens.help import HelpScreen, keys_of
+from screens.history import HistoryScreen
+from screens.history_filter import HistoryFilter
 from screens.messages import (
     AuditAnchorChecked,
     DeployAsked,
@@ -44,6 +47,7 @@ from screens.messages import (
     DeployProgressed,
     FleetRefreshed,
     FleetRefreshFailed,
+    HistoryAsked,
     ProjectChosen,
     QueueAsked,
     QueuedDeployChosen,
@@ -76,6 +80,7 @@ class DeployConsoleApp(App[None]):
         "styles/help.tcss",
         "styles/deploy.tcss",
         "styles/queue.tcss",
+        "styles/history.tcss",
     ]
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -94,12 +99,18 @@ class DeployConsoleApp(App[None]):
         auto_refresh: bool = True,
         deploys: DeploySupport | None = None,
         anchor: AnchorSchedule | None = None,
+        history: Store | Path | None = None,
     ) -> None:
         super().__init__()
         self.config = config
         self.fleet = fleet
         self.deploys = deploys
         """None: a console that only looks (no deploy keys, no deploy commands)."""
+        self.history: Store | Path | None = history
+        """Where the deploy history is: an open store, a store file opened (never created)
+        on first use, or None."""
+        self._history_owned = False
+        """True when this app opened the history store, and so closes it."""
         self.tracked: dict[int, TrackedDeploy] = {}
         """Every deploy this console started, by a local key (the engine's id comes later)."""
         self.clock = clock or _utc_now
@@ -155,6 +166,10 @@ class DeployConsoleApp(App[None]):
             self.notify(
                 f"audit: {trouble}", title="audit anchor refused", severity="error", timeout=60
             )
+
+    async def on_unmount(self) -> None:
+        if self._history_owned and isinstance(self.history, Store):
+            await self.history.close()
 
     # -- the refresh loop: one at a time, the next one armed only after this one ended ----
 
@@ -238,6 +253,30 @@ class DeployConsoleApp(App[None]):
                 can_deploy=self.deploys is not None,
             )
         )
+
+    async def on_history_asked(self, message: HistoryAsked) -> None:
+        store = await self._history_store()
+        if store is None:
+            return
+        view = HistoryFilter(project=message.project, cluster=message.cluster)
+        self.push_screen(HistoryScreen(store, self.config, self.clock, view))
+
+    async def _history_store(self) -> Store | None:
+        """The store to read the history from; None (and a note saying why) when there is none."""
+        if isinstance(self.history, Store):
+            return self.history
+        if self.history is None:
+            why = "this console runs without a deploy store"
+        else:
+            try:
+                self.history = await Store.open(self.history, create=False)
+            except ConsoleError as error:
+                why = error.message
+            else:
+                self._history_owned = True
+                return self.history
+        self.notify(f"No deploy history here: {why}.", title="History", severity="warning")
+        return None
 
     # -- deploys: the dialog, one worker per deploy, events folded into TrackedDeploy ----
 
@@ -501,6 +540,9 @@ class DeployConsoleApp(App[None]):
                 "Open the project under the cursor",
                 screen.action_open_project,
             )
+            yield SystemCommand(
+                "history: open", "The deploys recorded in the store", screen.action_history
+            )
             if self.queue_control is not None:
                 yield SystemCommand(
                     "queue: open",
@@ -514,6 +556,23 @@ class DeployConsoleApp(App[None]):
                 "project: refresh", "Read the fleet from AWS now", screen.action_refresh
             )
             yield SystemCommand("project: back", "Back to the dashboard", screen.action_back)
+            yield SystemCommand(
+                "history: open", "This project's recorded deploys", screen.action_history
+            )
+        if isinstance(screen, HistoryScreen):
+            yield SystemCommand(
+                "history: filter",
+                "Narrow by project, cluster, actor, outcome or time",
+                screen.action_filter,
+            )
+            yield SystemCommand(
+                "history: time range", "All, last 1h, 24h, 7d", screen.action_time_range
+            )
+            yield SystemCommand(
+                "history: open deploy",
+                "Steps, timings and log of the deploy under the cursor",
+                screen.action_open_deploy,
+            )
         if self.deploys is not None:
             yield from self._deploy_commands(screen)
         yield SystemCommand("app: help", "List the keys of this screen", self.action_help)
@@ -582,12 +641,21 @@ def build_app(
     auto_refresh: bool = True,
     deploys: DeploySupport | None = None,
     anchor: AnchorSchedule | None = None,
+    history: Store | Path | None = None,
 ) -> DeployConsoleApp:
     """The console app for the CLI and the tests alike; the caller owns (and closes) the fleet.
 
     Without `deploys` the console only looks: no deploy keys and no deploy commands. With
     `anchor`, the audit chain's head is anchored on its schedule while the console runs.
+    `history` is the store `h` reads: an open one (the caller closes it), or a path the app
+    opens on first use without ever creating it (and closes); without it `h` says so.
     """
     return DeployConsoleApp(
-        config, fleet, clock=clock, auto_refresh=auto_refresh, deploys=deploys, anchor=anchor
+        config,
+        fleet,
+        clock=clock,
+        auto_refresh=auto_refresh,
+        deploys=deploys,
+        anchor=anchor,
+        history=history,
     )

@@ -16,7 +16,13 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from console.config import Config
 from console.model import FleetSnapshot
-from screens.messages import DeployAsked, ProjectChosen, QueueAsked, RefreshRequested
+from screens.messages import (
+    DeployAsked,
+    HistoryAsked,
+    ProjectChosen,
+    QueueAsked,
+    RefreshRequested,
+)
 from screens.widgets.fleet_header import FleetHeader
 from screens.widgets.fleet_matrix import FleetMatrix
 from screens.widgets.format import HEALTH_GLYPHS, HEALTH_STYLES, NOT_DEPLOYED_GLYPH, health_word
@@ -53,6 +59,7 @@ class DashboardScreen(Screen[None]):
         Binding("escape", "clear_filter", "Clear filter", id="dashboard.clear_filter"),
         Binding("d", "deploy", "Deploy", id="deploy.open"),
         Binding("q", "open_queue", "Queue", id="queue.open"),
+        Binding("h", "history", "History", id="history.open"),
     ]
 
     snapshot: reactive[FleetSnapshot | None] = reactive(None, always_update=True, init=False)
@@ -164,6 +171,9 @@ class DashboardScreen(Screen[None]):
 
     def action_open_queue(self) -> None:
         self.post_message(QueueAsked())
+
+    def action_history(self) -> None:
+        self.post_message(HistoryAsked())
 
     # -- events ------------------------------------------------------------------------
 

@@ -377,7 +377,7 @@ async def _run_console(config: Config, fleet: FleetSource, store: Path) -> int:
         runner = Runner(services.engine, DeployQueue(services.store, config))
         deploys = EngineDeploys(services.engine, services.fleet.gateway, actor(), runner=runner)
         anchor = anchor_schedule(config.audit, services.store, services.fleet.gateway)
-        app = build_app(config, fleet, deploys=deploys, anchor=anchor)
+        app = build_app(config, fleet, deploys=deploys, anchor=anchor, history=services.store)
         running = asyncio.create_task(runner.run_forever())
         try:
             await app.run_async()

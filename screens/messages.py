@@ -160,3 +160,12 @@ class QueuedDeployChosen(Message):
     def __init__(self, deploy_id: str) -> None:
         super().__init__()
         self.deploy_id = deploy_id
+
+
+class HistoryAsked(Message):
+    """A person asked for the deploy history, narrowed to a project (and cluster) or not."""
+
+    def __init__(self, project: str | None = None, cluster: str | None = None) -> None:
+        super().__init__()
+        self.project = project
+        self.cluster = cluster

@@ -19,7 +19,12 @@ from textual.widgets import Footer, Static
 from console.config import ClusterConfig, ProjectConfig
 from console.errors import ConsoleError
 from console.model import FleetSnapshot, LoadBalancerSettings
-from screens.messages import DeployAsked, LoadBalancerSettingsLoaded, RefreshRequested
+from screens.messages import (
+    DeployAsked,
+    HistoryAsked,
+    LoadBalancerSettingsLoaded,
+    RefreshRequested,
+)
 from screens.widgets.cluster_panel import ClusterPanel, InstanceTable
 from screens.widgets.format import age_between
 
@@ -36,6 +41,7 @@ class ProjectScreen(Screen[None]):
         Binding("escape", "back", "Back", id="project.back"),
         Binding("r", "refresh", "Refresh", id="project.refresh"),
         Binding("d", "deploy", "Deploy", id="deploy.open"),
+        Binding("h", "history", "History", id="history.open"),
     ]
 
     snapshot: reactive[FleetSnapshot | None] = reactive(None, always_update=True, init=False)
@@ -178,3 +184,8 @@ class ProjectScreen(Screen[None]):
 
     def action_deploy(self) -> None:
         self.post_message(DeployAsked(self.project.name, self.deploy_cluster))
+
+    def action_history(self) -> None:
+        """This project's deploys (in the cluster in focus, if one is)."""
+        focused = [c.name for c in self.clusters if self.panel(c.name).has_focus_within]
+        self.post_message(HistoryAsked(self.project.name, focused[0] if focused else None))
