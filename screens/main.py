@@ -43,21 +43,28 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = _Parser(add_help=False)
-    common.add_argument(
-        "--config",
-        metavar="PATH",
-        help="config file (else $DEPLOY_CONSOLE_CONFIG, else the user config dir)",
-    )
-    common.add_argument(
-        "--store",
-        metavar="PATH",
-        help="the deploy and audit store (else the config's `store`, else the user data dir)",
-    )
+    def options(default: object) -> _Parser:
+        shared = _Parser(add_help=False)
+        shared.add_argument(
+            "--config",
+            metavar="PATH",
+            default=default,
+            help="config file (else $DEPLOY_CONSOLE_CONFIG, else the user config dir)",
+        )
+        shared.add_argument(
+            "--store",
+            metavar="PATH",
+            default=default,
+            help="the deploy and audit store (else the config's `store`, else the user data dir)",
+        )
+        return shared
+
+    # Given before the command or after it: a command's own default must not undo the first.
+    common = options(argparse.SUPPRESS)
     parser = _Parser(
         prog=PROG,
         description="A terminal console for the fleet: health, versions, deploys.",
-        parents=[common],
+        parents=[options(None)],
     )
     commands = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
     status = commands.add_parser(

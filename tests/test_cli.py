@@ -187,3 +187,20 @@ def test_world_refuses_a_port_in_use(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert f"cannot listen on 127.0.0.1:{port}" in err and len(err.strip().splitlines()) == 1
     assert time.perf_counter() - started < 30
     assert not (tmp_path / "w.toml").exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--config", str(DEMO_CONFIG), "config", "check"],
+        ["config", "check", "--config", str(DEMO_CONFIG)],
+    ],
+    ids=["before the command", "after the command"],
+)
+def test_config_is_read_wherever_it_is_given(
+    argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DEPLOY_CONSOLE_CONFIG", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", "/nonexistent")
+    assert run(argv) == 0
+    assert f"{DEMO_CONFIG}: ok: 4 clusters" in capsys.readouterr().out
