@@ -217,3 +217,60 @@ async def test_two_runners_on_one_store_run_each_deploy_once(
         assert len(starts) == 1, (deploy_id, outputs)
     assert version_of(config, "checkout-api", "staging") == {"5.2.3"}
     assert version_of(config, "media-service", "staging") == {"1.6.0"}
+
+
+async def test_a_promotion_runs_stage_after_stage_to_production(
+    world: tuple[Config, Path], tmp_path: Path
+) -> None:
+    config, source = world
+    store = tmp_path / "store.db"
+    result = subprocess.run(
+        command("promote", "notifications-worker", "7.1.1", "--yes", "--json",
+                config=source, store=store),
+        cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    stages = json.loads(result.stdout)
+    assert [(s["cluster"], s["after"]) for s in stages] == [
+        ("staging", None),
+        ("qaprod1", stages[0]["id"]),
+        ("prod1", stages[1]["id"]),
+        ("prod2", stages[1]["id"]),
+    ]
+    runner = start("runner", config=source, store=store)
+    try:
+
+        async def all_done(opened: Store) -> list[DeployRecord] | None:
+            records = [await opened.deploy(stage["id"]) for stage in stages]
+            done = all(r and r.state not in ("queued", "running") for r in records)
+            return [r for r in records if r] if done else None
+
+        staging, qaprod1, prod1, prod2 = await wait_until(
+            store, all_done, "the promotion to end", timeout=180
+        )
+    finally:
+        stop(runner)
+    assert {r.state for r in (staging, qaprod1, prod1, prod2)} == {"succeeded"}
+    assert staging.finished_at and qaprod1.started_at and qaprod1.started_at >= staging.finished_at
+    assert qaprod1.finished_at and prod1.started_at and prod2.started_at
+    assert min(prod1.started_at, prod2.started_at) >= qaprod1.finished_at
+    for cluster in ("staging", "qaprod1", "prod1", "prod2"):
+        assert version_of(config, "notifications-worker", cluster) == {"7.1.1"}
+
+
+def test_promote_refuses_bad_input_in_one_line(world: tuple[Config, Path], tmp_path: Path) -> None:
+    _, source = world
+    store = tmp_path / "store.db"
+    for argv, expected in (
+        (["promote", "notifications-worker", "7.1.1"], "reaches protected cluster prod1"),
+        (["promote", "nope", "1.0", "--yes"], "unknown project 'nope'"),
+        (["promote", "notifications-worker", "9.9.9", "--yes"], "9.9.9"),
+    ):
+        result = subprocess.run(
+            command(*argv, config=source, store=store),
+            cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT,
+        )  # fmt: skip
+        assert result.returncode == 2, (argv, result.stderr)
+        (line,) = result.stderr.strip().splitlines()
+        assert expected in line and "Traceback" not in line
+    assert not store.exists()  # nothing queued, no store made
