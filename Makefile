@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-deploys bench-audit install clean
+.PHONY: demo test lint bench bench-deploys bench-audit bench-queue install clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "deploy-console needs Python 3.11 or newer")'
@@ -35,12 +35,16 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.bench.run
 	$(BIN)/python -m tests.bench.deploys
 	$(BIN)/python -m tests.bench.audit_query
+	$(BIN)/python -m tests.bench.queue
 
 bench-deploys: $(STAMP)
 	$(BIN)/python -m tests.bench.deploys
 
 bench-audit: $(STAMP)
 	$(BIN)/python -m tests.bench.audit_query
+
+bench-queue: $(STAMP)
+	$(BIN)/python -m tests.bench.queue
 
 clean:
 	rm -rf $(VENV) .venv-bench .mypy_cache .ruff_cache .pytest_cache
