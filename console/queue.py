@@ -127,6 +127,11 @@ class QueueEntry:
 # -- the rules (pure) ---------------------------------------------------------------------
 
 
+def person(actor: str) -> str:
+    """The user of an audit actor ("alice (ssh SHA256:... from ...)" is alice)."""
+    return actor.split(" (", 1)[0]
+
+
 def stopped_promotions(view: QueueView) -> dict[str, str]:
     """Queued deploys whose promotion cannot go on (the stage before did not succeed)."""
     stopped = {}
@@ -200,7 +205,7 @@ def _blocked(view: QueueView, record: DeployRecord) -> str:
     for lock in view.manual_locks:
         if (
             not lock.warning
-            and lock.owner != record.actor
+            and person(lock.owner) != person(record.actor)
             and lock.active(view.now)
             and lock.covers(record.project, record.cluster)
         ):
