@@ -3,6 +3,7 @@ the data's age, a ticker of the latest deploys; pages rotate; one key quits, non
 
 from __future__ import annotations
 
+import contextlib
 import math
 import string
 import unicodedata
@@ -17,6 +18,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingsMap
 from textual.containers import Grid, Horizontal
 from textual.content import Content
+from textual.css.query import NoMatches
 from textual.keys import Keys
 from textual.screen import Screen
 from textual.timer import Timer
@@ -185,7 +187,13 @@ class KioskScreen(Screen[None], inherit_bindings=False):
         yield Grid(id="kiosk-tiles")
         yield Static(id="kiosk-ticker")
 
+    def on_mount(self) -> None:
+        self._lay_out()
+
     def on_resize(self) -> None:
+        self._lay_out()
+
+    def _lay_out(self) -> None:
         app = self.app
         if isinstance(app, KioskApp):
             app.lay_out()
@@ -366,6 +374,11 @@ class KioskApp(App[None], inherit_bindings=False):
         screen = self.screen if self.screen_stack else None
         if not isinstance(screen, KioskScreen) or not screen.is_mounted:
             return
+        # Composing or shutting down, the widgets may be missing: the next tick shows it.
+        with contextlib.suppress(NoMatches):
+            self._update(screen)
+
+    def _update(self, screen: KioskScreen) -> None:
         now = self.clock()
         screen.query_one("#kiosk-summary", Static).update(self._summary())
         screen.query_one("#kiosk-clock", Static).update(self._clock(now))
@@ -407,12 +420,12 @@ class KioskApp(App[None], inherit_bindings=False):
         return Content.assemble(*parts)
 
     def _clock(self, now: datetime) -> Content:
+        utc = Content.assemble((_clock_text(now.astimezone(UTC)), "bold"), " UTC")
         local = now.astimezone(self.local_zone)
+        if local.utcoffset() == timedelta(0):
+            return Content.assemble(utc, " (local time too)")
         return Content.assemble(
-            (_clock_text(now.astimezone(UTC)), "bold"),
-            " UTC  ",
-            (_clock_text(local), "bold"),
-            f" {local.tzname() or 'local'}",
+            utc, "  ", (_clock_text(local), "bold"), f" {local.tzname() or 'local'}"
         )
 
     def _age(self, now: datetime) -> Content:

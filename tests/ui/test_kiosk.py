@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -272,9 +272,13 @@ async def test_no_key_but_the_quit_key_does_anything(config: Config) -> None:
 
 async def test_a_configured_quit_key(config: Config) -> None:
     fleet = StubFleet(config, [fleet_snapshot(config)])
-    app = build_kiosk(config, fleet, quit_key="f10", auto_refresh=False)
+    app = build_kiosk(
+        config, fleet, quit_key="f10", auto_refresh=False, local_zone=UTC, clock=lambda: FROZEN_NOW
+    )
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: app.refresh_count >= 1, "the first refresh")
+        await pilot.pause()
+        assert static(app, "kiosk-clock") == "12:00:00 UTC (local time too)"
         await pilot.press("ctrl+q", "q")
         await pilot.pause()
         assert app.is_running
