@@ -44,6 +44,9 @@ BoardSource = Callable[[], Awaitable[DeployBoard]]
 
 TILE_WIDTH = 26
 TILE_HEIGHT = 6  # the border, and four lines: cluster, health, version, deploy or staleness
+DENSE_WIDTH = 40  # one line: glyph, project, cluster, version, deploy progress
+DENSE_AFTER_PAGES = 4
+"""Past this many pages of large tiles, the tiles are dense (one line each)."""
 CHROME_HEIGHT = 3  # the header's two lines and the ticker
 BOARD_SECONDS = 2.0
 OUTCOME_GLYPHS = {
@@ -78,6 +81,7 @@ def check_quit_key(key: str) -> str:
 class PageLayout:
     columns: int
     rows: int
+    dense: bool = False
 
     @property
     def per_page(self) -> int:
@@ -86,9 +90,12 @@ class PageLayout:
 
 def page_layout(tiles: int, width: int, height: int) -> PageLayout:
     """Columns and rows of tiles: all on one page with the largest tiles that fit, else as
-    many as fit at the smallest size (the pages then rotate)."""
+    many as fit at the smallest size (the pages then rotate); a dense grid of one-line tiles
+    when large ones would take more than DENSE_AFTER_PAGES pages."""
     most_columns = max(1, width // TILE_WIDTH)
     most_rows = max(1, height // TILE_HEIGHT)
+    if tiles > most_columns * most_rows * DENSE_AFTER_PAGES:
+        return PageLayout(max(1, width // DENSE_WIDTH), max(1, height), dense=True)
     if tiles > most_columns * most_rows:
         return PageLayout(most_columns, most_rows)
     best = PageLayout(most_columns, most_rows)
@@ -125,12 +132,15 @@ class KioskTile(Static):
         flight: InFlight | None,
         local_zone: tzinfo | None,
     ) -> None:
-        self.border_title = project
         health = env.health if env is not None else Health.UNKNOWN
         for name in Health:
             self.set_class(health is name, f"-{name.value}")
         self.set_class(stale_since is not None, "-stale")
         self.set_class(flight is not None, "-deploying")
+        if self.has_class("-dense"):
+            self._show_dense(project, cluster, protected, env, health, stale_since, flight)
+            return
+        self.border_title = project
         title = f"{cluster} {LOCK}" if protected else cluster
         counts = f"{env.serving_count}/{env.total_count}" if env and env.total_count else ""
         version = version_summary(_versions(env)) if env is not None else ""
@@ -153,6 +163,32 @@ class KioskTile(Static):
                 )
             )
         self.update(Content("\n").join(lines))
+
+    def _show_dense(
+        self,
+        project: str,
+        cluster: str,
+        protected: bool,
+        env: EnvStatus | None,
+        health: Health,
+        stale_since: datetime | None,
+        flight: InFlight | None,
+    ) -> None:
+        """One line: ● project cluster🔒 version [→ release ⟳ 3/9] [stale]."""
+        version = version_summary(_versions(env)) if env is not None else "no data"
+        parts: list[Content | str | tuple[str, str]] = [
+            (HEALTH_GLYPHS[health], HEALTH_STYLES[health]),
+            " ",
+            (project, "bold"),
+            f" {cluster}{LOCK if protected else ''} {version}",
+        ]
+        if flight is not None:
+            progress = f"{flight.steps_done}/{flight.steps_total}" if flight.running else "queued"
+            parts.append((f" → {flight.record.release} ⟳{progress}", "bold $text-primary"))
+        if stale_since is not None:
+            parts.append((" stale", "$text-warning"))
+        self.border_title = None
+        self.update(Content.assemble(*parts))
 
 
 def _versions(env: EnvStatus) -> tuple[str, ...]:
@@ -364,7 +400,10 @@ class KioskApp(App[None], inherit_bindings=False):
             grid.styles.grid_size_columns = layout.columns
             grid.styles.grid_size_rows = layout.rows
             grid.remove_children()
-            grid.mount_all(KioskTile() for _ in range(min(layout.per_page, len(self.pairs))))
+            classes = "-dense" if layout.dense else ""
+            grid.mount_all(
+                KioskTile(classes=classes) for _ in range(min(layout.per_page, len(self.pairs)))
+            )
             self.page = min(self.page, self.page_count - 1)
         self.call_after_refresh(self.update_view)
 

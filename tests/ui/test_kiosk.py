@@ -21,7 +21,15 @@ from console.queue import DeployQueue
 from console.store import DeployRecord, Store
 from screens.kiosk import KioskApp, KioskTile, build_kiosk, check_quit_key, page_layout
 from tests.conftest import DEMO_CONFIG
-from tests.ui import FROZEN_NOW, SteppingClock, StubFleet, synthetic_snapshot, text_of, wait_for
+from tests.ui import (
+    FROZEN_NOW,
+    SteppingClock,
+    StubFleet,
+    large_config,
+    synthetic_snapshot,
+    text_of,
+    wait_for,
+)
 
 SnapCompare = Callable[..., bool]
 CET = timezone(timedelta(hours=1), "CET")
@@ -284,6 +292,20 @@ async def test_a_configured_quit_key(config: Config) -> None:
         assert app.is_running
         await pilot.press("f10")
         await wait_for(pilot, lambda: not app.is_running, "the kiosk to quit")
+
+
+async def test_a_large_fleet_gets_a_dense_grid(config: Config) -> None:
+    big = large_config(200)
+    fleet = StubFleet(big, [synthetic_snapshot(big, FROZEN_NOW, "1.0.0")])
+    app = build_kiosk(big, fleet, auto_refresh=False, clock=lambda: FROZEN_NOW)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_for(pilot, lambda: app.refresh_count >= 1, "the first refresh")
+        await pilot.pause()
+        shown = [text_of(tile) for tile in app.screen.query(KioskTile) if tile.display]
+        assert app.page_shape.dense and len(shown) == app.page_shape.per_page == 4 * 45
+        assert app.page_count == 5 and static(app, "kiosk-page") == "page 1/5"
+        assert shown[0] == "● project-000 staging 1.0.0"
+        assert shown[2] == "● project-000 prod1🔒 1.0.0"
 
 
 def test_quit_keys_and_layouts() -> None:
