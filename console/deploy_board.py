@@ -11,6 +11,7 @@ from console.queue import DeployQueue
 from console.store import QUEUED, RUNNING, DeployRecord, Store
 
 FINISHED_STEP_STATES = frozenset({"succeeded", "skipped", "failed"})
+ROLLBACK = Step.ROLLBACK.value
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,3 @@ async def read_board(store: Store, queue: DeployQueue, *, latest: int = 10) -> D
 
 def finished_at(record: DeployRecord) -> datetime:
     return record.finished_at or record.started_at or record.created_at
-
-
-ROLLBACK = Step.ROLLBACK.value

@@ -20,6 +20,7 @@ from textual.containers import Grid, Horizontal
 from textual.content import Content
 from textual.css.query import NoMatches
 from textual.keys import Keys
+from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Static
@@ -117,6 +118,15 @@ def _rough_age(age: timedelta) -> str:
 
 def _clock_text(moment: datetime) -> str:
     return moment.strftime("%H:%M:%S")
+
+
+class DeployBoardRead(Message):
+    """The deploys were read from the store (or not: `error`, and the last board stays)."""
+
+    def __init__(self, board: DeployBoard | None, error: str | None = None) -> None:
+        super().__init__()
+        self.board = board
+        self.error = error
 
 
 class KioskTile(Static):
@@ -345,9 +355,10 @@ class KioskApp(App[None], inherit_bindings=False):
 
     def stale_since(self, pair: tuple[str, str]) -> datetime | None:
         """When a pair's data was last read, if it is stale now (None when it is live)."""
+        if self.snapshot is None and self.refresh_error is None:
+            return None  # nothing read yet
         env = self.snapshot.env(*pair) if self.snapshot is not None else None
-        live = self.refresh_error is None and env is not None and env.error is None
-        if live or (env is None and self.snapshot is not None and self.refresh_error is None):
+        if self.refresh_error is None and (env is None or env.error is None):
             return None
         last = self.last_good.get(pair)
         if last is not None and last.fetched_at is not None:
@@ -365,15 +376,19 @@ class KioskApp(App[None], inherit_bindings=False):
     async def _board_worker(self) -> None:
         assert self.board_source is not None
         try:
-            self.board = await self.board_source()
-            self.board_error = None
+            self.post_message(DeployBoardRead(await self.board_source()))
         except ConsoleError as error:
-            self.board_error = error.message
+            self.post_message(DeployBoardRead(None, error.message))
         except Exception as error:
-            self.board_error = f"{type(error).__name__}: {error}"
+            self.post_message(DeployBoardRead(None, f"{type(error).__name__}: {error}"))
+
+    def on_deploy_board_read(self, message: DeployBoardRead) -> None:
+        if message.board is not None:
+            self.board = message.board
+        self.board_error = message.error
         self.board_count += 1
         self.update_view()
-        if self._board_timer is None and self.is_running:
+        if self._board_timer is None:
             self._board_timer = self.set_timer(BOARD_SECONDS, self.read_board, name="kiosk-board")
 
     # -- pages ---------------------------------------------------------------------------
