@@ -274,6 +274,9 @@ async def test_no_key_but_the_quit_key_does_anything(config: Config) -> None:
         assert tiles(app) == before
         assert app.focused is None
         assert fleet.refreshes == 1  # not even a refresh
+        # Decided in one place: whatever asks (a key, a link, a widget), only quit may run.
+        for action in ("command_palette", "toggle_dark", "focus_next", "help_quit", "next_page"):
+            assert not app.check_action(action, ())
         await pilot.press("ctrl+q")
         await wait_for(pilot, lambda: not app.is_running, "the kiosk to quit")
 
