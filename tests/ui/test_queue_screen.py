@@ -487,6 +487,8 @@ def test_snapshot_lock_dialog(
         await wait_for(pilot, lambda: isinstance(app.screen, LockDialog), "the lock dialog")
         app.screen.query_one("#lock-reason", Input).value = "vendor outage"
         app.screen.query_one("#lock-expiry", Input).value = "2h"
+        for field in app.screen.query(Input):  # a blinking cursor is drawn or not by timing
+            field.cursor_blink = False
         await pilot.pause()
 
     try:

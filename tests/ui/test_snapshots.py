@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from console.config import Config
 from console.fleet import Fleet
@@ -143,6 +144,8 @@ def test_deploy_dialog_protected(snap_compare: SnapCompare, make_deploy_app) -> 
         dialog = pilot.app.screen
         assert isinstance(dialog, DeployDialog)
         await wait_for(pilot, lambda: dialog.plan is not None, "the plan")
+        for field in dialog.query(Input):  # a blinking cursor is drawn or not by timing
+            field.cursor_blink = False
         await pilot.pause()
 
     assert snap_compare(make_deploy_app(deploys), terminal_size=SIZE, run_before=run_before)
