@@ -19,6 +19,7 @@ import asyncssh
 import pytest
 import tomli_w
 
+from console import sshd
 from console.config import load_config, parse_config, read_toml
 from console.errors import ConfigError
 from console.sshd import SshServer, authorized_keys, load_host_key, read_authorized_keys
@@ -217,6 +218,19 @@ async def test_everything_but_a_shell_on_a_terminal_is_refused_with_a_reason(
         with pytest.raises(asyncssh.ChannelListenError):
             await conn.forward_remote_port("127.0.0.1", 0, "127.0.0.1", 9)  # ssh -R
     assert not server.sessions
+
+
+async def test_a_client_that_never_logs_in_is_dropped_after_the_login_timeout(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert sshd.LOGIN_TIMEOUT_SECONDS <= 30
+    monkeypatch.setattr(sshd, "LOGIN_TIMEOUT_SECONDS", 0.5)
+    server = await serve(["/bin/true"])
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"SSH-2.0-silent\r\n")  # then nothing: no key exchange, no login
+    while await asyncio.wait_for(reader.read(65536), DEADLINE):
+        pass  # the server's banner and key exchange offer, then EOF when it hangs up
+    writer.close()
 
 
 async def test_a_vanished_client_has_its_console_reaped(
