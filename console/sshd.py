@@ -435,10 +435,8 @@ class _ConsoleSession(asyncssh.SSHServerSession[bytes]):
             return
         except OSError:
             data = b""  # EIO: every process holding the pty's other side is gone
-        if not data:
+        if not data or not self._send(data):
             self._stop_reading()
-            return
-        self.chan.write(data)
 
     def _drain_output(self) -> None:
         if self.master is None or self.chan is None:
@@ -448,9 +446,17 @@ class _ConsoleSession(asyncssh.SSHServerSession[bytes]):
                 data = os.read(self.master, CHUNK)
             except OSError:
                 return
-            if not data:
+            if not data or not self._send(data):
                 return
+
+    def _send(self, data: bytes) -> bool:
+        """Write to the client; False once its channel is gone (it vanished)."""
+        assert self.chan is not None
+        try:
             self.chan.write(data)
+        except (OSError, asyncssh.Error):
+            return False
+        return True
 
     def data_received(self, data: bytes, datatype: int | None) -> None:
         self._pending_input += data
