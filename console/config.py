@@ -157,6 +157,18 @@ class AuditSettings:
 
 
 @dataclass(frozen=True)
+class AccessSettings:
+    """Roles by user ("*": anyone not named), and per-cluster overrides; see console.access.
+    Empty: everyone is a viewer (default deny)."""
+
+    users: dict[str, str] = field(default_factory=dict)
+    clusters: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+ROLE_LISTS = {"viewers": "viewer", "deployers": "deployer", "admins": "admin"}
+
+
+@dataclass(frozen=True)
 class QueueSettings:
     """The release queue: how many deploys run at once across the fleet, and the promotion
     chain (each stage a tuple of clusters deployed together once the stage before succeeded;
@@ -235,6 +247,7 @@ class Config:
     engine: EngineSettings = EngineSettings()
     store: Path | None = None
     queue: QueueSettings = QueueSettings()
+    access: AccessSettings = AccessSettings()
     audit: AuditSettings = AuditSettings()
     sshd: SshdSettings = SshdSettings()
 
@@ -476,6 +489,33 @@ def _parse_engine(table: _Table) -> EngineSettings:
     )
     table.done()
     return settings
+
+
+def _role_lists(table: _Table) -> dict[str, str]:
+    roles: dict[str, str] = {}
+    for key, role in ROLE_LISTS.items():
+        for user in table.strings(key):
+            if user in roles:
+                table.fail(f"{user!r} is named twice: {roles[user]} and {role}", key)
+            roles[user] = role
+    return roles
+
+
+def _parse_access(table: _Table, cluster_names: tuple[str, ...]) -> AccessSettings:
+    users = _role_lists(table)
+    clusters: dict[str, dict[str, str]] = {}
+    clusters_table = table.table("clusters")
+    if clusters_table is not None:
+        for name in clusters_table.data:
+            if name not in cluster_names:
+                clusters_table.fail(f"unknown cluster (known: {', '.join(cluster_names)})", name)
+            sub = clusters_table.table(name)
+            assert sub is not None
+            clusters[name] = _role_lists(sub)
+            sub.done()
+        clusters_table.done()
+    table.done()
+    return AccessSettings(users=users, clusters=clusters)
 
 
 def _parse_queue(table: _Table, cluster_names: tuple[str, ...]) -> QueueSettings:
@@ -779,6 +819,10 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
     engine_table = top.table("engine")
     engine = _parse_engine(engine_table) if engine_table is not None else EngineSettings()
     store = _path(top, "store")
+    access_table = top.table("access")
+    access = (
+        _parse_access(access_table, cluster_names) if access_table is not None else AccessSettings()
+    )
     queue_table = top.table("queue")
     queue = _parse_queue(queue_table, cluster_names) if queue_table is not None else QueueSettings()
     audit_table = top.table("audit")
@@ -796,6 +840,7 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
         engine=engine,
         store=store,
         queue=queue,
+        access=access,
         audit=audit,
         sshd=sshd,
     )

@@ -22,8 +22,12 @@ STORE_FILE = paths.STORE_FILE
 
 
 def actor() -> str:
-    """Who acts: the OS login (over SSH, the console's SSH server sets DEPLOY_CONSOLE_USER)."""
-    return os.environ.get("DEPLOY_CONSOLE_USER") or getpass.getuser()
+    """Who acts, as the audit records it: the OS login, or over SSH the key's user
+    (DEPLOY_CONSOLE_USER) with how they came (DEPLOY_CONSOLE_VIA: key fingerprint and source
+    address), e.g. "alice (ssh SHA256:... from 127.0.0.1:50412)"."""
+    user = os.environ.get("DEPLOY_CONSOLE_USER") or getpass.getuser()
+    via = os.environ.get("DEPLOY_CONSOLE_VIA", "").strip()
+    return f"{user} ({via})" if via else user
 
 
 def store_path(config: Config, explicit: str | None) -> Path:

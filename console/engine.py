@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
+from console.access import Access, Action
 from console.aws import AwsGateway
 from console.config import ClusterConfig, Config, ProjectConfig, SshSettings
 from console.errors import AwsError, ConsoleError, DeployError
@@ -372,7 +373,8 @@ class DeployEngine(DeployPlanner):
         Closing the iterator early cancels the deploy, which then rolls back.
         """
         project, cluster = self._pair(request)
-        if claimed is None:
+        if claimed is None:  # the queue checked a claimed deploy when it was queued
+            Access(self.config).check(request.actor, Action.DEPLOY, cluster.name)
             deploy_id = new_deploy_id(self._clock())
             await self.store.acquire_lock(
                 project.name,

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from console.access import Access, Action, person
 from console.config import Config
 from console.errors import ConsoleError
 from console.model import DeployRequest
@@ -200,7 +201,7 @@ def _blocked(view: QueueView, record: DeployRecord) -> str:
     for lock in view.manual_locks:
         if (
             not lock.warning
-            and lock.owner != record.actor
+            and person(lock.owner) != person(record.actor)
             and lock.active(view.now)
             and lock.covers(record.project, record.cluster)
         ):
@@ -247,6 +248,7 @@ class DeployQueue:
     def __init__(self, store: Store, config: Config) -> None:
         self.store = store
         self.config = config
+        self.access = Access(config)
 
     @property
     def stale_after(self) -> float:
@@ -308,6 +310,7 @@ class DeployQueue:
         self.config.cluster(request.cluster)
         if request.cluster not in project.clusters:
             raise QueueError(f"{request.project} is not deployed to {request.cluster}")
+        self.access.check(request.actor, Action.DEPLOY, request.cluster)
         record = DeployRecord(
             id=deploy_id,
             project=request.project,
@@ -383,6 +386,7 @@ class DeployQueue:
         back at its next heartbeat)."""
         async with self.store.transaction() as tx:
             record = await self._get(tx, deploy_id)
+            self.access.check(actor, Action.CANCEL, record.cluster, owner=record.actor)
             if record.state == QUEUED:
                 await self._cancel(tx, record, actor, reason or f"cancelled by {actor}")
             elif record.state == RUNNING:
@@ -424,6 +428,7 @@ class DeployQueue:
         """Move a queued deploy up (steps < 0) or down among the queued deploys of its pair."""
         async with self.store.transaction() as tx:
             record = await self._get(tx, deploy_id)
+            self.access.check(actor, Action.MOVE, record.cluster, owner=record.actor)
             if record.state != QUEUED:
                 raise QueueError(f"deploy {deploy_id} is {record.state}: only queued deploys move")
             pair = await tx.deploys(
@@ -459,6 +464,7 @@ class DeployQueue:
 
     async def freeze(self, cluster: str, actor: str, reason: str) -> Freeze:
         self.config.cluster(cluster)
+        self.access.check(actor, Action.FREEZE, cluster)
         if not reason.strip():
             raise QueueError("a freeze needs a reason (--reason)")
         async with self.store.transaction() as tx:
@@ -477,6 +483,7 @@ class DeployQueue:
 
     async def unfreeze(self, cluster: str, actor: str) -> None:
         self.config.cluster(cluster)
+        self.access.check(actor, Action.FREEZE, cluster)
         async with self.store.transaction() as tx:
             if not await tx.execute("DELETE FROM freezes WHERE cluster = ?", (cluster,)):
                 raise QueueError(f"{cluster} is not frozen")
@@ -496,6 +503,7 @@ class DeployQueue:
             self.config.project(project)
         if cluster is not None:
             self.config.cluster(cluster)
+        self.access.check(owner, Action.LOCK, cluster)
         if not reason.strip():
             raise QueueError("a lock needs a reason (--reason)")
         async with self.store.transaction() as tx:
@@ -532,6 +540,7 @@ class DeployQueue:
             if not rows:
                 raise QueueError(f"no lock #{lock_id}")
             lock = replace(record_from_row(ManualLock, rows[0]), warning=bool(rows[0]["warning"]))
+            self.access.check(actor, Action.LOCK, lock.cluster)
             await tx.execute("DELETE FROM manual_locks WHERE id = ?", (lock_id,))
             await tx.audit(
                 "lock.remove",

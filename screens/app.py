@@ -16,6 +16,7 @@ from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.timer import Timer
 
+from console.access import Access, AccessDenied, Action
 from console.anchor import AnchorOutcome, AnchorSchedule
 from console.config import Config
 from console.errors import ConsoleError
@@ -132,7 +133,7 @@ class DeployConsoleApp(App[None]):
         """Rounds of the anchor's schedule ended: tests wait on it."""
 
     def get_default_screen(self) -> Screen[None]:
-        return DashboardScreen(self.config, self.clock, can_deploy=self.deploys is not None)
+        return DashboardScreen(self.config, self.clock, can_deploy=self.may_deploy_somewhere)
 
     @property
     def dashboard(self) -> DashboardScreen:
@@ -250,7 +251,7 @@ class DeployConsoleApp(App[None]):
                 self.clock,
                 self.fleet.load_balancer_settings,
                 selected_cluster=message.cluster,
-                can_deploy=self.deploys is not None,
+                can_deploy=self.may_deploy_somewhere,
             )
         )
 
@@ -338,6 +339,23 @@ class DeployConsoleApp(App[None]):
                 return tracked
         return None
 
+    @property
+    def may_deploy_somewhere(self) -> bool:
+        """`d` shows only to someone whose role lets them deploy to at least one cluster."""
+        if self.deploys is None:
+            return False
+        return any(not self.refusal(Action.DEPLOY, c) for c in self.config.cluster_names)
+
+    def refusal(self, action: Action, cluster: str | None) -> str:
+        """Why this console's user may not do it ("" if they may); the core checks again."""
+        if self.deploys is None:
+            return "this console runs no deploys"
+        try:
+            Access(self.config).check(self.deploys.actor, action, cluster)
+        except AccessDenied as denied:
+            return denied.message
+        return ""
+
     def on_deploy_asked(self, message: DeployAsked) -> None:
         if self.deploys is None:
             return
@@ -348,6 +366,10 @@ class DeployConsoleApp(App[None]):
                 title="Deploy where?",
                 severity="warning",
             )
+            return
+        denied = self.refusal(Action.DEPLOY, message.cluster)
+        if denied:
+            self.notify(denied, title="Not allowed", severity="warning")
             return
         running = self.running_deploy(project.name, message.cluster)
         if running is not None:

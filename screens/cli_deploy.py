@@ -245,6 +245,10 @@ def deploy_command(config: Config, args: argparse.Namespace) -> int:
     config.cluster(args.cluster)
     if args.cluster not in config.project(args.project).clusters:
         raise DeployError(f"project {args.project} is not configured in cluster {args.cluster}")
+    from console.access import Access, Action
+    from console.deploys import actor
+
+    Access(config).check(actor(), Action.DEPLOY, args.cluster)  # before AWS or the store
     _confirm_protected(config, args.cluster, args.yes)
     try:
         return asyncio.run(_deploy(config, args))

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from console.access import Access, Action
 from console.config import Config
 from console.errors import ConsoleError
 from console.paths import store_path
@@ -43,6 +44,13 @@ def until(text: str | None, now: datetime) -> datetime | None:
             f"--until {text!r} is neither a duration (30m, 2h, 1d) nor an ISO time"
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _allowed(config: Config, action: Action, cluster: str | None) -> None:
+    """The caller's role is checked before the store is opened (the queue checks again)."""
+    from console.deploys import actor
+
+    Access(config).check(actor(), action, cluster)
 
 
 def _store(config: Config, args: argparse.Namespace) -> Path:
@@ -204,6 +212,7 @@ def lock_command(config: Config, args: argparse.Namespace) -> int:
     who = actor()
     if args.lock_command == "add":
         moment = until(args.until, datetime.now(UTC))
+        _allowed(config, Action.LOCK, args.cluster)
 
         async def add(queue: DeployQueue) -> str:
             lock = await queue.lock(
@@ -247,6 +256,7 @@ def freeze_command(config: Config, args: argparse.Namespace) -> int:
 
     who = actor()
     config.cluster(args.cluster)
+    _allowed(config, Action.FREEZE, args.cluster)
     if args.command == "freeze":
 
         async def freeze(queue: DeployQueue) -> str:
@@ -274,6 +284,11 @@ def promote_command(config: Config, args: argparse.Namespace) -> int:
     stages = [c for stage in config.promotion for c in stage if c in project.clusters]
     if not stages:
         raise QueueInputError(f"{project.name} is in no cluster of the promotion chain")
+    from console.access import Access, Action
+    from console.deploys import actor
+
+    for cluster in stages:  # every stage's deploy is the caller's: refused before anything
+        Access(config).check(actor(), Action.DEPLOY, cluster)
     for cluster in stages:
         if config.cluster(cluster).protected and not args.yes:
             raise QueueInputError(

@@ -200,6 +200,19 @@ def _parser() -> argparse.ArgumentParser:
     sshd.add_argument("--listen", metavar="ADDR", help="address to listen on (127.0.0.1)")
     sshd.add_argument("--port", type=int, metavar="N", help="port to listen on (2222)")
     sshd.add_argument("--kiosk", action="store_true", help="serve the read-only kiosk instead")
+    kiosk = commands.add_parser(
+        "kiosk", parents=[common], help="a read-only wall screen: tiles, clock, latest deploys"
+    )
+    kiosk.add_argument(
+        "--rotate",
+        type=float,
+        default=15.0,
+        metavar="SECONDS",
+        help="show the next page every SECONDS when the fleet needs several (default: 15)",
+    )
+    kiosk.add_argument(
+        "--quit-key", default="ctrl+q", metavar="KEY", help="the one key that does anything"
+    )
     demo = commands.add_parser(
         "demo", parents=[common], help="start the embedded world and the console together"
     )
@@ -269,6 +282,8 @@ def run(argv: list[str]) -> int:
             from screens.cli_sshd import sshd_command
 
             return sshd_command(find_config(args.config), args, has_command("kiosk"))
+        if args.command == "kiosk":
+            return _kiosk(find_config(args.config), args)
         return _console(find_config(args.config), getattr(args, "store", None))
     except ConsoleError as error:
         return _fail(error.message)
@@ -418,6 +433,53 @@ async def _run_console(config: Config, fleet: FleetSource, store: Path) -> int:
             with contextlib.suppress(asyncio.CancelledError):
                 await running
         return app.return_code or 0
+
+
+def _kiosk(config: Config, args: argparse.Namespace) -> int:
+    from console.deploys import store_path
+    from console.fleet_process import ProcessFleet
+    from screens.kiosk import check_quit_key
+
+    if not args.rotate > 0 or args.rotate == float("inf"):
+        raise UsageError(f"--rotate must be a number of seconds above 0, not {args.rotate}")
+    try:
+        quit_key = check_quit_key(args.quit_key)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    store = store_path(config, getattr(args, "store", None))
+    fleet = ProcessFleet(config)
+    try:
+        return asyncio.run(_run_kiosk(config, fleet, store, args.rotate, quit_key))
+    finally:
+        fleet.close()
+
+
+async def _run_kiosk(
+    config: Config, fleet: FleetSource, store_file: Path, rotate: float, quit_key: str
+) -> int:
+    from console.deploy_board import DeployBoard, read_board
+    from console.queue import DeployQueue
+    from console.store import Store
+    from screens.kiosk import build_kiosk
+
+    # Read-only: the kiosk never creates the store; until a console has, it shows no deploys.
+    opened: list[Store] = []
+
+    async def board() -> DeployBoard:
+        if not opened:
+            if not store_file.is_file():
+                return DeployBoard({}, ())
+            # Opened on the app's loop, like the console's: aiosqlite objects belong to it.
+            opened.append(await Store.open(store_file, create=False))
+        return await read_board(opened[0], DeployQueue(opened[0], config))
+
+    app = build_kiosk(config, fleet, board, rotate_seconds=rotate, quit_key=quit_key)
+    try:
+        await app.run_async()
+    finally:
+        for store in opened:
+            await store.close()
+    return app.return_code or 0
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Static
 
+from console.access import Action
 from console.config import Config
 from console.errors import ConsoleError
 from console.queue import (
@@ -491,16 +492,29 @@ class QueueScreen(Screen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # None: shown in the footer, but disabled for the row under the cursor.
         entry = self.selected_entry
+        access = self.control.queue.access
+        record = entry.record if entry is not None else None
+        if action in ("freeze", "lock", "unlock"):
+            # Admins only (the queue checks again): hidden from everyone else.
+            cluster = record.cluster if record is not None else None
+            if not access.allows(self.actor, Action.LOCK, cluster) and not access.allows(
+                self.actor, Action.LOCK
+            ):
+                return False
         if action == "cancel_deploy":
             cancellable = (
-                entry is not None
-                and entry.record.state in (QUEUED, RUNNING)
-                and not entry.record.cancel_requested
+                record is not None
+                and record.state in (QUEUED, RUNNING)
+                and not record.cancel_requested
+                and access.allows(self.actor, Action.CANCEL, record.cluster, record.actor)
             )
             return True if cancellable else None
         if action == "move":
             steps = parameters[0] if parameters and isinstance(parameters[0], int) else 0
-            return True if self.can_move(entry, steps) else None
+            allowed = record is not None and access.allows(
+                self.actor, Action.MOVE, record.cluster, record.actor
+            )
+            return True if allowed and self.can_move(entry, steps) else None
         if action == "open_deploy":
             return True if entry is not None else None
         if action == "unlock":

@@ -27,6 +27,9 @@ MARGIN = 3  # [engine] health_gate_margin_seconds
 TIME_TO_HEALTHY = 15
 
 CONFIG = f"""
+[access]
+admins = ["*"]
+
 [engine]
 poll_seconds = 0.5
 health_gate_margin_seconds = {MARGIN}

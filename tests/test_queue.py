@@ -125,7 +125,10 @@ async def test_locks_block_others_never_their_owner_and_warnings_only_warn(
     )
     await queue.lock(owner="erin", reason="watch errors", project="checkout-api", warning=True)
     await queue.enqueue(request(cluster="prod1", actor="alice"), "d-alice")
-    await queue.enqueue(request(project="admin-portal", cluster="prod1", actor="bob"), "d-bob")
+    bob_over_ssh = "bob (ssh SHA256:abc from 127.0.0.1:50412)"  # still bob: his lock, his deploy
+    await queue.enqueue(
+        request(project="admin-portal", cluster="prod1", actor=bob_over_ssh), "d-bob"
+    )
     await queue.enqueue(request(project="checkout-api", cluster="qaprod1"), "d-warned")
 
     why = await reasons(queue)
@@ -273,3 +276,13 @@ def test_the_promotion_chain_is_checked_in_config(tmp_path: Path) -> None:
     bad.write_text(text + "\n[queue]\nparallel = 0\n")
     with pytest.raises(ConfigError, match="parallel"):
         load_config(bad)
+
+
+def test_the_actor_over_ssh_names_the_key_and_the_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    from console.deploys import actor
+
+    monkeypatch.setenv("DEPLOY_CONSOLE_USER", "alice")
+    monkeypatch.delenv("DEPLOY_CONSOLE_VIA", raising=False)
+    assert actor() == "alice"
+    monkeypatch.setenv("DEPLOY_CONSOLE_VIA", "ssh SHA256:abc from 127.0.0.1:50412")
+    assert actor() == "alice (ssh SHA256:abc from 127.0.0.1:50412)"

@@ -176,6 +176,22 @@ async def test_a_key_logs_in_and_gets_the_dashboard_then_ctrl_q_ends_with_status
     assert not server.sessions
 
 
+async def test_a_kiosk_server_serves_the_kiosk_and_its_quit_key_ends_the_session(
+    serve: Serve, keys: dict[str, Path], sshd_config_path: Path, tmp_path: Path
+) -> None:
+    command = console_command(load_config(sshd_config_path), str(tmp_path / "k.db"), kiosk=True)
+    assert command[-1] == "kiosk" and has_command("kiosk")
+    server = await serve(command)
+    async with _connect(server, keys["bob"]) as conn:
+        process = await conn.create_process(
+            term_type="xterm-256color", term_size=(160, 48), encoding=None
+        )
+        await _read_until(process.stdout, b"storefront")
+        process.stdin.write(b"\x11")  # ctrl+q, the kiosk's one key
+        completed = await asyncio.wait_for(process.wait(), DEADLINE)
+        assert completed.exit_status == 0
+
+
 @pytest.mark.parametrize(
     ("key", "options"),
     [

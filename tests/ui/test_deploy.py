@@ -5,13 +5,14 @@ The deploys object is scripted (tests/ui/deploy_fakes.py): these tests check the
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
 from textual.pilot import Pilot
 
-from console.config import Config
+from console.config import AccessSettings, Config
 from console.model import DeployRequest, DeployState, FleetSnapshot, Step, StepState
 from screens.app import DeployConsoleApp, build_app
 from screens.confirm import ConfirmDialog
@@ -19,6 +20,7 @@ from screens.deploy_dialog import CURRENT_MARK, DeployDialog
 from screens.deploy_list import DeployListDialog
 from screens.deploy_screen import DeployScreen
 from screens.help import HelpScreen
+from screens.messages import DeployAsked
 from screens.project import ProjectScreen
 from screens.widgets.fleet_matrix import FleetMatrix
 from tests.ui import SIZE, StubFleet, frozen_clock, read_demo_snapshot, wait_for
@@ -377,3 +379,43 @@ async def test_quit_with_no_deploy_running_closes_at_once(
     ):
         await pilot.press("ctrl+q")
         await wait_for(pilot, lambda: not app.is_running, "the console to close")
+
+
+def _roles(config: Config, **roles: list[str]) -> Config:
+    """The config with [access] replaced (viewers, deployers, admins lists)."""
+    users = {user: role[:-1] for role, names in roles.items() for user in names}
+    return dataclasses.replace(config, access=AccessSettings(users=users))
+
+
+async def test_a_viewer_sees_no_deploy_key_and_d_is_refused_with_why(
+    world_config: Config, demo_snapshot: FleetSnapshot
+) -> None:
+    config = _roles(world_config, viewers=["alice"])
+    async with running(config, demo_snapshot, ScriptedDeploys()) as (app, pilot):
+        assert app.deploys is not None and app.deploys.actor == "alice"
+        assert not app.dashboard.check_action("deploy", ())  # not in the footer
+        await pilot.press("right", "d")  # pressed anyway: nothing happens
+        await pilot.pause()
+        assert app.screen is app.dashboard and not app._notifications
+        app.post_message(DeployAsked("storefront", "staging"))  # sent past the key bindings
+        await wait_for(pilot, lambda: bool(app._notifications), "the refusal")
+        await pilot.pause()
+        assert app.screen is app.dashboard  # no dialog opened
+        (note,) = list(app._notifications)
+        assert note.message == "alice is a viewer in staging: may not deploy (needs deployer)"
+
+
+async def test_a_deployer_is_refused_on_a_protected_cluster_only(
+    world_config: Config, demo_snapshot: FleetSnapshot
+) -> None:
+    config = _roles(world_config, deployers=["alice"])
+    async with running(config, demo_snapshot, ScriptedDeploys()) as (app, pilot):
+        assert app.dashboard.check_action("deploy", ())
+        await pilot.press("right", "right", "right", "d")  # storefront in prod1
+        await wait_for(pilot, lambda: bool(app._notifications), "the refusal")
+        assert app.screen is app.dashboard
+        assert "may not deploy (a protected cluster needs admin)" in str(
+            next(iter(app._notifications)).message
+        )
+        await pilot.press("left", "left", "d")  # staging: allowed
+        await wait_for(pilot, lambda: isinstance(app.screen, DeployDialog), "the dialog")

@@ -1,0 +1,192 @@
+"""Who may do what: the whole role x action x cluster matrix through the core (the queue, on
+a real store), then the command line refusing in one line."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from console.access import Access, AccessDenied, Action, Role
+from console.config import Config, load_config
+from console.errors import ConfigError
+from console.model import DeployRequest
+from console.queue import DeployQueue
+from console.store import DeployRecord, Store
+from tests.deploy_world import ROOT
+from tests.test_queue import DEMO
+
+ACCESS = """
+[access]
+viewers = ["victor"]
+deployers = ["dana", "erin"]
+admins = ["ada"]
+
+[access.clusters.prod1]
+admins = ["dana"]
+viewers = ["erin"]
+"""
+# Who is what where: dana is an admin in prod1 only; erin a viewer there; nobody is named.
+ROLES = {
+    ("victor", "staging"): Role.VIEWER,
+    ("victor", "prod1"): Role.VIEWER,
+    ("dana", "staging"): Role.DEPLOYER,
+    ("dana", "prod1"): Role.ADMIN,
+    ("dana", "prod2"): Role.DEPLOYER,
+    ("erin", "staging"): Role.DEPLOYER,
+    ("erin", "prod1"): Role.VIEWER,
+    ("ada", "prod2"): Role.ADMIN,
+    ("nobody", "staging"): Role.VIEWER,
+}
+CLUSTERS = ("staging", "prod1", "prod2")  # prod1 and prod2 are protected
+USERS = ("victor", "dana", "erin", "ada", "nobody")
+OPERATIONS = ("deploy", "cancel own", "cancel other's", "move own", "move other's", "freeze",
+              "lock")  # fmt: skip
+
+
+def allowed(role: Role, operation: str, protected: bool) -> bool:
+    """The rules as the issue states them, written out per role."""
+    if role is Role.ADMIN:
+        return True
+    if role is Role.DEPLOYER:
+        return not protected and operation in ("deploy", "cancel own", "move own")
+    return False
+
+
+def with_access(tmp_path: Path, text: str = ACCESS) -> Config:
+    demo = re.sub(r"\n\[access\]\n.*?\n\n", "\n", DEMO.read_text(), flags=re.S)
+    path = tmp_path / "access.toml"
+    path.write_text(demo + text)
+    return load_config(path)
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    return with_access(tmp_path)
+
+
+@pytest.fixture
+async def queue(tmp_path: Path, config: Config) -> AsyncIterator[DeployQueue]:
+    async with await Store.open(tmp_path / "console.db") as store:
+        yield DeployQueue(store, config)
+
+
+def test_roles_by_user_and_cluster(config: Config) -> None:
+    access = Access(config)
+    for (user, cluster), role in ROLES.items():
+        assert access.role(user, cluster) is role, (user, cluster)
+    assert access.role("dana (ssh SHA256:x from 127.0.0.1:5)", "prod1") is Role.ADMIN
+
+
+async def _seed(store: Store, deploy_id: str, actor: str, cluster: str) -> None:
+    """A queued deploy written straight to the store (the test's setup, not an action)."""
+    await store.create_deploy(
+        DeployRecord(id=deploy_id, project="storefront", cluster=cluster, release="2.15.0",
+                     actor=actor, state="queued")
+    )  # fmt: skip
+
+
+async def _attempt(queue: DeployQueue, user: str, operation: str, cluster: str, n: int) -> None:
+    if operation == "deploy":
+        await queue.enqueue(DeployRequest("storefront", cluster, "2.15.0", user), f"d-{n}")
+        return
+    if operation == "freeze":
+        await queue.freeze(cluster, user, "matrix")
+        await queue.unfreeze(cluster, user)
+        return
+    if operation == "lock":
+        lock = await queue.lock(owner=user, reason="matrix", cluster=cluster)
+        await queue.unlock(lock.id, user)
+        return
+    owner = user if operation.endswith("own") else "somebody"
+    for suffix in ("a", "b"):  # two, so that a move has somewhere to go
+        await _seed(queue.store, f"d-{n}{suffix}", owner, cluster)
+    if operation.startswith("cancel"):
+        await queue.cancel(f"d-{n}a", user)
+    else:
+        await queue.move(f"d-{n}b", -1, user)
+
+
+async def test_the_whole_matrix_through_the_core(queue: DeployQueue) -> None:
+    cases = itertools.product(USERS, CLUSTERS, OPERATIONS)
+    for n, (user, cluster, operation) in enumerate(cases):
+        role = queue.access.role(user, cluster)
+        protected = queue.config.cluster(cluster).protected
+        expected = allowed(role, operation, protected)
+        before = len(await queue.store.audit_rows())
+        try:
+            await _attempt(queue, user, operation, cluster, n)
+        except AccessDenied as denied:
+            assert not expected, f"{user} ({role}) {operation} in {cluster}: {denied}"
+            assert denied.message.startswith(f"{user} is a {role} in {cluster}: may not ")
+            # A refusal changes nothing and records nothing.
+            assert len(await queue.store.audit_rows()) == before
+        else:
+            assert expected, f"{user} ({role}) may not {operation} in {cluster}, yet did"
+
+
+def test_engine_refuses_a_viewer_even_past_every_screen(config: Config) -> None:
+    """The engine's own entry (the deploy that bypasses the queue) checks too."""
+    access = Access(config)
+    with pytest.raises(AccessDenied, match="victor is a viewer in staging: may not deploy"):
+        access.check("victor", Action.DEPLOY, "staging")
+
+
+def test_access_config_mistakes_are_one_line(tmp_path: Path) -> None:
+    for text, expected in (
+        (
+            '\n[access]\nadmins = ["ada"]\ndeployers = ["ada"]\n',
+            "'ada' is named twice: deployer and admin",
+        ),
+        ("\n[access.clusters.prod9]\nadmins = []\n", "unknown cluster"),
+        ('\n[access]\nowners = ["ada"]\n', "unknown key"),
+    ):
+        with pytest.raises(ConfigError, match=expected):
+            with_access(tmp_path, text)
+
+
+def cli(*args: str, user: str, config: Path, store: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "screens.main", *args, "--config", str(config),
+         "--store", str(store)],
+        cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+        env={"PATH": "/usr/bin:/bin", "DEPLOY_CONSOLE_USER": user,
+             "AWS_EC2_METADATA_DISABLED": "true"},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("user", "argv", "expected"),
+    [
+        ("victor", ["deploy", "storefront", "staging", "2.15.0"], "victor is a viewer in staging"),
+        ("dana", ["deploy", "storefront", "prod2", "2.15.0", "--yes"],
+         "dana is a deployer in prod2: may not deploy (a protected cluster needs admin)"),
+        ("erin", ["freeze", "staging", "--reason", "x"], "erin is a deployer in staging"),
+        ("nobody", ["lock", "add", "--reason", "x"], "nobody is a viewer: may not lock"),
+        ("dana", ["promote", "storefront", "2.15.0", "--yes"], "dana is a deployer in prod2"),
+    ],
+)  # fmt: skip
+def test_the_command_line_refuses_in_one_line_before_touching_aws(
+    tmp_path: Path, user: str, argv: list[str], expected: str
+) -> None:
+    config = with_access(tmp_path)
+    store = tmp_path / "console.db"
+    result = cli(*argv, user=user, config=config.source, store=store)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    (line,) = result.stderr.strip().splitlines()
+    assert expected in line and "Traceback" not in line
+    assert not store.exists()  # refused before anything was queued or created
+
+
+def test_an_admin_may_and_the_cli_records_who(tmp_path: Path) -> None:
+    config = with_access(tmp_path)
+    store = tmp_path / "console.db"
+    result = cli("freeze", "prod1", "--reason", "sale", user="dana", config=config.source,
+                 store=store)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "prod1 frozen by dana" in result.stdout
