@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tempfile
@@ -216,6 +217,26 @@ class WorldConfig:
 
 
 @dataclass(frozen=True)
+class SshdKey:
+    """One public key allowed to log in to the console's SSH server, and whose it is."""
+
+    user: str
+    key: str
+
+
+@dataclass(frozen=True)
+class SshdSettings:
+    """The console's own SSH server (`deploy-console sshd`): loopback unless told otherwise."""
+
+    listen: str = "127.0.0.1"
+    port: int = 2222
+    keys: tuple[SshdKey, ...] = ()
+    # An OpenSSH authorized_keys file; each line names its user with
+    # environment="DEPLOY_CONSOLE_USER=alice".
+    authorized_keys: Path | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     source: Path
     clusters: tuple[ClusterConfig, ...]
@@ -228,6 +249,7 @@ class Config:
     queue: QueueSettings = QueueSettings()
     access: AccessSettings = AccessSettings()
     audit: AuditSettings = AuditSettings()
+    sshd: SshdSettings = SshdSettings()
 
     def cluster(self, name: str) -> ClusterConfig:
         for cluster in self.clusters:
@@ -712,6 +734,47 @@ def _parse_audit(table: _Table, cluster_names: tuple[str, ...]) -> AuditSettings
     )
 
 
+SSHD_USER_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$")
+
+
+def _parse_sshd(table: _Table) -> SshdSettings:
+    listen: str = table.string("listen", default=SshdSettings.listen)
+    try:
+        ipaddress.ip_address(listen)
+    except ValueError:
+        table.fail(f"must be an IP address such as 127.0.0.1, not {listen!r}", "listen")
+    port = table.integer("port", SshdSettings.port, minimum=1)
+    if port > 65535:
+        table.fail(f"must be at most 65535, not {port}", "port")
+    keys: list[SshdKey] = []
+    for key_table in table.tables("keys"):
+        user: str = key_table.string("user", required=True)
+        if not SSHD_USER_PATTERN.match(user):
+            key_table.fail(f"{user!r} must be letters, digits and . _ @ - (at most 64)", "user")
+        key: str = key_table.string("key", required=True)
+        if not _is_public_key(key):
+            key_table.fail(
+                "must be one OpenSSH public key line (ssh-ed25519 AAAA... comment)", "key"
+            )
+        key_table.done()
+        keys.append(SshdKey(user=user, key=key.strip()))
+    authorized_keys = _path(table, "authorized_keys")
+    table.done()
+    return SshdSettings(listen=listen, port=port, keys=tuple(keys), authorized_keys=authorized_keys)
+
+
+def _is_public_key(line: str) -> bool:
+    # Checked by parsing it: a key asyncssh cannot read would never let anyone in. Imported
+    # here: only a config with [sshd] keys pays for loading asyncssh.
+    import asyncssh
+
+    try:
+        asyncssh.import_public_key(line.strip())
+    except (asyncssh.KeyImportError, ValueError):
+        return False
+    return "\n" not in line.strip()
+
+
 def _optional_integer(table: _Table, key: str, minimum: int, maximum: int) -> int | None:
     """An integer within AWS's bounds for the setting, or None when the key is absent."""
     if key not in table.data:
@@ -764,6 +827,8 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
     queue = _parse_queue(queue_table, cluster_names) if queue_table is not None else QueueSettings()
     audit_table = top.table("audit")
     audit = _parse_audit(audit_table, cluster_names) if audit_table is not None else AuditSettings()
+    sshd_table = top.table("sshd")
+    sshd = _parse_sshd(sshd_table) if sshd_table is not None else SshdSettings()
     top.done()
     return Config(
         source=source,
@@ -777,6 +842,7 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
         queue=queue,
         access=access,
         audit=audit,
+        sshd=sshd,
     )
 
 

@@ -194,6 +194,12 @@ def _parser() -> argparse.ArgumentParser:
     world.add_argument(
         "--write-config", metavar="PATH", help="where to write a config that points at it"
     )
+    sshd = commands.add_parser(
+        "sshd", parents=[common], help="serve the console over SSH (public keys from [sshd])"
+    )
+    sshd.add_argument("--listen", metavar="ADDR", help="address to listen on (127.0.0.1)")
+    sshd.add_argument("--port", type=int, metavar="N", help="port to listen on (2222)")
+    sshd.add_argument("--kiosk", action="store_true", help="serve the read-only kiosk instead")
     kiosk = commands.add_parser(
         "kiosk", parents=[common], help="a read-only wall screen: tiles, clock, latest deploys"
     )
@@ -212,6 +218,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free)")
     return parser
+
+
+def has_command(name: str) -> bool:
+    """Whether this build of the console has the command `name` (the SSH server asks)."""
+    return any(
+        isinstance(action, argparse._SubParsersAction) and name in action.choices
+        for action in _parser()._actions
+    )
 
 
 def _fail(message: str) -> int:
@@ -264,6 +278,10 @@ def run(argv: list[str]) -> int:
             return _world(args)
         if args.command == "demo":
             return _demo(args)
+        if args.command == "sshd":
+            from screens.cli_sshd import sshd_command
+
+            return sshd_command(find_config(args.config), args, has_command("kiosk"))
         if args.command == "kiosk":
             return _kiosk(find_config(args.config), args)
         return _console(find_config(args.config), getattr(args, "store", None))

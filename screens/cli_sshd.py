@@ -1,0 +1,68 @@
+"""`deploy-console sshd`: the console's SSH server, one console process per session.
+
+Textual is never imported here: the server only spawns `python -m screens.main` per session.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+from console.config import Config
+from console.errors import ConsoleError
+from console.paths import user_data_dir
+from console.sshd import SshServer, authorized_keys, load_host_key
+
+PROG = "deploy-console"
+
+
+def console_command(config: Config, store: str | None, kiosk: bool) -> list[str]:
+    """What each session runs: this console, on the same config and store."""
+    command = [sys.executable, "-m", "screens.main", "--config", str(config.source)]
+    if store:
+        command += ["--store", store]
+    if kiosk:
+        command.append("kiosk")
+    return command
+
+
+def sshd_command(config: Config, args: argparse.Namespace, kiosk_available: bool) -> int:
+    if args.kiosk and not kiosk_available:
+        raise ConsoleError("--kiosk: kiosk is not available yet")
+    listen = args.listen if args.listen is not None else config.sshd.listen
+    port = args.port if args.port is not None else config.sshd.port
+    if not 0 <= port <= 65535:
+        raise ConsoleError(f"--port must be between 0 and 65535, not {port}")
+    allowed = authorized_keys(config.sshd, config.source)
+    if not allowed:
+        raise ConsoleError(
+            f"{config.source}: no SSH keys may log in: add [[sshd.keys]] (user, key) or "
+            "[sshd] authorized_keys"
+        )
+    host_key = load_host_key(user_data_dir())
+    server = SshServer(
+        host_key, allowed, console_command(config, getattr(args, "store", None), args.kiosk)
+    )
+    return asyncio.run(_serve(server, listen, port))
+
+
+async def _serve(server: SshServer, listen: str, port: int) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    bound = await server.start(listen, port)
+    try:
+        shown = f"[{listen}]" if ":" in listen else listen
+        print(f"sshd listening on {shown}:{bound} (host key {server.host_fingerprint})", flush=True)
+        await stop.wait()
+        print(
+            f"{PROG}: sshd stopping: ending {len(server.sessions)} session(s)",
+            file=sys.stderr,
+            flush=True,
+        )
+    finally:
+        await server.close()
+    return 0

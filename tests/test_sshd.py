@@ -1,0 +1,478 @@
+"""The console's SSH server: public keys only, one console per session on a pty, refusals."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+import pytest
+import tomli_w
+
+from console import sshd
+from console.config import load_config, parse_config, read_toml
+from console.errors import ConfigError
+from console.sshd import SshServer, authorized_keys, load_host_key, read_authorized_keys
+from screens.cli_sshd import console_command
+from screens.main import has_command, run
+from tests.conftest import ROOT
+
+DEADLINE = 30.0
+Serve = Callable[..., Awaitable[SshServer]]
+
+
+def _wait_until(condition: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.05)
+
+
+async def _read_until(
+    stream: asyncssh.SSHReader[bytes], needle: bytes, timeout: float = DEADLINE
+) -> bytes:
+    seen = b""
+
+    async def read() -> bytes:
+        nonlocal seen
+        while needle not in seen:
+            chunk = await stream.read(65536)
+            if not chunk:
+                raise AssertionError(f"EOF before {needle!r}; got {seen[-400:]!r}")
+            seen += chunk
+        return seen
+
+    return await asyncio.wait_for(read(), timeout)
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """alice's key (in the config), bob's (in an authorized_keys file) and a stranger's."""
+    folder = tmp_path_factory.mktemp("sshd-keys")
+    paths = {}
+    for name in ("alice", "bob", "mallory"):
+        key = asyncssh.generate_private_key("ssh-ed25519", comment=f"{name}@test")
+        path = folder / name
+        path.write_bytes(key.export_private_key())
+        path.chmod(0o600)
+        key.write_public_key(f"{path}.pub")
+        paths[name] = path
+    return paths
+
+
+@pytest.fixture(scope="module")
+def sshd_config_path(
+    world_config_path: Path, keys: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    folder = tmp_path_factory.mktemp("sshd-config")
+    bob = keys["bob"].with_suffix(".pub").read_text().strip()
+    authorized = folder / "authorized_keys"
+    authorized.write_text(
+        f'# bob\nno-port-forwarding,environment="DEPLOY_CONSOLE_USER=bob" {bob}\n'
+    )
+    data = read_toml(world_config_path)
+    data["sshd"] = {
+        "keys": [{"user": "alice", "key": keys["alice"].with_suffix(".pub").read_text()}],
+        "authorized_keys": str(authorized),
+    }
+    path = folder / "config.toml"
+    path.write_bytes(tomli_w.dumps(data).encode())
+    return path
+
+
+@pytest.fixture
+async def serve(sshd_config_path: Path, tmp_path: Path) -> AsyncIterator[Serve]:
+    """Starts an in-process server on a free port running `command` (default: the console)."""
+    config = load_config(sshd_config_path)
+    servers: list[SshServer] = []
+
+    async def start(command: list[str] | None = None) -> SshServer:
+        argv = command or console_command(config, str(tmp_path / "store.db"), kiosk=False)
+        server = SshServer(
+            load_host_key(tmp_path / "data"), authorized_keys(config.sshd, config.source), argv
+        )
+        await server.start("127.0.0.1", 0)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        await server.close()
+
+
+def _connect(server: SshServer, key: Path | None, **options: Any) -> Any:
+    known = asyncssh.import_known_hosts(
+        f"[127.0.0.1]:{server.port} {server.host_key.export_public_key().decode()}"
+    )
+    return asyncssh.connect(
+        "127.0.0.1",
+        server.port,
+        username="whoever",
+        client_keys=[str(key)] if key else None,
+        known_hosts=known,
+        agent_path=None,
+        **options,
+    )
+
+
+SHOW_ENV = (
+    "import os, signal, sys\n"
+    "e = os.environ\n"
+    "print(e['DEPLOY_CONSOLE_USER'], '|', e['DEPLOY_CONSOLE_VIA'], '|', e['TERM'], "
+    "e['COLORTERM'], os.isatty(0), os.get_terminal_size(0), flush=True)\n"
+    "signal.signal(signal.SIGWINCH, lambda *_: print('resized', os.get_terminal_size(0), "
+    "flush=True))\n"
+    "line = sys.stdin.readline()\n"
+    "print('got', line.strip(), flush=True)\n"
+    "sys.exit(3)\n"
+)
+
+
+async def test_a_session_runs_on_a_pty_as_the_keys_user_and_ends_with_its_status(
+    serve: Serve, keys: dict[str, Path]
+) -> None:
+    server = await serve([sys.executable, "-c", SHOW_ENV])
+    async with _connect(server, keys["bob"]) as conn:
+        process = await conn.create_process(
+            term_type="xterm-256color", term_size=(100, 30), encoding=None
+        )
+        first = await _read_until(process.stdout, b"\n")
+        user, via, rest = first.decode().split(" | ")
+        fingerprint = asyncssh.read_public_key(f"{keys['bob']}.pub").get_fingerprint("sha256")
+        port = conn.get_extra_info("sockname")[1]
+        assert user == "bob"
+        assert via == f"ssh {fingerprint} from 127.0.0.1:{port}"
+        assert "xterm-256color truecolor True" in rest and "columns=100, lines=30" in rest
+        process.change_terminal_size(120, 40)
+        await _read_until(process.stdout, b"columns=120, lines=40")
+        process.stdin.write(b"hello\r")
+        await _read_until(process.stdout, b"got hello")
+        assert (await asyncio.wait_for(process.wait(), DEADLINE)).exit_status == 3
+
+
+async def test_a_key_logs_in_and_gets_the_dashboard_then_ctrl_q_ends_with_status_0(
+    serve: Serve, keys: dict[str, Path]
+) -> None:
+    server = await serve()
+    async with _connect(server, keys["alice"]) as conn:
+        process = await conn.create_process(
+            term_type="xterm-256color", term_size=(160, 45), encoding=None
+        )
+        await _read_until(process.stdout, b"9 projects")
+        process.stdin.write(b"\x11")  # ctrl+q
+        completed = await asyncio.wait_for(process.wait(), DEADLINE)
+        assert completed.exit_status == 0
+    assert not server.sessions
+
+
+async def test_a_kiosk_server_serves_the_kiosk_and_its_quit_key_ends_the_session(
+    serve: Serve, keys: dict[str, Path], sshd_config_path: Path, tmp_path: Path
+) -> None:
+    command = console_command(load_config(sshd_config_path), str(tmp_path / "k.db"), kiosk=True)
+    assert command[-1] == "kiosk" and has_command("kiosk")
+    server = await serve(command)
+    async with _connect(server, keys["bob"]) as conn:
+        process = await conn.create_process(
+            term_type="xterm-256color", term_size=(160, 48), encoding=None
+        )
+        await _read_until(process.stdout, b"storefront")
+        process.stdin.write(b"\x11")  # ctrl+q, the kiosk's one key
+        completed = await asyncio.wait_for(process.wait(), DEADLINE)
+        assert completed.exit_status == 0
+
+
+@pytest.mark.parametrize(
+    ("key", "options"),
+    [
+        ("mallory", {}),  # a key nobody configured
+        (None, {"password": "secret", "preferred_auth": "password"}),
+        (None, {"preferred_auth": "keyboard-interactive", "password": "secret"}),
+    ],
+    ids=["unknown-key", "password", "keyboard-interactive"],
+)
+async def test_only_configured_public_keys_log_in(
+    serve: Serve,
+    keys: dict[str, Path],
+    key: str | None,
+    options: dict[str, object],
+) -> None:
+    server = await serve(["/bin/true"])
+    with pytest.raises(asyncssh.PermissionDenied):
+        async with _connect(server, keys[key] if key else None, **options):
+            pass
+
+
+async def test_everything_but_a_shell_on_a_terminal_is_refused_with_a_reason(
+    serve: Serve, keys: dict[str, Path]
+) -> None:
+    server = await serve([sys.executable, "-c", "print('console ran')"])
+    async with _connect(server, keys["alice"]) as conn:
+        command = await asyncio.wait_for(conn.run("cat /etc/passwd"), DEADLINE)
+        assert command.exit_status == 2 and command.stdout == ""
+        assert (
+            command.stderr
+            == "deploy-console: commands are refused: connect without one to get the console\r\n"
+        )
+        no_pty = await asyncio.wait_for(conn.run(), DEADLINE)
+        assert no_pty.exit_status == 2
+        assert "a terminal is required" in str(no_pty.stderr)
+        with pytest.raises((asyncssh.ChannelOpenError, asyncssh.SFTPError)):
+            await asyncio.wait_for(conn.start_sftp_client(), DEADLINE)
+        with pytest.raises(asyncssh.ChannelOpenError):
+            await conn.open_connection("127.0.0.1", server.port)  # ssh -L
+        with pytest.raises(asyncssh.ChannelListenError):
+            await conn.forward_remote_port("127.0.0.1", 0, "127.0.0.1", 9)  # ssh -R
+    assert not server.sessions
+
+
+async def test_a_client_that_never_logs_in_is_dropped_after_the_login_timeout(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert sshd.LOGIN_TIMEOUT_SECONDS <= 30
+    monkeypatch.setattr(sshd, "LOGIN_TIMEOUT_SECONDS", 0.5)
+    server = await serve(["/bin/true"])
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"SSH-2.0-silent\r\n")  # then nothing: no key exchange, no login
+    while await asyncio.wait_for(reader.read(65536), DEADLINE):
+        pass  # the server's banner and key exchange offer, then EOF when it hangs up
+    writer.close()
+
+
+async def test_a_vanished_client_has_its_console_reaped(
+    serve: Serve, keys: dict[str, Path]
+) -> None:
+    # The console and a child of its own (like the fleet worker): both must go.
+    script = (
+        "import os, subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+        "print('pids', os.getpid(), child.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    server = await serve([sys.executable, "-c", script])
+    conn = await _connect(server, keys["alice"])
+    process = await conn.create_process(term_type="xterm", term_size=(80, 24), encoding=None)
+    line = await _read_until(process.stdout, b"\n")
+    pids = [int(word) for word in line.split()[1:3]]
+    conn.abort()
+
+    async def gone() -> None:
+        while any(_alive(pid) for pid in pids) or server.sessions:
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(gone(), DEADLINE)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead; only its parent has not read its status yet.
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    return False
+
+
+def test_the_host_key_is_made_once_private_and_reused(tmp_path: Path) -> None:
+    first = load_host_key(tmp_path / "data")
+    path = tmp_path / "data" / "sshd_host_ed25519_key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    again = load_host_key(tmp_path / "data")
+    assert again.get_fingerprint() == first.get_fingerprint()
+
+
+def test_authorized_keys_lines_must_name_their_user(tmp_path: Path, keys: dict[str, Path]) -> None:
+    bob = keys["bob"].with_suffix(".pub").read_text().strip()
+    path = tmp_path / "authorized_keys"
+    path.write_text(f'restrict,environment="DEPLOY_CONSOLE_USER=bob.smith" {bob}\n')
+    (entry,) = read_authorized_keys(path)
+    assert entry.user == "bob.smith" and entry.fingerprint.startswith("SHA256:")
+    for line, message in [
+        (bob, f'{path}:1: name the key\'s user with environment="DEPLOY_CONSOLE_USER=NAME"'),
+        (f'command="/bin/sh",environment="DEPLOY_CONSOLE_USER=bob" {bob}', "option 'command'"),
+        (f'environment="PATH=/tmp" {bob}', "only environment="),
+        ('environment="DEPLOY_CONSOLE_USER=bob" ssh-ed25519 AAAAnot-a-key', "not an OpenSSH"),
+    ]:
+        path.write_text(line + "\n")
+        with pytest.raises(ConfigError) as raised:
+            read_authorized_keys(path)
+        assert message in raised.value.message and "\n" not in raised.value.message
+
+
+@pytest.mark.parametrize(
+    ("sshd", "message"),
+    [
+        ({"listen": "localhost"}, "sshd.listen: must be an IP address"),
+        ({"port": 70000}, "sshd.port: must be at most 65535"),
+        ({"keys": [{"user": "alice", "key": "ssh-ed25519 nope"}]}, "sshd.keys[0].key: must be"),
+        ({"keys": [{"user": "a b", "key": "x"}]}, "sshd.keys[0].user: 'a b' must be"),
+        ({"keys": [{"key": "x"}]}, "sshd.keys[0].user: is required"),
+        ({"port": 22, "passwords": True}, "sshd.passwords: unknown key"),
+    ],
+)
+def test_bad_sshd_config_is_one_line_naming_the_key(
+    world_config_path: Path, sshd: dict[str, object], message: str
+) -> None:
+    data = read_toml(world_config_path)
+    data["sshd"] = sshd
+    with pytest.raises(ConfigError) as raised:
+        parse_config(data, Path("c.toml"))
+    assert message in raised.value.message and "\n" not in raised.value.message
+
+
+def test_sshd_refuses_bad_input_in_one_line(
+    world_config_path: Path, sshd_config_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cases = [
+        (["sshd", "--config", str(world_config_path)], "no SSH keys may log in"),
+        (["sshd", "--config", str(sshd_config_path), "--port", "-1"], "--port must be between"),
+    ]
+    if not has_command("kiosk"):
+        cases.append(
+            (["sshd", "--kiosk", "--config", str(sshd_config_path)], "kiosk is not available yet")
+        )
+    for argv, message in cases:
+        assert run(argv) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+
+
+def test_the_sshd_command_never_loads_textual(sshd_config_path: Path) -> None:
+    script = (
+        "import sys\n"
+        "from screens.main import run\n"
+        f"code = run(['sshd', '--config', {str(sshd_config_path)!r}, '--port', '99999'])\n"
+        "print('textual' in sys.modules, 'rich' in sys.modules, code)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.split() == ["False", "False", "2"], result.stderr
+
+
+# -- the real OpenSSH client, through the command line server --------------------------------
+
+
+@pytest.fixture
+def sshd_process(sshd_config_path: Path, tmp_path: Path) -> Iterator[tuple[int, str, Path]]:
+    """`deploy-console sshd` as its own process on a free port: (port, host key, data dir)."""
+    data = tmp_path / "data"
+    env = dict(os.environ, DEPLOY_CONSOLE_DATA_DIR=str(data), PYTHONPATH=str(ROOT))
+    argv = [sys.executable, "-m", "screens.main", "sshd", "--config", str(sshd_config_path)]
+    argv += ["--store", str(tmp_path / "store.db"), "--port", "0"]
+    process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().strip()
+        assert line.startswith("sshd listening on 127.0.0.1:"), line
+        port = int(line.split()[3].rsplit(":", 1)[1])
+        fingerprint = line.split("host key ")[1].rstrip(")")
+        yield port, fingerprint, data
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=DEADLINE) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_the_host_key_survives_a_restart(
+    sshd_process: tuple[int, str, Path], sshd_config_path: Path, tmp_path: Path
+) -> None:
+    _port, fingerprint, data = sshd_process
+    assert load_host_key(data).get_fingerprint("sha256") == fingerprint
+
+
+needs_openssh = pytest.mark.skipif(
+    not (shutil.which("ssh") and shutil.which("tmux")),
+    reason="needs the OpenSSH client (ssh) and tmux; .ci/run installs them",
+)
+
+
+def _ssh_argv(port: int, key: Path, known_hosts: Path) -> list[str]:
+    return [
+        "ssh",
+        "-F",
+        "/dev/null",
+        "-i",
+        str(key),
+        "-p",
+        str(port),
+        "-o",
+        f"UserKnownHostsFile={known_hosts}",
+        "-o",
+        "StrictHostKeyChecking=accept-new",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "BatchMode=yes",
+        "alice@127.0.0.1",
+    ]
+
+
+@needs_openssh
+def test_openssh_in_tmux_sees_the_dashboard_moves_opens_a_project_and_quits(
+    sshd_process: tuple[int, str, Path], keys: dict[str, Path], tmp_path: Path
+) -> None:
+    port, _fingerprint, _data = sshd_process
+    known_hosts = tmp_path / "known_hosts"
+    status_file = tmp_path / "status"
+    session = f"sshd-test-{os.getpid()}"
+    ssh = " ".join(_ssh_argv(port, keys["alice"], known_hosts))
+    tmux = ["tmux", "-L", session, "-f", "/dev/null"]
+    shell = f"{ssh}; echo $? > {status_file}; sleep 600"
+    subprocess.run(
+        [*tmux, "new-session", "-d", "-s", session, "-x", "160", "-y", "45", shell],
+        check=True,
+        env=dict(os.environ, TERM="xterm-256color"),
+    )
+
+    def screen() -> str:
+        return subprocess.run(
+            [*tmux, "capture-pane", "-p", "-t", session], capture_output=True, text=True
+        ).stdout
+
+    def keys_(*names: str) -> None:
+        subprocess.run([*tmux, "send-keys", "-t", session, *names], check=True)
+
+    try:
+        _wait_until(lambda: "refreshed" in screen() and "storefront" in screen(), "dashboard")
+        keys_("Down", "Enter")  # checkout-api in staging
+        _wait_until(lambda: "PHP checkout and payments API" in screen(), "the project screen")
+        keys_("Escape")
+        _wait_until(lambda: "9 projects" in screen(), "the dashboard again")
+        keys_("C-q")
+        _wait_until(status_file.exists, "ssh to exit")
+        _wait_until(lambda: status_file.read_text().strip() != "", "ssh's status")
+        assert status_file.read_text().strip() == "0"
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True)
+
+
+@needs_openssh
+def test_openssh_commands_and_passwords_are_refused(
+    sshd_process: tuple[int, str, Path], keys: dict[str, Path], tmp_path: Path
+) -> None:
+    port, _fingerprint, _data = sshd_process
+    argv = _ssh_argv(port, keys["alice"], tmp_path / "known_hosts")
+    command = subprocess.run([*argv, "id"], capture_output=True, text=True, timeout=DEADLINE)
+    assert command.returncode == 2 and command.stdout == ""
+    assert "deploy-console: commands are refused" in command.stderr
+    password = subprocess.run(
+        [*argv[:-1], "-o", "PreferredAuthentications=password,keyboard-interactive", argv[-1]],
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+    )
+    assert password.returncode == 255 and "Permission denied (publickey)" in password.stderr
