@@ -7,6 +7,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -476,3 +477,39 @@ def test_openssh_commands_and_passwords_are_refused(
         timeout=DEADLINE,
     )
     assert password.returncode == 255 and "Permission denied (publickey)" in password.stderr
+
+
+def _connects(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+        return True
+    return False
+
+
+@needs_openssh
+def test_openssh_port_forwarding_is_refused(
+    sshd_process: tuple[int, str, Path], keys: dict[str, Path], tmp_path: Path
+) -> None:
+    port, _fingerprint, _data = sshd_process
+    argv = _ssh_argv(port, keys["alice"], tmp_path / "known_hosts")
+    options, target = argv[:-1], argv[-1]
+    remote = subprocess.run(
+        [*options, "-N", "-o", "ExitOnForwardFailure=yes", "-R", "0:127.0.0.1:9", target],
+        capture_output=True, text=True, timeout=DEADLINE,
+    )  # fmt: skip
+    assert remote.returncode == 255 and "remote port forwarding failed" in remote.stderr
+    with socket.socket() as probe:  # a free local port for -L
+        probe.bind(("127.0.0.1", 0))
+        local = probe.getsockname()[1]
+    forward = subprocess.Popen(
+        [*options, "-N", "-L", f"{local}:127.0.0.1:{port}", target],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        _wait_until(lambda: _connects(local), "ssh's local end of -L")
+        with socket.create_connection(("127.0.0.1", local), DEADLINE) as through:
+            through.settimeout(DEADLINE)
+            assert through.recv(64) == b""  # the server refused the channel: closed at once
+    finally:
+        forward.terminate()
+        _, stderr = forward.communicate(timeout=DEADLINE)
+    assert "open failed" in stderr, stderr
