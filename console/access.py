@@ -3,12 +3,16 @@ checked in the core where actions run, so no screen or command can go around it.
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 
 from console.config import Config
 from console.errors import ConsoleError
 
 ANYONE = "*"
+# Set by `deploy-console web` for what it serves: the browser has no login, so whoever opens
+# the page is a viewer, whatever config says of the OS user the server runs as.
+READ_ONLY_ENV = "DEPLOY_CONSOLE_READ_ONLY"
 
 
 class Role(StrEnum):
@@ -38,13 +42,21 @@ def person(actor: str) -> str:
 
 
 class Access:
-    """The roles of config's [access]; a user it does not name is a viewer (default deny)."""
+    """The roles of config's [access]; a user it does not name is a viewer (default deny).
 
-    def __init__(self, config: Config) -> None:
+    With $DEPLOY_CONSOLE_READ_ONLY set (to anything but "" or "0") everyone is a viewer.
+    """
+
+    def __init__(self, config: Config, read_only: bool | None = None) -> None:
         self.config = config
         self.settings = config.access
+        if read_only is None:
+            read_only = os.environ.get(READ_ONLY_ENV, "") not in ("", "0")
+        self.read_only = read_only
 
     def role(self, actor: str, cluster: str | None = None) -> Role:
+        if self.read_only:
+            return Role.VIEWER
         user = person(actor)
         if cluster is not None:
             overrides = self.settings.clusters.get(cluster, {})

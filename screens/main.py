@@ -200,6 +200,20 @@ def _parser() -> argparse.ArgumentParser:
     sshd.add_argument("--listen", metavar="ADDR", help="address to listen on (127.0.0.1)")
     sshd.add_argument("--port", type=int, metavar="N", help="port to listen on (2222)")
     sshd.add_argument("--kiosk", action="store_true", help="serve the read-only kiosk instead")
+    web = commands.add_parser(
+        "web", parents=[common], help="serve the console (read-only) in a browser (textual-serve)"
+    )
+    web.add_argument("--listen", metavar="ADDR", default="127.0.0.1", help="(127.0.0.1)")
+    web.add_argument("--port", type=int, metavar="N", default=8080, help="(8080; 0: any free)")
+    web.add_argument("--kiosk", action="store_true", help="serve the kiosk instead")
+    web.add_argument(
+        "--allow-actions",
+        action="store_true",
+        help="let browsers act with the server user's role (only behind an authenticating proxy)",
+    )
+    web.add_argument(
+        "--public-url", metavar="URL", help="the URL browsers reach it by (behind a proxy)"
+    )
     kiosk = commands.add_parser(
         "kiosk", parents=[common], help="a read-only wall screen: tiles, clock, latest deploys"
     )
@@ -282,6 +296,10 @@ def run(argv: list[str]) -> int:
             from screens.cli_sshd import sshd_command
 
             return sshd_command(find_config(args.config), args, has_command("kiosk"))
+        if args.command == "web":
+            from screens.cli_web import web_command
+
+            return web_command(find_config(args.config), args)
         if args.command == "kiosk":
             return _kiosk(find_config(args.config), args)
         return _console(find_config(args.config), getattr(args, "store", None))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from console.access import Access, AccessDenied, Action, Role
+from console.access import READ_ONLY_ENV, Access, AccessDenied, Action, Role
 from console.config import Config, load_config
 from console.errors import ConfigError
 from console.model import DeployRequest
@@ -81,6 +81,25 @@ def test_roles_by_user_and_cluster(config: Config) -> None:
     for (user, cluster), role in ROLES.items():
         assert access.role(user, cluster) is role, (user, cluster)
     assert access.role("dana (ssh SHA256:x from 127.0.0.1:5)", "prod1") is Role.ADMIN
+
+
+async def test_read_only_makes_everyone_a_viewer_and_the_queue_refuses(
+    config: Config, queue: DeployQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `deploy-console web` serves runs with $DEPLOY_CONSOLE_READ_ONLY: an admin too."""
+    monkeypatch.setenv(READ_ONLY_ENV, "1")
+    access = Access(config)
+    for user, cluster in ROLES:
+        assert access.role(user, cluster) is Role.VIEWER, (user, cluster)
+    assert not access.allows("ada", Action.DEPLOY, "staging")
+    queue = DeployQueue(queue.store, config)  # built after the variable, as a served console is
+    with pytest.raises(AccessDenied, match="ada is a viewer in staging: may not deploy"):
+        await queue.enqueue(DeployRequest("storefront", "staging", "2.15.0", "ada"), "d-ro")
+    with pytest.raises(AccessDenied):
+        await queue.freeze("prod1", "ada", "read-only")
+    monkeypatch.setenv(READ_ONLY_ENV, "0")
+    assert Access(config).role("ada", "prod2") is Role.ADMIN
+    assert Access(config, read_only=True).role("ada", "prod2") is Role.VIEWER
 
 
 async def _seed(store: Store, deploy_id: str, actor: str, cluster: str) -> None:

@@ -1,0 +1,246 @@
+"""`deploy-console web`: the page on 127.0.0.1, a browser client's own console process, its
+reaping when the server stops, bad flags in one line, and the kiosk in headless Chromium."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from console.access import READ_ONLY_ENV
+from console.config import load_config
+from screens.cli_web import served_command
+from tests.conftest import ROOT
+
+DEADLINE = 30.0
+CHROMIUM = shutil.which("chromium")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_until(condition: Any, what: str, timeout: float = DEADLINE) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead; only its parent has not read its status yet.
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    return False
+
+
+def _children(pid: int) -> list[int]:
+    return [
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    ]
+
+
+def _cli(*argv: str) -> list[str]:
+    return [sys.executable, "-m", "screens.main", *argv]
+
+
+@pytest.fixture
+def web_kiosk(world_config_path: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """`deploy-console web --kiosk` on a free port of 127.0.0.1, stopped if a test did not."""
+    port = _free_port()
+    argv = _cli("web", "--kiosk", "--port", str(port), "--config", str(world_config_path))
+    server = subprocess.Popen(
+        argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        _wait_until(lambda: _listening(port) or server.poll() is not None, "the web port")
+        assert server.poll() is None, server.communicate()
+        yield server, port
+    finally:
+        if server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+            server.communicate(timeout=DEADLINE)
+
+
+def test_the_page_is_served_on_loopback(web_kiosk: tuple[subprocess.Popen[str], int]) -> None:
+    server, port = web_kiosk
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=DEADLINE) as response:
+        page = response.read().decode()
+    assert response.status == 200
+    assert f'data-session-websocket-url="ws://127.0.0.1:{port}/ws"' in page
+    assert "deploy-console" in page
+    assert server.stdout is not None
+    assert server.stdout.readline().strip() == (
+        f"web serving the kiosk (read-only) on http://127.0.0.1:{port}"
+    )
+
+
+async def test_sigterm_stops_the_server_and_reaps_each_clients_console(
+    web_kiosk: tuple[subprocess.Popen[str], int],
+) -> None:
+    server, port = web_kiosk
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(f"ws://127.0.0.1:{port}/ws?width=100&height=30") as websocket,
+    ):
+        # The console draws: its process exists and has written to the browser.
+        message = await asyncio.wait_for(websocket.receive(), DEADLINE)
+        assert message.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT), message
+        children = _children(server.pid)
+        assert children, "no console process for the client"
+        server.send_signal(signal.SIGTERM)
+        _, err = await asyncio.to_thread(server.communicate, timeout=DEADLINE)
+    assert server.returncode == 0, err
+    assert "web stopping: ending 1 session(s)" in err
+    for pid in children:
+        await asyncio.wait_for(_gone(pid), DEADLINE)
+
+
+async def _gone(pid: int) -> None:
+    while _alive(pid):
+        await asyncio.sleep(0.05)
+
+
+def test_bad_flags_are_one_line_and_exit_2(world_config_path: Path) -> None:
+    cases = [
+        (["--port", "70000"], "--port must be between 0 and 65535"),
+        (["--port", "x"], "--port: invalid int value"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+        (["--public-url", "ftp://x"], "--public-url must start with http"),
+    ]
+    for flags, message in cases:
+        argv = _cli("web", "--config", str(world_config_path), *flags)
+        result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=DEADLINE)
+        assert result.returncode == 2, (flags, result.stderr)
+        assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_the_served_command_is_read_only_unless_actions_are_allowed(
+    world_config_path: Path,
+) -> None:
+    config = load_config(world_config_path)
+    viewer = served_command(config, "/tmp/s.db", kiosk=False, allow_actions=False)
+    assert viewer.startswith(f"{READ_ONLY_ENV}=1 exec ")
+    assert f"--config {config.source} --store /tmp/s.db" in viewer
+    assert not viewer.endswith("kiosk")
+    kiosk = served_command(config, None, kiosk=True, allow_actions=False)
+    assert kiosk.endswith(" kiosk") and "--store" not in kiosk
+    assert READ_ONLY_ENV not in served_command(config, None, kiosk=False, allow_actions=True)
+
+
+# -- headless Chromium -------------------------------------------------------------------------
+# The page links a web font host: every name but 127.0.0.1 resolves to nothing and anything not
+# on loopback goes to a proxy on a closed loopback port, so the browser reaches no other host.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--proxy-server=http://127.0.0.1:9",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+    "--window-size=1280,800",
+    "--remote-debugging-address=127.0.0.1",
+    "--remote-debugging-port=0",
+]
+SPLASH_PNG_BYTES = 20_000  # the splash alone compresses to ~13 kB; tiles of text to far more
+
+
+class _DevTools:
+    """The few Chrome DevTools Protocol calls the test needs, over aiohttp's websocket."""
+
+    def __init__(self, websocket: aiohttp.ClientWebSocketResponse) -> None:
+        self.websocket = websocket
+        self.next_id = 0
+
+    async def call(self, method: str, **params: Any) -> dict[str, Any]:
+        self.next_id += 1
+        await self.websocket.send_json({"id": self.next_id, "method": method, "params": params})
+        while True:
+            reply = await self.websocket.receive_json()
+            if reply.get("id") == self.next_id:
+                assert "error" not in reply, reply
+                return dict(reply["result"])
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+async def test_headless_chromium_shows_the_kiosk_tiles(
+    web_kiosk: tuple[subprocess.Popen[str], int], tmp_path: Path
+) -> None:
+    _, port = web_kiosk
+    assert CHROMIUM is not None
+    browser = await asyncio.create_subprocess_exec(
+        CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "about:blank",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        devtools_port = await asyncio.wait_for(_devtools_port(browser), DEADLINE)
+        async with aiohttp.ClientSession() as session:
+            targets_url = f"http://127.0.0.1:{devtools_port}/json/list"
+            async with session.get(targets_url) as response:
+                targets = await response.json()
+            page_url = next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page")
+            async with session.ws_connect(page_url, max_msg_size=0) as websocket:
+                devtools = _DevTools(websocket)
+                await devtools.call("Page.navigate", url=f"http://127.0.0.1:{port}/")
+                png = await asyncio.wait_for(_tiles_drawn(devtools), DEADLINE)
+    finally:
+        browser.kill()
+        await browser.wait()
+    (tmp_path / "kiosk.png").write_bytes(png)
+    assert len(png) > SPLASH_PNG_BYTES
+
+
+async def _devtools_port(browser: asyncio.subprocess.Process) -> int:
+    assert browser.stderr is not None
+    while line := (await browser.stderr.readline()).decode():
+        if found := re.search(r"DevTools listening on ws://127\.0\.0\.1:(\d+)/", line):
+            return int(found.group(1))
+    raise AssertionError("chromium ended before it listened")
+
+
+async def _tiles_drawn(devtools: _DevTools) -> bytes:
+    """The screenshot once the terminal has drawn: past the splash, and detailed."""
+    first_byte = "document.body.classList.contains('-first-byte')"
+    while True:
+        state = await devtools.call("Runtime.evaluate", expression=first_byte)
+        if state["result"].get("value") is True:
+            shot = await devtools.call("Page.captureScreenshot", format="png")
+            png = base64.b64decode(shot["data"])
+            if len(png) > SPLASH_PNG_BYTES:
+                return bytes(png)
+        await asyncio.sleep(0.1)
