@@ -75,11 +75,11 @@ def _cli(*argv: str) -> list[str]:
     return [sys.executable, "-m", "screens.main", *argv]
 
 
-@pytest.fixture
-def web_kiosk(world_config_path: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
-    """`deploy-console web --kiosk` on a free port of 127.0.0.1, stopped if a test did not."""
+@contextlib.contextmanager
+def _web(config: Path, *flags: str) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """`deploy-console web` on a free port of 127.0.0.1, stopped if the test did not."""
     port = _free_port()
-    argv = _cli("web", "--kiosk", "--port", str(port), "--config", str(world_config_path))
+    argv = _cli("web", *flags, "--port", str(port), "--config", str(config))
     server = subprocess.Popen(
         argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -91,6 +91,12 @@ def web_kiosk(world_config_path: Path) -> Iterator[tuple[subprocess.Popen[str], 
         if server.poll() is None:
             server.send_signal(signal.SIGTERM)
             server.communicate(timeout=DEADLINE)
+
+
+@pytest.fixture
+def web_kiosk(world_config_path: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    with _web(world_config_path, "--kiosk") as served:
+        yield served
 
 
 def test_the_page_is_served_on_loopback(web_kiosk: tuple[subprocess.Popen[str], int]) -> None:
@@ -125,6 +131,25 @@ async def test_sigterm_stops_the_server_and_reaps_each_clients_console(
     assert "web stopping: ending 1 session(s)" in err
     for pid in children:
         await asyncio.wait_for(_gone(pid), DEADLINE)
+
+
+async def test_a_browsers_console_runs_read_only_unless_actions_are_allowed(
+    world_config_path: Path, tmp_path: Path
+) -> None:
+    store = str(tmp_path / "console.db")
+    for flags, read_only in (((), True), (("--allow-actions",), False)):
+        with _web(world_config_path, "--store", store, *flags) as (server, port):
+            async with (
+                aiohttp.ClientSession() as session,
+                session.ws_connect(f"ws://127.0.0.1:{port}/ws") as websocket,
+            ):
+                await asyncio.wait_for(websocket.receive(), DEADLINE)
+                (child,) = _children(server.pid)
+                environ = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+                argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+            assert (f"{READ_ONLY_ENV}=1".encode() in environ) is read_only, flags
+            assert [b"--config", str(world_config_path).encode()] == argv[3:5]
+            assert [b"--store", store.encode()] == argv[5:7] and b"kiosk" not in argv
 
 
 async def _gone(pid: int) -> None:
