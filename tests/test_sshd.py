@@ -513,3 +513,19 @@ def test_openssh_port_forwarding_is_refused(
         forward.terminate()
         _, stderr = forward.communicate(timeout=DEADLINE)
     assert "open failed" in stderr, stderr
+
+
+async def test_x11_forwarding_is_refused(serve: Serve, keys: dict[str, Path]) -> None:
+    server = await serve([sys.executable, "-c", "print('console ran')"])
+    async with _connect(server, keys["alice"]) as conn:
+        with pytest.raises(asyncssh.ChannelOpenError, match="X11 forwarding request failed"):
+            await asyncio.wait_for(
+                conn.create_process(
+                    term_type="xterm",
+                    x11_forwarding=True,  # ssh -X: the server says no, the session does not open
+                    x11_display="127.0.0.1:0",
+                    x11_auth_path="/dev/null",
+                ),
+                DEADLINE,
+            )
+    assert not server.sessions
