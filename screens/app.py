@@ -53,6 +53,7 @@ from screens.messages import (
     QueueAsked,
     QueuedDeployChosen,
     RefreshRequested,
+    read_fleet,
 )
 from screens.project import ProjectScreen
 from screens.queue import QueueControl, QueueScreen
@@ -190,14 +191,7 @@ class DeployConsoleApp(App[None]):
 
     @work(exclusive=True, group="refresh", exit_on_error=False)
     async def _refresh_worker(self) -> None:
-        try:
-            snapshot = await self.fleet.refresh()
-        except ConsoleError as error:
-            self.post_message(FleetRefreshFailed(error.message))
-        except Exception as error:
-            self.post_message(FleetRefreshFailed(f"{type(error).__name__}: {error}"))
-        else:
-            self.post_message(FleetRefreshed(snapshot))
+        self.post_message(await read_fleet(self.fleet))
 
     def _arm_timer(self) -> None:
         if self.auto_refresh_fleet and self._refresh_timer is None:

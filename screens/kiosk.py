@@ -30,7 +30,7 @@ from console.deploy_board import ROLLBACK, DeployBoard, InFlight, finished_at
 from console.errors import ConsoleError
 from console.fleet import FleetSource
 from console.model import EnvStatus, FleetSnapshot, Health
-from screens.messages import FleetRefreshed, FleetRefreshFailed
+from screens.messages import FleetRefreshed, FleetRefreshFailed, read_fleet
 from screens.widgets.format import (
     HEALTH_GLYPHS,
     HEALTH_STYLES,
@@ -322,14 +322,7 @@ class KioskApp(App[None], inherit_bindings=False):
 
     @work(exclusive=True, group="refresh", exit_on_error=False)
     async def _refresh_worker(self) -> None:
-        try:
-            snapshot = await self.fleet.refresh()
-        except ConsoleError as error:
-            self.post_message(FleetRefreshFailed(error.message))
-        except Exception as error:
-            self.post_message(FleetRefreshFailed(f"{type(error).__name__}: {error}"))
-        else:
-            self.post_message(FleetRefreshed(snapshot))
+        self.post_message(await read_fleet(self.fleet))
 
     def on_fleet_refreshed(self, message: FleetRefreshed) -> None:
         self.snapshot = message.snapshot

@@ -12,6 +12,7 @@ from console.events import DeployEvent
 from console.model import DeployPlan, FleetSnapshot, LoadBalancerSettings, Release
 
 if TYPE_CHECKING:
+    from console.fleet import FleetSource
     from console.queue import QueueEntry, QueueView
 
 
@@ -29,6 +30,16 @@ class FleetRefreshFailed(Message):
     def __init__(self, error: str) -> None:
         super().__init__()
         self.error = error
+
+
+async def read_fleet(fleet: FleetSource) -> FleetRefreshed | FleetRefreshFailed:
+    """One refresh of the fleet as the message the app posts (an error is one line)."""
+    try:
+        return FleetRefreshed(await fleet.refresh())
+    except ConsoleError as error:
+        return FleetRefreshFailed(error.message)
+    except Exception as error:
+        return FleetRefreshFailed(f"{type(error).__name__}: {error}")
 
 
 class RefreshRequested(Message):
