@@ -510,7 +510,7 @@ def test_openssh_port_forwarding_is_refused(
             through.settimeout(DEADLINE)
             assert through.recv(64) == b""  # the server refused the channel: closed at once
     finally:
-        forward.terminate()
+        forward.kill()  # SIGKILL: ssh -N has been seen to outlive SIGTERM by 30 s on a loaded host
         _, stderr = forward.communicate(timeout=DEADLINE)
     assert "open failed" in stderr, stderr
 
