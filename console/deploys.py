@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import functools
 import getpass
 import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from console import paths
-from console.config import Config
-from console.engine import DeployEngine, DeployPlanner
+from console.config import Config, SshSettings
+from console.engine import DeployEngine, DeployPlanner, RemoteHost
 from console.fleet import Fleet
 from console.model import DeployRequest
-from console.remote import JumpHosts, open_host
 from console.store import Store
 
 STORE_FILE = paths.STORE_FILE
@@ -58,15 +57,32 @@ async def deploy_services(
         if plan is not None:
             await DeployPlanner(config, fleet.gateway).plan(plan)
         opened = await Store.open(store)
-        # One jump-host connection per cluster, shared by every instance a deploy reaches.
-        jumps = JumpHosts()
+        hosts = _Hosts()
         try:
-            engine = DeployEngine(
-                config, fleet.gateway, opened, functools.partial(open_host, jumps=jumps)
-            )
+            engine = DeployEngine(config, fleet.gateway, opened, hosts.open)
             yield DeployServices(config, fleet, opened, engine)
         finally:
-            await jumps.close()
+            await hosts.close()
             await opened.close()
     finally:
         fleet.close()
+
+
+class _Hosts:
+    """SSH to instances for the engine; asyncssh loads with the first connection (a console
+    that never deploys never loads it). One jump-host connection per cluster is shared by
+    every instance a deploy reaches (console.remote.JumpHosts)."""
+
+    def __init__(self) -> None:
+        self._jumps: Any = None  # console.remote.JumpHosts, made with the first connection
+
+    def open(self, settings: SshSettings, address: str) -> AbstractAsyncContextManager[RemoteHost]:
+        from console.remote import JumpHosts, open_host
+
+        if self._jumps is None:
+            self._jumps = JumpHosts()
+        return open_host(settings, address, jumps=self._jumps)
+
+    async def close(self) -> None:
+        if self._jumps is not None:
+            await self._jumps.close()

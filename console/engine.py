@@ -16,10 +16,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from console.access import Access, Action
-from console.aws import AwsGateway
 from console.config import ClusterConfig, Config, ProjectConfig, SshSettings
 from console.errors import AwsError, ConsoleError, DeployError
 from console.events import (
@@ -43,6 +42,10 @@ from console.model import (
 )
 from console.releases import resolve_release
 from console.store import DeployRecord, Store
+
+if TYPE_CHECKING:
+    # Only the type: boto3 loads with the first gateway (console/fleet.py).
+    from console.aws import AwsGateway
 
 T = TypeVar("T")
 

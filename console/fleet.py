@@ -7,9 +7,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from console.aws import MAX_CONCURRENT_CALLS, AwsGateway
 from console.config import ClusterConfig, Config
 from console.errors import AwsError
 from console.model import (
@@ -23,6 +22,11 @@ from console.model import (
     TargetState,
     summarize_health,
 )
+
+if TYPE_CHECKING:
+    # Imported when the first gateway is made: a console that reads the fleet from the store
+    # (console/fleet_share.py) never loads boto3.
+    from console.aws import AwsGateway
 
 
 class FleetSource(Protocol):
@@ -76,9 +80,7 @@ class Fleet:
     ) -> None:
         self.config = config
         self._clock = clock
-        self._executor = ThreadPoolExecutor(
-            max_workers=MAX_CONCURRENT_CALLS, thread_name_prefix="aws"
-        )
+        self._executor: ThreadPoolExecutor | None = None  # made with the first gateway
         self._groups: dict[tuple[Any, ...], list[ClusterConfig]] = {}
         for cluster in config.clusters:
             self._groups.setdefault(cluster.account_key, []).append(cluster)
@@ -93,7 +95,8 @@ class Fleet:
         self.last_snapshot: FleetSnapshot | None = None
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
 
     def gateway(self, cluster_name: str) -> AwsGateway:
         cluster = self.config.cluster(cluster_name)
@@ -104,6 +107,12 @@ class Fleet:
 
     def _gateway_for(self, key: tuple[Any, ...]) -> AwsGateway | AwsError:
         if key not in self._gateways:
+            from console.aws import MAX_CONCURRENT_CALLS, AwsGateway
+
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    max_workers=MAX_CONCURRENT_CALLS, thread_name_prefix="aws"
+                )
             first = self._groups[key][0]
             try:
                 self._gateways[key] = AwsGateway(first, self._executor, self._on_call)
@@ -113,7 +122,7 @@ class Fleet:
 
     @property
     def gateways(self) -> list[AwsGateway]:
-        return [g for g in self._gateways.values() if isinstance(g, AwsGateway)]
+        return [g for g in self._gateways.values() if not isinstance(g, AwsError)]
 
     def call_count(self) -> dict[str, int]:
         """AWS operations made so far, by name, over every account+region."""
@@ -228,6 +237,8 @@ class Fleet:
         target_groups = {
             tg["TargetGroupName"]: tg for tg in group_list if tg["TargetGroupName"] in group_names
         }
+        from console.aws import MAX_CONCURRENT_CALLS  # loaded already: a gateway answered
+
         semaphore = asyncio.Semaphore(MAX_CONCURRENT_CALLS)
         health: dict[tuple[str, str], dict[str, TargetState]] = {}
         health_errors: dict[tuple[str, str], str] = {}

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from console.aws import AwsGateway
 from console.config import Config
 from console.errors import DeployError
 from console.model import FleetSnapshot, Release
+
+if TYPE_CHECKING:
+    from console.aws import AwsGateway
 
 
 def _tag(tags: list[dict[str, str]] | None, key: str) -> str | None:
