@@ -139,6 +139,19 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )""",
         "CREATE INDEX deploy_log_by_deploy ON deploy_log (deploy_id, seq)",
     ),
+    # 4: one fleet poller per host (console/fleet_share.py): who holds the poller lease (an
+    # empty holder: released), and the last snapshot it wrote for every other console.
+    (
+        """CREATE TABLE fleet_poller (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            holder TEXT NOT NULL,
+            renewed_at TEXT NOT NULL,
+            generation INTEGER NOT NULL DEFAULT 0,
+            written_at TEXT,
+            error TEXT,
+            snapshot BLOB
+        )""",
+    ),
 ]
 
 TIME_FIELDS = frozenset(
@@ -151,6 +164,8 @@ TIME_FIELDS = frozenset(
         "finished_at",
         "reconciled_at",
         "expires_at",
+        "renewed_at",
+        "written_at",
     }
 )
 T = TypeVar("T")
@@ -170,6 +185,21 @@ class LockInfo:
     actor: str
     acquired_at: datetime
     heartbeat_at: datetime
+
+
+@dataclass(frozen=True)
+class PollerLease:
+    """Who polls the fleet for every console on the store, and what they last wrote."""
+
+    holder: str  # "" once released
+    renewed_at: datetime
+    generation: int  # snapshots written so far; 0: none yet
+    written_at: datetime | None
+    error: str | None  # the holder's last poll failed with this (its snapshot stays)
+
+    def fresh(self, now: datetime, stale_after: float) -> bool:
+        """Held, and renewed within stale_after seconds."""
+        return bool(self.holder) and self.renewed_at > now - timedelta(seconds=stale_after)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -594,6 +624,90 @@ class Store:
             await db.execute(
                 "DELETE FROM locks WHERE project = ? AND cluster = ? AND deploy_id = ?",
                 (project, cluster, deploy_id),
+            )
+
+    # The fleet poller lease (console/fleet_share.py)
+
+    async def poller_lease(self) -> PollerLease | None:
+        async with self._lock:
+            return await self._poller_lease()
+
+    async def _poller_lease(self) -> PollerLease | None:
+        row = await self._one(
+            "SELECT holder, renewed_at, generation, written_at, error FROM fleet_poller"
+        )
+        return None if row is None else _record(PollerLease, row)
+
+    async def take_poller_lease(self, holder: str, *, stale_after: float) -> PollerLease:
+        """Hold (or renew) the poller lease when it is free, ours, or not renewed for
+        stale_after seconds; the lease as it is now (compare its holder with ours)."""
+        current = await self.poller_lease()
+        now = self._clock()
+        if current is not None and current.holder != holder and current.fresh(now, stale_after):
+            return current  # held elsewhere: no write transaction for a look
+        async with self._write() as db:
+            current = await self._poller_lease()
+            now = self._clock()
+            if current is None:
+                await db.execute(
+                    "INSERT INTO fleet_poller (id, holder, renewed_at) VALUES (1, ?, ?)",
+                    (holder, _text(now)),
+                )
+            elif current.holder == holder or not current.fresh(now, stale_after):
+                await db.execute(
+                    "UPDATE fleet_poller SET holder = ?, renewed_at = ? WHERE id = 1",
+                    (holder, _text(now)),
+                )
+            else:
+                return current
+            lease = await self._poller_lease()
+        assert lease is not None
+        return lease
+
+    async def write_fleet_snapshot(self, holder: str, body: bytes) -> int | None:
+        """Store the holder's new snapshot; its generation, or None when `holder` lost the
+        lease (nothing is written)."""
+        async with self._write() as db:
+            cursor = await db.execute(
+                "UPDATE fleet_poller SET generation = generation + 1, written_at = ?, "
+                "renewed_at = ?, error = NULL, snapshot = ? WHERE id = 1 AND holder = ?",
+                (_text(self._clock()), _text(self._clock()), body, holder),
+            )
+            if cursor.rowcount != 1:
+                return None
+            row = await self._one("SELECT generation FROM fleet_poller WHERE id = 1")
+        return None if row is None else int(row[0])
+
+    async def fleet_poll_failed(self, holder: str, error: str) -> None:
+        """The holder's poll failed: readers say so, over the last snapshot."""
+        async with self._write() as db:
+            await db.execute(
+                "UPDATE fleet_poller SET error = ?, renewed_at = ? WHERE id = 1 AND holder = ?",
+                (error, _text(self._clock()), holder),
+            )
+
+    async def read_fleet_snapshot(
+        self, known: int | None
+    ) -> tuple[PollerLease | None, bytes | None]:
+        """The lease, and the snapshot when its generation is not `known` (else None)."""
+        async with self._lock:
+            row = await self._one(
+                "SELECT holder, renewed_at, generation, written_at, error, "
+                "CASE WHEN generation IS NOT ? THEN snapshot END FROM fleet_poller",
+                (known,),
+            )
+        if row is None:
+            return None, None
+        lease = PollerLease(
+            row[0], datetime.fromisoformat(row[1]), int(row[2]), _time(row[3]), row[4]
+        )
+        return lease, row[5]
+
+    async def release_poller_lease(self, holder: str) -> None:
+        """Give the lease up (the snapshot stays): the next console to look takes it."""
+        async with self._write() as db:
+            await db.execute(
+                "UPDATE fleet_poller SET holder = '' WHERE id = 1 AND holder = ?", (holder,)
             )
 
     @asynccontextmanager
