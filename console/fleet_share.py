@@ -340,3 +340,22 @@ class SharedFleet:
             if close is not None:
                 close()
         self._poller = self._details = None
+
+
+def shared_fleet(
+    config: Config, store: Path, role: str, *, create_store: bool = True
+) -> SharedFleet:
+    """The fleet a console, kiosk or server uses: it polls AWS (in a worker process, see
+    console/fleet_process.py) while it holds the lease, else reads the store. Under
+    READ_ONLY_FLEET_ENV (a session of `sshd` or `web`) it only reads."""
+    if os.environ.get(READ_ONLY_FLEET_ENV) == "1":
+        return SharedFleet(config, store, name=poller_name(role), create_store=create_store)
+
+    def worker() -> FleetSource:
+        from console.fleet_process import ProcessFleet
+
+        return ProcessFleet(config)
+
+    return SharedFleet(
+        config, store, name=poller_name(role), poller=worker, create_store=create_store
+    )

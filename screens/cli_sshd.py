@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import signal
 import sys
 
+from console import paths
 from console.config import Config
 from console.errors import ConsoleError
+from console.fleet_share import READ_ONLY_FLEET_ENV, SharedFleet, shared_fleet
 from console.paths import user_data_dir
 from console.sshd import SshServer, authorized_keys, load_host_key
 
@@ -42,18 +46,25 @@ def sshd_command(config: Config, args: argparse.Namespace, kiosk_available: bool
             "[sshd] authorized_keys"
         )
     host_key = load_host_key(user_data_dir())
+    store = getattr(args, "store", None)
+    # Sessions read the fleet this server polls: one poller for all of them.
     server = SshServer(
-        host_key, allowed, console_command(config, getattr(args, "store", None), args.kiosk)
+        host_key,
+        allowed,
+        console_command(config, store, args.kiosk),
+        environment={**os.environ, READ_ONLY_FLEET_ENV: "1"},
     )
-    return asyncio.run(_serve(server, listen, port))
+    fleet = shared_fleet(config, paths.store_path(config.store, store), "sshd")
+    return asyncio.run(_serve(server, listen, port, fleet))
 
 
-async def _serve(server: SshServer, listen: str, port: int) -> int:
+async def _serve(server: SshServer, listen: str, port: int, fleet: SharedFleet) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     bound = await server.start(listen, port)
+    polling = asyncio.create_task(fleet.keep_polling())
     try:
         shown = f"[{listen}]" if ":" in listen else listen
         print(f"sshd listening on {shown}:{bound} (host key {server.host_fingerprint})", flush=True)
@@ -64,5 +75,9 @@ async def _serve(server: SshServer, listen: str, port: int) -> int:
             flush=True,
         )
     finally:
+        polling.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await polling
         await server.close()
+        await fleet.aclose()
     return 0

@@ -20,9 +20,11 @@ from aiohttp import web
 from textual_serve.app_service import AppService
 from textual_serve.server import Server, log, to_int
 
+from console import paths
 from console.access import READ_ONLY_ENV
 from console.config import Config
 from console.errors import ConsoleError
+from console.fleet_share import READ_ONLY_FLEET_ENV, SharedFleet, shared_fleet
 
 PROG = "deploy-console"
 DEFAULT_LISTEN = "127.0.0.1"
@@ -38,7 +40,8 @@ def served_command(config: Config, store: str | None, kiosk: bool, allow_actions
     if kiosk:
         argv.append("kiosk")
     read_only = "" if allow_actions else f"{READ_ONLY_ENV}=1 "
-    return f"{read_only}exec {shlex.join(argv)}"
+    # Every browser's console reads the fleet the server polls: one poller for all.
+    return f"{read_only}{READ_ONLY_FLEET_ENV}=1 exec {shlex.join(argv)}"
 
 
 class _ReapedAppService(AppService):
@@ -128,16 +131,20 @@ def web_command(config: Config, args: argparse.Namespace) -> int:
     command = served_command(
         config, getattr(args, "store", None), args.kiosk, allow_actions=args.allow_actions
     )
-    return asyncio.run(_serve(WebServer(command, args.listen, args.port), args))
+    fleet = shared_fleet(
+        config, paths.store_path(config.store, getattr(args, "store", None)), "web"
+    )
+    return asyncio.run(_serve(WebServer(command, args.listen, args.port), args, fleet))
 
 
-async def _serve(server: WebServer, args: argparse.Namespace) -> int:
+async def _serve(server: WebServer, args: argparse.Namespace, fleet: SharedFleet) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     runner = web.AppRunner(await server._make_app(), handle_signals=False, shutdown_timeout=2.0)
     await runner.setup()
+    polling: asyncio.Task[None] | None = None
     try:
         site = web.TCPSite(runner, args.listen, args.port)
         try:
@@ -145,6 +152,7 @@ async def _serve(server: WebServer, args: argparse.Namespace) -> int:
         except OSError as error:
             raise ConsoleError(f"cannot listen on {args.listen}:{args.port}: {error}") from error
         bound = runner.addresses[0][1]
+        polling = asyncio.create_task(fleet.keep_polling())
         shown = f"[{args.listen}]" if ":" in args.listen else args.listen
         server.public_url = (args.public_url or f"http://{shown}:{bound}").rstrip("/")
         what = "kiosk" if args.kiosk else "console"
@@ -157,6 +165,11 @@ async def _serve(server: WebServer, args: argparse.Namespace) -> int:
             flush=True,
         )
     finally:
+        if polling is not None:
+            polling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await polling
         await server.reap()
         await runner.cleanup()
+        await fleet.aclose()
     return 0

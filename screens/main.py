@@ -23,7 +23,6 @@ from console.paths import user_data_dir
 from screens.cli_history import STATES
 
 if TYPE_CHECKING:
-    from console.fleet import FleetSource
     from console.world import World
 
 PROG = "deploy-console"
@@ -412,34 +411,44 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _console(config: Config, store: str | None) -> int:
     from console.deploys import store_path
-    from console.fleet_process import ProcessFleet
 
-    fleet = ProcessFleet(config)
-    try:
-        return asyncio.run(_run_console(config, fleet, store_path(config, store)))
-    finally:
-        fleet.close()
+    return asyncio.run(_run_console(config, store_path(config, store)))
 
 
-async def _run_console(config: Config, fleet: FleetSource, store: Path) -> int:
+async def _run_console(config: Config, store: Path) -> int:
     from console.anchor import anchor_schedule
     from console.deploys import actor, deploy_services
+    from console.fleet_share import READ_ONLY_FLEET_ENV, shared_fleet
     from console.queue import DeployQueue
     from console.runner import Runner
     from screens.app import build_app
     from screens.deploy_support import EngineDeploys
 
+    # A session of `sshd` or `web`: it reads the fleet its server polls for every session.
+    session = os.environ.get(READ_ONLY_FLEET_ENV) == "1"
     # The store belongs to the loop it was opened on: the app's, so open it here.
     async with deploy_services(config, store) as services:
-        # Every console is a runner: it claims queued deploys, its own and others'.
-        runner = Runner(services.engine, DeployQueue(services.store, config))
+        fleet = shared_fleet(config, store, "console")
+        # A console is a runner: it claims queued deploys, its own and others'; a session
+        # runs only the deploys it queued (its viewer leaving never stops another's deploy).
+        runner = Runner(
+            services.engine,
+            DeployQueue(services.store, config),
+            only=() if session else None,
+            reconcile=not session,
+        )
         deploys = EngineDeploys(services.engine, services.fleet.gateway, actor(), runner=runner)
-        anchor = anchor_schedule(config.audit, services.store, services.fleet.gateway)
+        anchor = (
+            None
+            if session
+            else anchor_schedule(config.audit, services.store, services.fleet.gateway)
+        )
         app = build_app(config, fleet, deploys=deploys, anchor=anchor, history=services.store)
         running = asyncio.create_task(runner.run_forever())
         try:
             await app.run_async()
         finally:
+            await fleet.aclose()
             if runner.running_here:
                 print(
                     f"{PROG}: cancelling the deploys this console ran "
@@ -455,7 +464,6 @@ async def _run_console(config: Config, fleet: FleetSource, store: Path) -> int:
 
 def _kiosk(config: Config, args: argparse.Namespace) -> int:
     from console.deploys import store_path
-    from console.fleet_process import ProcessFleet
     from screens.kiosk import check_quit_key
 
     if not args.rotate > 0 or args.rotate == float("inf"):
@@ -465,17 +473,12 @@ def _kiosk(config: Config, args: argparse.Namespace) -> int:
     except ValueError as error:
         raise UsageError(str(error)) from None
     store = store_path(config, getattr(args, "store", None))
-    fleet = ProcessFleet(config)
-    try:
-        return asyncio.run(_run_kiosk(config, fleet, store, args.rotate, quit_key))
-    finally:
-        fleet.close()
+    return asyncio.run(_run_kiosk(config, store, args.rotate, quit_key))
 
 
-async def _run_kiosk(
-    config: Config, fleet: FleetSource, store_file: Path, rotate: float, quit_key: str
-) -> int:
+async def _run_kiosk(config: Config, store_file: Path, rotate: float, quit_key: str) -> int:
     from console.deploy_board import DeployBoard, read_board
+    from console.fleet_share import shared_fleet
     from console.queue import DeployQueue
     from console.store import Store
     from screens.kiosk import build_kiosk
@@ -491,10 +494,13 @@ async def _run_kiosk(
             opened.append(await Store.open(store_file, create=False))
         return await read_board(opened[0], DeployQueue(opened[0], config))
 
+    # Read-only here too: without a store file the kiosk polls AWS on its own.
+    fleet = shared_fleet(config, store_file, "kiosk", create_store=False)
     app = build_kiosk(config, fleet, board, rotate_seconds=rotate, quit_key=quit_key)
     try:
         await app.run_async()
     finally:
+        await fleet.aclose()
         for store in opened:
             await store.close()
     return app.return_code or 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -22,6 +23,7 @@ from console.fleet_share import (
 )
 from console.model import FleetSnapshot, LoadBalancerSettings
 from console.store import Store
+from tests.conftest import ROOT
 
 DEADLINE = 20.0
 
@@ -214,3 +216,50 @@ async def test_a_server_keeps_polling_and_many_readers_cost_no_aws_calls(
     finally:
         polling.cancel()
         await server.aclose()
+
+
+SESSION_SCRIPT = """
+import os, sys
+os.environ["DEPLOY_CONSOLE_FLEET_FROM_STORE"] = "1"
+from screens import app as app_module
+from screens.main import run
+
+mounted = app_module.DeployConsoleApp.on_mount
+run_async = app_module.DeployConsoleApp.run_async
+seen = []
+
+def on_mount(self):
+    mounted(self)
+    def check():
+        if self.refresh_count:
+            seen.append(self.snapshot is not None and bool(self.snapshot.envs))
+            self.exit()
+    self.set_interval(0.05, check)
+
+async def headless(self, **options):
+    return await run_async(self, headless=True, size=(160, 48))
+
+app_module.DeployConsoleApp.on_mount = on_mount
+app_module.DeployConsoleApp.run_async = headless
+code = run(sys.argv[1:])
+loaded = sorted(m for m in ("boto3", "botocore", "asyncssh") if m in sys.modules)
+print(code, seen, ",".join(loaded) or "-")
+"""
+
+
+async def test_a_session_console_shows_the_stored_fleet_without_loading_boto3_or_asyncssh(
+    world_config: Config, world_config_path: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "store.db"
+    poller = SharedFleet(world_config, store, name="sshd", poller=Counted(world_config))
+    try:
+        assert await poller.poll_if_holder()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", SESSION_SCRIPT, "--config", str(world_config_path),
+            "--store", str(store), cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(process.communicate(), 120)
+    finally:
+        await poller.aclose()
+    assert out.decode().strip().splitlines()[-1] == "0 [True] -", err.decode()[-2000:]

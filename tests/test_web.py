@@ -24,6 +24,7 @@ import pytest
 
 from console.access import READ_ONLY_ENV
 from console.config import load_config
+from console.fleet_share import READ_ONLY_FLEET_ENV
 from screens.cli_web import served_command
 from tests.conftest import ROOT
 
@@ -64,10 +65,12 @@ def _alive(pid: int) -> bool:
 
 
 def _children(pid: int) -> list[int]:
+    """The server's console processes (not its fleet poller's worker)."""
     return [
         int(child)
         for task in Path(f"/proc/{pid}/task").iterdir()
         for child in (task / "children").read_text().split()
+        if b"screens.main" in Path(f"/proc/{child}/cmdline").read_bytes()
     ]
 
 
@@ -148,6 +151,7 @@ async def test_a_browsers_console_runs_read_only_unless_actions_are_allowed(
                 environ = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
                 argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
             assert (f"{READ_ONLY_ENV}=1".encode() in environ) is read_only, flags
+            assert f"{READ_ONLY_FLEET_ENV}=1".encode() in environ  # the server polls for it
             assert [b"--config", str(world_config_path).encode()] == argv[3:5]
             assert [b"--store", store.encode()] == argv[5:7] and b"kiosk" not in argv
 
@@ -176,12 +180,13 @@ def test_the_served_command_is_read_only_unless_actions_are_allowed(
 ) -> None:
     config = load_config(world_config_path)
     viewer = served_command(config, "/tmp/s.db", kiosk=False, allow_actions=False)
-    assert viewer.startswith(f"{READ_ONLY_ENV}=1 exec ")
+    assert viewer.startswith(f"{READ_ONLY_ENV}=1 {READ_ONLY_FLEET_ENV}=1 exec ")
     assert f"--config {config.source} --store /tmp/s.db" in viewer
     assert not viewer.endswith("kiosk")
     kiosk = served_command(config, None, kiosk=True, allow_actions=False)
     assert kiosk.endswith(" kiosk") and "--store" not in kiosk
-    assert READ_ONLY_ENV not in served_command(config, None, kiosk=False, allow_actions=True)
+    acting = served_command(config, None, kiosk=False, allow_actions=True)
+    assert READ_ONLY_ENV not in acting and acting.startswith(f"{READ_ONLY_FLEET_ENV}=1 exec ")
 
 
 # -- headless Chromium -------------------------------------------------------------------------
