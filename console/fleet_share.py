@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import socket
+import sqlite3
 import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -241,13 +242,14 @@ class SharedFleet:
         """For servers: poll every refresh interval while holding the lease, and take it
         whenever it frees; runs until cancelled."""
         while True:
-            # A store busy or unreadable this round: try again next round.
-            with contextlib.suppress(StoreError):
+            # A store busy or unreadable, AWS failing: readers are told; try again next round.
+            with contextlib.suppress(ConsoleError, sqlite3.Error):
                 await self.poll_if_holder()
             await asyncio.sleep(self.config.refresh_seconds)
 
     async def _poll(self, store: Store) -> FleetSnapshot:
-        renewing = asyncio.create_task(self._renew(store))
+        polled = asyncio.Event()
+        renewing = asyncio.create_task(self._renew(store, polled))
         try:
             snapshot = await self._source().refresh()
         except ConsoleError as error:
@@ -257,9 +259,8 @@ class SharedFleet:
             await store.fleet_poll_failed(self.name, f"{type(error).__name__}: {error}")
             raise
         finally:
-            renewing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewing
+            polled.set()  # the renewer ends its round (never cancelled inside a write)
+            await renewing
         self.polls += 1
         body = await asyncio.to_thread(encode_snapshot, snapshot)
         generation = await store.write_fleet_snapshot(self.name, body)
@@ -268,10 +269,14 @@ class SharedFleet:
         self.last_snapshot = snapshot
         return snapshot
 
-    async def _renew(self, store: Store) -> None:
+    async def _renew(self, store: Store, polled: asyncio.Event) -> None:
         """Keep the lease while a slow poll runs."""
         while True:
-            await asyncio.sleep(self.stale_after / STALE_INTERVALS)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.stale_after / STALE_INTERVALS):
+                    await polled.wait()
+            if polled.is_set():
+                return
             with contextlib.suppress(StoreError):
                 await store.take_poller_lease(self.name, stale_after=self.stale_after)
 

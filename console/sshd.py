@@ -25,6 +25,7 @@ import termios
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import asyncssh
 
@@ -189,8 +190,27 @@ def _reason(error: BaseException) -> str:
 # -- the server --------------------------------------------------------------------------------
 
 
+class SessionProcess(Protocol):
+    """A session's console process: asyncio's, or one forked (screens/session_fork.py)."""
+
+    pid: int
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    async def wait(self) -> int: ...
+
+
+class SessionSpawner(Protocol):
+    """Starts a session's console on the pty `terminal` (its stdio and controlling terminal),
+    in its own session and process group, with the environment `env`."""
+
+    async def spawn(self, terminal: int, env: dict[str, str]) -> SessionProcess: ...
+
+
 class SshServer:
-    """Listens for SSH clients and runs `command` on a pty for each session."""
+    """Listens for SSH clients and runs `command` on a pty for each session (or has
+    `spawner` start it: forked from a preloaded process, it shares that process's memory)."""
 
     def __init__(
         self,
@@ -199,10 +219,12 @@ class SshServer:
         command: Sequence[str],
         *,
         environment: Mapping[str, str] | None = None,
+        spawner: SessionSpawner | None = None,
     ) -> None:
         self.host_key = host_key
         self.allowed = dict(allowed)
         self.command = list(command)
+        self.spawner = spawner
         self.environment = dict(os.environ if environment is None else environment)
         self.port = 0
         self._acceptor: asyncssh.SSHAcceptor | None = None
@@ -328,7 +350,7 @@ class _ConsoleSession(asyncssh.SSHServerSession[bytes]):
         self.term = ""
         self.size: tuple[int, int, int, int] | None = None
         self.refusal: str | None = None
-        self.process: asyncio.subprocess.Process | None = None
+        self.process: SessionProcess | None = None
         self.master: int | None = None
         self._pending_input = bytearray()
         self._reading = False
@@ -398,15 +420,10 @@ class _ConsoleSession(asyncssh.SSHServerSession[bytes]):
         os.set_blocking(master, False)
         env = self.owner.child_environment(self.user, self.via, self.term)
         try:
-            self.process = await asyncio.create_subprocess_exec(
-                *self.owner.command,
-                stdin=slave,
-                stdout=slave,
-                stderr=slave,
-                env=env,
-                start_new_session=True,
-                close_fds=True,
-            )
+            if self.owner.spawner is not None:
+                self.process = await self.owner.spawner.spawn(slave, env)
+            else:
+                self.process = await self._exec(slave, env)
         finally:
             os.close(slave)
         self._start_reading()
@@ -416,6 +433,18 @@ class _ConsoleSession(asyncssh.SSHServerSession[bytes]):
         # What the console wrote last (its screen reset) still goes out before the exit.
         self._drain_output()
         return returncode if returncode >= 0 else 128 - returncode
+
+    async def _exec(self, slave: int, env: dict[str, str]) -> SessionProcess:
+        process = await asyncio.create_subprocess_exec(
+            *self.owner.command,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
+        return _Exec(process)
 
     def _start_reading(self) -> None:
         if self.master is not None and not self._reading:
@@ -546,6 +575,21 @@ class _ConsoleSession(asyncssh.SSHServerSession[bytes]):
         with contextlib.suppress(OSError):
             os.close(self.master)
         self.master = None
+
+
+class _Exec:
+    """asyncio's process as a SessionProcess."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self._process = process
+        self.pid = process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.returncode
+
+    async def wait(self) -> int:
+        return await self._process.wait()
 
 
 def _set_size(fd: int, size: tuple[int, int, int, int]) -> None:

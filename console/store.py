@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import re
@@ -536,6 +537,12 @@ class Store:
                 try:
                     await self._db.execute("BEGIN IMMEDIATE")
                     break
+                except asyncio.CancelledError:
+                    # The BEGIN still runs in aiosqlite's thread: undo it after it, or the
+                    # connection stays inside a transaction nobody will end.
+                    with contextlib.suppress(sqlite3.Error):
+                        await self._db.execute("ROLLBACK")
+                    raise
                 except sqlite3.OperationalError as exc:
                     if not _is_busy(exc):
                         raise

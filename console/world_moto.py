@@ -9,7 +9,8 @@ ELB's `HTTP:80/health` target; or the failing marks of the seeded fleet), `drain
 target group's deregistration delay after a DeregisterTargets (or a termination), then gone.
 A classic ELB reports "registration still in progress", then InService/OutOfService, and
 honours its connection-draining timeout. The world can also throttle an API action, as AWS
-does under load. Applied once per process, only by the world; pinned to the moto version in
+does under load, and counts the requests it answers (tests measure AWS calls with it).
+Applied once per process, only by the world; pinned to the moto version in
 pyproject.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import threading
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -144,6 +146,15 @@ def set_registration_seconds(seconds: float) -> None:
     global _registration_seconds
     with _lock:
         _registration_seconds = max(0.0, seconds)
+
+
+_requests: Counter[str] = Counter()
+
+
+def request_counts() -> dict[str, int]:
+    """The requests answered so far, by "service:Action" (every client, every process)."""
+    with _lock:
+        return dict(_requests)
 
 
 def reset() -> None:
@@ -532,6 +543,8 @@ def _patch_throttling() -> None:
 
     def call_action(self: BaseResponse) -> Any:
         action = self._get_action()
+        with _lock:
+            _requests[f"{self.service_name}:{action}"] += 1
         if action and _take_throttle(action):
             code = THROTTLING_CODES.get(self.service_name or "", "Throttling")
 

@@ -1,6 +1,7 @@
 """`deploy-console sshd`: the console's SSH server, one console process per session.
 
-Textual is never imported here: the server only spawns `python -m screens.main` per session.
+Textual is never imported here: each session's console is forked from a fork server that
+imported it (screens/session_fork.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from console.errors import ConsoleError
 from console.fleet_share import READ_ONLY_FLEET_ENV, SharedFleet, shared_fleet
 from console.paths import user_data_dir
 from console.sshd import SshServer, authorized_keys, load_host_key
+from screens.session_fork import ForkedConsoles
 
 PROG = "deploy-console"
 
@@ -48,21 +50,28 @@ def sshd_command(config: Config, args: argparse.Namespace, kiosk_available: bool
     host_key = load_host_key(user_data_dir())
     store = getattr(args, "store", None)
     # Sessions read the fleet this server polls: one poller for all of them.
+    command = console_command(config, store, args.kiosk)
+    # Each session's console is forked from one process that imported the console once.
+    spawner = ForkedConsoles(command[3:])
     server = SshServer(
         host_key,
         allowed,
-        console_command(config, store, args.kiosk),
+        command,
         environment={**os.environ, READ_ONLY_FLEET_ENV: "1"},
+        spawner=spawner,
     )
     fleet = shared_fleet(config, paths.store_path(config.store, store), "sshd")
-    return asyncio.run(_serve(server, listen, port, fleet))
+    return asyncio.run(_serve(server, spawner, listen, port, fleet))
 
 
-async def _serve(server: SshServer, listen: str, port: int, fleet: SharedFleet) -> int:
+async def _serve(
+    server: SshServer, spawner: ForkedConsoles, listen: str, port: int, fleet: SharedFleet
+) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    await spawner.start()
     bound = await server.start(listen, port)
     polling = asyncio.create_task(fleet.keep_polling())
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -610,3 +611,17 @@ async def test_audit_pages_filter_and_follow_ids(store: Store, clock: Clock) -> 
     assert everything == list(range(1, 11))
     bobs = [row.id async for row in store.iter_audit(page_size=2, actor="bob")]
     assert bobs == [2, 4, 6, 8, 10]
+
+
+async def test_a_write_cancelled_while_it_begins_leaves_the_store_usable(store: Store) -> None:
+    # A task cancelled while aiosqlite's thread runs its BEGIN (the fleet poller's lease
+    # renewer was): the next write must not find the connection inside a transaction.
+    for steps in range(40):
+        writer = asyncio.create_task(store.release_poller_lease("sshd"))
+        for _ in range(steps % 4):
+            await asyncio.sleep(0)
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
+        lease = await store.take_poller_lease("console", stale_after=0.0)
+        assert lease.holder == "console"

@@ -1,0 +1,130 @@
+"""SSH session consoles forked from one preloaded process, so they share its memory pages.
+
+A fresh interpreter that imports Textual and the console costs about 43 MB private; forked
+from a fork server (multiprocessing's "forkserver") that imported them once, a session's
+console costs what it changes: about 17 MB. The server process itself never imports Textual:
+only its fork server does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import gc
+import multiprocessing
+import os
+import sys
+import termios
+import warnings
+from collections.abc import Sequence
+from multiprocessing import forkserver, reduction
+from typing import Any
+
+# multiprocessing re-runs the server's __main__ (screens.main) in each child, as __mp_main__
+# (nothing runs: its main() is behind `if __name__ == "__main__"`); runpy warns each time.
+warnings.filterwarnings(
+    "ignore", message="'screens.main' found in sys.modules", category=RuntimeWarning
+)
+
+# What every session runs, imported once by the fork server.
+PRELOAD = (
+    "screens.main",
+    "screens.app",
+    "screens.kiosk",
+    "console.deploys",
+    "console.runner",
+    "console.fleet_share",
+    "console.deploy_board",
+    "screens.session_fork",
+)
+
+
+class _PassedFd:
+    """A file descriptor that travels to the fork server with the request (SCM_RIGHTS)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __reduce__(self) -> tuple[Any, tuple[Any]]:
+        return (_received_fd, (reduction.DupFd(self.fd),))
+
+
+def _received_fd(duplicate: Any) -> _PassedFd:
+    return _PassedFd(duplicate.detach())
+
+
+def _session_main(terminal: _PassedFd, argv: list[str], env: dict[str, str]) -> None:
+    """In the forked child: the pty as controlling terminal and stdio, the session's
+    environment, then the console's own main (its SystemExit is the exit status)."""
+    gc.freeze()  # the inherited objects stay out of collections: their pages stay shared
+    os.setsid()
+    fcntl.ioctl(terminal.fd, termios.TIOCSCTTY, 0)
+    for std in (0, 1, 2):
+        os.dup2(terminal.fd, std)
+    if terminal.fd > 2:
+        os.close(terminal.fd)
+    os.environ.clear()
+    os.environ.update(env)
+    for name, fd, mode in (("stdin", 0, "r"), ("stdout", 1, "w"), ("stderr", 2, "w")):
+        stream = open(fd, mode, encoding="utf-8", closefd=False, buffering=1)  # noqa: SIM115
+        setattr(sys, name, stream)
+        setattr(sys, f"__{name}__", stream)
+    sys.argv = ["deploy-console", *argv]
+    from screens.main import main
+
+    main(argv)
+
+
+class ForkedConsole:
+    """A session's console started by the fork server (the sshd's view of its process)."""
+
+    def __init__(self, process: multiprocessing.process.BaseProcess) -> None:
+        self._process = process
+        assert process.pid is not None
+        self.pid: int = process.pid
+        self._ended: asyncio.Future[int] | None = None
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.exitcode
+
+    async def wait(self) -> int:
+        """The exit status (negative: the signal); any number of callers wait together."""
+        if self._ended is None:
+            # One reader on the sentinel: a second add_reader on one fd would replace the first.
+            loop = asyncio.get_running_loop()
+            self._ended = loop.create_future()
+            loop.add_reader(self._process.sentinel, self._reap)
+            self._reap()
+        return await asyncio.shield(self._ended)
+
+    def _reap(self) -> None:
+        """The fork server wrote the exit status on the sentinel: read it, once."""
+        assert self._ended is not None
+        if self._ended.done():
+            return
+        self._process.join(0)
+        code = self._process.exitcode
+        if code is not None:
+            asyncio.get_running_loop().remove_reader(self._process.sentinel)
+            self._ended.set_result(code)
+
+
+class ForkedConsoles:
+    """Starts each session's console (`screens.main` with `argv`) from the fork server."""
+
+    def __init__(self, argv: Sequence[str]) -> None:
+        self.argv = list(argv)
+        self._context = multiprocessing.get_context("forkserver")
+        self._context.set_forkserver_preload(list(PRELOAD))
+
+    async def start(self) -> None:
+        """Start the fork server (it imports the console once) before the first session."""
+        await asyncio.to_thread(forkserver.ensure_running)
+
+    async def spawn(self, terminal: int, env: dict[str, str]) -> ForkedConsole:
+        process = self._context.Process(
+            target=_session_main, args=(_PassedFd(terminal), self.argv, env), daemon=False
+        )
+        await asyncio.to_thread(process.start)
+        return ForkedConsole(process)
