@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import contextlib
 import os
 import shutil
@@ -529,3 +530,20 @@ async def test_x11_forwarding_is_refused(serve: Serve, keys: dict[str, Path]) ->
                 DEADLINE,
             )
     assert not server.sessions
+
+
+async def test_agent_forwarding_is_refused(
+    serve: Serve, keys: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # ssh -A: the client asks to forward its agent; the server denies it (no agent socket is
+    # made for the session) and the console runs without one.
+    server = await serve(
+        [sys.executable, "-c", "import os; print(os.environ.get('SSH_AUTH_SOCK'))"]
+    )
+    caplog.set_level(logging.INFO, logger="asyncssh")
+    async with _connect(server, keys["alice"], agent_forwarding=str(tmp_path / "agent")) as conn:
+        process = await conn.create_process(term_type="xterm", encoding=None)
+        output = await asyncio.wait_for(process.stdout.read(), DEADLINE)
+        await asyncio.wait_for(process.wait(), DEADLINE)
+    assert output.strip() == b"None"
+    assert "Agent forwarding request denied" in caplog.text

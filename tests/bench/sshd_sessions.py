@@ -1,12 +1,15 @@
-"""Memory of the SSH server with N sessions held open: per session console, and the server.
+"""Memory of the SSH server with N sessions held open: per session, and what all share.
 
 Starts the embedded world (`deploy-console world`) and `deploy-console sshd` as processes of
 their own on free loopback ports, opens N concurrent asyncssh sessions with a pty, waits
-until every session's dashboard shows fleet data, then reads each process's private memory
-(the sum of the Private_* lines of /proc/PID/smaps_rollup): every session's console process,
-its fleet worker process, and the server. Then each session quits with ctrl+q.
+until every session's dashboard shows fleet data, holds them open through several refreshes,
+then reads each process's private memory (the sum of the Private_* lines of
+/proc/PID/smaps_rollup): every session's console (forked by the server's fork server) and
+anything below it, the fork server, the fleet poller's worker, the server. Each session then
+quits with ctrl+q. The baseline, in the same run: one console started as a fresh interpreter
+on a pty, reading the same store.
 
-    .venv/bin/python -m tests.bench.sshd_sessions [--sessions 20]
+    .venv/bin/python -m tests.bench.sshd_sessions [--sessions 20] [--hold 30]
 
 Prints a human summary on stderr and one JSON object on the last stdout line.
 """
@@ -15,13 +18,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import fcntl
 import json
 import os
+import pty
 import signal
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import time
 from pathlib import Path
 from typing import Any
@@ -117,7 +125,47 @@ async def open_session(
     return conn, session
 
 
-async def measure(sessions: int, folder: Path) -> dict[str, Any]:
+async def fresh_console(env: dict[str, str], config: Path, store: Path, hold: float) -> float:
+    """The baseline: one console started as a fresh interpreter on a pty (as `sshd` did before
+    it forked sessions), reading the fleet from the store like a session; its private MB."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(
+        slave, termios.TIOCSWINSZ, struct.pack("HHHH", TERMINAL_SIZE[1], TERMINAL_SIZE[0], 0, 0)
+    )
+    argv = [sys.executable, "-m", "screens.main", "--config", str(config), "--store", str(store)]
+    child_env = dict(env, DEPLOY_CONSOLE_FLEET_FROM_STORE="1", TERM="xterm-256color")
+    process = subprocess.Popen(
+        argv, cwd=ROOT, env=child_env, stdin=slave, stdout=slave, stderr=slave,
+        start_new_session=True,
+    )  # fmt: skip
+    os.close(slave)
+    os.set_blocking(master, False)
+    tail = b""
+    deadline = time.monotonic() + WAIT_LIMIT_SECONDS
+    try:
+        while DATA_MARK not in tail:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise SystemExit(f"the fresh console showed no fleet: {tail[-600:]!r}")
+            await asyncio.sleep(0.05)
+            with contextlib.suppress(BlockingIOError):
+                tail = (tail + os.read(master, 65536))[-4096:]
+        held = time.monotonic() + hold
+        while time.monotonic() < held:  # keep its output drained while it refreshes
+            await asyncio.sleep(0.2)
+            with contextlib.suppress(BlockingIOError, OSError):
+                os.read(master, 65536)
+        return private_mb(process.pid)
+    finally:
+        process.kill()
+        process.wait()
+        os.close(master)
+
+
+def named(pids: list[int], word: bytes) -> list[int]:
+    return [pid for pid in pids if word in Path(f"/proc/{pid}/cmdline").read_bytes()]
+
+
+async def measure(sessions: int, hold: float, folder: Path) -> dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=str(ROOT), DEPLOY_CONSOLE_DATA_DIR=str(folder / "data"))
     env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
     env["AWS_EC2_METADATA_DISABLED"] = "true"
@@ -128,10 +176,11 @@ async def measure(sessions: int, folder: Path) -> dict[str, Any]:
     key = asyncssh.generate_private_key("ssh-ed25519", comment="bench")
     data = read_toml(folder / "world.toml")
     data["sshd"] = {"keys": [{"user": "bench", "key": key.export_public_key().decode()}]}
-    (folder / "config.toml").write_bytes(tomli_w.dumps(data).encode())
-    store = ["--store", str(folder / "store.db")]
+    config = folder / "config.toml"
+    config.write_bytes(tomli_w.dumps(data).encode())
+    store = folder / "store.db"
     server, line = start(
-        [*python, "sshd", "--port", "0", "--config", str(folder / "config.toml"), *store],
+        [*python, "sshd", "--port", "0", "--config", str(config), "--store", str(store)],
         env,
         "sshd listening",
     )
@@ -157,9 +206,14 @@ async def measure(sessions: int, folder: Path) -> dict[str, Any]:
             )
             for task in done:
                 task.result()
-        consoles = children(server.pid)
+        # Held open through several refreshes (each reads the stored snapshot) before measuring.
+        await asyncio.sleep(hold)
+        (forkserver,) = named(children(server.pid), b"forkserver")
+        consoles = children(forkserver)
         console_mb = [private_mb(pid) for pid in consoles]
-        worker_mb = [sum(private_mb(pid) for pid in descendants(pid)) for pid in consoles]
+        below_mb = [sum(private_mb(pid) for pid in descendants(pid)) for pid in consoles]
+        forkserver_mb = private_mb(forkserver)
+        poller_mb = sum(private_mb(pid) for pid in named(children(server.pid), b"spawn_main"))
         server_mb = private_mb(server.pid)
         draws = [session.first_draw or 0.0 for _, session in opened]
         statuses = []
@@ -173,21 +227,26 @@ async def measure(sessions: int, folder: Path) -> dict[str, Any]:
             conn.close()
         for task in tasks:
             task.cancel()
-        left = children(server.pid)
+        left = children(forkserver)
+        fresh_mb = await fresh_console(env, config, store, hold)
     finally:
         server.send_signal(signal.SIGTERM)
         server_status = server.wait(timeout=60)
         world.send_signal(signal.SIGTERM)
         world.wait(timeout=60)
-    total = [c + w for c, w in zip(console_mb, worker_mb, strict=True)]
+    total = [c + b for c, b in zip(console_mb, below_mb, strict=True)]
+    median = statistics.median(total)
     return {
         "sessions": sessions,
+        "hold_seconds": hold,
         "console_processes": len(consoles),
-        "console_private_mb_median": round(statistics.median(console_mb), 1),
-        "console_private_mb_max": round(max(console_mb), 1),
-        "fleet_worker_private_mb_median": round(statistics.median(worker_mb), 1),
-        "session_private_mb_median": round(statistics.median(total), 1),
+        "session_private_mb_median": round(median, 1),
         "session_private_mb_max": round(max(total), 1),
+        "session_children_private_mb_max": round(max(below_mb), 1),
+        "fresh_console_private_mb": round(fresh_mb, 1),
+        "ratio_session_to_fresh": round(median / fresh_mb, 2),
+        "forkserver_private_mb": round(forkserver_mb, 1),
+        "poller_worker_private_mb": round(poller_mb, 1),
         "server_private_mb_idle": round(server_idle, 1),
         "server_private_mb": round(server_mb, 1),
         "first_draw_seconds_median": round(statistics.median(draws), 2),
@@ -201,19 +260,23 @@ async def measure(sessions: int, folder: Path) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument(
+        "--hold", type=float, default=30.0, help="seconds held open before measuring"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sshd-bench-") as folder:
-        figures = asyncio.run(measure(args.sessions, Path(folder)))
+        figures = asyncio.run(measure(args.sessions, args.hold, Path(folder)))
+    f = figures
     print(
-        f"{figures['sessions']} SSH sessions held open ({figures['console_processes']} console "
-        f"processes): per session {figures['session_private_mb_median']} MB private (median; "
-        f"max {figures['session_private_mb_max']}) = console "
-        f"{figures['console_private_mb_median']} MB + fleet worker "
-        f"{figures['fleet_worker_private_mb_median']} MB; server "
-        f"{figures['server_private_mb']} MB ({figures['server_private_mb_idle']} MB idle); "
-        f"first draw {figures['first_draw_seconds_median']} s median, "
-        f"{figures['first_draw_seconds_max']} s max; exit statuses "
-        f"{figures['exit_statuses']}; consoles left {figures['consoles_left_after_quit']}",
+        f"{f['sessions']} SSH sessions held open {f['hold_seconds']:g} s: per session "
+        f"{f['session_private_mb_median']} MB private (median; max {f['session_private_mb_max']}; "
+        f"children {f['session_children_private_mb_max']} MB); a fresh console process "
+        f"{f['fresh_console_private_mb']} MB (ratio {f['ratio_session_to_fresh']}). Shared by "
+        f"all: fork server {f['forkserver_private_mb']} MB, poller worker "
+        f"{f['poller_worker_private_mb']} MB, server {f['server_private_mb']} MB "
+        f"({f['server_private_mb_idle']} MB idle). First draw {f['first_draw_seconds_median']} s "
+        f"median, {f['first_draw_seconds_max']} s max; exit statuses {f['exit_statuses']}; "
+        f"consoles left {f['consoles_left_after_quit']}",
         file=sys.stderr,
     )
     print(json.dumps(figures))
