@@ -11,11 +11,14 @@ import argparse
 import asyncio
 import contextlib
 import os
+import re
 import shlex
 import signal
 import sys
 from typing import Any
 
+import aiohttp_jinja2
+import jinja2
 from aiohttp import web
 from textual_serve.app_service import AppService
 from textual_serve.server import Server, log, to_int
@@ -30,6 +33,22 @@ PROG = "deploy-console"
 DEFAULT_LISTEN = "127.0.0.1"
 DEFAULT_PORT = 8080
 REAP_SECONDS = 3.0  # a child gets this long after SIGTERM, then SIGKILL
+# textual-serve's page links its font from fonts.googleapis.com; the same font ships in its
+# static files, so the page loads it from this server and the browser asks no other host.
+REMOTE_FONT = re.compile(
+    r"<link\s+rel=\"stylesheet\"\s+href=\"https://fonts\.googleapis\.com[^>]*>"
+)
+LOCAL_FONT = """<style>
+      @font-face {
+        font-family: "Roboto Mono";
+        src: url("{{ config.static.url }}fonts/RobotoMono-VariableFont_wght.ttf");
+      }
+      @font-face {
+        font-family: "Roboto Mono";
+        font-style: italic;
+        src: url("{{ config.static.url }}fonts/RobotoMono-Italic-VariableFont_wght.ttf");
+      }
+    </style>"""
 
 
 def served_command(config: Config, store: str | None, kiosk: bool, allow_actions: bool) -> str:
@@ -67,12 +86,25 @@ class _ReapedAppService(AppService):
         return process
 
 
+class _LocalFontTemplates(jinja2.FileSystemLoader):
+    """textual-serve's templates, their remote font link replaced by the bundled font."""
+
+    def get_source(self, environment: jinja2.Environment, template: str) -> Any:
+        source, filename, uptodate = super().get_source(environment, template)
+        return REMOTE_FONT.sub(LOCAL_FONT, source), filename, uptodate
+
+
 class WebServer(Server):
     """textual-serve's server, quiet, with its children tracked and reaped on stop."""
 
     def __init__(self, command: str, host: str, port: int) -> None:
         super().__init__(command, host=host, port=port, title="deploy-console")
         self.children: set[asyncio.subprocess.Process] = set()
+
+    async def _make_app(self) -> web.Application:
+        app = await super()._make_app()
+        aiohttp_jinja2.setup(app, loader=_LocalFontTemplates(self.templates_path))
+        return app
 
     async def on_startup(self, app: web.Application) -> None:
         """No banner: the command prints one line of its own."""

@@ -109,6 +109,15 @@ def test_the_page_is_served_on_loopback(web_kiosk: tuple[subprocess.Popen[str], 
     assert response.status == 200
     assert f'data-session-websocket-url="ws://127.0.0.1:{port}/ws"' in page
     assert "deploy-console" in page
+    # The page asks no other host: its font comes from this server.
+    assert "googleapis" not in page and "https://" not in page
+    fetched = re.findall(r'(?:src=|href=|url\()"(https?://[^/"]+)', page)
+    assert fetched and set(fetched) == {f"http://127.0.0.1:{port}"}, fetched
+    font = re.search(r'url\("([^"]+RobotoMono-VariableFont_wght\.ttf)"\)', page)
+    assert font is not None, page
+    assert font[1].startswith(f"http://127.0.0.1:{port}/")
+    with urllib.request.urlopen(font[1], timeout=DEADLINE) as served:
+        assert served.status == 200 and len(served.read()) > 10_000
     assert server.stdout is not None
     assert server.stdout.readline().strip() == (
         f"web serving the kiosk (read-only) on http://127.0.0.1:{port}"
@@ -190,8 +199,8 @@ def test_the_served_command_is_read_only_unless_actions_are_allowed(
 
 
 # -- headless Chromium -------------------------------------------------------------------------
-# The page links a web font host: every name but 127.0.0.1 resolves to nothing and anything not
-# on loopback goes to a proxy on a closed loopback port, so the browser reaches no other host.
+# Should anything still name another host: every name but 127.0.0.1 resolves to nothing and
+# anything not on loopback goes to a proxy on a closed loopback port.
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
