@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import resource_tracker
 
 from console.config import Config
 from console.errors import AwsError
@@ -40,6 +42,18 @@ def _worker_settings(project: str, cluster: str) -> tuple[LoadBalancerSettings, 
     return _worker_loop.run_until_complete(_worker_fleet.load_balancer_settings(project, cluster))
 
 
+def _start_resource_tracker() -> None:
+    """multiprocessing's resource tracker hands its process `sys.stderr`'s descriptor; under
+    Textual that is a capture object without one (fileno() -1) and every spawn fails with
+    "bad value(s) in fds_to_keep". Started with the process's own stderr, it is there for good."""
+    captured = sys.stderr
+    sys.stderr = sys.__stderr__ or captured
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        sys.stderr = captured
+
+
 class ProcessFleet:
     """A Fleet whose boto3 calls, parsing and grouping run in one worker process.
 
@@ -49,6 +63,7 @@ class ProcessFleet:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        _start_resource_tracker()
         # spawn, not fork: the UI process has threads (fork would copy their locks).
         self._pool = ProcessPoolExecutor(
             max_workers=1,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from console.config import Config, ProjectClusterConfig
 from console.fleet import Fleet
 from console.model import Health, LoadBalancerKind
 from console.world import World
+from tests.conftest import ROOT
 
 
 def minimum_calls(config: Config) -> int:
@@ -314,3 +317,37 @@ async def test_settings_after_a_refresh_ask_only_for_the_attributes(world_config
         "partner-gateway-legacy": 2,
         "partner-gateway-prod1": 2,
     }
+
+
+CAPTURED_STDERR_SCRIPT = """
+import asyncio, io, sys
+from pathlib import Path
+from console.config import load_config
+from console.fleet_process import ProcessFleet
+
+class Captured(io.StringIO):
+    def fileno(self):  # Textual's stderr capture has no descriptor
+        return -1
+
+sys.stderr = Captured()
+fleet = ProcessFleet(load_config(Path(sys.argv[1])))
+try:
+    snapshot = asyncio.run(fleet.refresh())
+except BaseException as error:
+    print(type(error).__name__, error)
+    raise SystemExit(1) from None
+finally:
+    fleet.close()
+print(len(snapshot.envs))
+"""
+
+
+def test_the_worker_process_starts_from_inside_the_app(world_config_path: Path) -> None:
+    # The console makes its fleet worker while Textual has replaced sys.stderr (the poller
+    # lease is taken from the app): multiprocessing must not hand the worker fd -1.
+    result = subprocess.run(
+        [sys.executable, "-c", CAPTURED_STDERR_SCRIPT, str(world_config_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert int(result.stdout.strip()) > 0
