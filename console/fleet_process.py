@@ -7,6 +7,8 @@ import contextlib
 import multiprocessing
 import os
 import sys
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import resource_tracker
@@ -18,6 +20,7 @@ from console.model import FleetSnapshot, LoadBalancerSettings
 
 # The refresh is background work: the worker yields the CPU to the UI's key presses.
 WORKER_NICENESS = 10
+PARENT_CHECK_SECONDS = 1.0
 
 # The worker process's own fleet and event loop, made once by the pool's initializer.
 _worker_fleet: Fleet | None = None
@@ -28,8 +31,17 @@ def _start_worker(config: Config) -> None:
     global _worker_fleet, _worker_loop
     with contextlib.suppress(OSError, AttributeError):  # AttributeError: no os.nice (Windows)
         os.nice(WORKER_NICENESS)
+    threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True).start()
     _worker_loop = asyncio.new_event_loop()
     _worker_fleet = Fleet(config)
+
+
+def _exit_with(parent: int) -> None:
+    """A console killed outright (SIGKILL) cannot stop its worker: the worker sees its parent
+    gone (it is re-parented) and ends within a second instead of idling forever."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(0)
 
 
 def _worker_refresh() -> FleetSnapshot:

@@ -7,6 +7,7 @@ import dataclasses
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -351,3 +352,41 @@ def test_the_worker_process_starts_from_inside_the_app(world_config_path: Path) 
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-2000:]
     assert int(result.stdout.strip()) > 0
+
+
+KILLED_CONSOLE_SCRIPT = """
+import asyncio, sys, time
+from pathlib import Path
+from console.config import load_config
+from console.fleet_process import ProcessFleet
+
+fleet = ProcessFleet(load_config(Path(sys.argv[1])))
+asyncio.run(fleet.refresh())
+print(*fleet._pool._processes, flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_killed_consoles_fleet_worker_ends_too(world_config_path: Path) -> None:
+    console = subprocess.Popen(
+        [sys.executable, "-c", KILLED_CONSOLE_SCRIPT, str(world_config_path)],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert console.stdout is not None
+        (worker,) = [int(pid) for pid in console.stdout.readline().split()]
+        assert Path(f"/proc/{worker}").exists()
+    finally:
+        console.kill()  # SIGKILL: the console cannot stop its worker
+        console.wait()
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{worker}").exists() and _state(worker) != "Z":
+        assert time.monotonic() < deadline, "the fleet worker outlived its console"
+        time.sleep(0.1)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
