@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 import time
@@ -32,6 +33,9 @@ def _start_worker(config: Config) -> None:
     with contextlib.suppress(OSError, AttributeError):  # AttributeError: no os.nice (Windows)
         os.nice(WORKER_NICENESS)
     threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True).start()
+    # ctrl+c in the terminal of `sshd` or `web` reaches the whole process group: the server
+    # stops the worker itself (no KeyboardInterrupt traceback from it on the way out).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker_loop = asyncio.new_event_loop()
     _worker_fleet = Fleet(config)
 
