@@ -547,3 +547,43 @@ async def test_agent_forwarding_is_refused(
         await asyncio.wait_for(process.wait(), DEADLINE)
     assert output.strip() == b"None"
     assert "Agent forwarding request denied" in caplog.text
+
+
+@needs_openssh
+async def test_openssh_agent_forwarding_is_refused(
+    serve: Serve, keys: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # ssh -A with a running agent: the server denies the forwarding; the console sees no agent.
+    server = await serve(
+        [sys.executable, "-c", "import os; print('agent:', os.environ.get('SSH_AUTH_SOCK'))"]
+    )
+    caplog.set_level(logging.INFO, logger="asyncssh")
+    agent_socket = tmp_path / "agent.sock"
+    agent = await asyncio.create_subprocess_exec(
+        "ssh-agent", "-D", "-a", str(agent_socket),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        await asyncio.wait_for(_appears(agent_socket), DEADLINE)
+        known = tmp_path / "known_hosts"
+        known.write_text(
+            f"[127.0.0.1]:{server.port} {server.host_key.export_public_key().decode()}"
+        )
+        argv = _ssh_argv(server.port, keys["alice"], known)
+        ssh = await asyncio.create_subprocess_exec(
+            *argv[:-1], "-tt", "-A", "-o", "ForwardAgent=yes", argv[-1],
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env=dict(os.environ, SSH_AUTH_SOCK=str(agent_socket)),
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(ssh.communicate(), DEADLINE)
+    finally:
+        agent.kill()
+        await agent.wait()
+    assert ssh.returncode == 0, err
+    assert b"agent: None" in out
+    assert "Agent forwarding request denied" in caplog.text
+
+
+async def _appears(path: Path) -> None:
+    while not path.exists():
+        await asyncio.sleep(0.05)

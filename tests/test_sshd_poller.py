@@ -19,6 +19,7 @@ from console import world_moto
 from console.config import read_toml
 from console.store import Store
 from console.world import World
+from tests.bench.sshd_sessions import private_mb
 from tests.conftest import ROOT
 
 SESSIONS = 20
@@ -32,14 +33,6 @@ CTRL_Q = b"\x11"
 
 def _requests() -> int:
     return sum(world_moto.request_counts().values())
-
-
-def _private_mb(pid: int) -> float:
-    total = 0
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        if line.startswith("Private_"):
-            total += int(line.split()[1])
-    return total / 1024
 
 
 def _children(pid: int) -> list[int]:
@@ -172,10 +165,10 @@ async def test_twenty_ssh_sessions_cost_aws_no_more_calls_per_minute_than_one(
         ]
         consoles = _children(forkserver)
         assert len(consoles) == SESSIONS
-        print("private MB per session:", sorted(round(_private_mb(pid)) for pid in consoles))
+        print("private MB per session:", sorted(round(private_mb(pid)) for pid in consoles))
         for pid in consoles:
             assert _children(pid) == [], "a session started a fleet worker"
-            assert _private_mb(pid) < 80, f"a session uses {_private_mb(pid):.0f} MB"
+            assert private_mb(pid) < 80, f"a session uses {private_mb(pid):.0f} MB"
         for session in sessions:
             session.process.stdin.write(CTRL_Q)
         statuses = await asyncio.wait_for(
