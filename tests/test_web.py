@@ -11,10 +11,12 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
 import urllib.request
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -262,6 +264,54 @@ async def test_headless_chromium_shows_the_kiosk_tiles(
         await browser.wait()
     (tmp_path / "kiosk.png").write_bytes(png)
     assert len(png) > SPLASH_PNG_BYTES
+    # The tiles are there: healthy ones have a heavy border in the theme's success green.
+    green = _pixels_near(png, SUCCESS_GREEN, tolerance=40)
+    assert green > GREEN_PIXELS, f"{green} green pixels in the screenshot"
+
+
+SUCCESS_GREEN = (0x4E, 0xBF, 0x71)  # textual-dark's $success
+GREEN_PIXELS = 3_000  # a healthy tile's border alone is ~1,500 at 1280x800; the splash has none
+
+
+def _pixels_near(png: bytes, colour: tuple[int, int, int], tolerance: int) -> int:
+    """Pixels of an 8-bit RGB(A) PNG within `tolerance` of `colour` on every channel."""
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks: dict[bytes, bytes] = {}
+    at = 8
+    while at < len(png):
+        (length,) = struct.unpack(">I", png[at : at + 4])
+        kind = png[at + 4 : at + 8]
+        chunks[kind] = chunks.get(kind, b"") + png[at + 8 : at + 8 + length]
+        at += 12 + length
+    width, height, depth, colour_type = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
+    assert depth == 8 and colour_type in (2, 6) and chunks[b"IHDR"][12] == 0  # not interlaced
+    step = 3 if colour_type == 2 else 4
+    stride = width * step
+    raw = zlib.decompress(chunks[b"IDAT"])
+    previous = bytearray(stride)
+    found = 0
+    for row in range(height):
+        start = row * (stride + 1)
+        kind, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
+        for i in range(stride):  # PNG's five row filters
+            left = line[i - step] if i >= step else 0
+            up, corner = previous[i], previous[i - step] if i >= step else 0
+            if kind == 1:
+                line[i] = (line[i] + left) & 0xFF
+            elif kind == 2:
+                line[i] = (line[i] + up) & 0xFF
+            elif kind == 3:
+                line[i] = (line[i] + (left + up) // 2) & 0xFF
+            elif kind == 4:
+                guess = left + up - corner
+                near = min((abs(guess - left), 0, left), (abs(guess - up), 1, up),
+                           (abs(guess - corner), 2, corner))  # fmt: skip
+                line[i] = (line[i] + near[2]) & 0xFF
+        for i in range(0, stride, step):
+            if all(abs(line[i + c] - colour[c]) <= tolerance for c in range(3)):
+                found += 1
+        previous = line
+    return found
 
 
 async def _devtools_port(browser: asyncio.subprocess.Process) -> int:
