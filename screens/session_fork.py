@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import gc
+import importlib
 import multiprocessing
 import os
 import sys
@@ -53,9 +54,10 @@ def _received_fd(duplicate: Any) -> _PassedFd:
     return _PassedFd(duplicate.detach())
 
 
-def _session_main(terminal: _PassedFd, argv: list[str], env: dict[str, str]) -> None:
+def _session_main(terminal: _PassedFd, entry: str, argv: list[str], env: dict[str, str]) -> None:
     """In the forked child: the pty as controlling terminal and stdio, the session's
-    environment, then the console's own main (its SystemExit is the exit status)."""
+    environment, then `entry` ("module:function", the console's main) with `argv` (its
+    SystemExit is the exit status)."""
     gc.freeze()  # the inherited objects stay out of collections: their pages stay shared
     os.setsid()
     fcntl.ioctl(terminal.fd, termios.TIOCSCTTY, 0)
@@ -70,9 +72,8 @@ def _session_main(terminal: _PassedFd, argv: list[str], env: dict[str, str]) -> 
         setattr(sys, name, stream)
         setattr(sys, f"__{name}__", stream)
     sys.argv = ["deploy-console", *argv]
-    from screens.main import main
-
-    main(argv)
+    module, function = entry.split(":")
+    getattr(importlib.import_module(module), function)(argv)
 
 
 class ForkedConsole:
@@ -111,10 +112,12 @@ class ForkedConsole:
 
 
 class ForkedConsoles:
-    """Starts each session's console (`screens.main` with `argv`) from the fork server."""
+    """Starts each session's console (`entry`, `screens.main:main`, with `argv`) from the
+    fork server."""
 
-    def __init__(self, argv: Sequence[str]) -> None:
+    def __init__(self, argv: Sequence[str], entry: str = "screens.main:main") -> None:
         self.argv = list(argv)
+        self.entry = entry
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(list(PRELOAD))
 
@@ -124,7 +127,9 @@ class ForkedConsoles:
 
     async def spawn(self, terminal: int, env: dict[str, str]) -> ForkedConsole:
         process = self._context.Process(
-            target=_session_main, args=(_PassedFd(terminal), self.argv, env), daemon=False
+            target=_session_main,
+            args=(_PassedFd(terminal), self.entry, self.argv, env),
+            daemon=False,
         )
         await asyncio.to_thread(process.start)
         return ForkedConsole(process)

@@ -27,6 +27,7 @@ from console.errors import ConfigError
 from console.sshd import SshServer, authorized_keys, load_host_key, read_authorized_keys
 from screens.cli_sshd import console_command
 from screens.main import has_command, run
+from screens.session_fork import ForkedConsoles
 from tests.conftest import ROOT
 
 DEADLINE = 30.0
@@ -161,6 +162,37 @@ async def test_a_session_runs_on_a_pty_as_the_keys_user_and_ends_with_its_status
         process.stdin.write(b"hello\r")
         await _read_until(process.stdout, b"got hello")
         assert (await asyncio.wait_for(process.wait(), DEADLINE)).exit_status == 3
+
+
+async def test_a_forked_session_owns_its_pty_resizes_and_ends_with_its_status(
+    sshd_config_path: Path, keys: dict[str, Path], tmp_path: Path
+) -> None:
+    # The way `deploy-console sshd` starts consoles: forked by the preloaded fork server.
+    config = load_config(sshd_config_path)
+    spawner = ForkedConsoles(["--probe"], entry="tests.session_probe:main")
+    await spawner.start()
+    server = SshServer(
+        load_host_key(tmp_path / "data"),
+        authorized_keys(config.sshd, config.source),
+        ["unused"],
+        spawner=spawner,
+    )
+    await server.start("127.0.0.1", 0)
+    try:
+        async with _connect(server, keys["alice"]) as conn:
+            process = await conn.create_process(
+                term_type="xterm-256color", term_size=(100, 30), encoding=None
+            )
+            first = await _read_until(process.stdout, b"\n")
+            assert first.strip() == b"alice ['--probe'] True (100, 30) True", first
+            process.change_terminal_size(120, 40)
+            await _read_until(process.stdout, b"resized (120, 40)")
+            process.stdin.write(b"hello\r")
+            await _read_until(process.stdout, b"got hello")
+            assert (await asyncio.wait_for(process.wait(), DEADLINE)).exit_status == 3
+    finally:
+        await server.close()
+    assert not server.sessions
 
 
 async def test_a_key_logs_in_and_gets_the_dashboard_then_ctrl_q_ends_with_status_0(
