@@ -195,6 +195,7 @@ class SharedFleet:
         self.reads = 0
         """Snapshots read from the store (decoded: a new generation)."""
         self._in_flight: asyncio.Task[FleetSnapshot] | None = None
+        self._polling: asyncio.Task[None] | None = None
         self._held = False
         """True while this process holds the lease (as of its last look)."""
         self._details: FleetSource | None = None
@@ -237,6 +238,11 @@ class SharedFleet:
         with contextlib.suppress(ConsoleError):  # recorded for readers by _poll
             await self._poll(store)
         return True
+
+    def start_polling(self) -> None:
+        """For servers: keep_polling in the background until aclose()."""
+        if self._polling is None:
+            self._polling = asyncio.create_task(self.keep_polling())
 
     async def keep_polling(self) -> None:
         """For servers: poll every refresh interval while holding the lease, and take it
@@ -330,6 +336,11 @@ class SharedFleet:
 
     async def aclose(self) -> None:
         """Release the lease (another console takes it at its next refresh) and close."""
+        if self._polling is not None:
+            self._polling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._polling
+            self._polling = None
         if self._in_flight is not None and not self._in_flight.done():
             self._in_flight.cancel()
             with contextlib.suppress(BaseException):

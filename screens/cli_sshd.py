@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import signal
 import sys
@@ -49,7 +48,6 @@ def sshd_command(config: Config, args: argparse.Namespace, kiosk_available: bool
         )
     host_key = load_host_key(user_data_dir())
     store = getattr(args, "store", None)
-    # Sessions read the fleet this server polls: one poller for all of them.
     command = console_command(config, store, args.kiosk)
     # Each session's console is forked from one process that imported the console once.
     spawner = ForkedConsoles(command[3:])
@@ -57,6 +55,7 @@ def sshd_command(config: Config, args: argparse.Namespace, kiosk_available: bool
         host_key,
         allowed,
         command,
+        # Sessions read the fleet this server polls: one poller for all of them.
         environment={**os.environ, READ_ONLY_FLEET_ENV: "1"},
         spawner=spawner,
     )
@@ -73,7 +72,7 @@ async def _serve(
         loop.add_signal_handler(signum, stop.set)
     await spawner.start()
     bound = await server.start(listen, port)
-    polling = asyncio.create_task(fleet.keep_polling())
+    fleet.start_polling()
     try:
         shown = f"[{listen}]" if ":" in listen else listen
         print(f"sshd listening on {shown}:{bound} (host key {server.host_fingerprint})", flush=True)
@@ -84,9 +83,6 @@ async def _serve(
             flush=True,
         )
     finally:
-        polling.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await polling
-        await server.close()
         await fleet.aclose()
+        await server.close()
     return 0

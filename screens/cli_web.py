@@ -176,7 +176,6 @@ async def _serve(server: WebServer, args: argparse.Namespace, fleet: SharedFleet
         loop.add_signal_handler(signum, stop.set)
     runner = web.AppRunner(await server._make_app(), handle_signals=False, shutdown_timeout=2.0)
     await runner.setup()
-    polling: asyncio.Task[None] | None = None
     try:
         site = web.TCPSite(runner, args.listen, args.port)
         try:
@@ -184,7 +183,7 @@ async def _serve(server: WebServer, args: argparse.Namespace, fleet: SharedFleet
         except OSError as error:
             raise ConsoleError(f"cannot listen on {args.listen}:{args.port}: {error}") from error
         bound = runner.addresses[0][1]
-        polling = asyncio.create_task(fleet.keep_polling())
+        fleet.start_polling()
         shown = f"[{args.listen}]" if ":" in args.listen else args.listen
         server.public_url = (args.public_url or f"http://{shown}:{bound}").rstrip("/")
         what = "kiosk" if args.kiosk else "console"
@@ -197,11 +196,7 @@ async def _serve(server: WebServer, args: argparse.Namespace, fleet: SharedFleet
             flush=True,
         )
     finally:
-        if polling is not None:
-            polling.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await polling
+        await fleet.aclose()
         await server.reap()
         await runner.cleanup()
-        await fleet.aclose()
     return 0

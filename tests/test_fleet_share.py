@@ -203,7 +203,7 @@ async def test_a_server_keeps_polling_and_many_readers_cost_no_aws_calls(
     counted = Counted(config)
     server = SharedFleet(config, shared("x").store_path, name="sshd", poller=counted)
     readers = [shared(f"session-{n}") for n in range(20)]
-    polling = asyncio.create_task(server.keep_polling())
+    server.start_polling()
     try:
 
         async def rounds() -> bool:
@@ -214,7 +214,6 @@ async def test_a_server_keeps_polling_and_many_readers_cost_no_aws_calls(
         assert all(snapshot.envs for snapshot in snapshots)
         assert len(counted.made) == 1 and all(reader.polls == 0 for reader in readers)
     finally:
-        polling.cancel()
         await server.aclose()
 
 
