@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from console.config import Config
 from console.errors import ConsoleError
+from console.identity import person
 
 ANYONE = "*"
 # Set by `deploy-console web` for what it serves: the browser has no login, so whoever opens
@@ -34,11 +35,6 @@ class Action(StrEnum):
 
 class AccessDenied(ConsoleError):
     """The user's role does not allow the action."""
-
-
-def person(actor: str) -> str:
-    """The user of an audit actor ("alice (ssh SHA256:... from ...)" is alice)."""
-    return actor.split(" (", 1)[0]
 
 
 class Access:

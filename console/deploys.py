@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import getpass
-import os
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -11,9 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from console import paths
+from console.access import Access, AccessDenied, Action
 from console.config import Config, SshSettings
 from console.engine import DeployEngine, DeployPlanner, RemoteHost
+from console.errors import StoreError
 from console.fleet import Fleet
+from console.identity import current_actor
 from console.model import DeployRequest
 from console.store import Store
 
@@ -21,12 +23,54 @@ STORE_FILE = paths.STORE_FILE
 
 
 def actor() -> str:
-    """Who acts, as the audit records it: the OS login, or over SSH the key's user
-    (DEPLOY_CONSOLE_USER) with how they came (DEPLOY_CONSOLE_VIA: key fingerprint and source
-    address), e.g. "alice (ssh SHA256:... from 127.0.0.1:50412)"."""
-    user = os.environ.get("DEPLOY_CONSOLE_USER") or getpass.getuser()
-    via = os.environ.get("DEPLOY_CONSOLE_VIA", "").strip()
-    return f"{user} ({via})" if via else user
+    """Who acts, as the audit records it (console.identity): the OS account of this process, or
+    the person a door (SSH, web) handed this session, e.g. "alice (ssh SHA256:... from
+    127.0.0.1:50412)". Never read from the environment."""
+    return str(current_actor())
+
+
+def check_allowed(
+    config: Config,
+    store: Path,
+    action: Action,
+    cluster: str | None = None,
+    *,
+    project: str | None = None,
+) -> str:
+    """The caller's actor if their role allows `action`; otherwise the refusal is appended to
+    the audit (who tried what, where) and AccessDenied raised. Checked before AWS is asked."""
+    who = actor()
+    try:
+        Access(config).check(who, action, cluster)
+    except AccessDenied as denied:
+        asyncio.run(_record_denial(store, who, denied, action, cluster, project))
+        raise
+    return who
+
+
+async def _record_denial(
+    store: Path,
+    who: str,
+    denied: AccessDenied,
+    action: Action,
+    cluster: str | None,
+    project: str | None,
+) -> None:
+    try:
+        opened = await Store.open(store)
+    except StoreError as error:
+        raise AccessDenied(
+            f"{denied.message} (and the refusal is not in the audit: {error})"
+        ) from None
+    async with opened:
+        await opened.audit(
+            "denied",
+            actor=who,
+            project=project,
+            cluster=cluster,
+            outcome="refused",
+            reason=f"{action}: {denied.message}",
+        )
 
 
 def store_path(config: Config, explicit: str | None) -> Path:

@@ -8,9 +8,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from console.access import Access, Action, person
+from console.access import Access, Action
 from console.config import Config
 from console.errors import ConsoleError
+from console.identity import person
 from console.model import DeployRequest
 from console.store import (
     QUEUED,

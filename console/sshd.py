@@ -31,6 +31,7 @@ import asyncssh
 
 from console.config import SshdSettings
 from console.errors import ConfigError, ConsoleError
+from console.identity import SSH, Actor
 
 # asyncssh logs every connection at INFO (with key fingerprints): keep the server's output ours.
 logging.getLogger("asyncssh").setLevel(logging.WARNING)
@@ -45,8 +46,9 @@ STOP_GRACE_SECONDS = 2.0
 # An exit status for a session refused before any console ran.
 REFUSED_STATUS = 2
 CHUNK = 65536
+# The authorized_keys option that names a key's user (read from the file, never from a
+# process's environment: the session's console is handed its actor by the spawner).
 USER_ENV = "DEPLOY_CONSOLE_USER"
-VIA_ENV = "DEPLOY_CONSOLE_VIA"
 USER_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$")
 # Options of an authorized_keys line that this server enforces anyway (or that restrict more).
 HARMLESS_OPTIONS = frozenset(
@@ -205,7 +207,7 @@ class SessionSpawner(Protocol):
     """Starts a session's console on the pty `terminal` (its stdio and controlling terminal),
     in its own session and process group, with the environment `env`."""
 
-    async def spawn(self, terminal: int, env: dict[str, str]) -> SessionProcess: ...
+    async def spawn(self, terminal: int, env: dict[str, str], actor: Actor) -> SessionProcess: ...
 
 
 class SshServer:
@@ -272,15 +274,13 @@ class SshServer:
             await self._acceptor.wait_closed()
             self._acceptor = None
 
-    def child_environment(self, user: str, via: str, term: str) -> dict[str, str]:
+    def child_environment(self, term: str) -> dict[str, str]:
         env = dict(self.environment)
-        # Never hand a console the server's own SSH agent or session.
-        for name in ("SSH_AUTH_SOCK", "SSH_CONNECTION", "SSH_CLIENT", "SSH_TTY"):
+        # Never hand a console the server's own SSH agent or session, nor a user name: who the
+        # session acts for travels with the spawn request (console.identity), not in env.
+        for name in ("SSH_AUTH_SOCK", "SSH_CONNECTION", "SSH_CLIENT", "SSH_TTY", USER_ENV):
             env.pop(name, None)
-        env.update(
-            {USER_ENV: user, VIA_ENV: via, "TERM": term or "xterm-256color"},
-            COLORTERM="truecolor",
-        )
+        env.update({"TERM": term or "xterm-256color"}, COLORTERM="truecolor")
         env.setdefault("LANG", "C.UTF-8")
         return env
 
@@ -321,8 +321,8 @@ class _Server(asyncssh.SSHServer):
 
     def session_requested(self) -> asyncssh.SSHServerSession[bytes]:
         assert self.who is not None
-        via = f"ssh {self.who.fingerprint} from {self.peer}"
-        return _ConsoleSession(self.owner, self.who.user, via)
+        actor = Actor(self.who.user, SSH, key=self.who.fingerprint, source=self.peer)
+        return _ConsoleSession(self.owner, actor)
 
     def connection_requested(
         self, dest_host: str, dest_port: int, orig_host: str, orig_port: int
@@ -342,10 +342,9 @@ class _Server(asyncssh.SSHServer):
 class _ConsoleSession(asyncssh.SSHServerSession[bytes]):
     """One SSH session: the console on a pty, its bytes pumped to and from the channel."""
 
-    def __init__(self, owner: SshServer, user: str, via: str) -> None:
+    def __init__(self, owner: SshServer, actor: Actor) -> None:
         self.owner = owner
-        self.user = user
-        self.via = via
+        self.actor = actor
         self.chan: asyncssh.SSHServerChannel[bytes] | None = None
         self.term = ""
         self.size: tuple[int, int, int, int] | None = None
@@ -418,10 +417,10 @@ class _ConsoleSession(asyncssh.SSHServerSession[bytes]):
         if self.size is not None:
             _set_size(master, self.size)
         os.set_blocking(master, False)
-        env = self.owner.child_environment(self.user, self.via, self.term)
+        env = self.owner.child_environment(self.term)
         try:
             if self.owner.spawner is not None:
-                self.process = await self.owner.spawner.spawn(slave, env)
+                self.process = await self.owner.spawner.spawn(slave, env, self.actor)
             else:
                 self.process = await self._exec(slave, env)
         finally:

@@ -245,10 +245,13 @@ def deploy_command(config: Config, args: argparse.Namespace) -> int:
     config.cluster(args.cluster)
     if args.cluster not in config.project(args.project).clusters:
         raise DeployError(f"project {args.project} is not configured in cluster {args.cluster}")
-    from console.access import Access, Action
-    from console.deploys import actor
+    from console.access import Action
+    from console.deploys import check_allowed, store_path
 
-    Access(config).check(actor(), Action.DEPLOY, args.cluster)  # before AWS or the store
+    # Before AWS or the queue: a refusal is only written to the audit.
+    check_allowed(
+        config, store_path(config, args.store), Action.DEPLOY, args.cluster, project=args.project
+    )
     _confirm_protected(config, args.cluster, args.yes)
     try:
         return asyncio.run(_deploy(config, args))

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from console.access import Access, Action
+from console.access import Action
 from console.config import Config
 from console.errors import ConsoleError
 from console.paths import store_path
@@ -46,11 +46,18 @@ def until(text: str | None, now: datetime) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _allowed(config: Config, action: Action, cluster: str | None) -> None:
-    """The caller's role is checked before the store is opened (the queue checks again)."""
-    from console.deploys import actor
+def _allowed(
+    config: Config,
+    args: argparse.Namespace,
+    action: Action,
+    cluster: str | None,
+    project: str | None = None,
+) -> None:
+    """The caller's role is checked before the queue is touched (the queue checks again); a
+    refusal is written to the audit."""
+    from console.deploys import check_allowed
 
-    Access(config).check(actor(), action, cluster)
+    check_allowed(config, _store(config, args), action, cluster, project=project)
 
 
 def _store(config: Config, args: argparse.Namespace) -> Path:
@@ -212,7 +219,7 @@ def lock_command(config: Config, args: argparse.Namespace) -> int:
     who = actor()
     if args.lock_command == "add":
         moment = until(args.until, datetime.now(UTC))
-        _allowed(config, Action.LOCK, args.cluster)
+        _allowed(config, args, Action.LOCK, args.cluster, args.project)
 
         async def add(queue: DeployQueue) -> str:
             lock = await queue.lock(
@@ -256,7 +263,7 @@ def freeze_command(config: Config, args: argparse.Namespace) -> int:
 
     who = actor()
     config.cluster(args.cluster)
-    _allowed(config, Action.FREEZE, args.cluster)
+    _allowed(config, args, Action.FREEZE, args.cluster)
     if args.command == "freeze":
 
         async def freeze(queue: DeployQueue) -> str:
@@ -284,11 +291,10 @@ def promote_command(config: Config, args: argparse.Namespace) -> int:
     stages = [c for stage in config.promotion for c in stage if c in project.clusters]
     if not stages:
         raise QueueInputError(f"{project.name} is in no cluster of the promotion chain")
-    from console.access import Access, Action
-    from console.deploys import actor
+    from console.access import Action
 
     for cluster in stages:  # every stage's deploy is the caller's: refused before anything
-        Access(config).check(actor(), Action.DEPLOY, cluster)
+        _allowed(config, args, Action.DEPLOY, cluster, project.name)
     for cluster in stages:
         if config.cluster(cluster).protected and not args.yes:
             raise QueueInputError(

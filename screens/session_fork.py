@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from multiprocessing import forkserver, reduction
 from typing import Any
 
+from console.identity import Actor, enter_session
+
 # multiprocessing re-runs the server's __main__ (screens.main) in each child, as __mp_main__
 # (nothing runs: its main() is behind `if __name__ == "__main__"`); runpy warns each time.
 warnings.filterwarnings(
@@ -54,10 +56,13 @@ def _received_fd(duplicate: Any) -> _PassedFd:
     return _PassedFd(duplicate.detach())
 
 
-def _session_main(terminal: _PassedFd, entry: str, argv: list[str], env: dict[str, str]) -> None:
+def _session_main(
+    terminal: _PassedFd, entry: str, argv: list[str], env: dict[str, str], actor: Actor
+) -> None:
     """In the forked child: the pty as controlling terminal and stdio, the session's
-    environment, then `entry` ("module:function", the console's main) with `argv` (its
-    SystemExit is the exit status)."""
+    environment, the actor the server authenticated (handed in memory: nothing the session's
+    user sets can change it), then `entry` ("module:function", the console's main) with `argv`
+    (its SystemExit is the exit status)."""
     gc.freeze()  # the inherited objects stay out of collections: their pages stay shared
     os.setsid()
     fcntl.ioctl(terminal.fd, termios.TIOCSCTTY, 0)
@@ -67,6 +72,7 @@ def _session_main(terminal: _PassedFd, entry: str, argv: list[str], env: dict[st
         os.close(terminal.fd)
     os.environ.clear()
     os.environ.update(env)
+    enter_session(actor)
     for name, fd, mode in (("stdin", 0, "r"), ("stdout", 1, "w"), ("stderr", 2, "w")):
         stream = open(fd, mode, encoding="utf-8", closefd=False, buffering=1)  # noqa: SIM115
         setattr(sys, name, stream)
@@ -125,10 +131,10 @@ class ForkedConsoles:
         """Start the fork server (it imports the console once) before the first session."""
         await asyncio.to_thread(forkserver.ensure_running)
 
-    async def spawn(self, terminal: int, env: dict[str, str]) -> ForkedConsole:
+    async def spawn(self, terminal: int, env: dict[str, str], actor: Actor) -> ForkedConsole:
         process = self._context.Process(
             target=_session_main,
-            args=(_PassedFd(terminal), self.entry, self.argv, env),
+            args=(_PassedFd(terminal), self.entry, self.argv, env, actor),
             daemon=False,
         )
         await asyncio.to_thread(process.start)

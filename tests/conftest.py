@@ -78,3 +78,57 @@ def ssh_settings(world_ssh: WorldSsh) -> SshSettings:
         jump_host=world_ssh.jump_host,
         connect_timeout=10.0,
     )
+
+
+# -- real OS accounts: the local door's identity is the process's uid, never a variable ----------
+import pwd  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+
+def os_account(name: str) -> pwd.struct_passwd:
+    """A real OS account named `name`, created for the tests if missing (CI runs as root)."""
+    runs_as_others()
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            pass
+        if os.geteuid() != 0:
+            message = f"creating the OS account {name!r} needs root"
+            if os.environ.get("CI") == "true":
+                pytest.fail(message)
+            pytest.skip(message)
+        # Several test workers may add accounts at once: useradd refuses while another holds
+        # the password file's lock; try again until the account is there.
+        subprocess.run(
+            ["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+            capture_output=True,
+            check=False,
+        )
+        if time.monotonic() > deadline:
+            return pwd.getpwnam(name)
+
+
+def runs_as_others() -> None:
+    """Skip (fail in CI) unless another account can run this interpreter: .ci/run opens the
+    folders above it (a pyenv under /root is private)."""
+    interpreter = Path(os.path.realpath(sys.executable))
+    for folder in interpreter.parents:
+        if not folder.stat().st_mode & 0o001:
+            message = f"other accounts cannot reach {interpreter} ({folder} is private)"
+            if os.environ.get("CI") == "true":
+                pytest.fail(message)
+            pytest.skip(message)
+
+
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A folder every OS account can read and write (for processes run as other accounts)."""
+    folder = Path(tempfile.mkdtemp(prefix="dc-accounts-"))
+    folder.chmod(0o777)
+    yield folder
+    subprocess.run(["rm", "-rf", str(folder)], check=False)

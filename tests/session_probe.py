@@ -7,9 +7,12 @@ import os
 import signal
 import sys
 
+from console.identity import current_actor
+
 
 def main(argv: list[str]) -> None:
-    user = os.environ["DEPLOY_CONSOLE_USER"]
+    assert "DEPLOY_CONSOLE_USER" not in os.environ  # the actor is handed, not in env
+    user = str(current_actor())
     foreground = os.tcgetpgrp(0) == os.getpgrp()  # SIGWINCH and ctrl+c reach this process
     print(user, argv, os.isatty(0), tuple(os.get_terminal_size(0)), foreground, flush=True)
     signal.signal(

@@ -18,6 +18,7 @@ from console.errors import ConfigError
 from console.model import DeployRequest
 from console.queue import DeployQueue
 from console.store import DeployRecord, Store
+from tests.conftest import os_account
 from tests.deploy_world import ROOT
 from tests.test_queue import DEMO
 
@@ -170,12 +171,16 @@ def test_access_config_mistakes_are_one_line(tmp_path: Path) -> None:
 
 
 def cli(*args: str, user: str, config: Path, store: Path) -> subprocess.CompletedProcess[str]:
+    """The command line run as the real OS account `user` (created for the test): the local
+    door's actor is the process's uid, whatever the environment claims."""
+    account = os_account(user)
     return subprocess.run(
         [sys.executable, "-m", "screens.main", *args, "--config", str(config),
          "--store", str(store)],
         cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
-        env={"PATH": "/usr/bin:/bin", "DEPLOY_CONSOLE_USER": user,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(store.parent),
              "AWS_EC2_METADATA_DISABLED": "true"},
+        user=account.pw_uid, group=account.pw_gid, extra_groups=[],
     )  # fmt: skip
 
 
@@ -191,21 +196,59 @@ def cli(*args: str, user: str, config: Path, store: Path) -> subprocess.Complete
     ],
 )  # fmt: skip
 def test_the_command_line_refuses_in_one_line_before_touching_aws(
-    tmp_path: Path, user: str, argv: list[str], expected: str
+    open_dir: Path, user: str, argv: list[str], expected: str
 ) -> None:
-    config = with_access(tmp_path)
-    store = tmp_path / "console.db"
+    config = with_access(open_dir)
+    store = open_dir / "console.db"
     result = cli(*argv, user=user, config=config.source, store=store)
     assert result.returncode == 2, (result.stdout, result.stderr)
     (line,) = result.stderr.strip().splitlines()
     assert expected in line and "Traceback" not in line
-    assert not store.exists()  # refused before anything was queued or created
+    # Nothing was queued or changed: the store holds only the refusal, with the real user.
+    ((who, action, outcome, reason),) = [
+        (row["actor"], row["action"], row["outcome"], row["reason"]) for row in _audit_rows(store)
+    ]
+    assert (who, action, outcome) == (user, "denied", "refused") and expected in str(reason)
 
 
-def test_an_admin_may_and_the_cli_records_who(tmp_path: Path) -> None:
-    config = with_access(tmp_path)
-    store = tmp_path / "console.db"
+def test_an_admin_may_and_the_cli_records_who(open_dir: Path) -> None:
+    config = with_access(open_dir)
+    store = open_dir / "console.db"
     result = cli("freeze", "prod1", "--reason", "sale", user="dana", config=config.source,
                  store=store)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "prod1 frozen by dana" in result.stdout
+
+
+def test_a_claimed_identity_is_ignored_the_os_account_acts(open_dir: Path) -> None:
+    """victor (a viewer) claims to be ada (an admin) every way the environment allows: the
+    console still sees victor, refuses, and the audit names victor."""
+    config = with_access(open_dir)
+    store = open_dir / "console.db"
+    account = os_account("victor")
+    claim = {"DEPLOY_CONSOLE_USER": "ada", "LOGNAME": "ada", "USER": "ada", "USERNAME": "ada",
+             "DEPLOY_CONSOLE_VIA": "ssh SHA256:forged from 127.0.0.1:1"}  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "screens.main", "deploy", "storefront", "prod1", "2.15.0",
+         "--yes", "--config", str(config.source), "--store", str(store)],
+        cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(open_dir), **claim},
+        user=account.pw_uid, group=account.pw_gid, extra_groups=[],
+    )  # fmt: skip
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    (line,) = result.stderr.strip().splitlines()
+    assert "victor is a viewer in prod1: may not deploy" in line, line
+    history = cli("history", "--json", user="ada", config=config.source, store=store)
+    assert "ada" not in history.stdout
+    audit = _audit_rows(store)
+    assert [(row["actor"], row["action"], row["outcome"]) for row in audit] == [
+        ("victor", "denied", "refused")
+    ], audit
+
+
+def _audit_rows(store: Path) -> list[dict[str, object]]:
+    import sqlite3
+
+    with sqlite3.connect(store) as db:
+        db.row_factory = sqlite3.Row
+        return [dict(row) for row in db.execute("SELECT * FROM audit ORDER BY id")]

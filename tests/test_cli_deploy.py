@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import getpass
 import json
 import os
+import pwd
 import queue
 import signal
 import socket
@@ -315,7 +315,11 @@ async def test_a_busy_pair_queues_the_deploy_and_says_why(world: Config, tmp_pat
     listed = cli("queue", "--json", config=world.source, store=store)
     assert listed.returncode == 0, listed.stderr
     (entry,) = json.loads(listed.stdout)["deploys"]
-    assert (entry["id"], entry["state"], entry["actor"]) == (deploy_id, "queued", getpass.getuser())
+    assert (entry["id"], entry["state"], entry["actor"]) == (
+        deploy_id,
+        "queued",
+        pwd.getpwuid(os.getuid()).pw_name,
+    )
     assert entry["waiting"] == "behind d-held (running) on media-service in qaprod1"
 
     cancelled = cli("queue", "cancel", deploy_id, config=world.source, store=store)

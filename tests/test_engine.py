@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -214,8 +213,7 @@ async def test_two_processes_one_pair_run_one_after_the_other(
             release, "--json", "--config", str(deploy_world.source), "--store", str(store),
         ]  # fmt: skip
 
-    env = {**os.environ, "DEPLOY_CONSOLE_USER": "first"}
-    first = subprocess.Popen(command("1.5.0"), cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    first = subprocess.Popen(command("1.5.0"), cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert first.stdout is not None
     while True:
         started = json.loads(await asyncio.to_thread(first.stdout.readline))
@@ -225,7 +223,6 @@ async def test_two_processes_one_pair_run_one_after_the_other(
     second = subprocess.Popen(
         command("1.6.0"),
         cwd=ROOT,
-        env={**os.environ, "DEPLOY_CONSOLE_USER": "second"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

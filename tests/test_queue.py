@@ -4,6 +4,7 @@ moves, newest-wins, promotions, claims and interrupted deploys."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -278,11 +279,19 @@ def test_the_promotion_chain_is_checked_in_config(tmp_path: Path) -> None:
         load_config(bad)
 
 
-def test_the_actor_over_ssh_names_the_key_and_the_address(monkeypatch: pytest.MonkeyPatch) -> None:
-    from console.deploys import actor
+def test_the_actor_is_the_os_account_whatever_the_environment_claims(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import pwd
 
-    monkeypatch.setenv("DEPLOY_CONSOLE_USER", "alice")
-    monkeypatch.delenv("DEPLOY_CONSOLE_VIA", raising=False)
-    assert actor() == "alice"
+    from console.deploys import actor
+    from console.identity import SSH, Actor, parse
+
+    for name in ("DEPLOY_CONSOLE_USER", "LOGNAME", "USER", "USERNAME"):
+        monkeypatch.setenv(name, "alice")
     monkeypatch.setenv("DEPLOY_CONSOLE_VIA", "ssh SHA256:abc from 127.0.0.1:50412")
-    assert actor() == "alice (ssh SHA256:abc from 127.0.0.1:50412)"
+    assert actor() == pwd.getpwuid(os.getuid()).pw_name
+    # What a door records reads back field by field.
+    over_ssh = Actor("alice", SSH, key="SHA256:abc", source="127.0.0.1:50412")
+    assert str(over_ssh) == "alice (ssh SHA256:abc from 127.0.0.1:50412)"
+    assert parse(str(over_ssh)) == over_ssh
