@@ -95,6 +95,29 @@ def parse(text: str) -> Actor:
     return Actor(user, door, key, source)
 
 
+def actor_fields(text: str) -> dict[str, str]:
+    """The fields of an audit text, as the store derives them (never raises: rows written by
+    older versions or by the queue itself read as well as they can)."""
+    try:
+        who = parse(text)
+    except IdentityError:
+        user, _, rest = text.partition(" (")
+        return {"user": user, "door": rest.rstrip(")").split(" ")[0] or LOCAL, "key": "",
+                "source": ""}  # fmt: skip
+    return {"user": who.user, "door": who.door, "key": who.key, "source": who.source}
+
+
+def describe(text: str) -> str:
+    """An audit text for a person to read: "alice · ssh · key SHA256:... · from 127.0.0.1:5"."""
+    fields = actor_fields(text)
+    parts = [fields["user"], fields["door"]]
+    if fields["key"]:
+        parts.append(f"key {fields['key']}")
+    if fields["source"]:
+        parts.append(f"from {fields['source']}")
+    return " · ".join(parts)
+
+
 def person(text: str) -> str:
     """The user of an audit text ("alice (ssh SHA256:... from ...)" is alice)."""
     return text.partition(" (")[0]

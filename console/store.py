@@ -35,6 +35,32 @@ NETWORK_FILESYSTEMS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs"})
 BUSY_TIMEOUT = 5.0
 BEGIN_ATTEMPTS = 4
 
+def _actor_fields(table: str, order: str) -> tuple[str, ...]:
+    """Generated columns that split a table's actor text ("alice (ssh SHA256:... from
+    127.0.0.1:5000)", see console.identity) into user, door, key and source; indexed by user."""
+    opened = "instr(actor, ' (')"
+    inner = f"(CASE WHEN {opened} > 0 THEN rtrim(substr(actor, {opened} + 2), ')') ELSE '' END)"
+    first = f"instr({inner}, ' ')"
+    rest = f"(CASE WHEN {first} > 0 THEN substr({inner}, {first} + 1) ELSE '' END)"
+    key_end = f"instr({rest}, ' ')"
+    columns = {
+        "actor_user": f"CASE WHEN {opened} > 0 THEN substr(actor, 1, {opened} - 1) ELSE actor END",
+        "actor_door": f"CASE WHEN {opened} = 0 THEN 'local' WHEN {first} > 0 "
+        f"THEN substr({inner}, 1, {first} - 1) ELSE {inner} END",
+        "actor_key": f"CASE WHEN {rest} NOT LIKE 'SHA256:%' THEN '' WHEN {key_end} > 0 "
+        f"THEN substr({rest}, 1, {key_end} - 1) ELSE {rest} END",
+        "actor_source": f"CASE WHEN instr({inner}, ' from ') > 0 "
+        f"THEN substr({inner}, instr({inner}, ' from ') + 6) ELSE '' END",
+    }
+    return (
+        *(
+            f"ALTER TABLE {table} ADD COLUMN {name} TEXT GENERATED ALWAYS AS ({expression}) VIRTUAL"
+            for name, expression in columns.items()
+        ),
+        f"CREATE INDEX {table}_by_actor ON {table} (actor_user, {order})",
+    )
+
+
 # One tuple of statements per schema version; user_version is how many have run.
 # (Statements one by one: sqlite3's executescript would commit the migration's transaction.)
 MIGRATIONS: list[tuple[str, ...]] = [
@@ -153,6 +179,9 @@ MIGRATIONS: list[tuple[str, ...]] = [
             snapshot BLOB
         )""",
     ),
+    # 5: the actor's fields (console.identity), derived from the actor text the audit's hash
+    # covers, so that they cannot drift from it: filters match the user whatever the door.
+    _actor_fields("audit", "id") + _actor_fields("deploys", "seq"),
 ]
 
 TIME_FIELDS = frozenset(
@@ -292,6 +321,8 @@ def _columns(record_type: Any) -> list[str]:
 
 
 AUDIT_HASHED = [name for name in _columns(AuditRow) if name != "hash"]
+# The stored fields (the actor's generated fields are derived from `actor`, which is hashed).
+AUDIT_COLUMNS = ", ".join(_columns(AuditRow))
 
 
 def audit_hash(prev_hash: str, row: Mapping[str, object] | sqlite3.Row) -> str:
@@ -902,7 +933,7 @@ class Store:
             {
                 "project = ?": project,
                 "cluster = ?": cluster,
-                "actor = ?": actor,
+                "actor_user = ?": actor,
                 "state = ?": state,
                 # created_at is UTC ISO text of one fixed width: text order is time order.
                 "created_at >= ?": _text(since),
@@ -981,7 +1012,7 @@ class Store:
             {"deploy_id = ?": deploy_id, "project = ?": project, "id < ?": before}
         )
         rows = await self._all(
-            f"SELECT * FROM audit {where} ORDER BY id DESC LIMIT ?",
+            f"SELECT {AUDIT_COLUMNS} FROM audit {where} ORDER BY id DESC LIMIT ?",
             [*parameters, -1 if limit is None else limit],
         )
         return [_record(AuditRow, row) for row in reversed(rows)]
@@ -1043,7 +1074,7 @@ class Store:
                 "id > ?": after,
                 "project = ?": project,
                 "cluster = ?": cluster,
-                "actor = ?": actor,
+                "actor_user = ?": actor,
                 "outcome = ?": outcome,
                 # `at` is stored as UTC ISO text of one fixed width: text order is time order.
                 "at >= ?": _text(since),
@@ -1051,7 +1082,7 @@ class Store:
             }
         )
         rows = await self._all(
-            f"SELECT * FROM audit {where} ORDER BY id LIMIT ?", [*parameters, limit]
+            f"SELECT {AUDIT_COLUMNS} FROM audit {where} ORDER BY id LIMIT ?", [*parameters, limit]
         )
         return [_record(AuditRow, row) for row in rows]
 

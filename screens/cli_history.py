@@ -12,6 +12,7 @@ from typing import Any
 
 from console.config import Config
 from console.errors import DeployError
+from console.identity import actor_fields, describe
 
 STATES = ("queued", "running", "succeeded", "failed", "rolled_back", "cancelled", "interrupted")
 
@@ -29,7 +30,7 @@ def _deploy_json(record: Any) -> dict[str, Any]:
     took = None
     if record.started_at is not None and record.finished_at is not None:
         took = round((record.finished_at - record.started_at).total_seconds(), 1)
-    return {**_plain(record), "seconds": took}
+    return {**_plain(record), "by": actor_fields(record.actor), "seconds": took}
 
 
 def _short(moment: str | None) -> str:
@@ -63,7 +64,7 @@ def _print_detail(deploy: dict[str, Any], steps: list[dict[str, Any]]) -> None:
     print(
         f"deploy {deploy['id']}: {deploy['project']} → {deploy['cluster']}, "
         f"{deploy['previous_release'] or '?'} → {deploy['release']} ({deploy['image_id'] or '-'}), "
-        f"by {deploy['actor']}"
+        f"by {describe(deploy['actor'])}"
     )
     took = "" if deploy["seconds"] is None else f" in {deploy['seconds']:.1f}s"
     print(f"  {deploy['state']}{took}, started {_short(deploy['started_at'])} UTC")

@@ -19,6 +19,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, RichLog, Static
 
 from console.errors import ConsoleError
+from console.identity import describe
 from console.model import StepState
 from console.store import AuditRow, DeployRecord, LogLine, StepRecord, Store
 from screens.deploy_screen import log_palette
@@ -298,7 +299,7 @@ class DeployDetailScreen(Screen[None]):
                 f"{record.release} · previous {record.previous_release or 'unknown'} · "
                 f"image {record.image_id or 'not resolved'}",
             ),
-            ("actor", record.actor),
+            ("actor", describe(record.actor)),
             (
                 "outcome",
                 Content.assemble(

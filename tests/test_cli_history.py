@@ -159,3 +159,53 @@ def test_a_missing_store_is_an_error_and_is_not_created(tmp_path: Path) -> None:
         f"deploy-console: error: no store at {missing}: nothing was deployed with it"
     )
     assert not missing.parent.exists()
+
+
+async def _record_by_doors(path: Path) -> None:
+    async with await Store.open(path, clock=Clock()) as store:
+        for deploy_id, actor in (
+            ("d-ssh", "alice (ssh SHA256:abcDEF123 from 127.0.0.1:50412)"),
+            ("d-web", "alice (web from 127.0.0.1:8000)"),
+            ("d-local", "alice"),
+            ("d-alicia", "alicia"),
+        ):
+            await store.create_deploy(
+                DeployRecord(
+                    id=deploy_id,
+                    project="storefront",
+                    cluster="staging",
+                    release="2.15.0",
+                    actor=actor,
+                )
+            )
+            await store.audit("queue", actor=actor, deploy_id=deploy_id, outcome="queued")
+
+
+def test_the_actor_filter_matches_the_user_whatever_door_they_came_by(tmp_path: Path) -> None:
+    path = tmp_path / "doors.db"
+    asyncio.run(_record_by_doors(path))
+    listed = history("--actor", "alice", "--json", store=path)
+    assert listed.returncode == 0, listed.stderr
+    deploys = json.loads(listed.stdout)
+    assert [d["id"] for d in deploys] == ["d-local", "d-web", "d-ssh"]
+    # Each door's fields are there apart: user, door, key fingerprint, source address.
+    assert deploys[2]["by"] == {
+        "user": "alice", "door": "ssh", "key": "SHA256:abcDEF123", "source": "127.0.0.1:50412",
+    }  # fmt: skip
+    assert deploys[1]["by"] == {
+        "user": "alice",
+        "door": "web",
+        "key": "",
+        "source": "127.0.0.1:8000",
+    }
+    assert deploys[0]["by"]["door"] == "local"
+    detail = history("d-ssh", store=path)
+    assert "by alice · ssh · key SHA256:abcDEF123 · from 127.0.0.1:50412" in detail.stdout
+    exported = subprocess.run(
+        [sys.executable, "-m", "screens.main", "audit", "export", "--format", "jsonl",
+         "--actor", "alice", "--store", str(path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    rows = [json.loads(line) for line in exported.stdout.splitlines()]
+    assert [row["deploy_id"] for row in rows] == ["d-ssh", "d-web", "d-local"]
