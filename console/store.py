@@ -35,6 +35,7 @@ NETWORK_FILESYSTEMS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs"})
 BUSY_TIMEOUT = 5.0
 BEGIN_ATTEMPTS = 4
 
+
 def _actor_fields(table: str, order: str) -> tuple[str, ...]:
     """Generated columns that split a table's actor text ("alice (ssh SHA256:... from
     127.0.0.1:5000)", see console.identity) into user, door, key and source; indexed by user."""
