@@ -158,11 +158,12 @@ class AuditSettings:
 
 @dataclass(frozen=True)
 class AccessSettings:
-    """Roles by user ("*": anyone not named), and per-cluster overrides; see console.access.
-    Empty: everyone is a viewer (default deny)."""
+    """Roles by user ("@name": a group; "*": anyone not named), with per-cluster and
+    per-project overrides; see console.access. Empty: everyone is a viewer (default deny)."""
 
     users: dict[str, str] = field(default_factory=dict)
     clusters: dict[str, dict[str, str]] = field(default_factory=dict)
+    projects: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 ROLE_LISTS = {"viewers": "viewer", "deployers": "deployer", "admins": "admin"}
@@ -222,6 +223,7 @@ class SshdKey:
 
     user: str
     key: str
+    groups: tuple[str, ...] = ()  # roles may be granted to these ("@name" in [access])
 
 
 @dataclass(frozen=True)
@@ -495,27 +497,37 @@ def _role_lists(table: _Table) -> dict[str, str]:
     roles: dict[str, str] = {}
     for key, role in ROLE_LISTS.items():
         for user in table.strings(key):
+            name = user[1:] if user.startswith("@") else user
+            if user != "*" and not SSHD_USER_PATTERN.match(name):
+                table.fail(
+                    f"{user!r}: a user, @group or * (letters, digits and . _ @ -, at most 64)", key
+                )
             if user in roles:
                 table.fail(f"{user!r} is named twice: {roles[user]} and {role}", key)
             roles[user] = role
     return roles
 
 
-def _parse_access(table: _Table, cluster_names: tuple[str, ...]) -> AccessSettings:
+def _parse_access(
+    table: _Table, cluster_names: tuple[str, ...], project_names: tuple[str, ...]
+) -> AccessSettings:
     users = _role_lists(table)
-    clusters: dict[str, dict[str, str]] = {}
-    clusters_table = table.table("clusters")
-    if clusters_table is not None:
-        for name in clusters_table.data:
-            if name not in cluster_names:
-                clusters_table.fail(f"unknown cluster (known: {', '.join(cluster_names)})", name)
-            sub = clusters_table.table(name)
+    scoped: dict[str, dict[str, dict[str, str]]] = {"clusters": {}, "projects": {}}
+    for scope, known in (("clusters", cluster_names), ("projects", project_names)):
+        scope_table = table.table(scope)
+        if scope_table is None:
+            continue
+        for name in scope_table.data:
+            if name not in known:
+                what = scope[:-1]
+                scope_table.fail(f"unknown {what} (known: {', '.join(known)})", name)
+            sub = scope_table.table(name)
             assert sub is not None
-            clusters[name] = _role_lists(sub)
+            scoped[scope][name] = _role_lists(sub)
             sub.done()
-        clusters_table.done()
+        scope_table.done()
     table.done()
-    return AccessSettings(users=users, clusters=clusters)
+    return AccessSettings(users=users, clusters=scoped["clusters"], projects=scoped["projects"])
 
 
 def _parse_queue(table: _Table, cluster_names: tuple[str, ...]) -> QueueSettings:
@@ -756,8 +768,14 @@ def _parse_sshd(table: _Table) -> SshdSettings:
             key_table.fail(
                 "must be one OpenSSH public key line (ssh-ed25519 AAAA... comment)", "key"
             )
+        groups = tuple(key_table.strings("groups"))
+        for group in groups:
+            if not SSHD_USER_PATTERN.match(group):
+                key_table.fail(
+                    f"{group!r} must be letters, digits and . _ @ - (at most 64)", "groups"
+                )
         key_table.done()
-        keys.append(SshdKey(user=user, key=key.strip()))
+        keys.append(SshdKey(user=user, key=key.strip(), groups=groups))
     authorized_keys = _path(table, "authorized_keys")
     table.done()
     return SshdSettings(listen=listen, port=port, keys=tuple(keys), authorized_keys=authorized_keys)
@@ -821,7 +839,9 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
     store = _path(top, "store")
     access_table = top.table("access")
     access = (
-        _parse_access(access_table, cluster_names) if access_table is not None else AccessSettings()
+        _parse_access(access_table, cluster_names, tuple(projects))
+        if access_table is not None
+        else AccessSettings()
     )
     queue_table = top.table("queue")
     queue = _parse_queue(queue_table, cluster_names) if queue_table is not None else QueueSettings()

@@ -41,7 +41,7 @@ def check_allowed(
     the audit (who tried what, where) and AccessDenied raised. Checked before AWS is asked."""
     who = actor()
     try:
-        Access(config).check(who, action, cluster)
+        Access(config).check(who, action, cluster, project=project)
     except AccessDenied as denied:
         asyncio.run(_record_denial(store, who, denied, action, cluster, project))
         raise

@@ -377,7 +377,9 @@ class DeployEngine(DeployPlanner):
         """
         project, cluster = self._pair(request)
         if claimed is None:  # the queue checked a claimed deploy when it was queued
-            Access(self.config).check(request.actor, Action.DEPLOY, cluster.name)
+            Access(self.config).check(
+                request.actor, Action.DEPLOY, cluster.name, project=project.name
+            )
             deploy_id = new_deploy_id(self._clock())
             await self.store.acquire_lock(
                 project.name,

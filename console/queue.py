@@ -311,7 +311,7 @@ class DeployQueue:
         self.config.cluster(request.cluster)
         if request.cluster not in project.clusters:
             raise QueueError(f"{request.project} is not deployed to {request.cluster}")
-        self.access.check(request.actor, Action.DEPLOY, request.cluster)
+        self.access.check(request.actor, Action.DEPLOY, request.cluster, project=request.project)
         record = DeployRecord(
             id=deploy_id,
             project=request.project,
@@ -387,7 +387,9 @@ class DeployQueue:
         back at its next heartbeat)."""
         async with self.store.transaction() as tx:
             record = await self._get(tx, deploy_id)
-            self.access.check(actor, Action.CANCEL, record.cluster, owner=record.actor)
+            self.access.check(
+                actor, Action.CANCEL, record.cluster, owner=record.actor, project=record.project
+            )
             if record.state == QUEUED:
                 await self._cancel(tx, record, actor, reason or f"cancelled by {actor}")
             elif record.state == RUNNING:
@@ -429,7 +431,9 @@ class DeployQueue:
         """Move a queued deploy up (steps < 0) or down among the queued deploys of its pair."""
         async with self.store.transaction() as tx:
             record = await self._get(tx, deploy_id)
-            self.access.check(actor, Action.MOVE, record.cluster, owner=record.actor)
+            self.access.check(
+                actor, Action.MOVE, record.cluster, owner=record.actor, project=record.project
+            )
             if record.state != QUEUED:
                 raise QueueError(f"deploy {deploy_id} is {record.state}: only queued deploys move")
             pair = await tx.deploys(
@@ -504,7 +508,7 @@ class DeployQueue:
             self.config.project(project)
         if cluster is not None:
             self.config.cluster(cluster)
-        self.access.check(owner, Action.LOCK, cluster)
+        self.access.check(owner, Action.LOCK, cluster, project=project)
         if not reason.strip():
             raise QueueError("a lock needs a reason (--reason)")
         async with self.store.transaction() as tx:
@@ -541,7 +545,7 @@ class DeployQueue:
             if not rows:
                 raise QueueError(f"no lock #{lock_id}")
             lock = replace(record_from_row(ManualLock, rows[0]), warning=bool(rows[0]["warning"]))
-            self.access.check(actor, Action.LOCK, lock.cluster)
+            self.access.check(actor, Action.LOCK, lock.cluster, project=lock.project)
             await tx.execute("DELETE FROM manual_locks WHERE id = ?", (lock_id,))
             await tx.audit(
                 "lock.remove",

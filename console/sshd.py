@@ -49,6 +49,7 @@ CHUNK = 65536
 # The authorized_keys option that names a key's user (read from the file, never from a
 # process's environment: the session's console is handed its actor by the spawner).
 USER_ENV = "DEPLOY_CONSOLE_USER"
+GROUPS_ENV = "DEPLOY_CONSOLE_GROUPS"  # likewise the key's groups, comma-separated
 USER_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$")
 # Options of an authorized_keys line that this server enforces anyway (or that restrict more).
 HARMLESS_OPTIONS = frozenset(
@@ -68,6 +69,7 @@ class AuthorizedKey:
     user: str
     key: asyncssh.SSHKey
     origin: str
+    groups: tuple[str, ...] = ()  # what roles may be granted to (config's "@name")
 
     @property
     def fingerprint(self) -> str:
@@ -115,7 +117,8 @@ def authorized_keys(settings: SshdSettings, source: Path) -> dict[bytes, Authori
 
     for index, configured in enumerate(settings.keys):
         origin = f"{source}: sshd.keys[{index}].key"
-        add(AuthorizedKey(configured.user, _public_key(configured.key, origin), origin))
+        key = _public_key(configured.key, origin)
+        add(AuthorizedKey(configured.user, key, origin, configured.groups))
     if settings.authorized_keys is not None:
         for entry in read_authorized_keys(settings.authorized_keys):
             add(entry)
@@ -136,22 +139,31 @@ def read_authorized_keys(path: Path) -> list[AuthorizedKey]:
         origin = f"{path}:{number}"
         options, key_text = _split_options(line, origin)
         user = None
+        groups: tuple[str, ...] = ()
         for name, value in options:
             lowered = name.lower()
             if lowered == "environment" and value is not None:
-                variable, _, user_value = value.partition("=")
-                if variable != USER_ENV:
+                variable, _, named = value.partition("=")
+                if variable == USER_ENV:
+                    user = named
+                elif variable == GROUPS_ENV:
+                    groups = tuple(group for group in named.split(",") if group)
+                    if not all(USER_PATTERN.match(group) for group in groups):
+                        raise ConfigError(
+                            f"{origin}: groups {named!r} must be names, comma-separated"
+                        )
+                else:
                     raise ConfigError(
-                        f'{origin}: only environment="{USER_ENV}=..." is accepted, not {variable!r}'
+                        f'{origin}: only environment="{USER_ENV}=..." and "{GROUPS_ENV}=..." '
+                        f"are accepted, not {variable!r}"
                     )
-                user = user_value
             elif lowered not in HARMLESS_OPTIONS:
                 raise ConfigError(f"{origin}: option {name!r} is not supported here")
         if user is None:
             raise ConfigError(f'{origin}: name the key\'s user with environment="{USER_ENV}=NAME"')
         if not USER_PATTERN.match(user):
             raise ConfigError(f"{origin}: user {user!r} must be letters, digits and . _ @ -")
-        entries.append(AuthorizedKey(user, _public_key(key_text, origin), origin))
+        entries.append(AuthorizedKey(user, _public_key(key_text, origin), origin, groups))
     return entries
 
 
@@ -321,7 +333,7 @@ class _Server(asyncssh.SSHServer):
 
     def session_requested(self) -> asyncssh.SSHServerSession[bytes]:
         assert self.who is not None
-        actor = Actor(self.who.user, SSH, key=self.who.fingerprint, source=self.peer)
+        actor = Actor(self.who.user, SSH, self.who.fingerprint, self.peer, groups=self.who.groups)
         return _ConsoleSession(self.owner, actor)
 
     def connection_requested(

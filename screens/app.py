@@ -338,14 +338,18 @@ class DeployConsoleApp(App[None]):
         """`d` shows only to someone whose role lets them deploy to at least one cluster."""
         if self.deploys is None:
             return False
-        return any(not self.refusal(Action.DEPLOY, c) for c in self.config.cluster_names)
+        return any(
+            not self.refusal(Action.DEPLOY, cluster, project.name)
+            for project in self.config.projects
+            for cluster in project.clusters
+        )
 
-    def refusal(self, action: Action, cluster: str | None) -> str:
+    def refusal(self, action: Action, cluster: str | None, project: str | None = None) -> str:
         """Why this console's user may not do it ("" if they may); the core checks again."""
         if self.deploys is None:
             return "this console runs no deploys"
         try:
-            Access(self.config).check(self.deploys.actor, action, cluster)
+            Access(self.config).check(self.deploys.actor, action, cluster, project=project)
         except AccessDenied as denied:
             return denied.message
         return ""
@@ -361,7 +365,7 @@ class DeployConsoleApp(App[None]):
                 severity="warning",
             )
             return
-        denied = self.refusal(Action.DEPLOY, message.cluster)
+        denied = self.refusal(Action.DEPLOY, message.cluster, project.name)
         if denied:
             self.notify(denied, title="Not allowed", severity="warning")
             return

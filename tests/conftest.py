@@ -81,6 +81,7 @@ def ssh_settings(world_ssh: WorldSsh) -> SshSettings:
 
 
 # -- real OS accounts: the local door's identity is the process's uid, never a variable ----------
+import contextlib  # noqa: E402
 import pwd  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -88,9 +89,28 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 
 
-def os_account(name: str) -> pwd.struct_passwd:
-    """A real OS account named `name`, created for the tests if missing (CI runs as root)."""
+def os_group(name: str) -> None:
+    """A real Unix group named `name`, created for the tests if missing."""
+    import grp
+
+    with contextlib.suppress(KeyError):
+        grp.getgrnam(name)
+        return
+    subprocess.run(["groupadd", "-f", name], capture_output=True, check=False)
+    grp.getgrnam(name)
+
+
+def os_account(name: str, groups: tuple[str, ...] = ()) -> pwd.struct_passwd:
+    """A real OS account named `name` (in `groups`), created for the tests if missing (CI
+    runs as root)."""
     runs_as_others()
+    for group in groups:
+        os_group(group)
+    if groups:
+        # An account made by an earlier run may lack a group: add it (usermod is idempotent).
+        with contextlib.suppress(KeyError):
+            pwd.getpwnam(name)
+            subprocess.run(["usermod", "-a", "-G", ",".join(groups), name], check=True)
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -105,7 +125,8 @@ def os_account(name: str) -> pwd.struct_passwd:
         # Several test workers may add accounts at once: useradd refuses while another holds
         # the password file's lock; try again until the account is there.
         subprocess.run(
-            ["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+            ["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name]
+            + (["-G", ",".join(groups)] if groups else []),
             capture_output=True,
             check=False,
         )

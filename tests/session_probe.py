@@ -12,7 +12,8 @@ from console.identity import current_actor
 
 def main(argv: list[str]) -> None:
     assert "DEPLOY_CONSOLE_USER" not in os.environ  # the actor is handed, not in env
-    user = str(current_actor())
+    actor = current_actor()
+    user = f"{actor}/{','.join(actor.groups)}"
     foreground = os.tcgetpgrp(0) == os.getpgrp()  # SIGWINCH and ctrl+c reach this process
     print(user, argv, os.isatty(0), tuple(os.get_terminal_size(0)), foreground, flush=True)
     signal.signal(

@@ -3,6 +3,7 @@ a real store), then the command line refusing in one line."""
 
 from __future__ import annotations
 
+import grp
 import itertools
 import re
 import subprocess
@@ -165,22 +166,27 @@ def test_access_config_mistakes_are_one_line(tmp_path: Path) -> None:
         ),
         ("\n[access.clusters.prod9]\nadmins = []\n", "unknown cluster"),
         ('\n[access]\nowners = ["ada"]\n', "unknown key"),
+        ('\n[access.projects.nosuch]\nadmins = ["ada"]\n', "unknown project"),
+        ('\n[access]\nadmins = ["@bad group"]\n', "a user, @group or \\*"),
     ):
         with pytest.raises(ConfigError, match=expected):
             with_access(tmp_path, text)
 
 
-def cli(*args: str, user: str, config: Path, store: Path) -> subprocess.CompletedProcess[str]:
-    """The command line run as the real OS account `user` (created for the test): the local
-    door's actor is the process's uid, whatever the environment claims."""
-    account = os_account(user)
+def cli(
+    *args: str, user: str, config: Path, store: Path, groups: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    """The command line run as the real OS account `user` (created for the test, in `groups`):
+    the local door's actor is the process's uid, whatever the environment claims."""
+    account = os_account(user, groups)
     return subprocess.run(
         [sys.executable, "-m", "screens.main", *args, "--config", str(config),
          "--store", str(store)],
         cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
         env={"PATH": "/usr/bin:/bin", "HOME": str(store.parent),
              "AWS_EC2_METADATA_DISABLED": "true"},
-        user=account.pw_uid, group=account.pw_gid, extra_groups=[],
+        user=account.pw_uid, group=account.pw_gid,
+        extra_groups=[grp.getgrnam(group).gr_gid for group in groups],
     )  # fmt: skip
 
 
@@ -252,3 +258,39 @@ def _audit_rows(store: Path) -> list[dict[str, object]]:
     with sqlite3.connect(store) as db:
         db.row_factory = sqlite3.Row
         return [dict(row) for row in db.execute("SELECT * FROM audit ORDER BY id")]
+
+
+TEAMS = """
+[access]
+deployers = ["@developers"]
+admins = ["ada"]
+
+[access.projects.storefront]
+admins = ["@storefront-team"]
+viewers = ["*"]
+"""
+
+
+def test_a_team_runs_its_own_project_by_unix_group(open_dir: Path) -> None:
+    """Roles granted to a Unix group and per project: sam (in storefront-team) may lock
+    storefront, not checkout-api; a developer not in the team only looks at storefront."""
+    config = with_access(open_dir, TEAMS)
+    store = open_dir / "console.db"
+    team = ("storefront-team",)
+    own = cli("lock", "add", "--project", "storefront", "--reason", "sale", user="sam",
+              groups=team, config=config.source, store=store)  # fmt: skip
+    assert own.returncode == 0, own.stderr
+    assert "locked on project storefront by sam" in own.stdout
+    other = cli("lock", "add", "--project", "checkout-api", "--reason", "x", user="sam",
+                groups=team, config=config.source, store=store)  # fmt: skip
+    assert other.returncode == 2
+    assert "sam is a viewer: may not lock" in other.stderr
+    access = Access(config)
+    os_account("devon", ("developers",))
+    assert access.role("devon", "staging", "checkout-api") is Role.DEPLOYER
+    assert access.role("devon", "staging", "storefront") is Role.VIEWER  # not the team's
+    assert access.role("ada", "prod1", "storefront") is Role.VIEWER  # the project's "*" rules
+    # A user named outright wins over their groups; over SSH, groups come from the key.
+    assert access.role("sam (ssh SHA256:x from 127.0.0.1:5)", "staging", "storefront") is (
+        Role.VIEWER
+    )

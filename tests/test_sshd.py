@@ -86,7 +86,13 @@ def sshd_config_path(
     )
     data = read_toml(world_config_path)
     data["sshd"] = {
-        "keys": [{"user": "alice", "key": keys["alice"].with_suffix(".pub").read_text()}],
+        "keys": [
+            {
+                "user": "alice",
+                "key": keys["alice"].with_suffix(".pub").read_text(),
+                "groups": ["storefront-team", "oncall"],
+            }
+        ],
         "authorized_keys": str(authorized),
     }
     path = folder / "config.toml"
@@ -185,7 +191,7 @@ async def test_a_forked_session_owns_its_pty_resizes_and_ends_with_its_status(
             first = await _read_until(process.stdout, b"\n")
             fingerprint = asyncssh.read_public_key(f"{keys['alice']}.pub").get_fingerprint("sha256")
             port = conn.get_extra_info("sockname")[1]
-            who = f"alice (ssh {fingerprint} from 127.0.0.1:{port})"
+            who = f"alice (ssh {fingerprint} from 127.0.0.1:{port})/storefront-team,oncall"
             assert first.strip() == f"{who} ['--probe'] True (100, 30) True".encode(), first
             process.change_terminal_size(120, 40)
             await _read_until(process.stdout, b"resized (120, 40)")
