@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import json
 import os
 import re
 import tempfile
 import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -252,6 +254,16 @@ class Config:
     access: AccessSettings = AccessSettings()
     audit: AuditSettings = AuditSettings()
     sshd: SshdSettings = SshdSettings()
+    # sha256 of the parsed document (comments and layout do not count): the audit records it
+    # with each deploy, and a row whenever a console starts on rules that changed.
+    digest: str = ""
+
+    @property
+    def rules(self) -> str:
+        """The rules in one line: the access table's digest and the protected clusters."""
+        access = json.dumps(asdict(self.access), sort_keys=True)
+        protected = ",".join(c.name for c in self.clusters if c.protected) or "none"
+        return f"access {hashlib.sha256(access.encode()).hexdigest()[:12]} · protected {protected}"
 
     def cluster(self, name: str) -> ClusterConfig:
         for cluster in self.clusters:
@@ -863,7 +875,13 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
         access=access,
         audit=audit,
         sshd=sshd,
+        digest=document_digest(data),
     )
+
+
+def document_digest(data: dict[str, Any]) -> str:
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def read_toml(path: Path) -> dict[str, Any]:

@@ -332,9 +332,14 @@ class DeployQueue:
                 reason = f"{SUPERSEDED} ({deploy_id}, {request.release})"
                 await self._cancel(tx, old, request.actor, reason)
         await tx.insert_deploy(record)
+        if self.config.digest:  # the rules this deploy was queued under, on record
+            await tx.record_config(
+                request.actor, self.config.digest, self.config.rules, str(self.config.source)
+            )
         await tx.audit(
             "queue.enqueue",
             actor=request.actor,
+            config=self.config.digest or None,
             project=request.project,
             cluster=request.cluster,
             deploy_id=deploy_id,

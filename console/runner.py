@@ -22,6 +22,7 @@ from console.events import (
     StepFinished,
     StepStarted,
 )
+from console.identity import current_actor
 from console.model import DeployRequest, DeployState, Step, StepState
 from console.queue import DeployQueue, QueueEntry
 from console.store import DeployRecord
@@ -186,6 +187,11 @@ class Runner:
     async def run_forever(self) -> None:
         """Claim, run and reconcile until cancelled; then cancel what runs here (each rolls
         back) and wait for it."""
+        config = self.queue.config
+        if self.reconcile and config.digest:  # the runner serving the store says its rules
+            await self.queue.store.record_config(
+                str(current_actor()), config.digest, config.rules, str(config.source)
+            )
         try:
             while True:
                 try:

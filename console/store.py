@@ -182,7 +182,14 @@ MIGRATIONS: list[tuple[str, ...]] = [
     ),
     # 5: the actor's fields (console.identity), derived from the actor text the audit's hash
     # covers, so that they cannot drift from it: filters match the user whatever the door.
-    _actor_fields("audit", "id") + _actor_fields("deploys", "seq"),
+    (
+        *_actor_fields("audit", "id"),
+        *_actor_fields("deploys", "seq"),
+        # The config's digest (console.config) on the rows it ruled: a deploy's queueing, and
+        # a `config` row whenever a console starts on rules that changed.
+        "ALTER TABLE audit ADD COLUMN config TEXT",
+        "CREATE INDEX audit_by_action ON audit (action, id)",
+    ),
 ]
 
 TIME_FIELDS = frozenset(
@@ -296,6 +303,7 @@ class AuditRow:
     ticket: str | None
     prev_hash: str
     hash: str
+    config: str | None = None  # since schema 5; hashed only when set (older rows keep theirs)
 
 
 @dataclass(frozen=True)
@@ -322,13 +330,20 @@ def _columns(record_type: Any) -> list[str]:
 
 
 AUDIT_HASHED = [name for name in _columns(AuditRow) if name != "hash"]
+# Fields added after rows were first chained: left out of a row's hash when empty, so that
+# the rows written before them keep verifying.
+OPTIONAL_HASHED = frozenset({"config"})
 # The stored fields (the actor's generated fields are derived from `actor`, which is hashed).
 AUDIT_COLUMNS = ", ".join(_columns(AuditRow))
 
 
 def audit_hash(prev_hash: str, row: Mapping[str, object] | sqlite3.Row) -> str:
     """sha256 of the previous hash + the canonical JSON of the row's stored fields but its hash."""
-    hashed = {name: row[name] for name in AUDIT_HASHED}
+    hashed = {
+        name: row[name]
+        for name in AUDIT_HASHED
+        if name not in OPTIONAL_HASHED or row[name] is not None
+    }
     canonical = json.dumps(hashed, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
 
@@ -410,6 +425,32 @@ async def _insert_deploy(db: aiosqlite.Connection, record: DeployRecord) -> None
         await db.execute("UPDATE deploys SET position = seq WHERE seq = ?", (cursor.lastrowid,))
 
 
+async def _record_config(
+    store: Store,
+    db: aiosqlite.Connection,
+    now: datetime,
+    actor: str,
+    digest: str,
+    rules: str,
+    source: str,
+) -> bool:
+    async with db.execute(
+        "SELECT config FROM audit WHERE action = 'config' ORDER BY id DESC LIMIT 1"
+    ) as cursor:
+        last = await cursor.fetchone()
+    if last is not None and last[0] == digest:
+        return False
+    row = {
+        "action": "config",
+        "actor": actor,
+        "outcome": "first" if last is None else "changed",
+        "reason": f"{rules} · {source}",
+        "config": digest,
+    }
+    await store._append_audit(db, row, now)
+    return True
+
+
 class Transaction:
     """One write transaction for the store's other users (the queue): what they read stays
     true until it commits, and their writes and audit rows commit together or not at all."""
@@ -437,6 +478,10 @@ class Transaction:
 
     async def insert_deploy(self, record: DeployRecord) -> None:
         await _insert_deploy(self._db, record)
+
+    async def record_config(self, actor: str, digest: str, rules: str, source: str) -> bool:
+        """Store.record_config in this transaction."""
+        return await _record_config(self._store, self._db, self.now, actor, digest, rules, source)
 
     async def audit(self, action: str, *, actor: str, **values: object) -> int:
         """Append an audit row in this transaction (fields as Store.audit takes them)."""
@@ -969,6 +1014,7 @@ class Store:
         outcome: str | None = None,
         reason: str = "",
         ticket: str | None = None,
+        config: str | None = None,
     ) -> int:
         """Append one audit row and return its id. Takes no secrets: say only that one changed."""
         row = {
@@ -983,9 +1029,16 @@ class Store:
             "outcome": outcome,
             "reason": reason,
             "ticket": ticket,
+            "config": config,
         }
         async with self._write() as db:
             return await self._append_audit(db, row, self._clock())
+
+    async def record_config(self, actor: str, digest: str, rules: str, source: str) -> bool:
+        """A `config` audit row if the rules' digest is not the last one recorded (who started
+        a console on them, what they say); whether one was written."""
+        async with self._write() as db:
+            return await _record_config(self, db, self._clock(), actor, digest, rules, source)
 
     async def _append_audit(
         self, db: aiosqlite.Connection, values: Mapping[str, object], now: datetime
@@ -1017,6 +1070,14 @@ class Store:
             [*parameters, -1 if limit is None else limit],
         )
         return [_record(AuditRow, row) for row in reversed(rows)]
+
+    async def config_changes(self, limit: int = 20) -> list[AuditRow]:
+        """The latest `config` audit rows, newest first (see record_config)."""
+        rows = await self._all(
+            f"SELECT {AUDIT_COLUMNS} FROM audit WHERE action = 'config' ORDER BY id DESC LIMIT ?",
+            [limit],
+        )
+        return [_record(AuditRow, row) for row in rows]
 
     async def verify_audit(self) -> int | None:
         """None when every row chains to the one before it; else the first row id that does not

@@ -86,6 +86,8 @@ async def _history(config: Config, args: argparse.Namespace) -> int:
     if not path.exists():  # never create a store just to read it
         raise DeployError(f"no store at {path}: nothing was deployed with it")
     async with await Store.open(path, create=False) as store:
+        if getattr(args, "rules", False):
+            return _print_rules(await store.config_changes(limit=args.limit), args.json)
         if args.deploy_id:
             record = await store.deploy(args.deploy_id)
             if record is None:
@@ -111,6 +113,32 @@ async def _history(config: Config, args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         _print_list(deploys)
+    return 0
+
+
+def _print_rules(rows: list[Any], as_json: bool) -> int:
+    """The config rows of the audit, newest first: when the rules changed, and who started a
+    console or runner on them."""
+    changes = [
+        {
+            "at": row.at.isoformat(),
+            "by": row.actor,
+            "outcome": row.outcome,
+            "rules": row.reason,
+            "config": row.config,
+        }
+        for row in rows
+    ]
+    if as_json:
+        json.dump(changes, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    elif not changes:
+        print("no rules recorded yet (a console or runner records them when it starts)")
+    for change in [] if as_json else changes:
+        print(
+            f"{_short(change['at'])}  {change['outcome']:<7}  {change['by']}  "
+            f"{change['rules']}  (sha256 {str(change['config'])[:12]})"
+        )
     return 0
 
 

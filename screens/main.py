@@ -105,6 +105,9 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--state", choices=STATES, help="only deploys that ended so")
     history.add_argument("--limit", type=int, default=20, help="at most this many (20)")
     history.add_argument("--json", action="store_true", help="machine-readable output")
+    history.add_argument(
+        "--rules", action="store_true", help="when the rules (roles, protected clusters) changed"
+    )
     queue = commands.add_parser(
         "queue", parents=[common], help="the queued and running deploys, and why each waits"
     )

@@ -440,7 +440,7 @@ def test_export_csv_has_a_header_and_one_record_per_row(store: Path) -> None:
     assert [int(record["id"]) for record in records] == list(range(1, ROWS + 1))
     assert list(records[0]) == [
         "id", "at", "actor", "action", "project", "cluster", "deploy_id", "image_id",
-        "instance_ids", "step", "outcome", "reason", "ticket", "prev_hash", "hash",
+        "instance_ids", "step", "outcome", "reason", "ticket", "prev_hash", "hash", "config",
     ]  # fmt: skip
     assert records[1]["instance_ids"] == "i-0000 i-ffff"
     assert records[1]["reason"] == 'step 0, with "quotes"\nand a second line'
@@ -459,7 +459,7 @@ def test_export_jsonl_is_one_object_per_line(store: Path) -> None:
     assert rows[0]["image_id"] is None
     assert set(rows[0]) == {
         "id", "at", "actor", "action", "project", "cluster", "deploy_id", "image_id",
-        "instance_ids", "step", "outcome", "reason", "ticket", "prev_hash", "hash",
+        "instance_ids", "step", "outcome", "reason", "ticket", "prev_hash", "hash", "config",
     }  # fmt: skip
 
 
