@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-deploys bench-audit bench-queue install clean
+.PHONY: demo test lint bench bench-deploys bench-audit bench-queue bench-actor install clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "deploy-console needs Python 3.11 or newer")'
@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.bench.deploys
 	$(BIN)/python -m tests.bench.audit_query
 	$(BIN)/python -m tests.bench.queue
+	$(BIN)/python -m tests.bench.actor_filter
 
 bench-deploys: $(STAMP)
 	$(BIN)/python -m tests.bench.deploys
@@ -45,6 +46,9 @@ bench-audit: $(STAMP)
 
 bench-queue: $(STAMP)
 	$(BIN)/python -m tests.bench.queue
+
+bench-actor: $(STAMP)
+	$(BIN)/python -m tests.bench.actor_filter
 
 clean:
 	rm -rf $(VENV) .venv-bench .mypy_cache .ruff_cache .pytest_cache
