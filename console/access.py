@@ -10,7 +10,14 @@ from enum import StrEnum
 
 from console.config import Config
 from console.errors import ConsoleError
-from console.identity import LOCAL, actor_fields, current_actor, person, unix_groups
+from console.identity import (
+    LOCAL,
+    actor_fields,
+    current_actor,
+    known_groups,
+    person,
+    unix_groups,
+)
 
 ANYONE = "*"
 # Set by `deploy-console web` for what it serves: the browser has no login, so whoever opens
@@ -136,6 +143,9 @@ def groups_of(actor: str) -> tuple[str, ...]:
     """The groups an actor is in: what the door handed this process for its own actor; the
     Unix groups of a local account; none for anyone else (roles by group are decided where
     the actor asks, and the queue keeps the decision)."""
+    known = known_groups(actor)
+    if known is not None:
+        return known
     current = current_actor()
     if actor == str(current):
         return current.groups

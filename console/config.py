@@ -254,6 +254,9 @@ class Config:
     access: AccessSettings = AccessSettings()
     audit: AuditSettings = AuditSettings()
     sshd: SshdSettings = SshdSettings()
+    # The runner service's socket on a shared console host (console.service): commands that
+    # change something ask it instead of writing the store themselves.
+    runner_socket: Path | None = None
     # sha256 of the parsed document (comments and layout do not count): the audit records it
     # with each deploy, and a row whenever a console starts on rules that changed.
     digest: str = ""
@@ -857,6 +860,11 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
     )
     queue_table = top.table("queue")
     queue = _parse_queue(queue_table, cluster_names) if queue_table is not None else QueueSettings()
+    runner_table = top.table("runner")
+    runner_socket = None
+    if runner_table is not None:
+        runner_socket = _path(runner_table, "socket", required=True)
+        runner_table.done()
     audit_table = top.table("audit")
     audit = _parse_audit(audit_table, cluster_names) if audit_table is not None else AuditSettings()
     sshd_table = top.table("sshd")
@@ -875,6 +883,7 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
         access=access,
         audit=audit,
         sshd=sshd,
+        runner_socket=runner_socket,
         digest=document_digest(data),
     )
 

@@ -43,34 +43,28 @@ def check_allowed(
     try:
         Access(config).check(who, action, cluster, project=project)
     except AccessDenied as denied:
-        asyncio.run(_record_denial(store, who, denied, action, cluster, project))
+        asyncio.run(_record_denial(config, store, who, denied, cluster, project))
         raise
     return who
 
 
 async def _record_denial(
+    config: Config,
     store: Path,
     who: str,
     denied: AccessDenied,
-    action: Action,
     cluster: str | None,
     project: str | None,
 ) -> None:
+    from console.queue import DeployQueue
+
     try:
         opened = await Store.open(store)
     except StoreError as error:
-        raise AccessDenied(
-            f"{denied.message} (and the refusal is not in the audit: {error})"
-        ) from None
+        unrecorded = f"{denied.message} (and the refusal is not in the audit: {error})"
+        raise AccessDenied(unrecorded) from None
     async with opened:
-        await opened.audit(
-            "denied",
-            actor=who,
-            project=project,
-            cluster=cluster,
-            outcome="refused",
-            reason=f"{action}: {denied.message}",
-        )
+        await DeployQueue(opened, config).record_denial(who, denied, cluster, project)
 
 
 def store_path(config: Config, explicit: str | None) -> Path:

@@ -77,3 +77,23 @@ def event_json(event: DeployEvent) -> dict[str, Any]:
         if isinstance(value, datetime):
             data[key] = value.isoformat()
     return {"event": type(event).__name__, **data}
+
+
+EVENT_TYPES = {
+    cls.__name__: cls
+    for cls in (DeployWaiting, DeployStarted, StepStarted, StepFinished, OutputLine, DeployFinished)
+}
+
+
+def event_from_json(data: dict[str, Any]) -> DeployEvent:
+    """The event event_json wrote (for a deploy followed through the runner service)."""
+    values = dict(data)
+    cls = EVENT_TYPES[str(values.pop("event"))]
+    if "at" in values:
+        values["at"] = datetime.fromisoformat(values["at"])
+    if "step" in values:
+        values["step"] = Step(values["step"])
+    if "state" in values:
+        values["state"] = (DeployState if cls is DeployFinished else StepState)(values["state"])
+    event: DeployEvent = cls(**values)
+    return event

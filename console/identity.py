@@ -17,6 +17,9 @@ import grp
 import os
 import pwd
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 
 from console.errors import ConsoleError
@@ -167,3 +170,26 @@ def current_actor() -> Actor:
 def in_session() -> bool:
     """Whether a door handed this process its actor (an SSH or web session's console)."""
     return _session_actor is not None
+
+
+# The actor a service is serving right now (one request, one task: console.service).
+_serving: ContextVar[Actor | None] = ContextVar("serving", default=None)
+
+
+@contextmanager
+def acting_for(actor: Actor) -> Iterator[None]:
+    """While serving one request for `actor`: their groups are known (see known_groups)."""
+    token = _serving.set(actor)
+    try:
+        yield
+    finally:
+        _serving.reset(token)
+
+
+def known_groups(text: str) -> tuple[str, ...] | None:
+    """The groups of the actor an audit text names, when this process knows them: the one it
+    is serving, or the one it acts for; None for anyone else."""
+    for known in (_serving.get(), _session_actor):
+        if known is not None and str(known) == text:
+            return known.groups
+    return None

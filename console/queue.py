@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from console.access import Access, Action
+from console.access import Access, AccessDenied, Action
 from console.config import Config
 from console.errors import ConsoleError
 from console.identity import person
@@ -356,6 +356,19 @@ class DeployQueue:
         )
         (stored,) = await tx.deploys("WHERE id = ?", (deploy_id,))
         return stored
+
+    async def record_denial(
+        self, actor: str, denied: AccessDenied, cluster: str | None, project: str | None
+    ) -> None:
+        """A refusal on record: who tried what, where (nothing else changes)."""
+        await self.store.audit(
+            "denied",
+            actor=actor,
+            project=project,
+            cluster=cluster,
+            outcome="refused",
+            reason=denied.message,
+        )
 
     async def promote(
         self, project: str, release: str, actor: str, ids: Sequence[str]

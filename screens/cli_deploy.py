@@ -180,20 +180,12 @@ async def _follow(
 ) -> int:
     """Queue the deploy, run it here when its turn comes (unless another console's runner
     takes it first: then follow it through the store), and exit with its outcome."""
-    from console.events import DeployWaiting
     from console.queue import DeployQueue
     from console.runner import Runner
 
     runner = Runner(services.engine, DeployQueue(services.store, services.config), only=())
     record = await runner.enqueue(request)
-    if args.json:
-        print(json.dumps({"event": "DeployQueued", "deploy_id": record.id}), flush=True)
-    else:
-        print(
-            f"queued {record.id}: {record.project} -> {record.cluster}, release "
-            f"{record.release}, by {record.actor}",
-            flush=True,
-        )
+    _print_queued(record, args)
     if getattr(args, "no_wait", False):
         return EXIT_SUCCEEDED
     interrupts.follow(runner, record.id, request.actor)
@@ -204,22 +196,66 @@ async def _follow(
             interrupts.cancel_deploys()
             if isinstance(event, StepStarted) and event.step is Step.TRAFFIC_GUARD:
                 interrupts.switching = True
-            if isinstance(event, DeployWaiting):
-                if args.json:
-                    print(json.dumps(event_json(event)), flush=True)
-                elif event.reason:
-                    print(f"  waiting: {event.reason}", flush=True)
-                continue
-            if args.json:
-                print(json.dumps(event_json(event)), flush=True)
-            else:
-                _print_event(event, sys.stdout)
+            _show(event, args)
             if isinstance(event, DeployFinished):
                 outcome = event.state
     finally:
         loop.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await loop
+    return EXIT_SUCCEEDED if outcome is DeployState.SUCCEEDED else EXIT_FAILED
+
+
+def _print_queued(record: Any, args: argparse.Namespace) -> None:
+    if args.json:
+        print(json.dumps({"event": "DeployQueued", "deploy_id": record.id}), flush=True)
+    else:
+        print(
+            f"queued {record.id}: {record.project} -> {record.cluster}, release "
+            f"{record.release}, by {record.actor}",
+            flush=True,
+        )
+
+
+def _show(event: DeployEvent, args: argparse.Namespace) -> None:
+    from console.events import DeployWaiting
+
+    if args.json:
+        print(json.dumps(event_json(event)), flush=True)
+    elif isinstance(event, DeployWaiting):
+        if event.reason:
+            print(f"  waiting: {event.reason}", flush=True)
+    else:
+        _print_event(event, sys.stdout)
+
+
+async def _deploy_through_service(config: Config, args: argparse.Namespace) -> int:
+    """On a shared console host: the runner service queues and runs the deploy (it knows who
+    asks); this follows it. Leaving (ctrl+c) leaves the deploy to the runner."""
+    from console.events import event_from_json
+    from console.service import ServiceClient, from_wire
+
+    assert config.runner_socket is not None
+    client = ServiceClient(config.runner_socket)
+    wait = not getattr(args, "no_wait", False)
+    outcome = DeployState.FAILED
+    answers = client.stream(
+        "deploy", project=args.project, cluster=args.cluster, release=args.release, follow=wait
+    )
+    try:
+        async for answer in answers:
+            if "result" in answer:
+                _print_queued(from_wire(answer["result"]), args)
+                if not wait:
+                    return EXIT_SUCCEEDED
+                continue
+            event = event_from_json(answer["event"])
+            _show(event, args)
+            if isinstance(event, DeployFinished):
+                outcome = event.state
+    except asyncio.CancelledError:
+        _say("stopped following: the runner service goes on with the deploy")
+        raise
     return EXIT_SUCCEEDED if outcome is DeployState.SUCCEEDED else EXIT_FAILED
 
 
@@ -248,6 +284,9 @@ def deploy_command(config: Config, args: argparse.Namespace) -> int:
     from console.access import Action
     from console.deploys import check_allowed, store_path
 
+    if config.runner_socket is not None:  # a shared host: the runner service checks and runs
+        _confirm_protected(config, args.cluster, args.yes)
+        return asyncio.run(_deploy_through_service(config, args))
     # Before AWS or the queue: a refusal is only written to the audit.
     check_allowed(
         config, store_path(config, args.store), Action.DEPLOY, args.cluster, project=args.project

@@ -57,6 +57,8 @@ def _allowed(
     refusal is written to the audit."""
     from console.deploys import check_allowed
 
+    if config.runner_socket is not None:
+        return  # the runner service checks who asks, and keeps the refusal on record
     check_allowed(config, _store(config, args), action, cluster, project=project)
 
 
@@ -64,10 +66,18 @@ def _store(config: Config, args: argparse.Namespace) -> Path:
     return store_path(config.store, args.store)
 
 
-async def _with_queue(config: Config, args: argparse.Namespace, work: Any, *, create: bool) -> Any:
+async def _with_queue(
+    config: Config, args: argparse.Namespace, work: Any, *, create: bool, changes: bool = False
+) -> Any:
+    """`work` on the queue: the store's own, or for a change on a shared console host (config
+    [runner] socket) the runner service's, which knows who asks."""
     from console.queue import DeployQueue
     from console.store import Store
 
+    if changes and config.runner_socket is not None:
+        from console.service import RemoteQueue, ServiceClient
+
+        return await work(RemoteQueue(ServiceClient(config.runner_socket)))
     path = _store(config, args)
     if not create and not path.exists():
         return None
@@ -192,7 +202,9 @@ def queue_command(config: Config, args: argparse.Namespace) -> int:
                 return f"cancelled {record.id} ({record.project} → {record.cluster})"
             return f"asked {record.id} to cancel: its console ({record.runner}) rolls it back"
 
-        print(_found(args, asyncio.run(_with_queue(config, args, cancel, create=False))))
+        print(
+            _found(args, asyncio.run(_with_queue(config, args, cancel, create=False, changes=True)))
+        )
         return 0
     steps = -1 if action == "up" else 1
 
@@ -200,7 +212,7 @@ def queue_command(config: Config, args: argparse.Namespace) -> int:
         record = await queue.move(args.deploy_id, steps, who)
         return f"moved {record.id} {action}"
 
-    print(_found(args, asyncio.run(_with_queue(config, args, move, create=False))))
+    print(_found(args, asyncio.run(_with_queue(config, args, move, create=False, changes=True))))
     return 0
 
 
@@ -232,7 +244,7 @@ def lock_command(config: Config, args: argparse.Namespace) -> int:
             )
             return f"lock #{lock.id}: {lock.describe()}"
 
-        print(asyncio.run(_with_queue(config, args, add, create=True)))
+        print(asyncio.run(_with_queue(config, args, add, create=True, changes=True)))
         return 0
     if args.lock_command == "remove":
 
@@ -240,7 +252,7 @@ def lock_command(config: Config, args: argparse.Namespace) -> int:
             lock = await queue.unlock(args.lock_id, who)
             return f"removed lock #{lock.id} ({lock.scope}, {lock.owner}: {lock.reason})"
 
-        result = asyncio.run(_with_queue(config, args, remove, create=False))
+        result = asyncio.run(_with_queue(config, args, remove, create=False, changes=True))
         if result is None:
             raise QueueInputError(f"no lock #{args.lock_id} (no store yet)")
         print(result)
@@ -269,14 +281,16 @@ def freeze_command(config: Config, args: argparse.Namespace) -> int:
         async def freeze(queue: DeployQueue) -> str:
             return (await queue.freeze(args.cluster, who, args.reason)).describe()
 
-        print(f"frozen: {asyncio.run(_with_queue(config, args, freeze, create=True))}")
+        print(
+            f"frozen: {asyncio.run(_with_queue(config, args, freeze, create=True, changes=True))}"
+        )
         return 0
 
     async def unfreeze(queue: DeployQueue) -> str:
         await queue.unfreeze(args.cluster, who)
         return f"{args.cluster} unfrozen: queued deploys may start"
 
-    result = asyncio.run(_with_queue(config, args, unfreeze, create=False))
+    result = asyncio.run(_with_queue(config, args, unfreeze, create=False, changes=True))
     if result is None:
         raise QueueInputError(f"{args.cluster} is not frozen")
     print(result)
@@ -310,12 +324,18 @@ async def _promote(config: Config, args: argparse.Namespace, clusters: list[str]
     from console.queue import DeployQueue
 
     first = DeployRequest(args.project, clusters[0], args.release, actor())
-    # The release is checked where it starts, before anything is queued or created.
-    async with deploy_services(config, _store(config, args), plan=first) as services:
-        queue = DeployQueue(services.store, config)
-        now = datetime.now(UTC)
-        ids = [new_deploy_id(now) for _ in clusters]
-        records = await queue.promote(args.project, args.release, first.actor, ids)
+    now = datetime.now(UTC)
+    ids = [new_deploy_id(now) for _ in clusters]
+    if config.runner_socket is not None:  # the runner service plans it and knows who asks
+        from console.service import RemoteQueue, ServiceClient
+
+        remote = RemoteQueue(ServiceClient(config.runner_socket))
+        records = await remote.promote(args.project, args.release, first.actor, ids)
+    else:
+        # The release is checked where it starts, before anything is queued or created.
+        async with deploy_services(config, _store(config, args), plan=first) as services:
+            queue = DeployQueue(services.store, config)
+            records = await queue.promote(args.project, args.release, first.actor, ids)
     if args.json:
         print(json.dumps([{"id": r.id, "cluster": r.cluster, "after": r.after_deploy}
                           for r in records]))  # fmt: skip
@@ -361,6 +381,14 @@ async def _runner(config: Config, args: argparse.Namespace) -> int:
     async with deploy_services(config, _store(config, args)) as services:
         runner = Runner(services.engine, DeployQueue(services.store, config), on_event=report)
         print(f"runner {runner.name}: running queued deploys (ctrl+c stops)", flush=True)
+        socket = getattr(args, "socket", None) or config.runner_socket
+        service = None
+        if socket is not None:
+            from console.service import RunnerService
+
+            service = RunnerService(runner, Path(socket))
+            await service.start()
+            print(f"runner {runner.name}: serving commands on {socket}", flush=True)
         task = asyncio.create_task(runner.run_forever())
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -369,4 +397,6 @@ async def _runner(config: Config, args: argparse.Namespace) -> int:
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        if service is not None:
+            await service.close()
     return 0

@@ -157,8 +157,14 @@ def _parser() -> argparse.ArgumentParser:
     promote.add_argument("release", help="a version (the AMI's Version tag) or an AMI id")
     promote.add_argument("--yes", action="store_true", help="confirm protected clusters")
     promote.add_argument("--json", action="store_true", help="machine-readable output")
-    commands.add_parser(
+    runner = commands.add_parser(
         "runner", parents=[common], help="run queued deploys headless (a host without a TUI)"
+    )
+    runner.add_argument(
+        "--socket",
+        metavar="PATH",
+        help="serve people's commands on this Unix socket (a shared console host; default: "
+        "config [runner] socket)",
     )
     audit = commands.add_parser("audit", help="verify, anchor or export the store's audit log")
     audit_commands = audit.add_subparsers(

@@ -4,8 +4,10 @@ the crash tests' under pytest-xdist.)"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from tests.test_queue_crash import (
     command,
     start,
     stop,
+    until_event,
     version_of,
     wait_until,
     world,
@@ -137,3 +140,44 @@ def test_promote_refuses_bad_input_in_one_line(world: tuple[Config, Path], tmp_p
         (line,) = result.stderr.strip().splitlines()
         assert expected in line and "Traceback" not in line
     assert not store.exists()  # nothing queued, no store made
+
+
+async def test_a_deploy_asked_of_the_runner_service_outlives_the_command_that_asked(
+    world: tuple[Config, Path], tmp_path: Path
+) -> None:
+    """On a shared host the command asks the runner service over its socket: the service
+    plans, queues and runs the deploy, and a command killed mid-deploy changes nothing."""
+    config, source = world
+    store = tmp_path / "store.db"
+    socket = tmp_path / "runner.sock"
+    host = tmp_path / "host.toml"
+    host.write_text(source.read_text() + f'\n[runner]\nsocket = "{socket}"\n')
+    service = start("runner", config=host, store=store)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not socket.is_socket():
+            assert service.poll() is None and time.monotonic() < deadline, service.stderr
+            await asyncio.sleep(0.05)
+        bad = subprocess.run(
+            command("deploy", "checkout-api", "staging", "9.9.9", config=host, store=store),
+            cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT,
+        )  # fmt: skip
+        assert bad.returncode == 2 and "9.9.9" in bad.stderr, (bad.stdout + bad.stderr)[-3000:]
+        asking = start("deploy", "checkout-api", "staging", "5.2.0", "--json", config=host,
+                       store=store)  # fmt: skip
+        started = until_event(asking, lambda e: e["event"] == "StepStarted")
+        asking.kill()  # the terminal that asked is gone
+        asking.wait()
+
+        async def ended(opened: Store) -> DeployRecord | None:
+            record = await opened.deploy(started["deploy_id"])
+            return record if record and record.state not in ("queued", "running") else None
+
+        record = await wait_until(store, ended, "the deploy to end", timeout=180)
+    finally:
+        stop(service)
+    assert record.state == "succeeded", record.reason
+    assert version_of(config, "checkout-api", "staging") == {"5.2.0"}
+    async with await Store.open(store) as opened:
+        steps = [s.step for s in await opened.steps(record.id)]
+    assert steps == [s.value for s in DEPLOY_STEPS]
