@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from console.anchor import (
     HISTORY_NAME,
@@ -50,9 +51,9 @@ async def verify_anchors(store: Store, anchors: S3Anchors) -> AnchorVerdict:
         return AnchorVerdict(problem, f"no anchor written yet to {location}")
     if retained.deleted or not retained.versions:
         return AnchorVerdict(
-            f"the anchor {location} is gone, but {len(retained.versions)} earlier versions of "
-            f"it and {len(retained.history)} under s3://{anchors.bucket}/"
-            f"{anchors.history_prefix} are kept: it was deleted"
+            f"the anchor {location} is gone, but S3 keeps {_count(retained.versions, 'version')}"
+            f" of it and {_count(retained.history, 'anchor')} under s3://{anchors.bucket}/"
+            f"{anchors.history_prefix}: it was deleted"
         )
     try:
         newest = await anchors.read_version(retained.versions[0], location)
@@ -68,10 +69,9 @@ async def verify_anchors(store: Store, anchors: S3Anchors) -> AnchorVerdict:
         if record is not None:
             claims.append(Claim(record.rows, record.head, "the store's note of its last anchor"))
         problem = await _contradiction(store, claims)
-    kept = len(retained.versions)
     note = (
-        f"row {newest.rows} matches {newest.written} ({location}; {kept} "
-        f"version{'s' if kept != 1 else ''} kept, none contradicts the store; "
+        f"row {newest.rows} matches {newest.written} ({location}; "
+        f"{_count(retained.versions, 'version')} kept, none contradicts the store; "
         f"{protection.described})"
     )
     return AnchorVerdict(problem, note)
@@ -125,3 +125,7 @@ async def _contradiction(store: Store, claims: list[Claim]) -> str | None:
             f"the store's {found[:16]}…): the history up to row {claim.rows} was rewritten"
         )
     return None
+
+
+def _count(items: list[Any], noun: str) -> str:
+    return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"
