@@ -6,13 +6,13 @@ import asyncio
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from console.config import AuditSettings
 from console.errors import AwsError, ConsoleError
-from console.store import AuditCheck, Store, utc_now
+from console.store import AnchorRecord, AuditCheck, Store, utc_now
 
 if TYPE_CHECKING:
     # Only the type: `audit verify` without an anchor never imports boto3.
@@ -23,8 +23,53 @@ HASH_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 MAX_ANCHOR_BYTES = 64 * 1024
 
 
+# A history key names the anchor it holds: <time>-row<N>-<head>.json (older ones: no head).
+HISTORY_NAME = re.compile(r"-row([0-9]+)(?:-([0-9a-f]{64}))?\.json$")
+
+
 class AnchorUnreadable(ConsoleError):
     """The anchor object is there but is not an anchor: verifying against it fails (exit 1)."""
+
+
+class AnchorBucketUnsafe(ConsoleError):
+    """The bucket keeps no versions: an anchor there could be overwritten without a trace."""
+
+
+@dataclass(frozen=True)
+class BucketProtection:
+    """What the anchor bucket keeps: versions (S3's status: Enabled, Suspended or off) and
+    whether Object Lock is on (then every anchor version is locked for its retention)."""
+
+    versioning: str
+    object_lock: bool
+
+    @property
+    def described(self) -> str:
+        if self.object_lock:
+            return "object lock on"
+        if self.versioning == "Enabled":
+            return "versioned, no object lock: versions can be deleted"
+        return f"versioning {self.versioning}: anchors can be overwritten"
+
+
+@dataclass(frozen=True)
+class RetainedVersion:
+    """One version of an object under the anchor's prefix, as S3 lists it."""
+
+    key: str
+    version_id: str
+    modified: datetime
+    latest: bool = False
+
+
+@dataclass
+class RetainedAnchors:
+    """Every version S3 keeps of the anchor and of its history: the anchor's versions newest
+    first, whether its current version is a delete marker, and each history key's versions."""
+
+    versions: list[RetainedVersion] = field(default_factory=list)
+    deleted: bool = False
+    history: list[RetainedVersion] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -78,15 +123,25 @@ class S3Anchors:
     """The anchors in one bucket: the latest at `key`, and each one also kept under
     `<key without .json>/history/<time>-row<N>.json`, so that a deleted latest shows."""
 
-    def __init__(self, gateway: Callable[[], AwsGateway], bucket: str, key: str) -> None:
+    def __init__(
+        self,
+        gateway: Callable[[], AwsGateway],
+        bucket: str,
+        key: str,
+        *,
+        lock_mode: str = "governance",
+        retention_days: int = 365,
+    ) -> None:
         # Made on first use, in a thread: creating boto3 clients takes a moment.
         self._make_gateway = gateway
         self._gateway: AwsGateway | None = None
         self.bucket = bucket
         self.key = key
         self.location = f"s3://{bucket}/{key}"
-        stem = key.removesuffix(".json")
-        self.history_prefix = f"{stem}/history/"
+        self.stem = key.removesuffix(".json")
+        self.history_prefix = f"{self.stem}/history/"
+        self.lock_mode = lock_mode
+        self.retention_days = retention_days
 
     async def _client(self) -> AwsGateway:
         if self._gateway is None:
@@ -119,25 +174,97 @@ class S3Anchors:
             raise self._error(error) from None
         return int(listing.get("KeyCount", 0)) > 0
 
-    async def write(self, anchor: Anchor) -> None:
-        """The latest first, then its copy in the history (a failure in between loses no
-        anchor: the latest is the one verify reads)."""
+    async def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         gateway = await self._client()
-        body = anchor.to_json()
-        moment = anchor.at.astimezone(UTC)
-        history_key = f"{self.history_prefix}{moment:%Y%m%dT%H%M%S%fZ}-row{anchor.rows}.json"
         try:
-            for key in (self.key, history_key):
-                await gateway.call(
-                    "s3",
-                    "put_object",
-                    Bucket=self.bucket,
-                    Key=key,
-                    Body=body,
-                    ContentType="application/json",
-                )
+            return await gateway.call("s3", operation, Bucket=self.bucket, **kwargs)
         except AwsError as error:
             raise self._error(error) from None
+
+    async def protection(self) -> BucketProtection:
+        """Whether the bucket keeps versions and locks them (two calls; AwsError if unknown)."""
+        versioning = await self._call("get_bucket_versioning")
+        try:
+            lock = await self._call("get_object_lock_configuration")
+        except AwsError as error:
+            if "ObjectLockConfigurationNotFoundError" not in error.message:
+                raise
+            lock = {}
+        enabled = lock.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled"
+        return BucketProtection(str(versioning.get("Status", "off")), enabled)
+
+    def history_key(self, anchor: Anchor) -> str:
+        moment = anchor.at.astimezone(UTC)
+        return f"{self.history_prefix}{moment:%Y%m%dT%H%M%S%fZ}-row{anchor.rows}-{anchor.head}.json"
+
+    async def write(self, anchor: Anchor, now: datetime | None = None) -> datetime | None:
+        """The latest first, then its copy in the history (a failure in between loses no
+        anchor: the latest is the one verify reads). Where the bucket has Object Lock, both are
+        locked for the retention from `now`: the time they stay until (None: not locked).
+        AnchorBucketUnsafe when the bucket keeps no versions."""
+        protection = await self.protection()
+        if protection.versioning != "Enabled":
+            raise AnchorBucketUnsafe(
+                f"audit anchor {self.location}: the bucket's versioning is "
+                f"{protection.versioning}, so an anchor could be overwritten or deleted without "
+                "a trace: enable versioning and Object Lock on it (see README, Audit anchor)"
+            )
+        lock: dict[str, object] = {}
+        until = None
+        if protection.object_lock:
+            start = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+            until = start + timedelta(days=self.retention_days)
+            lock = {"ObjectLockMode": self.lock_mode.upper(), "ObjectLockRetainUntilDate": until}
+        body = anchor.to_json()
+        for key in (self.key, self.history_key(anchor)):
+            await self._call(
+                "put_object", Key=key, Body=body, ContentType="application/json", **lock
+            )
+        return until
+
+    async def retained(self) -> RetainedAnchors:
+        """Every version S3 keeps of the anchor and of its history, delete markers seen
+        through (list_object_versions, 1,000 a call)."""
+        found = RetainedAnchors()
+        markers: dict[str, str] = {}
+        while True:
+            page = await self._call("list_object_versions", Prefix=self.stem, **markers)
+            for item in page.get("Versions", []):
+                version = RetainedVersion(
+                    item["Key"], item["VersionId"], item["LastModified"], bool(item.get("IsLatest"))
+                )
+                if item["Key"] == self.key:
+                    found.versions.append(version)
+                elif item["Key"].startswith(self.history_prefix):
+                    found.history.append(version)
+            for item in page.get("DeleteMarkers", []):
+                if item["Key"] == self.key and item.get("IsLatest"):
+                    found.deleted = True
+            if not page.get("IsTruncated"):
+                break
+            markers = {
+                "KeyMarker": page["NextKeyMarker"],
+                "VersionIdMarker": page["NextVersionIdMarker"],
+            }
+        # S3 lists a key's versions newest first; the sort keeps that order within a second.
+        found.versions.sort(key=lambda version: (version.latest, version.modified), reverse=True)
+        return found
+
+    async def read_version(self, version: RetainedVersion, where: str | None = None) -> Anchor:
+        """The anchor one retained version holds (`where` names it in errors); AnchorUnreadable
+        when it is not one."""
+        gateway = await self._client()
+        if where is None:
+            where = f"s3://{self.bucket}/{version.key} (version {version.version_id})"
+        try:
+            data = await gateway.s3_object(
+                self.bucket, version.key, limit=MAX_ANCHOR_BYTES, version_id=version.version_id
+            )
+        except AwsError as error:
+            raise self._error(error) from None
+        if data is None:
+            raise AnchorUnreadable(f"{where} is not an audit anchor (it is gone)")
+        return Anchor.from_json(data, where)
 
 
 def s3_anchors(settings: AuditSettings, gateway: Callable[[str], AwsGateway]) -> S3Anchors | None:
@@ -148,7 +275,13 @@ def s3_anchors(settings: AuditSettings, gateway: Callable[[str], AwsGateway]) ->
     bucket, cluster = settings.anchor_bucket, settings.anchor_cluster
     if bucket is None or cluster is None:
         return None
-    return S3Anchors(lambda: gateway(cluster), bucket, settings.anchor_key)
+    return S3Anchors(
+        lambda: gateway(cluster),
+        bucket,
+        settings.anchor_key,
+        lock_mode=settings.anchor_lock_mode,
+        retention_days=settings.anchor_retention_days,
+    )
 
 
 @dataclass(frozen=True)
@@ -195,6 +328,26 @@ async def mismatch(store: Store, anchor: Anchor) -> str | None:
     )
 
 
+def behind_record(location: str, latest: Anchor | None, record: AnchorRecord | None) -> str | None:
+    """How the anchor at `location` falls short of the store's note of what it anchored there
+    (gone, or older: someone put an earlier anchor back); None when it does not."""
+    if record is None:
+        return None
+    when = f"{record.anchored_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+    if latest is None:
+        return (
+            f"the store anchored row {record.rows} at {location} on {when}, but no anchor is "
+            "there: every anchor was deleted"
+        )
+    if latest.rows < record.rows:
+        return (
+            f"{location} holds {latest.written} (row {latest.rows}), older than row "
+            f"{record.rows} that this store anchored there on {when}: an older anchor was put "
+            "over the newest"
+        )
+    return None
+
+
 def chain_problem(check: AuditCheck) -> str | None:
     if check.problem is None:
         return None
@@ -209,6 +362,8 @@ class AnchorOutcome:
     anchor: Anchor | None
     written: bool = False
     problem: str | None = None
+    # Where the bucket has Object Lock: the time the written versions are locked until.
+    locked_until: datetime | None = None
 
 
 class AnchorWriter:
@@ -234,6 +389,11 @@ class AnchorWriter:
         if latest.problem is not None:
             return AnchorOutcome(None, problem=latest.problem)
         previous = latest.anchor
+        location = self.anchors.location
+        record = await self.store.anchor_record(location)
+        problem = behind_record(location, previous, record)
+        if problem is not None:
+            return AnchorOutcome(previous, problem=problem)
         if previous is None:
             check = await self.store.check_audit()
         else:
@@ -247,10 +407,15 @@ class AnchorWriter:
         if check.rows == 0:
             return AnchorOutcome(None)
         if only_if_moved and previous is not None and previous.rows == check.rows:
+            if record is None or record.rows < previous.rows:
+                # A store anchored before it kept this note: the store matches the anchor.
+                await self.store.record_anchor(location, previous.rows, previous.head, previous.at)
             return AnchorOutcome(previous)
         anchor = Anchor(check.rows, check.head, self._clock(), str(self.store.path))
-        await self.anchors.write(anchor)
-        return AnchorOutcome(anchor, written=True)
+        until = await self.anchors.write(anchor)
+        # After the put: a note of an anchor that S3 never got would fail every verify.
+        await self.store.record_anchor(location, anchor.rows, anchor.head, anchor.at)
+        return AnchorOutcome(anchor, written=True, locked_until=until)
 
 
 AnchorReport = Callable[[AnchorOutcome | ConsoleError], object]

@@ -161,12 +161,16 @@ class AwsGateway:
 
         return await self._run(run)
 
-    async def s3_object(self, bucket: str, key: str, limit: int = 1 << 20) -> bytes | None:
-        """The first `limit` bytes of an S3 object, or None when the bucket has no such key."""
+    async def s3_object(
+        self, bucket: str, key: str, limit: int = 1 << 20, version_id: str | None = None
+    ) -> bytes | None:
+        """The first `limit` bytes of an S3 object (of one version of it), or None when the
+        bucket has no such key."""
+        version = {} if version_id is None else {"VersionId": version_id}
 
         def call() -> bytes | None:
             try:
-                response = self._client("s3").get_object(Bucket=bucket, Key=key)
+                response = self._client("s3").get_object(Bucket=bucket, Key=key, **version)
             except botocore.exceptions.ClientError as error:
                 if error.response.get("Error", {}).get("Code") == "NoSuchKey":
                     return None

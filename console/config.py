@@ -140,6 +140,9 @@ class EngineSettings:
 
 
 DEFAULT_ANCHOR_KEY = "deploy-console/audit-anchor.json"
+ANCHOR_LOCK_MODES = ("governance", "compliance")
+# S3 Object Lock takes a retention of at most 100 years.
+MAX_ANCHOR_RETENTION_DAYS = 36500
 # S3's rules for a bucket name (no dots next to each other, checked apart).
 S3_BUCKET_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
@@ -156,6 +159,11 @@ class AuditSettings:
     # The cluster whose region, endpoint and credentials reach the bucket.
     anchor_cluster: str | None = None
     anchor_every_seconds: float = 300.0
+    # Where the bucket has Object Lock enabled, each anchor version is locked in this mode for
+    # this many days: no one may delete it before then (in governance mode, no one without
+    # s3:BypassGovernanceRetention; in compliance mode, no one at all, the root user included).
+    anchor_lock_mode: str = "governance"
+    anchor_retention_days: int = 365
 
 
 @dataclass(frozen=True)
@@ -745,8 +753,23 @@ def _parse_audit(table: _Table, cluster_names: tuple[str, ...]) -> AuditSettings
             f"unknown cluster {cluster!r} (known: {', '.join(cluster_names)})", "anchor_cluster"
         )
     every = table.number("anchor_every_seconds", defaults.anchor_every_seconds, minimum=1.0)
+    lock_mode: str = table.string("anchor_lock_mode", default=defaults.anchor_lock_mode)
+    if lock_mode not in ANCHOR_LOCK_MODES:
+        table.fail(f"choose governance or compliance, not {lock_mode!r}", "anchor_lock_mode")
+    retention = table.integer("anchor_retention_days", defaults.anchor_retention_days, minimum=1)
+    if retention > MAX_ANCHOR_RETENTION_DAYS:
+        table.fail(
+            f"must be at most {MAX_ANCHOR_RETENTION_DAYS} (S3's limit), not {retention}",
+            "anchor_retention_days",
+        )
     if bucket is None:
-        for name in ("anchor_key", "anchor_cluster", "anchor_every_seconds"):
+        for name in (
+            "anchor_key",
+            "anchor_cluster",
+            "anchor_every_seconds",
+            "anchor_lock_mode",
+            "anchor_retention_days",
+        ):
             if name in table.data:
                 table.fail("needs anchor_bucket (the S3 bucket the anchor is written to)", name)
     elif cluster is None:
@@ -757,7 +780,12 @@ def _parse_audit(table: _Table, cluster_names: tuple[str, ...]) -> AuditSettings
         )
     table.done()
     return AuditSettings(
-        anchor_bucket=bucket, anchor_key=key, anchor_cluster=cluster, anchor_every_seconds=every
+        anchor_bucket=bucket,
+        anchor_key=key,
+        anchor_cluster=cluster,
+        anchor_every_seconds=every,
+        anchor_lock_mode=lock_mode,
+        anchor_retention_days=retention,
     )
 
 

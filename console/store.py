@@ -190,6 +190,16 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE audit ADD COLUMN config TEXT",
         "CREATE INDEX audit_by_action ON audit (action, id)",
     ),
+    # 6 (audit anchor): the last head this store anchored at each anchor location, so that
+    # `audit verify` knows an anchor must exist there and may not be older than this head.
+    (
+        """CREATE TABLE audit_anchors (
+            location TEXT PRIMARY KEY,
+            rows INTEGER NOT NULL,
+            head TEXT NOT NULL,
+            anchored_at TEXT NOT NULL
+        )""",
+    ),
 ]
 
 TIME_FIELDS = frozenset(
@@ -304,6 +314,16 @@ class AuditRow:
     prev_hash: str
     hash: str
     config: str | None = None  # since schema 5; hashed only when set (older rows keep theirs)
+
+
+@dataclass(frozen=True)
+class AnchorRecord:
+    """The store's own note of its last anchor at `location`: row `rows` had hash `head`."""
+
+    location: str
+    rows: int
+    head: str
+    anchored_at: datetime
 
 
 @dataclass(frozen=True)
@@ -1190,3 +1210,47 @@ class Store:
                     return AuditCheck(count, prev_hash, problem)
                 count, prev_id, prev_hash = count + 1, row_id, row["hash"]
         return AuditCheck(count, prev_hash, None)
+
+    async def record_anchor(self, location: str, rows: int, head: str, at: datetime) -> None:
+        """Note that row `rows` (hash `head`) was anchored at `location`; a note of a later row
+        is never replaced by an earlier one."""
+        async with self._write() as db:
+            await db.execute(
+                """INSERT INTO audit_anchors (location, rows, head, anchored_at)
+                   VALUES (?, ?, ?, ?)
+                   ON CONFLICT (location) DO UPDATE SET
+                       rows = excluded.rows, head = excluded.head,
+                       anchored_at = excluded.anchored_at
+                   WHERE excluded.rows >= audit_anchors.rows""",
+                (location, rows, head, _text(at)),
+            )
+
+    async def anchor_record(self, location: str) -> AnchorRecord | None:
+        """The last anchor noted for `location`; None when none was (or the store predates the
+        note: then only the anchors in S3 say what must hold)."""
+        try:
+            rows = await self._all(
+                "SELECT location, rows, head, anchored_at FROM audit_anchors WHERE location = ?",
+                (location,),
+            )
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return None
+            raise
+        if not rows:
+            return None
+        row = rows[0]
+        at = _time(row["anchored_at"])
+        assert at is not None
+        return AnchorRecord(row["location"], int(row["rows"]), str(row["head"]), at)
+
+    async def audit_hashes(self, ids: Iterable[int]) -> dict[int, str]:
+        """The hash of each of these audit rows that exists, by row id."""
+        wanted = sorted(set(ids))
+        found: dict[int, str] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            rows = await self._all(f"SELECT id, hash FROM audit WHERE id IN ({marks})", chunk)
+            found.update((int(row["id"]), str(row["hash"])) for row in rows)
+        return found

@@ -604,7 +604,8 @@ class World:
                     self.report.secrets += 1
 
     def _seed_anchor_bucket(self) -> None:
-        """The S3 bucket [audit] anchors the audit chain in, versioned as a real one should be."""
+        """The S3 bucket [audit] anchors the audit chain in, as a real one should be: with
+        Object Lock (which turns versioning on), so that no anchor version can be deleted."""
         settings = self.config.audit
         if settings.anchor_bucket is None or settings.anchor_cluster is None:
             return
@@ -613,7 +614,4 @@ class World:
         location: dict[str, Any] = {}
         if region != "us-east-1":  # S3 refuses us-east-1 as an explicit location
             location["CreateBucketConfiguration"] = {"LocationConstraint": region}
-        s3.create_bucket(Bucket=settings.anchor_bucket, **location)
-        s3.put_bucket_versioning(
-            Bucket=settings.anchor_bucket, VersioningConfiguration={"Status": "Enabled"}
-        )
+        s3.create_bucket(Bucket=settings.anchor_bucket, ObjectLockEnabledForBucket=True, **location)

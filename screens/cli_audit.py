@@ -26,14 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from console.anchor import (
-    AnchorWriter,
-    S3Anchors,
-    chain_problem,
-    mismatch,
-    read_latest,
-    s3_anchors,
-)
+from console.anchor import AnchorWriter, S3Anchors, chain_problem, s3_anchors
+from console.anchor_verify import verify_anchors
 from console.config import Config, find_config
 from console.errors import ConsoleError, StoreError
 from console.paths import store_path
@@ -124,19 +118,10 @@ async def _verify(path: Path, config: Config | None) -> int:
             if anchors is None:
                 note = "no anchor configured"
             else:
-                latest = await read_latest(anchors)
-                if latest.problem is not None:
-                    return _tampered(latest.problem)
-                if latest.anchor is None:
-                    note = f"no anchor written yet to {anchors.location}"
-                else:
-                    problem = await mismatch(store, latest.anchor)
-                    if problem is not None:
-                        return _tampered(problem)
-                    note = (
-                        f"row {latest.anchor.rows} matches {latest.anchor.written} "
-                        f"({anchors.location})"
-                    )
+                verdict = await verify_anchors(store, anchors)
+                if verdict.problem is not None:
+                    return _tampered(verdict.problem)
+                note = verdict.note
     print(f"audit ok: {check.rows} rows verified, head {check.head}; {note}")
     return EXIT_OK
 
@@ -156,9 +141,13 @@ async def _anchor(path: Path, config: Config) -> int:
         print("audit: no rows to anchor yet")
         return EXIT_OK
     anchor = outcome.anchor
+    if outcome.locked_until is None:
+        lock = "not locked: the bucket has no Object Lock"
+    else:
+        lock = f"locked ({anchors.lock_mode}) until {outcome.locked_until:%Y-%m-%d %H:%M:%S} UTC"
     print(
         f"audit anchored: row {anchor.rows}, head {anchor.head} in {anchors.location} "
-        f"({anchor.at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC)"
+        f"({anchor.at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC; {lock})"
     )
     return EXIT_OK
 

@@ -50,7 +50,8 @@ def test_demo_and_example_configs_anchor_the_audit_chain() -> None:
     assert example.anchor_bucket is not None
     assert example.anchor_key == DEFAULT_ANCHOR_KEY
     text = EXAMPLE_CONFIG.read_text()
-    for field in ("[audit]", "anchor_bucket", "anchor_key", "anchor_cluster", "anchor_every"):
+    fields = ("[audit]", "anchor_bucket", "anchor_key", "anchor_cluster", "anchor_every")
+    for field in (*fields, "anchor_lock_mode", "anchor_retention_days"):
         assert field in text, field
 
 
@@ -60,8 +61,18 @@ def test_no_audit_table_anchors_nothing(tmp_path: Path) -> None:
     assert load_config(path).audit == AuditSettings()
     path.write_text(VALID + '\n[audit]\nanchor_bucket = "b-1.x"\nanchor_cluster = "prod1"\n')
     assert load_config(path).audit == AuditSettings(
-        anchor_bucket="b-1.x", anchor_cluster="prod1", anchor_every_seconds=300.0
+        anchor_bucket="b-1.x",
+        anchor_cluster="prod1",
+        anchor_every_seconds=300.0,
+        anchor_lock_mode="governance",
+        anchor_retention_days=365,
     )
+    path.write_text(
+        VALID + '\n[audit]\nanchor_bucket = "b-1.x"\nanchor_cluster = "prod1"\n'
+        'anchor_lock_mode = "compliance"\nanchor_retention_days = 2555\n'
+    )
+    audit = load_config(path).audit
+    assert (audit.anchor_lock_mode, audit.anchor_retention_days) == ("compliance", 2555)
 
 
 @pytest.mark.parametrize(
@@ -93,6 +104,22 @@ def test_no_audit_table_anchors_nothing(tmp_path: Path) -> None:
             "audit.bucket: unknown key",
         ),
         ("anchor_bucket = 3", "audit.anchor_bucket: must be a string, not an integer"),
+        (
+            'anchor_bucket = "audit"\nanchor_cluster = "prod1"\nanchor_lock_mode = "legal"',
+            "audit.anchor_lock_mode: choose governance or compliance, not 'legal'",
+        ),
+        (
+            'anchor_bucket = "audit"\nanchor_cluster = "prod1"\nanchor_retention_days = 0',
+            "audit.anchor_retention_days: must be at least 1, not 0",
+        ),
+        (
+            'anchor_bucket = "audit"\nanchor_cluster = "prod1"\nanchor_retention_days = 36501',
+            "audit.anchor_retention_days: must be at most 36500 (S3's limit), not 36501",
+        ),
+        (
+            "anchor_retention_days = 30",
+            "audit.anchor_retention_days: needs anchor_bucket",
+        ),
     ],
 )
 def test_a_bad_audit_table_is_one_line_naming_the_key(
@@ -159,7 +186,10 @@ async def test_the_latest_anchor_round_trips_through_s3(anchors: S3Anchors, worl
     assert await anchors.latest() is None
     assert not await anchors.has_history()
     anchor = Anchor(rows=12, head="ab" * 32, at=AT, store="/var/lib/deploy-console.db")
-    await anchors.write(anchor)
+    now = datetime(2026, 12, 1, 9, 30, 15, 500, tzinfo=UTC)
+    until = await anchors.write(anchor, now=now)
+    # The world's bucket has Object Lock: the anchor is locked for the configured retention.
+    assert until == datetime(2027, 12, 1, 9, 30, 15, tzinfo=UTC)
     assert await anchors.latest() == anchor
     s3 = world.client("s3", "us-east-1")
     stored = json.loads(s3.get_object(Bucket=BUCKET, Key=anchors.key)["Body"].read())
@@ -170,9 +200,11 @@ async def test_the_latest_anchor_round_trips_through_s3(anchors: S3Anchors, worl
         "store": "/var/lib/deploy-console.db",
     }
     listing = s3.list_objects_v2(Bucket=BUCKET, Prefix=anchors.history_prefix)
-    assert [item["Key"] for item in listing["Contents"]] == [
-        f"{anchors.history_prefix}20261127T101500000000Z-row12.json"
-    ]
+    history_key = f"{anchors.history_prefix}20261127T101500000000Z-row12-{'ab' * 32}.json"
+    assert [item["Key"] for item in listing["Contents"]] == [history_key]
+    for key in (anchors.key, history_key):
+        head = s3.head_object(Bucket=BUCKET, Key=key)
+        assert (head["ObjectLockMode"], head["ObjectLockRetainUntilDate"]) == ("GOVERNANCE", until)
     assert anchors.history_prefix == anchors.key.removesuffix(".json") + "/history/"
 
 
@@ -194,7 +226,10 @@ async def test_the_writer_anchors_the_head_and_then_only_when_it_moved(
 ) -> None:
     writer = AnchorWriter(store, anchors, clock=lambda: AT)
     first = await writer.write(only_if_moved=True)
-    assert first == AnchorOutcome(Anchor(5, (await head(store))[1], AT, str(store.path)), True)
+    assert first.locked_until is not None
+    assert first == AnchorOutcome(
+        Anchor(5, (await head(store))[1], AT, str(store.path)), True, None, first.locked_until
+    )
     assert await anchors.latest() == first.anchor
     unchanged = await writer.write(only_if_moved=True)
     assert unchanged == AnchorOutcome(first.anchor, written=False)
@@ -204,6 +239,38 @@ async def test_the_writer_anchors_the_head_and_then_only_when_it_moved(
     assert (moved.anchor.rows, moved.anchor.head) == await head(store)
     # On demand, an unchanged head is written again (a fresh time).
     assert (await writer.write()).written
+
+
+async def test_the_writer_notes_its_anchor_in_the_store_and_refuses_a_rolled_back_one(
+    store: Store, anchors: S3Anchors, world: World
+) -> None:
+    writer = AnchorWriter(store, anchors, clock=lambda: AT)
+    first = await writer.write()
+    assert first.anchor is not None
+    note = await store.anchor_record(anchors.location)
+    assert note is not None and (note.rows, note.head, note.anchored_at) == (
+        5,
+        first.anchor.head,
+        AT,
+    )
+    # A store anchored before it kept the note gets it on the next round.
+    await asyncio.to_thread(tamper, store.path, "DELETE FROM audit_anchors")
+    assert await store.anchor_record(anchors.location) is None
+    assert not (await writer.write(only_if_moved=True)).written
+    assert await store.anchor_record(anchors.location) == note
+    # An older anchor put over the newest: the writer does not anchor on top of it.
+    await append(store, 2)
+    assert (await writer.write()).written
+    s3 = world.client("s3", "us-east-1")
+    s3.put_object(Bucket=BUCKET, Key=anchors.key, Body=first.anchor.to_json())
+    await append(store, 1)
+    refused = await writer.write(only_if_moved=True)
+    assert not refused.written and refused.problem is not None
+    assert refused.problem.endswith(
+        "older than row 7 that this store anchored there on "
+        f"{AT:%Y-%m-%d %H:%M:%S} UTC: an older anchor was put over "
+        "the newest"
+    ), refused.problem
 
 
 async def test_the_writer_never_blesses_a_rewritten_history(

@@ -292,7 +292,8 @@ def test_anchor_writes_the_head_and_keeps_each_anchor(anchored: Anchored) -> Non
     assert (result.returncode, result.stderr) == (0, "")
     assert one_line(result.stdout) == (
         f"audit ok: {ROWS} rows verified, head {head}; row {ROWS} matches the anchor written "
-        f"{written:%Y-%m-%d %H:%M:%S} UTC (s3://{BUCKET}/{anchored.key})"
+        f"{written:%Y-%m-%d %H:%M:%S} UTC (s3://{BUCKET}/{anchored.key}; 1 version kept, "
+        "none contradicts the store; object lock on)"
     )
     # Rows written since the anchor verify by the chain; the next anchor covers them.
     asyncio.run(_append(anchored.store, 3))
