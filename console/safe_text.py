@@ -29,6 +29,9 @@ _UNSAFE = re.compile(
 )
 
 
+_ALNUM_RUN = re.compile("[A-Za-z0-9]+")
+
+
 def harmless(text: str) -> str:
     """`text` with no control a terminal would act on: each is shown as `\\xNN` (`\\uNNNN`).
 
@@ -88,22 +91,37 @@ def _tolerant(text: str) -> str:
 
 
 class SecretMasker:
-    """Replaces every form of every secret it was given with MASK."""
+    """Replaces every form of every secret it was given with MASK.
+
+    Most lines hold no secret: a line is only searched when it holds, backslashes aside, the
+    longest run of letters and digits of some form (no escaping splits such a run but with
+    a backslash), which keeps a chatty deploy's log cheap.
+    """
 
     def __init__(self, values: Iterable[str] = ()) -> None:
         self._patterns: dict[str, int] = {}  # pattern -> length of the text it stands for
+        self._anchors: set[str] = set()
+        self._always = False  # a form without letters or digits: search every line
         self._compiled: re.Pattern[str] | None = None
         for value in values:
             self.add(value)
 
     def add(self, value: str) -> None:
-        for form in secret_forms(value):
+        texts = secret_forms(value)
+        for form in texts:
             self._patterns.setdefault(re.escape(form), len(form))
         lines = value.splitlines()
         # The raw value's lines (the whole when it is one line), escape-tolerant.
         for line in [value] if len(lines) < 2 else [line.strip() for line in lines]:
             if line.strip() and (line == value or len(line) >= MIN_PIECE):
                 self._patterns.setdefault(_tolerant(line), len(line) + 1)
+                texts.add(line)
+        for text in texts:
+            runs = _ALNUM_RUN.findall(text)
+            if runs:
+                self._anchors.add(max(runs, key=len))
+            else:
+                self._always = True
         self._compiled = None
 
     def __bool__(self) -> bool:
@@ -113,6 +131,10 @@ class SecretMasker:
         """`text` with every form of every secret replaced by MASK (longest forms first)."""
         if not self._patterns or not text:
             return text
+        if not self._always:
+            bare = text.replace("\\", "")
+            if not any(anchor in bare for anchor in self._anchors):
+                return text
         if self._compiled is None:
             ordered = sorted(self._patterns, key=lambda pattern: -self._patterns[pattern])
             self._compiled = re.compile("|".join(ordered))

@@ -127,3 +127,9 @@ def test_short_lines_of_a_secret_do_not_blank_out_the_log() -> None:
 def test_terminal_controls_are_rendered_visible(raw: str, expected: str) -> None:
     assert harmless(raw) == expected
     assert not any((ord(c) < 0x20 and c != "\t") or 0x7F <= ord(c) <= 0x9F for c in expected)
+
+
+def test_a_secret_without_letters_or_digits_is_masked_too() -> None:
+    masker = SecretMasker(["!@#$%^&*()", "hunter2-db"])
+    assert masker.mask("pw=!@#$%^&*() and pw=hunter2\\-db") == f"pw={MASK} and pw={MASK}"
+    assert masker.mask("nothing secret here") == "nothing secret here"
