@@ -27,8 +27,6 @@ _SGR = re.compile(r"\x1b\[[0-9;:]*m")
 _UNSAFE = re.compile(
     "[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
 )
-
-
 _ALNUM_RUN = re.compile("[A-Za-z0-9]+")
 
 
@@ -59,6 +57,7 @@ def secret_forms(value: str) -> set[str]:
     if not value.strip():
         return set()
     encoded = value.encode()
+    standard = base64.b64encode(encoded).decode()
     whole = {
         shlex.quote(value),
         "'" + value.replace("'", "'\\''") + "'",
@@ -66,12 +65,11 @@ def secret_forms(value: str) -> set[str]:
         json.dumps(value, ensure_ascii=False)[1:-1],
         repr(value)[1:-1],
         repr(value + "'\"")[1:-4],  # repr's other quoting: ' escaped as \'
-        base64.b64encode(encoded).decode(),
+        standard,
         base64.urlsafe_b64encode(encoded).decode(),
     }
     whole |= {form.rstrip("=") for form in whole if form.endswith("=")}
     # `base64` and MIME wrap at 76 columns, PEM and openssl at 64.
-    standard = base64.b64encode(encoded).decode()
     whole |= {"\n".join(textwrap.wrap(standard, width)) for width in (76, 64)}
     forms = {value}
     for form in whole | {value}:
