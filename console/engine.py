@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import secrets as random_tokens
 import shlex
 import time
@@ -25,6 +26,7 @@ from console.events import (
     DeployEvent,
     DeployFinished,
     DeployStarted,
+    DeployWaiting,
     OutputLine,
     StepFinished,
     StepStarted,
@@ -41,6 +43,7 @@ from console.model import (
     StepState,
 )
 from console.releases import resolve_release
+from console.safe_text import SecretMasker
 from console.store import DeployRecord, Store
 
 if TYPE_CHECKING:
@@ -49,7 +52,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-MASK = "********"
 MANAGED_BY = "deploy-console"
 # States a deregistered target passes through before it is gone.
 GONE_STATES = frozenset({"unused", "OutOfService", "gone"})
@@ -120,6 +122,9 @@ class Deployment:
         self.registered: set[tuple[str, str]] = set()  # (balancer arn, instance id)
         self.claimed = False  # given by the queue: its record and lock exist already
         self.log: list[tuple[datetime, str, str, str]] = []  # output not yet stored
+        # Every text of this deploy passes it before it is shown or stored: the secrets it
+        # read from SSM, in every form, never leave the engine.
+        self.masker = SecretMasker()
         self.started = time.perf_counter()
         self.waiting = 0.0
         self._io_depth = 0
@@ -441,6 +446,7 @@ class DeployEngine(DeployPlanner):
             reason = _message(error)
             state = DeployState.FAILED
         finally:
+            reason = deployment.masker.mask(reason)
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
@@ -493,6 +499,7 @@ class DeployEngine(DeployPlanner):
         await self.store.append_log(deployment.deploy_id, lines)
 
     def _emit(self, deployment: Deployment, event: DeployEvent) -> None:
+        event = _masked(event, deployment.masker)
         if isinstance(event, OutputLine):
             deployment.log.append((self._clock(), event.source, event.stream, event.text))
         deployment.events.put_nowait(event)
@@ -506,6 +513,7 @@ class DeployEngine(DeployPlanner):
     ) -> AsyncIterator[list[str]]:
         """Records a step before it acts; the body may append a closing detail."""
         request = deployment.request
+        detail = deployment.masker.mask(detail)
         await self.store.step_started(deployment.deploy_id, step.value, detail=detail)
         await self.store.audit(
             "deploy.step",
@@ -528,7 +536,7 @@ class DeployEngine(DeployPlanner):
             closing.append(_message(error))
             raise
         finally:
-            text = "; ".join(closing)
+            text = deployment.masker.mask("; ".join(closing))
             seconds = round(time.perf_counter() - began, 3)
             with contextlib.suppress(Exception):
                 await self.store.step_finished(
@@ -790,11 +798,12 @@ class DeployEngine(DeployPlanner):
         plain, secret_names = project.deploy_env(cluster.name)
         async with deployment.io():
             secret_values = await self._secrets(gateway, secret_names)
+            for value in secret_values.values():
+                deployment.masker.add(value)
             described = await gateway.describe_instances(
                 [{"Name": "instance-id", "Values": deployment.new_ids}]
             )
         addresses = {raw["InstanceId"]: raw.get("PrivateIpAddress", "") for raw in described}
-        masked = [value for value in secret_values.values() if value]
         env_text = "".join(
             f"{name}={shlex.quote(value)}\n"
             for name, value in sorted({**plain, **secret_values}.items())
@@ -803,8 +812,6 @@ class DeployEngine(DeployPlanner):
 
         def printer(instance_id: str) -> Callable[[str, str], None]:
             def on_line(stream: str, line: str) -> None:
-                for value in masked:
-                    line = line.replace(value, MASK)
                 self._emit(deployment, OutputLine(deployment.deploy_id, instance_id, line, stream))
 
             return on_line
@@ -1215,6 +1222,19 @@ def _message(error: BaseException) -> str:
     if isinstance(error, TimeoutError):
         return "timed out"
     return f"{type(error).__name__}: {error}".splitlines()[0]
+
+
+def _masked(event: DeployEvent, masker: SecretMasker) -> DeployEvent:
+    """The event with its free text (output, step detail, reason) masked."""
+    if not masker:
+        return event
+    if isinstance(event, OutputLine):
+        return dataclasses.replace(event, text=masker.mask(event.text))
+    if isinstance(event, StepStarted | StepFinished):
+        return dataclasses.replace(event, detail=masker.mask(event.detail))
+    if isinstance(event, DeployFinished | DeployWaiting):
+        return dataclasses.replace(event, reason=masker.mask(event.reason))
+    return event
 
 
 def _record(

@@ -14,6 +14,7 @@ import asyncssh
 
 from console.config import SshSettings
 from console.errors import HostKeyError, SshError
+from console.safe_text import harmless
 
 # asyncssh logs every connection and channel at INFO: that would scribble over the screen.
 logging.getLogger("asyncssh").setLevel(logging.WARNING)
@@ -256,10 +257,13 @@ async def _read_lines(
         if not line:
             return
         if on_line is not None:
-            on_line(stream, line.rstrip("\r\n"))
+            # The one place instance output enters the core: every consumer (CLI, TUI, store,
+            # exports) gets the line with its terminal controls rendered harmless.
+            on_line(stream, harmless(line.rstrip("\r\n")))
 
 
 def _reason(error: BaseException) -> str:
     """The one-line reason of an asyncssh or OS error."""
     reason = getattr(error, "reason", None) or getattr(error, "strerror", None) or str(error)
-    return " ".join(str(reason).split()) or type(error).__name__
+    # A remote host chooses its disconnect reason: it is shown as harmlessly as its output.
+    return harmless(" ".join(str(reason).split())) or type(error).__name__

@@ -4,9 +4,10 @@ scripts and CI.
 They read an existing store and never create one (nor migrate anything into a file that is
 not a store). Bad input (a malformed date, an unknown
 format) is refused before the store is opened. Only the audit rows' own fields are
-exported: they never hold a secret (Store.audit takes none). With an anchor configured
-([audit] in the config), verify also checks the store against the latest anchor in S3, and
-anchor writes one (console.anchor).
+exported: they never hold a secret (Store.audit takes none). A CSV cell that a spreadsheet
+would run as a formula gets a leading `'`; JSON lines keep every value as stored. With an
+anchor configured ([audit] in the config), verify also checks the store against the latest
+anchor in S3, and anchor writes one (console.anchor).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ EXIT_TAMPERED = 1
 FORMATS = ("csv", "jsonl")
 COLUMNS = [item.name for item in fields(AuditRow)]
 PAGE_SIZE = 1000
+# What makes a spreadsheet read a cell as a formula (and the full-width forms some accept).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
 class AuditInputError(ConsoleError):
@@ -155,7 +158,15 @@ async def _anchor(path: Path, config: Config) -> int:
 def _csv_line(row: AuditRow) -> list[object]:
     values = _values(row)
     values["instance_ids"] = " ".join(row.instance_ids)
-    return ["" if values[name] is None else values[name] for name in COLUMNS]
+    return ["" if values[name] is None else _cell(values[name]) for name in COLUMNS]
+
+
+def _cell(value: object) -> object:
+    """A text cell a spreadsheet would run as a formula gets a leading `'` (OWASP's CSV
+    injection advice): the audit holds text people typed (reasons, releases, actors)."""
+    if isinstance(value, str) and value.lstrip(" ").startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def _values(row: AuditRow) -> dict[str, Any]:
@@ -168,7 +179,9 @@ def _values(row: AuditRow) -> dict[str, Any]:
 def _writer(format_: str, out: IO[str]) -> Callable[[AuditRow], object]:
     if format_ == "jsonl":
         return lambda row: out.write(json.dumps(_values(row), ensure_ascii=False) + "\n")
-    lines = csv.writer(out, lineterminator="\n")
+    # Every cell quoted (OWASP): a lone "\r" in a minimally quoted cell would end the row
+    # for most readers and start a forged one.
+    lines = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
     lines.writerow(COLUMNS)
     return lambda row: lines.writerow(_csv_line(row))
 
