@@ -13,6 +13,7 @@ from console.config import Config
 from console.errors import ConsoleError
 from console.identity import person
 from console.model import DeployRequest
+from console.safe_text import has_controls
 from console.store import (
     QUEUED,
     RUNNING,
@@ -243,6 +244,13 @@ def warnings_for(view: QueueView, project: str, cluster: str) -> list[str]:
 # -- the queue over the store -------------------------------------------------------------
 
 
+def _plain_reason(reason: str) -> None:
+    if has_controls(reason):
+        raise QueueError(
+            "a reason is one line of plain text: no newlines, escape sequences or other controls"
+        )
+
+
 class DeployQueue:
     """Queue operations on the store; each is one transaction with its audit rows."""
 
@@ -403,6 +411,7 @@ class DeployQueue:
     async def cancel(self, deploy_id: str, actor: str, reason: str = "") -> DeployRecord:
         """Cancel a queued deploy; a running one is asked to cancel (its console rolls it
         back at its next heartbeat)."""
+        _plain_reason(reason)
         async with self.store.transaction() as tx:
             record = await self._get(tx, deploy_id)
             self.access.check(
@@ -490,6 +499,7 @@ class DeployQueue:
         self.access.check(actor, Action.FREEZE, cluster)
         if not reason.strip():
             raise QueueError("a freeze needs a reason (--reason)")
+        _plain_reason(reason)
         async with self.store.transaction() as tx:
             try:
                 await tx.execute(
@@ -529,6 +539,7 @@ class DeployQueue:
         self.access.check(owner, Action.LOCK, cluster, project=project)
         if not reason.strip():
             raise QueueError("a lock needs a reason (--reason)")
+        _plain_reason(reason)
         async with self.store.transaction() as tx:
             if expires_at is not None and expires_at <= tx.now:
                 raise QueueError("the lock's expiry is already past")

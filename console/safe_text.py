@@ -40,6 +40,12 @@ def harmless(text: str) -> str:
     return _UNSAFE.sub(_visible, _SGR.sub("", text))
 
 
+def has_controls(text: str) -> bool:
+    """Whether `text` holds a control a terminal would act on (tab aside): a reason a person
+    types is refused with one, never stored to be printed later."""
+    return _UNSAFE.search(text) is not None
+
+
 def _visible(match: re.Match[str]) -> str:
     code = ord(match.group())
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
