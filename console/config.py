@@ -57,13 +57,24 @@ class ClusterConfig:
     profile: str | None = None
     endpoint_url: str | None = None
     role_arn: str | None = None
+    # Passed as ExternalId when assuming role_arn (the role's trust policy may require it).
+    external_id: str | None = None
+    # An MFA device (ARN or serial) the role requires: a person types its code at a terminal.
+    mfa_serial: str | None = None
     protected: bool = False
     ssh: SshSettings | None = None
 
     @property
-    def account_key(self) -> tuple[str | None, str | None, str | None, str]:
+    def account_key(self) -> tuple[str | None, ...]:
         """Clusters with the same credentials and region are asked together."""
-        return (self.endpoint_url, self.profile, self.role_arn, self.region)
+        return (
+            self.endpoint_url,
+            self.profile,
+            self.role_arn,
+            self.external_id,
+            self.mfa_serial,
+            self.region,
+        )
 
 
 @dataclass(frozen=True)
@@ -547,6 +558,8 @@ def _parse_cluster(table: _Table) -> ClusterConfig:
         profile=table.string("profile"),
         endpoint_url=table.string("endpoint_url"),
         role_arn=table.string("role_arn"),
+        external_id=table.string("external_id"),
+        mfa_serial=table.string("mfa_serial"),
         protected=table.boolean("protected", False),
         ssh=_parse_ssh(ssh_table) if ssh_table is not None else None,
     )
@@ -556,8 +569,31 @@ def _parse_cluster(table: _Table) -> ClusterConfig:
         table.fail(
             f"must be an IAM role ARN (arn:aws:iam::...), not {cluster.role_arn!r}", "role_arn"
         )
+    _check_assume_role_settings(table, cluster)
     table.done()
     return cluster
+
+
+# STS's own limits for AssumeRole's ExternalId and SerialNumber.
+EXTERNAL_ID_PATTERN = re.compile(r"^[\w+=,.@:/-]{2,1224}$", re.ASCII)
+MFA_SERIAL_PATTERN = re.compile(r"^[\w+=/:,.@-]{9,256}$", re.ASCII)
+
+
+def _check_assume_role_settings(table: _Table, cluster: ClusterConfig) -> None:
+    """external_id and mfa_serial go with role_arn, in the forms STS accepts."""
+    for key, value in (("external_id", cluster.external_id), ("mfa_serial", cluster.mfa_serial)):
+        if value is not None and cluster.role_arn is None:
+            table.fail("needs role_arn: it is sent when assuming that role", key)
+    if cluster.external_id is not None and not EXTERNAL_ID_PATTERN.match(cluster.external_id):
+        table.fail(
+            "must be 2-1224 letters, digits or any of _+=,.@:/- (what STS accepts)", "external_id"
+        )
+    if cluster.mfa_serial is not None and not MFA_SERIAL_PATTERN.match(cluster.mfa_serial):
+        table.fail(
+            "must be an MFA device ARN (arn:aws:iam::123456789012:mfa/alice) or a "
+            "hardware serial number",
+            "mfa_serial",
+        )
 
 
 def _parse_launch(table: _Table) -> LaunchSettings:
@@ -890,7 +926,8 @@ def write_world_config(
     for cluster in data.get("clusters", []):
         cluster["endpoint_url"] = endpoint_url
         cluster.pop("profile", None)
-        cluster.pop("role_arn", None)
+        for key in ("role_arn", "external_id", "mfa_serial"):
+            cluster.pop(key, None)
         if ssh is not None:
             cluster["ssh"] = dict(ssh)
     parse_config(data, destination)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from console.access import Access, Action
+from console.access import Access, Action, person
 from console.config import ClusterConfig, Config, ProjectConfig, SshSettings
 from console.errors import AwsError, ConsoleError, DeployError
 from console.events import (
@@ -53,6 +53,13 @@ MASK = "********"
 MANAGED_BY = "deploy-console"
 # States a deregistered target passes through before it is gone.
 GONE_STATES = frozenset({"unused", "OutOfService", "gone"})
+
+
+class Gateways(Protocol):
+    """A cluster's AWS gateway whose calls are made for `user` (Fleet.gateway): with a role,
+    AWS records that user as the session's SourceIdentity."""
+
+    def __call__(self, cluster_name: str, user: str | None = None) -> AwsGateway: ...
 
 
 class RemoteHost(Protocol):
@@ -172,7 +179,7 @@ class DeployPlanner:
     A command line plans first, so bad input is refused before the store is even created.
     """
 
-    def __init__(self, config: Config, gateway: Callable[[str], AwsGateway]) -> None:
+    def __init__(self, config: Config, gateway: Gateways) -> None:
         self.config = config
         self._gateway = gateway
 
@@ -191,7 +198,7 @@ class DeployPlanner:
     async def plan(self, request: DeployRequest) -> DeployPlan:
         """What deploying `request` would do, read from AWS; changes nothing."""
         project, cluster = self._pair(request)
-        gateway = await asyncio.to_thread(self._gateway, cluster.name)
+        gateway = await asyncio.to_thread(self._gateway, cluster.name, person(request.actor))
         release = await resolve_release(
             self.config, gateway, project.name, cluster.name, request.release
         )
@@ -332,7 +339,7 @@ class DeployEngine(DeployPlanner):
     def __init__(
         self,
         config: Config,
-        gateway: Callable[[str], AwsGateway],
+        gateway: Gateways,
         store: Store,
         open_host: OpenHost,
         *,
@@ -572,7 +579,7 @@ class DeployEngine(DeployPlanner):
     ) -> tuple[DeployState, str]:
         request = deployment.request
         engine = self.config.engine
-        gateway = await asyncio.to_thread(self._gateway, cluster.name)
+        gateway = await asyncio.to_thread(self._gateway, cluster.name, person(request.actor))
         async with self._step(deployment, Step.LOCK, f"held by {request.actor}"):
             pass
         source: _Source | None = None
@@ -1137,7 +1144,7 @@ class DeployEngine(DeployPlanner):
         request = DeployRequest(record.project, record.cluster, record.release, record.actor)
         project, cluster = self._pair(request)
         deployment = Deployment(record.id, request)
-        gateway = await asyncio.to_thread(self._gateway, cluster.name)
+        gateway = await asyncio.to_thread(self._gateway, cluster.name, person(request.actor))
         steps = {step.step: step.state for step in await self.store.steps(record.id)}
         source = await self._read_source(gateway, project, cluster)
         new_ids = await self._new_instances(deployment, gateway)

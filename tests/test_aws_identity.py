@@ -1,0 +1,199 @@
+"""AWS sees the person: the AssumeRole requests the console sends, read from moto's request log.
+
+moto ignores SourceIdentity, so these tests read what reached the server: a world in a child
+process records every request (moto's recorder) and lists the sessions it handed out.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import os
+import pwd
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import pytest
+
+from console.config import Config
+from console.deploys import deploy_services
+from console.engine import DeployPlanner
+from console.events import DeployFinished
+from console.fleet import Fleet
+from console.model import DeployRequest, DeployState
+from tests.conftest import DEMO_CONFIG
+from tests.deploy_world import world_process
+
+ROLE = "arn:aws:iam::123456789012:role/deploy-console-runner"
+MFA = "arn:aws:iam::123456789012:mfa/alice"
+
+
+@dataclass
+class RecordedWorld:
+    config: Config
+    log: Path
+
+    def _moto(self, path: str, method: str = "GET") -> bytes:
+        endpoint = self.config.clusters[0].endpoint_url
+        request = urllib.request.Request(f"{endpoint}{path}", method=method, data=b"")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            data: bytes = response.read()
+        return data
+
+    def start(self) -> None:
+        self._moto("/moto-api/recorder/reset-recording", "POST")
+        self._moto("/moto-api/recorder/start-recording", "POST")
+
+    def requests(self) -> list[dict[str, Any]]:
+        """Every request since start(): headers, url and the form of a Query-protocol body."""
+        found = []
+        for line in self.log.read_text().splitlines():
+            entry = json.loads(line)
+            body = entry.get("body") or ""
+            if entry.get("body_encoded"):
+                body = base64.b64decode(body).decode(errors="replace")
+            form = {k: v[0] for k, v in parse_qs(body).items()}
+            found.append({**entry, "form": form})
+        return found
+
+    def assume_role_requests(self) -> list[dict[str, str]]:
+        return [r["form"] for r in self.requests() if r["form"].get("Action") == "AssumeRole"]
+
+    def session_of_key(self) -> dict[str, str]:
+        """Access key id -> RoleSessionName of every session moto's STS handed out."""
+        data = json.loads(self._moto("/moto-api/data.json"))
+        return {s["access_key_id"]: s["session_name"] for s in data["sts"]["AssumedRole"]}
+
+
+@pytest.fixture(scope="module")
+def recorded_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecordedWorld]:
+    workdir = tmp_path_factory.mktemp("recorded-world")
+    log = workdir / "moto-requests.jsonl"
+    with pytest.MonkeyPatch.context() as patch:
+        # Read by moto when the child imports it; recording starts only when a test asks.
+        patch.setenv("MOTO_RECORDER_FILEPATH", str(log))
+        patch.delenv("MOTO_ENABLE_RECORDING", raising=False)
+        with world_process(DEMO_CONFIG, workdir) as config:
+            patch.undo()
+            yield RecordedWorld(config, log)
+
+
+def with_role(config: Config, **settings: Any) -> Config:
+    """The config with every cluster assuming ROLE (plus `settings`: external_id, mfa_serial)."""
+    clusters = tuple(dataclasses.replace(c, role_arn=ROLE, **settings) for c in config.clusters)
+    return dataclasses.replace(config, clusters=clusters)
+
+
+def os_account() -> str:
+    return pwd.getpwuid(os.getuid()).pw_name
+
+
+async def test_a_deploy_acts_in_aws_as_the_person_who_asked(
+    recorded_world: RecordedWorld, tmp_path: Path
+) -> None:
+    config = with_role(recorded_world.config, external_id="shop-7f3a9c")
+    recorded_world.start()
+    actor = "alice (ssh SHA256:Zm9vYmFy from 127.0.0.1:50412)"
+    async with deploy_services(config, tmp_path / "store.db") as services:
+        events = [
+            e
+            async for e in services.engine.run(
+                DeployRequest("storefront", "staging", "2.14.1", actor)
+            )
+        ]
+    outcome = events[-1]
+    assert isinstance(outcome, DeployFinished) and outcome.state is DeployState.SUCCEEDED, outcome
+    assumed = recorded_world.assume_role_requests()
+    assert assumed, "the deploy assumed no role"
+    for form in assumed:
+        assert form["RoleArn"] == ROLE
+        assert form["SourceIdentity"] == "alice"
+        assert form["RoleSessionName"] == "deploy-console-alice"
+        assert form["ExternalId"] == "shop-7f3a9c"
+        assert "SerialNumber" not in form and "TokenCode" not in form
+    # The calls that change the fleet were signed with alice's session, not the source keys.
+    sessions = recorded_world.session_of_key()
+    changes = [
+        r
+        for r in recorded_world.requests()
+        if r["form"].get("Action") in ("RunInstances", "TerminateInstances")
+    ]
+    assert {r["form"]["Action"] for r in changes} == {"RunInstances", "TerminateInstances"}
+    for request in changes:
+        key = request["headers"]["Authorization"].split("Credential=", 1)[1].split("/", 1)[0]
+        assert sessions.get(key) == "deploy-console-alice", request["form"]["Action"]
+
+
+async def test_the_poller_acts_as_the_os_account_whatever_the_environment(
+    recorded_world: RecordedWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("USER", "LOGNAME", "DEPLOY_CONSOLE_USER"):
+        monkeypatch.setenv(name, "mallory")
+    recorded_world.start()
+    fleet = Fleet(with_role(recorded_world.config))
+    try:
+        snapshot = await fleet.refresh()
+    finally:
+        fleet.close()
+    assert all(c.error is None for c in snapshot.clusters)
+    assumed = recorded_world.assume_role_requests()
+    # One role session serves both regions of the demo, as the OS account the console runs as.
+    assert len({c.region for c in recorded_world.config.clusters}) == 2
+    (form,) = assumed
+    assert form["SourceIdentity"] == os_account() != "mallory"
+    assert form["RoleSessionName"] == f"deploy-console-{os_account()}"[:64]
+    assert "ExternalId" not in form
+
+
+async def test_session_names_keep_to_what_sts_accepts(recorded_world: RecordedWorld) -> None:
+    recorded_world.start()
+    fleet = Fleet(with_role(recorded_world.config))
+    planner = DeployPlanner(fleet.config, fleet.gateway)
+    try:
+        for actor in ("Zoë Ünïcode/ops:admin (web from 10.0.0.9)", "x", "b" * 80):
+            await planner.plan(DeployRequest("storefront", "staging", "2.14.1", actor))
+    finally:
+        fleet.close()
+    assumed = recorded_world.assume_role_requests()
+    assert [(a["SourceIdentity"], a["RoleSessionName"]) for a in assumed] == [
+        ("Zo---n-code-ops-admin", "deploy-console-Zo---n-code-ops-admin"),
+        ("x-", "deploy-console-x"),
+        ("b" * 64, ("deploy-console-" + "b" * 80)[:64]),
+    ]
+
+
+async def test_mfa_asks_the_person_for_a_code(recorded_world: RecordedWorld) -> None:
+    recorded_world.start()
+    prompts: list[str] = []
+
+    def person_at_terminal(prompt: str) -> str:
+        prompts.append(prompt)
+        return "123456"
+
+    fleet = Fleet(with_role(recorded_world.config, mfa_serial=MFA), mfa_prompt=person_at_terminal)
+    try:
+        snapshot = await fleet.refresh()
+    finally:
+        fleet.close()
+    assert all(c.error is None for c in snapshot.clusters)
+    assert prompts == [f"Enter MFA code for {MFA}: "]
+    (assumed,) = recorded_world.assume_role_requests()
+    assert assumed["SerialNumber"] == MFA and assumed["TokenCode"] == "123456"
+
+
+async def test_mfa_without_a_person_is_refused_in_one_line(recorded_world: RecordedWorld) -> None:
+    recorded_world.start()
+    fleet = Fleet(with_role(recorded_world.config, mfa_serial=MFA))
+    try:
+        snapshot = await fleet.refresh()
+    finally:
+        fleet.close()
+    error = snapshot.cluster("prod1").error
+    assert error is not None and "\n" not in error
+    assert "no person is at a terminal" in error and "remove mfa_serial" in error
+    assert recorded_world.assume_role_requests() == []
