@@ -11,6 +11,8 @@ import dataclasses
 import json
 import os
 import pwd
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,14 +22,16 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from console.config import Config
+from console.config import Config, load_config
 from console.deploys import deploy_services
 from console.engine import DeployPlanner
 from console.events import DeployFinished
 from console.fleet import Fleet
 from console.model import DeployRequest, DeployState
-from tests.conftest import DEMO_CONFIG
+from console.releases import list_releases
+from tests.conftest import DEMO_CONFIG, EXAMPLE_CONFIG
 from tests.deploy_world import world_process
+from tests.test_iam import actions, allowed
 
 ROLE = "arn:aws:iam::123456789012:role/deploy-console-runner"
 MFA = "arn:aws:iam::123456789012:mfa/alice"
@@ -60,6 +64,22 @@ class RecordedWorld:
             form = {k: v[0] for k, v in parse_qs(body).items()}
             found.append({**entry, "form": form})
         return found
+
+    def permissions(self) -> set[str]:
+        """The IAM actions the recorded requests needed, e.g. "ec2:RunInstances" (STS aside:
+        the trust policy covers AssumeRole)."""
+        needed = set()
+        for request in self.requests():
+            if "/moto-api/" in request["url"]:
+                continue  # the test's own look at moto's state
+            headers = request["headers"]
+            scope = headers["Authorization"].split("Credential=", 1)[1].split("/")
+            service = scope[3]
+            target = headers.get("X-Amz-Target", "")
+            action = target.split(".")[-1] if target else request["form"].get("Action")
+            if service != "sts":
+                needed.add(f"{service}:{action}")
+        return needed
 
     def assume_role_requests(self) -> list[dict[str, str]]:
         return [r["form"] for r in self.requests() if r["form"].get("Action") == "AssumeRole"]
@@ -127,6 +147,29 @@ async def test_a_deploy_acts_in_aws_as_the_person_who_asked(
     for request in changes:
         key = request["headers"]["Authorization"].split("Credential=", 1)[1].split("/", 1)[0]
         assert sessions.get(key) == "deploy-console-alice", request["form"]["Action"]
+    # What the runner's policy allows is what a deploy needs.
+    needed = recorded_world.permissions()
+    assert "ec2:RunInstances" in needed and "ssm:GetParameters" in needed
+    assert not [a for a in needed if not allowed(a, actions("runner"))]
+
+
+async def test_reading_the_fleet_needs_only_the_poller_policy(
+    recorded_world: RecordedWorld,
+) -> None:
+    recorded_world.start()
+    fleet = Fleet(recorded_world.config)
+    try:
+        snapshot = await fleet.refresh()
+        await fleet.load_balancer_settings("partner-gateway", "prod1")
+        gateway = fleet.gateway("staging")
+        assert await list_releases(fleet.config, gateway, "storefront", snapshot)
+        request = DeployRequest("storefront", "staging", "2.14.1", "alice")
+        await DeployPlanner(fleet.config, fleet.gateway).plan(request)
+    finally:
+        fleet.close()
+    needed = recorded_world.permissions()
+    assert {"ec2:DescribeInstances", "elasticloadbalancing:DescribeTargetHealth"} <= needed
+    assert not [a for a in needed if not allowed(a, actions("poller"))]
 
 
 async def test_the_poller_acts_as_the_os_account_whatever_the_environment(
@@ -197,3 +240,81 @@ async def test_mfa_without_a_person_is_refused_in_one_line(recorded_world: Recor
     assert error is not None and "\n" not in error
     assert "no person is at a terminal" in error and "remove mfa_serial" in error
     assert recorded_world.assume_role_requests() == []
+
+
+# -- the cluster settings: external_id and mfa_serial ---------------------------------------
+
+CLUSTER = """
+[[clusters]]
+name = "prod1"
+region = "us-east-1"
+{settings}
+
+[[projects]]
+name = "storefront"
+repository = "https://github.com/example/storefront"
+[projects.clusters.prod1]
+target_groups = ["storefront-prod1"]
+"""
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        pytest.param(
+            'external_id = "shop-7f3a9c"',
+            "clusters[0].external_id: needs role_arn: it is sent when assuming that role",
+            id="external-id-without-role",
+        ),
+        pytest.param(
+            f'role_arn = "{ROLE}"\nexternal_id = "shop 7f3a9c"',
+            "clusters[0].external_id: must be 2-1224 letters, digits or any of _+=,.@:/-",
+            id="external-id-with-a-space",
+        ),
+        pytest.param(
+            f'role_arn = "{ROLE}"\nexternal_id = "x"',
+            "clusters[0].external_id: must be 2-1224",
+            id="external-id-too-short",
+        ),
+        pytest.param(
+            f'mfa_serial = "{MFA}"',
+            "clusters[0].mfa_serial: needs role_arn",
+            id="mfa-without-role",
+        ),
+        pytest.param(
+            f'role_arn = "{ROLE}"\nmfa_serial = "alice"',
+            "clusters[0].mfa_serial: must be an MFA device ARN",
+            id="mfa-not-a-device",
+        ),
+        pytest.param(
+            f'role_arn = "{ROLE}"\nmfa_serial = 123456',
+            "clusters[0].mfa_serial: must be a string, not an integer",
+            id="mfa-a-number",
+        ),
+    ],
+)
+def test_bad_assume_role_settings_are_one_line_with_exit_2(
+    tmp_path: Path, settings: str, expected: str
+) -> None:
+    path = tmp_path / "console.toml"
+    path.write_text(CLUSTER.format(settings=settings))
+    result = subprocess.run(
+        [sys.executable, "-m", "screens.main", "config", "check", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"deploy-console: error: {path}: {expected}"), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_assume_role_settings_load_and_the_example_documents_them(tmp_path: Path) -> None:
+    path = tmp_path / "console.toml"
+    settings = f'role_arn = "{ROLE}"\nexternal_id = "shop-7f3a9c"\nmfa_serial = "{MFA}"'
+    path.write_text(CLUSTER.format(settings=settings))
+    cluster = load_config(path).cluster("prod1")
+    assert (cluster.external_id, cluster.mfa_serial) == ("shop-7f3a9c", MFA)
+    example = load_config(EXAMPLE_CONFIG)
+    assert any(c.external_id for c in example.clusters)
+    assert "mfa_serial" in EXAMPLE_CONFIG.read_text()
