@@ -143,10 +143,11 @@ class RoleSessions:
     ) -> DeferredRefreshableCredentials:
         assert cluster.role_arn is not None
         if cluster.mfa_serial and self.mfa_prompt is None:
+            # Not named after the cluster: clusters of one account and region share it.
             raise AwsError(
-                f"cluster {cluster.name}: its role needs an MFA code (mfa_serial) and no person "
-                f"is at a terminal to type it; the runner, sessions and pipes run without one: "
-                f"remove mfa_serial or run the command at a terminal"
+                f"assuming {cluster.role_arn} needs an MFA code (mfa_serial) and no person is "
+                f"at a terminal to type it; the runner, sessions and pipes have none: remove "
+                f"mfa_serial or run the command at a terminal"
             )
         source_credentials = source.get_credentials()
         if source_credentials is None:

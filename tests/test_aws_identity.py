@@ -11,8 +11,10 @@ import dataclasses
 import json
 import os
 import pwd
+import select
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,8 +23,9 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
+import tomli_w
 
-from console.config import Config, load_config
+from console.config import Config, load_config, read_toml
 from console.deploys import deploy_services
 from console.engine import DeployPlanner
 from console.events import DeployFinished
@@ -318,3 +321,69 @@ def test_assume_role_settings_load_and_the_example_documents_them(tmp_path: Path
     example = load_config(EXAMPLE_CONFIG)
     assert any(c.external_id for c in example.clusters)
     assert "mfa_serial" in EXAMPLE_CONFIG.read_text()
+
+
+# -- MFA through the command line: a person at a terminal types the code --------------------
+
+
+def mfa_config(world: RecordedWorld, path: Path) -> Path:
+    data = read_toml(world.config.source)
+    for cluster in data["clusters"]:
+        cluster.update(role_arn=ROLE, mfa_serial=MFA)
+    path.write_text(tomli_w.dumps(data))
+    return path
+
+
+def test_status_at_a_terminal_asks_for_the_mfa_code(
+    recorded_world: RecordedWorld, tmp_path: Path
+) -> None:
+    config = mfa_config(recorded_world, tmp_path / "mfa.toml")
+    recorded_world.start()
+    controller, terminal = os.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "screens.main", "status", "--json", "--config", str(config)],
+            stdin=terminal, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            start_new_session=True,  # no controlling terminal but this one on stdin
+        )  # fmt: skip
+        assert process.stderr is not None
+        prompt = b""
+        deadline = time.monotonic() + 60
+        while b"Enter MFA code" not in prompt and time.monotonic() < deadline:
+            ready, _, _ = select.select([process.stderr], [], [], 1)
+            chunk = os.read(process.stderr.fileno(), 4096) if ready else b"..."
+            if not chunk:
+                break  # it ended without asking
+            prompt += chunk if ready else b""
+        assert prompt == f"Enter MFA code for {MFA}: ".encode(), prompt
+        os.write(controller, b"654321\n")
+        out, err = process.communicate(timeout=60)
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert process.returncode == 0, err
+    assert len(json.loads(out)["clusters"]) == 4
+    (assumed,) = recorded_world.assume_role_requests()
+    assert (assumed["SerialNumber"], assumed["TokenCode"]) == (MFA, "654321")
+    assert b"654321" not in out + err  # typed without echo
+
+
+def test_status_from_a_pipe_refuses_mfa_clusters_in_one_line_each(
+    recorded_world: RecordedWorld, tmp_path: Path
+) -> None:
+    config = mfa_config(recorded_world, tmp_path / "mfa.toml")
+    recorded_world.start()
+    result = subprocess.run(
+        [sys.executable, "-m", "screens.main", "status", "--config", str(config)],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 4 and "Traceback" not in result.stderr
+    for line, cluster in zip(lines, ("staging", "qaprod1", "prod1", "prod2"), strict=True):
+        assert line == (
+            f"deploy-console: error: cluster {cluster}: assuming {ROLE} needs an MFA code "
+            f"(mfa_serial) and no person is at a terminal to type it; the runner, sessions and "
+            f"pipes have none: remove mfa_serial or run the command at a terminal"
+        )
+    assert recorded_world.assume_role_requests() == []
