@@ -57,6 +57,9 @@ class ClusterConfig:
     profile: str | None = None
     endpoint_url: str | None = None
     role_arn: str | None = None
+    # The role deploys assume instead (the runner's, allowed to change the fleet); role_arn
+    # then only reads, and a process that never deploys never holds write credentials.
+    deploy_role_arn: str | None = None
     # Passed as ExternalId when assuming role_arn (the role's trust policy may require it).
     external_id: str | None = None
     # An MFA device (ARN or serial) the role requires: a person types its code at a terminal.
@@ -71,6 +74,7 @@ class ClusterConfig:
             self.endpoint_url,
             self.profile,
             self.role_arn,
+            self.deploy_role_arn,
             self.external_id,
             self.mfa_serial,
             self.region,
@@ -558,6 +562,7 @@ def _parse_cluster(table: _Table) -> ClusterConfig:
         profile=table.string("profile"),
         endpoint_url=table.string("endpoint_url"),
         role_arn=table.string("role_arn"),
+        deploy_role_arn=table.string("deploy_role_arn"),
         external_id=table.string("external_id"),
         mfa_serial=table.string("mfa_serial"),
         protected=table.boolean("protected", False),
@@ -565,10 +570,9 @@ def _parse_cluster(table: _Table) -> ClusterConfig:
     )
     if cluster.endpoint_url and not re.match(r"^https?://[^\s/]+", cluster.endpoint_url):
         table.fail(f"must be an http(s) URL, not {cluster.endpoint_url!r}", "endpoint_url")
-    if cluster.role_arn and not cluster.role_arn.startswith("arn:"):
-        table.fail(
-            f"must be an IAM role ARN (arn:aws:iam::...), not {cluster.role_arn!r}", "role_arn"
-        )
+    for key, role in (("role_arn", cluster.role_arn), ("deploy_role_arn", cluster.deploy_role_arn)):
+        if role and not role.startswith("arn:"):
+            table.fail(f"must be an IAM role ARN (arn:aws:iam::...), not {role!r}", key)
     _check_assume_role_settings(table, cluster)
     table.done()
     return cluster
@@ -581,9 +585,14 @@ MFA_SERIAL_PATTERN = re.compile(r"^[\w+=/:,.@-]{9,256}$", re.ASCII)
 
 def _check_assume_role_settings(table: _Table, cluster: ClusterConfig) -> None:
     """external_id and mfa_serial go with role_arn, in the forms STS accepts."""
-    for key, value in (("external_id", cluster.external_id), ("mfa_serial", cluster.mfa_serial)):
+    settings = (
+        ("deploy_role_arn", cluster.deploy_role_arn),
+        ("external_id", cluster.external_id),
+        ("mfa_serial", cluster.mfa_serial),
+    )
+    for key, value in settings:
         if value is not None and cluster.role_arn is None:
-            table.fail("needs role_arn: it is sent when assuming that role", key)
+            table.fail("needs role_arn (the role the console reads with)", key)
     if cluster.external_id is not None and not EXTERNAL_ID_PATTERN.match(cluster.external_id):
         table.fail(
             "must be 2-1224 letters, digits or any of _+=,.@:/- (what STS accepts)", "external_id"
@@ -926,7 +935,7 @@ def write_world_config(
     for cluster in data.get("clusters", []):
         cluster["endpoint_url"] = endpoint_url
         cluster.pop("profile", None)
-        for key in ("role_arn", "external_id", "mfa_serial"):
+        for key in ("role_arn", "deploy_role_arn", "external_id", "mfa_serial"):
             cluster.pop(key, None)
         if ssh is not None:
             cluster["ssh"] = dict(ssh)

@@ -59,7 +59,9 @@ class Gateways(Protocol):
     """A cluster's AWS gateway whose calls are made for `user` (Fleet.gateway): with a role,
     AWS records that user as the session's SourceIdentity."""
 
-    def __call__(self, cluster_name: str, user: str | None = None) -> AwsGateway: ...
+    def __call__(
+        self, cluster_name: str, user: str | None = None, *, deploy: bool = False
+    ) -> AwsGateway: ...
 
 
 class RemoteHost(Protocol):
@@ -351,6 +353,10 @@ class DeployEngine(DeployPlanner):
         self._clock = clock
         self.running: dict[str, Deployment] = {}
 
+    def _deploy_gateway(self, cluster_name: str, user: str) -> AwsGateway:
+        """The gateway a deploy changes the fleet with: the cluster's deploy role, if any."""
+        return self._gateway(cluster_name, user, deploy=True)
+
     def now(self) -> datetime:
         return self._clock()
 
@@ -579,7 +585,7 @@ class DeployEngine(DeployPlanner):
     ) -> tuple[DeployState, str]:
         request = deployment.request
         engine = self.config.engine
-        gateway = await asyncio.to_thread(self._gateway, cluster.name, person(request.actor))
+        gateway = await asyncio.to_thread(self._deploy_gateway, cluster.name, person(request.actor))
         async with self._step(deployment, Step.LOCK, f"held by {request.actor}"):
             pass
         source: _Source | None = None
@@ -1144,7 +1150,7 @@ class DeployEngine(DeployPlanner):
         request = DeployRequest(record.project, record.cluster, record.release, record.actor)
         project, cluster = self._pair(request)
         deployment = Deployment(record.id, request)
-        gateway = await asyncio.to_thread(self._gateway, cluster.name, person(request.actor))
+        gateway = await asyncio.to_thread(self._deploy_gateway, cluster.name, person(request.actor))
         steps = {step.step: step.state for step in await self.store.steps(record.id)}
         source = await self._read_source(gateway, project, cluster)
         new_ids = await self._new_instances(deployment, gateway)

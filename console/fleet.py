@@ -104,18 +104,28 @@ class Fleet:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
-    def gateway(self, cluster_name: str, user: str | None = None) -> AwsGateway:
+    def gateway(
+        self, cluster_name: str, user: str | None = None, *, deploy: bool = False
+    ) -> AwsGateway:
         """The cluster's gateway; with a role_arn, its calls are made as `user` (the role's
         SourceIdentity, e.g. the person who asked for a deploy), else as this process's
-        OS account. One gateway per account+region and user, made once."""
+        OS account. With `deploy`, in the cluster's deploy_role_arn if it has one (the
+        runner's role; reading needs only role_arn). One gateway per role and user."""
         cluster = self.config.cluster(cluster_name)
+        if deploy and cluster.deploy_role_arn:
+            cluster = replace(cluster, role_arn=cluster.deploy_role_arn)
         # Without a role, who asks changes nothing AWS sees: one gateway serves everyone.
-        gateway = self._gateway_for(cluster.account_key, user if cluster.role_arn else None)
+        gateway = self._gateway_for(cluster, user if cluster.role_arn else None)
         if isinstance(gateway, AwsError):
             raise gateway
         return gateway
 
-    def _gateway_for(self, key: tuple[Any, ...], user: str | None = None) -> AwsGateway | AwsError:
+    def _gateway_for(
+        self, cluster: ClusterConfig, user: str | None = None
+    ) -> AwsGateway | AwsError:
+        """The gateway of `cluster`'s account+region (its first cluster's settings)."""
+        key = cluster.account_key
+        first = self._groups.get(key, [cluster])[0]
         made = (key, user)
         if made not in self._gateways:
             from console.aws import MAX_CONCURRENT_CALLS, AwsGateway
@@ -127,7 +137,6 @@ class Fleet:
                 self._executor = ThreadPoolExecutor(
                     max_workers=MAX_CONCURRENT_CALLS, thread_name_prefix="aws"
                 )
-            first = self._groups[key][0]
             try:
                 self._gateways[made] = AwsGateway(
                     first, self._executor, self._on_call, user=user, roles=self._roles
@@ -216,7 +225,7 @@ class Fleet:
     async def _read_group(
         self, key: tuple[Any, ...], clusters: list[ClusterConfig]
     ) -> _GroupReading | str:
-        gateway = await asyncio.to_thread(self._gateway_for, key)
+        gateway = await asyncio.to_thread(self._gateway_for, clusters[0])
         if isinstance(gateway, AwsError):
             return gateway.message
         tags = self.config.tags

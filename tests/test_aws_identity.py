@@ -36,7 +36,8 @@ from tests.conftest import DEMO_CONFIG, EXAMPLE_CONFIG
 from tests.deploy_world import world_process
 from tests.test_iam import actions, allowed
 
-ROLE = "arn:aws:iam::123456789012:role/deploy-console-runner"
+ROLE = "arn:aws:iam::123456789012:role/deploy-console-poller"
+DEPLOY_ROLE = "arn:aws:iam::123456789012:role/deploy-console-runner"
 MFA = "arn:aws:iam::123456789012:mfa/alice"
 
 
@@ -87,10 +88,13 @@ class RecordedWorld:
     def assume_role_requests(self) -> list[dict[str, str]]:
         return [r["form"] for r in self.requests() if r["form"].get("Action") == "AssumeRole"]
 
-    def session_of_key(self) -> dict[str, str]:
-        """Access key id -> RoleSessionName of every session moto's STS handed out."""
+    def session_of_key(self) -> dict[str, tuple[str, str]]:
+        """Access key id -> (role, session name) of every session moto's STS handed out."""
         data = json.loads(self._moto("/moto-api/data.json"))
-        return {s["access_key_id"]: s["session_name"] for s in data["sts"]["AssumedRole"]}
+        return {
+            s["access_key_id"]: (s["role_arn"], s["session_name"])
+            for s in data["sts"]["AssumedRole"]
+        }
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +123,9 @@ def os_account() -> str:
 async def test_a_deploy_acts_in_aws_as_the_person_who_asked(
     recorded_world: RecordedWorld, tmp_path: Path
 ) -> None:
-    config = with_role(recorded_world.config, external_id="shop-7f3a9c")
+    config = with_role(
+        recorded_world.config, external_id="shop-7f3a9c", deploy_role_arn=DEPLOY_ROLE
+    )
     recorded_world.start()
     actor = "alice (ssh SHA256:Zm9vYmFy from 127.0.0.1:50412)"
     async with deploy_services(config, tmp_path / "store.db") as services:
@@ -134,12 +140,12 @@ async def test_a_deploy_acts_in_aws_as_the_person_who_asked(
     assumed = recorded_world.assume_role_requests()
     assert assumed, "the deploy assumed no role"
     for form in assumed:
-        assert form["RoleArn"] == ROLE
+        assert form["RoleArn"] == DEPLOY_ROLE  # a deploy changes the fleet in the runner's role
         assert form["SourceIdentity"] == "alice"
         assert form["RoleSessionName"] == "deploy-console-alice"
         assert form["ExternalId"] == "shop-7f3a9c"
         assert "SerialNumber" not in form and "TokenCode" not in form
-    # The calls that change the fleet were signed with alice's session, not the source keys.
+    # The calls that change the fleet were signed with alice's session of the deploy role.
     sessions = recorded_world.session_of_key()
     changes = [
         r
@@ -149,7 +155,7 @@ async def test_a_deploy_acts_in_aws_as_the_person_who_asked(
     assert {r["form"]["Action"] for r in changes} == {"RunInstances", "TerminateInstances"}
     for request in changes:
         key = request["headers"]["Authorization"].split("Credential=", 1)[1].split("/", 1)[0]
-        assert sessions.get(key) == "deploy-console-alice", request["form"]["Action"]
+        assert sessions.get(key) == (DEPLOY_ROLE, "deploy-console-alice"), request["form"]
     # What the runner's policy allows is what a deploy needs.
     needed = recorded_world.permissions()
     assert "ec2:RunInstances" in needed and "ssm:GetParameters" in needed
@@ -160,7 +166,7 @@ async def test_reading_the_fleet_needs_only_the_poller_policy(
     recorded_world: RecordedWorld,
 ) -> None:
     recorded_world.start()
-    fleet = Fleet(recorded_world.config)
+    fleet = Fleet(with_role(recorded_world.config, deploy_role_arn=DEPLOY_ROLE))
     try:
         snapshot = await fleet.refresh()
         await fleet.load_balancer_settings("partner-gateway", "prod1")
@@ -173,6 +179,9 @@ async def test_reading_the_fleet_needs_only_the_poller_policy(
     needed = recorded_world.permissions()
     assert {"ec2:DescribeInstances", "elasticloadbalancing:DescribeTargetHealth"} <= needed
     assert not [a for a in needed if not allowed(a, actions("poller"))]
+    # Reading, planning included, never assumes the role that may change the fleet.
+    assumed = recorded_world.assume_role_requests()
+    assert {form["RoleArn"] for form in assumed} == {ROLE}
 
 
 async def test_the_poller_acts_as_the_os_account_whatever_the_environment(
@@ -266,7 +275,7 @@ target_groups = ["storefront-prod1"]
     [
         pytest.param(
             'external_id = "shop-7f3a9c"',
-            "clusters[0].external_id: needs role_arn: it is sent when assuming that role",
+            "clusters[0].external_id: needs role_arn (the role the console reads with)",
             id="external-id-without-role",
         ),
         pytest.param(
@@ -278,6 +287,16 @@ target_groups = ["storefront-prod1"]
             f'role_arn = "{ROLE}"\nexternal_id = "x"',
             "clusters[0].external_id: must be 2-1224",
             id="external-id-too-short",
+        ),
+        pytest.param(
+            f'deploy_role_arn = "{DEPLOY_ROLE}"',
+            "clusters[0].deploy_role_arn: needs role_arn (the role the console reads with)",
+            id="deploy-role-without-role",
+        ),
+        pytest.param(
+            f'role_arn = "{ROLE}"\ndeploy_role_arn = "deploy-console-runner"',
+            "clusters[0].deploy_role_arn: must be an IAM role ARN (arn:aws:iam::...), not",
+            id="deploy-role-not-an-arn",
         ),
         pytest.param(
             f'mfa_serial = "{MFA}"',
@@ -319,7 +338,7 @@ def test_assume_role_settings_load_and_the_example_documents_them(tmp_path: Path
     cluster = load_config(path).cluster("prod1")
     assert (cluster.external_id, cluster.mfa_serial) == ("shop-7f3a9c", MFA)
     example = load_config(EXAMPLE_CONFIG)
-    assert any(c.external_id for c in example.clusters)
+    assert any(c.external_id and c.deploy_role_arn for c in example.clusters)
     assert "mfa_serial" in EXAMPLE_CONFIG.read_text()
 
 
