@@ -63,10 +63,10 @@ class _AssumedRole(CredentialProvider):  # type: ignore[misc]
 
     def __init__(self, credentials: DeferredRefreshableCredentials) -> None:
         super().__init__()
-        self._credentials = credentials
+        self._assumed = credentials
 
     def load(self) -> DeferredRefreshableCredentials:
-        return self._credentials
+        return self._assumed
 
 
 def assume_role_request(cluster: ClusterConfig, user: str) -> dict[str, Any]:

@@ -73,8 +73,7 @@ class ClusterConfig:
         return (
             self.endpoint_url,
             self.profile,
-            self.role_arn,
-            self.deploy_role_arn,
+            self.role_arn,  # deploy_role_arn aside: reading never uses it
             self.external_id,
             self.mfa_serial,
             self.region,
