@@ -359,25 +359,31 @@ def test_status_at_a_terminal_asks_for_the_mfa_code(
     config = mfa_config(recorded_world, tmp_path / "mfa.toml")
     recorded_world.start()
     controller, terminal = os.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "screens.main", "status", "--json", "--config", str(config)],
+        stdin=terminal, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True,  # no controlling terminal but this one on stdin
+    )  # fmt: skip
     try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "screens.main", "status", "--json", "--config", str(config)],
-            stdin=terminal, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True,  # no controlling terminal but this one on stdin
-        )  # fmt: skip
         assert process.stderr is not None
         prompt = b""
         deadline = time.monotonic() + 60
-        while b"Enter MFA code" not in prompt and time.monotonic() < deadline:
+        expected = f"Enter MFA code for {MFA}: ".encode()
+        while not prompt.endswith(expected) and time.monotonic() < deadline:
             ready, _, _ = select.select([process.stderr], [], [], 1)
-            chunk = os.read(process.stderr.fileno(), 4096) if ready else b"..."
+            if not ready:
+                continue
+            chunk = os.read(process.stderr.fileno(), 4096)
             if not chunk:
                 break  # it ended without asking
-            prompt += chunk if ready else b""
-        assert prompt == f"Enter MFA code for {MFA}: ".encode(), prompt
+            prompt += chunk
+        assert prompt == expected, prompt
         os.write(controller, b"654321\n")
         out, err = process.communicate(timeout=60)
     finally:
+        if process.poll() is None:  # a failed check must not leave it waiting for a code
+            process.kill()
+            process.communicate()
         os.close(controller)
         os.close(terminal)
     assert process.returncode == 0, err
