@@ -17,8 +17,8 @@ import botocore.exceptions
 import botocore.loaders
 import botocore.parsers
 import botocore.session
-from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
 
+from console.aws_role import RoleSessions, process_user
 from console.config import ClusterConfig
 from console.errors import AwsError
 
@@ -47,36 +47,30 @@ def is_loopback_endpoint(endpoint_url: str | None) -> bool:
 _SHARED_LOADER = botocore.loaders.create_loader()
 
 
-def _session(cluster: ClusterConfig) -> boto3.session.Session:
+def _core_session(cluster: ClusterConfig) -> botocore.session.Session:
     core = botocore.session.Session()
     core.register_component("data_loader", _SHARED_LOADER)
+    core.set_config_variable("region", cluster.region)
     if is_loopback_endpoint(cluster.endpoint_url):
         # The embedded world accepts any key; never let the credential chain reach for
         # instance metadata (a non-loopback address) or a person's real keys.
         core.set_credentials("testing", "testing")
-        return boto3.session.Session(botocore_session=core, region_name=cluster.region)
-    # A missing profile raises ProfileNotFound here or at client creation: AwsGateway
-    # turns it into one line either way.
-    session = boto3.session.Session(
-        botocore_session=core, profile_name=cluster.profile, region_name=cluster.region
-    )
-    if cluster.role_arn:
-        source = session.get_credentials()
-        if source is None:
-            raise AwsError(
-                f"cluster {cluster.name}: no AWS credentials to assume {cluster.role_arn}"
-            )
-        fetcher = AssumeRoleCredentialFetcher(
-            client_creator=core.create_client,
-            source_credentials=source,
-            role_arn=cluster.role_arn,
-            extra_args={"RoleSessionName": "deploy-console"},
-        )
-        # botocore has no public setter for a refreshing provider on a session.
-        core._credentials = DeferredRefreshableCredentials(
-            method="assume-role", refresh_using=fetcher.fetch_credentials
-        )
-    return session
+    elif cluster.profile:
+        # A missing profile raises ProfileNotFound here or at client creation: AwsGateway
+        # turns it into one line either way.
+        core.set_config_variable("profile", cluster.profile)
+    return core
+
+
+def _session(cluster: ClusterConfig, user: str, roles: RoleSessions) -> boto3.session.Session:
+    """The cluster's credentials; with role_arn, the role assumed as `user` (SourceIdentity)."""
+    source = _core_session(cluster)
+    if not cluster.role_arn:
+        return boto3.session.Session(botocore_session=source, region_name=cluster.region)
+    core = botocore.session.Session()
+    core.register_component("data_loader", _SHARED_LOADER)
+    roles.use(core, source, cluster, user, RETRY_CONFIG)
+    return boto3.session.Session(botocore_session=core, region_name=cluster.region)
 
 
 def describe_error(error: BaseException) -> str:
@@ -111,8 +105,15 @@ class AwsGateway:
         cluster: ClusterConfig,
         executor: ThreadPoolExecutor,
         on_call: Callable[[str], None] | None = None,
+        *,
+        user: str | None = None,
+        roles: RoleSessions | None = None,
     ) -> None:
+        """`user` is who the calls are for (the role's SourceIdentity): by default the OS
+        account of this process. `roles` shares role sessions between gateways and holds the
+        MFA prompt, if a person is at a terminal."""
         self.label = cluster.name
+        self.user = user if user is not None else process_user()
         self.endpoint_url = cluster.endpoint_url
         self.region = cluster.region
         self._executor = executor
@@ -126,7 +127,7 @@ class AwsGateway:
         # Clients only some commands use (ssm for deploys, s3 for the audit anchor).
         self._lazy_clients: dict[str, Any] = {}
         try:
-            session = _session(cluster)
+            session = _session(cluster, self.user, roles if roles is not None else RoleSessions())
             self._session = session
             self.ec2 = session.client("ec2", **kwargs)
             self.elb = session.client("elb", **kwargs)

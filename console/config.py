@@ -59,13 +59,27 @@ class ClusterConfig:
     profile: str | None = None
     endpoint_url: str | None = None
     role_arn: str | None = None
+    # The role deploys assume instead (the runner's, allowed to change the fleet); role_arn
+    # then only reads, and a process that never deploys never holds write credentials.
+    deploy_role_arn: str | None = None
+    # Passed as ExternalId when assuming role_arn (the role's trust policy may require it).
+    external_id: str | None = None
+    # An MFA device (ARN or serial) the role requires: a person types its code at a terminal.
+    mfa_serial: str | None = None
     protected: bool = False
     ssh: SshSettings | None = None
 
     @property
-    def account_key(self) -> tuple[str | None, str | None, str | None, str]:
+    def account_key(self) -> tuple[str | None, ...]:
         """Clusters with the same credentials and region are asked together."""
-        return (self.endpoint_url, self.profile, self.role_arn, self.region)
+        return (
+            self.endpoint_url,
+            self.profile,
+            self.role_arn,  # deploy_role_arn aside: reading never uses it
+            self.external_id,
+            self.mfa_serial,
+            self.region,
+        )
 
 
 @dataclass(frozen=True)
@@ -582,17 +596,47 @@ def _parse_cluster(table: _Table) -> ClusterConfig:
         profile=table.string("profile"),
         endpoint_url=table.string("endpoint_url"),
         role_arn=table.string("role_arn"),
+        deploy_role_arn=table.string("deploy_role_arn"),
+        external_id=table.string("external_id"),
+        mfa_serial=table.string("mfa_serial"),
         protected=table.boolean("protected", False),
         ssh=_parse_ssh(ssh_table) if ssh_table is not None else None,
     )
     if cluster.endpoint_url and not re.match(r"^https?://[^\s/]+", cluster.endpoint_url):
         table.fail(f"must be an http(s) URL, not {cluster.endpoint_url!r}", "endpoint_url")
-    if cluster.role_arn and not cluster.role_arn.startswith("arn:"):
-        table.fail(
-            f"must be an IAM role ARN (arn:aws:iam::...), not {cluster.role_arn!r}", "role_arn"
-        )
+    for key, role in (("role_arn", cluster.role_arn), ("deploy_role_arn", cluster.deploy_role_arn)):
+        if role and not role.startswith("arn:"):
+            table.fail(f"must be an IAM role ARN (arn:aws:iam::...), not {role!r}", key)
+    _check_assume_role_settings(table, cluster)
     table.done()
     return cluster
+
+
+# STS's own limits for AssumeRole's ExternalId and SerialNumber.
+EXTERNAL_ID_PATTERN = re.compile(r"^[\w+=,.@:/-]{2,1224}$", re.ASCII)
+MFA_SERIAL_PATTERN = re.compile(r"^[\w+=/:,.@-]{9,256}$", re.ASCII)
+
+
+def _check_assume_role_settings(table: _Table, cluster: ClusterConfig) -> None:
+    """external_id and mfa_serial go with role_arn, in the forms STS accepts."""
+    settings = (
+        ("deploy_role_arn", cluster.deploy_role_arn),
+        ("external_id", cluster.external_id),
+        ("mfa_serial", cluster.mfa_serial),
+    )
+    for key, value in settings:
+        if value is not None and cluster.role_arn is None:
+            table.fail("needs role_arn (the role the console reads with)", key)
+    if cluster.external_id is not None and not EXTERNAL_ID_PATTERN.match(cluster.external_id):
+        table.fail(
+            "must be 2-1224 letters, digits or any of _+=,.@:/- (what STS accepts)", "external_id"
+        )
+    if cluster.mfa_serial is not None and not MFA_SERIAL_PATTERN.match(cluster.mfa_serial):
+        table.fail(
+            "must be an MFA device ARN (arn:aws:iam::123456789012:mfa/alice) or a "
+            "hardware serial number",
+            "mfa_serial",
+        )
 
 
 def _parse_launch(table: _Table) -> LaunchSettings:
@@ -965,7 +1009,8 @@ def write_world_config(
     for cluster in data.get("clusters", []):
         cluster["endpoint_url"] = endpoint_url
         cluster.pop("profile", None)
-        cluster.pop("role_arn", None)
+        for key in ("role_arn", "deploy_role_arn", "external_id", "mfa_serial"):
+            cluster.pop(key, None)
         if ssh is not None:
             cluster["ssh"] = dict(ssh)
     parse_config(data, destination)

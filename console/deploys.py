@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,15 +82,19 @@ class DeployServices:
 
 @asynccontextmanager
 async def deploy_services(
-    config: Config, store: Path, *, plan: DeployRequest | None = None
+    config: Config,
+    store: Path,
+    *,
+    plan: DeployRequest | None = None,
+    mfa_prompt: Callable[[str], str] | None = None,
 ) -> AsyncIterator[DeployServices]:
     """The engine with a fleet (for AWS gateways) and an open store; all closed on exit.
 
     With `plan`, that request is planned first, before the store is opened: bad input (an
     unknown release, missing settings) is refused without creating anything, not even the
-    store's file.
+    store's file. `mfa_prompt` is given only where a person at a terminal can type a code.
     """
-    fleet = Fleet(config)
+    fleet = Fleet(config, mfa_prompt=mfa_prompt)
     try:
         if plan is not None:
             await DeployPlanner(config, fleet.gateway).plan(plan)

@@ -31,6 +31,7 @@ from console.events import (
     StepFinished,
     StepStarted,
 )
+from console.identity import person
 from console.model import (
     SERVING_STATES,
     DeployPlan,
@@ -55,6 +56,15 @@ T = TypeVar("T")
 MANAGED_BY = "deploy-console"
 # States a deregistered target passes through before it is gone.
 GONE_STATES = frozenset({"unused", "OutOfService", "gone"})
+
+
+class Gateways(Protocol):
+    """A cluster's AWS gateway whose calls are made for `user` (Fleet.gateway): with a role,
+    AWS records that user as the session's SourceIdentity."""
+
+    def __call__(
+        self, cluster_name: str, user: str | None = None, *, deploy: bool = False
+    ) -> AwsGateway: ...
 
 
 class RemoteHost(Protocol):
@@ -177,7 +187,7 @@ class DeployPlanner:
     A command line plans first, so bad input is refused before the store is even created.
     """
 
-    def __init__(self, config: Config, gateway: Callable[[str], AwsGateway]) -> None:
+    def __init__(self, config: Config, gateway: Gateways) -> None:
         self.config = config
         self._gateway = gateway
 
@@ -196,7 +206,7 @@ class DeployPlanner:
     async def plan(self, request: DeployRequest) -> DeployPlan:
         """What deploying `request` would do, read from AWS; changes nothing."""
         project, cluster = self._pair(request)
-        gateway = await asyncio.to_thread(self._gateway, cluster.name)
+        gateway = await asyncio.to_thread(self._gateway, cluster.name, person(request.actor))
         release = await resolve_release(
             self.config, gateway, project.name, cluster.name, request.release
         )
@@ -337,7 +347,7 @@ class DeployEngine(DeployPlanner):
     def __init__(
         self,
         config: Config,
-        gateway: Callable[[str], AwsGateway],
+        gateway: Gateways,
         store: Store,
         open_host: OpenHost,
         *,
@@ -348,6 +358,10 @@ class DeployEngine(DeployPlanner):
         self._open_host = open_host
         self._clock = clock
         self.running: dict[str, Deployment] = {}
+
+    def _deploy_gateway(self, cluster_name: str, user: str) -> AwsGateway:
+        """The gateway a deploy changes the fleet with: the cluster's deploy role, if any."""
+        return self._gateway(cluster_name, user, deploy=True)
 
     def now(self) -> datetime:
         return self._clock()
@@ -582,7 +596,7 @@ class DeployEngine(DeployPlanner):
     ) -> tuple[DeployState, str]:
         request = deployment.request
         engine = self.config.engine
-        gateway = await asyncio.to_thread(self._gateway, cluster.name)
+        gateway = await asyncio.to_thread(self._deploy_gateway, cluster.name, person(request.actor))
         async with self._step(deployment, Step.LOCK, f"held by {request.actor}"):
             pass
         source: _Source | None = None
@@ -1146,7 +1160,7 @@ class DeployEngine(DeployPlanner):
         request = DeployRequest(record.project, record.cluster, record.release, record.actor)
         project, cluster = self._pair(request)
         deployment = Deployment(record.id, request)
-        gateway = await asyncio.to_thread(self._gateway, cluster.name)
+        gateway = await asyncio.to_thread(self._deploy_gateway, cluster.name, person(request.actor))
         steps = {step.step: step.state for step in await self.store.steps(record.id)}
         source = await self._read_source(gateway, project, cluster)
         new_ids = await self._new_instances(deployment, gateway)

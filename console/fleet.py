@@ -77,14 +77,20 @@ class Fleet:
         config: Config,
         clock: Callable[[], datetime] = _now,
         on_call: Callable[[str], None] | None = None,
+        mfa_prompt: Callable[[str], str] | None = None,
     ) -> None:
+        """`mfa_prompt` asks a person at a terminal for an MFA code (clusters with mfa_serial);
+        without one, such clusters fail with a line that says why."""
         self.config = config
+        self._roles: Any = None  # console.aws_role.RoleSessions, made with the first gateway
+        self._mfa_prompt = mfa_prompt
         self._clock = clock
         self._executor: ThreadPoolExecutor | None = None  # made with the first gateway
         self._groups: dict[tuple[Any, ...], list[ClusterConfig]] = {}
         for cluster in config.clusters:
             self._groups.setdefault(cluster.account_key, []).append(cluster)
-        self._gateways: dict[tuple[Any, ...], AwsGateway | AwsError] = {}
+        # By (account_key, user): None is this process's own OS account.
+        self._gateways: dict[tuple[tuple[Any, ...], str | None], AwsGateway | AwsError] = {}
         self._on_call = on_call
         self._last_good: dict[tuple[str, str], EnvStatus] = {}
         # The configured load balancers as the last good refresh listed them, per cluster.
@@ -98,27 +104,46 @@ class Fleet:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
-    def gateway(self, cluster_name: str) -> AwsGateway:
+    def gateway(
+        self, cluster_name: str, user: str | None = None, *, deploy: bool = False
+    ) -> AwsGateway:
+        """The cluster's gateway; with a role_arn, its calls are made as `user` (the role's
+        SourceIdentity, e.g. the person who asked for a deploy), else as this process's
+        OS account. With `deploy`, in the cluster's deploy_role_arn if it has one (the
+        runner's role; reading needs only role_arn). One gateway per role and user."""
         cluster = self.config.cluster(cluster_name)
-        gateway = self._gateway_for(cluster.account_key)
+        if deploy and cluster.deploy_role_arn:
+            cluster = replace(cluster, role_arn=cluster.deploy_role_arn)
+        # Without a role, who asks changes nothing AWS sees: one gateway serves everyone.
+        gateway = self._gateway_for(cluster, user if cluster.role_arn else None)
         if isinstance(gateway, AwsError):
             raise gateway
         return gateway
 
-    def _gateway_for(self, key: tuple[Any, ...]) -> AwsGateway | AwsError:
-        if key not in self._gateways:
+    def _gateway_for(
+        self, cluster: ClusterConfig, user: str | None = None
+    ) -> AwsGateway | AwsError:
+        """The gateway of `cluster`'s account+region (its first cluster's settings)."""
+        key = cluster.account_key
+        first = self._groups.get(key, [cluster])[0]
+        made = (key, user)
+        if made not in self._gateways:
             from console.aws import MAX_CONCURRENT_CALLS, AwsGateway
+            from console.aws_role import RoleSessions
 
+            if self._roles is None:
+                self._roles = RoleSessions(self._mfa_prompt)
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(
                     max_workers=MAX_CONCURRENT_CALLS, thread_name_prefix="aws"
                 )
-            first = self._groups[key][0]
             try:
-                self._gateways[key] = AwsGateway(first, self._executor, self._on_call)
+                self._gateways[made] = AwsGateway(
+                    first, self._executor, self._on_call, user=user, roles=self._roles
+                )
             except AwsError as error:
-                self._gateways[key] = error
-        return self._gateways[key]
+                self._gateways[made] = error
+        return self._gateways[made]
 
     @property
     def gateways(self) -> list[AwsGateway]:
@@ -200,7 +225,7 @@ class Fleet:
     async def _read_group(
         self, key: tuple[Any, ...], clusters: list[ClusterConfig]
     ) -> _GroupReading | str:
-        gateway = await asyncio.to_thread(self._gateway_for, key)
+        gateway = await asyncio.to_thread(self._gateway_for, clusters[0])
         if isinstance(gateway, AwsError):
             return gateway.message
         tags = self.config.tags

@@ -27,6 +27,7 @@ from console.events import (
     event_json,
 )
 from console.model import DeployRequest, DeployState, Step, StepState
+from screens.cli_iam import terminal_mfa_prompt
 
 if TYPE_CHECKING:
     from console.deploys import DeployServices
@@ -266,7 +267,9 @@ async def _deploy(config: Config, args: argparse.Namespace) -> int:
     # Planned before the store is opened: an unknown release leaves no store file behind.
     store = store_path(config, args.store)
     with _Interrupts() as interrupts:
-        async with deploy_services(config, store, plan=request) as services:
+        async with deploy_services(
+            config, store, plan=request, mfa_prompt=terminal_mfa_prompt()
+        ) as services:
             return await _follow(services, request, args, interrupts)
     return EXIT_FAILED  # a signal stopped it before the deploy started
 
@@ -304,7 +307,7 @@ async def _rollback(config: Config, args: argparse.Namespace) -> int:
     store = store_path(config, args.store)
     if not store.exists():  # nothing was ever deployed with it: do not create it now
         raise DeployError(f"unknown deploy {args.deploy_id!r} (no store at {store})")
-    async with deploy_services(config, store) as services:
+    async with deploy_services(config, store, mfa_prompt=terminal_mfa_prompt()) as services:
         request = await services.engine.rollback_request(args.deploy_id, actor())
         if not args.json:
             print(
@@ -336,7 +339,7 @@ async def _releases(config: Config, args: argparse.Namespace) -> list[dict[str, 
     from console.fleet import Fleet
     from console.releases import list_releases
 
-    fleet = Fleet(config)
+    fleet = Fleet(config, mfa_prompt=terminal_mfa_prompt())
     try:
         snapshot = await fleet.refresh()
         gateway = await asyncio.to_thread(fleet.gateway, cluster)

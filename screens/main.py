@@ -191,6 +191,11 @@ def _parser() -> argparse.ArgumentParser:
         "--since", metavar="ISO", help="rows at or after this time (UTC if no zone)"
     )
     export.add_argument("--until", metavar="ISO", help="rows before this time (UTC if no zone)")
+    iam = commands.add_parser(
+        "iam-policy", help="print a least-privilege IAM policy of the console (docs/iam)"
+    )
+    # Checked by console.iam, not with choices=: one line naming the roles, exit 2.
+    iam.add_argument("role", nargs="?", metavar="ROLE", help="poller, runner, anchor-writer, trust")
     config = commands.add_parser("config", help="configuration commands")
     config_commands = config.add_subparsers(dest="config_command", parser_class=_Parser)
     config_commands.required = True
@@ -296,6 +301,10 @@ def run(argv: list[str]) -> int:
             from screens import cli_audit
 
             return cli_audit.command(args)
+        if args.command == "iam-policy":
+            from screens.cli_iam import iam_policy_command
+
+            return iam_policy_command(args)
         if args.command == "world":
             return _world(args)
         if args.command == "demo":
@@ -344,7 +353,9 @@ def _status(args: argparse.Namespace) -> int:
         config.cluster(name)
     for name in projects or ():
         config.project(name)
-    fleet = Fleet(config)
+    from screens.cli_iam import terminal_mfa_prompt
+
+    fleet = Fleet(config, mfa_prompt=terminal_mfa_prompt())
     try:
         snapshot = asyncio.run(fleet.refresh())
     finally:
