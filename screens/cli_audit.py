@@ -36,6 +36,7 @@ from console.anchor import (
 )
 from console.config import Config, find_config
 from console.errors import ConsoleError, StoreError
+from console.inputs import moment, shown
 from console.paths import store_path
 from console.store import AuditRow, Store
 
@@ -71,14 +72,13 @@ def _store(args: argparse.Namespace, config: Config | None = None) -> Path:
 def _moment(option: str, text: str | None) -> datetime | None:
     if text is None:
         return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
+    parsed = moment(text, option)
+    if parsed is None:
         raise AuditInputError(
-            f"{option} {text!r} is not an ISO date or time (like 2026-11-27 or "
+            f"{option} {shown(text)!r} is not an ISO date or time (like 2026-11-27 or "
             "2026-11-27T14:30:00+00:00)"
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        )
+    return parsed
 
 
 def command(args: argparse.Namespace) -> int:

@@ -119,6 +119,4 @@ def history_command(config: Config, args: argparse.Namespace) -> int:
         config.project(args.project)
     if args.cluster is not None:
         config.cluster(args.cluster)
-    if args.limit < 1:
-        raise DeployError(f"--limit must be at least 1, not {args.limit}")
     return asyncio.run(_history(config, args))

@@ -7,7 +7,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import re
 import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,14 +15,15 @@ from typing import TYPE_CHECKING, Any
 from console.access import Access, Action
 from console.config import Config
 from console.errors import ConsoleError
+from console.inputs import expiry, shown
 from console.paths import store_path
 
 if TYPE_CHECKING:
     from console.queue import DeployQueue, QueueEntry, QueueView
 
 PROG = "deploy-console"
-DURATION = re.compile(r"^(\d+)\s*([smhd])$")
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# A manual lock's longest duration: further is a typo (and past datetime's range, an error).
+LONGEST_LOCK = timedelta(days=3650)
 
 
 class QueueInputError(ConsoleError):
@@ -34,16 +34,12 @@ def until(text: str | None, now: datetime) -> datetime | None:
     """--until: an ISO time (UTC if no zone) or a duration from now (30m, 2h, 1d)."""
     if text is None:
         return None
-    match = DURATION.match(text.strip())
-    if match:
-        return now + timedelta(seconds=int(match[1]) * UNITS[match[2]])
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
+    moment = expiry(text, "--until", now, LONGEST_LOCK)
+    if moment is None:
         raise QueueInputError(
-            f"--until {text!r} is neither a duration (30m, 2h, 1d) nor an ISO time"
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+            f"--until {shown(text)!r} is neither a duration (30m, 2h, 1d) nor an ISO time"
+        )
+    return moment
 
 
 def _allowed(config: Config, action: Action, cluster: str | None) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from screens.main import run
-from tests.conftest import ROOT
+from tests.conftest import DEMO_CONFIG, ROOT
 
 # Every numeric setting of the config, each with a valid value; a test spoils one at a time.
 NUMERIC = {
@@ -217,3 +217,64 @@ def test_a_config_that_is_not_a_file_is_one_line() -> None:
     assert "/proc/self/mem: cannot read" in line
     line = one_line_error(console("config", "check", "--config", "/dev/zero"))
     assert "/dev/zero: larger than 8 MiB" in line
+
+
+# -- integers, durations and times on the command line ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store with a lock and an audit row: each command below reaches the store today."""
+    path = tmp_path_factory.mktemp("store") / "store.db"
+    result = console(
+        "lock", "add", "--reason", "maintenance", "--config", str(DEMO_CONFIG), "--store", str(path)
+    )
+    assert result.returncode == 0, result.stderr
+    return path
+
+
+HUGE = "1" + "0" * 22
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["history", "--limit", HUGE], f"--limit must be between 1 and 1000000, not {HUGE}"),
+        (["lock", "remove", HUGE + "000"], f"LOCK_ID must be between 1 and {2**63 - 1}, not"),
+        (
+            ["lock", "add", "--reason", "x", "--until", "99999999999d"],
+            "--until 99999999999d is longer than 3650 days",
+        ),
+        (
+            ["lock", "add", "--reason", "x", "--until", "9999-12-31T23:59:59-05:00"],
+            "--until '9999-12-31T23:59:59-05:00' is outside the years 1 to 9999 once in UTC",
+        ),
+        (
+            ["audit", "export", "--until", "9999-12-31T23:59:59-05:00"],
+            "--until '9999-12-31T23:59:59-05:00' is outside the years 1 to 9999 once in UTC",
+        ),
+        (
+            ["audit", "export", "--since", "0001-01-01T00:00:00+05:00"],
+            "--since '0001-01-01T00:00:00+05:00' is outside the years 1 to 9999 once in UTC",
+        ),
+    ],
+    ids=["history-limit", "lock-remove", "lock-until-days", "lock-until-iso", "export-until",
+         "export-since"],
+)  # fmt: skip
+def test_huge_numbers_and_times_are_one_line(store: Path, argv: list[str], message: str) -> None:
+    before = store.read_bytes()
+    result = console(*argv, "--config", str(DEMO_CONFIG), "--store", str(store))
+    assert message in one_line_error(result)
+    assert store.read_bytes() == before
+
+
+def test_a_5000_digit_number_is_named_not_printed(store: Path) -> None:
+    digits = "9" * 5000
+    result = console(
+        "history", "--limit", digits, "--config", str(DEMO_CONFIG), "--store", str(store)
+    )
+    line = one_line_error(result)
+    assert line == (
+        f"deploy-console: error: argument --limit: invalid int value: '{'9' * 40}… "
+        "(5000 characters)' (see deploy-console history --help)"
+    )
