@@ -197,12 +197,8 @@ def export_command(args: argparse.Namespace) -> int:
     }
     path = _store(args)
     if args.output is None:
-        try:
-            asyncio.run(_export(path, args.format, filters, sys.stdout))
-            sys.stdout.flush()
-        except BrokenPipeError:  # `| head`: the reader has what it wanted
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
+        # A reader that leaves early (`| head`) ends it quietly: screens.main sees to that.
+        asyncio.run(_export(path, args.format, filters, sys.stdout))
         return EXIT_OK
     destination = Path(args.output).expanduser()
     if destination.is_dir():

@@ -283,7 +283,18 @@ def _fail(message: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    sys.exit(run(list(sys.argv[1:] if argv is None else argv)))
+    try:
+        code = run(list(sys.argv[1:] if argv is None else argv))
+        # Flushed here, not at exit: a reader that left early is then caught below.
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`| head -1`): it has what it wanted. As Python's docs advise
+        # (signal module, "Note on SIGPIPE"), point stdout at devnull so that the
+        # interpreter's own last flush cannot fail again, and end quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = 0
+    sys.exit(code)
 
 
 def run(argv: list[str]) -> int:

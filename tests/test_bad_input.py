@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -278,3 +279,42 @@ def test_a_5000_digit_number_is_named_not_printed(store: Path) -> None:
         f"deploy-console: error: argument --limit: invalid int value: '{'9' * 40}… "
         "(5000 characters)' (see deploy-console history --help)"
     )
+
+
+# -- a reader that leaves early ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["status", "--json"],
+        ["status"],
+        ["releases", "storefront", "--json"],
+        ["config", "check"],
+        ["history", "--json"],
+        ["history"],
+        ["queue", "--json"],
+        ["lock", "list"],
+        ["audit", "verify"],
+        ["audit", "export"],
+    ],
+    ids=" ".join,
+)
+def test_a_closed_pipe_ends_every_command_quietly(
+    world_config_path: Path, store: Path, argv: list[str]
+) -> None:
+    """`deploy-console … | head -1`, with the reader gone before the first line is written
+    (so that it does not depend on how much fits in the pipe)."""
+    args = [*argv, "--config", str(world_config_path)]
+    if argv[0] in ("history", "queue", "lock", "audit"):
+        args += ["--store", str(store)]
+    child = subprocess.Popen(
+        [sys.executable, "-m", "screens.main", *args],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "120"},
+    )  # fmt: skip
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=60) == 0, err
+    assert err == ""
