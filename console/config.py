@@ -16,7 +16,7 @@ from typing import Any
 import tomli_w
 
 from console.errors import ConfigError
-from console.paths import config_candidates
+from console.paths import config_candidates, private_dir
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 # Upper bounds of numeric settings: past them a value is a mistake, and a huge one overflows
@@ -941,7 +941,7 @@ def write_world_config(
         if ssh is not None:
             cluster["ssh"] = dict(ssh)
     parse_config(data, destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(destination.parent)
     handle, temporary = tempfile.mkstemp(dir=destination.parent, prefix=".world-", suffix=".toml")
     try:
         with os.fdopen(handle, "wb") as output:
