@@ -116,7 +116,7 @@ def _tampered(message: str) -> int:
 
 
 async def _verify(path: Path, config: Config | None) -> int:
-    async with await Store.open(path, create=False) as store:
+    async with await Store.open(path, read_only=True) as store:
         check = await store.check_audit()
         if check.problem is not None:
             return _tampered(f"{chain_problem(check)} ({check.rows} rows before it verify)")
@@ -224,7 +224,7 @@ def export_command(args: argparse.Namespace) -> int:
 
 
 async def _export(path: Path, format_: str, filters: dict[str, Any], out: IO[str]) -> None:
-    async with await Store.open(path, create=False) as store:
+    async with await Store.open(path, read_only=True) as store:
         write = _writer(format_, out)
         async for row in store.iter_audit(page_size=PAGE_SIZE, **filters):
             write(row)

@@ -84,7 +84,7 @@ async def _history(config: Config, args: argparse.Namespace) -> int:
     path = store_path(config.store, args.store)
     if not path.exists():  # never create a store just to read it
         raise DeployError(f"no store at {path}: nothing was deployed with it")
-    async with await Store.open(path, create=False) as store:
+    async with await Store.open(path, read_only=True) as store:
         if args.deploy_id:
             record = await store.deploy(args.deploy_id)
             if record is None:

@@ -53,14 +53,16 @@ def _store(config: Config, args: argparse.Namespace) -> Path:
     return store_path(config.store, args.store)
 
 
-async def _with_queue(config: Config, args: argparse.Namespace, work: Any, *, create: bool) -> Any:
+async def _with_queue(
+    config: Config, args: argparse.Namespace, work: Any, *, create: bool, read_only: bool = False
+) -> Any:
     from console.queue import DeployQueue
     from console.store import Store
 
     path = _store(config, args)
     if not create and not path.exists():
         return None
-    async with await Store.open(path, create=create) as store:
+    async with await Store.open(path, create=create, read_only=read_only) as store:
         return await work(DeployQueue(store, config))
 
 
@@ -159,7 +161,7 @@ def queue_command(config: Config, args: argparse.Namespace) -> int:
         async def show(queue: DeployQueue) -> tuple[QueueView, list[QueueEntry]]:
             return await queue.view(), await queue.entries()
 
-        found = asyncio.run(_with_queue(config, args, show, create=False))
+        found = asyncio.run(_with_queue(config, args, show, create=False, read_only=True))
         if found is None:
             if args.json:
                 print(json.dumps({"deploys": [], "freezes": [], "locks": []}))
@@ -238,7 +240,7 @@ def lock_command(config: Config, args: argparse.Namespace) -> int:
     async def listing(queue: DeployQueue) -> QueueView:
         return await queue.view()
 
-    view = asyncio.run(_with_queue(config, args, listing, create=False))
+    view = asyncio.run(_with_queue(config, args, listing, create=False, read_only=True))
     locks = view.manual_locks if view else ()
     for lock in locks:
         print(f"#{lock.id}: {lock.describe()}")
