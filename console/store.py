@@ -481,8 +481,8 @@ class Store:
         if version < len(MIGRATIONS):
             raise StoreError(
                 f"the store {self.path} has schema {version} and this console reads schema "
-                f"{len(MIGRATIONS)}: it is only read here, so run a console that can write it "
-                "first (any command that writes, e.g. `deploy-console runner`), then again"
+                f"{len(MIGRATIONS)}: this command only reads, so run a console that can write "
+                "it first (`deploy-console` or `deploy-console runner` migrates it)"
             )
 
     async def _prepare(self, busy_timeout: float, *, create: bool = True) -> None:
