@@ -282,6 +282,23 @@ def _fail(message: str) -> int:
     return 2
 
 
+# Options that name files: a path may be any bytes. Every other value is text that reaches
+# SQLite, JSON or a terminal, which take UTF-8 only.
+PATH_OPTIONS = frozenset({"config", "store", "output", "write_config"})
+
+
+def _check_text(args: argparse.Namespace) -> None:
+    """Arguments that are not UTF-8 (Python keeps their bytes as surrogates) are refused here,
+    not as a UnicodeEncodeError wherever they are first written."""
+    for name, value in vars(args).items():
+        if isinstance(value, str) and name not in PATH_OPTIONS:
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raw = value.encode("utf-8", "surrogateescape")
+                raise UsageError(f"{name} {shown(ascii(raw))} is not UTF-8 text") from None
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     try:
         code = run(list(sys.argv[1:] if argv is None else argv))
@@ -300,6 +317,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 def run(argv: list[str]) -> int:
     try:
         args = _parser().parse_args(argv)
+        _check_text(args)
         if args.command == "status":
             return _status(args)
         if args.command == "config":

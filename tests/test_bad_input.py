@@ -318,3 +318,19 @@ def test_a_closed_pipe_ends_every_command_quietly(
     err = child.stderr.read().decode()
     assert child.wait(timeout=60) == 0, err
     assert err == ""
+
+
+def test_an_argument_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    """A reason typed in Latin-1 (café): today SQLite raises UnicodeEncodeError on it."""
+    store = tmp_path / "store.db"
+    argv = [sys.executable, "-m", "screens.main", "lock", "add", "--reason"]
+    result = subprocess.run(
+        [*map(os.fsencode, argv), b"caf\xe9",
+         b"--config", os.fsencode(DEMO_CONFIG), b"--store", os.fsencode(store)],
+        cwd=ROOT, capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert (result.returncode, result.stderr) == (
+        2,
+        b"deploy-console: error: reason b'caf\\xe9' is not UTF-8 text\n",
+    )
+    assert not store.exists()
