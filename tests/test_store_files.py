@@ -327,3 +327,34 @@ def test_read_only_commands_read_a_store_on_a_read_only_mount(
     before = _fingerprint(store)
     _check_reads(mounted / "store.db", run_as=prefix)
     assert _fingerprint(store) == before
+
+
+def test_the_sshd_host_key_and_its_folder_are_private_under_umask_000(
+    world_config_path: Path, tmp_path: Path
+) -> None:
+    import asyncssh
+    import tomli_w
+
+    from console.config import read_toml
+
+    key = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode()
+    data = read_toml(world_config_path)
+    data["sshd"] = {"keys": [{"user": "alice", "key": key}]}
+    config = tmp_path / "sshd.toml"
+    config.write_bytes(tomli_w.dumps(data).encode())
+    folder = tmp_path / "data" / "deploy-console"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "screens.main", "sshd", "--port", "0",
+         "--config", str(config), "--store", str(tmp_path / "store.db")],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "DEPLOY_CONSOLE_DATA_DIR": str(folder)}, preexec_fn=_umask_000,
+    )  # fmt: skip
+    try:
+        assert _first_line(child).startswith("sshd listening on 127.0.0.1:")
+        assert (_mode(folder.parent), _mode(folder)) == ("0o700", "0o700")
+        assert [(path.name, _mode(path)) for path in folder.iterdir()] == [
+            ("sshd_host_ed25519_key", "0o600")
+        ]
+    finally:
+        child.send_signal(signal.SIGTERM)
+        child.communicate(timeout=60)
