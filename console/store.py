@@ -444,9 +444,14 @@ class Store:
                 create_private_file(path)
             except OSError as exc:
                 raise StoreError(f"cannot create the store {path}: {exc.strerror}") from None
-        # mode=rw: SQLite itself refuses to create the file (no race with an exists check).
-        target = read_only_uri(path) if read_only else f"{path.as_uri()}?mode=rw"
-        db = await _connect(target if read_only or not create else str(path), path)
+        if read_only:
+            target = read_only_uri(path)
+        elif create:
+            target = str(path)  # made above, 0600: SQLite's -wal and -shm copy its mode
+        else:
+            # mode=rw: SQLite itself refuses to create the file (no race with an exists check).
+            target = f"{path.as_uri()}?mode=rw"
+        db = await _connect(target, path)
         db.row_factory = sqlite3.Row
         store = cls(db, path, clock)
         try:

@@ -142,10 +142,13 @@ def read_only_uri(path: Path) -> str:
     """SQLite's URI to read path and never write it.
 
     mode=ro still makes a WAL store's -wal and -shm files when they are missing (and SQLite
-    needs the -wal of a store in use). Only when nobody can write beside the file (a
-    read-only copy or mount) and no -wal exists can no writer exist: then immutable=1, which
-    needs no -shm at all (without it a read-only folder cannot be read)."""
+    needs the -wal of a store in use). When we cannot write beside the file (a read-only
+    copy or mount) and it has no -wal or -journal (no writer had it open), immutable=1 reads
+    it without them: mode=ro alone cannot open it there. immutable=1 takes no locks, so it
+    is for one-shot reads: a writer that could start meanwhile is one with write access to
+    that folder (root, the service owning it)."""
     uri = f"{path.as_uri()}?mode=ro"
-    if not Path(f"{path}-wal").exists() and not os.access(path.parent, os.W_OK):
+    journals = (Path(f"{path}-wal"), Path(f"{path}-journal"))
+    if not any(journal.exists() for journal in journals) and not os.access(path.parent, os.W_OK):
         uri += "&immutable=1"
     return uri
