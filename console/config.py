@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import math
 import os
 import re
 import tempfile
@@ -17,9 +18,18 @@ from typing import Any
 import tomli_w
 
 from console.errors import ConfigError
-from console.paths import config_candidates
+from console.paths import config_candidates, private_dir
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+# Upper bounds of numeric settings: past them a value is a mistake, and a huge one overflows
+# timers, SQLite integers or datetime arithmetic far from the line that set it.
+HOUR, DAY = 3600.0, 86400.0
+MAX_PORT = 65535
+MAX_PARALLEL = 1000
+MAX_INSTANCES = 1000
+MAX_SEED = 2**32 - 1
+# A config is a few kilobytes; a bigger "file" (/dev/zero, a log) is refused before parsing.
+MAX_CONFIG_BYTES = 8 * 1024 * 1024
 LB_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")
 
 
@@ -360,21 +370,32 @@ class _Table:
         value = self._get(key, bool, False)
         return default if value is None else bool(value)
 
-    def integer(self, key: str, default: int, minimum: int = 0) -> int:
+    def integer(self, key: str, default: int, minimum: int, maximum: int) -> int:
+        """An integer within [minimum, maximum] (TOML integers reach 2**63: bound them all)."""
         value = self._get(key, int, False)
         if value is None:
             return default
-        if value < minimum:
-            self.fail(f"must be at least {minimum}, not {value}", key)
+        self._bounds(key, value, minimum, maximum)
         return int(value)
 
-    def number(self, key: str, default: float, minimum: float) -> float:
+    def number(self, key: str, default: float, minimum: float, maximum: float) -> float:
+        """A finite number within [minimum, maximum]: TOML also spells nan and inf, and a
+        comparison with nan is always false, so check finiteness before the range."""
         value = self._get(key, (int, float), False)
         if value is None:
             return default
-        if value < minimum:
-            self.fail(f"must be at least {minimum:g}, not {value}", key)
+        if not math.isfinite(value):
+            self.fail(
+                f"must be a number from {_bound(minimum)} to {_bound(maximum)}, not {value}", key
+            )
+        self._bounds(key, value, minimum, maximum)
         return float(value)
+
+    def _bounds(self, key: str, value: float, minimum: float, maximum: float) -> None:
+        if value < minimum:
+            self.fail(f"must be at least {_bound(minimum)}, not {value}", key)
+        if value > maximum:
+            self.fail(f"must be at most {_bound(maximum)}, not {value}", key)
 
     def strings(self, key: str, required: bool = False) -> tuple[str, ...]:
         value = self._get(key, list, required)
@@ -409,6 +430,11 @@ class _Table:
         unknown = sorted(set(self.data) - self.read)
         if unknown:
             self.fail("unknown key", unknown[0])
+
+
+def _bound(limit: float) -> str:
+    """A bound as people write it: 86400, 0.05, 4294967295 (not 4.29497e+09)."""
+    return str(int(limit)) if float(limit).is_integer() else f"{limit:g}"
 
 
 def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
@@ -468,8 +494,8 @@ def _parse_ssh(table: _Table) -> SshSettings:
         key=key,
         known_hosts=known_hosts,
         jump_host=jump_host,
-        port=table.integer("port", 22, minimum=1),
-        connect_timeout=table.number("connect_timeout", 10.0, minimum=0.1),
+        port=table.integer("port", 22, minimum=1, maximum=MAX_PORT),
+        connect_timeout=table.number("connect_timeout", 10.0, minimum=0.1, maximum=HOUR),
     )
     table.done()
     return settings
@@ -502,8 +528,12 @@ def _parse_deploy(table: _Table) -> DeploySettings:
         env_file=table.string("env_file", default=".env"),
         env=_env_table(table, "env", "env"),
         secrets=_env_table(table, "secrets", "secrets"),
-        startup_timeout_seconds=table.number("startup_timeout_seconds", 120.0, minimum=1.0),
-        health_interval_seconds=table.number("health_interval_seconds", 2.0, minimum=0.1),
+        startup_timeout_seconds=table.number(
+            "startup_timeout_seconds", 120.0, minimum=1.0, maximum=DAY
+        ),
+        health_interval_seconds=table.number(
+            "health_interval_seconds", 2.0, minimum=0.1, maximum=HOUR
+        ),
     )
     table.done()
     return settings
@@ -513,17 +543,25 @@ def _parse_engine(table: _Table) -> EngineSettings:
     defaults = EngineSettings()
     settings = EngineSettings(
         instance_ready_timeout_seconds=table.number(
-            "instance_ready_timeout_seconds", defaults.instance_ready_timeout_seconds, minimum=1.0
+            "instance_ready_timeout_seconds",
+            defaults.instance_ready_timeout_seconds,
+            minimum=1.0,
+            maximum=DAY,
         ),
         health_gate_margin_seconds=table.number(
-            "health_gate_margin_seconds", defaults.health_gate_margin_seconds, minimum=0.0
+            "health_gate_margin_seconds",
+            defaults.health_gate_margin_seconds,
+            minimum=0.0,
+            maximum=DAY,
         ),
         rollback_timeout_seconds=table.number(
-            "rollback_timeout_seconds", defaults.rollback_timeout_seconds, minimum=1.0
+            "rollback_timeout_seconds", defaults.rollback_timeout_seconds, minimum=1.0, maximum=DAY
         ),
-        poll_seconds=table.number("poll_seconds", defaults.poll_seconds, minimum=0.05),
+        poll_seconds=table.number(
+            "poll_seconds", defaults.poll_seconds, minimum=0.05, maximum=HOUR
+        ),
         lock_stale_seconds=table.number(
-            "lock_stale_seconds", defaults.lock_stale_seconds, minimum=1.0
+            "lock_stale_seconds", defaults.lock_stale_seconds, minimum=1.0, maximum=DAY
         ),
     )
     table.done()
@@ -568,7 +606,7 @@ def _parse_access(
 
 
 def _parse_queue(table: _Table, cluster_names: tuple[str, ...]) -> QueueSettings:
-    parallel = table.integer("parallel", QueueSettings.parallel, minimum=1)
+    parallel = table.integer("parallel", QueueSettings.parallel, minimum=1, maximum=MAX_PARALLEL)
     stages: list[tuple[str, ...]] = []
     seen: set[str] = set()
     for stage in table.strings("promotion"):
@@ -700,8 +738,8 @@ def _parse_project(table: _Table, cluster_names: tuple[str, ...]) -> ProjectConf
 
 def _parse_world(table: _Table, config_projects: dict[str, ProjectConfig]) -> WorldConfig:
     domain = table.string("domain", default="example.internal")
-    seed = table.integer("seed", 42)
-    registration_seconds = table.number("registration_seconds", 3.0, minimum=0.0)
+    seed = table.integer("seed", 42, minimum=0, maximum=MAX_SEED)
+    registration_seconds = table.number("registration_seconds", 3.0, minimum=0.0, maximum=HOUR)
     interval = _optional_integer(table, "health_check_interval_seconds", 5, 300)
     healthy_threshold = _optional_integer(table, "healthy_threshold", 2, 10)
     delay = _optional_integer(table, "deregistration_delay_seconds", 0, 3600)
@@ -747,11 +785,15 @@ def _parse_world(table: _Table, config_projects: dict[str, ProjectConfig]) -> Wo
                     env_table = clusters_table.table(cluster_name)
                     assert env_table is not None
                     env = WorldEnv(
-                        instances=env_table.integer("instances", 1),
+                        instances=env_table.integer(
+                            "instances", 1, minimum=0, maximum=MAX_INSTANCES
+                        ),
                         version=env_table.string("version", required=True),
-                        stopped=env_table.integer("stopped", 0),
-                        unhealthy=env_table.integer("unhealthy", 0),
-                        older=env_table.integer("older", 0),
+                        stopped=env_table.integer("stopped", 0, minimum=0, maximum=MAX_INSTANCES),
+                        unhealthy=env_table.integer(
+                            "unhealthy", 0, minimum=0, maximum=MAX_INSTANCES
+                        ),
+                        older=env_table.integer("older", 0, minimum=0, maximum=MAX_INSTANCES),
                     )
                     if env.version not in versions:
                         env_table.fail(f"{env.version!r} is not in versions", "version")
@@ -796,16 +838,18 @@ def _parse_audit(table: _Table, cluster_names: tuple[str, ...]) -> AuditSettings
         table.fail(
             f"unknown cluster {cluster!r} (known: {', '.join(cluster_names)})", "anchor_cluster"
         )
-    every = table.number("anchor_every_seconds", defaults.anchor_every_seconds, minimum=1.0)
+    every = table.number(
+        "anchor_every_seconds", defaults.anchor_every_seconds, minimum=1.0, maximum=DAY
+    )
     lock_mode: str = table.string("anchor_lock_mode", default=defaults.anchor_lock_mode)
     if lock_mode not in ANCHOR_LOCK_MODES:
         table.fail(f"choose governance or compliance, not {lock_mode!r}", "anchor_lock_mode")
-    retention = table.integer("anchor_retention_days", defaults.anchor_retention_days, minimum=1)
-    if retention > MAX_ANCHOR_RETENTION_DAYS:
-        table.fail(
-            f"must be at most {MAX_ANCHOR_RETENTION_DAYS} (S3's limit), not {retention}",
-            "anchor_retention_days",
-        )
+    retention = table.integer(
+        "anchor_retention_days",
+        defaults.anchor_retention_days,
+        minimum=1,
+        maximum=MAX_ANCHOR_RETENTION_DAYS,
+    )
     if bucket is None:
         for name in (
             "anchor_key",
@@ -842,9 +886,7 @@ def _parse_sshd(table: _Table) -> SshdSettings:
         ipaddress.ip_address(listen)
     except ValueError:
         table.fail(f"must be an IP address such as 127.0.0.1, not {listen!r}", "listen")
-    port = table.integer("port", SshdSettings.port, minimum=1)
-    if port > 65535:
-        table.fail(f"must be at most 65535, not {port}", "port")
+    port = table.integer("port", SshdSettings.port, minimum=1, maximum=MAX_PORT)
     keys: list[SshdKey] = []
     for key_table in table.tables("keys"):
         user: str = key_table.string("user", required=True)
@@ -885,16 +927,13 @@ def _optional_integer(table: _Table, key: str, minimum: int, maximum: int) -> in
     if key not in table.data:
         table.read.add(key)
         return None
-    value = table.integer(key, minimum, minimum=minimum)
-    if value > maximum:
-        table.fail(f"must be at most {maximum}, not {value}", key)
-    return value
+    return table.integer(key, minimum, minimum=minimum, maximum=maximum)
 
 
 def parse_config(data: dict[str, Any], source: Path) -> Config:
     """Validate a parsed TOML document; every error names the file and the key path."""
     top = _Table(source, "", data)
-    refresh = top.number("refresh_seconds", 10.0, minimum=1.0)
+    refresh = top.number("refresh_seconds", 10.0, minimum=1.0, maximum=DAY)
     tags_table = top.table("tags")
     tags = TagKeys()
     if tags_table is not None:
@@ -968,7 +1007,10 @@ def document_digest(data: dict[str, Any]) -> str:
 def read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
-            return tomllib.load(handle)
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES // 2**20} MiB: not a config")
+        return tomllib.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
     except IsADirectoryError:
@@ -979,6 +1021,11 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: invalid TOML: {error}") from None
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables recursively.
+        raise ConfigError(f"{path}: invalid TOML: arrays or tables nested too deeply") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read: {error.strerror or error}") from None
 
 
 def load_config(path: Path) -> Config:
@@ -1014,7 +1061,7 @@ def write_world_config(
         if ssh is not None:
             cluster["ssh"] = dict(ssh)
     parse_config(data, destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(destination.parent)
     handle, temporary = tempfile.mkstemp(dir=destination.parent, prefix=".world-", suffix=".toml")
     try:
         with os.fdopen(handle, "wb") as output:

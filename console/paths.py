@@ -10,6 +10,7 @@ import platformdirs
 APP_NAME = "deploy-console"
 CONFIG_ENV = "DEPLOY_CONSOLE_CONFIG"
 STORE_FILE = "deploy-console.db"
+PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
 
 
 def user_config_file() -> Path:
@@ -41,3 +42,31 @@ def store_path(configured: Path | None, explicit: str | None) -> Path:
     if configured is not None:
         return configured
     return user_data_dir() / STORE_FILE
+
+
+def private_dir(path: Path) -> None:
+    """Create path and its missing parents 0700, whatever the umask (existing ones stay)."""
+    missing: list[Path] = []
+    for folder in (path, *path.parents):
+        if folder.is_dir():
+            break
+        missing.append(folder)
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, PRIVATE_DIR)
+        except FileExistsError:
+            continue  # made meanwhile by another process: theirs to keep
+        os.chmod(folder, PRIVATE_DIR)
+
+
+def create_private_file(path: Path) -> None:
+    """Create an empty file 0600 whatever the umask, unless it exists. SQLite gives its -wal
+    and -shm files the database file's mode, so they are 0600 too."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(descriptor, PRIVATE_FILE)
+    finally:
+        os.close(descriptor)

@@ -32,6 +32,7 @@ import asyncssh
 from console.config import SshdSettings
 from console.errors import ConfigError, ConsoleError
 from console.identity import SSH, Actor
+from console.paths import private_dir
 
 # asyncssh logs every connection at INFO (with key fingerprints): keep the server's output ours.
 logging.getLogger("asyncssh").setLevel(logging.WARNING)
@@ -90,7 +91,7 @@ def load_host_key(data_dir: Path) -> asyncssh.SSHKey:
         raise SshdError(f"{path}: cannot read the SSH host key: {_reason(error)}") from None
     key = asyncssh.generate_private_key("ssh-ed25519", comment="deploy-console sshd")
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(data_dir)
         # O_EXCL: two servers starting at once must not both write (the second reads it).
         handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

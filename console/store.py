@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import re
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
@@ -20,6 +19,8 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from console.errors import LockBusy, StoreError
+from console.paths import create_private_file, private_dir
+from console.store_files import filesystem_refusal, filesystem_type, read_only_uri, real_path
 
 # Values shared with console.model.DeployState; the store keeps its own copy (adapters stand alone).
 QUEUED, RUNNING = "queued", "running"
@@ -30,8 +31,6 @@ UNFINISHED_STATES = (QUEUED, RUNNING)
 STEP_STATES = frozenset({"running", "succeeded", "failed", "skipped"})
 
 GENESIS_HASH = "0" * 64
-# SQLite's own documentation: WAL and its locks do not work over a network filesystem.
-NETWORK_FILESYSTEMS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs"})
 BUSY_TIMEOUT = 5.0
 BEGIN_ATTEMPTS = 4
 
@@ -368,24 +367,15 @@ def audit_hash(prev_hash: str, row: Mapping[str, object] | sqlite3.Row) -> str:
     return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
 
 
-def filesystem_type(path: Path, mounts: str | None = None) -> str | None:
-    """The type of the filesystem holding path, from /proc/mounts (None where there is none)."""
-    if mounts is None:
-        try:
-            mounts = Path("/proc/mounts").read_text()
-        except OSError:
-            return None
-    best_length, best_type = -1, None
-    for line in mounts.splitlines():
-        parts = line.split()
-        if len(parts) < 3:
-            continue
-        # /proc/mounts writes blanks in mount points as octal escapes (\040).
-        mount_point = re.sub(r"\\([0-7]{3})", lambda code: chr(int(code[1], 8)), parts[1])
-        inside = path == Path(mount_point) or Path(mount_point) in path.parents
-        if inside and len(mount_point) > best_length:
-            best_length, best_type = len(mount_point), parts[2]
-    return best_type
+async def _connect(target: str, path: Path) -> aiosqlite.Connection:
+    connection = aiosqlite.connect(target, isolation_level=None, uri=target.startswith("file:"))
+    try:
+        return await connection
+    except sqlite3.Error as exc:
+        # aiosqlite stops its worker thread without waiting for it: wait here, or the thread
+        # reports to a loop that asyncio.run has closed (a traceback after the error line).
+        await asyncio.to_thread(connection._thread.join, 5.0)
+        raise StoreError(f"cannot open the store {path}: {exc}") from None
 
 
 def _text(moment: datetime | None) -> str | None:
@@ -528,41 +518,74 @@ class Store:
         clock: Callable[[], datetime] = utc_now,
         busy_timeout: float = BUSY_TIMEOUT,
         create: bool = True,
+        read_only: bool = False,
     ) -> Store:
         """Open (creating if needed) and migrate the store; StoreError if it cannot be used.
 
         With create=False a missing file, or a file that is not a deploy-console store (an
-        empty or foreign SQLite database), is refused and left exactly as it was.
+        empty or foreign SQLite database), is refused and left exactly as it was. read_only
+        (never creates) opens it as SQLite's mode=ro: no journal mode set, no migration, works
+        on a copy nobody may write; a store that needs a migration is refused.
         """
         path = Path(path).expanduser().absolute()
-        if not create:
+        real = real_path(path)
+        refusal = filesystem_refusal(path, real, filesystem_type(real))
+        if refusal is not None:
+            raise StoreError(refusal)
+        if read_only or not create:
             if not path.is_file():
                 raise StoreError(f"no store at {path}")
         else:
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
+                private_dir(path.parent)
+                create_private_file(path)
             except OSError as exc:
-                raise StoreError(f"cannot create the store's folder {path.parent}: {exc}") from None
-        fs_type = filesystem_type(path.parent.resolve())
-        if fs_type in NETWORK_FILESYSTEMS:
-            raise StoreError(
-                f"the store {path} is on a network filesystem ({fs_type}), "
-                "which SQLite does not support: choose a path on a local disk"
-            )
-        try:
+                raise StoreError(f"cannot create the store {path}: {exc.strerror}") from None
+        if read_only:
+            target = read_only_uri(path)
+        elif create:
+            target = str(path)  # made above, 0600: SQLite's -wal and -shm copy its mode
+        else:
             # mode=rw: SQLite itself refuses to create the file (no race with an exists check).
-            target = path if create else f"{path.as_uri()}?mode=rw"
-            db = await aiosqlite.connect(target, isolation_level=None, uri=not create)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the store {path}: {exc}") from None
+            target = f"{path.as_uri()}?mode=rw"
+        db = await _connect(target, path)
         db.row_factory = sqlite3.Row
         store = cls(db, path, clock)
         try:
-            await store._prepare(busy_timeout, create=create)
+            if read_only:
+                await store._check_read_only(busy_timeout)
+            else:
+                await store._prepare(busy_timeout, create=create)
         except BaseException:
             await db.close()
             raise
         return store
+
+    async def _check_read_only(self, busy_timeout: float) -> None:
+        """A read-only store must be at this console's schema: it cannot be migrated here."""
+        try:
+            await self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            row = await self._one("PRAGMA user_version")
+        except sqlite3.DatabaseError as exc:
+            if "not a database" in str(exc):
+                raise StoreError(
+                    f"{self.path} is not a deploy-console store (not SQLite)"
+                ) from None
+            raise StoreError(f"cannot read the store {self.path}: {exc}") from None
+        version = int(row[0]) if row else 0
+        if version == 0:
+            raise StoreError(f"{self.path} is not a deploy-console store")
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"the store {self.path} was made by a newer deploy-console "
+                f"(schema {version}; this one knows up to {len(MIGRATIONS)})"
+            )
+        if version < len(MIGRATIONS):
+            raise StoreError(
+                f"the store {self.path} has schema {version} and this console reads schema "
+                f"{len(MIGRATIONS)}: this command only reads, so run a console that can write "
+                "it first (`deploy-console` or `deploy-console runner` migrates it)"
+            )
 
     async def _prepare(self, busy_timeout: float, *, create: bool = True) -> None:
         # Switching to WAL and WAL recovery can answer SQLITE_BUSY without waiting on

@@ -31,6 +31,7 @@ from console.anchor import AnchorWriter, S3Anchors, chain_problem, s3_anchors
 from console.anchor_verify import verify_anchors
 from console.config import Config, find_config
 from console.errors import ConsoleError, StoreError
+from console.inputs import moment, shown
 from console.paths import store_path
 from console.store import AuditRow, Store
 
@@ -68,14 +69,13 @@ def _store(args: argparse.Namespace, config: Config | None = None) -> Path:
 def _moment(option: str, text: str | None) -> datetime | None:
     if text is None:
         return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
+    parsed = moment(text, option)
+    if parsed is None:
         raise AuditInputError(
-            f"{option} {text!r} is not an ISO date or time (like 2026-11-27 or "
+            f"{option} {shown(text)!r} is not an ISO date or time (like 2026-11-27 or "
             "2026-11-27T14:30:00+00:00)"
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        )
+    return parsed
 
 
 def command(args: argparse.Namespace) -> int:
@@ -113,7 +113,7 @@ def _tampered(message: str) -> int:
 
 
 async def _verify(path: Path, config: Config | None) -> int:
-    async with await Store.open(path, create=False) as store:
+    async with await Store.open(path, read_only=True) as store:
         check = await store.check_audit()
         if check.problem is not None:
             return _tampered(f"{chain_problem(check)} ({check.rows} rows before it verify)")
@@ -199,12 +199,8 @@ def export_command(args: argparse.Namespace) -> int:
     }
     path = _store(args)
     if args.output is None:
-        try:
-            asyncio.run(_export(path, args.format, filters, sys.stdout))
-            sys.stdout.flush()
-        except BrokenPipeError:  # `| head`: the reader has what it wanted
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
+        # A reader that leaves early (`| head`) ends it quietly: screens.main sees to that.
+        asyncio.run(_export(path, args.format, filters, sys.stdout))
         return EXIT_OK
     destination = Path(args.output).expanduser()
     if destination.is_dir():
@@ -230,7 +226,7 @@ def export_command(args: argparse.Namespace) -> int:
 
 
 async def _export(path: Path, format_: str, filters: dict[str, Any], out: IO[str]) -> None:
-    async with await Store.open(path, create=False) as store:
+    async with await Store.open(path, read_only=True) as store:
         write = _writer(format_, out)
         async for row in store.iter_audit(page_size=PAGE_SIZE, **filters):
             write(row)

@@ -85,7 +85,7 @@ async def _history(config: Config, args: argparse.Namespace) -> int:
     path = store_path(config.store, args.store)
     if not path.exists():  # never create a store just to read it
         raise DeployError(f"no store at {path}: nothing was deployed with it")
-    async with await Store.open(path, create=False) as store:
+    async with await Store.open(path, read_only=True) as store:
         if getattr(args, "rules", False):
             return _print_rules(await store.config_changes(limit=args.limit), args.json)
         if args.deploy_id:
@@ -148,6 +148,4 @@ def history_command(config: Config, args: argparse.Namespace) -> int:
         config.project(args.project)
     if args.cluster is not None:
         config.cluster(args.cluster)
-    if args.limit < 1:
-        raise DeployError(f"--limit must be at least 1, not {args.limit}")
     return asyncio.run(_history(config, args))

@@ -7,7 +7,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import re
 import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,14 +15,15 @@ from typing import TYPE_CHECKING, Any
 from console.access import Action
 from console.config import Config
 from console.errors import ConsoleError
+from console.inputs import expiry, shown
 from console.paths import store_path
 
 if TYPE_CHECKING:
     from console.queue import DeployQueue, QueueEntry, QueueView
 
 PROG = "deploy-console"
-DURATION = re.compile(r"^(\d+)\s*([smhd])$")
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# A manual lock's longest duration: further is a typo (and past datetime's range, an error).
+LONGEST_LOCK = timedelta(days=3650)
 
 
 class QueueInputError(ConsoleError):
@@ -34,16 +34,12 @@ def until(text: str | None, now: datetime) -> datetime | None:
     """--until: an ISO time (UTC if no zone) or a duration from now (30m, 2h, 1d)."""
     if text is None:
         return None
-    match = DURATION.match(text.strip())
-    if match:
-        return now + timedelta(seconds=int(match[1]) * UNITS[match[2]])
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
+    moment = expiry(text, "--until", now, LONGEST_LOCK)
+    if moment is None:
         raise QueueInputError(
-            f"--until {text!r} is neither a duration (30m, 2h, 1d) nor an ISO time"
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+            f"--until {shown(text)!r} is neither a duration (30m, 2h, 1d) nor an ISO time"
+        )
+    return moment
 
 
 def _allowed(
@@ -67,10 +63,16 @@ def _store(config: Config, args: argparse.Namespace) -> Path:
 
 
 async def _with_queue(
-    config: Config, args: argparse.Namespace, work: Any, *, create: bool, changes: bool = False
+    config: Config,
+    args: argparse.Namespace,
+    work: Any,
+    *,
+    create: bool,
+    read_only: bool = False,
+    changes: bool = False,
 ) -> Any:
-    """`work` on the queue: the store's own, or for a change on a shared console host (config
-    [runner] socket) the runner service's, which knows who asks."""
+    """`work` on the queue: the store's own (read-only for a reader), or for a change on a
+    shared console host (config [runner] socket) the runner service's, which knows who asks."""
     from console.queue import DeployQueue
     from console.store import Store
 
@@ -81,7 +83,7 @@ async def _with_queue(
     path = _store(config, args)
     if not create and not path.exists():
         return None
-    async with await Store.open(path, create=create) as store:
+    async with await Store.open(path, create=create, read_only=read_only) as store:
         return await work(DeployQueue(store, config))
 
 
@@ -180,7 +182,7 @@ def queue_command(config: Config, args: argparse.Namespace) -> int:
         async def show(queue: DeployQueue) -> tuple[QueueView, list[QueueEntry]]:
             return await queue.view(), await queue.entries()
 
-        found = asyncio.run(_with_queue(config, args, show, create=False))
+        found = asyncio.run(_with_queue(config, args, show, create=False, read_only=True))
         if found is None:
             if args.json:
                 print(json.dumps({"deploys": [], "freezes": [], "locks": []}))
@@ -261,7 +263,7 @@ def lock_command(config: Config, args: argparse.Namespace) -> int:
     async def listing(queue: DeployQueue) -> QueueView:
         return await queue.view()
 
-    view = asyncio.run(_with_queue(config, args, listing, create=False))
+    view = asyncio.run(_with_queue(config, args, listing, create=False, read_only=True))
     locks = view.manual_locks if view else ()
     for lock in locks:
         print(f"#{lock.id}: {lock.describe()}")

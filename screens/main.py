@@ -13,12 +13,13 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from console.config import Config, find_config, load_config, write_world_config
 from console.errors import ConsoleError
+from console.inputs import SQLITE_INTEGER_MAX, seconds, shown, whole_number
 from console.paths import user_data_dir
 from screens.cli_history import STATES
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 PROG = "deploy-console"
 REPO_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 DEMO_CONFIG = REPO_CONFIG_DIR / "demo.toml"
+MAX_LIMIT = 1_000_000  # history --limit
 
 
 class UsageError(ConsoleError):
@@ -39,6 +41,36 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def _whole(name: str, minimum: int, maximum: int) -> Callable[[str], int]:
+    """An argparse type for an integer within bounds (console.inputs): text that is no number
+    is "invalid int value" (shortened), a number out of bounds one line naming the option."""
+
+    def parse(text: str) -> int:
+        try:
+            int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid int value: {shown(text)!r}") from None
+        return whole_number(text, name, minimum, maximum)
+
+    return parse
+
+
+def _seconds(name: str, maximum: float) -> Callable[[str], float]:
+    """An argparse type for a number of seconds above 0, finite and at most maximum."""
+
+    def parse(text: str) -> float:
+        try:
+            float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid float value: {shown(text)!r}") from None
+        return seconds(text, name, maximum)
+
+    return parse
+
+
+PORT = _whole("--port", 0, 65535)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -103,7 +135,9 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--cluster", metavar="NAME", help="only this cluster")
     history.add_argument("--actor", metavar="USER", help="only deploys by this user")
     history.add_argument("--state", choices=STATES, help="only deploys that ended so")
-    history.add_argument("--limit", type=int, default=20, help="at most this many (20)")
+    history.add_argument(
+        "--limit", type=_whole("--limit", 1, MAX_LIMIT), default=20, help="at most this many (20)"
+    )
     history.add_argument("--json", action="store_true", help="machine-readable output")
     history.add_argument(
         "--rules", action="store_true", help="when the rules (roles, protected clusters) changed"
@@ -140,7 +174,9 @@ def _parser() -> argparse.ArgumentParser:
     lock_add.add_argument("--warning", action="store_true", help="only warn: deploys still start")
     lock_commands.add_parser("list", parents=[common], help="the locks in force")
     lock_remove = lock_commands.add_parser("remove", parents=[common], help="remove a lock")
-    lock_remove.add_argument("lock_id", metavar="LOCK_ID", type=int)
+    lock_remove.add_argument(
+        "lock_id", metavar="LOCK_ID", type=_whole("LOCK_ID", 1, SQLITE_INTEGER_MAX)
+    )
     freeze = commands.add_parser(
         "freeze", parents=[common], help="hold every queued deploy of a cluster"
     )
@@ -203,7 +239,7 @@ def _parser() -> argparse.ArgumentParser:
     world = commands.add_parser(
         "world", parents=[common], help="run the embedded AWS world alone (demo fleet)"
     )
-    world.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free)")
+    world.add_argument("--port", type=PORT, default=0, help="port on 127.0.0.1 (0: any free)")
     world.add_argument(
         "--write-config", metavar="PATH", help="where to write a config that points at it"
     )
@@ -211,13 +247,13 @@ def _parser() -> argparse.ArgumentParser:
         "sshd", parents=[common], help="serve the console over SSH (public keys from [sshd])"
     )
     sshd.add_argument("--listen", metavar="ADDR", help="address to listen on (127.0.0.1)")
-    sshd.add_argument("--port", type=int, metavar="N", help="port to listen on (2222)")
+    sshd.add_argument("--port", type=PORT, metavar="N", help="port to listen on (2222)")
     sshd.add_argument("--kiosk", action="store_true", help="serve the read-only kiosk instead")
     web = commands.add_parser(
         "web", parents=[common], help="serve the console (read-only) in a browser (textual-serve)"
     )
     web.add_argument("--listen", metavar="ADDR", default="127.0.0.1", help="(127.0.0.1)")
-    web.add_argument("--port", type=int, metavar="N", default=8080, help="(8080; 0: any free)")
+    web.add_argument("--port", type=PORT, metavar="N", default=8080, help="(8080; 0: any free)")
     web.add_argument("--kiosk", action="store_true", help="serve the kiosk instead")
     web.add_argument(
         "--allow-actions",
@@ -232,7 +268,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     kiosk.add_argument(
         "--rotate",
-        type=float,
+        type=_seconds("--rotate", maximum=86400.0),
         default=15.0,
         metavar="SECONDS",
         help="show the next page every SECONDS when the fleet needs several (default: 15)",
@@ -243,7 +279,7 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", parents=[common], help="start the embedded world and the console together"
     )
-    demo.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free)")
+    demo.add_argument("--port", type=PORT, default=0, help="port on 127.0.0.1 (0: any free)")
     return parser
 
 
@@ -260,13 +296,42 @@ def _fail(message: str) -> int:
     return 2
 
 
+# Options that name files: a path may be any bytes. Every other value is text that reaches
+# SQLite, JSON or a terminal, which take UTF-8 only.
+PATH_OPTIONS = frozenset({"config", "store", "output", "write_config"})
+
+
+def _check_text(args: argparse.Namespace) -> None:
+    """Arguments that are not UTF-8 (Python keeps their bytes as surrogates) are refused here,
+    not as a UnicodeEncodeError wherever they are first written."""
+    for name, value in vars(args).items():
+        if isinstance(value, str) and name not in PATH_OPTIONS:
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raw = value.encode("utf-8", "surrogateescape")
+                raise UsageError(f"{name} {shown(ascii(raw))} is not UTF-8 text") from None
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    sys.exit(run(list(sys.argv[1:] if argv is None else argv)))
+    try:
+        code = run(list(sys.argv[1:] if argv is None else argv))
+        # Flushed here, not at exit: a reader that left early is then caught below.
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`| head -1`): it has what it wanted. As Python's docs advise
+        # (signal module, "Note on SIGPIPE"), point stdout at devnull so that the
+        # interpreter's own last flush cannot fail again, and end quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = 0
+    sys.exit(code)
 
 
 def run(argv: list[str]) -> int:
     try:
         args = _parser().parse_args(argv)
+        _check_text(args)
         if args.command == "status":
             return _status(args)
         if args.command == "config":
@@ -486,8 +551,6 @@ def _kiosk(config: Config, args: argparse.Namespace) -> int:
     from console.deploys import store_path
     from screens.kiosk import check_quit_key
 
-    if not args.rotate > 0 or args.rotate == float("inf"):
-        raise UsageError(f"--rotate must be a number of seconds above 0, not {args.rotate}")
     try:
         quit_key = check_quit_key(args.quit_key)
     except ValueError as error:

@@ -17,6 +17,14 @@ GLYPHS = {
 }
 
 
+class _Console(Console):
+    """Rich exits 1 on a closed pipe; screens.main ends every command alike (quietly, 0)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def print_status(
     snapshot: FleetSnapshot,
     projects: tuple[str, ...] | None = None,
@@ -46,7 +54,7 @@ def print_status(
             cell.append(" ".join(word for word in words if word))
             cells.append(cell)
         table.add_row(project, *cells)
-    console = Console()
+    console = _Console()
     console.print(table)
     for cluster in shown:
         if cluster.error:

@@ -114,7 +114,7 @@ def test_no_audit_table_anchors_nothing(tmp_path: Path) -> None:
         ),
         (
             'anchor_bucket = "audit"\nanchor_cluster = "prod1"\nanchor_retention_days = 36501',
-            "audit.anchor_retention_days: must be at most 36500 (S3's limit), not 36501",
+            "audit.anchor_retention_days: must be at most 36500, not 36501",
         ),
         (
             "anchor_retention_days = 30",

@@ -139,7 +139,7 @@ def test_one_deploy_shows_its_steps_and_timings(store: Path) -> None:
         (["d-9"], "unknown deploy 'd-9'"),
         (["--project", "shop"], "unknown project 'shop'"),
         (["--cluster", "prod3"], "unknown cluster 'prod3'"),
-        (["--limit", "0"], "--limit must be at least 1"),
+        (["--limit", "0"], "--limit must be between 1 and 1000000, not 0"),
         (["--state", "done"], "invalid choice: 'done'"),
     ],
 )
