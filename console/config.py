@@ -16,6 +16,7 @@ import tomli_w
 
 from console.errors import ConfigError
 from console.paths import config_candidates
+from console.web_config import WebSettings, parse_web
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 LB_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")
@@ -250,6 +251,7 @@ class Config:
     access: AccessSettings = AccessSettings()
     audit: AuditSettings = AuditSettings()
     sshd: SshdSettings = SshdSettings()
+    web: WebSettings = field(default_factory=WebSettings)
 
     def cluster(self, name: str) -> ClusterConfig:
         for cluster in self.clusters:
@@ -829,6 +831,8 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
     audit = _parse_audit(audit_table, cluster_names) if audit_table is not None else AuditSettings()
     sshd_table = top.table("sshd")
     sshd = _parse_sshd(sshd_table) if sshd_table is not None else SshdSettings()
+    web_table = top.table("web")
+    web = parse_web(web_table) if web_table is not None else WebSettings()
     top.done()
     return Config(
         source=source,
@@ -843,6 +847,7 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
         access=access,
         audit=audit,
         sshd=sshd,
+        web=web,
     )
 
 
