@@ -212,7 +212,7 @@ class Front:
             max_age=LOGIN_SECONDS,
             path="/",
             httponly=True,
-            samesite="Strict",
+            samesite="Lax",  # a link from elsewhere opens the page; a session needs our Origin
             secure=self.secure_cookie,
         )
         return response

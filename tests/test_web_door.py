@@ -123,9 +123,7 @@ async def test_no_or_an_unknown_token_is_401_and_a_token_logs_the_browser_in(
             assert login.status == 303
             assert login.headers["Location"] == "/?fontsize=14"
             cookie = login.headers["Set-Cookie"]
-        assert (
-            "HttpOnly" in cookie and "SameSite=Strict" in cookie and TOKENS["alice"] not in cookie
-        )
+        assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and TOKENS["alice"] not in cookie
         status, body = await _status(http, page)
         assert status == 200 and "deploy-console" in body and TOKENS["alice"] not in body
         async with http.ws_connect(ws, origin=origin) as websocket:
