@@ -310,10 +310,10 @@ async def _serve(server: WebServer, args: argparse.Namespace, fleet: SharedFleet
         except OSError as error:
             raise ConsoleError(f"cannot listen on {args.listen}:{args.port}: {error}") from error
         bound = runner.addresses[0][1]
-        fleet.start_polling()
         shown = f"[{args.listen}]" if ":" in args.listen else args.listen
         server.public_url = (args.public_url or f"http://{shown}:{bound}").rstrip("/")
         server.front.bound(bound, server.public_url if args.public_url else "")
+        fleet.start_polling()
         what = "kiosk" if args.kiosk else "console"
         mode = "actions allowed" if args.allow_actions else "read-only"
         auth = server.front.settings.auth
