@@ -19,6 +19,7 @@ import tomli_w
 
 from console.errors import ConfigError
 from console.paths import config_candidates, private_dir
+from console.web_config import WebSettings, parse_web
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 # Upper bounds of numeric settings: past them a value is a mistake, and a huge one overflows
@@ -286,6 +287,7 @@ class Config:
     access: AccessSettings = AccessSettings()
     audit: AuditSettings = AuditSettings()
     sshd: SshdSettings = SshdSettings()
+    web: WebSettings = field(default_factory=WebSettings)
     # The runner service's socket on a shared console host (console.service): commands that
     # change something ask it instead of writing the store themselves.
     runner_socket: Path | None = None
@@ -295,8 +297,10 @@ class Config:
 
     @property
     def rules(self) -> str:
-        """The rules in one line: the access table's digest and the protected clusters."""
-        access = json.dumps(asdict(self.access), sort_keys=True)
+        """The rules in one line: the digest of who may get in and do what (the access table,
+        the SSH keys, the web door's authentication), and the protected clusters."""
+        doors = {"access": asdict(self.access), "sshd": asdict(self.sshd), "web": asdict(self.web)}
+        access = json.dumps(doors, sort_keys=True, default=str)
         protected = ",".join(c.name for c in self.clusters if c.protected) or "none"
         return f"access {hashlib.sha256(access.encode()).hexdigest()[:12]} · protected {protected}"
 
@@ -980,6 +984,8 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
     audit = _parse_audit(audit_table, cluster_names) if audit_table is not None else AuditSettings()
     sshd_table = top.table("sshd")
     sshd = _parse_sshd(sshd_table) if sshd_table is not None else SshdSettings()
+    web_table = top.table("web")
+    web = parse_web(web_table) if web_table is not None else WebSettings()
     top.done()
     return Config(
         source=source,
@@ -996,6 +1002,7 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
         sshd=sshd,
         runner_socket=runner_socket,
         digest=document_digest(data),
+        web=web,
     )
 
 

@@ -256,9 +256,14 @@ def _parser() -> argparse.ArgumentParser:
     web.add_argument("--port", type=PORT, metavar="N", default=8080, help="(8080; 0: any free)")
     web.add_argument("--kiosk", action="store_true", help="serve the kiosk instead")
     web.add_argument(
+        "--new-token",
+        metavar="USER",
+        help="print a new token for USER and its [[web.tokens]] entry (the hash), then exit",
+    )
+    web.add_argument(
         "--allow-actions",
         action="store_true",
-        help="let browsers act with the server user's role (only behind an authenticating proxy)",
+        help="let each browser act with its user's role ([web] auth; loopback only without)",
     )
     web.add_argument(
         "--public-url", metavar="URL", help="the URL browsers reach it by (behind a proxy)"
@@ -379,8 +384,10 @@ def run(argv: list[str]) -> int:
 
             return sshd_command(find_config(args.config), args, has_command("kiosk"))
         if args.command == "web":
-            from screens.cli_web import web_command
+            from screens.cli_web import new_token_command, web_command
 
+            if args.new_token is not None:
+                return new_token_command(args.new_token)
             return web_command(find_config(args.config), args)
         if args.command == "kiosk":
             return _kiosk(find_config(args.config), args)

@@ -70,6 +70,29 @@ def _session_main(
         os.dup2(terminal.fd, std)
     if terminal.fd > 2:
         os.close(terminal.fd)
+    _run_entry(entry, argv, env, actor)
+
+
+def _piped_session_main(
+    stdio: tuple[_PassedFd, _PassedFd, _PassedFd],
+    entry: str,
+    argv: list[str],
+    env: dict[str, str],
+    actor: Actor,
+) -> None:
+    """In the forked child of a web session: pipes as stdio (textual-serve's protocol), its
+    own process group, then as `_session_main`."""
+    gc.freeze()
+    os.setsid()
+    for std, passed in enumerate(stdio):
+        os.dup2(passed.fd, std)
+    for passed in stdio:
+        if passed.fd > 2:
+            os.close(passed.fd)
+    _run_entry(entry, argv, env, actor)
+
+
+def _run_entry(entry: str, argv: list[str], env: dict[str, str], actor: Actor) -> None:
     os.environ.clear()
     os.environ.update(env)
     enter_session(actor)
@@ -139,3 +162,59 @@ class ForkedConsoles:
         )
         await asyncio.to_thread(process.start)
         return ForkedConsole(process)
+
+    async def spawn_piped(self, env: dict[str, str], actor: Actor) -> PipedConsole:
+        """A session's console on three pipes (stdin, stdout, stderr), as textual-serve runs
+        its app; the actor is handed in memory as for an SSH session."""
+        loop = asyncio.get_running_loop()
+        stdin_r, stdin_w = os.pipe()
+        stdout_r, stdout_w = os.pipe()
+        stderr_r, stderr_w = os.pipe()
+        child_ends = (stdin_r, stdout_w, stderr_w)
+        process = self._context.Process(
+            target=_piped_session_main,
+            args=(tuple(_PassedFd(fd) for fd in child_ends), self.entry, self.argv, env, actor),
+            daemon=False,
+        )
+        try:
+            await asyncio.to_thread(process.start)
+        except BaseException:
+            for fd in (stdin_w, stdout_r, stderr_r):
+                os.close(fd)
+            raise
+        finally:
+            for fd in child_ends:
+                os.close(fd)
+        stdout = await _reader(loop, stdout_r)
+        stderr = await _reader(loop, stderr_r)
+        transport, protocol = await loop.connect_write_pipe(
+            lambda: asyncio.streams.FlowControlMixin(loop),
+            open(stdin_w, "wb", buffering=0),  # noqa: SIM115
+        )
+        stdin = asyncio.StreamWriter(transport, protocol, None, loop)
+        return PipedConsole(process, stdin, stdout, stderr)
+
+
+async def _reader(loop: asyncio.AbstractEventLoop, fd: int) -> asyncio.StreamReader:
+    reader = asyncio.StreamReader(loop=loop)
+    await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader, loop=loop),
+        open(fd, "rb", buffering=0),  # noqa: SIM115  # the transport owns and closes it
+    )
+    return reader
+
+
+class PipedConsole(ForkedConsole):
+    """A web session's console: its process and the streams of its stdin, stdout, stderr."""
+
+    def __init__(
+        self,
+        process: multiprocessing.process.BaseProcess,
+        stdin: asyncio.StreamWriter,
+        stdout: asyncio.StreamReader,
+        stderr: asyncio.StreamReader,
+    ) -> None:
+        super().__init__(process)
+        self.stdin = stdin
+        self.stdout = stdout
+        self.stderr = stderr

@@ -27,7 +27,7 @@ import pytest
 from console.access import READ_ONLY_ENV
 from console.config import load_config
 from console.fleet_share import READ_ONLY_FLEET_ENV
-from screens.cli_web import served_command
+from screens.cli_web import served_argv, served_environment
 from tests.conftest import ROOT
 
 DEADLINE = 30.0
@@ -67,12 +67,20 @@ def _alive(pid: int) -> bool:
 
 
 def _children(pid: int) -> list[int]:
-    """The server's console processes (not its fleet poller's worker)."""
+    """The server's session consoles: the children of its fork server (not the fleet poller)."""
+    return [
+        int(session)
+        for forkserver in _child_pids(pid)
+        if b"multiprocessing.forkserver" in Path(f"/proc/{forkserver}/cmdline").read_bytes()
+        for session in _child_pids(forkserver)
+    ]
+
+
+def _child_pids(pid: int) -> list[int]:
     return [
         int(child)
         for task in Path(f"/proc/{pid}/task").iterdir()
         for child in (task / "children").read_text().split()
-        if b"screens.main" in Path(f"/proc/{child}/cmdline").read_bytes()
     ]
 
 
@@ -122,7 +130,7 @@ def test_the_page_is_served_on_loopback(web_kiosk: tuple[subprocess.Popen[str], 
         assert served.status == 200 and len(served.read()) > 10_000
     assert server.stdout is not None
     assert server.stdout.readline().strip() == (
-        f"web serving the kiosk (read-only) on http://127.0.0.1:{port}"
+        f"web serving the kiosk (read-only, auth none) on http://127.0.0.1:{port}"
     )
 
 
@@ -132,7 +140,9 @@ async def test_sigterm_stops_the_server_and_reaps_each_clients_console(
     server, port = web_kiosk
     async with (
         aiohttp.ClientSession() as session,
-        session.ws_connect(f"ws://127.0.0.1:{port}/ws?width=100&height=30") as websocket,
+        session.ws_connect(
+            f"ws://127.0.0.1:{port}/ws?width=100&height=30", origin=f"http://127.0.0.1:{port}"
+        ) as websocket,
     ):
         # The console draws: its process exists and has written to the browser.
         message = await asyncio.wait_for(websocket.receive(), DEADLINE)
@@ -145,26 +155,6 @@ async def test_sigterm_stops_the_server_and_reaps_each_clients_console(
     assert "web stopping: ending 1 session(s)" in err
     for pid in children:
         await asyncio.wait_for(_gone(pid), DEADLINE)
-
-
-async def test_a_browsers_console_runs_read_only_unless_actions_are_allowed(
-    world_config_path: Path, tmp_path: Path
-) -> None:
-    store = str(tmp_path / "console.db")
-    for flags, read_only in (((), True), (("--allow-actions",), False)):
-        with _web(world_config_path, "--store", store, *flags) as (server, port):
-            async with (
-                aiohttp.ClientSession() as session,
-                session.ws_connect(f"ws://127.0.0.1:{port}/ws") as websocket,
-            ):
-                await asyncio.wait_for(websocket.receive(), DEADLINE)
-                (child,) = _children(server.pid)
-                environ = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
-                argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
-            assert (f"{READ_ONLY_ENV}=1".encode() in environ) is read_only, flags
-            assert f"{READ_ONLY_FLEET_ENV}=1".encode() in environ  # the server polls for it
-            assert [b"--config", str(world_config_path).encode()] == argv[3:5]
-            assert [b"--store", store.encode()] == argv[5:7] and b"kiosk" not in argv
 
 
 async def _gone(pid: int) -> None:
@@ -186,18 +176,19 @@ def test_bad_flags_are_one_line_and_exit_2(world_config_path: Path) -> None:
         assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
 
 
-def test_the_served_command_is_read_only_unless_actions_are_allowed(
+def test_the_served_console_is_read_only_unless_actions_are_allowed(
     world_config_path: Path,
 ) -> None:
     config = load_config(world_config_path)
-    viewer = served_command(config, "/tmp/s.db", kiosk=False, allow_actions=False)
-    assert viewer.startswith(f"{READ_ONLY_ENV}=1 {READ_ONLY_FLEET_ENV}=1 exec ")
-    assert f"--config {config.source} --store /tmp/s.db" in viewer
-    assert not viewer.endswith("kiosk")
-    kiosk = served_command(config, None, kiosk=True, allow_actions=False)
-    assert kiosk.endswith(" kiosk") and "--store" not in kiosk
-    acting = served_command(config, None, kiosk=False, allow_actions=True)
-    assert READ_ONLY_ENV not in acting and acting.startswith(f"{READ_ONLY_FLEET_ENV}=1 exec ")
+    assert served_argv(config, "/tmp/s.db", kiosk=False) == [
+        "--config", str(config.source), "--store", "/tmp/s.db"
+    ]  # fmt: skip
+    assert served_argv(config, None, kiosk=True) == ["--config", str(config.source), "kiosk"]
+    assert served_environment(allow_actions=False) == {
+        READ_ONLY_ENV: "1",
+        READ_ONLY_FLEET_ENV: "1",  # the server polls for every session
+    }
+    assert served_environment(allow_actions=True) == {READ_ONLY_FLEET_ENV: "1"}
 
 
 # -- headless Chromium -------------------------------------------------------------------------
@@ -258,19 +249,21 @@ async def test_headless_chromium_shows_the_kiosk_tiles(
             async with session.ws_connect(page_url, max_msg_size=0) as websocket:
                 devtools = _DevTools(websocket)
                 await devtools.call("Page.navigate", url=f"http://127.0.0.1:{port}/")
-                png = await asyncio.wait_for(_tiles_drawn(devtools), DEADLINE)
+                png, green = await _tiles_drawn(devtools, TILES_DEADLINE)
     finally:
         browser.kill()
         await browser.wait()
     (tmp_path / "kiosk.png").write_bytes(png)
     assert len(png) > SPLASH_PNG_BYTES
     # The tiles are there: healthy ones have a heavy border in the theme's success green.
-    green = _pixels_near(png, SUCCESS_GREEN, tolerance=40)
-    assert green > GREEN_PIXELS, f"{green} green pixels in the screenshot"
+    assert green > GREEN_PIXELS, f"{green} green pixels in the screenshot after {TILES_DEADLINE} s"
 
 
 SUCCESS_GREEN = (0x4E, 0xBF, 0x71)  # textual-dark's $success
 GREEN_PIXELS = 3_000  # a healthy tile's border alone is ~1,500 at 1280x800; the splash has none
+# The tiles are drawn first with "no data yet" (grey) until the server's first poll of the fleet
+# reaches the kiosk: on a loaded 2-core machine that takes seconds, so screenshots are retried.
+TILES_DEADLINE = 90.0
 
 
 def _pixels_near(png: bytes, colour: tuple[int, int, int], tolerance: int) -> int:
@@ -322,14 +315,21 @@ async def _devtools_port(browser: asyncio.subprocess.Process) -> int:
     raise AssertionError("chromium ended before it listened")
 
 
-async def _tiles_drawn(devtools: _DevTools) -> bytes:
-    """The screenshot once the terminal has drawn: past the splash, and detailed."""
+async def _tiles_drawn(devtools: _DevTools, timeout: float) -> tuple[bytes, int]:
+    """The first screenshot, past the splash, whose tiles show health (green borders), and its
+    green pixels; or the last one taken when `timeout` ends (the test then fails on it)."""
     first_byte = "document.body.classList.contains('-first-byte')"
-    while True:
+    deadline = time.monotonic() + timeout
+    png, green = b"", 0
+    while time.monotonic() < deadline:
         state = await devtools.call("Runtime.evaluate", expression=first_byte)
         if state["result"].get("value") is True:
             shot = await devtools.call("Page.captureScreenshot", format="png")
             png = base64.b64decode(shot["data"])
             if len(png) > SPLASH_PNG_BYTES:
-                return bytes(png)
-        await asyncio.sleep(0.1)
+                # Counting takes ~2 s of pure Python: off the loop, once per screenshot.
+                green = await asyncio.to_thread(_pixels_near, png, SUCCESS_GREEN, 40)
+                if green > GREEN_PIXELS:
+                    return png, green
+        await asyncio.sleep(0.5)
+    return png, green
