@@ -31,9 +31,11 @@ MAX_CONCURRENT_CALLS = 16
 
 CONNECT_TIMEOUT = 3
 READ_TIMEOUT = 30
-MAX_ATTEMPTS = 3
+# botocore's `max_attempts` counts retries: 3 means 4 attempts in all, each up to
+# CONNECT_TIMEOUT + READ_TIMEOUT (with backoff, the 121 s a silent endpoint once took).
+MAX_RETRIES = 3
 RETRY_CONFIG = botocore.config.Config(
-    retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+    retries={"mode": "standard", "max_attempts": MAX_RETRIES},
     connect_timeout=CONNECT_TIMEOUT,
     read_timeout=READ_TIMEOUT,
     max_pool_connections=MAX_CONCURRENT_CALLS,
@@ -44,11 +46,11 @@ BOUNDED_READ_TIMEOUTS = (1, 2, 3, 5, 10, 20, READ_TIMEOUT)
 
 
 def bounded_settings(left: float) -> tuple[int, int, int]:
-    """(connect timeout, read timeout, attempts) for a call that must end within `left` s:
-    a deadline wins over the retry settings."""
+    """(connect timeout, read timeout, attempts in all) for a call that must end within
+    `left` s: a deadline wins over the retry settings."""
     read = max((t for t in BOUNDED_READ_TIMEOUTS if t <= left), default=1)
     connect = min(CONNECT_TIMEOUT, read)
-    attempts = max(1, min(MAX_ATTEMPTS, int(left // (connect + read))))
+    attempts = max(1, min(MAX_RETRIES + 1, int(left // (connect + read))))
     return connect, read, attempts
 
 
@@ -185,7 +187,7 @@ class AwsGateway:
                     botocore.config.Config(
                         connect_timeout=connect,
                         read_timeout=read,
-                        retries={"mode": "standard", "max_attempts": attempts},
+                        retries={"mode": "standard", "total_max_attempts": attempts},
                     )
                 )
                 self._bounded_clients[key] = self._new_client(service, config)
@@ -242,14 +244,14 @@ class AwsGateway:
                 return await loop.run_in_executor(self._executor, function)
             left = at - time.monotonic()
             if left <= 0:
-                raise AwsNoAnswer("no time left to ask AWS")
+                raise AwsNoAnswer("its deadline passed before the call")
             # The thread sees the deadline (its client's timeouts come from it), and the wait
             # ends at the deadline even if the thread is stuck: it finishes later on its own.
             call = loop.run_in_executor(self._executor, contextvars.copy_context().run, function)
             try:
                 return await asyncio.wait_for(call, left)
             except TimeoutError:
-                raise AwsNoAnswer(f"AWS did not answer in {left:.0f} s") from None
+                raise AwsNoAnswer(f"no answer in {left:.0f} s") from None
         except AwsError:
             raise
         except (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError) as error:

@@ -719,7 +719,8 @@ class DeployEngine(DeployPlanner):
                             IncludeAllInstances=True,
                         )
                 except AwsNoAnswer as error:
-                    silent = f"; {error.message}"
+                    # The first word of a silence says most (a timeout, a refused connection).
+                    silent = silent or f"; AWS did not answer ({error.message})"
                 else:
                     silent = ""
                     found = {s["InstanceId"]: s for s in statuses.get("InstanceStatuses", [])}
@@ -968,7 +969,8 @@ class DeployEngine(DeployPlanner):
                     async with deployment.io(), wait.asking():
                         health = await self._health(gateway, balancers)
                 except AwsNoAnswer as error:
-                    silent = f"; {error.message}"
+                    # The first word of a silence says most (a timeout, a refused connection).
+                    silent = silent or f"; AWS did not answer ({error.message})"
                 else:
                     silent = ""
                     states = [
@@ -1057,26 +1059,32 @@ class DeployEngine(DeployPlanner):
         longest = max((b.drain_seconds for b in balancers if members.get(b.arn)), default=0)
         timeout = longest + self.config.engine.poll_seconds * 2 + 5
         cadence = Cadence(self.config.engine.poll_seconds)
-        still = [f"{i} in {b.label}" for b in balancers for i in sorted(members.get(b.arn, ()))]
+        gone = [(i, b.label) for b in balancers for i in sorted(members.get(b.arn, ()))]
+        still = [f"{i} in {label}" for i, label in gone]
+        pending = "; ".join(f"{i} to leave {label}" for i, label in gone)
         silent = ""
-        async with self._waiting(deployment, timeout, f"{'; '.join(still)} to drain") as wait:
+        async with self._waiting(deployment, timeout, pending) as wait:
             while True:
                 try:
                     async with deployment.io(), wait.asking():
                         health = await self._health(gateway, balancers)
                 except AwsNoAnswer as error:
-                    silent = f"; {error.message}"
+                    # The first word of a silence says most (a timeout, a refused connection).
+                    silent = silent or f"; AWS did not answer ({error.message})"
                 else:
                     silent = ""
-                    still = [
-                        f"{i} {health[b.arn][i]} in {b.label}"
+                    states = [
+                        (i, b.label, health[b.arn][i])
                         for b in balancers
-                        for i in members.get(b.arn, ())
+                        for i in sorted(members.get(b.arn, ()))
                         if health[b.arn].get(i, "gone") not in GONE_STATES
                     ]
-                    if not still:
+                    if not states:
                         return f"drained in every load balancer (delay up to {longest} s)"
-                    wait.waiting_for = f"{'; '.join(still)} to drain"
+                    still = [f"{i} {state} in {label}" for i, label, state in states]
+                    wait.waiting_for = "; ".join(
+                        f"{i} to leave {label} (now {state})" for i, label, state in states
+                    )
                 if wait.expired:
                     return f"deregistration delay of {longest} s passed ({still[0]}{silent})"
                 async with deployment.io():
