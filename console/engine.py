@@ -1059,9 +1059,9 @@ class DeployEngine(DeployPlanner):
         longest = max((b.drain_seconds for b in balancers if members.get(b.arn)), default=0)
         timeout = longest + self.config.engine.poll_seconds * 2 + 5
         cadence = Cadence(self.config.engine.poll_seconds)
-        gone = [(i, b.label) for b in balancers for i in sorted(members.get(b.arn, ()))]
-        still = [f"{i} in {label}" for i, label in gone]
-        pending = "; ".join(f"{i} to leave {label}" for i, label in gone)
+        departing = [(i, b.label) for b in balancers for i in sorted(members.get(b.arn, ()))]
+        still = [f"{i} in {label}" for i, label in departing]
+        pending = "; ".join(f"{i} to leave {label}" for i, label in departing)
         silent = ""
         async with self._waiting(deployment, timeout, pending) as wait:
             while True:
@@ -1249,7 +1249,7 @@ def _state(raw: dict[str, Any]) -> str:
 
 
 def _instance_status(status: dict[str, Any] | None) -> str:
-    """ "ready" when running with passing status checks, else what it is now."""
+    """An instance's readiness: "ready" (running, status checks passed), else what it is."""
     if status is None:
         return "not listed yet"
     state = status.get("InstanceState", {}).get("Name", "unknown")
