@@ -21,6 +21,7 @@ from console.config import AccessSettings, Config, load_config
 from console.store import Store
 from screens.app import DeployConsoleApp
 from screens.deploy_dialog import DeployDialog
+from screens.project import ProjectScreen
 from screens.queue import QueueScreen
 from screens.queue_dialogs import FreezeDialog, LockDialog
 from tests.conftest import DEMO_CONFIG
@@ -167,6 +168,21 @@ async def test_a_deployer_is_offered_deploys_only_where_the_role_allows(
         assert "deploy: open" in await palette_search(pilot, "deploy", "deploy: open")
         await pilot.press("d")
         await wait_for(pilot, lambda: isinstance(app.screen, DeployDialog), "the deploy dialog")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is app.dashboard, "the dashboard")
+
+        # The project screen: `d` for the cluster in focus only.
+        matrix.move_cursor(row=row, column=prod1)
+        await wait_for(pilot, lambda: matrix.cursor_cluster == "prod1", "the cursor on prod1")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen), "the project")
+        project = app.screen
+        assert isinstance(project, ProjectScreen)
+        await wait_for(pilot, lambda: project.deploy_cluster == "prod1", "prod1 in focus")
+        await wait_for(pilot, lambda: "deploy" not in footer_actions(app), "no d in prod1")
+        project.panel("staging").table.focus()
+        await wait_for(pilot, lambda: project.deploy_cluster == "staging", "staging in focus")
+        await wait_for(pilot, lambda: "deploy" in footer_actions(app), "d in staging")
         await pilot.press("escape")
 
         # In the queue a deployer moves and cancels (their own), but never locks or freezes.
