@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import functools
+import contextvars
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,19 +21,37 @@ import botocore.session
 
 from console.aws_role import RoleSessions, process_user
 from console.config import ClusterConfig
-from console.errors import AwsError
+from console.errors import AwsError, AwsNoAnswer
+from console.waits import call_deadline
 
 T = TypeVar("T")
 
 # Bounded concurrency for health calls; botocore's pool must be at least as large.
 MAX_CONCURRENT_CALLS = 16
 
+CONNECT_TIMEOUT = 3
+READ_TIMEOUT = 30
+# botocore's `max_attempts` counts retries: 3 means 4 attempts in all, each up to
+# CONNECT_TIMEOUT + READ_TIMEOUT (with backoff, the 121 s a silent endpoint once took).
+MAX_RETRIES = 3
 RETRY_CONFIG = botocore.config.Config(
-    retries={"mode": "standard", "max_attempts": 3},
-    connect_timeout=3,
-    read_timeout=30,
+    retries={"mode": "standard", "max_attempts": MAX_RETRIES},
+    connect_timeout=CONNECT_TIMEOUT,
+    read_timeout=READ_TIMEOUT,
     max_pool_connections=MAX_CONCURRENT_CALLS,
 )
+# Read timeouts a call made during a wait may get: the largest that fits the time left. Few
+# values, so that a client per value (made once) serves every wait.
+BOUNDED_READ_TIMEOUTS = (1, 2, 3, 5, 10, 20, READ_TIMEOUT)
+
+
+def bounded_settings(left: float) -> tuple[int, int, int]:
+    """(connect timeout, read timeout, attempts in all) for a call that must end within
+    `left` s: a deadline wins over the retry settings."""
+    read = max((t for t in BOUNDED_READ_TIMEOUTS if t <= left), default=1)
+    connect = min(CONNECT_TIMEOUT, read)
+    attempts = max(1, min(MAX_RETRIES + 1, int(left // (connect + read))))
+    return connect, read, attempts
 
 
 def is_loopback_endpoint(endpoint_url: str | None) -> bool:
@@ -124,8 +143,11 @@ class AwsGateway:
         if cluster.endpoint_url:
             kwargs["endpoint_url"] = cluster.endpoint_url
         self._client_kwargs = kwargs
-        # Clients only some commands use (ssm for deploys, s3 for the audit anchor).
+        # Clients only some commands use (ssm for deploys, s3 for the audit anchor), and
+        # clients for calls made during a wait, per service and bounded settings.
         self._lazy_clients: dict[str, Any] = {}
+        self._bounded_clients: dict[tuple[str, int, int, int], Any] = {}
+        self._clients_lock = threading.Lock()
         try:
             session = _session(cluster, self.user, roles if roles is not None else RoleSessions())
             self._session = session
@@ -143,15 +165,39 @@ class AwsGateway:
             client.meta.events.register("before-call", self._count_call)
 
     def _client(self, service: str) -> Any:
+        """The client for a call made now: one whose timeouts and retries end by the
+        deadline of the wait that makes it (console.waits), if any."""
+        at = call_deadline()
+        if at is not None:
+            return self._bounded_client(service, at - time.monotonic())
         if service in ("ssm", "s3"):
             # Only deploys read secrets and only the audit anchor uses S3: made on first use,
             # not with every gateway.
-            if service not in self._lazy_clients:
-                client = self._session.client(service, **self._client_kwargs)
-                client.meta.events.register("before-call", self._count_call)
-                self._lazy_clients[service] = client
+            with self._clients_lock:
+                if service not in self._lazy_clients:
+                    self._lazy_clients[service] = self._new_client(service, RETRY_CONFIG)
             return self._lazy_clients[service]
         return {"ec2": self.ec2, "elb": self.elb, "elbv2": self.elbv2}[service]
+
+    def _bounded_client(self, service: str, left: float) -> Any:
+        connect, read, attempts = bounded_settings(left)
+        key = (service, connect, read, attempts)
+        with self._clients_lock:
+            if key not in self._bounded_clients:
+                config = RETRY_CONFIG.merge(
+                    botocore.config.Config(
+                        connect_timeout=connect,
+                        read_timeout=read,
+                        retries={"mode": "standard", "total_max_attempts": attempts},
+                    )
+                )
+                self._bounded_clients[key] = self._new_client(service, config)
+            return self._bounded_clients[key]
+
+    def _new_client(self, service: str, config: botocore.config.Config) -> Any:
+        client = self._session.client(service, **{**self._client_kwargs, "config": config})
+        client.meta.events.register("before-call", self._count_call)
+        return client
 
     async def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
         """One API call (e.g. `call("ec2", "run_instances", ...)`) in a worker thread."""
@@ -186,9 +232,7 @@ class AwsGateway:
         self, service: str, operation: str, key: str, page_size: int, **kwargs: Any
     ) -> list[Any]:
         return await self._run(
-            functools.partial(
-                self._paginate, self._client(service), operation, key, page_size, **kwargs
-            )
+            lambda: self._paginate(self._client(service), operation, key, page_size, **kwargs)
         )
 
     def _count_call(self, model: Any, **_: Any) -> None:
@@ -199,10 +243,24 @@ class AwsGateway:
 
     async def _run(self, function: Callable[[], T]) -> T:
         loop = asyncio.get_running_loop()
+        at = call_deadline()
         try:
-            return await loop.run_in_executor(self._executor, function)
+            if at is None:
+                return await loop.run_in_executor(self._executor, function)
+            left = at - time.monotonic()
+            if left <= 0:
+                raise AwsNoAnswer("its deadline passed before the call")
+            # The thread sees the deadline (its client's timeouts come from it), and the wait
+            # ends at the deadline even if the thread is stuck: it finishes later on its own.
+            call = loop.run_in_executor(self._executor, contextvars.copy_context().run, function)
+            try:
+                return await asyncio.wait_for(call, left)
+            except TimeoutError:
+                raise AwsNoAnswer(f"no answer in {left:.0f} s") from None
         except AwsError:
             raise
+        except (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError) as error:
+            raise AwsNoAnswer(describe_error(error)) from None
         except Exception as error:
             # Whatever breaks in a call (a refused connection, a garbled answer) is this
             # account's problem to show, never a crash of the refresh.
@@ -223,7 +281,7 @@ class AwsGateway:
     async def describe_instances(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
         def call() -> list[dict[str, Any]]:
             reservations = self._paginate(
-                self.ec2, "describe_instances", "Reservations", 1000, Filters=filters
+                self._client("ec2"), "describe_instances", "Reservations", 1000, Filters=filters
             )
             return [
                 instance for reservation in reservations for instance in reservation["Instances"]
@@ -233,34 +291,30 @@ class AwsGateway:
 
     async def classic_load_balancers(self) -> list[dict[str, Any]]:
         return await self._run(
-            functools.partial(
-                self._paginate,
-                self.elb,
-                "describe_load_balancers",
-                "LoadBalancerDescriptions",
-                400,
+            lambda: self._paginate(
+                self._client("elb"), "describe_load_balancers", "LoadBalancerDescriptions", 400
             )
         )
 
     async def target_groups(self) -> list[dict[str, Any]]:
         return await self._run(
-            functools.partial(
-                self._paginate, self.elbv2, "describe_target_groups", "TargetGroups", 400
+            lambda: self._paginate(
+                self._client("elbv2"), "describe_target_groups", "TargetGroups", 400
             )
         )
 
     async def classic_health(self, name: str) -> list[dict[str, Any]]:
         def call() -> list[dict[str, Any]]:
-            states: list[dict[str, Any]] = self.elb.describe_instance_health(LoadBalancerName=name)[
-                "InstanceStates"
-            ]
+            states: list[dict[str, Any]] = self._client("elb").describe_instance_health(
+                LoadBalancerName=name
+            )["InstanceStates"]
             return states
 
         return await self._run(call)
 
     async def target_health(self, arn: str) -> list[dict[str, Any]]:
         def call() -> list[dict[str, Any]]:
-            descriptions: list[dict[str, Any]] = self.elbv2.describe_target_health(
+            descriptions: list[dict[str, Any]] = self._client("elbv2").describe_target_health(
                 TargetGroupArn=arn
             )["TargetHealthDescriptions"]
             return descriptions
@@ -269,7 +323,7 @@ class AwsGateway:
 
     async def classic_attributes(self, name: str) -> dict[str, Any]:
         def call() -> dict[str, Any]:
-            attributes: dict[str, Any] = self.elb.describe_load_balancer_attributes(
+            attributes: dict[str, Any] = self._client("elb").describe_load_balancer_attributes(
                 LoadBalancerName=name
             )["LoadBalancerAttributes"]
             return attributes
@@ -278,7 +332,7 @@ class AwsGateway:
 
     async def target_group_attributes(self, arn: str) -> dict[str, str]:
         def call() -> dict[str, str]:
-            attributes = self.elbv2.describe_target_group_attributes(TargetGroupArn=arn)[
+            attributes = self._client("elbv2").describe_target_group_attributes(TargetGroupArn=arn)[
                 "Attributes"
             ]
             return {item["Key"]: item["Value"] for item in attributes}

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from console.access import Access, Action
 from console.config import ClusterConfig, Config, ProjectConfig, SshSettings
-from console.errors import AwsError, ConsoleError, DeployError
+from console.errors import AwsError, AwsNoAnswer, ConsoleError, DeployError
 from console.events import (
     DeployEvent,
     DeployFinished,
@@ -46,6 +46,7 @@ from console.model import (
 from console.releases import resolve_release
 from console.safe_text import SecretMasker
 from console.store import DeployRecord, Store
+from console.waits import Wait
 
 if TYPE_CHECKING:
     # Only the type: boto3 loads with the first gateway (console/fleet.py).
@@ -521,6 +522,10 @@ class DeployEngine(DeployPlanner):
     def _note(self, deployment: Deployment, text: str) -> None:
         self._emit(deployment, OutputLine(deployment.deploy_id, "console", text))
 
+    def _waiting(self, deployment: Deployment, timeout: float, waiting_for: str) -> Wait:
+        """A wait that ends by `timeout` (its AWS calls too) and says what it waits for."""
+        return Wait(timeout, lambda text: self._note(deployment, text), waiting_for)
+
     @contextlib.asynccontextmanager
     async def _step(
         self, deployment: Deployment, step: Step, detail: str = ""
@@ -719,32 +724,45 @@ class DeployEngine(DeployPlanner):
             )
         deployment.new_ids = [raw["InstanceId"] for raw in response["Instances"]]
         self._note(deployment, f"launched {', '.join(deployment.new_ids)}; waiting for running")
-        deadline = time.monotonic() + self.config.engine.instance_ready_timeout_seconds
+        await self._wait_running(deployment, gateway)
+
+    async def _wait_running(self, deployment: Deployment, gateway: AwsGateway) -> None:
+        """Until every new instance runs with passing status checks, or the timeout ends."""
+        timeout = self.config.engine.instance_ready_timeout_seconds
         cadence = Cadence(self.config.engine.poll_seconds)
-        while True:
-            async with deployment.io():
-                statuses = await gateway.call(
-                    "ec2",
-                    "describe_instance_status",
-                    InstanceIds=deployment.new_ids,
-                    IncludeAllInstances=True,
-                )
-            ready = [
-                s["InstanceId"]
-                for s in statuses.get("InstanceStatuses", [])
-                if s.get("InstanceState", {}).get("Name") == "running"
-                and s.get("InstanceStatus", {}).get("Status") in ("ok", "not-applicable")
-                and s.get("SystemStatus", {}).get("Status") in ("ok", "not-applicable")
-            ]
-            if len(ready) == len(deployment.new_ids):
-                self._note(deployment, "all new instances running, status checks passed")
-                return
-            if time.monotonic() > deadline:
-                raise DeployError(
-                    f"new instances not running with passing status checks after "
-                    f"{self.config.engine.instance_ready_timeout_seconds:.0f} s"
-                )
-            await self._pause(deployment, cadence.delay())
+        pending = f"{', '.join(deployment.new_ids)} running with passing status checks"
+        silent = ""
+        async with self._waiting(deployment, timeout, pending) as wait:
+            while True:
+                try:
+                    async with deployment.io(), wait.asking():
+                        statuses = await gateway.call(
+                            "ec2",
+                            "describe_instance_status",
+                            InstanceIds=deployment.new_ids,
+                            IncludeAllInstances=True,
+                        )
+                except AwsNoAnswer as error:
+                    # The first word of a silence says most (a timeout, a refused connection).
+                    silent = silent or f"; AWS did not answer ({error.message})"
+                else:
+                    silent = ""
+                    found = {s["InstanceId"]: s for s in statuses.get("InstanceStatuses", [])}
+                    states = {i: _instance_status(found.get(i)) for i in deployment.new_ids}
+                    if all(state == "ready" for state in states.values()):
+                        self._note(deployment, "all new instances running, status checks passed")
+                        return
+                    wait.waiting_for = "; ".join(
+                        f"{i} running with passing status checks: {state}"
+                        for i, state in states.items()
+                        if state != "ready"
+                    )
+                if wait.expired:
+                    raise DeployError(
+                        f"new instances not running with passing status checks after "
+                        f"{timeout:.0f} s{silent}"
+                    )
+                await self._pause(deployment, min(cadence.delay(), wait.left()))
 
     async def _launch_arguments(
         self, gateway: AwsGateway, project: ProjectConfig, cluster: ClusterConfig, source: _Source
@@ -960,32 +978,47 @@ class DeployEngine(DeployPlanner):
         *,
         cancellable: bool = True,
     ) -> None:
-        """Until every instance is healthy in every balancer; missing counts as not healthy."""
-        deadline = time.monotonic() + timeout
+        """Until every instance is healthy in every balancer; missing counts as not healthy.
+
+        Ends at its deadline whatever AWS does: each call gets the time left."""
         cadence = Cadence(self.config.engine.poll_seconds)
-        last = ""
-        while True:
-            async with deployment.io():
-                health = await self._health(gateway, balancers)
-            waiting = [
-                f"{i} is {health[b.arn].get(i, 'not registered')} in {b.label}"
-                for b in balancers
-                for i in instances
-                if health[b.arn].get(i) not in SERVING_STATES
-            ]
-            if not waiting:
-                return
-            summary = "; ".join(waiting)
-            if summary != last:
-                self._note(deployment, f"waiting: {summary}")
-                last = summary
-            if time.monotonic() >= deadline:
-                raise DeployError(f"not healthy after {timeout:.0f} s: {waiting[0]}")
-            if cancellable:
-                await self._pause(deployment, cadence.delay())
-            else:
-                async with deployment.io():
-                    await asyncio.sleep(cadence.delay())
+        last = silent = ""
+        unknown = [(i, b.label, "no answer yet") for b in balancers for i in instances]
+        waiting = [f"{i} is not known yet in {label}" for i, label, _ in unknown]
+        pending = "; ".join(f"{i} healthy in {label}: {state}" for i, label, state in unknown)
+        async with self._waiting(deployment, timeout, pending) as wait:
+            while True:
+                try:
+                    async with deployment.io(), wait.asking():
+                        health = await self._health(gateway, balancers)
+                except AwsNoAnswer as error:
+                    # The first word of a silence says most (a timeout, a refused connection).
+                    silent = silent or f"; AWS did not answer ({error.message})"
+                else:
+                    silent = ""
+                    states = [
+                        (i, b.label, health[b.arn].get(i, "not registered"))
+                        for b in balancers
+                        for i in instances
+                        if health[b.arn].get(i) not in SERVING_STATES
+                    ]
+                    if not states:
+                        return
+                    waiting = [f"{i} is {state} in {label}" for i, label, state in states]
+                    wait.waiting_for = "; ".join(
+                        f"{i} healthy in {label}: {state}" for i, label, state in states
+                    )
+                    summary = "; ".join(waiting)
+                    if summary != last:
+                        self._note(deployment, f"waiting: {summary}")
+                        last = summary
+                if wait.expired:
+                    raise DeployError(f"not healthy after {timeout:.0f} s: {waiting[0]}{silent}")
+                if cancellable:
+                    await self._pause(deployment, min(cadence.delay(), wait.left()))
+                else:
+                    async with deployment.io():
+                        await wait.sleep(cadence.delay())
 
     async def _health_gate(
         self, deployment: Deployment, gateway: AwsGateway, source: _Source, timeout: float
@@ -1047,23 +1080,38 @@ class DeployEngine(DeployPlanner):
                 f"draining up to {balancer.drain_seconds} s",
             )
         longest = max((b.drain_seconds for b in balancers if members.get(b.arn)), default=0)
-        deadline = time.monotonic() + longest + self.config.engine.poll_seconds * 2 + 5
+        timeout = longest + self.config.engine.poll_seconds * 2 + 5
         cadence = Cadence(self.config.engine.poll_seconds)
-        while True:
-            async with deployment.io():
-                health = await self._health(gateway, balancers)
-            still = [
-                f"{i} {health[b.arn][i]} in {b.label}"
-                for b in balancers
-                for i in members.get(b.arn, ())
-                if health[b.arn].get(i, "gone") not in GONE_STATES
-            ]
-            if not still:
-                return f"drained in every load balancer (delay up to {longest} s)"
-            if time.monotonic() >= deadline:
-                return f"deregistration delay of {longest} s passed ({still[0]})"
-            async with deployment.io():
-                await asyncio.sleep(cadence.delay())
+        departing = [(i, b.label) for b in balancers for i in sorted(members.get(b.arn, ()))]
+        still = [f"{i} in {label}" for i, label in departing]
+        pending = "; ".join(f"{i} to leave {label}" for i, label in departing)
+        silent = ""
+        async with self._waiting(deployment, timeout, pending) as wait:
+            while True:
+                try:
+                    async with deployment.io(), wait.asking():
+                        health = await self._health(gateway, balancers)
+                except AwsNoAnswer as error:
+                    # The first word of a silence says most (a timeout, a refused connection).
+                    silent = silent or f"; AWS did not answer ({error.message})"
+                else:
+                    silent = ""
+                    states = [
+                        (i, b.label, health[b.arn][i])
+                        for b in balancers
+                        for i in sorted(members.get(b.arn, ()))
+                        if health[b.arn].get(i, "gone") not in GONE_STATES
+                    ]
+                    if not states:
+                        return f"drained in every load balancer (delay up to {longest} s)"
+                    still = [f"{i} {state} in {label}" for i, label, state in states]
+                    wait.waiting_for = "; ".join(
+                        f"{i} to leave {label} (now {state})" for i, label, state in states
+                    )
+                if wait.expired:
+                    return f"deregistration delay of {longest} s passed ({still[0]}{silent})"
+                async with deployment.io():
+                    await wait.sleep(cadence.delay())
 
     async def _rollback(
         self,
@@ -1221,6 +1269,19 @@ class DeployEngine(DeployPlanner):
 
 def _state(raw: dict[str, Any]) -> str:
     return str(raw.get("State", {}).get("Name", "unknown"))
+
+
+def _instance_status(status: dict[str, Any] | None) -> str:
+    """An instance's readiness: "ready" (running, status checks passed), else what it is."""
+    if status is None:
+        return "not listed yet"
+    state = status.get("InstanceState", {}).get("Name", "unknown")
+    checks = [
+        status.get(kind, {}).get("Status", "unknown") for kind in ("InstanceStatus", "SystemStatus")
+    ]
+    if state == "running" and all(check in ("ok", "not-applicable") for check in checks):
+        return "ready"
+    return state if state != "running" else f"status checks {'/'.join(checks)}"
 
 
 def _time_to_healthy(interval: int | None, threshold: int | None) -> int:

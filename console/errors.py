@@ -27,6 +27,10 @@ class AwsError(ConsoleError):
     """An AWS endpoint failed or refused a call."""
 
 
+class AwsNoAnswer(AwsError):
+    """The AWS endpoint did not answer (unreachable, timed out, or the wait's deadline came)."""
+
+
 class WorldError(ConsoleError):
     """The embedded world could not be started or seeded."""
 

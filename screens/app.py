@@ -55,6 +55,7 @@ from screens.messages import (
     RefreshRequested,
     read_fleet,
 )
+from screens.palette import system_commands
 from screens.project import ProjectScreen
 from screens.queue import QueueControl, QueueScreen
 
@@ -134,7 +135,7 @@ class DeployConsoleApp(App[None]):
         """Rounds of the anchor's schedule ended: tests wait on it."""
 
     def get_default_screen(self) -> Screen[None]:
-        return DashboardScreen(self.config, self.clock, can_deploy=self.may_deploy_somewhere)
+        return DashboardScreen(self.config, self.clock, may_deploy=self.may_deploy)
 
     @property
     def dashboard(self) -> DashboardScreen:
@@ -245,7 +246,7 @@ class DeployConsoleApp(App[None]):
                 self.clock,
                 self.fleet.load_balancer_settings,
                 selected_cluster=message.cluster,
-                can_deploy=self.may_deploy_somewhere,
+                may_deploy=self.may_deploy,
             )
         )
 
@@ -333,16 +334,9 @@ class DeployConsoleApp(App[None]):
                 return tracked
         return None
 
-    @property
-    def may_deploy_somewhere(self) -> bool:
-        """`d` shows only to someone whose role lets them deploy to at least one cluster."""
-        if self.deploys is None:
-            return False
-        return any(
-            not self.refusal(Action.DEPLOY, cluster, project.name)
-            for project in self.config.projects
-            for cluster in project.clusters
-        )
+    def may_deploy(self, cluster: str, project: str | None = None) -> bool:
+        """`d` (key, footer and palette) shows only where this user's role may deploy."""
+        return self.deploys is not None and not self.refusal(Action.DEPLOY, cluster, project)
 
     def refusal(self, action: Action, cluster: str | None, project: str | None = None) -> str:
         """Why this console's user may not do it ("" if they may); the core checks again."""
@@ -546,111 +540,8 @@ class DeployConsoleApp(App[None]):
     # -- command palette: "namespace: verb", calling the same actions as the keys --------
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
-        if isinstance(screen, DashboardScreen):
-            yield SystemCommand(
-                "dashboard: refresh", "Read the fleet from AWS now", screen.action_refresh
-            )
-            yield SystemCommand(
-                "dashboard: filter projects",
-                "Show only projects whose name contains some text",
-                screen.action_filter,
-            )
-            yield SystemCommand(
-                "project: open",
-                "Open the project under the cursor",
-                screen.action_open_project,
-            )
-            yield SystemCommand(
-                "history: open", "The deploys recorded in the store", screen.action_history
-            )
-            if self.queue_control is not None:
-                yield SystemCommand(
-                    "queue: open",
-                    "The release queue: every queued and running deploy, why each waits",
-                    screen.action_open_queue,
-                )
-        if isinstance(screen, QueueScreen):
-            yield from self._queue_commands(screen)
-        if isinstance(screen, ProjectScreen):
-            yield SystemCommand(
-                "project: refresh", "Read the fleet from AWS now", screen.action_refresh
-            )
-            yield SystemCommand("project: back", "Back to the dashboard", screen.action_back)
-            yield SystemCommand(
-                "history: open", "This project's recorded deploys", screen.action_history
-            )
-        if isinstance(screen, HistoryScreen):
-            yield SystemCommand(
-                "history: filter",
-                "Narrow by project, cluster, actor, outcome or time",
-                screen.action_filter,
-            )
-            yield SystemCommand(
-                "history: time range", "All, last 1h, 24h, 7d", screen.action_time_range
-            )
-            yield SystemCommand(
-                "history: open deploy",
-                "Steps, timings and log of the deploy under the cursor",
-                screen.action_open_deploy,
-            )
-        if self.deploys is not None:
-            yield from self._deploy_commands(screen)
-        yield SystemCommand("app: help", "List the keys of this screen", self.action_help)
-        yield SystemCommand("app: theme", "Change the colours", self.action_change_theme)
-        yield SystemCommand("app: quit", "Quit deploy-console", self.action_quit)
-
-    def _queue_commands(self, screen: QueueScreen) -> Iterable[SystemCommand]:
-        if screen.check_action("cancel_deploy", ()):
-            yield SystemCommand(
-                "queue: cancel", "Cancel the deploy under the cursor", screen.action_cancel_deploy
-            )
-        if screen.check_action("move", (-1,)):
-            yield SystemCommand(
-                "queue: move up",
-                "Run the deploy under the cursor before the one ahead of it on its pair",
-                lambda: screen.action_move(-1),
-            )
-        if screen.check_action("move", (1,)):
-            yield SystemCommand(
-                "queue: move down",
-                "Run the deploy under the cursor after the one behind it on its pair",
-                lambda: screen.action_move(1),
-            )
-        yield SystemCommand(
-            "queue: freeze or unfreeze",
-            "Freeze a cluster (its queued deploys wait), or unfreeze the cursor's",
-            screen.action_freeze,
-        )
-        yield SystemCommand(
-            "queue: lock", "Hold deploys of a pair, project, cluster or all", screen.action_lock
-        )
-        if screen.check_action("unlock", ()):
-            yield SystemCommand(
-                "queue: remove a lock or freeze", "Lift a lock or freeze", screen.action_unlock
-            )
-        yield SystemCommand("queue: back", "Back to the dashboard", screen.action_back)
-
-    def _deploy_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
-        if isinstance(screen, DashboardScreen | ProjectScreen):
-            yield SystemCommand(
-                "deploy: open",
-                "Deploy a release of the project (under the cursor) to its cluster",
-                screen.action_deploy,
-            )
-        if isinstance(screen, DeployScreen):
-            if screen.check_action("cancel_deploy", ()):
-                yield SystemCommand(
-                    "deploy: cancel", "Stop this deploy and roll back", screen.action_cancel_deploy
-                )
-            yield SystemCommand(
-                "deploy: back", "Leave this screen; the deploy goes on", screen.action_back
-            )
-        if self.tracked:
-            yield SystemCommand(
-                "deploy: show running",
-                "List the deploys this console started and open one",
-                self.action_show_deploys,
-            )
+        # Offered only where the key's own check_action allows it (screens/palette.py).
+        return system_commands(self, screen)
 
 
 def build_app(

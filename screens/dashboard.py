@@ -69,12 +69,17 @@ class DashboardScreen(Screen[None]):
     """(project, cluster) -> release this console is deploying there."""
 
     def __init__(
-        self, config: Config, clock: Callable[[], datetime], *, can_deploy: bool = False
+        self,
+        config: Config,
+        clock: Callable[[], datetime],
+        *,
+        may_deploy: Callable[[str, str | None], bool] = lambda _cluster, _project: False,
     ) -> None:
         super().__init__()
         self.config = config
         self.clock = clock
-        self.can_deploy = can_deploy
+        self.may_deploy = may_deploy
+        """Whether this user's role may deploy to a cluster (the core checks again)."""
         self._ready = False  # is_mounted is still False inside on_mount
 
     @property
@@ -135,8 +140,22 @@ class DashboardScreen(Screen[None]):
         if action == "clear_filter":
             return any(widget.display for widget in self.query("#filter"))
         if action == "deploy":
-            return self.can_deploy
+            return any(self.may_deploy(c, p) for p, c in self.deploy_pairs())
         return True
+
+    def deploy_pairs(self) -> list[tuple[str, str]]:
+        """Where `d` would deploy (project, cluster): the cursor's cell, else any cluster of the
+        cursor's project (or of any project, before the matrix is there)."""
+        project = self.matrix.cursor_project if self._ready else None
+        if project is None:
+            return [(p.name, c) for p in self.config.projects for c in p.clusters]
+        clusters = self.config.project(project).clusters
+        cluster = self.matrix.cursor_cluster
+        return [(project, c) for c in ([cluster] if cluster in clusters else clusters)]
+
+    def on_data_table_cell_highlighted(self) -> None:
+        # What `d` may do depends on the cell under the cursor.
+        self.refresh_bindings()
 
     def action_refresh(self) -> None:
         self.post_message(RefreshRequested())

@@ -55,10 +55,11 @@ class ProjectScreen(Screen[None]):
         load_settings: SettingsLoader,
         selected_cluster: str | None = None,
         *,
-        can_deploy: bool = False,
+        may_deploy: Callable[[str, str | None], bool] = lambda _cluster, _project: False,
     ) -> None:
         super().__init__()
-        self.can_deploy = can_deploy
+        self.may_deploy = may_deploy
+        """Whether this user's role may deploy to a cluster (the core checks again)."""
         self.project = project
         # Config order, only the clusters the project is configured in.
         self.clusters = tuple(c for c in clusters if c.name in project.clusters)
@@ -168,8 +169,15 @@ class ProjectScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "deploy":
-            return self.can_deploy and bool(self.clusters)
+            # The cluster in focus when there is one; else any this project runs in.
+            cluster = self.deploy_cluster if self._ready else None
+            names = [cluster] if cluster is not None else [c.name for c in self.clusters]
+            return any(self.may_deploy(name, self.project.name) for name in names)
         return True
+
+    def on_descendant_focus(self) -> None:
+        # What `d` may do depends on the cluster panel in focus.
+        self.refresh_bindings()
 
     @property
     def deploy_cluster(self) -> str | None:

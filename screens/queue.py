@@ -501,6 +501,10 @@ class QueueScreen(Screen[None]):
                 self.actor, Action.LOCK
             ):
                 return False
+        if action in ("cancel_deploy", "move") and not self._may_ever(
+            Action.CANCEL if action == "cancel_deploy" else Action.MOVE
+        ):
+            return False  # the role may do it to no deploy at all: hidden, not just disabled
         if action == "cancel_deploy":
             cancellable = (
                 record is not None
@@ -520,6 +524,14 @@ class QueueScreen(Screen[None]):
         if action == "unlock":
             return True if self.view and hold_lines(self.view) else None
         return True
+
+    def _may_ever(self, action: Action) -> bool:
+        """Whether the role allows `action` on some deploy: its own, in some cluster."""
+        access = self.control.queue.access
+        return any(
+            access.allows(self.actor, action, cluster, self.actor)
+            for cluster in self.config.cluster_names
+        )
 
     # -- actions: each goes through the queue (or the runner), which checks and audits it --
 
