@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from console.access import Access, Action
 from console.config import ClusterConfig, Config, ProjectConfig, SshSettings
-from console.errors import AwsError, AwsNoAnswer, ConsoleError, DeployError
+from console.errors import AwsError, AwsNoAnswer, ConsoleError, DeployError, StoreError
 from console.events import (
     DeployEvent,
     DeployFinished,
@@ -465,19 +465,31 @@ class DeployEngine(DeployPlanner):
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
-            with contextlib.suppress(Exception):
+            try:
                 await self._flush_log(deployment)
-                await self.store.set_deploy_state(deploy_id, state.value, reason=reason)
-                await self.store.audit(
-                    "deploy.finished",
-                    actor=request.actor,
-                    project=project.name,
-                    cluster=cluster.name,
-                    deploy_id=deploy_id,
-                    outcome=state.value,
+            except StoreError as error:
+                reason = f"{reason}; its output is not all recorded: {error.message}"
+            try:
+                # The outcome, its audit row and the pair's lock: one transaction.
+                await self.store.set_deploy_state(
+                    deploy_id,
+                    state.value,
                     reason=reason,
+                    release=(project.name, cluster.name),
+                    audit={
+                        "action": "deploy.finished",
+                        "actor": request.actor,
+                        "project": project.name,
+                        "cluster": cluster.name,
+                        "deploy_id": deploy_id,
+                        "outcome": state.value,
+                        "reason": reason,
+                    },
                 )
-                await self.store.release_lock(project.name, cluster.name, deploy_id)
+            except StoreError as error:
+                # Said, not swallowed: the deploy's end is not on record, so its lease runs
+                # out and the next runner reconciles it against AWS.
+                reason = f"{reason}; not recorded: {error.message}"
             total = time.perf_counter() - deployment.started
             self._emit(
                 deployment,
@@ -533,16 +545,19 @@ class DeployEngine(DeployPlanner):
         """Records a step before it acts; the body may append a closing detail."""
         request = deployment.request
         detail = deployment.masker.mask(detail)
-        await self.store.step_started(deployment.deploy_id, step.value, detail=detail)
-        await self.store.audit(
-            "deploy.step",
-            actor=request.actor,
-            project=request.project,
-            cluster=request.cluster,
-            deploy_id=deployment.deploy_id,
-            step=step.value,
-            outcome="started",
-            reason=detail,
+        audit = {
+            "action": "deploy.step",
+            "actor": request.actor,
+            "project": request.project,
+            "cluster": request.cluster,
+            "deploy_id": deployment.deploy_id,
+            "step": step.value,
+        }
+        await self.store.step_started(
+            deployment.deploy_id,
+            step.value,
+            detail=detail,
+            audit={**audit, "outcome": "started", "reason": detail},
         )
         self._emit(deployment, StepStarted(deployment.deploy_id, step, self._clock(), detail))
         began = time.perf_counter()
@@ -557,21 +572,24 @@ class DeployEngine(DeployPlanner):
         finally:
             text = deployment.masker.mask("; ".join(closing))
             seconds = round(time.perf_counter() - began, 3)
-            with contextlib.suppress(Exception):
+            try:
                 await self.store.step_finished(
-                    deployment.deploy_id, step.value, outcome.value, detail=text
+                    deployment.deploy_id,
+                    step.value,
+                    outcome.value,
+                    detail=text,
+                    audit={
+                        **audit,
+                        "outcome": outcome.value,
+                        "reason": text,
+                        "instance_ids": tuple(deployment.new_ids),
+                    },
                 )
-                await self.store.audit(
-                    "deploy.step",
-                    actor=request.actor,
-                    project=request.project,
-                    cluster=request.cluster,
-                    deploy_id=deployment.deploy_id,
-                    step=step.value,
-                    outcome=outcome.value,
-                    reason=text,
-                    instance_ids=tuple(deployment.new_ids),
-                )
+            except StoreError as error:
+                note = f"the store did not record the end of {step.value}: {error.message}"
+                self._emit(deployment, OutputLine(deployment.deploy_id, "console", note))
+                if outcome is StepState.SUCCEEDED:
+                    raise  # an unrecorded step must not let the deploy go on
             self._emit(deployment, StepFinished(deployment.deploy_id, step, outcome, seconds, text))
 
     async def _cancellable(self, deployment: Deployment, work: Awaitable[T]) -> T:

@@ -673,11 +673,13 @@ class Store:
                     await asyncio.sleep(0.05 * 2**attempt)
             try:
                 yield self._db
-            except BaseException:
+                await self._db.execute("COMMIT")
+            except BaseException as error:
                 if self._db.in_transaction:  # some errors make SQLite roll back by itself
                     await self._db.execute("ROLLBACK")
+                if isinstance(error, sqlite3.Error):
+                    raise StoreError(f"the store {self.path} did not record it: {error}") from error
                 raise
-            await self._db.execute("COMMIT")
 
     async def _one(self, query: str, parameters: Sequence[object] = ()) -> sqlite3.Row | None:
         async with self._db.execute(query, parameters) as cursor:
@@ -911,9 +913,13 @@ class Store:
         reason: str = "",
         image_id: str | None = None,
         previous_release: str | None = None,
+        audit: Mapping[str, Any] | None = None,
+        release: tuple[str, str] | None = None,
     ) -> None:
         """Set a deploy's state (and reason, image id when given); running stamps started_at
-        once, a final state stamps finished_at."""
+        once, a final state stamps finished_at. With `audit` (Store.audit's fields), its row
+        commits with the change; with `release` (project, cluster), the pair's lock is let go
+        in the same transaction."""
         if state not in DEPLOY_STATES:
             raise StoreError(f"unknown deploy state {state!r}")
         final = state not in UNFINISHED_STATES
@@ -939,19 +945,48 @@ class Store:
             )
             if cursor.rowcount == 0:
                 raise StoreError(f"deploy {deploy_id} is not in the store")
+            if release is not None:
+                await db.execute(
+                    "DELETE FROM locks WHERE project = ? AND cluster = ? AND deploy_id = ?",
+                    (*release, deploy_id),
+                )
+            await self._audit_with(db, audit)
 
-    async def step_started(self, deploy_id: str, step: str, *, detail: str = "") -> None:
+    async def step_started(
+        self,
+        deploy_id: str,
+        step: str,
+        *,
+        detail: str = "",
+        audit: Mapping[str, Any] | None = None,
+    ) -> None:
         async with self._write() as db:
             await self._insert_step(db, deploy_id, step, "running", None, detail)
+            await self._audit_with(db, audit)
+
+    async def _audit_with(self, db: aiosqlite.Connection, audit: Mapping[str, Any] | None) -> None:
+        """The audit row of a change, in the change's own transaction."""
+        if audit is not None:
+            values = dict(audit)
+            values["instance_ids"] = json.dumps(list(values.get("instance_ids", ())))
+            await self._append_audit(db, values, self._clock())
 
     async def step_finished(
-        self, deploy_id: str, step: str, state: str, *, detail: str = ""
+        self,
+        deploy_id: str,
+        step: str,
+        state: str,
+        *,
+        detail: str = "",
+        audit: Mapping[str, Any] | None = None,
     ) -> None:
         """Finish the step's latest run and store its seconds; a step that never started
-        (skipped) gets a row of its own with 0 seconds. An empty detail keeps the one it had."""
+        (skipped) gets a row of its own with 0 seconds. An empty detail keeps the one it had.
+        With `audit`, its row commits with the step."""
         if state not in STEP_STATES - {"running"}:
             raise StoreError(f"unknown final step state {state!r}")
         async with self._write() as db:
+            await self._audit_with(db, audit)
             now = self._clock()
             running = await self._one(
                 "SELECT seq, started_at FROM steps WHERE deploy_id = ? AND step = ? "

@@ -524,8 +524,10 @@ class WorldSshThread:
     def stop(self, timeout: float = 15.0) -> None:
         if not self._thread.is_alive():
             return
-        with contextlib.suppress(Exception):
+        try:
             asyncio.run_coroutine_threadsafe(self.ssh.stop(), self._loop).result(timeout)
+        except Exception as error:  # stopping: say so and go on shutting the loop down
+            logging.getLogger(__name__).warning("the world's SSH side did not stop: %s", error)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout)
         if not self._thread.is_alive():

@@ -625,3 +625,36 @@ async def test_a_write_cancelled_while_it_begins_leaves_the_store_usable(store: 
             await writer
         lease = await store.take_poller_lease("console", stale_after=0.0)
         assert lease.holder == "console"
+
+
+async def test_a_step_and_its_audit_row_commit_together_or_not_at_all(
+    store: Store, path: Path
+) -> None:
+    """When the audit row cannot be written (here a trigger refuses it, as a full disk
+    would), the step's change is not kept either, and the caller hears of it."""
+    await store.create_deploy(
+        DeployRecord(
+            id="d-1", project="storefront", cluster="staging", release="2.15.0", actor="alice"
+        )
+    )
+    audit = {"action": "deploy.step", "actor": "alice", "deploy_id": "d-1", "step": "launch"}
+    await store.step_started("d-1", "launch", audit={**audit, "outcome": "started"})
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TRIGGER audit_full BEFORE INSERT ON audit "
+            "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+        )
+    with pytest.raises(StoreError, match="did not record it: database or disk is full"):
+        await store.step_finished(
+            "d-1", "launch", "succeeded", detail="i-1", audit={**audit, "outcome": "succeeded"}
+        )
+    with pytest.raises(StoreError, match="did not record it"):
+        await store.set_deploy_state(
+            "d-1", "succeeded", release=("storefront", "staging"), audit={**audit, "step": None}
+        )
+    (step,) = await store.steps("d-1")
+    assert (step.state, step.finished_at) == ("running", None)  # the step was not finished
+    record = await store.deploy("d-1")
+    assert record is not None and record.state == "queued"
+    rows = await store.audit_rows()
+    assert [(row.action, row.outcome) for row in rows] == [("deploy.step", "started")]
