@@ -102,8 +102,17 @@ def _aws_call(node: ast.Call) -> tuple[str, str] | None:
     if function.attr == "_call" and constants[0]:
         return "s3", constants[0]  # S3Anchors: self._call("put_object", ...) (console/anchor.py)
     if function.attr == "_paginate" and len(arguments) >= 2:
-        client = arguments[0]  # self._paginate(self.ec2, "describe_instances", ...)
+        client = arguments[
+            0
+        ]  # self._paginate(self.ec2 or self._client("ec2"), "describe_...", ...)
         service = CLIENT_ATTRIBUTES.get(client.attr) if isinstance(client, ast.Attribute) else None
+        if (
+            isinstance(client, ast.Call)
+            and isinstance(client.func, ast.Attribute)
+            and client.func.attr == "_client"
+            and client.args
+        ):
+            service = _constant(client.args[0])
         return (service, constants[1]) if service and constants[1] else None
     target = function.value
     if isinstance(target, ast.Attribute) and target.attr in CLIENT_ATTRIBUTES:
