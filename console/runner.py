@@ -10,7 +10,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from console.engine import DeployEngine, new_deploy_id
@@ -56,7 +56,9 @@ class _Followed:
 
 class Runner:
     """Claims and runs queued deploys until stopped. `only`: claim just these deploys (the
-    `deploy` command runs its own deploy and no one else's)."""
+    `deploy` command runs its own deploy and no one else's). `executes=False`: a console or
+    session that only queues and follows (the deploy belongs to a runner process, see
+    console/runner_service.py); `on_queued` then makes sure one serves the store."""
 
     def __init__(
         self,
@@ -68,6 +70,8 @@ class Runner:
         poll_seconds: float = POLL_SECONDS,
         reconcile: bool = True,
         on_event: Callable[[str, object], None] | None = None,
+        executes: bool = True,
+        on_queued: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self.engine = engine
         self.queue = queue
@@ -76,6 +80,8 @@ class Runner:
         self.poll_seconds = poll_seconds
         self.reconcile = reconcile
         self.on_event = on_event
+        self.executes = executes
+        self.on_queued = on_queued
         self._wake = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._followed: dict[str, _Followed] = {}
@@ -84,12 +90,15 @@ class Runner:
     # -- what callers use ------------------------------------------------------------------
 
     async def enqueue(self, request: DeployRequest, *, after: str | None = None) -> DeployRecord:
-        """Queue a deploy and wake the runner; it starts here when its turn comes."""
+        """Queue a deploy and wake the runner; it starts here when its turn comes (or, when
+        this runner does not execute, in the runner process that serves the store)."""
         deploy_id = new_deploy_id(self.engine.now())
         record = await self.queue.enqueue(request, deploy_id, after=after)
-        if self.only is not None:
+        if self.executes and self.only is not None:
             self.only.add(record.id)
         self.wake()
+        if self.on_queued is not None:
+            await self.on_queued()
         return record
 
     def wake(self) -> None:
@@ -198,6 +207,8 @@ class Runner:
 
     async def tick(self) -> None:
         """One look at the queue: reconcile what died, then start what may start."""
+        if not self.executes:
+            return
         if self.reconcile:
             for record in await self.queue.take_interrupted(self.name):
                 if record.id not in self._tasks or self._tasks[record.id].done():

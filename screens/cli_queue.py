@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import re
 import signal
@@ -336,10 +335,9 @@ def runner_command(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _runner(config: Config, args: argparse.Namespace) -> int:
-    from console.deploys import deploy_services
     from console.events import DeployFinished, DeployStarted
-    from console.queue import DeployQueue
-    from console.runner import Reconciled, Runner
+    from console.runner import Reconciled
+    from console.runner_service import runner_service
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -358,15 +356,21 @@ async def _runner(config: Config, args: argparse.Namespace) -> int:
         elif isinstance(event, Reconciled):
             print(f"{deploy_id}: interrupted; {event.summary}", flush=True)
 
-    async with deploy_services(config, _store(config, args)) as services:
-        runner = Runner(services.engine, DeployQueue(services.store, config), on_event=report)
-        print(f"runner {runner.name}: running queued deploys (ctrl+c stops)", flush=True)
-        task = asyncio.create_task(runner.run_forever())
-        stopped = asyncio.create_task(stop.wait())
-        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        if not task.done():
-            print(f"{PROG}: runner stopping: deploys running here roll back first", flush=True)
+    exit_when_idle = getattr(args, "exit_when_idle", False)
+    async with runner_service(config, _store(config, args), on_event=report) as service:
+        runner = service.runner
+        until = "until idle" if exit_when_idle else "ctrl+c stops"
+        print(f"runner {runner.name}: running queued deploys ({until})", flush=True)
+        stopped: asyncio.Task[object] = asyncio.create_task(stop.wait())
+        waits: set[asyncio.Task[object]] = {service.task, stopped}
+        if exit_when_idle:
+            waits.add(asyncio.create_task(service.until_idle()))
+        done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending - {service.task}:
             task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        if not service.task.done():
+            if stopped in done:
+                print(f"{PROG}: runner stopping: deploys running here roll back first", flush=True)
+            else:
+                print(f"runner {runner.name}: idle, exiting", flush=True)
     return 0

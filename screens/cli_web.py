@@ -15,6 +15,7 @@ import re
 import shlex
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 import aiohttp_jinja2
@@ -28,6 +29,7 @@ from console.access import READ_ONLY_ENV
 from console.config import Config
 from console.errors import ConsoleError
 from console.fleet_share import READ_ONLY_FLEET_ENV, SharedFleet, shared_fleet
+from console.runner_service import runner_service
 
 PROG = "deploy-console"
 DEFAULT_LISTEN = "127.0.0.1"
@@ -163,13 +165,23 @@ def web_command(config: Config, args: argparse.Namespace) -> int:
     command = served_command(
         config, getattr(args, "store", None), args.kiosk, allow_actions=args.allow_actions
     )
-    fleet = shared_fleet(
-        config, paths.store_path(config.store, getattr(args, "store", None)), "web"
+    store = paths.store_path(config.store, getattr(args, "store", None))
+    fleet = shared_fleet(config, store, "web")
+    return asyncio.run(
+        _serve(WebServer(command, args.listen, args.port), args, fleet, config, store)
     )
-    return asyncio.run(_serve(WebServer(command, args.listen, args.port), args, fleet))
 
 
-async def _serve(server: WebServer, args: argparse.Namespace, fleet: SharedFleet) -> int:
+async def _serve(
+    server: WebServer, args: argparse.Namespace, fleet: SharedFleet, config: Config, store: Path
+) -> int:
+    # The server's one runner executes every deploy a browser's console queues: a session only
+    # queues and follows, so a closed tab changes nothing about a deploy.
+    async with runner_service(config, store):
+        return await _serve_sessions(server, args, fleet)
+
+
+async def _serve_sessions(server: WebServer, args: argparse.Namespace, fleet: SharedFleet) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -1,0 +1,256 @@
+"""A deploy belongs to a runner, never to the session that asked for it: the real OpenSSH
+client killed mid-deploy, or the terminal of a local console closed, changes nothing about it.
+(A file of its own: its world runs beside the other deploy tests' under pytest-xdist.)"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import asyncssh
+import pytest
+import tomli_w
+
+from console.config import Config, load_config, read_toml
+from console.model import DEPLOY_STEPS
+from console.store import AuditRow, DeployRecord, StepRecord, Store
+from tests.conftest import DEMO_CONFIG
+from tests.deploy_world import ROOT, instances, live, world_process
+
+PROJECT, CLUSTER = "checkout-api", "staging"
+SCREEN_TIMEOUT = 60.0
+END_TIMEOUT = 150.0  # a deploy with nobody left to run it never ends: this is the verdict
+ENDED = ("succeeded", "rolled_back")
+
+needs_tools = pytest.mark.skipif(
+    os.environ.get("CI") != "true" and not (shutil.which("ssh") and shutil.which("tmux")),
+    reason="needs the OpenSSH client (ssh) and tmux; .ci/run installs them",
+)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Config, Path, Path]]:
+    """The demo world (quick registration and draining) in its own process; a config for it
+    with alice's SSH key; alice's private key."""
+    workdir = tmp_path_factory.mktemp("outlives-world")
+    seed = workdir / "seed.toml"
+    text = DEMO_CONFIG.read_text()
+    text = re.sub(r"(?m)^registration_seconds = .*$", "registration_seconds = 1", text)
+    text = re.sub(
+        r"(?m)^deregistration_delay_seconds = .*$", "deregistration_delay_seconds = 1", text
+    )
+    seed.write_text(text)
+    with world_process(seed, workdir) as config:
+        key = asyncssh.generate_private_key("ssh-ed25519", comment="alice@test")
+        key_path = workdir / "alice"
+        key_path.write_bytes(key.export_private_key())
+        key_path.chmod(0o600)
+        data = read_toml(config.source)
+        data["sshd"] = {"keys": [{"user": "alice", "key": key.export_public_key().decode()}]}
+        # A dead console's lock is noticed quickly (today's code has no one to notice it).
+        data.setdefault("engine", {})["lock_stale_seconds"] = 3
+        path = workdir / "config.toml"
+        path.write_bytes(tomli_w.dumps(data).encode())
+        yield load_config(path), path, key_path
+
+
+def _wait_until(condition: Callable[[], object], what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def _read(store: Path) -> tuple[list[DeployRecord], dict[str, list[StepRecord]], list[AuditRow]]:
+    """The pair's deploys (newest first), their steps, and the audit, read with sqlite."""
+
+    async def go() -> tuple[list[DeployRecord], dict[str, list[StepRecord]], list[AuditRow]]:
+        if not store.is_file():
+            return [], {}, []
+        async with await Store.open(store) as opened:
+            deploys = await opened.deploys(project=PROJECT, cluster=CLUSTER, limit=20)
+            steps = {record.id: await opened.steps(record.id) for record in deploys}
+            return deploys, steps, await opened.audit_rows()
+
+    return asyncio.run(go())
+
+
+def _versions(config: Config) -> set[str]:
+    found = instances(config, PROJECT, CLUSTER)
+    return {
+        tag["Value"]
+        for instance_id in live(config, PROJECT, CLUSTER)
+        for tag in found[instance_id]["Tags"]
+        if tag["Key"] == "Version"
+    }
+
+
+class Tmux:
+    """A tmux server of the test's own, one session running `command` on a 160x45 terminal."""
+
+    def __init__(self, name: str, command: str, env: dict[str, str]) -> None:
+        self.base = ["tmux", "-L", name, "-f", "/dev/null"]
+        self.name = name
+        subprocess.run(
+            [*self.base, "new-session", "-d", "-s", name, "-x", "160", "-y", "45", command],
+            check=True,
+            env=env,
+        )
+
+    def wait_for(self, text: str, what: str, timeout: float = SCREEN_TIMEOUT) -> None:
+        try:
+            _wait_until(lambda: text in self.screen(), what, timeout)
+        except AssertionError as error:
+            raise AssertionError(f"{error}; the screen:\n{self.screen()}") from None
+
+    def screen(self) -> str:
+        return subprocess.run(
+            [*self.base, "capture-pane", "-p", "-t", self.name], capture_output=True, text=True
+        ).stdout
+
+    def keys(self, *names: str) -> None:
+        subprocess.run([*self.base, "send-keys", "-t", self.name, *names], check=True)
+
+    def pane_pid(self) -> int:
+        out = subprocess.run(
+            [*self.base, "list-panes", "-t", self.name, "-F", "#{pane_pid}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return int(out.split()[0])
+
+    def kill_server(self) -> None:
+        subprocess.run([*self.base, "kill-server"], capture_output=True)
+
+
+def _start_deploy(tmux: Tmux, release: str) -> None:
+    """From the dashboard: checkout-api in staging, the deploy dialog, `release`, confirm."""
+    tmux.wait_for("storefront", "the dashboard")
+    tmux.wait_for("refreshed", "the first refresh")
+    tmux.keys("Down", "Right")  # checkout-api in staging
+    tmux.keys("d")
+    tmux.wait_for("Plan", "the deploy dialog's plan")
+    for _ in range(3):
+        if f"→ {release} in {CLUSTER}" in tmux.screen():
+            break
+        tmux.keys("Down")
+        with contextlib.suppress(AssertionError):
+            _wait_until(lambda: f"→ {release}" in tmux.screen(), f"the plan of {release}", 5)
+    tmux.wait_for(f"→ {release} in {CLUSTER}", f"the plan of {release}", 10)
+    tmux.keys("C-s")
+
+
+def _running(store: Path) -> DeployRecord | None:
+    """The pair's deploy once it runs and has started a step."""
+    deploys, steps, _ = _read(store)
+    return next((r for r in deploys if r.state == "running" and steps[r.id]), None)
+
+
+def _assert_ended_on_one_version(config: Config, store: Path, deploy_id: str) -> DeployRecord:
+    """The deploy ends (succeeded or rolled back) with every step and its audit recorded, and
+    the pair's live instances all run one version."""
+
+    def ended() -> DeployRecord | None:
+        deploys, _, _ = _read(store)
+        return next((r for r in deploys if r.id == deploy_id and r.state in ENDED), None)
+
+    try:
+        _wait_until(ended, f"deploy {deploy_id} to end", END_TIMEOUT)
+    except AssertionError:
+        states = [(r.id, r.state, r.reason) for r in _read(store)[0]]
+        raise AssertionError(
+            f"deploy {deploy_id} did not end after its session went: {states}; "
+            f"versions served: {_versions(config)}"
+        ) from None
+    deploys, steps, audit = _read(store)
+    (record,) = [r for r in deploys if r.id == deploy_id]
+    assert all(step.state != "running" for step in steps[deploy_id]), steps[deploy_id]
+    if record.state == "succeeded":
+        assert [s.step for s in steps[deploy_id]] == [s.value for s in DEPLOY_STEPS]
+    actions = [row.action for row in audit if row.deploy_id == deploy_id]
+    assert "queue.claim" in actions and "deploy.finished" in actions, actions
+    versions = _versions(config)
+    assert len(versions) == 1, versions
+    return record
+
+
+def _release_other_than(config: Config) -> str:
+    (current,) = _versions(config)
+    return "5.2.0" if current != "5.2.0" else "5.2.3"
+
+
+# -- 1. the SSH door ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def sshd(world: tuple[Config, Path, Path], tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """`deploy-console sshd` as its own process on the world: (port, store)."""
+    _, config_path, _ = world
+    store = tmp_path / "store.db"
+    env = dict(os.environ, DEPLOY_CONSOLE_DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(ROOT))
+    argv = [sys.executable, "-m", "screens.main", "sshd", "--config", str(config_path)]
+    argv += ["--store", str(store), "--port", "0"]
+    log = (tmp_path / "sshd.stderr").open("wb")
+    process = subprocess.Popen(
+        argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True, env=env,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().strip()
+        assert line.startswith("sshd listening on 127.0.0.1:"), line
+        yield int(line.split()[3].rsplit(":", 1)[1]), store
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        log.close()
+
+
+@needs_tools
+def test_a_deploy_ends_on_one_version_after_its_ssh_client_is_killed(
+    world: tuple[Config, Path, Path], sshd: tuple[int, Path], tmp_path: Path
+) -> None:
+    config, _, key = world
+    port, store = sshd
+    release = _release_other_than(config)
+    ssh = [
+        "ssh", "-F", "/dev/null", "-i", str(key), "-p", str(port),
+        "-o", f"UserKnownHostsFile={tmp_path / 'known_hosts'}",
+        "-o", "StrictHostKeyChecking=accept-new", "-o", "IdentitiesOnly=yes",
+        "-o", "BatchMode=yes", "alice@127.0.0.1",
+    ]  # fmt: skip
+    # `exec`: the pane's process is the ssh client itself.
+    tmux = Tmux(
+        f"outlives-ssh-{os.getpid()}",
+        f"exec {shlex.join(ssh)}",
+        dict(os.environ, TERM="xterm-256color"),
+    )
+    try:
+        ssh_pid = tmux.pane_pid()
+        _start_deploy(tmux, release)
+        _wait_until(lambda: _running(store), "the deploy to run", SCREEN_TIMEOUT)
+        running = _running(store)
+        assert running is not None
+        os.kill(ssh_pid, signal.SIGKILL)  # the client vanishes mid-deploy
+    finally:
+        tmux.kill_server()
+    record = _assert_ended_on_one_version(config, store, running.id)
+    if record.state == "succeeded":
+        assert _versions(config) == {release}
