@@ -254,3 +254,70 @@ def test_a_deploy_ends_on_one_version_after_its_ssh_client_is_killed(
     record = _assert_ended_on_one_version(config, store, running.id)
     if record.state == "succeeded":
         assert _versions(config) == {release}
+
+
+# -- 2. the local console's terminal --------------------------------------------------------
+
+
+def _runner_pids(store: Path) -> list[int]:
+    """The detached runners' pids, from what they print first ("runner host:pid:xx: ...")."""
+    log = store.with_name(f"{store.name}.runner.log")
+    if not log.is_file():
+        return []
+    return [
+        int(line.split()[1].split(":")[1])
+        for line in log.read_text().splitlines()
+        if line.startswith("runner ") and "running queued deploys" in line
+    ]
+
+
+@needs_tools
+def test_a_deploy_ends_on_one_version_after_its_consoles_terminal_is_closed(
+    world: tuple[Config, Path, Path], tmp_path: Path
+) -> None:
+    config, config_path, _ = world
+    store = tmp_path / "store.db"
+    release = _release_other_than(config)
+    console = [sys.executable, "-m", "screens.main", "--config", str(config_path)]
+    console += ["--store", str(store)]
+    env = dict(
+        os.environ,
+        TERM="xterm-256color",
+        DEPLOY_CONSOLE_DATA_DIR=str(tmp_path / "data"),
+        PYTHONPATH=str(ROOT),
+    )
+    tmux = Tmux(f"outlives-tui-{os.getpid()}", f"cd {shlex.quote(str(ROOT))} && exec "
+                f"{shlex.join(console)}", env)  # fmt: skip
+    try:
+        console_pid = tmux.pane_pid()
+        _start_deploy(tmux, release)
+        _wait_until(lambda: _running(store), "the deploy to run", SCREEN_TIMEOUT)
+        running = _running(store)
+        assert running is not None
+        tmux.kill_server()  # the terminal closes: SIGHUP to the console
+        _wait_until(lambda: not _alive(console_pid), "the console to end", SCREEN_TIMEOUT)
+        record = _assert_ended_on_one_version(config, store, running.id)
+        if record.state == "succeeded":
+            assert _versions(config) == {release}
+        # The runner the console started ends once nothing is left to run.
+        _wait_until(
+            lambda: not any(_alive(pid) for pid in _runner_pids(store)),
+            "the detached runner to exit when idle",
+            SCREEN_TIMEOUT,
+        )
+    finally:
+        tmux.kill_server()
+        for pid in _runner_pids(store):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead; only its parent has not read its status yet.
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    return False
