@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import shlex
@@ -23,7 +24,9 @@ import tomli_w
 
 from console.config import Config, load_config, read_toml
 from console.model import DEPLOY_STEPS
+from console.runner_service import IDLE_SECONDS, DetachedRunners, runner_serves
 from console.store import AuditRow, DeployRecord, StepRecord, Store
+from screens.main import runner_argv
 from tests.conftest import DEMO_CONFIG
 from tests.deploy_world import ROOT, instances, live, world_process
 
@@ -321,3 +324,69 @@ def _alive(pid: int) -> bool:
     with contextlib.suppress(OSError):
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
     return False
+
+
+# -- the runner behind each door --------------------------------------------------------------
+
+
+def test_web_runs_the_deploys_its_sessions_queue(
+    world: tuple[Config, Path, Path], tmp_path: Path
+) -> None:
+    # A browser's console only queues and follows (as an SSH session's does): the server's
+    # runner runs the deploy, with no session attached at all.
+    config, config_path, _ = world
+    store = tmp_path / "store.db"
+    release = _release_other_than(config)
+    base = [sys.executable, "-m", "screens.main", "--config", str(config_path)]
+    base += ["--store", str(store)]
+    env = dict(os.environ, DEPLOY_CONSOLE_DATA_DIR=str(tmp_path / "data"))
+    queued = subprocess.run(
+        [*base, "deploy", PROJECT, CLUSTER, release, "--no-wait", "--json"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=SCREEN_TIMEOUT,
+    )  # fmt: skip
+    assert queued.returncode == 0, queued.stderr
+    deploy_id = json.loads(queued.stdout)["deploy_id"]
+    web = subprocess.Popen(
+        [*base, "web", "--port", "0"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert web.stdout is not None
+        assert web.stdout.readline().startswith("web serving the console")
+        record = _assert_ended_on_one_version(config, store, deploy_id)
+        assert record.state == "succeeded", record.reason
+        assert _versions(config) == {release}
+    finally:
+        web.send_signal(signal.SIGTERM)
+        try:
+            web.wait(timeout=SCREEN_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(web.pid, signal.SIGKILL)
+            web.wait()
+    assert web.returncode == 0
+
+
+async def test_a_console_starts_a_runner_only_when_none_serves_its_store(
+    world: tuple[Config, Path, Path], tmp_path: Path
+) -> None:
+    store = tmp_path / "store.db"
+    config = world[0]
+    runners = DetachedRunners(store, runner_argv(config, store))
+    assert not runner_serves(store)
+    assert await runners.ensure()  # none serves: it starts one
+    (process,) = runners.started
+    try:
+        await asyncio.to_thread(
+            _wait_until, lambda: runner_serves(store), "the runner to serve", SCREEN_TIMEOUT
+        )
+        assert not await runners.ensure()  # one serves: no second
+        assert len(runners.started) == 1
+        # Nothing queued: it ends by itself after IDLE_SECONDS, and no runner serves.
+        code = await asyncio.to_thread(process.wait, IDLE_SECONDS + SCREEN_TIMEOUT)
+        assert code == 0
+        assert not runner_serves(store)
+        assert "idle, exiting" in store.with_name("store.db.runner.log").read_text()
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait()
