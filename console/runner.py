@@ -19,6 +19,7 @@ from console.events import (
     DeployEvent,
     DeployFinished,
     DeployWaiting,
+    OutputLine,
     StepFinished,
     StepStarted,
 )
@@ -83,6 +84,7 @@ class Runner:
         self.executes = executes
         self.on_queued = on_queued
         self._wake = asyncio.Event()
+        self._ticking = asyncio.Lock()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._followed: dict[str, _Followed] = {}
         self.errors: list[str] = []
@@ -121,10 +123,12 @@ class Runner:
         self.wake()
         return record
 
-    async def follow(self, deploy_id: str) -> AsyncIterator[DeployEvent]:
+    async def follow(self, deploy_id: str, *, output: bool = False) -> AsyncIterator[DeployEvent]:
         """A deploy's events to its end, wherever it runs: live when this runner runs it,
-        else read from the store (its wait reason, its steps, its outcome)."""
+        else read from the store (its wait reason, its steps, with `output` the lines its
+        commands printed, as the runner flushes them, and its outcome)."""
         index = 0
+        lines_seen = 0
         waiting: str | None = None
         seen_steps: list[tuple[str, str]] = []
         while True:
@@ -155,6 +159,11 @@ class Runner:
             else:
                 for event in await self._stored_steps(deploy_id, seen_steps):
                     yield event
+                if output:
+                    lines = await self.queue.store.deploy_log(deploy_id)
+                    for line in lines[lines_seen:]:
+                        yield OutputLine(deploy_id, line.source, line.line, line.stream)
+                    lines_seen = len(lines)
                 if record.state not in (DeployState.QUEUED.value, DeployState.RUNNING.value):
                     if deploy_id in self._followed:
                         continue  # it ran here after all: the live events say more
@@ -207,8 +216,18 @@ class Runner:
 
     async def tick(self) -> None:
         """One look at the queue: reconcile what died, then start what may start."""
-        if not self.executes:
-            return
+        async with self._ticking:
+            if self.executes:
+                await self._tick()
+
+    async def pause(self) -> None:
+        """Claim and reconcile nothing more (until `executes` is set again); returns once no
+        look at the queue is under way, so `running_here` is the whole truth."""
+        self.executes = False
+        async with self._ticking:
+            pass
+
+    async def _tick(self) -> None:
         if self.reconcile:
             for record in await self.queue.take_interrupted(self.name):
                 if record.id not in self._tasks or self._tasks[record.id].done():

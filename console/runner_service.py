@@ -168,10 +168,14 @@ class RunnerService:
                 if idle_since is None:
                     idle_since = now
                 elif now - idle_since >= idle_seconds:
+                    # Claim nothing more, then look once more without the presence held.
+                    await self.runner.pause()
                     self.presence.release()
                     if await self._idle():
                         return
                     await asyncio.to_thread(self.presence.hold)
+                    self.runner.executes = True
+                    self.runner.wake()
                     idle_since = None
             else:
                 idle_since = None

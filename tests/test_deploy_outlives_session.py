@@ -297,6 +297,8 @@ def test_a_deploy_ends_on_one_version_after_its_consoles_terminal_is_closed(
         _wait_until(lambda: _running(store), "the deploy to run", SCREEN_TIMEOUT)
         running = _running(store)
         assert running is not None
+        # The runner's process runs it; its instances' output reaches this console's log.
+        tmux.wait_for(f"{PROJECT} {release} started", "the instance's output in the log")
         tmux.kill_server()  # the terminal closes: SIGHUP to the console
         _wait_until(lambda: not _alive(console_pid), "the console to end", SCREEN_TIMEOUT)
         record = _assert_ended_on_one_version(config, store, running.id)
