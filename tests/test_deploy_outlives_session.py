@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import asyncssh
@@ -144,15 +145,25 @@ def _start_deploy(tmux: Tmux, release: str) -> None:
     tmux.wait_for("refreshed", "the first refresh")
     tmux.keys("Down", "Right")  # checkout-api in staging
     tmux.keys("d")
-    tmux.wait_for("Plan", "the deploy dialog's plan")
-    for _ in range(3):
-        if f"→ {release} in {CLUSTER}" in tmux.screen():
+
+    def planned() -> str | None:
+        """The release whose plan the dialog shows (the one under the cursor)."""
+        found = re.search(rf"Plan {PROJECT} .* → (\S+) in {CLUSTER}", tmux.screen())
+        return found[1] if found else None
+
+    _wait_until(planned, "the deploy dialog's plan", SCREEN_TIMEOUT)
+    for _ in range(3):  # newest first: 5.2.3, 5.2.0, 5.1.0
+        shown = planned()
+        if shown == release:
             break
         tmux.keys("Down")
-        with contextlib.suppress(AssertionError):
-            _wait_until(lambda: f"→ {release}" in tmux.screen(), f"the plan of {release}", 5)
+        _wait_until(partial(_moved_on, planned, shown), "the next plan", SCREEN_TIMEOUT)
     tmux.wait_for(f"→ {release} in {CLUSTER}", f"the plan of {release}", 10)
     tmux.keys("C-s")
+
+
+def _moved_on(planned: Callable[[], str | None], shown: str | None) -> bool:
+    return planned() not in (None, shown)
 
 
 def _running(store: Path) -> DeployRecord | None:
@@ -298,7 +309,12 @@ def test_a_deploy_ends_on_one_version_after_its_consoles_terminal_is_closed(
         running = _running(store)
         assert running is not None
         # The runner's process runs it; its instances' output reaches this console's log.
-        tmux.wait_for(f"{PROJECT} {release} started", "the instance's output in the log")
+        output = (f"{PROJECT} {release} started", f"returned 200 ({release})")
+        _wait_until(
+            lambda: any(line in tmux.screen() for line in output),
+            "the instance's output in the log",
+            SCREEN_TIMEOUT,
+        )
         tmux.kill_server()  # the terminal closes: SIGHUP to the console
         _wait_until(lambda: not _alive(console_pid), "the console to end", SCREEN_TIMEOUT)
         record = _assert_ended_on_one_version(config, store, running.id)
