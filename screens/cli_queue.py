@@ -357,20 +357,35 @@ async def _runner(config: Config, args: argparse.Namespace) -> int:
             print(f"{deploy_id}: interrupted; {event.summary}", flush=True)
 
     exit_when_idle = getattr(args, "exit_when_idle", False)
+    socket_path = getattr(args, "socket", None)
     async with runner_service(config, _store(config, args), on_event=report) as service:
         runner = service.runner
-        until = "until idle" if exit_when_idle else "ctrl+c stops"
-        print(f"runner {runner.name}: running queued deploys ({until})", flush=True)
-        stopped: asyncio.Task[object] = asyncio.create_task(stop.wait())
-        waits: set[asyncio.Task[object]] = {service.task, stopped}
-        if exit_when_idle:
-            waits.add(asyncio.create_task(service.until_idle()))
-        done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending - {service.task}:
-            task.cancel()
-        if not service.task.done():
-            if stopped in done:
-                print(f"{PROG}: runner stopping: deploys running here roll back first", flush=True)
-            else:
-                print(f"runner {runner.name}: idle, exiting", flush=True)
+        door = None
+        if socket_path:
+            from console.runner_socket import RunnerSocket
+
+            door = RunnerSocket(Path(socket_path), runner)
+            await door.start()
+        try:
+            until = "until idle" if exit_when_idle else "ctrl+c stops"
+            where = f"; requests on {socket_path}" if socket_path else ""
+            print(f"runner {runner.name}: running queued deploys ({until}){where}", flush=True)
+            stopped: asyncio.Task[object] = asyncio.create_task(stop.wait())
+            waits: set[asyncio.Task[object]] = {service.task, stopped}
+            if exit_when_idle:
+                waits.add(asyncio.create_task(service.until_idle()))
+            done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending - {service.task}:
+                task.cancel()
+            if not service.task.done():
+                if stopped in done:
+                    print(
+                        f"{PROG}: runner stopping: deploys running here roll back first",
+                        flush=True,
+                    )
+                else:
+                    print(f"runner {runner.name}: idle, exiting", flush=True)
+        finally:
+            if door is not None:
+                await door.close()
     return 0

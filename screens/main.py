@@ -163,6 +163,11 @@ def _parser() -> argparse.ArgumentParser:
         help="end once nothing is queued, running or left to reconcile (a console starts "
         "such a runner when none serves its store)",
     )
+    runner.add_argument(
+        "--socket",
+        metavar="PATH",
+        help="also take requests on this Unix socket; a caller is known by its uid (SO_PEERCRED)",
+    )
     audit = commands.add_parser("audit", help="verify, anchor or export the store's audit log")
     audit_commands = audit.add_subparsers(
         dest="audit_command", parser_class=_Parser, metavar="COMMAND"
