@@ -63,7 +63,7 @@ def sshd_command(config: Config, args: argparse.Namespace, kiosk_available: bool
     )
     store_file = paths.store_path(config.store, store)
     fleet = shared_fleet(config, store_file, "sshd")
-    return asyncio.run(_serve(server, spawner, listen, port, fleet, config, store_file))
+    return asyncio.run(_serve(server, spawner, listen, port, fleet, config, store_file, args.kiosk))
 
 
 async def _serve(
@@ -74,11 +74,14 @@ async def _serve(
     fleet: SharedFleet,
     config: Config,
     store: Path,
+    kiosk: bool,
 ) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    if kiosk:
+        return await _serve_sessions(server, spawner, listen, port, fleet, stop)
     # The server's one runner executes every deploy its sessions queue: a session only queues
     # and follows, so a dropped connection changes nothing about a deploy.
     async with runner_service(config, store):

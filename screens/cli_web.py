@@ -3,6 +3,8 @@
 textual-serve has no authentication, so what it serves is read-only (the kiosk, or the
 console with everyone a viewer) unless --allow-actions says otherwise. It spawns one process
 per browser; each gets its own process group, and every group is killed when the server stops.
+With --allow-actions the server runs the queue's runner: a browser's console only queues and
+follows, so a closed tab never leaves a deploy half-done.
 """
 
 from __future__ import annotations
@@ -175,6 +177,8 @@ def web_command(config: Config, args: argparse.Namespace) -> int:
 async def _serve(
     server: WebServer, args: argparse.Namespace, fleet: SharedFleet, config: Config, store: Path
 ) -> int:
+    if args.kiosk or not args.allow_actions:
+        return await _serve_sessions(server, args, fleet)  # no session can queue a deploy
     # The server's one runner executes every deploy a browser's console queues: a session only
     # queues and follows, so a closed tab changes nothing about a deploy.
     async with runner_service(config, store):

@@ -351,7 +351,7 @@ def test_web_runs_the_deploys_its_sessions_queue(
     world: tuple[Config, Path, Path], tmp_path: Path
 ) -> None:
     # A browser's console only queues and follows (as an SSH session's does): the server's
-    # runner runs the deploy, with no session attached at all.
+    # runner (with --allow-actions: sessions may queue) runs the deploy, no session attached.
     config, config_path, _ = world
     store = tmp_path / "store.db"
     release = _release_other_than(config)
@@ -365,7 +365,7 @@ def test_web_runs_the_deploys_its_sessions_queue(
     assert queued.returncode == 0, queued.stderr
     deploy_id = json.loads(queued.stdout)["deploy_id"]
     web = subprocess.Popen(
-        [*base, "web", "--port", "0"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+        [*base, "web", "--allow-actions", "--port", "0"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL, text=True, start_new_session=True,
     )  # fmt: skip
     try:
