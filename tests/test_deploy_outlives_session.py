@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
@@ -24,7 +25,11 @@ import pytest
 import tomli_w
 
 from console.config import Config, load_config, read_toml
-from console.model import DEPLOY_STEPS
+from console.deploys import deploy_services
+from console.events import DeployFinished, OutputLine
+from console.model import DEPLOY_STEPS, DeployRequest, DeployState
+from console.queue import DeployQueue
+from console.runner import Runner
 from console.runner_service import IDLE_SECONDS, DetachedRunners, runner_serves
 from console.store import AuditRow, DeployRecord, StepRecord, Store
 from screens.main import runner_argv
@@ -44,14 +49,15 @@ needs_tools = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Config, Path, Path]]:
-    """The demo world (quick registration and draining) in its own process; a config for it
-    with alice's SSH key; alice's private key."""
+    """The demo world in its own process (registration and draining take 3 s each: a deploy
+    lasts long enough to be cut in the middle); a config for it with alice's SSH key; alice's
+    private key."""
     workdir = tmp_path_factory.mktemp("outlives-world")
     seed = workdir / "seed.toml"
     text = DEMO_CONFIG.read_text()
-    text = re.sub(r"(?m)^registration_seconds = .*$", "registration_seconds = 1", text)
+    text = re.sub(r"(?m)^registration_seconds = .*$", "registration_seconds = 3", text)
     text = re.sub(
-        r"(?m)^deregistration_delay_seconds = .*$", "deregistration_delay_seconds = 1", text
+        r"(?m)^deregistration_delay_seconds = .*$", "deregistration_delay_seconds = 3", text
     )
     seed.write_text(text)
     with world_process(seed, workdir) as config:
@@ -112,9 +118,10 @@ class Tmux:
             env=env,
         )
 
-    def wait_for(self, text: str, what: str, timeout: float = SCREEN_TIMEOUT) -> None:
+    def wait_for(self, *texts: str, what: str, timeout: float = SCREEN_TIMEOUT) -> None:
+        """Until one of `texts` is on the screen (the screen is in the error if none comes)."""
         try:
-            _wait_until(lambda: text in self.screen(), what, timeout)
+            _wait_until(lambda: any(text in self.screen() for text in texts), what, timeout)
         except AssertionError as error:
             raise AssertionError(f"{error}; the screen:\n{self.screen()}") from None
 
@@ -141,8 +148,8 @@ class Tmux:
 
 def _start_deploy(tmux: Tmux, release: str) -> None:
     """From the dashboard: checkout-api in staging, the deploy dialog, `release`, confirm."""
-    tmux.wait_for("storefront", "the dashboard")
-    tmux.wait_for("refreshed", "the first refresh")
+    tmux.wait_for("storefront", what="the dashboard")
+    tmux.wait_for("refreshed", what="the first refresh")
     tmux.keys("Down", "Right")  # checkout-api in staging
     tmux.keys("d")
 
@@ -158,7 +165,7 @@ def _start_deploy(tmux: Tmux, release: str) -> None:
             break
         tmux.keys("Down")
         _wait_until(partial(_moved_on, planned, shown), "the next plan", SCREEN_TIMEOUT)
-    tmux.wait_for(f"→ {release} in {CLUSTER}", f"the plan of {release}", 10)
+    tmux.wait_for(f"→ {release} in {CLUSTER}", what=f"the plan of {release}", timeout=10)
     tmux.keys("C-s")
 
 
@@ -262,10 +269,12 @@ def test_a_deploy_ends_on_one_version_after_its_ssh_client_is_killed(
         _wait_until(lambda: _running(store), "the deploy to run", SCREEN_TIMEOUT)
         running = _running(store)
         assert running is not None
+        cut_at = datetime.now(UTC)
         os.kill(ssh_pid, signal.SIGKILL)  # the client vanishes mid-deploy
     finally:
         tmux.kill_server()
     record = _assert_ended_on_one_version(config, store, running.id)
+    assert record.finished_at is not None and record.finished_at > cut_at, "cut after its end"
     if record.state == "succeeded":
         assert _versions(config) == {release}
 
@@ -294,8 +303,10 @@ def test_a_deploy_ends_on_one_version_after_its_consoles_terminal_is_closed(
     release = _release_other_than(config)
     console = [sys.executable, "-m", "screens.main", "--config", str(config_path)]
     console += ["--store", str(store)]
+    # The terminal's size is tmux's (Textual would take COLUMNS and LINES over it).
+    inherited = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     env = dict(
-        os.environ,
+        inherited,
         TERM="xterm-256color",
         DEPLOY_CONSOLE_DATA_DIR=str(tmp_path / "data"),
         PYTHONPATH=str(ROOT),
@@ -308,16 +319,11 @@ def test_a_deploy_ends_on_one_version_after_its_consoles_terminal_is_closed(
         _wait_until(lambda: _running(store), "the deploy to run", SCREEN_TIMEOUT)
         running = _running(store)
         assert running is not None
-        # The runner's process runs it; its instances' output reaches this console's log.
-        output = (f"{PROJECT} {release} started", f"returned 200 ({release})")
-        _wait_until(
-            lambda: any(line in tmux.screen() for line in output),
-            "the instance's output in the log",
-            SCREEN_TIMEOUT,
-        )
+        cut_at = datetime.now(UTC)
         tmux.kill_server()  # the terminal closes: SIGHUP to the console
         _wait_until(lambda: not _alive(console_pid), "the console to end", SCREEN_TIMEOUT)
         record = _assert_ended_on_one_version(config, store, running.id)
+        assert record.finished_at is not None and record.finished_at > cut_at, "cut after its end"
         if record.state == "succeeded":
             assert _versions(config) == {release}
         # The runner the console started ends once nothing is left to run.
@@ -408,3 +414,30 @@ async def test_a_console_starts_a_runner_only_when_none_serves_its_store(
         if process.poll() is None:
             process.terminate()
             process.wait()
+
+
+async def test_a_console_that_only_follows_shows_the_output_of_the_runner_that_runs_it(
+    world: tuple[Config, Path, Path], tmp_path: Path
+) -> None:
+    # A console or session that does not run its deploy still shows the lines the instances
+    # printed: the runner that runs it flushes them to the store, the follower reads them.
+    config = world[0]
+    store = tmp_path / "store.db"
+    release = await asyncio.to_thread(_release_other_than, config)
+    async with deploy_services(config, store) as runs, deploy_services(config, store) as follows:
+        runner = Runner(runs.engine, DeployQueue(runs.store, config))
+        follower = Runner(follows.engine, DeployQueue(follows.store, config), executes=False)
+        record = await follower.enqueue(DeployRequest(PROJECT, CLUSTER, release, "tester"))
+        running = asyncio.create_task(runner.run_forever())
+        try:
+            async with asyncio.timeout(END_TIMEOUT):
+                events = [event async for event in follower.follow(record.id, output=True)]
+        finally:
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+    assert not follower.running_here
+    lines = [event.text for event in events if isinstance(event, OutputLine)]
+    assert any(f"{PROJECT} {release} started" in line for line in lines), lines
+    finished = events[-1]
+    assert isinstance(finished, DeployFinished) and finished.state is DeployState.SUCCEEDED
