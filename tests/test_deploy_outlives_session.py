@@ -107,10 +107,11 @@ def _versions(config: Config) -> set[str]:
 
 
 class Tmux:
-    """A tmux server of the test's own, one session running `command` on a 160x45 terminal."""
+    """A tmux server of the test's own (its socket in the test's folder), one session running
+    `command` on a 160x45 terminal."""
 
-    def __init__(self, name: str, command: str, env: dict[str, str]) -> None:
-        self.base = ["tmux", "-L", name, "-f", "/dev/null"]
+    def __init__(self, folder: Path, name: str, command: str, env: dict[str, str]) -> None:
+        self.base = ["tmux", "-S", str(folder / f"{name}.tmux"), "-f", "/dev/null"]
         self.name = name
         subprocess.run(
             [*self.base, "new-session", "-d", "-s", name, "-x", "160", "-y", "45", command],
@@ -259,7 +260,8 @@ def test_a_deploy_ends_on_one_version_after_its_ssh_client_is_killed(
     ]  # fmt: skip
     # `exec`: the pane's process is the ssh client itself.
     tmux = Tmux(
-        f"outlives-ssh-{os.getpid()}",
+        tmp_path,
+        "ssh",
         f"exec {shlex.join(ssh)}",
         dict(os.environ, TERM="xterm-256color"),
     )
@@ -311,8 +313,7 @@ def test_a_deploy_ends_on_one_version_after_its_consoles_terminal_is_closed(
         DEPLOY_CONSOLE_DATA_DIR=str(tmp_path / "data"),
         PYTHONPATH=str(ROOT),
     )
-    tmux = Tmux(f"outlives-tui-{os.getpid()}", f"cd {shlex.quote(str(ROOT))} && exec "
-                f"{shlex.join(console)}", env)  # fmt: skip
+    tmux = Tmux(tmp_path, "tui", f"cd {shlex.quote(str(ROOT))} && exec {shlex.join(console)}", env)
     try:
         console_pid = tmux.pane_pid()
         _start_deploy(tmux, release)
