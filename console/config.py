@@ -288,7 +288,7 @@ class Config:
     audit: AuditSettings = AuditSettings()
     sshd: SshdSettings = SshdSettings()
     web: WebSettings = field(default_factory=WebSettings)
-    # The runner service's socket on a shared console host (console.service): commands that
+    # The runner service's socket on a shared console host (console.runner_door): commands that
     # change something ask it instead of writing the store themselves.
     runner_socket: Path | None = None
     # sha256 of the parsed document (comments and layout do not count): the audit records it

@@ -10,7 +10,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from console.engine import DeployEngine, new_deploy_id
@@ -19,6 +19,7 @@ from console.events import (
     DeployEvent,
     DeployFinished,
     DeployWaiting,
+    OutputLine,
     StepFinished,
     StepStarted,
 )
@@ -57,7 +58,9 @@ class _Followed:
 
 class Runner:
     """Claims and runs queued deploys until stopped. `only`: claim just these deploys (the
-    `deploy` command runs its own deploy and no one else's)."""
+    `deploy` command runs its own deploy and no one else's). `executes=False`: a console or
+    session that only queues and follows (the deploy belongs to a runner process, see
+    console/runner_service.py); `on_queued` then makes sure one serves the store."""
 
     def __init__(
         self,
@@ -69,6 +72,8 @@ class Runner:
         poll_seconds: float = POLL_SECONDS,
         reconcile: bool = True,
         on_event: Callable[[str, object], None] | None = None,
+        executes: bool = True,
+        on_queued: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self.engine = engine
         self.queue = queue
@@ -77,7 +82,10 @@ class Runner:
         self.poll_seconds = poll_seconds
         self.reconcile = reconcile
         self.on_event = on_event
+        self.executes = executes
+        self.on_queued = on_queued
         self._wake = asyncio.Event()
+        self._ticking = asyncio.Lock()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._followed: dict[str, _Followed] = {}
         self.errors: list[str] = []
@@ -85,12 +93,15 @@ class Runner:
     # -- what callers use ------------------------------------------------------------------
 
     async def enqueue(self, request: DeployRequest, *, after: str | None = None) -> DeployRecord:
-        """Queue a deploy and wake the runner; it starts here when its turn comes."""
+        """Queue a deploy and wake the runner; it starts here when its turn comes (or, when
+        this runner does not execute, in the runner process that serves the store)."""
         deploy_id = new_deploy_id(self.engine.now())
         record = await self.queue.enqueue(request, deploy_id, after=after)
-        if self.only is not None:
+        if self.executes and self.only is not None:
             self.only.add(record.id)
         self.wake()
+        if self.on_queued is not None:
+            await self.on_queued()
         return record
 
     def wake(self) -> None:
@@ -113,10 +124,12 @@ class Runner:
         self.wake()
         return record
 
-    async def follow(self, deploy_id: str) -> AsyncIterator[DeployEvent]:
+    async def follow(self, deploy_id: str, *, output: bool = False) -> AsyncIterator[DeployEvent]:
         """A deploy's events to its end, wherever it runs: live when this runner runs it,
-        else read from the store (its wait reason, its steps, its outcome)."""
+        else read from the store (its wait reason, its steps, with `output` the lines its
+        commands printed, as the runner flushes them, and its outcome)."""
         index = 0
+        lines_seen = 0
         waiting: str | None = None
         seen_steps: list[tuple[str, str]] = []
         while True:
@@ -147,6 +160,11 @@ class Runner:
             else:
                 for event in await self._stored_steps(deploy_id, seen_steps):
                     yield event
+                if output:
+                    lines = await self.queue.store.deploy_log(deploy_id)
+                    for line in lines[lines_seen:]:
+                        yield OutputLine(deploy_id, line.source, line.line, line.stream)
+                    lines_seen = len(lines)
                 if record.state not in (DeployState.QUEUED.value, DeployState.RUNNING.value):
                     if deploy_id in self._followed:
                         continue  # it ran here after all: the live events say more
@@ -204,6 +222,18 @@ class Runner:
 
     async def tick(self) -> None:
         """One look at the queue: reconcile what died, then start what may start."""
+        async with self._ticking:
+            if self.executes:
+                await self._tick()
+
+    async def pause(self) -> None:
+        """Claim and reconcile nothing more (until `executes` is set again); returns once no
+        look at the queue is under way, so `running_here` is the whole truth."""
+        self.executes = False
+        async with self._ticking:
+            pass
+
+    async def _tick(self) -> None:
         if self.reconcile:
             for record in await self.queue.take_interrupted(self.name):
                 if record.id not in self._tasks or self._tasks[record.id].done():

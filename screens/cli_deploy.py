@@ -234,10 +234,10 @@ async def _deploy_through_service(config: Config, args: argparse.Namespace) -> i
     """On a shared console host: the runner service queues and runs the deploy (it knows who
     asks); this follows it. Leaving (ctrl+c) leaves the deploy to the runner."""
     from console.events import event_from_json
-    from console.service import ServiceClient, from_wire
+    from console.runner_door import DoorClient, from_wire
 
     assert config.runner_socket is not None
-    client = ServiceClient(config.runner_socket)
+    client = DoorClient(config.runner_socket)
     wait = not getattr(args, "no_wait", False)
     outcome = DeployState.FAILED
     answers = client.stream(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import signal
 from datetime import UTC, datetime, timedelta
@@ -77,9 +76,9 @@ async def _with_queue(
     from console.store import Store
 
     if changes and config.runner_socket is not None:
-        from console.service import RemoteQueue, ServiceClient
+        from console.runner_door import DoorClient, RemoteQueue
 
-        return await work(RemoteQueue(ServiceClient(config.runner_socket)))
+        return await work(RemoteQueue(DoorClient(config.runner_socket)))
     path = _store(config, args)
     if not create and not path.exists():
         return None
@@ -329,9 +328,9 @@ async def _promote(config: Config, args: argparse.Namespace, clusters: list[str]
     now = datetime.now(UTC)
     ids = [new_deploy_id(now) for _ in clusters]
     if config.runner_socket is not None:  # the runner service plans it and knows who asks
-        from console.service import RemoteQueue, ServiceClient
+        from console.runner_door import DoorClient, RemoteQueue
 
-        remote = RemoteQueue(ServiceClient(config.runner_socket))
+        remote = RemoteQueue(DoorClient(config.runner_socket))
         records = await remote.promote(args.project, args.release, first.actor, ids)
     else:
         # The release is checked where it starts, before anything is queued or created.
@@ -358,10 +357,9 @@ def runner_command(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _runner(config: Config, args: argparse.Namespace) -> int:
-    from console.deploys import deploy_services
     from console.events import DeployFinished, DeployStarted
-    from console.queue import DeployQueue
-    from console.runner import Reconciled, Runner
+    from console.runner import Reconciled
+    from console.runner_service import runner_service
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -380,25 +378,36 @@ async def _runner(config: Config, args: argparse.Namespace) -> int:
         elif isinstance(event, Reconciled):
             print(f"{deploy_id}: interrupted; {event.summary}", flush=True)
 
-    async with deploy_services(config, _store(config, args)) as services:
-        runner = Runner(services.engine, DeployQueue(services.store, config), on_event=report)
-        print(f"runner {runner.name}: running queued deploys (ctrl+c stops)", flush=True)
-        socket = getattr(args, "socket", None) or config.runner_socket
-        service = None
-        if socket is not None:
-            from console.service import RunnerService
+    exit_when_idle = getattr(args, "exit_when_idle", False)
+    socket_path = getattr(args, "socket", None) or config.runner_socket
+    async with runner_service(config, _store(config, args), on_event=report) as service:
+        runner = service.runner
+        door = None
+        if socket_path:
+            from console.runner_door import RunnerDoor
 
-            service = RunnerService(runner, Path(socket))
-            await service.start()
-            print(f"runner {runner.name}: serving commands on {socket}", flush=True)
-        task = asyncio.create_task(runner.run_forever())
-        stopped = asyncio.create_task(stop.wait())
-        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        if not task.done():
-            print(f"{PROG}: runner stopping: deploys running here roll back first", flush=True)
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        if service is not None:
-            await service.close()
+            door = RunnerDoor(runner, Path(socket_path))
+            await door.start()
+        try:
+            until = "until idle" if exit_when_idle else "ctrl+c stops"
+            where = f"; requests on {socket_path}" if socket_path else ""
+            print(f"runner {runner.name}: running queued deploys ({until}){where}", flush=True)
+            stopped: asyncio.Task[object] = asyncio.create_task(stop.wait())
+            waits: set[asyncio.Task[object]] = {service.task, stopped}
+            if exit_when_idle:
+                waits.add(asyncio.create_task(service.until_idle()))
+            done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending - {service.task}:
+                task.cancel()
+            if not service.task.done():
+                if stopped in done:
+                    print(
+                        f"{PROG}: runner stopping: deploys running here roll back first",
+                        flush=True,
+                    )
+                else:
+                    print(f"runner {runner.name}: idle, exiting", flush=True)
+        finally:
+            if door is not None:
+                await door.close()
     return 0

@@ -11,12 +11,14 @@ import asyncio
 import os
 import signal
 import sys
+from pathlib import Path
 
 from console import paths
 from console.config import Config
 from console.errors import ConsoleError
 from console.fleet_share import READ_ONLY_FLEET_ENV, SharedFleet, shared_fleet
 from console.paths import user_data_dir
+from console.runner_service import runner_service
 from console.sshd import SshServer, authorized_keys, load_host_key
 from screens.session_fork import ForkedConsoles
 
@@ -59,17 +61,41 @@ def sshd_command(config: Config, args: argparse.Namespace, kiosk_available: bool
         environment={**os.environ, READ_ONLY_FLEET_ENV: "1"},
         spawner=spawner,
     )
-    fleet = shared_fleet(config, paths.store_path(config.store, store), "sshd")
-    return asyncio.run(_serve(server, spawner, listen, port, fleet))
+    store_file = paths.store_path(config.store, store)
+    fleet = shared_fleet(config, store_file, "sshd")
+    return asyncio.run(_serve(server, spawner, listen, port, fleet, config, store_file, args.kiosk))
 
 
 async def _serve(
-    server: SshServer, spawner: ForkedConsoles, listen: str, port: int, fleet: SharedFleet
+    server: SshServer,
+    spawner: ForkedConsoles,
+    listen: str,
+    port: int,
+    fleet: SharedFleet,
+    config: Config,
+    store: Path,
+    kiosk: bool,
 ) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    if kiosk:
+        return await _serve_sessions(server, spawner, listen, port, fleet, stop)
+    # The server's one runner executes every deploy its sessions queue: a session only queues
+    # and follows, so a dropped connection changes nothing about a deploy.
+    async with runner_service(config, store):
+        return await _serve_sessions(server, spawner, listen, port, fleet, stop)
+
+
+async def _serve_sessions(
+    server: SshServer,
+    spawner: ForkedConsoles,
+    listen: str,
+    port: int,
+    fleet: SharedFleet,
+    stop: asyncio.Event,
+) -> int:
     await spawner.start()
     bound = await server.start(listen, port)
     fleet.start_polling()

@@ -5,6 +5,8 @@ every request (a trusted proxy's user header, or a per-user token), checks the w
 Origin and Host, caps sessions and clamps terminal sizes. Each browser's console is forked from
 a fork server (screens/session_fork.py) with the actor handed in memory; it is read-only unless
 --allow-actions. Every session's process group is killed when the server stops.
+With --allow-actions the server runs the queue's runner: a browser's console only queues and
+follows, so a closed tab never leaves a deploy half-done.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import re
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 import aiohttp_jinja2
@@ -31,6 +34,7 @@ from console.config import Config
 from console.errors import ConsoleError
 from console.fleet_share import READ_ONLY_FLEET_ENV, SharedFleet, shared_fleet
 from console.identity import Actor, IdentityError
+from console.runner_service import runner_service
 from console.web_config import new_token, token_hash
 from console.web_front import ACTOR_KEY, Front, check_exposure, clamp_size
 from screens.session_fork import ForkedConsoles, PipedConsole
@@ -288,11 +292,23 @@ def web_command(config: Config, args: argparse.Namespace) -> int:
     extra_env = served_environment(args.allow_actions)
     front = Front(config.web, args.listen)
     server = WebServer(front, spawner, extra_env, args.listen, args.port)
-    fleet = shared_fleet(config, paths.store_path(config.store, store), "web")
-    return asyncio.run(_serve(server, args, fleet))
+    store_file = paths.store_path(config.store, store)
+    fleet = shared_fleet(config, store_file, "web")
+    return asyncio.run(_serve(server, args, fleet, config, store_file))
 
 
-async def _serve(server: WebServer, args: argparse.Namespace, fleet: SharedFleet) -> int:
+async def _serve(
+    server: WebServer, args: argparse.Namespace, fleet: SharedFleet, config: Config, store: Path
+) -> int:
+    if args.kiosk or not args.allow_actions:
+        return await _serve_sessions(server, args, fleet)  # no session can queue a deploy
+    # The server's one runner executes every deploy a browser's console queues: a session only
+    # queues and follows, so a closed tab changes nothing about a deploy.
+    async with runner_service(config, store):
+        return await _serve_sessions(server, args, fleet)
+
+
+async def _serve_sessions(server: WebServer, args: argparse.Namespace, fleet: SharedFleet) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -79,7 +79,8 @@ class EngineDeploys:
 
     async def _queued(self, runner: Runner, request: DeployRequest) -> AsyncIterator[DeployEvent]:
         record = await runner.enqueue(request)
-        async for event in runner.follow(record.id):
+        # The runner process that runs it may be another: its output comes through the store.
+        async for event in runner.follow(record.id, output=True):
             yield event
 
     def cancel(self, deploy_id: str, actor: str) -> bool:

@@ -197,10 +197,16 @@ def _parser() -> argparse.ArgumentParser:
         "runner", parents=[common], help="run queued deploys headless (a host without a TUI)"
     )
     runner.add_argument(
+        "--exit-when-idle",
+        action="store_true",
+        help="end once nothing is queued, running or left to reconcile (a console starts "
+        "such a runner when none serves its store)",
+    )
+    runner.add_argument(
         "--socket",
         metavar="PATH",
-        help="serve people's commands on this Unix socket (a shared console host; default: "
-        "config [runner] socket)",
+        help="serve people's commands on this Unix socket (a shared console host; a caller is "
+        "known by its uid, SO_PEERCRED; default: config [runner] socket)",
     )
     audit = commands.add_parser("audit", help="verify, anchor or export the store's audit log")
     audit_commands = audit.add_subparsers(
@@ -496,39 +502,59 @@ def _demo(args: argparse.Namespace) -> int:
     try:
         destination = user_data_dir() / "demo-world.toml"
         write_world_config(source, world.endpoint_url, destination, world.start_ssh())
-        return _console(load_config(destination), args.store)
+        # The world lives in this process: a deploy cannot outlive it, so this console runs
+        # its deploys itself.
+        return _console(load_config(destination), args.store, runs_deploys=True)
     finally:
         world.stop()
 
 
-def _console(config: Config, store: str | None) -> int:
+def _console(config: Config, store: str | None, *, runs_deploys: bool = False) -> int:
     from console.deploys import store_path
 
-    return asyncio.run(_run_console(config, store_path(config, store)))
+    return asyncio.run(_run_console(config, store_path(config, store), runs_deploys))
 
 
-async def _run_console(config: Config, store: Path) -> int:
+def runner_argv(config: Config, store: Path) -> list[str]:
+    """The detached runner a console starts when no runner serves its store."""
+    return [
+        sys.executable, "-m", "screens.main", "--config", str(config.source.resolve()),
+        "--store", str(store.resolve()), "runner", "--exit-when-idle",
+    ]  # fmt: skip
+
+
+async def _run_console(config: Config, store: Path, runs_deploys: bool = False) -> int:
     from console.anchor import anchor_schedule
     from console.deploys import actor, deploy_services
     from console.fleet_share import READ_ONLY_FLEET_ENV, shared_fleet
     from console.queue import DeployQueue
     from console.runner import Runner
+    from console.runner_service import DetachedRunners
     from screens.app import build_app
     from screens.deploy_support import EngineDeploys
 
-    # A session of `sshd` or `web`: it reads the fleet its server polls for every session.
+    # A session of `sshd` or `web`: it reads the fleet its server polls for every session,
+    # and the server's runner runs what it queues.
     session = os.environ.get(READ_ONLY_FLEET_ENV) == "1"
     # The store belongs to the loop it was opened on: the app's, so open it here.
     async with deploy_services(config, store) as services:
         fleet = shared_fleet(config, store, "console")
-        # A console is a runner: it claims queued deploys, its own and others'; a session
-        # runs only the deploys it queued (its viewer leaving never stops another's deploy).
+        queue = DeployQueue(services.store, config)
+        # A deploy belongs to a runner process, never to this console: closing its terminal
+        # (or dropping its SSH or browser session) changes nothing about a deploy. A local
+        # console starts a detached runner when none serves the store (and at start, when
+        # something waits for one).
+        detached = (
+            None if session or runs_deploys else DetachedRunners(store, runner_argv(config, store))
+        )
         runner = Runner(
             services.engine,
-            DeployQueue(services.store, config),
-            only=() if session else None,
-            reconcile=not session,
+            queue,
+            executes=runs_deploys,
+            on_queued=detached.ensure if detached is not None else None,
         )
+        if detached is not None and await queue.entries():
+            await detached.ensure()
         deploys = EngineDeploys(services.engine, services.fleet.gateway, actor(), runner=runner)
         anchor = (
             None

@@ -24,9 +24,9 @@ WHOAMI = (
     "import asyncio, sys\n"
     "from pathlib import Path\n"
     "from console.identity import Actor\n"
-    "from console.service import ServiceClient\n"
+    "from console.runner_door import DoorClient\n"
     "claimed = Actor('alice', 'ssh', 'SHA256:abc', '127.0.0.1:5', ('oncall',))\n"
-    "answer = asyncio.run(ServiceClient(Path(sys.argv[1]), claimed).call('whoami'))\n"
+    "answer = asyncio.run(DoorClient(Path(sys.argv[1]), claimed).call('whoami'))\n"
     "print(answer['actor'], answer['groups'])\n"
 )
 
@@ -133,4 +133,4 @@ def test_a_command_says_in_one_line_when_the_service_is_not_there(open_dir: Path
     result = lonely.cli("ada", "lock", "add", "--reason", "x")
     assert result.returncode == 2, (result.stdout, result.stderr)
     (line,) = result.stderr.strip().splitlines()
-    assert "the runner service at" in line and "does not answer" in line
+    assert "the runner at" in line and "does not answer" in line

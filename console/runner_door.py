@@ -1,4 +1,4 @@
-"""The runner as a service on a shared console host: one process, as its own account, owns the
+"""The runner's local door on a shared console host: one runner, as its own account, owns the
 store and runs every deploy; people's commands ask it over a Unix socket.
 
 Who asks is learnt from the socket itself (SO_PEERCRED: the caller's uid, looked up in the
@@ -42,7 +42,7 @@ LINE_LIMIT = 64 * 1024
 WIRE_TYPES = {cls.__name__: cls for cls in (DeployRecord, ManualLock, Freeze)}
 
 
-class ServiceError(ConsoleError):
+class DoorError(ConsoleError):
     """The runner service cannot be reached, or answered something this client cannot read."""
 
 
@@ -74,7 +74,7 @@ def from_wire(value: Any) -> Any:
         return value
     cls = WIRE_TYPES.get(str(value["type"]))
     if cls is None:
-        raise ServiceError(f"the runner service sent an unknown record {value['type']!r}")
+        raise DoorError(f"the runner service sent an unknown record {value['type']!r}")
     values = dict(value["fields"])
     for item in dataclasses.fields(cls):
         found = values.get(item.name)
@@ -106,7 +106,7 @@ def local_account(uid: int) -> Actor:
 # -- the server ----------------------------------------------------------------------------------
 
 
-class RunnerService:
+class RunnerDoor:
     """Serves one runner's queue on a Unix socket (see the module's docstring)."""
 
     def __init__(self, runner: Runner, path: Path) -> None:
@@ -127,7 +127,7 @@ class RunnerService:
             )
             os.chmod(self.path, SOCKET_MODE)
         except OSError as error:
-            raise ServiceError(f"cannot listen on {self.path}: {error.strerror}") from None
+            raise DoorError(f"cannot listen on {self.path}: {error.strerror}") from None
 
     async def close(self) -> None:
         if self._server is not None:
@@ -158,7 +158,7 @@ class RunnerService:
         try:
             request = json.loads(await reader.readline())
             if not isinstance(request, dict):
-                raise ServiceError("a request is one JSON object")
+                raise DoorError("a request is one JSON object")
             who = self.actor(peer_uid(writer.get_extra_info("socket")), request.get("as"))
             with acting_for(who):
                 async for answer in self._answer(who, str(request.get("op")), request):
@@ -168,7 +168,7 @@ class RunnerService:
                 await send({"error": error.message, "kind": type(error).__name__})
         except (ValueError, KeyError, TypeError) as error:
             with contextlib.suppress(ConnectionError):
-                await send({"error": f"malformed request: {error}", "kind": "ServiceError"})
+                await send({"error": f"malformed request: {error}", "kind": "DoorError"})
         except ConnectionError:
             pass  # the caller left: what it asked for goes on regardless
         finally:
@@ -239,14 +239,14 @@ class RunnerService:
         except AccessDenied as denied:
             await queue.record_denial(actor, denied, args.get("cluster"), args.get("project"))
             raise
-        raise ServiceError(f"unknown request {op!r}")
+        raise DoorError(f"unknown request {op!r}")
 
 
 # -- the client -----------------------------------------------------------------------------------
 
 
-class ServiceClient:
-    """Asks the runner service; `claimed` only for a trusted door (see RunnerService.actor)."""
+class DoorClient:
+    """Asks the runner service; `claimed` only for a trusted door (see RunnerDoor.actor)."""
 
     def __init__(self, path: Path, claimed: Actor | None = None) -> None:
         self.path = path
@@ -258,8 +258,8 @@ class ServiceClient:
         try:
             reader, writer = await asyncio.open_unix_connection(str(self.path), limit=LINE_LIMIT)
         except OSError as error:
-            raise ServiceError(
-                f"the runner service at {self.path} does not answer ({error.strerror}): "
+            raise DoorError(
+                f"the runner at {self.path} does not answer ({error.strerror}): "
                 "is `deploy-console runner --socket` running?"
             ) from None
         request: dict[str, Any] = {"op": op, "args": args}
@@ -277,7 +277,7 @@ class ServiceClient:
                     raise _error(str(answer.get("kind")), str(answer["error"]))
                 yield answer
         except (ConnectionError, ValueError) as error:
-            raise ServiceError(f"the runner service at {self.path} broke off: {error}") from None
+            raise DoorError(f"the runner at {self.path} broke off: {error}") from None
         finally:
             writer.close()
 
@@ -286,7 +286,7 @@ class ServiceClient:
         async for answer in self.stream(op, **args):
             if "result" in answer:
                 return from_wire(answer["result"])
-        raise ServiceError(f"the runner service at {self.path} answered nothing to {op}")
+        raise DoorError(f"the runner at {self.path} answered nothing to {op}")
 
 
 def _error(kind: str, message: str) -> ConsoleError:
@@ -299,14 +299,14 @@ def _error(kind: str, message: str) -> ConsoleError:
             return cls(message)
     if kind == "AccessDenied":
         return AccessDenied(message)
-    return ServiceError(message) if kind == "ServiceError" else ConsoleError(message)
+    return DoorError(message) if kind == "DoorError" else ConsoleError(message)
 
 
 class RemoteQueue:
     """The queue's operations that the command line uses, asked of the runner service. The
     `actor` arguments are ignored: the service knows who asks."""
 
-    def __init__(self, client: ServiceClient) -> None:
+    def __init__(self, client: DoorClient) -> None:
         self.client = client
 
     async def cancel(self, deploy_id: str, actor: str, reason: str = "") -> DeployRecord | None:
