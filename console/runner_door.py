@@ -118,9 +118,14 @@ class RunnerDoor:
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            if self.path.is_socket():
-                self.path.unlink()  # a socket left by a service that died
+        if self.path.is_socket():
+            try:
+                _, writer = await asyncio.open_unix_connection(str(self.path))
+            except OSError:
+                self.path.unlink(missing_ok=True)  # a socket left by a runner that died
+            else:
+                writer.close()
+                raise DoorError(f"another runner already serves {self.path}")
         try:
             self._server = await asyncio.start_unix_server(
                 self._serve, path=str(self.path), limit=LINE_LIMIT

@@ -379,7 +379,9 @@ async def _runner(config: Config, args: argparse.Namespace) -> int:
             print(f"{deploy_id}: interrupted; {event.summary}", flush=True)
 
     exit_when_idle = getattr(args, "exit_when_idle", False)
-    socket_path = getattr(args, "socket", None) or config.runner_socket
+    socket_path = getattr(args, "socket", None)
+    if socket_path is None and not exit_when_idle:  # a console's passing runner serves no door
+        socket_path = config.runner_socket
     async with runner_service(config, _store(config, args), on_event=report) as service:
         runner = service.runner
         door = None

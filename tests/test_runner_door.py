@@ -134,3 +134,11 @@ def test_a_command_says_in_one_line_when_the_service_is_not_there(open_dir: Path
     assert result.returncode == 2, (result.stdout, result.stderr)
     (line,) = result.stderr.strip().splitlines()
     assert "the runner at" in line and "does not answer" in line
+
+
+def test_a_second_runner_never_takes_the_door_of_a_live_one(host: Host) -> None:
+    second = host.cli("dcsvc", "runner", "--socket", str(host.socket))
+    assert second.returncode == 2, (second.stdout, second.stderr)
+    assert f"another runner already serves {host.socket}" in second.stderr
+    asked = host.cli("ada", "lock", "add", "--reason", "still served")
+    assert asked.returncode == 0, asked.stderr  # the first runner still answers
