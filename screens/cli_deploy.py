@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
 from types import TracebackType
@@ -111,6 +112,9 @@ class _Interrupts:
         loop = asyncio.get_running_loop()
         for signum in self._signals:
             loop.add_signal_handler(signum, self._on_signal, signum)
+        if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+            loop.add_signal_handler(signal.SIGHUP, _detach_from_terminal)
+            self._signals.append(signal.SIGHUP)
         return self
 
     def __exit__(
@@ -167,6 +171,15 @@ class _Interrupts:
             return
         _say(f"{self.received}: cancelling deploy {deploy_id}")
         self._pending = asyncio.ensure_future(runner.cancel(deploy_id, self._actor, reason))
+
+
+def _detach_from_terminal() -> None:
+    """The terminal closed (SIGHUP): the deploy is this process's to finish, so it goes on
+    to its end with its output to nowhere, as under nohup; the store and audit record it."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for fd in (1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def _say(message: str) -> None:

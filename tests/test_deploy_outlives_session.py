@@ -442,3 +442,32 @@ async def test_a_console_that_only_follows_shows_the_output_of_the_runner_that_r
     assert any(f"{PROJECT} {release} started" in line for line in lines), lines
     finished = events[-1]
     assert isinstance(finished, DeployFinished) and finished.state is DeployState.SUCCEEDED
+
+
+@needs_tools
+def test_a_command_line_deploy_goes_on_to_its_end_when_its_terminal_closes(
+    world: tuple[Config, Path, Path], tmp_path: Path
+) -> None:
+    """`deploy` runs its deploy in its own process: a closed terminal (SIGHUP) does not stop
+    it half-way; it finishes, recorded, with its output to nowhere."""
+    config, config_path, _ = world
+    store = tmp_path / "store.db"
+    release = _release_other_than(config)
+    command = [sys.executable, "-m", "screens.main", "deploy", PROJECT, CLUSTER, release,
+               "--config", str(config_path), "--store", str(store)]  # fmt: skip
+    env = dict(os.environ, DEPLOY_CONSOLE_DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(ROOT))
+    tmux = Tmux(tmp_path, "cli", f"cd {shlex.quote(str(ROOT))} && exec {shlex.join(command)}", env)
+    try:
+        deploy_pid = tmux.pane_pid()
+        _wait_until(lambda: _running(store), "the deploy to run", SCREEN_TIMEOUT)
+        running = _running(store)
+        assert running is not None
+        cut_at = datetime.now(UTC)
+        tmux.kill_server()  # the terminal closes: SIGHUP to the command
+        record = _assert_ended_on_one_version(config, store, running.id)
+        assert record.state == "succeeded", record.reason
+        assert record.finished_at is not None and record.finished_at > cut_at, "cut after its end"
+        assert _versions(config) == {release}
+        _wait_until(lambda: not _alive(deploy_pid), "the command to end", SCREEN_TIMEOUT)
+    finally:
+        tmux.kill_server()
