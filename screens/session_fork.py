@@ -76,6 +76,10 @@ def _session_main(terminal: _PassedFd, entry: str, argv: list[str], env: dict[st
     getattr(importlib.import_module(module), function)(argv)
 
 
+def _started() -> None:
+    """In a child of the fork server: nothing (ForkedConsoles.start waits for its start)."""
+
+
 class ForkedConsole:
     """A session's console started by the fork server (the sshd's view of its process)."""
 
@@ -122,8 +126,18 @@ class ForkedConsoles:
         self._context.set_forkserver_preload(list(PRELOAD))
 
     async def start(self) -> None:
-        """Start the fork server (it imports the console once) before the first session."""
-        await asyncio.to_thread(forkserver.ensure_running)
+        """Start the fork server and wait until it has imported the console: the first
+        session then starts like the others, not after that import (seconds on a loaded host,
+        more in a fresh clone that compiles every module first)."""
+        await asyncio.to_thread(self._warm_up)
+
+    def _warm_up(self) -> None:
+        # The fork server imports PRELOAD before it forks anything: a child that started has
+        # waited for the import to finish.
+        forkserver.ensure_running()
+        child = self._context.Process(target=_started, daemon=False)
+        child.start()
+        child.join()
 
     async def spawn(self, terminal: int, env: dict[str, str]) -> ForkedConsole:
         process = self._context.Process(

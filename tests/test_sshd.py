@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import select
 import shutil
 import signal
 import socket
@@ -30,7 +31,9 @@ from screens.main import has_command, run
 from screens.session_fork import ForkedConsoles
 from tests.conftest import ROOT
 
-DEADLINE = 30.0
+# A ceiling for what should take a second: the suite runs 3 workers on 2 cores beside other
+# work, and a wait only reaches it when something is broken.
+DEADLINE = 90.0
 Serve = Callable[..., Awaitable[SshServer]]
 
 
@@ -129,13 +132,14 @@ def _connect(server: SshServer, key: Path | None, **options: Any) -> Any:
     )
 
 
+# The SIGWINCH handler comes before the first line: the test resizes as soon as it reads it.
 SHOW_ENV = (
     "import os, signal, sys\n"
     "e = os.environ\n"
-    "print(e['DEPLOY_CONSOLE_USER'], '|', e['DEPLOY_CONSOLE_VIA'], '|', e['TERM'], "
-    "e['COLORTERM'], os.isatty(0), os.get_terminal_size(0), flush=True)\n"
     "signal.signal(signal.SIGWINCH, lambda *_: print('resized', os.get_terminal_size(0), "
     "flush=True))\n"
+    "print(e['DEPLOY_CONSOLE_USER'], '|', e['DEPLOY_CONSOLE_VIA'], '|', e['TERM'], "
+    "e['COLORTERM'], os.isatty(0), os.get_terminal_size(0), flush=True)\n"
     "line = sys.stdin.readline()\n"
     "print('got', line.strip(), flush=True)\n"
     "sys.exit(3)\n"
@@ -390,7 +394,7 @@ def test_the_sshd_command_never_loads_textual(sshd_config_path: Path) -> None:
         "print('textual' in sys.modules, 'rich' in sys.modules, code)\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=DEADLINE
     )
     assert result.stdout.split() == ["False", "False", "2"], result.stderr
 
@@ -408,6 +412,8 @@ def sshd_process(sshd_config_path: Path, tmp_path: Path) -> Iterator[tuple[int, 
     process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], DEADLINE)
+        assert ready, f"sshd did not say it listens within {DEADLINE:g} s"
         line = process.stdout.readline().strip()
         assert line.startswith("sshd listening on 127.0.0.1:"), line
         port = int(line.split()[3].rsplit(":", 1)[1])
