@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import select
@@ -22,7 +23,6 @@ import asyncssh
 import pytest
 import tomli_w
 
-from console import sshd
 from console.config import load_config, parse_config, read_toml
 from console.errors import ConfigError
 from console.sshd import SshServer, authorized_keys, load_host_key, read_authorized_keys
@@ -103,10 +103,14 @@ async def serve(sshd_config_path: Path, tmp_path: Path) -> AsyncIterator[Serve]:
     config = load_config(sshd_config_path)
     servers: list[SshServer] = []
 
-    async def start(command: list[str] | None = None) -> SshServer:
+    async def start(command: list[str] | None = None, **limits: Any) -> SshServer:
+        """`limits`: [sshd] settings (max_sessions, login_grace_seconds...) for this server."""
         argv = command or console_command(config, str(tmp_path / "store.db"), kiosk=False)
         server = SshServer(
-            load_host_key(tmp_path / "data"), authorized_keys(config.sshd, config.source), argv
+            load_host_key(tmp_path / "data"),
+            authorized_keys(config.sshd, config.source),
+            argv,
+            settings=dataclasses.replace(config.sshd, **limits),
         )
         await server.start("127.0.0.1", 0)
         servers.append(server)
@@ -274,19 +278,6 @@ async def test_everything_but_a_shell_on_a_terminal_is_refused_with_a_reason(
     assert not server.sessions
 
 
-async def test_a_client_that_never_logs_in_is_dropped_after_the_login_timeout(
-    serve: Serve, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    assert sshd.LOGIN_TIMEOUT_SECONDS <= 30
-    monkeypatch.setattr(sshd, "LOGIN_TIMEOUT_SECONDS", 0.5)
-    server = await serve(["/bin/true"])
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    writer.write(b"SSH-2.0-silent\r\n")  # then nothing: no key exchange, no login
-    while await asyncio.wait_for(reader.read(65536), DEADLINE):
-        pass  # the server's banner and key exchange offer, then EOF when it hangs up
-    writer.close()
-
-
 async def test_a_vanished_client_has_its_console_reaped(
     serve: Serve, keys: dict[str, Path]
 ) -> None:
@@ -357,6 +348,11 @@ def test_authorized_keys_lines_must_name_their_user(tmp_path: Path, keys: dict[s
         ({"keys": [{"user": "a b", "key": "x"}]}, "sshd.keys[0].user: 'a b' must be"),
         ({"keys": [{"key": "x"}]}, "sshd.keys[0].user: is required"),
         ({"port": 22, "passwords": True}, "sshd.passwords: unknown key"),
+        ({"max_sessions_per_user": 0}, "sshd.max_sessions_per_user: must be at least 1"),
+        ({"max_sessions": 10**6}, "sshd.max_sessions: must be at most 10000"),
+        ({"max_startups": -1}, "sshd.max_startups: must be at least 1"),
+        ({"login_grace_seconds": float("nan")}, "sshd.login_grace_seconds: must be a number"),
+        ({"login_grace_seconds": float("inf")}, "sshd.login_grace_seconds: must be a number"),
     ],
 )
 def test_bad_sshd_config_is_one_line_naming_the_key(
