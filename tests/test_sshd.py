@@ -8,7 +8,6 @@ import dataclasses
 import logging
 import os
 import select
-import shutil
 import signal
 import socket
 import stat
@@ -430,10 +429,8 @@ def test_the_host_key_survives_a_restart(
     assert load_host_key(data).get_fingerprint("sha256") == fingerprint
 
 
-needs_openssh = pytest.mark.skipif(
-    not (shutil.which("ssh") and shutil.which("tmux")),
-    reason="needs the OpenSSH client (ssh) and tmux; .ci/run installs them",
-)
+# Skipped where they are missing, failed in CI (tests/conftest.py, need_tool).
+needs_openssh = pytest.mark.tools("ssh", "tmux")
 
 
 def _ssh_argv(port: int, key: Path, known_hosts: Path) -> list[str]:
@@ -584,6 +581,7 @@ async def test_agent_forwarding_is_refused(
 
 
 @needs_openssh
+@pytest.mark.tools("ssh-agent")
 async def test_openssh_agent_forwarding_is_refused(
     serve: Serve, keys: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
