@@ -148,8 +148,8 @@ async def test_logins_in_progress_are_capped_and_dropped_after_the_grace_time(
 ) -> None:
     grace = 1.0
     server = await serve(["/bin/true"], max_startups=1, login_grace_seconds=grace)
+    started = time.monotonic()  # before the server's login timer starts
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    started = time.monotonic()
     writer.write(b"SSH-2.0-silent\r\n")  # then nothing: no key exchange, no login
     banner = await asyncio.wait_for(reader.readuntil(b"\r\n"), DEADLINE)
     assert banner.startswith(b"SSH-2.0-")  # the server has taken the silent client in
