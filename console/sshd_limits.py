@@ -25,7 +25,7 @@ DEFAULT_COLUMNS = 80
 DEFAULT_ROWS = 24
 MAX_PIXELS = 65535  # a pty's winsize holds 16 bits per field
 MAX_TERM_LENGTH = 64
-TERM_PATTERN = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._+-]{{0,{MAX_TERM_LENGTH - 1}}}$")
+TERM_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._+-]{{0,{MAX_TERM_LENGTH - 1}}}")
 
 TermSize = tuple[int, int, int, int]
 
@@ -48,7 +48,7 @@ def set_size(fd: int, size: TermSize) -> None:
 
 def term_refusal(term: str) -> str | None:
     """Why the terminal type `term` is refused, or None (an empty one gets the default)."""
-    if term == "" or TERM_PATTERN.match(term):
+    if term == "" or TERM_PATTERN.fullmatch(term):  # match's $ lets a final newline in
         return None
     # The type itself is never echoed back: it may be escape sequences for the client's screen.
     return (
