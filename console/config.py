@@ -756,7 +756,7 @@ def _parse_sshd(table: _Table) -> SshdSettings:
     keys: list[SshdKey] = []
     for key_table in table.tables("keys"):
         user: str = key_table.string("user", required=True)
-        if not SSHD_USER_PATTERN.match(user):
+        if not SSHD_USER_PATTERN.fullmatch(user):  # match: $ lets a final newline in
             key_table.fail(f"{user!r} must be letters, digits and . _ @ - (at most 64)", "user")
         key: str = key_table.string("key", required=True)
         if not _is_public_key(key):

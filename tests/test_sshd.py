@@ -345,6 +345,7 @@ def test_authorized_keys_lines_must_name_their_user(tmp_path: Path, keys: dict[s
         ({"port": 70000}, "sshd.port: must be at most 65535"),
         ({"keys": [{"user": "alice", "key": "ssh-ed25519 nope"}]}, "sshd.keys[0].key: must be"),
         ({"keys": [{"user": "a b", "key": "x"}]}, "sshd.keys[0].user: 'a b' must be"),
+        ({"keys": [{"user": "alice\n", "key": "x"}]}, "sshd.keys[0].user: 'alice\\n' must be"),
         ({"keys": [{"key": "x"}]}, "sshd.keys[0].user: is required"),
         ({"port": 22, "passwords": True}, "sshd.passwords: unknown key"),
         ({"max_sessions_per_user": 0}, "sshd.max_sessions_per_user: must be at least 1"),
