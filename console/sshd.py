@@ -515,7 +515,12 @@ class _ConsoleSession(asyncssh.SSHServerSession[bytes]):
         if self.master is None:
             return
         set_size(self.master, self.size)
-        # The pty is not the console's controlling terminal: tell its group ourselves.
+        # A pty that is the console's controlling terminal has the kernel tell its foreground
+        # group (a second SIGWINCH could land inside the first's handler); one that is not
+        # (a command spawned without a session on it) has none: tell the console's group.
+        with contextlib.suppress(OSError):
+            if os.tcgetpgrp(self.master) > 0:
+                return
         self._signal_group(signal.SIGWINCH)
 
     def pause_writing(self) -> None:

@@ -139,8 +139,8 @@ def _connect(server: SshServer, key: Path | None, **options: Any) -> Any:
 SHOW_ENV = (
     "import os, signal, sys\n"
     "e = os.environ\n"
-    "signal.signal(signal.SIGWINCH, lambda *_: print('resized', os.get_terminal_size(0), "
-    "flush=True))\n"
+    "signal.signal(signal.SIGWINCH, lambda *_: os.write(1, "
+    "f'resized {os.get_terminal_size(0)}\\n'.encode()))\n"  # print is not reentrant
     "print(e['DEPLOY_CONSOLE_USER'], '|', e['DEPLOY_CONSOLE_VIA'], '|', e['TERM'], "
     "e['COLORTERM'], os.isatty(0), os.get_terminal_size(0), flush=True)\n"
     "line = sys.stdin.readline()\n"

@@ -37,8 +37,8 @@ from tests.test_sshd import (  # noqa: F401 (fixtures)
 # Reports the terminal's size at start and after each resize; ends at the first line typed.
 SHOW_SIZE = (
     "import os, signal, sys\n"
-    "signal.signal(signal.SIGWINCH, lambda *_: print('resized', "
-    "tuple(os.get_terminal_size(0)), flush=True))\n"
+    "signal.signal(signal.SIGWINCH, lambda *_: os.write(1, "
+    "f'resized {tuple(os.get_terminal_size(0))}\\n'.encode()))\n"  # print is not reentrant
     "print('size', tuple(os.get_terminal_size(0)), flush=True)\n"
     "sys.stdin.readline()\n"
 )
