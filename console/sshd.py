@@ -40,6 +40,7 @@ from console.sshd_spawn import CommandSpawner, SessionProcess, SessionSpawner
 
 # asyncssh logs every connection at INFO (with key fingerprints): keep the server's output ours.
 logging.getLogger("asyncssh").setLevel(logging.WARNING)
+_log = logging.getLogger(__name__)
 
 HOST_KEY_FILE = "sshd_host_ed25519_key"
 # A client whose TCP connection silently died is dropped after ~90 s of unanswered keepalives.
@@ -418,6 +419,13 @@ class _ConsoleSession(asyncssh.SSHServerSession[bytes]):
             self.chan.write_stderr(
                 f"deploy-console: cannot start the console: {_reason(error)}\r\n".encode()
             )
+        except Exception as error:
+            # Never a session left open with nothing in it: the client hears one line, the
+            # server's log gets the traceback.
+            _log.exception("session of %s failed", self.user)
+            message = f"deploy-console: the session failed ({type(error).__name__})\r\n"
+            with contextlib.suppress(OSError, asyncssh.Error):
+                self.chan.write_stderr(message.encode())
         finally:
             await self._kill_group()
             self._close_master()

@@ -21,6 +21,7 @@ import pytest
 import tomli_w
 
 from console.config import read_toml
+from console.sshd_spawn import SessionProcess
 from tests.conftest import ROOT
 from tests.test_sshd import (  # noqa: F401 (fixtures)
     DEADLINE,
@@ -170,6 +171,26 @@ async def test_logins_in_progress_are_capped_and_dropped_after_the_grace_time(
         assert not server.logging_in
         completed = await asyncio.wait_for(conn.run(term_type="xterm"), DEADLINE)
         assert completed.exit_status == 0
+
+
+class _BrokenSpawner:
+    """A spawner that fails the way a bug would (not an OSError)."""
+
+    async def spawn(self, terminal: int, env: dict[str, str]) -> SessionProcess:
+        raise RuntimeError("Set changed size during iteration")
+
+
+async def test_a_console_that_fails_to_start_ends_the_session_with_one_line(
+    serve: Serve, keys: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    server = await serve()
+    server.spawner = _BrokenSpawner()
+    async with _connect(server, keys["alice"]) as conn:
+        failed = await asyncio.wait_for(conn.run(term_type="xterm", encoding=None), DEADLINE)
+    assert failed.exit_status == 1 and failed.stdout == b""
+    assert failed.stderr == b"deploy-console: the session failed (RuntimeError)\r\n"
+    assert "Set changed size" in caplog.text  # the operator's log has the traceback
+    assert not server.sessions
 
 
 # -- the real OpenSSH client, through `deploy-console sshd` ----------------------------------
