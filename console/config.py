@@ -271,6 +271,13 @@ class SshdSettings:
     # An OpenSSH authorized_keys file; each line names its user with
     # environment="DEPLOY_CONSOLE_USER=alice".
     authorized_keys: Path | None = None
+    # Consoles one user may run at once, and all users together (each costs ~17-30 MB).
+    max_sessions_per_user: int = 4
+    max_sessions: int = 64
+    # Connections that have not logged in yet, at once (OpenSSH's MaxStartups): more are
+    # turned away at once; each is closed after login_grace_seconds (LoginGraceTime).
+    max_startups: int = 10
+    login_grace_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -894,7 +901,7 @@ def _parse_sshd(table: _Table) -> SshdSettings:
     keys: list[SshdKey] = []
     for key_table in table.tables("keys"):
         user: str = key_table.string("user", required=True)
-        if not SSHD_USER_PATTERN.match(user):
+        if not SSHD_USER_PATTERN.fullmatch(user):  # match: $ lets a final newline in
             key_table.fail(f"{user!r} must be letters, digits and . _ @ - (at most 64)", "user")
         key: str = key_table.string("key", required=True)
         if not _is_public_key(key):
@@ -910,8 +917,27 @@ def _parse_sshd(table: _Table) -> SshdSettings:
         key_table.done()
         keys.append(SshdKey(user=user, key=key.strip(), groups=groups))
     authorized_keys = _path(table, "authorized_keys")
+    per_user = _bounded_integer(table, "max_sessions_per_user", SshdSettings.max_sessions_per_user)
+    sessions = _bounded_integer(table, "max_sessions", SshdSettings.max_sessions)
+    startups = _bounded_integer(table, "max_startups", SshdSettings.max_startups)
+    grace = table.number(
+        "login_grace_seconds", SshdSettings.login_grace_seconds, minimum=0.1, maximum=3600
+    )
     table.done()
-    return SshdSettings(listen=listen, port=port, keys=tuple(keys), authorized_keys=authorized_keys)
+    return SshdSettings(
+        listen=listen,
+        port=port,
+        keys=tuple(keys),
+        authorized_keys=authorized_keys,
+        max_sessions_per_user=per_user,
+        max_sessions=sessions,
+        max_startups=startups,
+        login_grace_seconds=grace,
+    )
+
+
+def _bounded_integer(table: _Table, key: str, default: int, maximum: int = 10_000) -> int:
+    return table.integer(key, default, minimum=1, maximum=maximum)
 
 
 def _is_public_key(line: str) -> bool:

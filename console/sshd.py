@@ -7,25 +7,22 @@ X11 forwarding, exec and subsystem requests, sessions without a pty. The console
 runs in this process (one slow session would block all, colours would be lost): each session
 spawns `command` on a pseudo-terminal in a new session (process group), pumps bytes both ways,
 forwards window changes, and ends the SSH session with the console's exit status. A client
-that vanishes has its console's process group killed.
+that vanishes has its console's process group killed. What a client may ask for (terminal
+sizes and types, sessions, logins in progress) is bounded by console/sshd_limits.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
 import pty
 import re
 import signal
-import struct
-import termios
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import asyncssh
 
@@ -33,12 +30,21 @@ from console.config import SshdSettings
 from console.errors import ConfigError, ConsoleError
 from console.identity import SSH, Actor
 from console.paths import private_dir
+from console.sshd_limits import (
+    STARTUPS_REFUSAL,
+    TermSize,
+    clamp_size,
+    session_refusal,
+    set_size,
+    term_refusal,
+)
+from console.sshd_spawn import CommandSpawner, SessionProcess, SessionSpawner
 
 # asyncssh logs every connection at INFO (with key fingerprints): keep the server's output ours.
 logging.getLogger("asyncssh").setLevel(logging.WARNING)
+_log = logging.getLogger(__name__)
 
 HOST_KEY_FILE = "sshd_host_ed25519_key"
-LOGIN_TIMEOUT_SECONDS = 30.0
 # A client whose TCP connection silently died is dropped after ~90 s of unanswered keepalives.
 KEEPALIVE_SECONDS = 30.0
 KEEPALIVE_COUNT = 3
@@ -205,24 +211,6 @@ def _reason(error: BaseException) -> str:
 # -- the server --------------------------------------------------------------------------------
 
 
-class SessionProcess(Protocol):
-    """A session's console process: asyncio's, or one forked (screens/session_fork.py)."""
-
-    pid: int
-
-    @property
-    def returncode(self) -> int | None: ...
-
-    async def wait(self) -> int: ...
-
-
-class SessionSpawner(Protocol):
-    """Starts a session's console on the pty `terminal` (its stdio and controlling terminal),
-    in its own session and process group, with the environment `env`."""
-
-    async def spawn(self, terminal: int, env: dict[str, str], actor: Actor) -> SessionProcess: ...
-
-
 class SshServer:
     """Listens for SSH clients and runs `command` on a pty for each session (or has
     `spawner` start it: forked from a preloaded process, it shares that process's memory)."""
@@ -235,15 +223,20 @@ class SshServer:
         *,
         environment: Mapping[str, str] | None = None,
         spawner: SessionSpawner | None = None,
+        settings: SshdSettings | None = None,
     ) -> None:
         self.host_key = host_key
+        # The limits (sessions, logins in progress, login grace time); listen/port are start's.
+        self.settings = settings or SshdSettings()
         self.allowed = dict(allowed)
         self.command = list(command)
-        self.spawner = spawner
+        self.spawner = spawner or CommandSpawner(command)
         self.environment = dict(os.environ if environment is None else environment)
         self.port = 0
         self._acceptor: asyncssh.SSHAcceptor | None = None
         self.sessions: set[_ConsoleSession] = set()
+        # Connections not logged in yet (capped by settings.max_startups).
+        self.logging_in: set[_Server] = set()
         # Sessions being ended because their client vanished (kept so the task is not lost).
         self.stopping: set[asyncio.Future[None]] = set()
 
@@ -259,7 +252,7 @@ class SshServer:
                 port,
                 server_factory=lambda: _Server(self),
                 server_host_keys=[self.host_key],
-                login_timeout=LOGIN_TIMEOUT_SECONDS,
+                login_timeout=self.settings.login_grace_seconds,
                 keepalive_interval=KEEPALIVE_SECONDS,
                 keepalive_count_max=KEEPALIVE_COUNT,
                 agent_forwarding=False,
@@ -310,6 +303,16 @@ class _Server(asyncssh.SSHServer):
         self.conn = conn
         host, port = conn.get_extra_info("peername")[:2]
         self.peer = f"{host}:{port}"
+        if len(self.owner.logging_in) >= self.owner.settings.max_startups:
+            # After asyncssh has sent its version: a client shows the reason, not a reset.
+            asyncio.get_running_loop().call_soon(
+                conn.disconnect, asyncssh.DISC_TOO_MANY_CONNECTIONS, STARTUPS_REFUSAL
+            )
+            return
+        self.owner.logging_in.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.owner.logging_in.discard(self)
 
     def begin_auth(self, username: str) -> bool:
         return True
@@ -331,6 +334,7 @@ class _Server(asyncssh.SSHServer):
 
     def auth_completed(self) -> None:
         self.who = self._offered
+        self.owner.logging_in.discard(self)
 
     def session_requested(self) -> asyncssh.SSHServerSession[bytes]:
         assert self.who is not None
@@ -360,7 +364,7 @@ class _ConsoleSession(asyncssh.SSHServerSession[bytes]):
         self.actor = actor
         self.chan: asyncssh.SSHServerChannel[bytes] | None = None
         self.term = ""
-        self.size: tuple[int, int, int, int] | None = None
+        self.size: TermSize | None = None
         self.refusal: str | None = None
         self.process: SessionProcess | None = None
         self.master: int | None = None
@@ -377,7 +381,9 @@ class _ConsoleSession(asyncssh.SSHServerSession[bytes]):
         self, term_type: str, term_size: tuple[int, int, int, int], term_modes: object
     ) -> bool:
         self.term = term_type
-        self.size = term_size
+        # Accepted either way: a refusal is said once the session starts.
+        self.refusal = self.refusal or term_refusal(term_type)
+        self.size = clamp_size(*term_size)
         return True
 
     def shell_requested(self) -> bool:
@@ -395,6 +401,14 @@ class _ConsoleSession(asyncssh.SSHServerSession[bytes]):
         self.owner.sessions.add(self)
         if self.refusal is None and self.size is None:
             self.refusal = "a terminal is required: connect with ssh -t"
+        if self.refusal is None:
+            settings = self.owner.settings
+            self.refusal = session_refusal(
+                self.actor.user,
+                [session.actor.user for session in self.owner.sessions if session is not self],
+                settings.max_sessions_per_user,
+                settings.max_sessions,
+            )
         if self.refusal is not None:
             self._refuse(self.refusal)
             return
@@ -417,6 +431,13 @@ class _ConsoleSession(asyncssh.SSHServerSession[bytes]):
             self.chan.write_stderr(
                 f"deploy-console: cannot start the console: {_reason(error)}\r\n".encode()
             )
+        except Exception as error:
+            # Never a session left open with nothing in it: the client hears one line, the
+            # server's log gets the traceback.
+            _log.exception("session of %s failed", self.actor.user)
+            message = f"deploy-console: the session failed ({type(error).__name__})\r\n"
+            with contextlib.suppress(OSError, asyncssh.Error):
+                self.chan.write_stderr(message.encode())
         finally:
             await self._kill_group()
             self._close_master()
@@ -427,15 +448,12 @@ class _ConsoleSession(asyncssh.SSHServerSession[bytes]):
     async def _spawn_and_pump(self) -> int:
         master, slave = pty.openpty()
         self.master = master
-        if self.size is not None:
-            _set_size(master, self.size)
-        os.set_blocking(master, False)
-        env = self.owner.child_environment(self.term)
         try:
-            if self.owner.spawner is not None:
-                self.process = await self.owner.spawner.spawn(slave, env, self.actor)
-            else:
-                self.process = await self._exec(slave, env)
+            if self.size is not None:
+                set_size(master, self.size)
+            os.set_blocking(master, False)
+            env = self.owner.child_environment(self.term)
+            self.process = await self.owner.spawner.spawn(slave, env, self.actor)
         finally:
             os.close(slave)
         self._start_reading()
@@ -445,18 +463,6 @@ class _ConsoleSession(asyncssh.SSHServerSession[bytes]):
         # What the console wrote last (its screen reset) still goes out before the exit.
         self._drain_output()
         return returncode if returncode >= 0 else 128 - returncode
-
-    async def _exec(self, slave: int, env: dict[str, str]) -> SessionProcess:
-        process = await asyncio.create_subprocess_exec(
-            *self.owner.command,
-            stdin=slave,
-            stdout=slave,
-            stderr=slave,
-            env=env,
-            start_new_session=True,
-            close_fds=True,
-        )
-        return _Exec(process)
 
     def _start_reading(self) -> None:
         if self.master is not None and not self._reading:
@@ -525,11 +531,16 @@ class _ConsoleSession(asyncssh.SSHServerSession[bytes]):
         self._flush_input()
 
     def terminal_size_changed(self, width: int, height: int, pixwidth: int, pixheight: int) -> None:
-        self.size = (width, height, pixwidth, pixheight)
+        self.size = clamp_size(width, height, pixwidth, pixheight)
         if self.master is None:
             return
-        _set_size(self.master, self.size)
-        # The pty is not the console's controlling terminal: tell its group ourselves.
+        set_size(self.master, self.size)
+        # A pty that is the console's controlling terminal has the kernel tell its foreground
+        # group (a second SIGWINCH could land inside the first's handler); one that is not
+        # (a command spawned without a session on it) has none: tell the console's group.
+        with contextlib.suppress(OSError):
+            if os.tcgetpgrp(self.master) > 0:
+                return
         self._signal_group(signal.SIGWINCH)
 
     def pause_writing(self) -> None:
@@ -587,24 +598,3 @@ class _ConsoleSession(asyncssh.SSHServerSession[bytes]):
         with contextlib.suppress(OSError):
             os.close(self.master)
         self.master = None
-
-
-class _Exec:
-    """asyncio's process as a SessionProcess."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self._process = process
-        self.pid = process.pid
-
-    @property
-    def returncode(self) -> int | None:
-        return self._process.returncode
-
-    async def wait(self) -> int:
-        return await self._process.wait()
-
-
-def _set_size(fd: int, size: tuple[int, int, int, int]) -> None:
-    width, height, pixwidth, pixheight = size
-    with contextlib.suppress(OSError):
-        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, pixwidth, pixheight))

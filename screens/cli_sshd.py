@@ -60,6 +60,7 @@ def sshd_command(config: Config, args: argparse.Namespace, kiosk_available: bool
         # Sessions read the fleet this server polls: one poller for all of them.
         environment={**os.environ, READ_ONLY_FLEET_ENV: "1"},
         spawner=spawner,
+        settings=config.sshd,
     )
     store_file = paths.store_path(config.store, store)
     fleet = shared_fleet(config, store_file, "sshd")

@@ -105,6 +105,10 @@ def _run_entry(entry: str, argv: list[str], env: dict[str, str], actor: Actor) -
     getattr(importlib.import_module(module), function)(argv)
 
 
+def _started() -> None:
+    """In a child of the fork server: nothing (ForkedConsoles.start waits for its start)."""
+
+
 class ForkedConsole:
     """A session's console started by the fork server (the sshd's view of its process)."""
 
@@ -151,8 +155,18 @@ class ForkedConsoles:
         self._context.set_forkserver_preload(list(PRELOAD))
 
     async def start(self) -> None:
-        """Start the fork server (it imports the console once) before the first session."""
-        await asyncio.to_thread(forkserver.ensure_running)
+        """Start the fork server and wait until it has imported the console: the first
+        session then starts like the others, not after that import (seconds on a loaded host,
+        more in a fresh clone that compiles every module first)."""
+        await asyncio.to_thread(self._warm_up)
+
+    def _warm_up(self) -> None:
+        # The fork server imports PRELOAD before it forks anything: a child that started has
+        # waited for the import to finish.
+        forkserver.ensure_running()
+        child = self._context.Process(target=_started, daemon=False)
+        child.start()
+        child.join()
 
     async def spawn(self, terminal: int, env: dict[str, str], actor: Actor) -> ForkedConsole:
         process = self._context.Process(

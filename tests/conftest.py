@@ -153,3 +153,32 @@ def open_dir() -> Iterator[Path]:
     folder.chmod(0o777)
     yield folder
     subprocess.run(["rm", "-rf", str(folder)], check=False)
+
+
+# -- command-line tools the tests drive (OpenSSH, tmux, sqlite3, Chromium) --------------------
+import shutil  # noqa: E402
+
+
+def need_tool(*names: str, optional: bool = False) -> bool:
+    """True when every tool in `names` is on PATH. When one is missing: in CI (CI=true, where
+    .ci/run installs them all) the test fails; elsewhere it is skipped, or with `optional`
+    it goes on without the tool (False)."""
+    missing = [name for name in names if shutil.which(name) is None]
+    if not missing:
+        return True
+    message = f"needs {', '.join(missing)} on PATH (.ci/run installs it)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{message}; CI=true, so a missing tool fails", pytrace=False)
+    if optional:
+        return False
+    pytest.skip(message)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "tools(*names): the test drives these command-line tools")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # Before the test's fixtures: a missing tool costs no world, server or browser start.
+    for marker in item.iter_markers("tools"):
+        need_tool(*marker.args)

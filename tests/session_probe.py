@@ -15,11 +15,14 @@ def main(argv: list[str]) -> None:
     actor = current_actor()
     user = f"{actor}/{','.join(actor.groups)}"
     foreground = os.tcgetpgrp(0) == os.getpgrp()  # SIGWINCH and ctrl+c reach this process
-    print(user, argv, os.isatty(0), tuple(os.get_terminal_size(0)), foreground, flush=True)
+    # Ready for a resize before saying so: the test resizes as soon as it reads the first line,
+    # and a SIGWINCH that comes before the handler is ignored (seen under load).
+    # os.write, not print: a signal handler's print inside another print raises RuntimeError.
     signal.signal(
         signal.SIGWINCH,
-        lambda *_: print("resized", tuple(os.get_terminal_size(0)), flush=True),
+        lambda *_: os.write(1, f"resized {tuple(os.get_terminal_size(0))}\n".encode()),
     )
+    print(user, argv, os.isatty(0), tuple(os.get_terminal_size(0)), foreground, flush=True)
     line = sys.stdin.readline()
     print("got", line.strip(), flush=True)
     sys.exit(3)

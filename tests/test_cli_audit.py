@@ -8,7 +8,6 @@ import asyncio
 import csv
 import io
 import json
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -25,7 +24,7 @@ import tomli_w
 from console.config import load_config
 from console.store import GENESIS_HASH, DeployRecord, Store, audit_hash
 from console.world import World
-from tests.conftest import DEMO_CONFIG, ROOT
+from tests.conftest import DEMO_CONFIG, ROOT, need_tool
 
 ERROR_PREFIX = "deploy-console: error: "
 START = datetime(2026, 11, 26, 16, 0, tzinfo=UTC)
@@ -82,9 +81,6 @@ def store(tmp_path: Path) -> Path:
     return path
 
 
-SQLITE3 = shutil.which("sqlite3")
-
-
 def tamper(path: Path, *statements: str) -> None:
     """As an attacker with write access to the file would: drop the triggers, then write, with
     the sqlite3 command-line tool (Python's sqlite3 module where the tool is not installed)."""
@@ -93,9 +89,9 @@ def tamper(path: Path, *statements: str) -> None:
         "DROP TRIGGER IF EXISTS audit_no_delete",
         *statements,
     ]
-    if SQLITE3 is not None:
+    if need_tool("sqlite3", optional=True):  # in CI the tool is required
         subprocess.run(
-            [SQLITE3, "-bail", str(path)],
+            ["sqlite3", "-bail", str(path)],
             input="".join(f"{statement};\n" for statement in script),
             text=True,
             check=True,

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -41,10 +40,7 @@ SCREEN_TIMEOUT = 60.0
 END_TIMEOUT = 150.0  # a deploy with nobody left to run it never ends: this is the verdict
 ENDED = ("succeeded", "rolled_back")
 
-needs_tools = pytest.mark.skipif(
-    os.environ.get("CI") != "true" and not (shutil.which("ssh") and shutil.which("tmux")),
-    reason="needs the OpenSSH client (ssh) and tmux; .ci/run installs them",
-)
+needs_tools = pytest.mark.tools("ssh", "tmux")  # in CI a missing tool fails (conftest)
 
 
 @pytest.fixture(scope="module")

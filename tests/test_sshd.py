@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
-import shutil
+import select
 import signal
 import socket
 import stat
@@ -21,7 +22,6 @@ import asyncssh
 import pytest
 import tomli_w
 
-from console import sshd
 from console.config import load_config, parse_config, read_toml
 from console.errors import ConfigError
 from console.sshd import SshServer, authorized_keys, load_host_key, read_authorized_keys
@@ -30,7 +30,9 @@ from screens.main import has_command, run
 from screens.session_fork import ForkedConsoles
 from tests.conftest import ROOT
 
-DEADLINE = 30.0
+# A ceiling for what should take a second: the suite runs 3 workers on 2 cores beside other
+# work, and a wait only reaches it when something is broken.
+DEADLINE = 90.0
 Serve = Callable[..., Awaitable[SshServer]]
 
 
@@ -106,10 +108,14 @@ async def serve(sshd_config_path: Path, tmp_path: Path) -> AsyncIterator[Serve]:
     config = load_config(sshd_config_path)
     servers: list[SshServer] = []
 
-    async def start(command: list[str] | None = None) -> SshServer:
+    async def start(command: list[str] | None = None, **limits: Any) -> SshServer:
+        """`limits`: [sshd] settings (max_sessions, login_grace_seconds...) for this server."""
         argv = command or console_command(config, str(tmp_path / "store.db"), kiosk=False)
         server = SshServer(
-            load_host_key(tmp_path / "data"), authorized_keys(config.sshd, config.source), argv
+            load_host_key(tmp_path / "data"),
+            authorized_keys(config.sshd, config.source),
+            argv,
+            settings=dataclasses.replace(config.sshd, **limits),
         )
         await server.start("127.0.0.1", 0)
         servers.append(server)
@@ -135,13 +141,14 @@ def _connect(server: SshServer, key: Path | None, **options: Any) -> Any:
     )
 
 
+# The SIGWINCH handler comes before the first line: the test resizes as soon as it reads it.
 SHOW_ENV = (
     "import os, signal, sys\n"
     "e = os.environ\n"
+    "signal.signal(signal.SIGWINCH, lambda *_: os.write(1, "
+    "f'resized {os.get_terminal_size(0)}\\n'.encode()))\n"  # print is not reentrant
     "print(e.get('DEPLOY_CONSOLE_USER'), '|', e.get('DEPLOY_CONSOLE_VIA'), '|', e['TERM'], "
     "e['COLORTERM'], os.isatty(0), os.get_terminal_size(0), flush=True)\n"
-    "signal.signal(signal.SIGWINCH, lambda *_: print('resized', os.get_terminal_size(0), "
-    "flush=True))\n"
     "line = sys.stdin.readline()\n"
     "print('got', line.strip(), flush=True)\n"
     "sys.exit(3)\n"
@@ -278,19 +285,6 @@ async def test_everything_but_a_shell_on_a_terminal_is_refused_with_a_reason(
     assert not server.sessions
 
 
-async def test_a_client_that_never_logs_in_is_dropped_after_the_login_timeout(
-    serve: Serve, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    assert sshd.LOGIN_TIMEOUT_SECONDS <= 30
-    monkeypatch.setattr(sshd, "LOGIN_TIMEOUT_SECONDS", 0.5)
-    server = await serve(["/bin/true"])
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    writer.write(b"SSH-2.0-silent\r\n")  # then nothing: no key exchange, no login
-    while await asyncio.wait_for(reader.read(65536), DEADLINE):
-        pass  # the server's banner and key exchange offer, then EOF when it hangs up
-    writer.close()
-
-
 async def test_a_vanished_client_has_its_console_reaped(
     serve: Serve, keys: dict[str, Path]
 ) -> None:
@@ -359,8 +353,14 @@ def test_authorized_keys_lines_must_name_their_user(tmp_path: Path, keys: dict[s
         ({"port": 70000}, "sshd.port: must be at most 65535"),
         ({"keys": [{"user": "alice", "key": "ssh-ed25519 nope"}]}, "sshd.keys[0].key: must be"),
         ({"keys": [{"user": "a b", "key": "x"}]}, "sshd.keys[0].user: 'a b' must be"),
+        ({"keys": [{"user": "alice\n", "key": "x"}]}, "sshd.keys[0].user: 'alice\\n' must be"),
         ({"keys": [{"key": "x"}]}, "sshd.keys[0].user: is required"),
         ({"port": 22, "passwords": True}, "sshd.passwords: unknown key"),
+        ({"max_sessions_per_user": 0}, "sshd.max_sessions_per_user: must be at least 1"),
+        ({"max_sessions": 10**6}, "sshd.max_sessions: must be at most 10000"),
+        ({"max_startups": -1}, "sshd.max_startups: must be at least 1"),
+        ({"login_grace_seconds": float("nan")}, "sshd.login_grace_seconds: must be a number"),
+        ({"login_grace_seconds": float("inf")}, "sshd.login_grace_seconds: must be a number"),
     ],
 )
 def test_bad_sshd_config_is_one_line_naming_the_key(
@@ -398,7 +398,7 @@ def test_the_sshd_command_never_loads_textual(sshd_config_path: Path) -> None:
         "print('textual' in sys.modules, 'rich' in sys.modules, code)\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=DEADLINE
     )
     assert result.stdout.split() == ["False", "False", "2"], result.stderr
 
@@ -416,6 +416,8 @@ def sshd_process(sshd_config_path: Path, tmp_path: Path) -> Iterator[tuple[int, 
     process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], DEADLINE)
+        assert ready, f"sshd did not say it listens within {DEADLINE:g} s"
         line = process.stdout.readline().strip()
         assert line.startswith("sshd listening on 127.0.0.1:"), line
         port = int(line.split()[3].rsplit(":", 1)[1])
@@ -436,10 +438,8 @@ def test_the_host_key_survives_a_restart(
     assert load_host_key(data).get_fingerprint("sha256") == fingerprint
 
 
-needs_openssh = pytest.mark.skipif(
-    not (shutil.which("ssh") and shutil.which("tmux")),
-    reason="needs the OpenSSH client (ssh) and tmux; .ci/run installs them",
-)
+# Skipped where they are missing, failed in CI (tests/conftest.py, need_tool).
+needs_openssh = pytest.mark.tools("ssh", "tmux")
 
 
 def _ssh_argv(port: int, key: Path, known_hosts: Path) -> list[str]:
@@ -590,6 +590,7 @@ async def test_agent_forwarding_is_refused(
 
 
 @needs_openssh
+@pytest.mark.tools("ssh-agent")
 async def test_openssh_agent_forwarding_is_refused(
     serve: Serve, keys: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -74,7 +74,10 @@ async def sshd(
     key = asyncssh.generate_private_key("ssh-ed25519")
     data = read_toml(world_config_path)
     data["refresh_seconds"] = REFRESH_SECONDS
-    data["sshd"] = {"keys": [{"user": "viewer", "key": key.export_public_key().decode()}]}
+    data["sshd"] = {
+        "keys": [{"user": "viewer", "key": key.export_public_key().decode()}],
+        "max_sessions_per_user": SESSIONS,  # one key opens them all (default: 4 per user)
+    }
     config = tmp_path / "config.toml"
     config.write_bytes(tomli_w.dumps(data).encode())
     store = tmp_path / "store.db"

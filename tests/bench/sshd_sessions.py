@@ -175,7 +175,11 @@ async def measure(sessions: int, hold: float, folder: Path) -> dict[str, Any]:
     )
     key = asyncssh.generate_private_key("ssh-ed25519", comment="bench")
     data = read_toml(folder / "world.toml")
-    data["sshd"] = {"keys": [{"user": "bench", "key": key.export_public_key().decode()}]}
+    data["sshd"] = {
+        "keys": [{"user": "bench", "key": key.export_public_key().decode()}],
+        "max_sessions_per_user": max(sessions, 1),  # one key opens them all (default: 4)
+        "max_sessions": max(sessions, 64),
+    }
     config = folder / "config.toml"
     config.write_bytes(tomli_w.dumps(data).encode())
     store = folder / "store.db"
