@@ -334,7 +334,17 @@ def test_authorized_keys_lines_must_name_their_user(tmp_path: Path, keys: dict[s
     path.write_text(f'restrict,environment="DEPLOY_CONSOLE_USER=bob.smith" {bob}\n')
     (entry,) = read_authorized_keys(path)
     assert entry.user == "bob.smith" and entry.fingerprint.startswith("SHA256:")
+    path.write_text(
+        f'environment="DEPLOY_CONSOLE_USER=bob",environment="DEPLOY_CONSOLE_GROUPS=ops,oncall" '
+        f"{bob}\n"
+    )
+    (entry,) = read_authorized_keys(path)
+    assert (entry.user, entry.groups) == ("bob", ("ops", "oncall"))
     for line, message in [
+        (
+            f'environment="DEPLOY_CONSOLE_USER=bob",environment="DEPLOY_CONSOLE_GROUPS=a b" {bob}',
+            "must be names",
+        ),
         (bob, f'{path}:1: name the key\'s user with environment="DEPLOY_CONSOLE_USER=NAME"'),
         (f'command="/bin/sh",environment="DEPLOY_CONSOLE_USER=bob" {bob}', "option 'command'"),
         (f'environment="PATH=/tmp" {bob}', "only environment="),
