@@ -20,8 +20,8 @@ from console.identity import (
 )
 
 ANYONE = "*"
-# Set by `deploy-console web` for what it serves: the browser has no login, so whoever opens
-# the page is a viewer, whatever config says of the OS user the server runs as.
+# Set by `deploy-console web` for what it serves without --allow-actions: everyone a viewer,
+# whatever their role. A variable may only take rights away, never grant them.
 READ_ONLY_ENV = "DEPLOY_CONSOLE_READ_ONLY"
 
 
