@@ -96,6 +96,8 @@ def os_group(name: str) -> None:
     with contextlib.suppress(KeyError):
         grp.getgrnam(name)
         return
+    if shutil.which("groupadd") is None:
+        need_tool("groupadd")
     subprocess.run(["groupadd", "-f", name], capture_output=True, check=False)
     grp.getgrnam(name)
 
@@ -117,8 +119,8 @@ def os_account(name: str, groups: tuple[str, ...] = ()) -> pwd.struct_passwd:
             return pwd.getpwnam(name)
         except KeyError:
             pass
-        if os.geteuid() != 0:
-            message = f"creating the OS account {name!r} needs root"
+        if os.geteuid() != 0 or shutil.which("useradd") is None:
+            message = f"creating the OS account {name!r} needs root and useradd (passwd)"
             if os.environ.get("CI") == "true":
                 pytest.fail(message)
             pytest.skip(message)
