@@ -673,13 +673,18 @@ class Store:
                     await asyncio.sleep(0.05 * 2**attempt)
             try:
                 yield self._db
-                await self._db.execute("COMMIT")
             except BaseException as error:
                 if self._db.in_transaction:  # some errors make SQLite roll back by itself
                     await self._db.execute("ROLLBACK")
                 if isinstance(error, sqlite3.Error):
                     raise StoreError(f"the store {self.path} did not record it: {error}") from error
                 raise
+            # Outside the rollback above: a COMMIT cancelled while aiosqlite's thread runs it
+            # still commits there, and a ROLLBACK queued behind it would find no transaction.
+            try:
+                await self._db.execute("COMMIT")
+            except sqlite3.Error as error:
+                raise StoreError(f"the store {self.path} did not record it: {error}") from error
 
     async def _one(self, query: str, parameters: Sequence[object] = ()) -> sqlite3.Row | None:
         async with self._db.execute(query, parameters) as cursor:
