@@ -534,6 +534,22 @@ class DeployEngine(DeployPlanner):
     def _note(self, deployment: Deployment, text: str) -> None:
         self._emit(deployment, OutputLine(deployment.deploy_id, "console", text))
 
+    async def _health_in(
+        self,
+        deployment: Deployment,
+        wait: Wait,
+        gateway: AwsGateway,
+        balancers: Iterable[_Balancer],
+        silent: str,
+    ) -> tuple[dict[str, dict[str, str]] | None, str]:
+        """One health read within a wait: (the states, "") or, when AWS did not answer, (None,
+        what the silence says: its first word says most, a timeout or a refused connection)."""
+        try:
+            async with deployment.io(), wait.asking():
+                return await self._health(gateway, balancers), ""
+        except AwsNoAnswer as error:
+            return None, silent or f"; AWS did not answer ({error.message})"
+
     def _waiting(self, deployment: Deployment, timeout: float, waiting_for: str) -> Wait:
         """A wait that ends by `timeout` (its AWS calls too) and says what it waits for."""
         return Wait(timeout, lambda text: self._note(deployment, text), waiting_for)
@@ -1006,14 +1022,8 @@ class DeployEngine(DeployPlanner):
         pending = "; ".join(f"{i} healthy in {label}: {state}" for i, label, state in unknown)
         async with self._waiting(deployment, timeout, pending) as wait:
             while True:
-                try:
-                    async with deployment.io(), wait.asking():
-                        health = await self._health(gateway, balancers)
-                except AwsNoAnswer as error:
-                    # The first word of a silence says most (a timeout, a refused connection).
-                    silent = silent or f"; AWS did not answer ({error.message})"
-                else:
-                    silent = ""
+                health, silent = await self._health_in(deployment, wait, gateway, balancers, silent)
+                if health is not None:
                     states = [
                         (i, b.label, health[b.arn].get(i, "not registered"))
                         for b in balancers
@@ -1106,14 +1116,8 @@ class DeployEngine(DeployPlanner):
         silent = ""
         async with self._waiting(deployment, timeout, pending) as wait:
             while True:
-                try:
-                    async with deployment.io(), wait.asking():
-                        health = await self._health(gateway, balancers)
-                except AwsNoAnswer as error:
-                    # The first word of a silence says most (a timeout, a refused connection).
-                    silent = silent or f"; AWS did not answer ({error.message})"
-                else:
-                    silent = ""
+                health, silent = await self._health_in(deployment, wait, gateway, balancers, silent)
+                if health is not None:
                     states = [
                         (i, b.label, health[b.arn][i])
                         for b in balancers
