@@ -172,7 +172,7 @@ def in_session() -> bool:
     return _session_actor is not None
 
 
-# The actor a service is serving right now (one request, one task: console.runner_door).
+# The actor a service is serving right now (one request, one task: console.servers.runner_door).
 _serving: ContextVar[Actor | None] = ContextVar("serving", default=None)
 
 

@@ -1,6 +1,6 @@
 """Text from outside made safe to show: terminal controls rendered visible, secrets masked.
 
-`harmless` is applied once where an instance's output enters the core (console.remote), so
+`harmless` is applied once where an instance's output enters the core (console.ssh.client), so
 the CLI, the TUI, the store and every export get the same clean line. `SecretMasker` is the
 one masker every deploy output path uses (log lines, step details, errors, audit reasons).
 """

@@ -17,7 +17,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 
 from console.access import Access, AccessDenied, Action
-from console.anchor import AnchorOutcome, AnchorSchedule
+from console.audit.anchor import AnchorOutcome, AnchorSchedule
 from console.config import Config
 from console.errors import ConsoleError
 from console.events import (
@@ -27,19 +27,18 @@ from console.events import (
     DeployWaiting,
     StepStarted,
 )
-from console.fleet import FleetSource
+from console.fleet.inventory import FleetSource
 from console.model import DeployRequest, DeployState, FleetSnapshot
 from console.store import Store
-from screens.confirm import ConfirmDialog
-from screens.dashboard import DashboardScreen
-from screens.deploy_dialog import DeployDialog
-from screens.deploy_list import DeployListDialog
-from screens.deploy_screen import DeployScreen
-from screens.deploy_support import DeploySupport
-from screens.deploy_tracking import TrackedDeploy
+from screens.dashboard.screen import DashboardScreen
+from screens.deploy.dialog import DeployDialog
+from screens.deploy.picker import DeployListDialog
+from screens.deploy.screen import DeployScreen
+from screens.deploy.support import DeploySupport
+from screens.deploy.tracking import TrackedDeploy
 from screens.help import HelpScreen, keys_of
-from screens.history import HistoryScreen
-from screens.history_filter import HistoryFilter
+from screens.history.filters import HistoryFilter
+from screens.history.screen import HistoryScreen
 from screens.messages import (
     AuditAnchorChecked,
     DeployAsked,
@@ -56,8 +55,9 @@ from screens.messages import (
     read_fleet,
 )
 from screens.palette import system_commands
-from screens.project import ProjectScreen
-from screens.queue import QueueControl, QueueScreen
+from screens.project.screen import ProjectScreen
+from screens.queue.screen import QueueControl, QueueScreen
+from screens.widgets.confirm import ConfirmDialog
 
 
 def _utc_now() -> datetime:

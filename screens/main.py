@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from console.config import Config, find_config, load_config, write_world_config
+from console.config.paths import user_data_dir
 from console.errors import ConsoleError
 from console.inputs import SQLITE_INTEGER_MAX, seconds, shown, whole_number
-from console.paths import user_data_dir
-from screens.cli_history import STATES
+from screens.cli.history import STATES
 
 if TYPE_CHECKING:
-    from console.world import World
+    from console.world.server import World
 
 PROG = "deploy-console"
 REPO_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
@@ -236,7 +236,7 @@ def _parser() -> argparse.ArgumentParser:
     iam = commands.add_parser(
         "iam-policy", help="print a least-privilege IAM policy of the console (docs/iam)"
     )
-    # Checked by console.iam, not with choices=: one line naming the roles, exit 2.
+    # Checked by console.aws.iam, not with choices=: one line naming the roles, exit 2.
     iam.add_argument("role", nargs="?", metavar="ROLE", help="poller, runner, anchor-writer, trust")
     config = commands.add_parser("config", help="configuration commands")
     config_commands = config.add_subparsers(dest="config_command", parser_class=_Parser)
@@ -348,7 +348,7 @@ def run(argv: list[str]) -> int:
         if args.command == "config":
             return _config_check(args)
         if args.command in ("deploy", "rollback", "releases"):
-            from screens import cli_deploy
+            from screens.cli import deploy as cli_deploy
 
             config = find_config(args.config)
             if args.command == "deploy":
@@ -357,11 +357,11 @@ def run(argv: list[str]) -> int:
                 return cli_deploy.rollback_command(config, args)
             return cli_deploy.releases_command(config, args)
         if args.command == "history":
-            from screens.cli_history import history_command
+            from screens.cli.history import history_command
 
             return history_command(find_config(args.config), args)
         if args.command in ("queue", "lock", "freeze", "unfreeze", "promote", "runner"):
-            from screens import cli_queue
+            from screens.cli import queue as cli_queue
 
             config = find_config(args.config)
             if args.command == "queue":
@@ -374,11 +374,11 @@ def run(argv: list[str]) -> int:
                 return cli_queue.runner_command(config, args)
             return cli_queue.freeze_command(config, args)
         if args.command == "audit":
-            from screens import cli_audit
+            from screens.cli import audit as cli_audit
 
             return cli_audit.command(args)
         if args.command == "iam-policy":
-            from screens.cli_iam import iam_policy_command
+            from screens.cli.iam import iam_policy_command
 
             return iam_policy_command(args)
         if args.command == "world":
@@ -386,11 +386,11 @@ def run(argv: list[str]) -> int:
         if args.command == "demo":
             return _demo(args)
         if args.command == "sshd":
-            from screens.cli_sshd import sshd_command
+            from screens.cli.sshd import sshd_command
 
             return sshd_command(find_config(args.config), args, has_command("kiosk"))
         if args.command == "web":
-            from screens.cli_web import new_token_command, web_command
+            from screens.cli.web import new_token_command, web_command
 
             if args.new_token is not None:
                 return new_token_command(args.new_token)
@@ -421,8 +421,8 @@ def _config_check(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from console.fleet import Fleet
-    from console.report import snapshot_json
+    from console.fleet.inventory import Fleet
+    from console.fleet.report import snapshot_json
 
     config = find_config(args.config)
     projects = tuple(args.project) if args.project else None
@@ -431,7 +431,7 @@ def _status(args: argparse.Namespace) -> int:
         config.cluster(name)
     for name in projects or ():
         config.project(name)
-    from screens.cli_iam import terminal_mfa_prompt
+    from screens.cli.iam import terminal_mfa_prompt
 
     fleet = Fleet(config, mfa_prompt=terminal_mfa_prompt())
     try:
@@ -442,7 +442,7 @@ def _status(args: argparse.Namespace) -> int:
         json.dump(snapshot_json(snapshot, projects, clusters), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        from screens.status_table import print_status
+        from screens.cli.status_table import print_status
 
         print_status(snapshot, projects, clusters)
     failed = [
@@ -461,7 +461,7 @@ def _world_config_source(args: argparse.Namespace) -> Path:
 
 def _start_world(source: Path, port: int) -> World:
     """The embedded world, seeded and serving; the caller stops it."""
-    from console.world import World
+    from console.world.server import World
 
     if port < 0 or port > 65535:
         raise UsageError(f"--port must be between 0 and 65535, not {port}")
@@ -510,7 +510,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _console(config: Config, store: str | None, *, runs_deploys: bool = False) -> int:
-    from console.deploys import store_path
+    from console.deploy.services import store_path
 
     return asyncio.run(_run_console(config, store_path(config, store), runs_deploys))
 
@@ -524,14 +524,14 @@ def runner_argv(config: Config, store: Path) -> list[str]:
 
 
 async def _run_console(config: Config, store: Path, runs_deploys: bool = False) -> int:
-    from console.anchor import anchor_schedule
-    from console.deploys import actor, deploy_services
-    from console.fleet_share import READ_ONLY_FLEET_ENV, shared_fleet
-    from console.queue import DeployQueue
-    from console.runner import Runner
-    from console.runner_service import DetachedRunners
+    from console.audit.anchor import anchor_schedule
+    from console.deploy.services import actor, deploy_services
+    from console.fleet.share import READ_ONLY_FLEET_ENV, shared_fleet
+    from console.queue.release_queue import DeployQueue
+    from console.queue.runner import Runner
+    from console.servers.runner_service import DetachedRunners
     from screens.app import build_app
-    from screens.deploy_support import EngineDeploys
+    from screens.deploy.support import EngineDeploys
 
     # A session of `sshd` or `web`: it reads the fleet its server polls for every session,
     # and the server's runner runs what it queues.
@@ -581,8 +581,8 @@ async def _run_console(config: Config, store: Path, runs_deploys: bool = False) 
 
 
 def _kiosk(config: Config, args: argparse.Namespace) -> int:
-    from console.deploys import store_path
-    from screens.kiosk import check_quit_key
+    from console.deploy.services import store_path
+    from screens.kiosk.screen import check_quit_key
 
     try:
         quit_key = check_quit_key(args.quit_key)
@@ -593,11 +593,11 @@ def _kiosk(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _run_kiosk(config: Config, store_file: Path, rotate: float, quit_key: str) -> int:
-    from console.deploy_board import DeployBoard, read_board
-    from console.fleet_share import shared_fleet
-    from console.queue import DeployQueue
+    from console.fleet.share import shared_fleet
+    from console.queue.board import DeployBoard, read_board
+    from console.queue.release_queue import DeployQueue
     from console.store import Store
-    from screens.kiosk import build_kiosk
+    from screens.kiosk.screen import build_kiosk
 
     # Read-only: the kiosk never creates the store; until a console has, it shows no deploys.
     opened: list[Store] = []

@@ -6,14 +6,14 @@ from typing import TYPE_CHECKING
 
 from textual.message import Message
 
-from console.anchor import AnchorOutcome
+from console.audit.anchor import AnchorOutcome
 from console.errors import ConsoleError
 from console.events import DeployEvent
 from console.model import DeployPlan, FleetSnapshot, LoadBalancerSettings, Release
 
 if TYPE_CHECKING:
-    from console.fleet import FleetSource
-    from console.queue import QueueEntry, QueueView
+    from console.fleet.inventory import FleetSource
+    from console.queue.release_queue import QueueEntry, QueueView
 
 
 class FleetRefreshed(Message):

@@ -16,11 +16,11 @@ from textual.app import SystemCommand
 from textual.dom import DOMNode
 from textual.screen import Screen
 
-from screens.dashboard import DashboardScreen
-from screens.deploy_screen import DeployScreen
-from screens.history import HistoryScreen
-from screens.project import ProjectScreen
-from screens.queue import QueueScreen
+from screens.dashboard.screen import DashboardScreen
+from screens.deploy.screen import DeployScreen
+from screens.history.screen import HistoryScreen
+from screens.project.screen import ProjectScreen
+from screens.queue.screen import QueueScreen
 
 if TYPE_CHECKING:
     from screens.app import DeployConsoleApp

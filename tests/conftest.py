@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from console.config import Config, load_config, write_world_config
-from console.world import World
+from console.world.server import World
 
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
@@ -42,12 +42,12 @@ def world_config(world_config_path: Path) -> Config:
     return load_config(world_config_path)
 
 
-# -- the world's SSH side (console/world_ssh.py) ---------------------------------------------
+# -- the world's SSH side (console/world/ssh.py) ---------------------------------------------
 # Imported here, not at the top, so that this block stays one append to the file.
 from collections.abc import AsyncIterator  # noqa: E402
 
 from console.config import SshSettings  # noqa: E402
-from console.world_ssh import WorldSsh  # noqa: E402
+from console.world.ssh import WorldSsh  # noqa: E402
 
 SSH_INSTANCES = {f"10.20.0.{n}": f"i-{n:08x}" for n in range(1, 31)}
 SSH_BROKEN_INSTANCE = "i-0000001e"  # 10.20.0.30 runs a release whose health check fails

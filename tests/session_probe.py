@@ -1,5 +1,6 @@
-"""What a forked SSH session runs in tests/test_sshd.py instead of the console: it reports its
-user, terminal, size and foreground group, answers a resize, echoes a line, exits 3."""
+"""What a forked SSH session runs in tests/console/servers/test_sshd.py instead of the console:
+it reports its user, terminal, size and foreground group, answers a resize, echoes a line,
+exits 3."""
 
 from __future__ import annotations
 

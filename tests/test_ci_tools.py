@@ -12,9 +12,12 @@ from tests.conftest import ROOT
 
 # One test per tool family, each of which checks for its tool today.
 TESTS = [
-    "tests/test_sshd.py::test_openssh_commands_and_passwords_are_refused",  # ssh, tmux
-    "tests/test_web.py::test_headless_chromium_shows_the_kiosk_tiles",  # chromium
-    "tests/test_cli_audit.py::test_verify_names_the_first_tampered_row[changed]",  # sqlite3
+    # ssh, tmux
+    "tests/console/servers/test_sshd.py::test_openssh_commands_and_passwords_are_refused",
+    # chromium
+    "tests/console/servers/test_web.py::test_headless_chromium_shows_the_kiosk_tiles",
+    # sqlite3
+    "tests/screens/cli/test_cli_audit.py::test_verify_names_the_first_tampered_row[changed]",
 ]
 TIMEOUT = 300.0
 

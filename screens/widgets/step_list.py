@@ -9,7 +9,7 @@ from textual.content import Content
 from textual.widgets import Static
 
 from console.model import StepState
-from screens.deploy_tracking import StepView
+from screens.deploy.tracking import StepView
 from screens.widgets.format import format_age, shorten
 
 # Readable without colour: the colour only repeats what the glyph says.

@@ -40,13 +40,13 @@ from typing import Any, TypeVar
 
 import boto3
 
-from console.aws import AwsGateway
+from console.aws.gateway import AwsGateway
 from console.config import Config
-from console.deploys import DeployServices, deploy_services
-from console.engine import DeployEngine
+from console.deploy.engine import DeployEngine
+from console.deploy.services import DeployServices, deploy_services
 from console.events import DeployFinished, StepFinished, StepStarted
 from console.model import DeployRequest, DeployState, Step
-from console.remote import JumpHosts, open_host
+from console.ssh.client import JumpHosts, open_host
 from console.store import Store
 from tests.deploy_world import world_process
 

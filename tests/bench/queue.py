@@ -24,7 +24,7 @@ from typing import Any
 
 from console.config import load_config
 from console.model import DeployRequest
-from console.queue import DeployQueue
+from console.queue.release_queue import DeployQueue
 from console.store import Store
 
 DEMO = Path(__file__).resolve().parents[2] / "config" / "demo.toml"

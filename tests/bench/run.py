@@ -475,7 +475,7 @@ def measure_status(
         walls, requests, totals, json.loads(stdout), world_cpu / runs, client_cpu / runs
     )
     # Cross-check, in this process: the same code path, counted by the gateways themselves.
-    from console.fleet import Fleet
+    from console.fleet.inventory import Fleet
 
     world.reset_requests()
     fleet = Fleet(load_config(world.config_path))

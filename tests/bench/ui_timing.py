@@ -31,8 +31,8 @@ from textual import events
 from textual.css.query import NoMatches
 
 from console.config import load_config
-from console.fleet import Fleet
-from console.fleet_process import ProcessFleet
+from console.fleet.inventory import Fleet
+from console.fleet.process import ProcessFleet
 
 TERMINAL_SIZE = (160, 48)
 LATENCY_GOAL_MS = 50.0

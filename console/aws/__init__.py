@@ -1,0 +1,1 @@
+"""AWS: the boto3 gateway, credentials per cluster, deadline waits; nothing else calls boto3."""

@@ -1,0 +1,1 @@
+"""Deploys: the planner, the red/black engine, releases, and the wiring to AWS, SSH, the store."""

@@ -1,0 +1,1 @@
+"""The fleet: inventory from the fewest AWS calls, snapshots, the one shared poller."""

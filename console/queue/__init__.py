@@ -1,0 +1,1 @@
+"""The release queue: waiting turns, locks, freezes, promotion, and the runner that executes."""

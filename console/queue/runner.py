@@ -1,0 +1,320 @@
+"""The queue's runner: every console (and `deploy-console runner`) claims queued deploys,
+runs them with the engine, reconciles deploys whose console died, and lets anyone follow a
+deploy's events wherever it runs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+from console.deploy.engine import DeployEngine, new_deploy_id
+from console.errors import ConsoleError, DeployError
+from console.events import (
+    DeployEvent,
+    DeployFinished,
+    DeployWaiting,
+    OutputLine,
+    StepFinished,
+    StepStarted,
+)
+from console.identity import current_actor
+from console.model import DeployRequest, DeployState, Step, StepState
+from console.queue.release_queue import DeployQueue, QueueEntry
+from console.store import DeployRecord
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.5
+KEEP_FINISHED = 50  # followed deploys whose events stay in memory after they end
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    """An interrupted deploy was put right against AWS by this runner."""
+
+    deploy_id: str
+    summary: str
+
+
+def runner_name() -> str:
+    """host:pid:random, unique per runner (shown as who runs a deploy)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
+
+
+class _Followed:
+    """A deploy run here: every event so far, and a signal for each new one."""
+
+    def __init__(self) -> None:
+        self.events: list[DeployEvent] = []
+        self.changed = asyncio.Event()
+        self.done = False
+
+
+class Runner:
+    """Claims and runs queued deploys until stopped. `only`: claim just these deploys (the
+    `deploy` command runs its own deploy and no one else's). `executes=False`: a console or
+    session that only queues and follows (the deploy belongs to a runner process, see
+    console/servers/runner_service.py); `on_queued` then makes sure one serves the store."""
+
+    def __init__(
+        self,
+        engine: DeployEngine,
+        queue: DeployQueue,
+        *,
+        name: str | None = None,
+        only: Iterable[str] | None = None,
+        poll_seconds: float = POLL_SECONDS,
+        reconcile: bool = True,
+        on_event: Callable[[str, object], None] | None = None,
+        executes: bool = True,
+        on_queued: Callable[[], Awaitable[object]] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.queue = queue
+        self.name = name or runner_name()
+        self.only = None if only is None else set(only)
+        self.poll_seconds = poll_seconds
+        self.reconcile = reconcile
+        self.on_event = on_event
+        self.executes = executes
+        self.on_queued = on_queued
+        self._wake = asyncio.Event()
+        self._ticking = asyncio.Lock()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._followed: dict[str, _Followed] = {}
+        self.errors: list[str] = []
+
+    # -- what callers use ------------------------------------------------------------------
+
+    async def enqueue(self, request: DeployRequest, *, after: str | None = None) -> DeployRecord:
+        """Queue a deploy and wake the runner; it starts here when its turn comes (or, when
+        this runner does not execute, in the runner process that serves the store)."""
+        deploy_id = new_deploy_id(self.engine.now())
+        record = await self.queue.enqueue(request, deploy_id, after=after)
+        if self.executes and self.only is not None:
+            self.only.add(record.id)
+        self.wake()
+        if self.on_queued is not None:
+            await self.on_queued()
+        return record
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def runs(self, deploy_id: str) -> bool:
+        task = self._tasks.get(deploy_id)
+        return task is not None and not task.done()
+
+    @property
+    def running_here(self) -> list[str]:
+        return [deploy_id for deploy_id, task in self._tasks.items() if not task.done()]
+
+    async def cancel(self, deploy_id: str, actor: str, reason: str = "") -> DeployRecord | None:
+        """Cancel a deploy wherever it is: here (it rolls back now), queued (it never runs),
+        or running in another console (asked through the store)."""
+        if self.runs(deploy_id) and self.engine.cancel(deploy_id, actor):
+            return None
+        record = await self.queue.cancel(deploy_id, actor, reason)
+        self.wake()
+        return record
+
+    async def follow(self, deploy_id: str, *, output: bool = False) -> AsyncIterator[DeployEvent]:
+        """A deploy's events to its end, wherever it runs: live when this runner runs it,
+        else read from the store (its wait reason, its steps, with `output` the lines its
+        commands printed, as the runner flushes them, and its outcome)."""
+        index = 0
+        lines_seen = 0
+        waiting: str | None = None
+        seen_steps: list[tuple[str, str]] = []
+        while True:
+            followed = self._followed.get(deploy_id)
+            if followed is not None:
+                while index < len(followed.events):
+                    event = followed.events[index]
+                    index += 1
+                    yield event
+                    if isinstance(event, DeployFinished):
+                        return
+                if followed.done:
+                    return
+                followed.changed.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.poll_seconds):
+                        await followed.changed.wait()
+                continue
+            record = await self.queue.store.deploy(deploy_id)
+            if record is None:
+                raise DeployError(f"unknown deploy {deploy_id!r}")
+            if record.state == DeployState.QUEUED.value:
+                entry = await self._entry(deploy_id)
+                reason = entry.waiting if entry else ""
+                if reason != waiting:
+                    waiting = reason
+                    yield DeployWaiting(deploy_id, reason)
+            else:
+                for event in await self._stored_steps(deploy_id, seen_steps):
+                    yield event
+                if output:
+                    lines = await self.queue.store.deploy_log(deploy_id)
+                    for line in lines[lines_seen:]:
+                        yield OutputLine(deploy_id, line.source, line.line, line.stream)
+                    lines_seen = len(lines)
+                if record.state not in (DeployState.QUEUED.value, DeployState.RUNNING.value):
+                    if deploy_id in self._followed:
+                        continue  # it ran here after all: the live events say more
+                    yield _finished(record)
+                    return
+            await asyncio.sleep(self.poll_seconds)
+
+    async def _entry(self, deploy_id: str) -> QueueEntry | None:
+        for entry in await self.queue.entries():
+            if entry.record.id == deploy_id:
+                return entry
+        return None
+
+    async def _stored_steps(self, deploy_id: str, seen: list[tuple[str, str]]) -> list[DeployEvent]:
+        """Step events for step rows not seen yet (a deploy run by another console)."""
+        events: list[DeployEvent] = []
+        for index, step in enumerate(await self.queue.store.steps(deploy_id)):
+            known = seen[index] if index < len(seen) else None
+            if known is None:
+                seen.append((step.step, "running"))
+                events.append(StepStarted(deploy_id, Step(step.step), step.started_at))
+                known = seen[index]
+            if step.state != "running" and known[1] == "running":
+                seen[index] = (step.step, step.state)
+                events.append(
+                    StepFinished(
+                        deploy_id,
+                        Step(step.step),
+                        StepState(step.state),
+                        step.seconds or 0.0,
+                        step.detail,
+                    )
+                )
+        return events
+
+    # -- the loop --------------------------------------------------------------------------
+
+    async def run_forever(self) -> None:
+        """Claim, run and reconcile until cancelled; then cancel what runs here (each rolls
+        back) and wait for it."""
+        config = self.queue.config
+        if self.reconcile and config.digest:  # the runner serving the store says its rules
+            await self.queue.store.record_config(
+                str(current_actor()), config.digest, config.rules, str(config.source)
+            )
+        try:
+            while True:
+                try:
+                    await self.tick()
+                except ConsoleError as error:
+                    self._note_error(error.message)
+                await self._sleep()
+        finally:
+            await self.stop()
+
+    async def tick(self) -> None:
+        """One look at the queue: reconcile what died, then start what may start."""
+        async with self._ticking:
+            if self.executes:
+                await self._tick()
+
+    async def pause(self) -> None:
+        """Claim and reconcile nothing more (until `executes` is set again); returns once no
+        look at the queue is under way, so `running_here` is the whole truth."""
+        self.executes = False
+        async with self._ticking:
+            pass
+
+    async def _tick(self) -> None:
+        if self.reconcile:
+            for record in await self.queue.take_interrupted(self.name):
+                if record.id not in self._tasks or self._tasks[record.id].done():
+                    self._tasks[record.id] = asyncio.create_task(self._reconcile(record))
+        if self.only is not None and not self.only:
+            return
+        while (claimed := await self.queue.claim(self.name, only=self.only)) is not None:
+            self._followed[claimed.id] = _Followed()
+            self._tasks[claimed.id] = asyncio.create_task(self._run(claimed))
+
+    async def stop(self) -> None:
+        """Cancel the deploys running here (each rolls back) and wait for them to end."""
+        for deploy_id in self.running_here:
+            self.engine.cancel(deploy_id, "the console stopping")
+        tasks = [task for task in self._tasks.values() if not task.done()]
+        if tasks:
+            await asyncio.shield(asyncio.gather(*tasks, return_exceptions=True))
+
+    async def _sleep(self) -> None:
+        # asyncio.timeout, not wait_for: 3.11's wait_for can lose a cancel that races its
+        # timeout, and the runner then never stops.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.poll_seconds):
+                await self._wake.wait()
+        self._wake.clear()
+
+    async def _run(self, record: DeployRecord) -> None:
+        followed = self._followed[record.id]
+        request = DeployRequest(
+            record.project, record.cluster, record.release, record.actor, record.rollback_of
+        )
+        try:
+            async for event in self.engine.run(request, claimed=record):
+                followed.events.append(event)
+                followed.changed.set()
+                if self.on_event is not None:
+                    self.on_event(record.id, event)
+        except Exception as error:  # the engine records its own failures; this is a last resort
+            self._note_error(f"deploy {record.id}: {error}")
+        finally:
+            followed.done = True
+            followed.changed.set()
+            self._forget_old()
+            self.wake()  # the pair is free: the next deploy may start
+
+    async def _reconcile(self, record: DeployRecord) -> None:
+        stale = self.queue.stale_after
+        beat = asyncio.create_task(self._keep_lock(record, max(0.5, stale / 3)))
+        try:
+            summary, ids = await self.engine.reconcile(record)
+            await self.queue.reconciled(record, self.name, summary, ids)
+            log.info("reconciled %s: %s", record.id, summary)
+            if self.on_event is not None:
+                self.on_event(record.id, Reconciled(record.id, summary))
+        except Exception as error:  # its lock goes stale, and the next look tries again
+            self._note_error(f"reconcile {record.id}: {error}")
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+            self.wake()
+
+    async def _keep_lock(self, record: DeployRecord, period: float) -> None:
+        while True:
+            await asyncio.sleep(period)
+            await self.queue.store.heartbeat(record.project, record.cluster, record.id)
+
+    def _note_error(self, text: str) -> None:
+        log.warning("runner %s: %s", self.name, text)
+        self.errors.append(text)
+        del self.errors[:-20]
+
+    def _forget_old(self) -> None:
+        finished = [key for key, followed in self._followed.items() if followed.done]
+        for key in finished[:-KEEP_FINISHED]:
+            del self._followed[key]
+            self._tasks.pop(key, None)
+
+
+def _finished(record: DeployRecord) -> DeployFinished:
+    seconds = 0.0
+    if record.started_at and record.finished_at:
+        seconds = (record.finished_at - record.started_at).total_seconds()
+    return DeployFinished(record.id, DeployState(record.state), record.reason, seconds, 0.0)

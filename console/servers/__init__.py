@@ -1,0 +1,1 @@
+"""The processes that serve sessions: the runner's door, the SSH server, the web front."""

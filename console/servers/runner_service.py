@@ -1,0 +1,209 @@
+"""The runner as a service: the process that executes deploys (a `deploy-console runner`, or the
+one runner of an `sshd` or `web` server), and how a console finds one or starts one.
+
+A deploy belongs to a runner, never to the session or terminal that queued it. Every serving
+runner holds a shared flock on a file beside the store (`<store>.runners`); the kernel drops it
+when the process ends, however it ends, so "is a runner serving this store?" has no stale
+answer. A console that queues a deploy and finds no runner starts `deploy-console runner
+--exit-when-idle` detached (its own session: closing the console's terminal never reaches it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from console.config import Config
+from console.deploy.services import deploy_services
+from console.errors import ConsoleError
+from console.queue.release_queue import DeployQueue
+from console.queue.runner import Runner
+
+log = logging.getLogger(__name__)
+
+IDLE_SECONDS = 10.0  # a runner started for a console's deploy stays this long after the last
+HOLD_SECONDS = 5.0  # a checker holds the file exclusively for microseconds; never this long
+STARTUP_SECONDS = 30.0  # a runner just started gets this long to take its place
+
+
+class RunnerServiceError(ConsoleError):
+    """The runner could not take its place beside the store, or could not be started."""
+
+
+def presence_path(store: Path) -> Path:
+    return store.with_name(f"{store.name}.runners")
+
+
+def log_path(store: Path) -> Path:
+    """Where a detached runner writes what it prints (beside the store, private)."""
+    return store.with_name(f"{store.name}.runner.log")
+
+
+class Presence:
+    """A serving runner's shared flock on the store's presence file, held until release()."""
+
+    def __init__(self, store: Path) -> None:
+        self.path = presence_path(store)
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def hold(self) -> None:
+        if self._fd is not None:
+            return
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as error:
+            raise RunnerServiceError(f"cannot open {self.path}: {error.strerror}") from None
+        deadline = time.monotonic() + HOLD_SECONDS
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    raise RunnerServiceError(
+                        f"{self.path} stayed locked by another process"
+                    ) from None
+                time.sleep(0.01)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the lock
+            self._fd = None
+
+
+def runner_serves(store: Path) -> bool:
+    """Whether a live runner process serves `store` (holds its presence lock)."""
+    try:
+        fd = os.open(presence_path(store), os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # drops our lock, if we took it
+    return False
+
+
+def start_detached(argv: Sequence[str], log_file: Path) -> subprocess.Popen[bytes]:
+    """Start `argv` in a session of its own, its output appended to `log_file` (0600): the
+    hangup of the caller's terminal, or the caller's death, never reaches it."""
+    try:
+        fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    except OSError as error:
+        raise RunnerServiceError(f"cannot open {log_file}: {error.strerror}") from None
+    try:
+        return subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=fd,
+            stderr=fd,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except OSError as error:
+        raise RunnerServiceError(f"cannot start the runner: {error.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+class DetachedRunners:
+    """For a console that does not run deploys itself: before it relies on a runner, ensure()
+    starts one (`argv`) when none serves the store."""
+
+    def __init__(self, store: Path, argv: Sequence[str]) -> None:
+        self.store = store
+        self.argv = list(argv)
+        self.started: list[subprocess.Popen[bytes]] = []
+        self._started_at = 0.0
+
+    async def ensure(self) -> bool:
+        """True when it started a runner; False when one serves the store already, or the one
+        it started is still coming up."""
+        self.started = [process for process in self.started if process.poll() is None]
+        if await asyncio.to_thread(runner_serves, self.store):
+            return False
+        if self.started and time.monotonic() - self._started_at < STARTUP_SECONDS:
+            return False
+        process = await asyncio.to_thread(start_detached, self.argv, log_path(self.store))
+        self._started_at = time.monotonic()
+        self.started.append(process)
+        log.info("started runner pid %s for %s", process.pid, self.store)
+        return True
+
+
+@dataclass
+class RunnerService:
+    """A runner running in the background, holding the store's presence."""
+
+    runner: Runner
+    task: asyncio.Task[None]
+    presence: Presence
+
+    async def until_idle(self, idle_seconds: float = IDLE_SECONDS) -> None:
+        """Return once nothing was queued, running or left to reconcile on the store, and
+        nothing ran here, for `idle_seconds`. The presence is released before the last look:
+        a console that queues meanwhile is either seen by that look or finds no runner and
+        starts one."""
+        idle_since: float | None = None
+        while True:
+            if await self._idle():
+                now = time.monotonic()
+                if idle_since is None:
+                    idle_since = now
+                elif now - idle_since >= idle_seconds:
+                    # Claim nothing more, then look once more without the presence held.
+                    await self.runner.pause()
+                    self.presence.release()
+                    if await self._idle():
+                        return
+                    await asyncio.to_thread(self.presence.hold)
+                    self.runner.executes = True
+                    self.runner.wake()
+                    idle_since = None
+            else:
+                idle_since = None
+            await asyncio.sleep(self.runner.poll_seconds)
+
+    async def _idle(self) -> bool:
+        if self.runner.running_here:
+            return False
+        with contextlib.suppress(ConsoleError):
+            return not await self.runner.queue.entries()
+        return False  # the store is busy: look again
+
+
+@asynccontextmanager
+async def runner_service(
+    config: Config, store: Path, *, on_event: Callable[[str, object], None] | None = None
+) -> AsyncIterator[RunnerService]:
+    """The engine on `store`, its runner claiming, running and reconciling deploys in the
+    background, the store's presence held; on exit the deploys running here roll back."""
+    async with deploy_services(config, store) as services:
+        runner = Runner(services.engine, DeployQueue(services.store, config), on_event=on_event)
+        presence = Presence(store)
+        await asyncio.to_thread(presence.hold)
+        task = asyncio.create_task(runner.run_forever())
+        try:
+            yield RunnerService(runner, task, presence)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            presence.release()

@@ -1,0 +1,600 @@
+"""The console's own SSH server: each session runs the console in its own process on a pty.
+
+Public-key authentication only; the key names the user (config `[[sshd.keys]]`, or an
+authorized_keys line with `environment="DEPLOY_CONSOLE_USER=alice"`). Everything but an
+interactive shell on a terminal is refused: passwords, keyboard-interactive, agent, port and
+X11 forwarding, exec and subsystem requests, sessions without a pty. The console itself never
+runs in this process (one slow session would block all, colours would be lost): each session
+spawns `command` on a pseudo-terminal in a new session (process group), pumps bytes both ways,
+forwards window changes, and ends the SSH session with the console's exit status. A client
+that vanishes has its console's process group killed. What a client may ask for (terminal
+sizes and types, sessions, logins in progress) is bounded by console/servers/sshd_limits.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import pty
+import re
+import signal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncssh
+
+from console.config import SshdSettings
+from console.config.paths import private_dir
+from console.errors import ConfigError, ConsoleError
+from console.identity import SSH, Actor
+from console.servers.sshd_limits import (
+    STARTUPS_REFUSAL,
+    TermSize,
+    clamp_size,
+    session_refusal,
+    set_size,
+    term_refusal,
+)
+from console.servers.sshd_spawn import CommandSpawner, SessionProcess, SessionSpawner
+
+# asyncssh logs every connection at INFO (with key fingerprints): keep the server's output ours.
+logging.getLogger("asyncssh").setLevel(logging.WARNING)
+_log = logging.getLogger(__name__)
+
+HOST_KEY_FILE = "sshd_host_ed25519_key"
+# A client whose TCP connection silently died is dropped after ~90 s of unanswered keepalives.
+KEEPALIVE_SECONDS = 30.0
+KEEPALIVE_COUNT = 3
+# How long a console asked to stop (SIGTERM) gets before its process group is killed.
+STOP_GRACE_SECONDS = 2.0
+# An exit status for a session refused before any console ran.
+REFUSED_STATUS = 2
+CHUNK = 65536
+# The authorized_keys option that names a key's user (read from the file, never from a
+# process's environment: the session's console is handed its actor by the spawner).
+USER_ENV = "DEPLOY_CONSOLE_USER"
+GROUPS_ENV = "DEPLOY_CONSOLE_GROUPS"  # likewise the key's groups, comma-separated
+USER_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$")
+# Options of an authorized_keys line that this server enforces anyway (or that restrict more).
+HARMLESS_OPTIONS = frozenset(
+    {"no-agent-forwarding", "no-port-forwarding", "no-x11-forwarding", "no-user-rc", "restrict"}
+)
+_OPTION = re.compile(r'([A-Za-z0-9-]+)(?:="((?:[^"\\]|\\.)*)")?')
+
+
+class SshdError(ConsoleError):
+    """The SSH server cannot start (bad keys, address in use, host key unreadable)."""
+
+
+@dataclass(frozen=True)
+class AuthorizedKey:
+    """A public key allowed in, the user it logs in as, and where it was configured."""
+
+    user: str
+    key: asyncssh.SSHKey
+    origin: str
+    groups: tuple[str, ...] = ()  # what roles may be granted to (config's "@name")
+
+    @property
+    def fingerprint(self) -> str:
+        return str(self.key.get_fingerprint("sha256"))
+
+
+# -- keys ------------------------------------------------------------------------------------
+
+
+def load_host_key(data_dir: Path) -> asyncssh.SSHKey:
+    """The server's host key, generated on first start (mode 0600) and reused after."""
+    path = data_dir / HOST_KEY_FILE
+    try:
+        return asyncssh.read_private_key(path)
+    except FileNotFoundError:
+        pass
+    except (OSError, asyncssh.KeyImportError) as error:
+        raise SshdError(f"{path}: cannot read the SSH host key: {_reason(error)}") from None
+    key = asyncssh.generate_private_key("ssh-ed25519", comment="deploy-console sshd")
+    try:
+        private_dir(data_dir)
+        # O_EXCL: two servers starting at once must not both write (the second reads it).
+        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return load_host_key(data_dir)
+    except OSError as error:
+        raise SshdError(f"{path}: cannot write the SSH host key: {_reason(error)}") from None
+    with os.fdopen(handle, "wb") as output:
+        output.write(key.export_private_key())
+    return key
+
+
+def authorized_keys(settings: SshdSettings, source: Path) -> dict[bytes, AuthorizedKey]:
+    """Every key allowed in, by its public blob: the config's keys, then the file's."""
+    allowed: dict[bytes, AuthorizedKey] = {}
+
+    def add(entry: AuthorizedKey) -> None:
+        blob = entry.key.public_data
+        known = allowed.get(blob)
+        if known is not None and known.user != entry.user:
+            raise ConfigError(
+                f"{entry.origin}: the same key is already {known.user!r}'s ({known.origin})"
+            )
+        allowed.setdefault(blob, entry)
+
+    for index, configured in enumerate(settings.keys):
+        origin = f"{source}: sshd.keys[{index}].key"
+        key = _public_key(configured.key, origin)
+        add(AuthorizedKey(configured.user, key, origin, configured.groups))
+    if settings.authorized_keys is not None:
+        for entry in read_authorized_keys(settings.authorized_keys):
+            add(entry)
+    return allowed
+
+
+def read_authorized_keys(path: Path) -> list[AuthorizedKey]:
+    """An OpenSSH authorized_keys file whose every line names its user (environment=...)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read authorized keys: {_reason(error)}") from None
+    entries = []
+    for number, raw in enumerate(lines, start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        origin = f"{path}:{number}"
+        options, key_text = _split_options(line, origin)
+        user = None
+        groups: tuple[str, ...] = ()
+        for name, value in options:
+            lowered = name.lower()
+            if lowered == "environment" and value is not None:
+                variable, _, named = value.partition("=")
+                if variable == USER_ENV:
+                    user = named
+                elif variable == GROUPS_ENV:
+                    groups = tuple(group for group in named.split(",") if group)
+                    if not all(USER_PATTERN.match(group) for group in groups):
+                        raise ConfigError(
+                            f"{origin}: groups {named!r} must be names, comma-separated"
+                        )
+                else:
+                    raise ConfigError(
+                        f'{origin}: only environment="{USER_ENV}=..." and "{GROUPS_ENV}=..." '
+                        f"are accepted, not {variable!r}"
+                    )
+            elif lowered not in HARMLESS_OPTIONS:
+                raise ConfigError(f"{origin}: option {name!r} is not supported here")
+        if user is None:
+            raise ConfigError(f'{origin}: name the key\'s user with environment="{USER_ENV}=NAME"')
+        if not USER_PATTERN.match(user):
+            raise ConfigError(f"{origin}: user {user!r} must be letters, digits and . _ @ -")
+        entries.append(AuthorizedKey(user, _public_key(key_text, origin), origin, groups))
+    return entries
+
+
+def _split_options(line: str, origin: str) -> tuple[list[tuple[str, str | None]], str]:
+    """(options, the key and its comment) of an authorized_keys line."""
+    if line.startswith(("ssh-", "ecdsa-", "sk-")):
+        return [], line
+    options: list[tuple[str, str | None]] = []
+    position = 0
+    while True:
+        match = _OPTION.match(line, position)
+        if match is None:
+            raise ConfigError(f"{origin}: cannot read the options before the key")
+        value = match.group(2)
+        options.append((match.group(1), None if value is None else value.replace('\\"', '"')))
+        position = match.end()
+        if line[position : position + 1] == ",":
+            position += 1
+            continue
+        if line[position : position + 1] in (" ", "\t"):
+            return options, line[position:].strip()
+        raise ConfigError(f"{origin}: cannot read the options before the key")
+
+
+def _public_key(text: str, origin: str) -> asyncssh.SSHKey:
+    try:
+        return asyncssh.import_public_key(text.strip())
+    except (asyncssh.KeyImportError, ValueError):
+        raise ConfigError(f"{origin}: not an OpenSSH public key") from None
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror.lower()
+    return str(error) or type(error).__name__
+
+
+# -- the server --------------------------------------------------------------------------------
+
+
+class SshServer:
+    """Listens for SSH clients and runs `command` on a pty for each session (or has
+    `spawner` start it: forked from a preloaded process, it shares that process's memory)."""
+
+    def __init__(
+        self,
+        host_key: asyncssh.SSHKey,
+        allowed: Mapping[bytes, AuthorizedKey],
+        command: Sequence[str],
+        *,
+        environment: Mapping[str, str] | None = None,
+        spawner: SessionSpawner | None = None,
+        settings: SshdSettings | None = None,
+    ) -> None:
+        self.host_key = host_key
+        # The limits (sessions, logins in progress, login grace time); listen/port are start's.
+        self.settings = settings or SshdSettings()
+        self.allowed = dict(allowed)
+        self.command = list(command)
+        self.spawner = spawner or CommandSpawner(command)
+        self.environment = dict(os.environ if environment is None else environment)
+        self.port = 0
+        self._acceptor: asyncssh.SSHAcceptor | None = None
+        self.sessions: set[_ConsoleSession] = set()
+        # Connections not logged in yet (capped by settings.max_startups).
+        self.logging_in: set[_Server] = set()
+        # Sessions being ended because their client vanished (kept so the task is not lost).
+        self.stopping: set[asyncio.Future[None]] = set()
+
+    @property
+    def host_fingerprint(self) -> str:
+        return str(self.host_key.get_fingerprint("sha256"))
+
+    async def start(self, listen: str, port: int) -> int:
+        """Listen on `listen`:`port` (0: any free port); the port listened on."""
+        try:
+            self._acceptor = await asyncssh.listen(
+                listen,
+                port,
+                server_factory=lambda: _Server(self),
+                server_host_keys=[self.host_key],
+                login_timeout=self.settings.login_grace_seconds,
+                keepalive_interval=KEEPALIVE_SECONDS,
+                keepalive_count_max=KEEPALIVE_COUNT,
+                agent_forwarding=False,
+                x11_forwarding=False,
+                allow_scp=False,
+                password_auth=False,
+                kbdint_auth=False,
+                gss_host=None,
+                reuse_address=True,
+                # Raw bytes both ways: the console's own terminal does all the editing.
+                encoding=None,
+                line_editor=False,
+            )
+        except OSError as error:
+            raise SshdError(f"cannot listen on {listen}:{port}: {_reason(error)}") from None
+        self.port = self._acceptor.sockets[0].getsockname()[1]
+        return self.port
+
+    async def close(self) -> None:
+        """Stop listening, end every session and reap its console."""
+        if self._acceptor is not None:
+            self._acceptor.close()
+        await asyncio.gather(*(session.stop() for session in list(self.sessions)))
+        if self._acceptor is not None:
+            await self._acceptor.wait_closed()
+            self._acceptor = None
+
+    def child_environment(self, term: str) -> dict[str, str]:
+        env = dict(self.environment)
+        # Never hand a console the server's own SSH agent or session, nor a user name: who the
+        # session acts for travels with the spawn request (console.identity), not in env.
+        for name in ("SSH_AUTH_SOCK", "SSH_CONNECTION", "SSH_CLIENT", "SSH_TTY", USER_ENV):
+            env.pop(name, None)
+        env.update({"TERM": term or "xterm-256color"}, COLORTERM="truecolor")
+        env.setdefault("LANG", "C.UTF-8")
+        return env
+
+
+class _Server(asyncssh.SSHServer):
+    def __init__(self, owner: SshServer) -> None:
+        self.owner = owner
+        self.peer = "unknown"
+        self.conn: asyncssh.SSHServerConnection | None = None
+        self._offered: AuthorizedKey | None = None
+        self.who: AuthorizedKey | None = None
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self.conn = conn
+        host, port = conn.get_extra_info("peername")[:2]
+        self.peer = f"{host}:{port}"
+        if len(self.owner.logging_in) >= self.owner.settings.max_startups:
+            # After asyncssh has sent its version: a client shows the reason, not a reset.
+            asyncio.get_running_loop().call_soon(
+                conn.disconnect, asyncssh.DISC_TOO_MANY_CONNECTIONS, STARTUPS_REFUSAL
+            )
+            return
+        self.owner.logging_in.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.owner.logging_in.discard(self)
+
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return False
+
+    def kbdint_auth_supported(self) -> bool:
+        return False
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        # Called for the key's offer and again for its signed request, right before asyncssh
+        # checks the signature: the last key validated is the one that logged in.
+        self._offered = self.owner.allowed.get(key.public_data)
+        return self._offered is not None
+
+    def auth_completed(self) -> None:
+        self.who = self._offered
+        self.owner.logging_in.discard(self)
+
+    def session_requested(self) -> asyncssh.SSHServerSession[bytes]:
+        assert self.who is not None
+        actor = Actor(self.who.user, SSH, self.who.fingerprint, self.peer, groups=self.who.groups)
+        return _ConsoleSession(self.owner, actor)
+
+    def connection_requested(
+        self, dest_host: str, dest_port: int, orig_host: str, orig_port: int
+    ) -> bool:
+        return False
+
+    def server_requested(self, listen_host: str, listen_port: int) -> bool:
+        return False
+
+    def unix_connection_requested(self, dest_path: str) -> bool:
+        return False
+
+    def unix_server_requested(self, listen_path: str) -> bool:
+        return False
+
+
+class _ConsoleSession(asyncssh.SSHServerSession[bytes]):
+    """One SSH session: the console on a pty, its bytes pumped to and from the channel."""
+
+    def __init__(self, owner: SshServer, actor: Actor) -> None:
+        self.owner = owner
+        self.actor = actor
+        self.chan: asyncssh.SSHServerChannel[bytes] | None = None
+        self.term = ""
+        self.size: TermSize | None = None
+        self.refusal: str | None = None
+        self.process: SessionProcess | None = None
+        self.master: int | None = None
+        self._pending_input = bytearray()
+        self._reading = False
+        self._task: asyncio.Task[None] | None = None
+
+    # -- what the client asks for --------------------------------------------------------
+
+    def connection_made(self, chan: asyncssh.SSHServerChannel[bytes]) -> None:
+        self.chan = chan
+
+    def pty_requested(
+        self, term_type: str, term_size: tuple[int, int, int, int], term_modes: object
+    ) -> bool:
+        self.term = term_type
+        # Accepted either way: a refusal is said once the session starts.
+        self.refusal = self.refusal or term_refusal(term_type)
+        self.size = clamp_size(*term_size)
+        return True
+
+    def shell_requested(self) -> bool:
+        return True
+
+    def exec_requested(self, command: str) -> bool:
+        # Accepted only to say why no command runs: a bare refusal reads as a network error.
+        self.refusal = "commands are refused: connect without one to get the console"
+        return True
+
+    def subsystem_requested(self, subsystem: str) -> bool:
+        return False
+
+    def session_started(self) -> None:
+        self.owner.sessions.add(self)
+        if self.refusal is None and self.size is None:
+            self.refusal = "a terminal is required: connect with ssh -t"
+        if self.refusal is None:
+            settings = self.owner.settings
+            self.refusal = session_refusal(
+                self.actor.user,
+                [session.actor.user for session in self.owner.sessions if session is not self],
+                settings.max_sessions_per_user,
+                settings.max_sessions,
+            )
+        if self.refusal is not None:
+            self._refuse(self.refusal)
+            return
+        self._task = asyncio.ensure_future(self._run())
+
+    def _refuse(self, message: str) -> None:
+        assert self.chan is not None
+        self.chan.write_stderr(f"deploy-console: {message}\r\n".encode())
+        self.chan.exit(REFUSED_STATUS)
+        self.owner.sessions.discard(self)
+
+    # -- the console ------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        assert self.chan is not None
+        status = 1
+        try:
+            status = await self._spawn_and_pump()
+        except OSError as error:
+            self.chan.write_stderr(
+                f"deploy-console: cannot start the console: {_reason(error)}\r\n".encode()
+            )
+        except Exception as error:
+            # Never a session left open with nothing in it: the client hears one line, the
+            # server's log gets the traceback.
+            _log.exception("session of %s failed", self.actor.user)
+            message = f"deploy-console: the session failed ({type(error).__name__})\r\n"
+            with contextlib.suppress(OSError, asyncssh.Error):
+                self.chan.write_stderr(message.encode())
+        finally:
+            await self._kill_group()
+            self._close_master()
+            self.owner.sessions.discard(self)
+        with contextlib.suppress(OSError, asyncssh.Error):
+            self.chan.exit(status)
+
+    async def _spawn_and_pump(self) -> int:
+        master, slave = pty.openpty()
+        self.master = master
+        try:
+            if self.size is not None:
+                set_size(master, self.size)
+            os.set_blocking(master, False)
+            env = self.owner.child_environment(self.term)
+            self.process = await self.owner.spawner.spawn(slave, env, self.actor)
+        finally:
+            os.close(slave)
+        self._start_reading()
+        if self._pending_input:
+            self._flush_input()
+        returncode = await self.process.wait()
+        # What the console wrote last (its screen reset) still goes out before the exit.
+        self._drain_output()
+        return returncode if returncode >= 0 else 128 - returncode
+
+    def _start_reading(self) -> None:
+        if self.master is not None and not self._reading:
+            asyncio.get_running_loop().add_reader(self.master, self._output_ready)
+            self._reading = True
+
+    def _stop_reading(self) -> None:
+        if self.master is not None and self._reading:
+            asyncio.get_running_loop().remove_reader(self.master)
+            self._reading = False
+
+    def _output_ready(self) -> None:
+        assert self.master is not None and self.chan is not None
+        try:
+            data = os.read(self.master, CHUNK)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""  # EIO: every process holding the pty's other side is gone
+        if not data or not self._send(data):
+            self._stop_reading()
+
+    def _drain_output(self) -> None:
+        if self.master is None or self.chan is None:
+            return
+        while True:
+            try:
+                data = os.read(self.master, CHUNK)
+            except OSError:
+                return
+            if not data or not self._send(data):
+                return
+
+    def _send(self, data: bytes) -> bool:
+        """Write to the client; False once its channel is gone (it vanished)."""
+        assert self.chan is not None
+        try:
+            self.chan.write(data)
+        except (OSError, asyncssh.Error):
+            return False
+        return True
+
+    def data_received(self, data: bytes, datatype: int | None) -> None:
+        self._pending_input += data
+        if self.master is not None:
+            self._flush_input()
+
+    def _flush_input(self) -> None:
+        assert self.master is not None
+        loop = asyncio.get_running_loop()
+        try:
+            written = os.write(self.master, self._pending_input)
+        except BlockingIOError:
+            written = 0
+        except OSError:
+            self._pending_input.clear()
+            return
+        del self._pending_input[:written]
+        if self._pending_input:
+            # The console reads slower than the client types: write the rest when it can.
+            loop.add_writer(self.master, self._input_ready)
+        else:
+            loop.remove_writer(self.master)
+
+    def _input_ready(self) -> None:
+        self._flush_input()
+
+    def terminal_size_changed(self, width: int, height: int, pixwidth: int, pixheight: int) -> None:
+        self.size = clamp_size(width, height, pixwidth, pixheight)
+        if self.master is None:
+            return
+        set_size(self.master, self.size)
+        # A pty that is the console's controlling terminal has the kernel tell its foreground
+        # group (a second SIGWINCH could land inside the first's handler); one that is not
+        # (a command spawned without a session on it) has none: tell the console's group.
+        with contextlib.suppress(OSError):
+            if os.tcgetpgrp(self.master) > 0:
+                return
+        self._signal_group(signal.SIGWINCH)
+
+    def pause_writing(self) -> None:
+        # The client reads slower than the console draws: stop reading until it catches up.
+        self._stop_reading()
+
+    def resume_writing(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self._start_reading()
+
+    def eof_received(self) -> bool:
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # The client went away (or the session ended): the console must not outlive it.
+        if self._task is not None and not self._task.done():
+            stopping = asyncio.ensure_future(self.stop())
+            self.owner.stopping.add(stopping)
+            stopping.add_done_callback(self.owner.stopping.discard)
+
+    async def stop(self) -> None:
+        """End the console (SIGTERM, then SIGKILL) and wait until it is reaped."""
+        await self._kill_group()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError, OSError, asyncssh.Error):
+                await self._task
+        self.owner.sessions.discard(self)
+
+    async def _kill_group(self) -> None:
+        process = self.process
+        if process is None:
+            return
+        if process.returncode is None:
+            self._signal_group(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), STOP_GRACE_SECONDS)
+            except TimeoutError:
+                self._signal_group(signal.SIGKILL)
+                await process.wait()
+        # Whatever the console left behind in its group (its fleet worker) goes too.
+        self._signal_group(signal.SIGKILL)
+
+    def _signal_group(self, signum: int) -> None:
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signum)
+
+    def _close_master(self) -> None:
+        if self.master is None:
+            return
+        self._stop_reading()
+        loop = asyncio.get_running_loop()
+        loop.remove_writer(self.master)
+        with contextlib.suppress(OSError):
+            os.close(self.master)
+        self.master = None

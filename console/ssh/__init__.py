@@ -1,0 +1,1 @@
+"""SSH to instances: the asyncssh client for configure steps, jump hosts, host keys."""

@@ -1,0 +1,384 @@
+"""The `deploy` and `releases` commands: deploys for CI, readable or one JSON event per line.
+
+Bad input is refused from the config alone, before the engine (boto3, SSH, SQLite) is even
+imported, and before the store is opened: a mistake answers at once and creates nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TextIO
+
+from console.config import Config
+from console.errors import ConsoleError, DeployError, LockBusy
+from console.events import (
+    DeployEvent,
+    DeployFinished,
+    DeployStarted,
+    OutputLine,
+    StepFinished,
+    StepStarted,
+    event_json,
+)
+from console.model import DeployRequest, DeployState, Step, StepState
+from screens.cli.iam import terminal_mfa_prompt
+
+if TYPE_CHECKING:
+    from console.deploy.engine import DeployEngine
+    from console.deploy.services import DeployServices
+    from console.queue.runner import Runner
+
+PROG = "deploy-console"
+
+EXIT_SUCCEEDED = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_BUSY = 3
+
+MARKS = {StepState.SUCCEEDED: "ok", StepState.FAILED: "FAILED", StepState.SKIPPED: "skipped"}
+
+
+def _confirm_protected(config: Config, cluster: str, yes: bool) -> None:
+    if not config.cluster(cluster).protected or yes:
+        return
+    if not sys.stdin.isatty():
+        raise DeployError(f"cluster {cluster} is protected: pass --yes to deploy to it")
+    typed = input(f"{cluster} is protected. Type its name to deploy: ").strip()
+    if typed != cluster:
+        raise DeployError(f"confirmation {typed!r} does not match {cluster!r}: nothing deployed")
+
+
+def _print_event(event: DeployEvent, out: TextIO) -> None:
+    if isinstance(event, DeployStarted):
+        print(
+            f"deploy {event.deploy_id}: {event.project} -> {event.cluster}, "
+            f"release {event.release} ({event.image_id}), by {event.actor}",
+            file=out,
+        )
+    elif isinstance(event, StepStarted):
+        detail = f" ({event.detail})" if event.detail else ""
+        print(f"  {event.step}: started{detail}", file=out)
+    elif isinstance(event, StepFinished):
+        detail = f": {event.detail}" if event.detail else ""
+        mark = MARKS.get(event.state, event.state)
+        print(f"  {event.step}: {mark} in {event.seconds:.1f} s{detail}", file=out)
+    elif isinstance(event, OutputLine):
+        print(f"    {event.source} | {event.text}", file=out)
+    elif isinstance(event, DeployFinished):
+        print(
+            f"{event.state}: {event.reason} ({event.seconds:.1f} s, console's own time "
+            f"{event.own_seconds:.2f} s)",
+            file=out,
+        )
+    out.flush()
+
+
+class _Interrupts:
+    """SIGINT and SIGTERM, handled on the loop: never a traceback, never a half-done deploy.
+
+    Until the deploy starts (planning, opening the store) a signal stops the command: nothing
+    has changed. Once it runs, a signal cancels it and the engine rolls back (the old
+    instances checked serving, the new ones removed); the command exits 1 when that is done.
+    Once the new instances have passed the health gate a cancel no longer rolls back, so the
+    deploy finishes. A second signal only says what is going on.
+    """
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self.switching = False
+        self._engine: DeployEngine | None = None
+        self._runner: Runner | None = None
+        self._deploy_id: str | None = None
+        self._actor = ""
+        self._pending: asyncio.Future[Any] | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._cancelled: set[str] = set()
+        # A signal the command was started with ignored (`nohup`, a background job) stays so.
+        self._signals = [
+            signum
+            for signum in (signal.SIGINT, signal.SIGTERM)
+            if signal.getsignal(signum) is not signal.SIG_IGN
+        ]
+
+    def __enter__(self) -> _Interrupts:
+        self._task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for signum in self._signals:
+            loop.add_signal_handler(signum, self._on_signal, signum)
+        if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+            loop.add_signal_handler(signal.SIGHUP, _detach_from_terminal)
+            self._signals.append(signal.SIGHUP)
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        loop = asyncio.get_running_loop()
+        for signum in self._signals:
+            loop.remove_signal_handler(signum)
+        if kind is asyncio.CancelledError and self.received and self._engine is None:
+            if self._task is not None:
+                self._task.uncancel()
+            _say(f"{self.received}: stopped before the deploy started; nothing changed")
+            return True  # the caller goes on after its `with` and exits 1
+        return False
+
+    def follow(self, runner: Runner, deploy_id: str, actor: str) -> None:
+        """From now on a signal cancels the deploy instead of stopping the command: here it
+        rolls back at once; queued, it never starts; in another console, that one rolls it
+        back."""
+        self._runner = runner
+        self._deploy_id = deploy_id
+        self._actor = actor
+        self._engine = runner.engine
+        self.cancel_deploys()
+
+    def _on_signal(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        if self._engine is None:
+            self.received = name
+            if self._task is not None:
+                self._task.cancel()
+        elif self.switching:
+            _say(f"{name}: the new instances already serve; the deploy finishes (not cancelled)")
+        elif self._cancelled:
+            _say(f"{name}: the deploy is being cancelled; the command ends when that is done")
+        else:
+            self.received = name
+            self.cancel_deploys()
+
+    def cancel_deploys(self) -> None:
+        """Cancels the deploy once a signal came (also one that came just before)."""
+        runner, deploy_id = self._runner, self._deploy_id
+        if self.received is None or runner is None or deploy_id is None or self.switching:
+            return
+        if deploy_id in self._cancelled:
+            return
+        self._cancelled.add(deploy_id)
+        reason = f"{self.received} to {PROG}"
+        if runner.runs(deploy_id) and runner.engine.cancel(deploy_id, reason):
+            _say(f"{self.received}: cancelling deploy {deploy_id}; it rolls back, wait for it")
+            return
+        _say(f"{self.received}: cancelling deploy {deploy_id}")
+        self._pending = asyncio.ensure_future(runner.cancel(deploy_id, self._actor, reason))
+
+
+def _detach_from_terminal() -> None:
+    """The terminal closed (SIGHUP): the deploy is this process's to finish, so it goes on
+    to its end with its output to nowhere, as under nohup; the store and audit record it."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for fd in (1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def _say(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+
+
+async def _follow(
+    services: DeployServices,
+    request: DeployRequest,
+    args: argparse.Namespace,
+    interrupts: _Interrupts,
+) -> int:
+    """Queue the deploy, run it here when its turn comes (unless another console's runner
+    takes it first: then follow it through the store), and exit with its outcome."""
+    from console.queue.release_queue import DeployQueue
+    from console.queue.runner import Runner
+
+    runner = Runner(services.engine, DeployQueue(services.store, services.config), only=())
+    record = await runner.enqueue(request)
+    _print_queued(record, args)
+    if getattr(args, "no_wait", False):
+        return EXIT_SUCCEEDED
+    interrupts.follow(runner, record.id, request.actor)
+    loop = asyncio.create_task(runner.run_forever())
+    outcome = DeployState.FAILED
+    try:
+        async for event in runner.follow(record.id):
+            interrupts.cancel_deploys()
+            if isinstance(event, StepStarted) and event.step is Step.TRAFFIC_GUARD:
+                interrupts.switching = True
+            _show(event, args)
+            if isinstance(event, DeployFinished):
+                outcome = event.state
+    finally:
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
+    return EXIT_SUCCEEDED if outcome is DeployState.SUCCEEDED else EXIT_FAILED
+
+
+def _print_queued(record: Any, args: argparse.Namespace) -> None:
+    if args.json:
+        print(json.dumps({"event": "DeployQueued", "deploy_id": record.id}), flush=True)
+    else:
+        print(
+            f"queued {record.id}: {record.project} -> {record.cluster}, release "
+            f"{record.release}, by {record.actor}",
+            flush=True,
+        )
+
+
+def _show(event: DeployEvent, args: argparse.Namespace) -> None:
+    from console.events import DeployWaiting
+
+    if args.json:
+        print(json.dumps(event_json(event)), flush=True)
+    elif isinstance(event, DeployWaiting):
+        if event.reason:
+            print(f"  waiting: {event.reason}", flush=True)
+    else:
+        _print_event(event, sys.stdout)
+
+
+async def _deploy_through_service(config: Config, args: argparse.Namespace) -> int:
+    """On a shared console host: the runner service queues and runs the deploy (it knows who
+    asks); this follows it. Leaving (ctrl+c) leaves the deploy to the runner."""
+    from console.events import event_from_json
+    from console.servers.runner_door import DoorClient, from_wire
+
+    assert config.runner_socket is not None
+    client = DoorClient(config.runner_socket)
+    wait = not getattr(args, "no_wait", False)
+    outcome = DeployState.FAILED
+    answers = client.stream(
+        "deploy", project=args.project, cluster=args.cluster, release=args.release, follow=wait
+    )
+    try:
+        async for answer in answers:
+            if "result" in answer:
+                _print_queued(from_wire(answer["result"]), args)
+                if not wait:
+                    return EXIT_SUCCEEDED
+                continue
+            event = event_from_json(answer["event"])
+            _show(event, args)
+            if isinstance(event, DeployFinished):
+                outcome = event.state
+    except asyncio.CancelledError:
+        _say("stopped following: the runner service goes on with the deploy")
+        raise
+    return EXIT_SUCCEEDED if outcome is DeployState.SUCCEEDED else EXIT_FAILED
+
+
+async def _deploy(config: Config, args: argparse.Namespace) -> int:
+    from console.deploy.services import actor, deploy_services, store_path
+
+    request = DeployRequest(args.project, args.cluster, args.release, actor())
+    # Planned before the store is opened: an unknown release leaves no store file behind.
+    store = store_path(config, args.store)
+    with _Interrupts() as interrupts:
+        async with deploy_services(
+            config, store, plan=request, mfa_prompt=terminal_mfa_prompt()
+        ) as services:
+            return await _follow(services, request, args, interrupts)
+    return EXIT_FAILED  # a signal stopped it before the deploy started
+
+
+def _busy(busy: LockBusy) -> int:
+    print(f"{PROG}: refused: {busy.message}", file=sys.stderr)
+    return EXIT_BUSY
+
+
+def deploy_command(config: Config, args: argparse.Namespace) -> int:
+    config.project(args.project)
+    config.cluster(args.cluster)
+    if args.cluster not in config.project(args.project).clusters:
+        raise DeployError(f"project {args.project} is not configured in cluster {args.cluster}")
+    from console.access import Action
+    from console.deploy.services import check_allowed, store_path
+
+    if config.runner_socket is not None:  # a shared host: the runner service checks and runs
+        _confirm_protected(config, args.cluster, args.yes)
+        return asyncio.run(_deploy_through_service(config, args))
+    # Before AWS or the queue: a refusal is only written to the audit.
+    check_allowed(
+        config, store_path(config, args.store), Action.DEPLOY, args.cluster, project=args.project
+    )
+    _confirm_protected(config, args.cluster, args.yes)
+    try:
+        return asyncio.run(_deploy(config, args))
+    except LockBusy as busy:
+        return _busy(busy)
+
+
+async def _rollback(config: Config, args: argparse.Namespace) -> int:
+    from console.deploy.services import actor, deploy_services, store_path
+
+    store = store_path(config, args.store)
+    if not store.exists():  # nothing was ever deployed with it: do not create it now
+        raise DeployError(f"unknown deploy {args.deploy_id!r} (no store at {store})")
+    async with deploy_services(config, store, mfa_prompt=terminal_mfa_prompt()) as services:
+        request = await services.engine.rollback_request(args.deploy_id, actor())
+        if not args.json:
+            print(
+                f"rolling back {args.deploy_id}: deploying {request.release} of "
+                f"{request.project} to {request.cluster} again",
+                flush=True,
+            )
+        _confirm_protected(config, request.cluster, args.yes)
+        with _Interrupts() as interrupts:
+            await services.engine.plan(request)  # refused before anything changes
+            return await _follow(services, request, args, interrupts)
+        return EXIT_FAILED  # a signal stopped it before the deploy started
+
+
+def rollback_command(config: Config, args: argparse.Namespace) -> int:
+    """`rollback DEPLOY_ID`: a new deploy of the release that deploy replaced."""
+    try:
+        return asyncio.run(_rollback(config, args))
+    except LockBusy as busy:
+        return _busy(busy)
+
+
+async def _releases(config: Config, args: argparse.Namespace) -> list[dict[str, object]]:
+    project = config.project(args.project)
+    cluster = args.cluster or next(iter(project.clusters), None)
+    if cluster is None:
+        raise ConsoleError(f"project {project.name} is not configured in any cluster")
+    config.cluster(cluster)
+    from console.deploy.releases import list_releases
+    from console.fleet.inventory import Fleet
+
+    fleet = Fleet(config, mfa_prompt=terminal_mfa_prompt())
+    try:
+        snapshot = await fleet.refresh()
+        gateway = await asyncio.to_thread(fleet.gateway, cluster)
+        releases = await list_releases(config, gateway, project.name, snapshot)
+    finally:
+        fleet.close()
+    return [
+        {
+            "version": r.version,
+            "image_id": r.image_id,
+            "created_at": r.created_at.isoformat() if r.created_at else None,
+            "clusters": list(r.clusters),
+        }
+        for r in releases
+    ]
+
+
+def releases_command(config: Config, args: argparse.Namespace) -> int:
+    releases = asyncio.run(_releases(config, args))
+    if args.json:
+        json.dump(releases, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    print(f"{'version':<14} {'image':<22} {'created':<20} running in")
+    for release in releases:
+        created = str(release["created_at"] or "")[:19].replace("T", " ")
+        clusters = ", ".join(release["clusters"]) or "-"  # type: ignore[arg-type]
+        print(f"{release['version']!s:<14} {release['image_id']!s:<22} {created:<20} {clusters}")
+    return 0

@@ -1,0 +1,151 @@
+"""`deploy-console history`: the deploys recorded in the store, and one deploy's steps."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from console.config import Config
+from console.errors import DeployError
+from console.identity import actor_fields, describe
+
+STATES = ("queued", "running", "succeeded", "failed", "rolled_back", "cancelled", "interrupted")
+
+
+def _plain(record: Any) -> dict[str, Any]:
+    """A store record as JSON-ready data (times in ISO 8601)."""
+    data = asdict(record)
+    for key, value in data.items():
+        if isinstance(value, datetime):
+            data[key] = value.isoformat()
+    return data
+
+
+def _deploy_json(record: Any) -> dict[str, Any]:
+    took = None
+    if record.started_at is not None and record.finished_at is not None:
+        took = round((record.finished_at - record.started_at).total_seconds(), 1)
+    return {**_plain(record), "by": actor_fields(record.actor), "seconds": took}
+
+
+def _short(moment: str | None) -> str:
+    return "-" if moment is None else moment[:19].replace("T", " ")
+
+
+def _print_list(deploys: list[dict[str, Any]]) -> None:
+    if not deploys:
+        print("no deploys match")
+        return
+    rows = [
+        (
+            d["id"],
+            f"{d['project']} → {d['cluster']}",
+            f"{d['previous_release'] or '?'} → {d['release']}",
+            d["actor"],
+            d["state"],
+            _short(d["started_at"] or d["created_at"]),
+            "-" if d["seconds"] is None else f"{d['seconds']:.1f}s",
+        )
+        for d in deploys
+    ]
+    header = ("deploy", "pair", "release", "actor", "state", "started (UTC)", "took")
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        cells = zip(row, widths, strict=True)
+        print("  ".join(str(cell).ljust(width) for cell, width in cells).rstrip())
+
+
+def _print_detail(deploy: dict[str, Any], steps: list[dict[str, Any]]) -> None:
+    print(
+        f"deploy {deploy['id']}: {deploy['project']} → {deploy['cluster']}, "
+        f"{deploy['previous_release'] or '?'} → {deploy['release']} ({deploy['image_id'] or '-'}), "
+        f"by {describe(deploy['actor'])}"
+    )
+    took = "" if deploy["seconds"] is None else f" in {deploy['seconds']:.1f}s"
+    print(f"  {deploy['state']}{took}, started {_short(deploy['started_at'])} UTC")
+    if deploy["reason"]:
+        print(f"  {deploy['reason']}")
+    if deploy["rollback_of"]:
+        print(f"  rolls back {deploy['rollback_of']}")
+    for step in steps:
+        seconds = "" if step["seconds"] is None else f"{step['seconds']:6.1f}s"
+        detail = f"  {step['detail']}" if step["detail"] else ""
+        print(f"  {step['step']:<14}{step['state']:<11}{seconds:>8}{detail}")
+
+
+async def _history(config: Config, args: argparse.Namespace) -> int:
+    from console.config.paths import store_path
+    from console.store import Store
+
+    path = store_path(config.store, args.store)
+    if not path.exists():  # never create a store just to read it
+        raise DeployError(f"no store at {path}: nothing was deployed with it")
+    async with await Store.open(path, read_only=True) as store:
+        if getattr(args, "rules", False):
+            return _print_rules(await store.config_changes(limit=args.limit), args.json)
+        if args.deploy_id:
+            record = await store.deploy(args.deploy_id)
+            if record is None:
+                raise DeployError(f"unknown deploy {args.deploy_id!r} in {path}")
+            deploy = _deploy_json(record)
+            steps = [_plain(step) for step in await store.steps(record.id)]
+            if args.json:
+                json.dump({**deploy, "steps": steps}, sys.stdout, indent=2)
+                sys.stdout.write("\n")
+            else:
+                _print_detail(deploy, steps)
+            return 0
+        records = await store.deploys(
+            project=args.project,
+            cluster=args.cluster,
+            actor=args.actor,
+            state=args.state,
+            limit=args.limit,
+        )
+    deploys = [_deploy_json(record) for record in records]
+    if args.json:
+        json.dump(deploys, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        _print_list(deploys)
+    return 0
+
+
+def _print_rules(rows: list[Any], as_json: bool) -> int:
+    """The config rows of the audit, newest first: when the rules changed, and who started a
+    console or runner on them."""
+    changes = [
+        {
+            "at": row.at.isoformat(),
+            "by": row.actor,
+            "outcome": row.outcome,
+            "rules": row.reason,
+            "config": row.config,
+        }
+        for row in rows
+    ]
+    if as_json:
+        json.dump(changes, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    elif not changes:
+        print("no rules recorded yet (a console or runner records them when it starts)")
+    for change in [] if as_json else changes:
+        print(
+            f"{_short(change['at'])}  {change['outcome']:<7}  {change['by']}  "
+            f"{change['rules']}  (sha256 {str(change['config'])[:12]})"
+        )
+    return 0
+
+
+def history_command(config: Config, args: argparse.Namespace) -> int:
+    """`history [DEPLOY_ID]`: the latest deploys (filtered), or one deploy with its steps."""
+    if args.project is not None:
+        config.project(args.project)
+    if args.cluster is not None:
+        config.cluster(args.cluster)
+    return asyncio.run(_history(config, args))

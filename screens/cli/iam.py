@@ -1,0 +1,36 @@
+"""AWS identity at the command line: `iam-policy ROLE`, and the MFA prompt of a person."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+import threading
+from collections.abc import Callable
+
+from console.aws.iam import ROLES, policy
+
+
+def iam_policy_command(args: argparse.Namespace) -> int:
+    """Print the policy document of ROLE (or, without one, the roles and what each is for)."""
+    if args.role is None:
+        width = max(len(role) for role in ROLES)
+        for role, purpose in ROLES.items():
+            print(f"{role:<{width}}  {purpose}")
+        return 0
+    sys.stdout.write(policy(args.role))
+    return 0
+
+
+def terminal_mfa_prompt() -> Callable[[str], str] | None:
+    """Asks for an MFA code when a person is at this terminal (stdin is a TTY), else None:
+    a pipe, a CI job or a service has nobody to type it, and is refused in one line."""
+    if not sys.stdin.isatty():
+        return None
+    lock = threading.Lock()  # AWS calls run in worker threads: one question at a time
+
+    def ask(prompt: str) -> str:
+        with lock:
+            return getpass.getpass(prompt).strip()
+
+    return ask

@@ -1,0 +1,415 @@
+"""The queue's commands: `queue` (list, cancel, move), `lock`, `freeze`, `promote` and the
+headless `runner`, for scripts, CI and hosts without a TUI."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from console.access import Action
+from console.config import Config
+from console.config.paths import store_path
+from console.errors import ConsoleError
+from console.inputs import expiry, shown
+
+if TYPE_CHECKING:
+    from console.queue.release_queue import DeployQueue, QueueEntry, QueueView
+
+PROG = "deploy-console"
+# A manual lock's longest duration: further is a typo (and past datetime's range, an error).
+LONGEST_LOCK = timedelta(days=3650)
+
+
+class QueueInputError(ConsoleError):
+    """A queue command's arguments are wrong."""
+
+
+def until(text: str | None, now: datetime) -> datetime | None:
+    """--until: an ISO time (UTC if no zone) or a duration from now (30m, 2h, 1d)."""
+    if text is None:
+        return None
+    moment = expiry(text, "--until", now, LONGEST_LOCK)
+    if moment is None:
+        raise QueueInputError(
+            f"--until {shown(text)!r} is neither a duration (30m, 2h, 1d) nor an ISO time"
+        )
+    return moment
+
+
+def _allowed(
+    config: Config,
+    args: argparse.Namespace,
+    action: Action,
+    cluster: str | None,
+    project: str | None = None,
+) -> None:
+    """The caller's role is checked before the queue is touched (the queue checks again); a
+    refusal is written to the audit."""
+    from console.deploy.services import check_allowed
+
+    if config.runner_socket is not None:
+        return  # the runner service checks who asks, and keeps the refusal on record
+    check_allowed(config, _store(config, args), action, cluster, project=project)
+
+
+def _store(config: Config, args: argparse.Namespace) -> Path:
+    return store_path(config.store, args.store)
+
+
+async def _with_queue(
+    config: Config,
+    args: argparse.Namespace,
+    work: Any,
+    *,
+    create: bool,
+    read_only: bool = False,
+    changes: bool = False,
+) -> Any:
+    """`work` on the queue: the store's own (read-only for a reader), or for a change on a
+    shared console host (config [runner] socket) the runner service's, which knows who asks."""
+    from console.queue.release_queue import DeployQueue
+    from console.store import Store
+
+    if changes and config.runner_socket is not None:
+        from console.servers.runner_door import DoorClient, RemoteQueue
+
+        return await work(RemoteQueue(DoorClient(config.runner_socket)))
+    path = _store(config, args)
+    if not create and not path.exists():
+        return None
+    async with await Store.open(path, create=create, read_only=read_only) as store:
+        return await work(DeployQueue(store, config))
+
+
+def _ago(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return "-"
+    seconds = max(0, int((now - moment).total_seconds()))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def entry_json(entry: QueueEntry) -> dict[str, Any]:
+    record = entry.record
+    return {
+        "id": record.id,
+        "state": record.state,
+        "project": record.project,
+        "cluster": record.cluster,
+        "release": record.release,
+        "actor": record.actor,
+        "queued_at": record.created_at.isoformat(),
+        "started_at": record.started_at.isoformat() if record.started_at else None,
+        "runner": record.runner,
+        "after": record.after_deploy,
+        "waiting": entry.waiting or None,
+    }
+
+
+def view_json(view: QueueView, entries: list[QueueEntry]) -> dict[str, Any]:
+    return {
+        "deploys": [entry_json(entry) for entry in entries],
+        "freezes": [
+            {
+                "cluster": f.cluster,
+                "actor": f.actor,
+                "reason": f.reason,
+                "since": f.created_at.isoformat(),
+            }
+            for f in view.freezes
+        ],
+        "locks": [
+            {
+                "id": lock.id,
+                "scope": lock.scope,
+                "project": lock.project,
+                "cluster": lock.cluster,
+                "owner": lock.owner,
+                "reason": lock.reason,
+                "warning": lock.warning,
+                "until": lock.expires_at.isoformat() if lock.expires_at else None,
+            }
+            for lock in view.manual_locks
+        ],
+        "parallel": view.parallel,
+    }
+
+
+def print_queue(view: QueueView, entries: list[QueueEntry]) -> None:
+    for freeze in view.freezes:
+        print(f"frozen: {freeze.describe()}")
+    for lock in view.manual_locks:
+        print(f"lock #{lock.id}: {lock.describe()}")
+    if not entries:
+        print("the queue is empty")
+        return
+    rows = [
+        (
+            e.record.id,
+            e.record.state,
+            f"{e.record.project} → {e.record.cluster}",
+            e.record.release,
+            e.record.actor,
+            _ago(e.record.created_at, view.now),
+            e.status,
+        )
+        for e in entries
+    ]
+    header = ("deploy", "state", "pair", "release", "actor", "queued", "why / where")
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+# -- queue ------------------------------------------------------------------------------------
+
+
+def queue_command(config: Config, args: argparse.Namespace) -> int:
+    from console.deploy.services import actor
+
+    action = args.queue_command
+    if action in (None, "list"):
+
+        async def show(queue: DeployQueue) -> tuple[QueueView, list[QueueEntry]]:
+            return await queue.view(), await queue.entries()
+
+        found = asyncio.run(_with_queue(config, args, show, create=False, read_only=True))
+        if found is None:
+            if args.json:
+                print(json.dumps({"deploys": [], "freezes": [], "locks": []}))
+            else:
+                print("the queue is empty (no store yet)")
+            return 0
+        view, entries = found
+        if args.json:
+            print(json.dumps(view_json(view, entries), indent=2))
+        else:
+            print_queue(view, entries)
+        return 0
+    who = actor()
+    if action == "cancel":
+
+        async def cancel(queue: DeployQueue) -> str:
+            record = await queue.cancel(args.deploy_id, who, args.reason or "")
+            if record.state == "cancelled":
+                return f"cancelled {record.id} ({record.project} → {record.cluster})"
+            return f"asked {record.id} to cancel: its console ({record.runner}) rolls it back"
+
+        print(
+            _found(args, asyncio.run(_with_queue(config, args, cancel, create=False, changes=True)))
+        )
+        return 0
+    steps = -1 if action == "up" else 1
+
+    async def move(queue: DeployQueue) -> str:
+        record = await queue.move(args.deploy_id, steps, who)
+        return f"moved {record.id} {action}"
+
+    print(_found(args, asyncio.run(_with_queue(config, args, move, create=False, changes=True))))
+    return 0
+
+
+def _found(args: argparse.Namespace, result: str | None) -> str:
+    if result is None:
+        raise QueueInputError(f"unknown deploy {args.deploy_id!r} (no store yet)")
+    return result
+
+
+# -- locks and freezes -------------------------------------------------------------------------
+
+
+def lock_command(config: Config, args: argparse.Namespace) -> int:
+    from console.deploy.services import actor
+
+    who = actor()
+    if args.lock_command == "add":
+        moment = until(args.until, datetime.now(UTC))
+        _allowed(config, args, Action.LOCK, args.cluster, args.project)
+
+        async def add(queue: DeployQueue) -> str:
+            lock = await queue.lock(
+                owner=who,
+                reason=args.reason,
+                project=args.project,
+                cluster=args.cluster,
+                expires_at=moment,
+                warning=args.warning,
+            )
+            return f"lock #{lock.id}: {lock.describe()}"
+
+        print(asyncio.run(_with_queue(config, args, add, create=True, changes=True)))
+        return 0
+    if args.lock_command == "remove":
+
+        async def remove(queue: DeployQueue) -> str:
+            lock = await queue.unlock(args.lock_id, who)
+            return f"removed lock #{lock.id} ({lock.scope}, {lock.owner}: {lock.reason})"
+
+        result = asyncio.run(_with_queue(config, args, remove, create=False, changes=True))
+        if result is None:
+            raise QueueInputError(f"no lock #{args.lock_id} (no store yet)")
+        print(result)
+        return 0
+
+    async def listing(queue: DeployQueue) -> QueueView:
+        return await queue.view()
+
+    view = asyncio.run(_with_queue(config, args, listing, create=False, read_only=True))
+    locks = view.manual_locks if view else ()
+    for lock in locks:
+        print(f"#{lock.id}: {lock.describe()}")
+    if not locks:
+        print("no locks")
+    return 0
+
+
+def freeze_command(config: Config, args: argparse.Namespace) -> int:
+    from console.deploy.services import actor
+
+    who = actor()
+    config.cluster(args.cluster)
+    _allowed(config, args, Action.FREEZE, args.cluster)
+    if args.command == "freeze":
+
+        async def freeze(queue: DeployQueue) -> str:
+            return (await queue.freeze(args.cluster, who, args.reason)).describe()
+
+        print(
+            f"frozen: {asyncio.run(_with_queue(config, args, freeze, create=True, changes=True))}"
+        )
+        return 0
+
+    async def unfreeze(queue: DeployQueue) -> str:
+        await queue.unfreeze(args.cluster, who)
+        return f"{args.cluster} unfrozen: queued deploys may start"
+
+    result = asyncio.run(_with_queue(config, args, unfreeze, create=False, changes=True))
+    if result is None:
+        raise QueueInputError(f"{args.cluster} is not frozen")
+    print(result)
+    return 0
+
+
+# -- promote --------------------------------------------------------------------------------
+
+
+def promote_command(config: Config, args: argparse.Namespace) -> int:
+    project = config.project(args.project)
+    stages = [c for stage in config.promotion for c in stage if c in project.clusters]
+    if not stages:
+        raise QueueInputError(f"{project.name} is in no cluster of the promotion chain")
+    from console.access import Action
+
+    for cluster in stages:  # every stage's deploy is the caller's: refused before anything
+        _allowed(config, args, Action.DEPLOY, cluster, project.name)
+    for cluster in stages:
+        if config.cluster(cluster).protected and not args.yes:
+            raise QueueInputError(
+                f"the promotion reaches protected cluster {cluster}: pass --yes to queue it"
+            )
+    return asyncio.run(_promote(config, args, stages))
+
+
+async def _promote(config: Config, args: argparse.Namespace, clusters: list[str]) -> int:
+    from console.deploy.engine import new_deploy_id
+    from console.deploy.services import actor, deploy_services
+    from console.model import DeployRequest
+    from console.queue.release_queue import DeployQueue
+
+    first = DeployRequest(args.project, clusters[0], args.release, actor())
+    now = datetime.now(UTC)
+    ids = [new_deploy_id(now) for _ in clusters]
+    if config.runner_socket is not None:  # the runner service plans it and knows who asks
+        from console.servers.runner_door import DoorClient, RemoteQueue
+
+        remote = RemoteQueue(DoorClient(config.runner_socket))
+        records = await remote.promote(args.project, args.release, first.actor, ids)
+    else:
+        # The release is checked where it starts, before anything is queued or created.
+        async with deploy_services(config, _store(config, args), plan=first) as services:
+            queue = DeployQueue(services.store, config)
+            records = await queue.promote(args.project, args.release, first.actor, ids)
+    if args.json:
+        print(json.dumps([{"id": r.id, "cluster": r.cluster, "after": r.after_deploy}
+                          for r in records]))  # fmt: skip
+        return 0
+    print(f"promoting {args.project} {args.release}:")
+    for record in records:
+        after = f"after {record.after_deploy} succeeds" if record.after_deploy else "first"
+        print(f"  {record.id}  {record.cluster:<10} {after}")
+    print(f"the runners start each stage in turn; follow with `{PROG} queue`")
+    return 0
+
+
+# -- runner ---------------------------------------------------------------------------------
+
+
+def runner_command(config: Config, args: argparse.Namespace) -> int:
+    return asyncio.run(_runner(config, args))
+
+
+async def _runner(config: Config, args: argparse.Namespace) -> int:
+    from console.events import DeployFinished, DeployStarted
+    from console.queue.runner import Reconciled
+    from console.servers.runner_service import runner_service
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            loop.add_signal_handler(signum, stop.set)
+
+    def report(deploy_id: str, event: object) -> None:
+        if isinstance(event, DeployStarted):
+            line = (
+                f"{deploy_id}: {event.project} → {event.cluster} {event.release} by {event.actor}"
+            )
+            print(f"{line}: running", flush=True)
+        elif isinstance(event, DeployFinished):
+            print(f"{deploy_id}: {event.state}: {event.reason}", flush=True)
+        elif isinstance(event, Reconciled):
+            print(f"{deploy_id}: interrupted; {event.summary}", flush=True)
+
+    exit_when_idle = getattr(args, "exit_when_idle", False)
+    socket_path = getattr(args, "socket", None)
+    if socket_path is None and not exit_when_idle:  # a console's passing runner serves no door
+        socket_path = config.runner_socket
+    async with runner_service(config, _store(config, args), on_event=report) as service:
+        runner = service.runner
+        door = None
+        if socket_path:
+            from console.servers.runner_door import RunnerDoor
+
+            door = RunnerDoor(runner, Path(socket_path))
+            await door.start()
+        try:
+            until = "until idle" if exit_when_idle else "ctrl+c stops"
+            where = f"; requests on {socket_path}" if socket_path else ""
+            print(f"runner {runner.name}: running queued deploys ({until}){where}", flush=True)
+            stopped: asyncio.Task[object] = asyncio.create_task(stop.wait())
+            waits: set[asyncio.Task[object]] = {service.task, stopped}
+            if exit_when_idle:
+                waits.add(asyncio.create_task(service.until_idle()))
+            done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending - {service.task}:
+                task.cancel()
+            if not service.task.done():
+                if stopped in done:
+                    print(
+                        f"{PROG}: runner stopping: deploys running here roll back first",
+                        flush=True,
+                    )
+                else:
+                    print(f"runner {runner.name}: idle, exiting", flush=True)
+        finally:
+            if door is not None:
+                await door.close()
+    return 0

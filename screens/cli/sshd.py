@@ -1,0 +1,114 @@
+"""`deploy-console sshd`: the console's SSH server, one console process per session.
+
+Textual is never imported here: each session's console is forked from a fork server that
+imported it (screens/cli/session_fork.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from console.config import Config, paths
+from console.config.paths import user_data_dir
+from console.errors import ConsoleError
+from console.fleet.share import READ_ONLY_FLEET_ENV, SharedFleet, shared_fleet
+from console.servers.runner_service import runner_service
+from console.servers.sshd import SshServer, authorized_keys, load_host_key
+from screens.cli.session_fork import ForkedConsoles
+
+PROG = "deploy-console"
+
+
+def console_command(config: Config, store: str | None, kiosk: bool) -> list[str]:
+    """What each session runs: this console, on the same config and store."""
+    command = [sys.executable, "-m", "screens.main", "--config", str(config.source)]
+    if store:
+        command += ["--store", store]
+    if kiosk:
+        command.append("kiosk")
+    return command
+
+
+def sshd_command(config: Config, args: argparse.Namespace, kiosk_available: bool) -> int:
+    if args.kiosk and not kiosk_available:
+        raise ConsoleError("--kiosk: kiosk is not available yet")
+    listen = args.listen if args.listen is not None else config.sshd.listen
+    port = args.port if args.port is not None else config.sshd.port
+    if not 0 <= port <= 65535:
+        raise ConsoleError(f"--port must be between 0 and 65535, not {port}")
+    allowed = authorized_keys(config.sshd, config.source)
+    if not allowed:
+        raise ConsoleError(
+            f"{config.source}: no SSH keys may log in: add [[sshd.keys]] (user, key) or "
+            "[sshd] authorized_keys"
+        )
+    host_key = load_host_key(user_data_dir())
+    store = getattr(args, "store", None)
+    command = console_command(config, store, args.kiosk)
+    # Each session's console is forked from one process that imported the console once.
+    spawner = ForkedConsoles(command[3:])
+    server = SshServer(
+        host_key,
+        allowed,
+        command,
+        # Sessions read the fleet this server polls: one poller for all of them.
+        environment={**os.environ, READ_ONLY_FLEET_ENV: "1"},
+        spawner=spawner,
+        settings=config.sshd,
+    )
+    store_file = paths.store_path(config.store, store)
+    fleet = shared_fleet(config, store_file, "sshd")
+    return asyncio.run(_serve(server, spawner, listen, port, fleet, config, store_file, args.kiosk))
+
+
+async def _serve(
+    server: SshServer,
+    spawner: ForkedConsoles,
+    listen: str,
+    port: int,
+    fleet: SharedFleet,
+    config: Config,
+    store: Path,
+    kiosk: bool,
+) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    if kiosk:
+        return await _serve_sessions(server, spawner, listen, port, fleet, stop)
+    # The server's one runner executes every deploy its sessions queue: a session only queues
+    # and follows, so a dropped connection changes nothing about a deploy.
+    async with runner_service(config, store):
+        return await _serve_sessions(server, spawner, listen, port, fleet, stop)
+
+
+async def _serve_sessions(
+    server: SshServer,
+    spawner: ForkedConsoles,
+    listen: str,
+    port: int,
+    fleet: SharedFleet,
+    stop: asyncio.Event,
+) -> int:
+    await spawner.start()
+    bound = await server.start(listen, port)
+    fleet.start_polling()
+    try:
+        shown = f"[{listen}]" if ":" in listen else listen
+        print(f"sshd listening on {shown}:{bound} (host key {server.host_fingerprint})", flush=True)
+        await stop.wait()
+        print(
+            f"{PROG}: sshd stopping: ending {len(server.sessions)} session(s)",
+            file=sys.stderr,
+            flush=True,
+        )
+    finally:
+        await fleet.aclose()
+        await server.close()
+    return 0

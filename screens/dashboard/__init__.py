@@ -1,0 +1,1 @@
+"""The dashboard: every project in every cluster, and its fleet matrix."""

@@ -1,0 +1,306 @@
+"""The deploy dialog: pick a release, read its plan, confirm (typing a protected cluster's name)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.screen import ModalScreen
+from textual.widgets import Button, DataTable, Input, Static
+
+from console.config import ClusterConfig, ProjectConfig
+from console.errors import ConsoleError
+from console.model import DeployPlan, DeployRequest, FleetSnapshot, LoadBalancerKind, Release
+from screens.deploy.support import DeploySupport
+from screens.messages import PlanLoaded, ReleasesLoaded
+from screens.widgets.format import LOCK, format_launched, format_seconds
+
+CURRENT_MARK = "●"
+
+
+def _error_text(error: BaseException) -> str:
+    if isinstance(error, ConsoleError):
+        return error.message
+    return f"{type(error).__name__}: {error}"
+
+
+def running_in(project: ProjectConfig, snapshot: FleetSnapshot | None) -> dict[str, list[str]]:
+    """Version -> clusters that run it now (config order), from the last fleet snapshot."""
+    where: dict[str, list[str]] = {}
+    if snapshot is None:
+        return where
+    for cluster in project.clusters:
+        env = snapshot.env(project.name, cluster)
+        for version in env.versions if env else ():
+            where.setdefault(version, []).append(cluster)
+    return where
+
+
+def plan_content(plan: DeployPlan) -> Content:
+    """The plan as a person reads it before confirming."""
+    release = plan.release
+    now = ", ".join(plan.current_versions) or "nothing"
+    lock = f" {LOCK}" if plan.protected else ""
+    parts: list[str | tuple[str, str]] = [
+        ("Plan ", "bold"),
+        (plan.project, "bold $text-primary"),
+        f" {now} → ",
+        (release.version, "bold $text-success"),
+        f" in {plan.cluster}{lock}\n",
+        ("  AMI            ", "$text-muted"),
+        f"{release.image_id}",
+        (f"  {release.name}" if release.name else "", "$text-muted"),
+        (f"  created {format_launched(release.created_at)}", "$text-muted"),
+        "\n",
+        ("  launch         ", "$text-muted"),
+        f"{plan.count} x {plan.instance_type}",
+        (" (as many as serve now, at least 1)", "$text-muted"),
+        "\n",
+        ("  replace        ", "$text-muted"),
+        ", ".join(plan.old_instances) or "no instance (first deploy)",
+        "\n",
+    ]
+    if release.version in plan.current_versions:
+        parts.append(
+            ("  this release already runs here: new instances replace the old\n", "$text-warning")
+        )
+    if not plan.load_balancers:
+        parts.append(("  no load balancer: nothing to switch\n", "$text-warning"))
+    for balancer in plan.load_balancers:
+        kind = "classic ELB" if balancer.kind is LoadBalancerKind.CLASSIC else "target group"
+        losing = ", ".join(balancer.removing) or "nothing"
+        parts.extend(
+            [
+                ("  " + kind.ljust(15), "$text-muted"),
+                (balancer.name, "bold"),
+                (
+                    f"  healthy in ~{format_seconds(balancer.time_to_healthy_seconds)}"
+                    f", drain {format_seconds(balancer.drain_seconds)}\n",
+                    "$text-muted",
+                ),
+                ("    gains        ", "$text-muted"),
+                (f"{plan.count} new instance{'s' if plan.count != 1 else ''}\n", "$text-success"),
+                ("    loses        ", "$text-muted"),
+                (f"{losing}\n", "$text-warning"),
+            ]
+        )
+    parts.extend(
+        [
+            ("  expected       ", "$text-muted"),
+            f"healthy in ~{format_seconds(plan.expected_healthy_seconds)}, "
+            f"then {format_seconds(plan.drain_seconds)} draining (read from AWS)",
+        ]
+    )
+    return Content.assemble(*parts)
+
+
+class DeployDialog(ModalScreen[DeployRequest | None]):
+    """Releases of one project (the current one marked), the plan of the highlighted one."""
+
+    CSS_PATH = "../styles/deploy.tcss"
+    HELP_NAMESPACE = "deploy dialog"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", id="deploy_dialog.cancel"),
+        Binding("ctrl+s", "confirm", "Deploy", id="deploy_dialog.confirm"),
+    ]
+
+    # Moving the cursor through the list reads only the plan the cursor stops on.
+    PLAN_DELAY: ClassVar[float] = 0.2
+
+    def __init__(
+        self,
+        project: ProjectConfig,
+        cluster: ClusterConfig,
+        snapshot: FleetSnapshot | None,
+        deploys: DeploySupport,
+    ) -> None:
+        super().__init__()
+        self.project = project
+        self.cluster = cluster
+        self.deploys = deploys
+        self.where = running_in(project, snapshot)
+        self.releases: tuple[Release, ...] = ()
+        self.plan: DeployPlan | None = None
+        self.highlighted: Release | None = None
+
+    # -- reading -------------------------------------------------------------------------
+
+    @property
+    def release_table(self) -> DataTable[Text]:
+        return self.query_one("#releases", DataTable)
+
+    @property
+    def confirm_button(self) -> Button:
+        return self.query_one("#confirm", Button)
+
+    @property
+    def plan_text(self) -> str:
+        """What the plan area says, as plain text (for tests)."""
+        visual = self.query_one("#plan", Static).visual
+        return visual.plain if isinstance(visual, Content) else str(visual)
+
+    @property
+    def can_confirm(self) -> bool:
+        if self.plan is None or self.highlighted is None:
+            return False
+        if self.plan.release.image_id != self.highlighted.image_id:
+            return False
+        if self.cluster.protected:
+            return self.query_one("#confirm-name", Input).value.strip() == self.cluster.name
+        return True
+
+    # -- building ------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        lock = f" {LOCK}" if self.cluster.protected else ""
+        classes = "-protected" if self.cluster.protected else ""
+        with Vertical(id="deploy-box", classes=classes) as box:
+            box.border_title = f"deploy {self.project.name} → {self.cluster.name}{lock}"
+            yield Static(
+                Content.assemble(
+                    "Releases, newest first; ",
+                    (CURRENT_MARK, "$text-success"),
+                    f" runs in {self.cluster.name} now. The plan follows the cursor.",
+                ),
+                id="releases-hint",
+            )
+            yield DataTable(id="releases", cursor_type="row", zebra_stripes=True)
+            yield Static("reading the releases…", id="plan")
+            if self.cluster.protected:
+                yield Static(
+                    Content.assemble(
+                        (f"{self.cluster.name} is protected.", "bold $text-error"),
+                        " Type its name to confirm:",
+                    ),
+                    id="protect-hint",
+                )
+                yield Input(placeholder=self.cluster.name, id="confirm-name")
+            with Horizontal(id="buttons"):
+                yield Button(
+                    "Deploy",
+                    id="confirm",
+                    variant="error" if self.cluster.protected else "success",
+                    disabled=True,
+                )
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        table = self.release_table
+        table.add_column(" ", key="mark", width=1)
+        table.add_column("version", key="version")
+        table.add_column("AMI", key="image")
+        table.add_column("created (UTC)", key="created")
+        table.add_column("runs in", key="clusters")
+        table.focus()
+        self._read_releases()
+
+    @work(exclusive=True, group="releases", exit_on_error=False)
+    async def _read_releases(self) -> None:
+        try:
+            releases = await self.deploys.releases(self.project.name, self.cluster.name)
+        except Exception as error:
+            self.post_message(ReleasesLoaded(error=_error_text(error)))
+        else:
+            self.post_message(ReleasesLoaded(tuple(releases)))
+
+    def on_releases_loaded(self, message: ReleasesLoaded) -> None:
+        plan = self.query_one("#plan", Static)
+        if message.error is not None:
+            plan.update(
+                Content.assemble(("Releases unavailable: ", "bold $text-error"), message.error)
+            )
+            return
+        self.releases = message.releases
+        if not self.releases:
+            plan.update(
+                Content(f"No release of {self.project.name} found (no image tagged for it).")
+            )
+            return
+        table = self.release_table
+        current = self.where
+        for release in self.releases:
+            clusters = current.get(release.version) or list(release.clusters)
+            here = self.cluster.name in clusters
+            table.add_row(
+                Text(CURRENT_MARK if here else ""),
+                Text(release.version, style="bold" if here else ""),
+                Text(release.image_id),
+                Text(format_launched(release.created_at)),
+                Text(", ".join(clusters) or "-"),
+                key=release.image_id,
+            )
+
+    # -- the plan follows the cursor ---------------------------------------------------
+
+    @on(DataTable.RowHighlighted, "#releases")
+    def _release_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        image_id = event.row_key.value
+        release = next((r for r in self.releases if r.image_id == image_id), None)
+        if release is None:
+            return
+        self.highlighted = release
+        self.plan = None
+        self.query_one("#plan", Static).update(
+            Content.assemble(("Reading the plan of ", "$text-muted"), release.version, "…")
+        )
+        self._update_confirm()
+        self._read_plan(release)
+
+    @work(exclusive=True, group="plan", exit_on_error=False)
+    async def _read_plan(self, release: Release) -> None:
+        await asyncio.sleep(self.PLAN_DELAY)
+        request = self._request(release)
+        try:
+            plan = await self.deploys.plan(request)
+        except Exception as error:
+            self.post_message(PlanLoaded(release.image_id, error=_error_text(error)))
+        else:
+            self.post_message(PlanLoaded(release.image_id, plan))
+
+    def on_plan_loaded(self, message: PlanLoaded) -> None:
+        if self.highlighted is None or message.release != self.highlighted.image_id:
+            return  # the cursor moved on
+        plan_area = self.query_one("#plan", Static)
+        if message.plan is None:
+            plan_area.update(
+                Content.assemble(("No plan: ", "bold $text-error"), message.error or "?")
+            )
+        else:
+            self.plan = message.plan
+            plan_area.update(plan_content(message.plan))
+        self._update_confirm()
+
+    # -- confirming ----------------------------------------------------------------------
+
+    @on(Input.Changed, "#confirm-name")
+    def _name_typed(self) -> None:
+        self._update_confirm()
+
+    @on(Input.Submitted, "#confirm-name")
+    def _name_submitted(self) -> None:
+        self.action_confirm()
+
+    def _update_confirm(self) -> None:
+        self.confirm_button.disabled = not self.can_confirm
+
+    def _request(self, release: Release) -> DeployRequest:
+        return DeployRequest(
+            self.project.name, self.cluster.name, release.version, self.deploys.actor
+        )
+
+    @on(Button.Pressed, "#confirm")
+    def action_confirm(self) -> None:
+        if not self.can_confirm or self.highlighted is None:
+            return
+        self.dismiss(self._request(self.highlighted))
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,1 @@
+"""The history screens: recorded deploys, one deploy's detail, the filter."""

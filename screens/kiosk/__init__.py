@@ -1,0 +1,1 @@
+"""The kiosk: the read-only wall screen."""

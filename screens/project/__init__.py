@@ -1,0 +1,1 @@
+"""The project screen: one project in every cluster, down to each instance."""

@@ -1,0 +1,199 @@
+"""The project screen: one project in every cluster it runs in, down to each instance."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import ClassVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.content import Content
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from console.config import ClusterConfig, ProjectConfig
+from console.errors import ConsoleError
+from console.model import FleetSnapshot, LoadBalancerSettings
+from screens.messages import (
+    DeployAsked,
+    HistoryAsked,
+    LoadBalancerSettingsLoaded,
+    RefreshRequested,
+)
+from screens.project.cluster_panel import ClusterPanel, InstanceTable
+from screens.widgets.format import age_between
+
+SettingsLoader = Callable[[str, str], Awaitable[tuple[LoadBalancerSettings, ...]]]
+
+
+class ProjectScreen(Screen[None]):
+    """Per cluster: health and versions, the instances table, the load balancers' settings."""
+
+    CSS_PATH = "../styles/project.tcss"
+    HELP_NAMESPACE = "project"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back", id="project.back"),
+        Binding("r", "refresh", "Refresh", id="project.refresh"),
+        Binding("d", "deploy", "Deploy", id="deploy.open"),
+        Binding("h", "history", "History", id="history.open"),
+    ]
+
+    snapshot: reactive[FleetSnapshot | None] = reactive(None, always_update=True, init=False)
+
+    def __init__(
+        self,
+        project: ProjectConfig,
+        clusters: tuple[ClusterConfig, ...],
+        snapshot: FleetSnapshot | None,
+        clock: Callable[[], datetime],
+        load_settings: SettingsLoader,
+        selected_cluster: str | None = None,
+        *,
+        may_deploy: Callable[[str, str | None], bool] = lambda _cluster, _project: False,
+    ) -> None:
+        super().__init__()
+        self.may_deploy = may_deploy
+        """Whether this user's role may deploy to a cluster (the core checks again)."""
+        self.project = project
+        # Config order, only the clusters the project is configured in.
+        self.clusters = tuple(c for c in clusters if c.name in project.clusters)
+        self.clock = clock
+        self.load_settings = load_settings
+        self.selected_cluster = selected_cluster
+        self._ready = False  # is_mounted is still False inside on_mount
+        self._title: Content | None = None
+        self.set_reactive(ProjectScreen.snapshot, snapshot)
+
+    def panel(self, cluster: str) -> ClusterPanel:
+        return self.query_one(f"#cluster-{cluster}", ClusterPanel)
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="title")
+        with VerticalScroll(id="clusters"):
+            for cluster in self.clusters:
+                classes = "-selected" if cluster.name == self.selected_cluster else ""
+                yield ClusterPanel(
+                    cluster, self.clock, id=f"cluster-{cluster.name}", classes=classes
+                )
+            if not self.clusters:
+                yield Static("This project is not configured in any cluster.", id="nowhere")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._ready = True
+        self._show_title()
+        self.set_interval(1.0, self._show_title, name="project-age")
+        self._show_snapshot(self.snapshot)
+        if self.clusters:
+            self._read_settings()
+        if self.selected_cluster in {c.name for c in self.clusters}:
+            panel = self.panel(self.selected_cluster or "")
+            self.call_after_refresh(self._focus_panel, panel)
+
+    def _focus_panel(self, panel: ClusterPanel) -> None:
+        table = panel.query_one(InstanceTable)
+        if table.row_count:
+            table.focus(scroll_visible=False)
+        panel.scroll_visible(animate=False, top=True)
+
+    # -- attributes down ---------------------------------------------------------------
+
+    def watch_snapshot(self, snapshot: FleetSnapshot | None) -> None:
+        self._show_snapshot(snapshot)
+        self._show_title()
+
+    def _show_snapshot(self, snapshot: FleetSnapshot | None) -> None:
+        if not self._ready:
+            return
+        for cluster in self.clusters:
+            panel = self.panel(cluster.name)
+            if snapshot is None:
+                panel.env, panel.status = None, None
+                continue
+            panel.env = snapshot.env(self.project.name, cluster.name)
+            try:
+                panel.status = snapshot.cluster(cluster.name)
+            except KeyError:
+                panel.status = None
+
+    def _show_title(self) -> None:
+        parts: list[str | tuple[str, str]] = [(self.project.name, "bold $text-primary")]
+        if self.project.description:
+            parts.append(f" — {self.project.description}")
+        parts.append("\n")
+        parts.append((self.project.repository, "$text-muted"))
+        if self.snapshot is not None:
+            age = age_between(self.clock(), self.snapshot.generated_at)
+            parts.append(f" · refreshed {age} ago")
+        else:
+            parts.append((" · reading the fleet…", "$text-muted"))
+        title = Content.assemble(*parts)
+        if title != self._title:
+            self._title = title
+            self.query_one("#title", Static).update(title)
+
+    # -- the load balancers' settings: extra AWS calls, only while this screen is open --
+
+    @work(exclusive=True, group="lb-settings", exit_on_error=False)
+    async def _read_settings(self) -> None:
+        async def read(cluster: str) -> None:
+            try:
+                settings = await self.load_settings(self.project.name, cluster)
+            except ConsoleError as error:
+                self.post_message(LoadBalancerSettingsLoaded(cluster, error=error.message))
+            except Exception as error:
+                message = f"{type(error).__name__}: {error}"
+                self.post_message(LoadBalancerSettingsLoaded(cluster, error=message))
+            else:
+                self.post_message(LoadBalancerSettingsLoaded(cluster, settings))
+
+        await asyncio.gather(*(read(cluster.name) for cluster in self.clusters))
+
+    def on_load_balancer_settings_loaded(self, message: LoadBalancerSettingsLoaded) -> None:
+        panel = self.panel(message.cluster)
+        panel.settings = message.error if message.error is not None else message.settings
+
+    # -- actions -----------------------------------------------------------------------
+
+    def action_back(self) -> None:
+        self.dismiss()
+
+    def action_refresh(self) -> None:
+        self.post_message(RefreshRequested())
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "deploy":
+            # The cluster in focus when there is one; else any this project runs in.
+            cluster = self.deploy_cluster if self._ready else None
+            names = [cluster] if cluster is not None else [c.name for c in self.clusters]
+            return any(self.may_deploy(name, self.project.name) for name in names)
+        return True
+
+    def on_descendant_focus(self) -> None:
+        # What `d` may do depends on the cluster panel in focus.
+        self.refresh_bindings()
+
+    @property
+    def deploy_cluster(self) -> str | None:
+        """The cluster a deploy from here goes to: the panel in focus, else the one chosen."""
+        for cluster in self.clusters:
+            if self.panel(cluster.name).has_focus_within:
+                return cluster.name
+        names = [cluster.name for cluster in self.clusters]
+        if self.selected_cluster in names:
+            return self.selected_cluster
+        return names[0] if len(names) == 1 else None
+
+    def action_deploy(self) -> None:
+        self.post_message(DeployAsked(self.project.name, self.deploy_cluster))
+
+    def action_history(self) -> None:
+        """This project's deploys (in the cluster in focus, if one is)."""
+        focused = [c.name for c in self.clusters if self.panel(c.name).has_focus_within]
+        self.post_message(HistoryAsked(self.project.name, focused[0] if focused else None))

@@ -1,0 +1,1 @@
+"""The release queue screen and its dialogs (freeze, lock, lift)."""

@@ -1,0 +1,266 @@
+"""The queue screen's dialogs: freeze a cluster, add a lock, pick a lock or freeze to lift."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.screen import ModalScreen
+from textual.widgets import (
+    Button,
+    Checkbox,
+    Input,
+    Label,
+    OptionList,
+    RadioButton,
+    RadioSet,
+    Static,
+)
+from textual.widgets.option_list import Option
+
+from console.config import ClusterConfig
+from console.errors import ConsoleError
+from screens.cli.queue import until
+from screens.widgets.format import LOCK
+
+
+@dataclass(frozen=True)
+class FreezeRequest:
+    cluster: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class LockScope:
+    """One scope a lock may take: everything (both None), a cluster, a project, or one pair."""
+
+    project: str | None
+    cluster: str | None
+
+    @property
+    def label(self) -> str:
+        if self.project and self.cluster:
+            return f"{self.project} in {self.cluster} (this pair only)"
+        if self.project:
+            return f"project {self.project} (every cluster)"
+        if self.cluster:
+            return f"cluster {self.cluster} (every project)"
+        return "everything (every project in every cluster)"
+
+
+@dataclass(frozen=True)
+class LockRequest:
+    scope: LockScope
+    reason: str
+    expires_at: datetime | None
+    warning: bool
+
+
+def lock_scopes(
+    project: str | None, cluster: str | None, clusters: Sequence[str]
+) -> list[LockScope]:
+    """The scopes offered: from the selected deploy's pair, narrowest first; else everything
+    and each cluster."""
+    if project is not None and cluster is not None:
+        return [
+            LockScope(project, cluster),
+            LockScope(project, None),
+            LockScope(None, cluster),
+            LockScope(None, None),
+        ]
+    return [LockScope(None, None), *(LockScope(None, name) for name in clusters)]
+
+
+def expiry(text: str, now: datetime) -> datetime | None:
+    """A lock's expiry from what a person typed: empty (none), 30m/2h/1d, or an ISO time."""
+    if not text.strip():
+        return None
+    try:
+        moment = until(text.strip(), now)
+    except ConsoleError:
+        raise ConsoleError(
+            f"expiry {text.strip()!r}: type a duration (30m, 2h, 1d) or an ISO time "
+            "(UTC unless it names a zone), or leave it empty"
+        ) from None
+    if moment is not None and moment <= now:
+        raise ConsoleError(f"expiry {moment:%Y-%m-%d %H:%M} UTC is already past")
+    return moment
+
+
+class FreezeDialog(ModalScreen[FreezeRequest | None]):
+    """Which cluster to freeze and why; dismisses a FreezeRequest, or None."""
+
+    CSS_PATH = "../styles/queue.tcss"
+    HELP_NAMESPACE = "freeze"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "Cancel", id="freeze.cancel"),
+        Binding("ctrl+s", "submit", "Freeze", id="freeze.confirm"),
+    ]
+
+    def __init__(
+        self, clusters: Sequence[ClusterConfig], selected: str | None, frozen: set[str]
+    ) -> None:
+        super().__init__()
+        self.clusters = list(clusters)
+        self.selected = selected or (self.clusters[0].name if self.clusters else "")
+        self.frozen = frozen
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="freeze-box", classes="queue-dialog") as box:
+            box.border_title = "freeze a cluster"
+            yield Static(
+                "Queued deploys of a frozen cluster wait, with your reason, until someone "
+                "unfreezes it. Running deploys go on.",
+                classes="dialog-hint",
+            )
+            yield Label("cluster")
+            with RadioSet(id="freeze-cluster"):
+                for cluster in self.clusters:
+                    marks = (f" {LOCK}" if cluster.protected else "") + (
+                        " (frozen)" if cluster.name in self.frozen else ""
+                    )
+                    yield RadioButton(
+                        f"{cluster.name}{marks}",
+                        value=cluster.name == self.selected,
+                        name=cluster.name,
+                    )
+            yield Label("why (everyone sees it)")
+            yield Input(placeholder="reason", id="freeze-reason")
+            yield Static(id="dialog-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Freeze (ctrl+s)", id="freeze", variant="warning")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#freeze-reason", Input).focus()
+
+    @property
+    def cluster(self) -> str:
+        pressed = self.query_one("#freeze-cluster", RadioSet).pressed_button
+        return (pressed.name if pressed is not None else None) or self.selected
+
+    @on(Input.Submitted, "#freeze-reason")
+    @on(Button.Pressed, "#freeze")
+    def action_submit(self) -> None:
+        reason = self.query_one("#freeze-reason", Input).value.strip()
+        if not reason:
+            _show_error(self, "A freeze needs a reason: the queued deploys show it.")
+            return
+        self.dismiss(FreezeRequest(self.cluster, reason))
+
+    @on(Button.Pressed, "#cancel")
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class LockDialog(ModalScreen[LockRequest | None]):
+    """A manual lock: scope, reason, optional expiry, warning only; dismisses a LockRequest."""
+
+    CSS_PATH = "../styles/queue.tcss"
+    HELP_NAMESPACE = "lock"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "Cancel", id="lock.cancel"),
+        Binding("ctrl+s", "submit", "Lock", id="lock.confirm"),
+    ]
+
+    def __init__(self, scopes: Sequence[LockScope], clock: Callable[[], datetime]) -> None:
+        super().__init__()
+        self.scopes = list(scopes)
+        self.clock = clock
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="lock-box", classes="queue-dialog") as box:
+            box.border_title = "add a lock"
+            yield Static(
+                "A lock holds the queued deploys it covers (never its owner's) until it is "
+                "removed or expires; a warning lock only warns.",
+                classes="dialog-hint",
+            )
+            yield Label("what it covers")
+            with RadioSet(id="lock-scope"):
+                for index, scope in enumerate(self.scopes):
+                    yield RadioButton(scope.label, value=index == 0, name=str(index))
+            yield Label("why (everyone sees it)")
+            yield Input(placeholder="reason", id="lock-reason")
+            yield Label("expires after (30m, 2h, 1d) or at (an ISO time); empty: until removed")
+            yield Input(placeholder="no expiry", id="lock-expiry")
+            yield Checkbox("warning only (shown, never holds a deploy)", id="lock-warning")
+            yield Static(id="dialog-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Lock (ctrl+s)", id="lock", variant="warning")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#lock-reason", Input).focus()
+
+    @property
+    def scope(self) -> LockScope:
+        index = self.query_one("#lock-scope", RadioSet).pressed_index
+        return self.scopes[max(0, index)]
+
+    @on(Input.Submitted, "#lock-reason, #lock-expiry")
+    @on(Button.Pressed, "#lock")
+    def action_submit(self) -> None:
+        reason = self.query_one("#lock-reason", Input).value.strip()
+        if not reason:
+            _show_error(self, "A lock needs a reason: the deploys it holds show it.")
+            return
+        try:
+            expires_at = expiry(self.query_one("#lock-expiry", Input).value, self.clock())
+        except ConsoleError as error:
+            _show_error(self, error.message)
+            return
+        warning = self.query_one("#lock-warning", Checkbox).value
+        self.dismiss(LockRequest(self.scope, reason, expires_at, warning))
+
+    @on(Button.Pressed, "#cancel")
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class HoldsDialog(ModalScreen[str | None]):
+    """The freezes and locks in force; dismisses the key of the one picked ("freeze:CLUSTER"
+    or "lock:ID"), or None."""
+
+    CSS_PATH = "../styles/queue.tcss"
+    HELP_NAMESPACE = "locks"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "Close", id="locks.close"),
+    ]
+
+    def __init__(self, holds: Sequence[tuple[str, Content]]) -> None:
+        super().__init__()
+        self.holds = list(holds)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="holds-box", classes="queue-dialog") as box:
+            box.border_title = "remove a lock or freeze"
+            yield OptionList(*(Option(label, id=key) for key, label in self.holds), id="holds")
+            yield Static(
+                "Enter removes the one under the cursor (you confirm first); Escape closes.",
+                classes="dialog-hint",
+            )
+
+    @on(OptionList.OptionSelected, "#holds")
+    def _picked(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option.id)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+def _show_error(dialog: ModalScreen[Any], text: str) -> None:
+    # Content, not markup: the text may quote what a person typed.
+    error = dialog.query_one("#dialog-error", Static)
+    error.update(Content.styled(text, "$text-error"))
+    error.display = True

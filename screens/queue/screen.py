@@ -1,0 +1,688 @@
+"""The release queue: every queued, running and reconciling deploy in queue order with why it
+waits, the freezes and locks that hold them, and cancel, move, freeze and lock, read again from
+the store every second (other consoles and the CLI change it too)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import ClassVar, Protocol
+
+from rich.cells import cell_len
+from rich.style import Style
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.content import Content
+from textual.coordinate import Coordinate
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import DataTable, Footer, Static
+
+from console.access import Action
+from console.config import Config
+from console.errors import ConsoleError
+from console.queue.release_queue import (
+    CANCELLED,
+    INTERRUPTED,
+    DeployQueue,
+    QueueEntry,
+    QueueView,
+    queue_entries,
+)
+from console.store import QUEUED, RUNNING, DeployRecord
+from screens.messages import QueueActed, QueuedDeployChosen, QueueRead, QueueReadFailed
+from screens.queue.dialogs import (
+    FreezeDialog,
+    FreezeRequest,
+    HoldsDialog,
+    LockDialog,
+    LockRequest,
+    lock_scopes,
+)
+from screens.widgets.confirm import ConfirmDialog
+from screens.widgets.format import LOCK, format_age
+from screens.widgets.tables import TABLE_NAVIGATION, cell_style
+
+FREEZE_MARK = "❄"
+MOVE = Binding.Group("Move", compact=True)
+
+
+class QueueControl(Protocol):
+    """What the screen acts through: the console's runner (console.queue.runner.Runner), which
+    cancels a deploy wherever it is; everything else goes through its DeployQueue."""
+
+    @property
+    def queue(self) -> DeployQueue: ...
+
+    async def cancel(self, deploy_id: str, actor: str, reason: str = "") -> DeployRecord | None:
+        """None: it ran here and rolls back now; else the record as the store has it."""
+        ...
+
+    def wake(self) -> None:
+        """Look at the queue now (a freeze or lock lifted, a deploy moved)."""
+        ...
+
+
+# (key, label) of the table's columns, in order.
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("deploy", "pair / deploy"),
+    ("state", "state"),
+    ("release", "release"),
+    ("actor", "actor"),
+    ("waited", "waited"),
+    ("status", "why waiting / where running"),
+)
+WAITED_WIDTH = 7  # "59m 59s"
+MIN_STATUS_WIDTH = 30
+CELL_PADDING = 1
+
+# A cell as (component class, text) pieces; "" is the table's own style.
+Cell = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """One row as shown, but for its age (which ticks): the other cells, in column order."""
+
+    deploy_id: str
+    cells: tuple[Cell, ...]
+    created_at: datetime
+
+
+def state_component(entry: QueueEntry) -> str:
+    state = entry.record.state
+    return {
+        RUNNING: "queue-table--running",
+        INTERRUPTED: "queue-table--interrupted",
+    }.get(state, "queue-table--queued")
+
+
+def status_component(entry: QueueEntry) -> str:
+    record = entry.record
+    if record.cancel_requested or record.state == INTERRUPTED:
+        return "queue-table--alert"
+    if record.state == QUEUED and not entry.waiting:
+        return "queue-table--next"
+    return ""
+
+
+def queue_row(entry: QueueEntry, protected: set[str]) -> QueueRow:
+    """Two lines a deploy: its pair over its id (the id the reasons and the CLI name)."""
+    record = entry.record
+    lock = f" {LOCK}" if record.cluster in protected else ""
+    state = "reconciling" if record.state == INTERRUPTED else record.state
+    return QueueRow(
+        record.id,
+        (
+            (
+                ("queue-table--pair", f"{record.project} → {record.cluster}{lock}\n"),
+                ("queue-table--muted", record.id),
+            ),
+            ((state_component(entry), state),),
+            (("", record.release),),
+            (("", record.actor),),
+            ((status_component(entry), entry.status),),
+        ),
+        record.created_at,
+    )
+
+
+def waited(row: QueueRow, now: datetime) -> str:
+    return format_age((now - row.created_at).total_seconds())
+
+
+def cell_width(cell: Cell) -> int:
+    text = "".join(piece for _, piece in cell)
+    return max(cell_len(line) for line in text.split("\n"))
+
+
+class QueueTable(DataTable[Text], inherit_bindings=False):
+    """The queue's deploys, one row per deploy keyed by its id; the status column wraps."""
+
+    BINDINGS = TABLE_NAVIGATION
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "queue-table--pair",
+        "queue-table--queued",
+        "queue-table--running",
+        "queue-table--interrupted",
+        "queue-table--next",
+        "queue-table--alert",
+        "queue-table--muted",
+    }
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True, cell_padding=CELL_PADDING)
+        self.shown: tuple[QueueRow, ...] = ()
+        self._widths: dict[str, int] = {}
+        self._styles: dict[str, Style] = {}
+        self._now: datetime | None = None
+
+    def on_mount(self) -> None:
+        self.app.theme_changed_signal.subscribe(self, self._on_theme_changed)
+
+    def _on_theme_changed(self, _theme: object) -> None:
+        # Cell styles are resolved from the theme when a row is made: remake the rows.
+        self._styles.clear()
+        self.call_after_refresh(self._remake)
+
+    def _remake(self) -> None:
+        if self._now is not None:
+            rows, self.shown = self.shown, ()
+            self.show(rows, self._now)
+
+    def on_resize(self) -> None:
+        # The status column takes the width the others leave: measure again.
+        if self._now is not None and self._column_widths(self.shown) != self._widths:
+            self._remake()
+
+    def _style(self, component: str) -> Style | str:
+        if not component:
+            return ""
+        style = self._styles.get(component)
+        if style is None:
+            style = self._styles[component] = cell_style(self, component)
+        return style
+
+    def _text(self, cell: Cell) -> Text:
+        return Text.assemble(*((piece, self._style(component)) for component, piece in cell))
+
+    @property
+    def selected_id(self) -> str | None:
+        if not self.row_count:
+            return None
+        row_key, _ = self.coordinate_to_cell_key(Coordinate(self.cursor_row, 0))
+        return row_key.value
+
+    def show(self, rows: Sequence[QueueRow], now: datetime) -> None:
+        """Show `rows`, made again (when anything but the ages changed) with the cursor on
+        the deploy it was on, or where it was if that one left."""
+        self._now = now
+        rows = tuple(rows)
+        widths = self._column_widths(rows)
+        if rows == self.shown and widths == self._widths:
+            return  # the ages follow the clock's own tick
+        keep, index = self.selected_id, self.cursor_row
+        self.clear(columns=True)
+        for key, label in COLUMNS:
+            self.add_column(label, key=key, width=widths[key])
+        for row in rows:
+            texts = [self._text(cell) for cell in row.cells]
+            texts.insert(4, self._age(row, now))
+            self.add_row(*texts, key=row.deploy_id, height=None)
+        self.shown, self._widths = rows, widths
+        ids = [row.deploy_id for row in rows]
+        if ids:
+            self.move_cursor(row=ids.index(keep) if keep in ids else min(index, len(ids) - 1))
+
+    def _age(self, row: QueueRow, now: datetime) -> Text:
+        return self._text((("queue-table--muted", waited(row, now)),))
+
+    def tick(self, now: datetime) -> None:
+        """Only the ages move with the clock: the cells whose text changed, at a fixed width."""
+        self._now = now
+        for row in self.shown:
+            age = self._age(row, now)
+            if self.get_cell(row.deploy_id, "waited").plain != age.plain:
+                self.update_cell(row.deploy_id, "waited", age, update_width=False)
+
+    def _column_widths(self, rows: Sequence[QueueRow]) -> dict[str, int]:
+        widths: dict[str, int] = {}
+        keys = [key for key, _ in COLUMNS if key not in ("waited", "status")]
+        labels = dict(COLUMNS)
+        for position, key in enumerate(keys):
+            widths[key] = max(
+                [cell_len(labels[key]), *(cell_width(r.cells[position]) for r in rows)]
+            )
+        widths["waited"] = WAITED_WIDTH
+        # Before the first layout the table's width is unknown: the screen's, less margins.
+        width = self.size.width or self.app.size.width - 2
+        available = width - 1  # room for a vertical scrollbar
+        used = sum(width + 2 * CELL_PADDING for width in widths.values())
+        widths["status"] = max(MIN_STATUS_WIDTH, available - used - 2 * CELL_PADDING)
+        return widths
+
+
+def hold_lines(view: QueueView) -> list[tuple[str, Content]]:
+    """Each freeze and manual lock in force, one line each: (key for removal, text)."""
+    lines: list[tuple[str, Content]] = []
+    for freeze in view.freezes:
+        lines.append(
+            (
+                f"freeze:{freeze.cluster}",
+                Content.assemble((f"{FREEZE_MARK} ", "bold $text-error"), freeze.describe()),
+            )
+        )
+    for lock in view.manual_locks:
+        style = "bold $text-warning" if lock.warning else "bold $text-error"
+        lines.append(
+            (
+                f"lock:{lock.id}",
+                Content.assemble((f"{LOCK} #{lock.id} ", style), lock.describe()),
+            )
+        )
+    return lines
+
+
+class QueueScreen(Screen[None]):
+    """The release queue, shared by every console and the CLI through the store."""
+
+    CSS_PATH = "../styles/queue.tcss"
+    HELP_NAMESPACE = "queue"
+
+    POLL_SECONDS: ClassVar[float] = 1.0
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q", "back", "Back", id="queue.back"),
+        Binding("c", "cancel_deploy", "Cancel deploy", id="queue.cancel"),
+        Binding(
+            "shift+up",
+            "move(-1)",
+            "Move earlier in its pair",
+            key_display="⇧↑",
+            id="queue.move_up",
+            group=MOVE,
+        ),
+        Binding(
+            "shift+down",
+            "move(1)",
+            "Move later in its pair",
+            key_display="⇧↓",
+            id="queue.move_down",
+            group=MOVE,
+        ),
+        # For terminals that do not send shift+arrows.
+        Binding("u", "move(-1)", "Move earlier in its pair", show=False, id="queue.move_up_u"),
+        Binding("n", "move(1)", "Move later in its pair", show=False, id="queue.move_down_n"),
+        Binding("enter", "open_deploy", "Open", id="queue.open_deploy"),
+        Binding("f", "freeze", "Freeze/unfreeze", id="queue.freeze"),
+        Binding("l", "lock", "Lock", id="queue.lock"),
+        Binding("L", "unlock", "Unlock", id="queue.unlock"),
+    ]
+
+    def __init__(
+        self,
+        config: Config,
+        control: QueueControl,
+        actor: str,
+        clock: Callable[[], datetime],
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.control = control
+        self.actor = actor
+        self.clock = clock
+        self.protected = {cluster.name for cluster in config.clusters if cluster.protected}
+        self.view: QueueView | None = None
+        self.entries: list[QueueEntry] = []
+        self.read_count = 0
+        """Reads finished (good or failed): tests wait on it."""
+        self.read_error: str | None = None
+        self.read_at: datetime | None = None
+        self._reading = False
+        self._again = False
+        self._timer: Timer | None = None
+        self._shown: dict[str, Content] = {}
+        self._enabled: tuple[bool | None, ...] = ()
+
+    @property
+    def table(self) -> QueueTable:
+        return self.query_one("#queue-table", QueueTable)
+
+    @property
+    def selected_entry(self) -> QueueEntry | None:
+        selected = self.table.selected_id if self.is_mounted else None
+        return next((e for e in self.entries if e.record.id == selected), None)
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="queue-title")
+        yield Static(id="queue-holds")
+        yield QueueTable(id="queue-table")
+        yield Static(
+            "The queue is empty. A deploy started with d on the dashboard, or by "
+            "`deploy-console deploy`, waits here for its turn.",
+            id="queue-empty",
+        )
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.table.focus()
+        self._show()
+        self.poll_now()
+        self.set_interval(1.0, self._tick, name="queue-clock")
+
+    # -- reading: one read at a time, the next armed once it ended -------------------------
+
+    def poll_now(self) -> None:
+        """Read the queue now (after an action, or when the timer fires)."""
+        if self._reading:
+            self._again = True
+            return
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        self._reading = True
+        self._read()
+
+    @work(exclusive=True, group="queue-read", exit_on_error=False)
+    async def _read(self) -> None:
+        try:
+            view = await self.control.queue.view()
+        except ConsoleError as error:
+            self.post_message(QueueReadFailed(error.message))
+        except Exception as error:
+            self.post_message(QueueReadFailed(f"{type(error).__name__}: {error}"))
+        else:
+            self.post_message(QueueRead(view, queue_entries(view)))
+
+    def on_queue_read(self, message: QueueRead) -> None:
+        self.view, self.entries = message.view, message.entries
+        self.read_error, self.read_at = None, self.clock()
+        self._show()
+        self._read_done()
+
+    def on_queue_read_failed(self, message: QueueReadFailed) -> None:
+        self.read_error = message.error
+        self._show_title()
+        self._read_done()
+
+    def _read_done(self) -> None:
+        self.read_count += 1
+        self._reading = False
+        if self._again:
+            self._again = False
+            self.poll_now()
+        else:
+            self._timer = self.set_timer(self.POLL_SECONDS, self.poll_now, name="queue-poll")
+
+    # -- showing -----------------------------------------------------------------------------
+
+    def _show(self) -> None:
+        self._show_title()
+        holds = hold_lines(self.view) if self.view else []
+        self._update(
+            "#queue-holds",
+            Content("\n").join(line for _, line in holds)
+            if holds
+            else Content.styled("No freezes or locks.", "$text-muted"),
+        )
+        self.table.show([queue_row(entry, self.protected) for entry in self.entries], self.clock())
+        self.query_one("#queue-empty", Static).display = self.view is not None and not self.entries
+        self._refresh_actions()
+
+    def _update(self, selector: str, content: Content) -> None:
+        # Only what changed: a Static's update lays the screen out again (most reads change
+        # nothing).
+        if self._shown.get(selector) != content:
+            self._shown[selector] = content
+            self.query_one(selector, Static).update(content)
+
+    def _refresh_actions(self) -> None:
+        """Redraw the footer only when what the keys may do changed (it recomposes)."""
+        enabled = tuple(
+            self.check_action(action, parameters)
+            for action, parameters in (
+                ("cancel_deploy", ()),
+                ("move", (-1,)),
+                ("move", (1,)),
+                ("open_deploy", ()),
+                ("unlock", ()),
+            )
+        )
+        if enabled != self._enabled:
+            self._enabled = enabled
+            self.refresh_bindings()
+
+    def _show_title(self) -> None:
+        queued = sum(1 for e in self.entries if e.record.state == QUEUED)
+        running = sum(1 for e in self.entries if e.record.state == RUNNING)
+        reconciling = sum(1 for e in self.entries if e.record.state == INTERRUPTED)
+        parts: list[str | tuple[str, str]] = [("release queue", "bold"), "  "]
+        if self.view is None and self.read_error is None:
+            parts.append(("reading the queue…", "$text-muted"))
+        else:
+            parts.append(f"{queued} queued · {running} running")
+            if reconciling:
+                parts.append((f" · {reconciling} reconciling", "$text-error"))
+            if self.view is not None:
+                parts.append((f" · at most {self.view.parallel} at a time", "$text-muted"))
+        if self.read_error is not None:
+            age = ""
+            if self.read_at is not None:
+                seconds = (self.clock() - self.read_at).total_seconds()
+                age = f" (showing the queue as read {format_age(seconds)} ago)"
+            parts.extend(
+                ["\n", ("✖ cannot read the queue: ", "bold $text-error"), self.read_error, age]
+            )
+        self._update("#queue-title", Content.assemble(*parts))
+
+    def _tick(self) -> None:
+        self.table.tick(self.clock())
+        if self.read_error is not None:
+            self._show_title()
+
+    @on(DataTable.RowHighlighted, "#queue-table")
+    def _row_highlighted(self) -> None:
+        self._refresh_actions()
+
+    @on(DataTable.RowSelected, "#queue-table")
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_open_deploy()
+
+    # -- what applies to the selected row ---------------------------------------------------
+
+    def can_move(self, entry: QueueEntry | None, steps: int) -> bool:
+        """Queued, and not already first (up) or last (down) of its pair's queued deploys."""
+        if entry is None or entry.record.state != QUEUED:
+            return False
+        record = entry.record
+        pair = [
+            e.record.id
+            for e in self.entries
+            if e.record.state == QUEUED
+            and (e.record.project, e.record.cluster) == (record.project, record.cluster)
+        ]
+        index = pair.index(record.id)
+        return 0 <= index + steps < len(pair)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # None: shown in the footer, but disabled for the row under the cursor.
+        entry = self.selected_entry
+        access = self.control.queue.access
+        record = entry.record if entry is not None else None
+        if action in ("freeze", "lock", "unlock"):
+            # Admins only (the queue checks again): hidden from everyone else.
+            cluster = record.cluster if record is not None else None
+            if not access.allows(self.actor, Action.LOCK, cluster) and not access.allows(
+                self.actor, Action.LOCK
+            ):
+                return False
+        if action in ("cancel_deploy", "move") and not self._may_ever(
+            Action.CANCEL if action == "cancel_deploy" else Action.MOVE
+        ):
+            return False  # the role may do it to no deploy at all: hidden, not just disabled
+        if action == "cancel_deploy":
+            cancellable = (
+                record is not None
+                and record.state in (QUEUED, RUNNING)
+                and not record.cancel_requested
+                and access.allows(self.actor, Action.CANCEL, record.cluster, record.actor)
+            )
+            return True if cancellable else None
+        if action == "move":
+            steps = parameters[0] if parameters and isinstance(parameters[0], int) else 0
+            allowed = record is not None and access.allows(
+                self.actor, Action.MOVE, record.cluster, record.actor
+            )
+            return True if allowed and self.can_move(entry, steps) else None
+        if action == "open_deploy":
+            return True if entry is not None else None
+        if action == "unlock":
+            return True if self.view and hold_lines(self.view) else None
+        return True
+
+    def _may_ever(self, action: Action) -> bool:
+        """Whether the role allows `action` on some deploy: its own, in some cluster."""
+        access = self.control.queue.access
+        return any(
+            access.allows(self.actor, action, cluster, self.actor)
+            for cluster in self.config.cluster_names
+        )
+
+    # -- actions: each goes through the queue (or the runner), which checks and audits it --
+
+    def action_back(self) -> None:
+        self.dismiss()
+
+    def action_open_deploy(self) -> None:
+        entry = self.selected_entry
+        if entry is not None:
+            self.post_message(QueuedDeployChosen(entry.record.id))
+
+    @work(exclusive=True, group="queue-dialog")
+    async def action_cancel_deploy(self) -> None:
+        entry = self.selected_entry
+        if entry is None or not self.check_action("cancel_deploy", ()):
+            return
+        record = entry.record
+        what = Content.assemble(
+            "Cancel ",
+            (f"{record.project} {record.release}", "bold"),
+            f" to {record.cluster} ({record.id}, by {record.actor})?\n\n",
+        )
+        if record.state == RUNNING:
+            where = record.runner or "its console"
+            question = what + Content(
+                f"It is running on {where}: it rolls back there. The new instances are "
+                "removed and the old ones, which never left service, keep serving. "
+                "A deploy already past its health gate finishes first."
+            )
+        else:
+            question = what + Content("It is queued: it leaves the queue and never starts.")
+        confirmed = await self.app.push_screen_wait(
+            ConfirmDialog("cancel deploy", question, "Cancel the deploy", "Keep it")
+        )
+        if confirmed:
+            self._act(lambda: self._cancel(record))
+
+    async def _cancel(self, record: DeployRecord) -> str:
+        stored = await self.control.cancel(record.id, self.actor)
+        if stored is None:
+            return f"{record.id} is cancelled: it rolls back here."
+        pair = f"{record.project} → {record.cluster}"
+        if stored.state == CANCELLED:
+            return f"{record.id} ({pair}) cancelled: it will not run."
+        where = stored.runner or "its console"
+        return f"{record.id} ({pair}): asked {where} to cancel; it rolls back there."
+
+    def action_move(self, steps: int) -> None:
+        entry = self.selected_entry
+        if entry is None or not self.can_move(entry, steps):
+            return
+        deploy_id = entry.record.id
+
+        async def move() -> str:
+            await self.control.queue.move(deploy_id, steps, self.actor)
+            return ""  # the table shows it
+
+        self._act(move)
+
+    @work(exclusive=True, group="queue-dialog")
+    async def action_freeze(self) -> None:
+        """Freeze the selected row's cluster (or one picked); unfreeze it if it is frozen."""
+        entry = self.selected_entry
+        cluster = entry.record.cluster if entry is not None else None
+        freezes = {freeze.cluster: freeze for freeze in self.view.freezes} if self.view else {}
+        if cluster is not None and cluster in freezes:
+            question = Content.assemble(
+                (f"Unfreeze {cluster}?", "bold"),
+                f"\n\n{freezes[cluster].describe()}\n\nIts queued deploys may start at once.",
+            )
+            if await self.app.push_screen_wait(
+                ConfirmDialog("unfreeze", question, f"Unfreeze {cluster}", "Keep it frozen")
+            ):
+                self._act(lambda: self._unfreeze(cluster))
+            return
+        request = await self.app.push_screen_wait(
+            FreezeDialog(self.config.clusters, cluster, set(freezes))
+        )
+        if request is not None:
+            self._act(lambda: self._freeze(request))
+
+    async def _freeze(self, request: FreezeRequest) -> str:
+        freeze = await self.control.queue.freeze(request.cluster, self.actor, request.reason)
+        return f"{freeze.cluster} frozen: its queued deploys wait."
+
+    async def _unfreeze(self, cluster: str) -> str:
+        await self.control.queue.unfreeze(cluster, self.actor)
+        return f"{cluster} unfrozen: its queued deploys may start."
+
+    @work(exclusive=True, group="queue-dialog")
+    async def action_lock(self) -> None:
+        entry = self.selected_entry
+        record = entry.record if entry is not None else None
+        scopes = lock_scopes(
+            record.project if record else None,
+            record.cluster if record else None,
+            self.config.cluster_names,
+        )
+        request = await self.app.push_screen_wait(LockDialog(scopes, self.clock))
+        if request is not None:
+            self._act(lambda: self._lock(request))
+
+    async def _lock(self, request: LockRequest) -> str:
+        lock = await self.control.queue.lock(
+            owner=self.actor,
+            reason=request.reason,
+            project=request.scope.project,
+            cluster=request.scope.cluster,
+            expires_at=request.expires_at,
+            warning=request.warning,
+        )
+        return f"lock #{lock.id}: {lock.describe()}"
+
+    @work(exclusive=True, group="queue-dialog")
+    async def action_unlock(self) -> None:
+        holds = hold_lines(self.view) if self.view else []
+        if not holds:
+            return
+        picked = await self.app.push_screen_wait(HoldsDialog(holds))
+        if picked is None:
+            return
+        label = dict(holds)[picked]
+        kind, _, name = picked.partition(":")
+        verb = "Unfreeze" if kind == "freeze" else "Remove the lock"
+        question = Content.assemble((f"{verb}?", "bold"), "\n\n", label)
+        if not await self.app.push_screen_wait(ConfirmDialog("remove", question, verb, "Keep it")):
+            return
+        if kind == "freeze":
+            self._act(lambda: self._unfreeze(name))
+        else:
+            self._act(lambda: self._unlock(int(name)))
+
+    async def _unlock(self, lock_id: int) -> str:
+        lock = await self.control.queue.unlock(lock_id, self.actor)
+        return f"lock #{lock.id} removed ({lock.scope}, {lock.owner}: {lock.reason})."
+
+    @work(group="queue-action", exit_on_error=False)
+    async def _act(self, action: Callable[[], Awaitable[str]]) -> None:
+        try:
+            done = await action()
+        except ConsoleError as error:
+            self.post_message(QueueActed(error=error.message))
+        except Exception as error:
+            self.post_message(QueueActed(error=f"{type(error).__name__}: {error}"))
+        else:
+            self.post_message(QueueActed(done))
+
+    def on_queue_acted(self, message: QueueActed) -> None:
+        if message.error is not None:
+            self.notify(message.error, title="Queue", severity="error")
+        elif message.done:
+            self.notify(message.done, title="Queue")
+        self.control.wake()
+        self.poll_now()

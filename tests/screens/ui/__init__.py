@@ -1,0 +1,190 @@
+"""Helpers for the UI tests: clocks, bounded waits, and stand-in fleets that need no AWS."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from textual.content import Content
+from textual.pilot import Pilot
+from textual.widgets import Static
+
+from console.config import ClusterConfig, Config, ProjectClusterConfig, ProjectConfig
+from console.fleet.inventory import Fleet
+from console.model import (
+    ClusterStatus,
+    EnvStatus,
+    FleetSnapshot,
+    Health,
+    Instance,
+    LoadBalancerKind,
+    LoadBalancerSettings,
+    TargetState,
+)
+
+# A fixed "now", after the demo world's fixed launch times.
+FROZEN_NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+SIZE = (120, 40)
+
+
+def frozen_clock() -> datetime:
+    return FROZEN_NOW
+
+
+class SteppingClock:
+    """A clock that moves only when a test says so."""
+
+    def __init__(self, now: datetime = FROZEN_NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+async def wait_for(
+    pilot: Pilot[object], condition: Callable[[], object], what: str, timeout: float = 15.0
+) -> None:
+    """Let the app run until `condition()` holds; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await pilot.pause(0.02)
+
+
+def text_of(static: Static) -> str:
+    """What a Static shows, as plain text."""
+    visual = static.visual
+    return visual.plain if isinstance(visual, Content) else str(visual)
+
+
+def read_demo_snapshot(world_config: Config) -> FleetSnapshot:
+    """One real read of the demo world (at FROZEN_NOW), for stand-in fleets to replay."""
+    fleet = Fleet(world_config, clock=frozen_clock)
+    try:
+        return asyncio.run(fleet.refresh())
+    finally:
+        fleet.close()
+
+
+class StubFleet:
+    """Hands out prepared snapshots (or raises), and records how refreshes overlapped."""
+
+    def __init__(
+        self,
+        config: Config,
+        snapshots: list[FleetSnapshot | Exception],
+        settings: dict[tuple[str, str], tuple[LoadBalancerSettings, ...] | Exception] | None = None,
+        delay: float = 0.0,
+    ) -> None:
+        self.config = config
+        self._snapshots = list(snapshots)
+        self._settings = settings or {}
+        self.delay = delay
+        self.refreshes = 0
+        self.running = 0
+        self.most_at_once = 0
+        self.closed = False
+
+    async def refresh(self) -> FleetSnapshot:
+        self.running += 1
+        self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            item = self._snapshots[min(self.refreshes, len(self._snapshots) - 1)]
+            self.refreshes += 1
+            if isinstance(item, Exception):
+                raise item
+            return item
+        finally:
+            self.running -= 1
+
+    async def load_balancer_settings(
+        self, project: str, cluster: str
+    ) -> tuple[LoadBalancerSettings, ...]:
+        item = self._settings.get((project, cluster), ())
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def large_config(projects: int = 200) -> Config:
+    """A config of `projects` projects in 4 clusters (every project in every cluster)."""
+    clusters = tuple(
+        ClusterConfig(name, "us-east-1", protected=name.startswith("prod"))
+        for name in ("staging", "qaprod1", "prod1", "prod2")
+    )
+    group = ProjectClusterConfig(target_groups=("tg",))
+    return Config(
+        source=Path("large.toml"),
+        clusters=clusters,
+        projects=tuple(
+            ProjectConfig(
+                name=f"project-{index:03d}",
+                repository="https://example.invalid/repo",
+                clusters={cluster.name: group for cluster in clusters},
+            )
+            for index in range(projects)
+        ),
+    )
+
+
+def synthetic_snapshot(config: Config, now: datetime, version: str) -> FleetSnapshot:
+    """Every project healthy with two instances running `version`."""
+    envs: dict[tuple[str, str], EnvStatus] = {}
+    for project in config.projects:
+        for cluster_name in project.clusters:
+            instances = tuple(
+                Instance(
+                    id=f"i-{project.name}-{cluster_name}-{n}",
+                    state="running",
+                    image_id="ami-0123456789abcdef0",
+                    version=version,
+                    launched_at=now,
+                    private_address="10.0.0.1",
+                    targets=(TargetState("tg", LoadBalancerKind.TARGET_GROUP, "healthy"),),
+                )
+                for n in range(2)
+            )
+            envs[(project.name, cluster_name)] = EnvStatus(
+                project.name,
+                cluster_name,
+                Health.HEALTHY,
+                instances=instances,
+                load_balancers=("tg",),
+                fetched_at=now,
+            )
+    return FleetSnapshot(
+        generated_at=now,
+        clusters=tuple(ClusterStatus(c.name, c.protected, fetched_at=now) for c in config.clusters),
+        projects=config.project_names,
+        envs=envs,
+    )
+
+
+def with_cluster_down(
+    snapshot: FleetSnapshot, cluster: str, error: str, now: datetime
+) -> FleetSnapshot:
+    """What the core returns when `cluster` fails after a good read: last data, unknown health."""
+    clusters = tuple(
+        replace(status, error=error) if status.name == cluster else replace(status, fetched_at=now)
+        for status in snapshot.clusters
+    )
+    envs = {
+        key: replace(env, health=Health.UNKNOWN, error=error)
+        if key[1] == cluster
+        else replace(env, fetched_at=now)
+        for key, env in snapshot.envs.items()
+    }
+    return replace(snapshot, generated_at=now, clusters=clusters, envs=envs)

@@ -1,0 +1,188 @@
+"""Snapshots (SVG) of each screen at 120x40 on the demo world, with a frozen clock.
+
+Update after a deliberate change with `pytest tests/screens/ui/test_snapshots.py --snapshot-update`,
+then look at the SVGs (or the report pytest-textual-snapshot writes) before committing them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from console.config import Config
+from console.fleet.inventory import Fleet
+from console.model import DeployRequest, Step
+from screens.app import DeployConsoleApp, build_app
+from screens.deploy.dialog import DeployDialog
+from screens.deploy.screen import DeployScreen
+from screens.help import HelpScreen
+from screens.messages import ProjectChosen
+from screens.project.cluster_panel import ClusterPanel
+from screens.project.screen import ProjectScreen
+from tests.screens.ui import SIZE, frozen_clock, wait_for
+from tests.screens.ui.deploy_fakes import ScriptedDeploys
+
+SnapCompare = Callable[..., bool]
+
+
+@pytest.fixture
+def make_app(world_config: Config) -> Iterator[Callable[[Config | None], DeployConsoleApp]]:
+    fleets: list[Fleet] = []
+
+    def make(config: Config | None = None) -> DeployConsoleApp:
+        config = config or world_config
+        fleet = Fleet(config, clock=frozen_clock)
+        fleets.append(fleet)
+        return build_app(config, fleet, clock=frozen_clock, auto_refresh=False)
+
+    yield make
+    for fleet in fleets:
+        fleet.close()
+
+
+async def first_refresh(pilot: Pilot[None]) -> None:
+    app = pilot.app
+    assert isinstance(app, DeployConsoleApp)
+    await wait_for(pilot, lambda: app.refresh_count >= 1, "the first refresh")
+    await pilot.pause()
+
+
+def open_project(project: str, cluster: str | None) -> Callable[[Pilot[None]], object]:
+    async def run_before(pilot: Pilot[None]) -> None:
+        await first_refresh(pilot)
+        app = pilot.app
+        app.post_message(ProjectChosen(project, cluster))
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen), "the screen")
+        await wait_for(
+            pilot,
+            lambda: all(panel.settings is not None for panel in app.screen.query(ClusterPanel)),
+            "load balancer settings",
+        )
+        await pilot.pause()
+
+    return run_before
+
+
+def test_dashboard(snap_compare: SnapCompare, make_app) -> None:
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=first_refresh)
+
+
+def test_dashboard_with_an_unreachable_cluster(
+    snap_compare: SnapCompare, make_app, world_config: Config
+) -> None:
+    clusters = tuple(
+        dataclasses.replace(cluster, endpoint_url="http://127.0.0.1:9")
+        if cluster.name == "prod2"
+        else cluster
+        for cluster in world_config.clusters
+    )
+    app = make_app(dataclasses.replace(world_config, clusters=clusters))
+    assert snap_compare(app, terminal_size=SIZE, run_before=first_refresh)
+
+
+def test_dashboard_filtered(snap_compare: SnapCompare, make_app) -> None:
+    assert snap_compare(
+        make_app(), terminal_size=SIZE, run_before=first_refresh, press=["slash", *"work"]
+    )
+
+
+def test_project_media_service(snap_compare: SnapCompare, make_app) -> None:
+    """media-service from its prod1 cell: one instance fails its health check."""
+    assert snap_compare(
+        make_app(), terminal_size=SIZE, run_before=open_project("media-service", "prod1")
+    )
+
+
+def test_project_storefront(snap_compare: SnapCompare, make_app) -> None:
+    """storefront in four clusters: a stopped instance in prod2 (below the fold)."""
+    assert snap_compare(
+        make_app(), terminal_size=SIZE, run_before=open_project("storefront", "staging")
+    )
+
+
+def test_help(snap_compare: SnapCompare, make_app) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
+        await first_refresh(pilot)
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, HelpScreen), "the help")
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
+@pytest.fixture
+def make_deploy_app(
+    world_config: Config, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[ScriptedDeploys], DeployConsoleApp]]:
+    monkeypatch.setattr(DeployDialog, "PLAN_DELAY", 0.0)
+    fleets: list[Fleet] = []
+
+    def make(deploys: ScriptedDeploys) -> DeployConsoleApp:
+        fleet = Fleet(world_config, clock=frozen_clock)
+        fleets.append(fleet)
+        return build_app(
+            world_config, fleet, clock=frozen_clock, auto_refresh=False, deploys=deploys
+        )
+
+    yield make
+    for fleet in fleets:
+        fleet.close()
+
+
+def test_deploy_dialog_protected(snap_compare: SnapCompare, make_deploy_app) -> None:
+    """storefront in prod1: the plan of 2.15.0, Deploy disabled until "prod1" is typed."""
+    deploys = ScriptedDeploys()
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await first_refresh(pilot)
+        deploys.snapshot = pilot.app.snapshot  # type: ignore[attr-defined]
+        await pilot.press("right", "right", "right", "d")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, DeployDialog), "the dialog")
+        dialog = pilot.app.screen
+        assert isinstance(dialog, DeployDialog)
+        await wait_for(pilot, lambda: dialog.plan is not None, "the plan")
+        for field in dialog.query(Input):  # a blinking cursor is drawn or not by timing
+            field.cursor_blink = False
+        await pilot.pause()
+
+    assert snap_compare(make_deploy_app(deploys), terminal_size=SIZE, run_before=run_before)
+
+
+def test_deploy_screen_running(snap_compare: SnapCompare, make_deploy_app) -> None:
+    """A deploy held in its configure step: steps, progress, the log so far."""
+    deploys = ScriptedDeploys(hold_at=Step.CONFIGURE)
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await first_refresh(pilot)
+        app = pilot.app
+        assert isinstance(app, DeployConsoleApp)
+        deploys.snapshot = app.snapshot
+        app.start_deploy(DeployRequest("storefront", "prod1", "2.15.0", "alice"))
+        await wait_for(pilot, lambda: deploys.held, "the configure step")
+        await wait_for(pilot, lambda: isinstance(app.screen, DeployScreen), "the screen")
+        await pilot.pause()
+
+    assert snap_compare(make_deploy_app(deploys), terminal_size=SIZE, run_before=run_before)
+
+
+def test_deploy_screen_cancelled(snap_compare: SnapCompare, make_deploy_app) -> None:
+    """Cancelled during the health gate: rolled back, the steps after it skipped."""
+    deploys = ScriptedDeploys(hold_at=Step.HEALTH_GATE)
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await first_refresh(pilot)
+        app = pilot.app
+        assert isinstance(app, DeployConsoleApp)
+        tracked = app.start_deploy(DeployRequest("storefront", "staging", "2.14.1", "alice"))
+        await wait_for(pilot, lambda: deploys.held, "the health gate")
+        await wait_for(pilot, lambda: isinstance(app.screen, DeployScreen), "the screen")
+        await pilot.press("c", "y")
+        await wait_for(pilot, lambda: tracked.finished, "the rollback")
+        await wait_for(pilot, lambda: not app.refreshing, "the refresh after it")
+        app.clear_notifications()  # toasts time out: keep them out of the picture
+        await pilot.pause()
+
+    assert snap_compare(make_deploy_app(deploys), terminal_size=SIZE, run_before=run_before)
