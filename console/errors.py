@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from console.store import LockInfo
+from datetime import datetime
 
 
 class ConsoleError(Exception):
@@ -54,9 +51,17 @@ class StoreError(ConsoleError):
 class LockBusy(StoreError):
     """Another live deploy holds the execution lock for this project and cluster."""
 
-    def __init__(self, holder: LockInfo) -> None:
-        super().__init__(
-            f"{holder.project} in {holder.cluster} is locked by deploy {holder.deploy_id} "
-            f"({holder.actor}, since {holder.acquired_at:%Y-%m-%d %H:%M:%S} UTC)"
+    def __init__(self, message: str, *, deploy_id: str = "") -> None:
+        super().__init__(message)
+        self.deploy_id = deploy_id  # the holder's, when known
+
+    @classmethod
+    def held_by(
+        cls, project: str, cluster: str, deploy_id: str, actor: str, since: datetime
+    ) -> LockBusy:
+        """The pair is held by deploy_id, run by actor since then."""
+        return cls(
+            f"{project} in {cluster} is locked by deploy {deploy_id} "
+            f"({actor}, since {since:%Y-%m-%d %H:%M:%S} UTC)",
+            deploy_id=deploy_id,
         )
-        self.holder = holder

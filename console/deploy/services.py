@@ -42,28 +42,21 @@ def check_allowed(
     try:
         Access(config).check(who, action, cluster, project=project)
     except AccessDenied as denied:
-        asyncio.run(_record_denial(config, store, who, denied, cluster, project))
+        asyncio.run(_record_denial(store, who, denied, cluster, project))
         raise
     return who
 
 
 async def _record_denial(
-    config: Config,
-    store: Path,
-    who: str,
-    denied: AccessDenied,
-    cluster: str | None,
-    project: str | None,
+    store: Path, who: str, denied: AccessDenied, cluster: str | None, project: str | None
 ) -> None:
-    from console.queue.release_queue import DeployQueue
-
     try:
         opened = await Store.open(store)
     except StoreError as error:
         unrecorded = f"{denied.message} (and the refusal is not in the audit: {error})"
         raise AccessDenied(unrecorded) from None
     async with opened:
-        await DeployQueue(opened, config).record_denial(who, denied, cluster, project)
+        await opened.record_denial(who, denied.message, cluster=cluster, project=project)
 
 
 def store_path(config: Config, explicit: str | None) -> Path:

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from console.model import DEPLOY_STEPS, Step
 from console.queue.release_queue import DeployQueue
-from console.store import QUEUED, RUNNING, DeployRecord, Store
+from console.store import QUEUED, RUNNING, DeployRecord, DeployStore
 
 FINISHED_STEP_STATES = frozenset({"succeeded", "skipped", "failed"})
 ROLLBACK = Step.ROLLBACK.value
@@ -46,7 +46,7 @@ def progress(steps: list[tuple[str, str]]) -> tuple[int, str | None]:
     return done, (running[-1] if running else None)
 
 
-async def read_board(store: Store, queue: DeployQueue, *, latest: int = 10) -> DeployBoard:
+async def read_board(store: DeployStore, queue: DeployQueue, *, latest: int = 10) -> DeployBoard:
     """One read of the queue (running and queued deploys) and of the latest finished ones."""
     in_flight: dict[tuple[str, str], InFlight] = {}
     behind: dict[tuple[str, str], int] = {}

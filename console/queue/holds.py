@@ -1,0 +1,106 @@
+"""The holds people put on the queue: manual locks (on everything, a cluster, a project or a
+pair) and frozen clusters; each change one transaction with its audit row."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from console.access import Access, Action
+from console.config import Config
+from console.queue.rules import QueueError, plain_reason
+from console.store import ConsoleStore, Freeze, ManualLock, QueueTransaction
+
+
+class QueueHolds:
+    """Freezes and manual locks over the store (the base of console.queue.DeployQueue)."""
+
+    def __init__(self, store: ConsoleStore, config: Config) -> None:
+        self.store = store
+        self.config = config
+        self.access = Access(config)
+
+    async def freeze(self, cluster: str, actor: str, reason: str) -> Freeze:
+        self.config.cluster(cluster)
+        self.access.check(actor, Action.FREEZE, cluster)
+        if not reason.strip():
+            raise QueueError("a freeze needs a reason (--reason)")
+        plain_reason(reason)
+        async with self.store.transaction() as tx:
+            already = await tx.freeze(cluster, actor, reason)
+            if already is not None:
+                raise QueueError(f"already {already.describe()}")
+            await tx.audit(
+                "queue.freeze", actor=actor, cluster=cluster, outcome="frozen", reason=reason
+            )
+            return Freeze(cluster, actor, reason, tx.now)
+
+    async def unfreeze(self, cluster: str, actor: str) -> None:
+        self.config.cluster(cluster)
+        self.access.check(actor, Action.FREEZE, cluster)
+        async with self.store.transaction() as tx:
+            if not await tx.unfreeze(cluster):
+                raise QueueError(f"{cluster} is not frozen")
+            await tx.audit("queue.unfreeze", actor=actor, cluster=cluster, outcome="unfrozen")
+
+    async def lock(
+        self,
+        *,
+        owner: str,
+        reason: str,
+        project: str | None = None,
+        cluster: str | None = None,
+        expires_at: datetime | None = None,
+        warning: bool = False,
+    ) -> ManualLock:
+        if project is not None:
+            self.config.project(project)
+        if cluster is not None:
+            self.config.cluster(cluster)
+        self.access.check(owner, Action.LOCK, cluster, project=project)
+        if not reason.strip():
+            raise QueueError("a lock needs a reason (--reason)")
+        plain_reason(reason)
+        async with self.store.transaction() as tx:
+            if expires_at is not None and expires_at <= tx.now:
+                raise QueueError("the lock's expiry is already past")
+            lock = await tx.add_manual_lock(
+                project=project,
+                cluster=cluster,
+                owner=owner,
+                reason=reason,
+                warning=warning,
+                expires_at=expires_at,
+            )
+            outcome = "warning" if warning else "locked"
+            await _audit_lock(tx, "lock.add", owner, lock, outcome)
+            return lock
+
+    async def unlock(self, lock_id: int, actor: str) -> ManualLock:
+        async with self.store.transaction() as tx:
+            lock = await tx.manual_lock(lock_id)
+            if lock is None:
+                raise QueueError(f"no lock #{lock_id}")
+            self.access.check(actor, Action.LOCK, lock.cluster, project=lock.project)
+            await tx.remove_manual_lock(lock_id)
+            await _audit_lock(tx, "lock.remove", actor, lock, "unlocked")
+            return lock
+
+
+async def drop_expired_locks(tx: QueueTransaction) -> None:
+    """Manual locks whose expiry came are removed, each with its audit row."""
+    for lock in await tx.expired_manual_locks():
+        await tx.remove_manual_lock(lock.id)
+        await _audit_lock(tx, "lock.expired", "queue", lock, "expired")
+
+
+async def _audit_lock(
+    tx: QueueTransaction, action: str, actor: str, lock: ManualLock, outcome: str
+) -> None:
+    await tx.audit(
+        action,
+        actor=actor,
+        project=lock.project,
+        cluster=lock.cluster,
+        outcome=outcome,
+        reason=f"#{lock.id} {lock.describe()}",
+    )
