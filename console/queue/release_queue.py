@@ -22,15 +22,12 @@ from console.queue.rules import (
     plain_reason,
     queue_entries,
     stopped_promotions,
-    waiting_reasons,
-    warnings_for,
 )
 from console.store import (
     CANCELLED,
     INTERRUPTED,
     QUEUED,
     RUNNING,
-    SUCCEEDED,
     DeployRecord,
     Freeze,
     ManualLock,
@@ -39,22 +36,17 @@ from console.store import (
 
 SUPERSEDED = "superseded by a newer queued deploy"
 
+# What callers import from here: the queue, its records and states, and the rules' types.
 __all__ = [
     "CANCELLED",
     "INTERRUPTED",
-    "SUCCEEDED",
-    "SUPERSEDED",
     "DeployQueue",
     "Freeze",
     "ManualLock",
     "QueueEntry",
     "QueueError",
     "QueueView",
-    "next_to_claim",
     "queue_entries",
-    "stopped_promotions",
-    "waiting_reasons",
-    "warnings_for",
 ]
 
 

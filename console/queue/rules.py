@@ -172,12 +172,3 @@ def next_to_claim(view: QueueView, only: Iterable[str] | None = None) -> DeployR
         if reasons.get(record.id) == "" and (wanted is None or record.id in wanted):
             return record
     return None
-
-
-def warnings_for(view: QueueView, project: str, cluster: str) -> list[str]:
-    """Warning locks that cover a pair (shown, never blocking)."""
-    return [
-        lock.describe()
-        for lock in view.manual_locks
-        if lock.warning and lock.active(view.now) and lock.covers(project, cluster)
-    ]

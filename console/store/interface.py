@@ -27,6 +27,7 @@ from console.store.records import (
     LockInfo,
     LogLine,
     ManualLock,
+    NewManualLock,
     PollerLease,
     StepRecord,
 )
@@ -199,16 +200,7 @@ class QueueTransaction(Protocol):
 
     async def expired_manual_locks(self) -> list[ManualLock]: ...
 
-    async def add_manual_lock(
-        self,
-        *,
-        project: str | None,
-        cluster: str | None,
-        owner: str,
-        reason: str,
-        warning: bool,
-        expires_at: datetime | None,
-    ) -> ManualLock: ...
+    async def add_manual_lock(self, **lock: Unpack[NewManualLock]) -> ManualLock: ...
 
     async def remove_manual_lock(self, lock_id: int) -> None: ...
 

@@ -7,7 +7,7 @@ import sqlite3
 from datetime import datetime
 
 from console.store.connection import Tx, text
-from console.store.records import Freeze, LockInfo, ManualLock
+from console.store.records import Freeze, LockInfo, ManualLock, NewManualLock
 
 # Execution locks
 
@@ -78,20 +78,12 @@ async def expired_manual_locks(tx: Tx) -> list[ManualLock]:
     )
 
 
-async def add_manual_lock(
-    tx: Tx,
-    *,
-    project: str | None,
-    cluster: str | None,
-    owner: str,
-    reason: str,
-    warning: bool,
-    expires_at: datetime | None,
-) -> ManualLock:
+async def add_manual_lock(tx: Tx, lock: NewManualLock) -> ManualLock:
     cursor = await tx.execute(
         "INSERT INTO manual_locks (project, cluster, owner, reason, warning, created_at, "
-        "expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (project, cluster, owner, reason, int(warning), text(tx.now), text(expires_at)),
+        "expires_at) VALUES (:project, :cluster, :owner, :reason, :warning, :created_at, "
+        ":expires_at)",
+        {**lock, "created_at": text(tx.now), "expires_at": text(lock["expires_at"])},
     )
     added = await manual_lock(tx, int(cursor.lastrowid or 0))
     assert added is not None

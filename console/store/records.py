@@ -221,6 +221,18 @@ class AuditFilters(TypedDict, total=False):
     until: datetime | None
 
 
+class NewManualLock(TypedDict):
+    """A manual lock to add: its scope (None: every project, every cluster), whose it is, why,
+    whether it only warns, and when it ends by itself (None: never)."""
+
+    project: str | None
+    cluster: str | None
+    owner: str
+    reason: str
+    warning: bool
+    expires_at: datetime | None
+
+
 class AuditFields(TypedDict, total=False):
     """An audit row's fields besides its action and actor (no secrets: say only that one
     changed)."""

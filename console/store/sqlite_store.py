@@ -26,6 +26,7 @@ from console.store.records import (
     LockInfo,
     LogLine,
     ManualLock,
+    NewManualLock,
     PollerLease,
     StepRecord,
     utc_now,
@@ -97,25 +98,8 @@ class Transaction:
     async def expired_manual_locks(self) -> list[ManualLock]:
         return await locks.expired_manual_locks(self._tx)
 
-    async def add_manual_lock(
-        self,
-        *,
-        project: str | None,
-        cluster: str | None,
-        owner: str,
-        reason: str,
-        warning: bool,
-        expires_at: datetime | None,
-    ) -> ManualLock:
-        return await locks.add_manual_lock(
-            self._tx,
-            project=project,
-            cluster=cluster,
-            owner=owner,
-            reason=reason,
-            warning=warning,
-            expires_at=expires_at,
-        )
+    async def add_manual_lock(self, **lock: Unpack[NewManualLock]) -> ManualLock:
+        return await locks.add_manual_lock(self._tx, lock)
 
     async def remove_manual_lock(self, lock_id: int) -> None:
         await locks.remove_manual_lock(self._tx, lock_id)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -34,6 +33,7 @@ from tests.conftest import DEMO_CONFIG, EXAMPLE_CONFIG
 from tests.console.config.test_config import VALID, check
 from tests.screens.cli.test_cli_audit import rewrite_chain, tamper
 from tests.screens.ui import SIZE, StubFleet, synthetic_snapshot, wait_for
+from tests.waiting import await_until
 
 BUCKET = "deploy-console-audit"
 AT = datetime(2026, 11, 27, 10, 15, tzinfo=UTC)
@@ -317,14 +317,6 @@ async def test_a_garbled_latest_anchor_is_refused(
         assert outcome.problem.startswith(f"s3://{BUCKET}/{anchors.key} is not an audit anchor")
 
 
-async def wait_until(condition: Callable[[], object], what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {WAIT}s waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
 async def test_the_schedule_anchors_each_new_head_and_reports_every_round(
     store: Store, anchors: S3Anchors, world_config: Config
 ) -> None:
@@ -332,14 +324,17 @@ async def test_the_schedule_anchors_each_new_head_and_reports_every_round(
     schedule = AnchorSchedule(AnchorWriter(store, anchors), every=0.05)
     task = asyncio.create_task(schedule.run(reports.append))
     try:
-        await wait_until(lambda: any(getattr(r, "written", False) for r in reports), "an anchor")
+        await await_until(
+            lambda: any(getattr(r, "written", False) for r in reports), "an anchor", WAIT
+        )
         await append(store, 3)
-        await wait_until(
+        await await_until(
             lambda: any(
                 isinstance(r, AnchorOutcome) and r.anchor is not None and r.anchor.rows == 8
                 for r in reports
             ),
             "the anchor of row 8",
+            WAIT,
         )
         latest = await anchors.latest()
         assert latest is not None and (latest.rows, latest.head) == await head(store)
@@ -347,7 +342,7 @@ async def test_the_schedule_anchors_each_new_head_and_reports_every_round(
         assert [r.anchor.rows for r in written if r.anchor] == [5, 8]
         # Rounds with nothing new write nothing.
         count = len(reports)
-        await wait_until(lambda: len(reports) >= count + 2, "two more rounds")
+        await await_until(lambda: len(reports) >= count + 2, "two more rounds", WAIT)
         assert all(not r.written for r in reports[count:] if isinstance(r, AnchorOutcome))
     finally:
         task.cancel()
@@ -366,7 +361,7 @@ async def test_the_schedule_goes_on_when_s3_cannot_be_reached(
     schedule = AnchorSchedule(AnchorWriter(store, anchors_for(unreachable, executor, key)), 0.05)
     task = asyncio.create_task(schedule.run(reports.append))
     try:
-        await wait_until(lambda: len(reports) >= 2, "two rounds")
+        await await_until(lambda: len(reports) >= 2, "two rounds", WAIT)
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

@@ -5,14 +5,12 @@ two runners on one store run each queued deploy exactly once."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from console.model import DEPLOY_STEPS, Step
 from console.store import DeployRecord, Store
 from tests.conftest import DEMO_CONFIG
 from tests.deploy_world import ROOT, instances, live, serving_in, watching, world_process
+from tests.waiting import await_until
 
 TIMEOUT = 90.0
 
@@ -86,15 +85,10 @@ def stop(process: subprocess.Popen[str]) -> None:
             process.wait()
 
 
-async def wait_until(store: Path, check: Any, what: str, timeout: float = TIMEOUT) -> Any:
-    deadline = time.monotonic() + timeout
+async def store_until(store: Path, check: Any, what: str, timeout: float = TIMEOUT) -> Any:
+    """Wait (tests/waiting.py) until `await check(store)` on the open store says something."""
     async with await Store.open(store) as opened:
-        while True:
-            found = await check(opened)
-            if found:
-                return found
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            await asyncio.sleep(0.2)
+        return await await_until(lambda: check(opened), what, timeout, every=0.2)
 
 
 def version_of(config: Config, project: str, cluster: str) -> set[str]:
@@ -141,7 +135,7 @@ async def test_a_console_killed_at_a_step_boundary_is_reconciled_by_the_next(
                 record = await opened.deploy(deploy_id)
                 return record if record and record.reconciled_at else None
 
-            record = await wait_until(store, reconciled, f"{deploy_id} reconciled")
+            record = await store_until(store, reconciled, f"{deploy_id} reconciled")
         finally:
             stop(restarted)
         assert restarted.returncode == 0, restarted.stderr.read() if restarted.stderr else ""

@@ -4,10 +4,8 @@ the crash tests' under pytest-xdist.)"""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -19,12 +17,13 @@ from tests.console.queue.test_queue_crash import (
     command,
     start,
     stop,
+    store_until,
     until_event,
     version_of,
-    wait_until,
     world,
 )
 from tests.deploy_world import ROOT
+from tests.waiting import await_until
 
 __all__ = ["world"]  # the module-scoped world fixture, started once for this file
 
@@ -57,7 +56,7 @@ async def test_two_runners_on_one_store_run_each_deploy_once(
             done = all(r and r.state not in ("queued", "running") for r in records)
             return [r for r in records if r] if done else None
 
-        records = await wait_until(store, all_done, "every queued deploy to end", timeout=180)
+        records = await store_until(store, all_done, "every queued deploy to end", timeout=180)
     finally:
         for runner in runners:
             stop(runner)
@@ -111,7 +110,7 @@ async def test_a_promotion_runs_stage_after_stage_to_production(
             done = all(r and r.state not in ("queued", "running") for r in records)
             return [r for r in records if r] if done else None
 
-        staging, qaprod1, prod1, prod2 = await wait_until(
+        staging, qaprod1, prod1, prod2 = await store_until(
             store, all_done, "the promotion to end", timeout=180
         )
     finally:
@@ -154,10 +153,10 @@ async def test_a_deploy_asked_of_the_runner_service_outlives_the_command_that_as
     host.write_text(source.read_text() + f'\n[runner]\nsocket = "{socket}"\n')
     service = start("runner", config=host, store=store)
     try:
-        deadline = time.monotonic() + TIMEOUT
-        while not socket.is_socket():
-            assert service.poll() is None and time.monotonic() < deadline, service.stderr
-            await asyncio.sleep(0.05)
+        await await_until(
+            lambda: socket.is_socket() or service.poll() is not None, "the runner's socket", TIMEOUT
+        )
+        assert service.poll() is None, service.stderr
         bad = subprocess.run(
             command("deploy", "checkout-api", "staging", "9.9.9", config=host, store=store),
             cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT,
@@ -173,7 +172,7 @@ async def test_a_deploy_asked_of_the_runner_service_outlives_the_command_that_as
             record = await opened.deploy(started["deploy_id"])
             return record if record and record.state not in ("queued", "running") else None
 
-        record = await wait_until(store, ended, "the deploy to end", timeout=180)
+        record = await store_until(store, ended, "the deploy to end", timeout=180)
     finally:
         stop(service)
     assert record.state == "succeeded", record.reason

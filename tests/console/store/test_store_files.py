@@ -4,6 +4,7 @@ without a single write by the commands that only read."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import queue
@@ -135,23 +136,32 @@ def _mode(path: Path) -> str:
     return oct(path.stat().st_mode & 0o777)
 
 
+@contextlib.contextmanager
+def _under_umask_000(*args: str, data: Path | None = None) -> Iterator[str]:
+    """`deploy-console <args>` started under umask 000 (with `data` as its data dir): its
+    first line of output; stopped on exit."""
+    env = {**os.environ} if data is None else {**os.environ, "DEPLOY_CONSOLE_DATA_DIR": str(data)}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "screens.main", *args],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=_umask_000,
+    )  # fmt: skip
+    try:
+        yield _first_line(child)
+    finally:
+        child.send_signal(signal.SIGTERM)
+        child.communicate(timeout=60)
+
+
 @pytest.fixture
 def umask_000_runner(world_config_path: Path, tmp_path: Path) -> Iterator[Path]:
     """A headless runner, started under umask 000, with its new store open (WAL files too)."""
     store = tmp_path / "team" / "console" / "store.db"
-    child = subprocess.Popen(
-        [sys.executable, "-m", "screens.main", "runner",
-         "--config", str(world_config_path), "--store", str(store)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=_umask_000,
-    )  # fmt: skip
-    try:
-        line = _first_line(child)  # the runner says so once its store is open
-        assert "running queued deploys" in line, (line, child.stderr)
+    with _under_umask_000(
+        "runner", "--config", str(world_config_path), "--store", str(store)
+    ) as line:
+        assert "running queued deploys" in line, line  # said once its store is open
         yield store
-    finally:
-        child.send_signal(signal.SIGTERM)
-        child.communicate(timeout=60)
 
 
 def test_a_new_store_is_private_under_umask_000(umask_000_runner: Path) -> None:
@@ -168,18 +178,10 @@ def test_a_new_store_is_private_under_umask_000(umask_000_runner: Path) -> None:
 
 def test_the_world_config_and_its_folder_are_private_under_umask_000(tmp_path: Path) -> None:
     data = tmp_path / "data" / "deploy-console"
-    child = subprocess.Popen(
-        [sys.executable, "-m", "screens.main", "world"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "DEPLOY_CONSOLE_DATA_DIR": str(data)}, preexec_fn=_umask_000,
-    )  # fmt: skip
-    try:
-        assert _first_line(child).startswith("world ready: http://127.0.0.1:")
+    with _under_umask_000("world", data=data) as line:
+        assert line.startswith("world ready: http://127.0.0.1:")
         assert (_mode(data.parent), _mode(data)) == ("0o700", "0o700")
         assert _mode(data / "world.toml") == "0o600"
-    finally:
-        child.send_signal(signal.SIGTERM)
-        child.communicate(timeout=60)
 
 
 # -- read-only commands write nothing --------------------------------------------------------
@@ -343,18 +345,12 @@ def test_the_sshd_host_key_and_its_folder_are_private_under_umask_000(
     config = tmp_path / "sshd.toml"
     config.write_bytes(tomli_w.dumps(data).encode())
     folder = tmp_path / "data" / "deploy-console"
-    child = subprocess.Popen(
-        [sys.executable, "-m", "screens.main", "sshd", "--port", "0",
-         "--config", str(config), "--store", str(tmp_path / "store.db")],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "DEPLOY_CONSOLE_DATA_DIR": str(folder)}, preexec_fn=_umask_000,
-    )  # fmt: skip
-    try:
-        assert _first_line(child).startswith("sshd listening on 127.0.0.1:")
+    store = str(tmp_path / "store.db")
+    with _under_umask_000(
+        "sshd", "--port", "0", "--config", str(config), "--store", store, data=folder
+    ) as line:
+        assert line.startswith("sshd listening on 127.0.0.1:")
         assert (_mode(folder.parent), _mode(folder)) == ("0o700", "0o700")
         assert [(path.name, _mode(path)) for path in folder.iterdir()] == [
             ("sshd_host_ed25519_key", "0o600")
         ]
-    finally:
-        child.send_signal(signal.SIGTERM)
-        child.communicate(timeout=60)
