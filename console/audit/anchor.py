@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from console.config import AuditSettings
 from console.errors import AwsError, ConsoleError
-from console.store import AnchorRecord, AuditCheck, Store, utc_now
+from console.store import AnchorRecord, AuditCheck, AuditStore, utc_now
 
 if TYPE_CHECKING:
     # Only the type: `audit verify` without an anchor never imports boto3.
@@ -307,7 +307,7 @@ async def read_latest(anchors: S3Anchors) -> LatestAnchor:
     return LatestAnchor(anchor)
 
 
-async def mismatch(store: Store, anchor: Anchor) -> str | None:
+async def mismatch(store: AuditStore, anchor: Anchor) -> str | None:
     """How the store contradicts the anchor, in one sentence; None when it holds the anchored
     row with the anchored hash (rows written since are the chain's to check)."""
     found = await store.audit_page(after=anchor.rows - 1, limit=1)
@@ -376,7 +376,7 @@ class AnchorWriter:
     """
 
     def __init__(
-        self, store: Store, anchors: S3Anchors, clock: Callable[[], datetime] = utc_now
+        self, store: AuditStore, anchors: S3Anchors, clock: Callable[[], datetime] = utc_now
     ) -> None:
         self.store = store
         self.anchors = anchors
@@ -443,7 +443,7 @@ class AnchorSchedule:
 
 
 def anchor_schedule(
-    settings: AuditSettings, store: Store, gateway: Callable[[str], AwsGateway]
+    settings: AuditSettings, store: AuditStore, gateway: Callable[[str], AwsGateway]
 ) -> AnchorSchedule | None:
     """The schedule of the config's [audit] anchor for an open store (the console and a runner
     start it), None when no anchor is configured."""

@@ -13,7 +13,7 @@ from console.audit.anchor import (
     behind_record,
     mismatch,
 )
-from console.store import Store
+from console.store import AuditStore
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class AnchorVerdict:
     note: str = ""
 
 
-async def verify_anchors(store: Store, anchors: S3Anchors) -> AnchorVerdict:
+async def verify_anchors(store: AuditStore, anchors: S3Anchors) -> AnchorVerdict:
     """The store against the anchor's newest version, every version S3 retains of its history
     and the store's note of its last anchor there.
 
@@ -105,7 +105,7 @@ def _rolled_back(location: str, rows: int, written: str, claims: list[Claim]) ->
     )
 
 
-async def _contradiction(store: Store, claims: list[Claim]) -> str | None:
+async def _contradiction(store: AuditStore, claims: list[Claim]) -> str | None:
     """The first claim, by row, that the store does not hold; None when it holds them all."""
     hashes = await store.audit_hashes(claim.rows for claim in claims)
     for claim in sorted(claims, key=lambda claim: claim.rows):
