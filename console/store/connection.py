@@ -4,8 +4,9 @@ This is the one place with SQLite's dialect specifics: the file checks and URIs,
 (busy timeout, WAL, synchronous, foreign keys, user_version as the schema version), BEGIN
 IMMEDIATE for writers and BEGIN DEFERRED for a consistent read, the retry while another
 process holds the write lock, and how rows and times are stored (UTC ISO text). The
-repositories (console/store/{locks,deploys,audit_log,poller}.py) hold the SQL of their tables
-and run it through a `Tx`; a second engine implements console.store.interface instead.
+repositories (console/store/{locks,deploys,queue_order,audit_log,poller}.py) hold the SQL of
+their tables and run it through a `Tx`; a second engine (a store shared beyond one host)
+implements console.store.interface with its own connection and repositories.
 """
 
 from __future__ import annotations
