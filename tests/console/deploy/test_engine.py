@@ -60,6 +60,24 @@ async def deploy(
     return events
 
 
+def config_head(margin: int) -> str:
+    """The start of a small world's config: anyone deploys, the engine polls twice a second
+    and gives the health gate `margin` seconds, one cluster (staging)."""
+    return f"""
+[access]
+admins = ["*"]
+
+[engine]
+poll_seconds = 0.5
+health_gate_margin_seconds = {margin}
+lock_stale_seconds = 15
+
+[[clusters]]
+name = "staging"
+region = "us-east-1"
+"""
+
+
 def finished(events: list[DeployEvent]) -> DeployFinished:
     last = events[-1]
     assert isinstance(last, DeployFinished), last

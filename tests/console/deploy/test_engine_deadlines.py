@@ -23,7 +23,7 @@ from console.deploy.services import deploy_services
 from console.events import DeployEvent, OutputLine, StepFinished, StepStarted
 from console.model import DeployRequest, DeployState, Step, StepState
 from tests.blackhole import BlackholeProxy, blackhole_proxy
-from tests.console.deploy.test_engine import finished
+from tests.console.deploy.test_engine import config_head, finished
 from tests.deploy_world import live, serving_in, world_process
 
 MARGIN = 1  # [engine] health_gate_margin_seconds
@@ -34,19 +34,9 @@ PROGRESS_GAP = 6.5  # progress every 5 s, with room for a loaded machine
 LATE = 3.0  # how far past its deadline a wait may end
 DRAIN = 7  # the drain wait: deregistration delay (1 s) + two polls (0.5 s) + 5 s
 
-CONFIG = f"""
-[access]
-admins = ["*"]
-
-[engine]
-poll_seconds = 0.5
-health_gate_margin_seconds = {MARGIN}
-lock_stale_seconds = 15
-
-[[clusters]]
-name = "staging"
-region = "us-east-1"
-
+CONFIG = (
+    config_head(MARGIN)
+    + f"""
 [[projects]]
 name = "ledger"
 repository = "https://github.com/example-shop/ledger"
@@ -78,6 +68,7 @@ versions = ["1.0.0", "1.1.0"]
 instances = 1
 version = "1.0.0"
 """
+)
 
 
 @pytest.fixture(scope="module")

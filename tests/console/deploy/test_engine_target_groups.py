@@ -19,26 +19,16 @@ from console.config import Config
 from console.deploy.services import deploy_services
 from console.events import DeployEvent, OutputLine, StepFinished, StepStarted
 from console.model import DeployPlan, DeployRequest, DeployState, LoadBalancerKind, Step, StepState
-from tests.console.deploy.test_engine import finished, steps
+from tests.console.deploy.test_engine import config_head, finished, steps
 from tests.deploy_world import ServingWatcher, client, instances, live, serving_in, world_process
 
 MARGIN = 3  # [engine] health_gate_margin_seconds
 # The world's settings for every load balancer: time to healthy 2 x 5 s + 5 s.
 TIME_TO_HEALTHY = 15
 
-CONFIG = f"""
-[access]
-admins = ["*"]
-
-[engine]
-poll_seconds = 0.5
-health_gate_margin_seconds = {MARGIN}
-lock_stale_seconds = 15
-
-[[clusters]]
-name = "staging"
-region = "us-east-1"
-
+CONFIG = (
+    config_head(MARGIN)
+    + """
 [[clusters]]
 name = "qaprod1"
 region = "us-east-1"
@@ -92,6 +82,7 @@ version = "1.0.0"
 instances = 2
 version = "1.0.0"
 """
+)
 
 
 @pytest.fixture(scope="module")
