@@ -22,6 +22,8 @@ class Balancer(ABC):
 
     kind: ClassVar[LoadBalancerKind]
     what: ClassVar[str]  # how a person calls the kind, e.g. "classic ELB"
+    register_call: ClassVar[str]  # the AWS calls that put instances in and take them out
+    deregister_call: ClassVar[str]
 
     def __init__(
         self,
@@ -42,13 +44,17 @@ class Balancer(ABC):
     def label(self) -> str:
         return f"{self.what} {self.name}"
 
-    @abstractmethod
     async def register(self, instance_ids: Sequence[str]) -> None:
         """Puts the instances in."""
+        await self._send(self.register_call, instance_ids)
 
-    @abstractmethod
     async def deregister(self, instance_ids: Sequence[str]) -> None:
         """Takes the instances out (their draining then runs its course)."""
+        await self._send(self.deregister_call, instance_ids)
+
+    @abstractmethod
+    async def _send(self, call: str, instance_ids: Sequence[str]) -> None:
+        """Makes the kind's register or deregister call for the instances."""
 
     @abstractmethod
     async def health(self) -> dict[str, str]:

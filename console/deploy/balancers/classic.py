@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 class ClassicElb(Balancer):
     kind = LoadBalancerKind.CLASSIC
     what = "classic ELB"
+    register_call = "register_instances_with_load_balancer"
+    deregister_call = "deregister_instances_from_load_balancer"
 
     @classmethod
     async def read(cls, gateway: AwsGateway, names: Sequence[str]) -> list[Balancer]:
@@ -40,21 +42,9 @@ class ClassicElb(Balancer):
             )
         return found
 
-    async def register(self, instance_ids: Sequence[str]) -> None:
-        await self.gateway.call(
-            "elb",
-            "register_instances_with_load_balancer",
-            LoadBalancerName=self.name,
-            Instances=[{"InstanceId": i} for i in instance_ids],
-        )
-
-    async def deregister(self, instance_ids: Sequence[str]) -> None:
-        await self.gateway.call(
-            "elb",
-            "deregister_instances_from_load_balancer",
-            LoadBalancerName=self.name,
-            Instances=[{"InstanceId": i} for i in instance_ids],
-        )
+    async def _send(self, call: str, instance_ids: Sequence[str]) -> None:
+        instances = [{"InstanceId": i} for i in instance_ids]
+        await self.gateway.call("elb", call, LoadBalancerName=self.name, Instances=instances)
 
     async def health(self) -> dict[str, str]:
         states = await self.gateway.classic_health(self.name)

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 class TargetGroup(Balancer):
     kind = LoadBalancerKind.TARGET_GROUP
     what = "target group"
+    register_call = "register_targets"
+    deregister_call = "deregister_targets"
 
     @classmethod
     async def read(cls, gateway: AwsGateway, names: Sequence[str]) -> list[Balancer]:
@@ -38,21 +40,9 @@ class TargetGroup(Balancer):
             )
         return found
 
-    async def register(self, instance_ids: Sequence[str]) -> None:
-        await self.gateway.call(
-            "elbv2",
-            "register_targets",
-            TargetGroupArn=self.key,
-            Targets=[{"Id": i} for i in instance_ids],
-        )
-
-    async def deregister(self, instance_ids: Sequence[str]) -> None:
-        await self.gateway.call(
-            "elbv2",
-            "deregister_targets",
-            TargetGroupArn=self.key,
-            Targets=[{"Id": i} for i in instance_ids],
-        )
+    async def _send(self, call: str, instance_ids: Sequence[str]) -> None:
+        targets = [{"Id": i} for i in instance_ids]
+        await self.gateway.call("elbv2", call, TargetGroupArn=self.key, Targets=targets)
 
     async def health(self) -> dict[str, str]:
         descriptions = await self.gateway.target_health(self.key)
