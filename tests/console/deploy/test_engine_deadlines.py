@@ -23,8 +23,8 @@ from console.deploy.services import deploy_services
 from console.events import DeployEvent, OutputLine, StepFinished, StepStarted
 from console.model import DeployRequest, DeployState, Step, StepState
 from tests.blackhole import BlackholeProxy, blackhole_proxy
-from tests.console.deploy.test_engine import config_head, finished
-from tests.deploy_world import live, serving_in, world_process
+from tests.console.deploy.test_engine import config_head, finished, world_of
+from tests.deploy_world import live, serving_in
 
 MARGIN = 1  # [engine] health_gate_margin_seconds
 INTERVAL = 5  # the world's target group: checks every 5 s (AWS's least), healthy after 2
@@ -73,10 +73,7 @@ version = "1.0.0"
 
 @pytest.fixture(scope="module")
 def ledger_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Config]:
-    workdir = tmp_path_factory.mktemp("ledger-world")
-    source = workdir / "ledger.toml"
-    source.write_text(CONFIG)
-    with world_process(source, workdir) as config:
+    with world_of(tmp_path_factory, "ledger", CONFIG) as config:
         yield config
 
 
