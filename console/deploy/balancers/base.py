@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from console.model import LoadBalancerKind
@@ -16,45 +17,54 @@ if TYPE_CHECKING:
 GONE_STATES = frozenset({"unused", "OutOfService", "gone"})
 
 
+@dataclass(frozen=True)
+class Settings:
+    """What AWS says of one load balancer, as the engine needs it."""
+
+    name: str
+    key: str  # how AWS names it in calls: a target group's ARN, a classic ELB's name
+    time_to_healthy: int  # seconds a healthy new instance takes to count as healthy
+    drain_seconds: int  # how long a deregistered instance may drain
+
+
 class Balancer(ABC):
     """One load balancer the project's instances serve in, read through one gateway: its
     settings (time to healthy, drain delay), and registering, deregistering, health."""
 
     kind: ClassVar[LoadBalancerKind]
     what: ClassVar[str]  # how a person calls the kind, e.g. "classic ELB"
-    register_call: ClassVar[str]  # the AWS calls that put instances in and take them out
-    deregister_call: ClassVar[str]
 
-    def __init__(
-        self,
-        gateway: AwsGateway,
-        name: str,
-        key: str,
-        time_to_healthy: int,
-        drain_seconds: int,
-    ) -> None:
+    def __init__(self, gateway: AwsGateway, settings: Settings) -> None:
         self.gateway = gateway
-        self.name = name
-        self.key = key  # how AWS names it in calls: a target group's ARN, a classic ELB's name
-        self.time_to_healthy = time_to_healthy
-        self.drain_seconds = drain_seconds
+        self.name = settings.name
+        self.key = settings.key
+        self.time_to_healthy = settings.time_to_healthy
+        self.drain_seconds = settings.drain_seconds
         self.old_members: set[str] = set()  # the instances in it before the deploy
+
+    @classmethod
+    async def read(cls, gateway: AwsGateway, names: Sequence[str]) -> list[Balancer]:
+        """The named load balancers of this kind, each with its settings, using `gateway`."""
+        if not names:
+            return []
+        return [cls(gateway, settings) for settings in await cls.settings(gateway, names)]
+
+    @classmethod
+    @abstractmethod
+    async def settings(cls, gateway: AwsGateway, names: Sequence[str]) -> list[Settings]:
+        """The named load balancers' settings, read from AWS."""
 
     @property
     def label(self) -> str:
         return f"{self.what} {self.name}"
 
+    @abstractmethod
     async def register(self, instance_ids: Sequence[str]) -> None:
         """Puts the instances in."""
-        await self._send(self.register_call, instance_ids)
-
-    async def deregister(self, instance_ids: Sequence[str]) -> None:
-        """Takes the instances out (their draining then runs its course)."""
-        await self._send(self.deregister_call, instance_ids)
 
     @abstractmethod
-    async def _send(self, call: str, instance_ids: Sequence[str]) -> None:
-        """Makes the kind's register or deregister call for the instances."""
+    async def deregister(self, instance_ids: Sequence[str]) -> None:
+        """Takes the instances out (their draining then runs its course)."""
 
     @abstractmethod
     async def health(self) -> dict[str, str]:

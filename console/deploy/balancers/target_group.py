@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from console.deploy.balancers.base import Balancer, time_to_healthy
+from console.deploy.balancers.base import Balancer, Settings, time_to_healthy
 from console.model import LoadBalancerKind
 
 if TYPE_CHECKING:
@@ -15,34 +15,31 @@ if TYPE_CHECKING:
 class TargetGroup(Balancer):
     kind = LoadBalancerKind.TARGET_GROUP
     what = "target group"
-    register_call = "register_targets"
-    deregister_call = "deregister_targets"
 
     @classmethod
-    async def read(cls, gateway: AwsGateway, names: Sequence[str]) -> list[Balancer]:
-        """The named target groups with their health check and deregistration delay."""
-        if not names:
-            return []
+    async def settings(cls, gateway: AwsGateway, names: Sequence[str]) -> list[Settings]:
+        """Each named group's health check and deregistration delay."""
         response = await gateway.call("elbv2", "describe_target_groups", Names=list(names))
-        found: list[Balancer] = []
+        found: list[Settings] = []
         for tg in response["TargetGroups"]:
-            attributes = await gateway.target_group_attributes(tg["TargetGroupArn"])
-            found.append(
-                cls(
-                    gateway,
-                    tg["TargetGroupName"],
-                    tg["TargetGroupArn"],
-                    time_to_healthy(
-                        tg.get("HealthCheckIntervalSeconds"), tg.get("HealthyThresholdCount")
-                    ),
-                    int(attributes.get("deregistration_delay.timeout_seconds", 300)),
-                )
+            arn = tg["TargetGroupArn"]
+            healthy = time_to_healthy(
+                tg.get("HealthCheckIntervalSeconds"), tg.get("HealthyThresholdCount")
             )
+            attributes = await gateway.target_group_attributes(arn)
+            drain = int(attributes.get("deregistration_delay.timeout_seconds", 300))
+            found.append(Settings(tg["TargetGroupName"], arn, healthy, drain))
         return found
 
-    async def _send(self, call: str, instance_ids: Sequence[str]) -> None:
-        targets = [{"Id": i} for i in instance_ids]
-        await self.gateway.call("elbv2", call, TargetGroupArn=self.key, Targets=targets)
+    # The AWS calls are spelled out where they are made (see ClassicElb).
+    async def register(self, instance_ids: Sequence[str]) -> None:
+        await self.gateway.call("elbv2", "register_targets", **self._targets(instance_ids))
+
+    async def deregister(self, instance_ids: Sequence[str]) -> None:
+        await self.gateway.call("elbv2", "deregister_targets", **self._targets(instance_ids))
+
+    def _targets(self, instance_ids: Sequence[str]) -> dict[str, Any]:
+        return {"TargetGroupArn": self.key, "Targets": [{"Id": i} for i in instance_ids]}
 
     async def health(self) -> dict[str, str]:
         descriptions = await self.gateway.target_health(self.key)
