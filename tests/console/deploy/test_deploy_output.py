@@ -26,7 +26,8 @@ import tomli_w
 
 from console.config import Config
 from tests.conftest import DEMO_CONFIG, ROOT
-from tests.deploy_world import client, live, watching, world_process
+from tests.console.deploy.test_engine import world_of
+from tests.deploy_world import client, live, watching
 
 ESCAPES = (
     r"\033]52;c;ZWNobyBwd25lZA==\007"  # OSC 52: write the operator's clipboard
@@ -53,16 +54,13 @@ PRINT_SECRET = (
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Config]:
-    workdir = tmp_path_factory.mktemp("output-world")
     data = tomllib.loads(DEMO_CONFIG.read_text())
     for project in data["projects"]:
         if project["name"] == "storefront":
             project["deploy"] |= {"configure": CONFIGURE, "health": HEALTH}
         if project["name"] == "checkout-api":
             project["deploy"]["configure"] = PRINT_SECRET
-    source = workdir / "source.toml"
-    source.write_text(tomli_w.dumps(data))
-    with world_process(source, workdir) as config:
+    with world_of(tmp_path_factory, "output", tomli_w.dumps(data)) as config:
         yield config
 
 

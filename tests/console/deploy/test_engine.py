@@ -7,6 +7,7 @@ of the pair throughout: a load balancer that had a healthy target must never hav
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import subprocess
@@ -18,7 +19,7 @@ import pytest
 
 from console.config import Config
 from console.deploy.services import deploy_services
-from console.errors import DeployError, LockBusy
+from console.errors import DeployError, LockBusy, StoreError
 from console.events import DeployEvent, DeployFinished, OutputLine, StepFinished, StepStarted
 from console.model import DeployRequest, DeployState, Step, StepState
 from console.store import DeployRecord, Store
@@ -32,6 +33,16 @@ from tests.deploy_world import (
     serving_in,
     world_process,
 )
+
+
+@contextlib.contextmanager
+def world_of(tmp_path_factory: pytest.TempPathFactory, name: str, text: str) -> Iterator[Config]:
+    """A world of its own, seeded from a config's text (a small world for one module)."""
+    workdir = tmp_path_factory.mktemp(f"{name}-world")
+    source = workdir / f"{name}.toml"
+    source.write_text(text)
+    with world_process(source, workdir) as config:
+        yield config
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +69,24 @@ async def deploy(
                 if isinstance(event, StepStarted) and event.step is cancel_at:
                     assert services.engine.cancel(event.deploy_id, "tester")
     return events
+
+
+def config_head(margin: int) -> str:
+    """The start of a small world's config: anyone deploys, the engine polls twice a second
+    and gives the health gate `margin` seconds, one cluster (staging)."""
+    return f"""
+[access]
+admins = ["*"]
+
+[engine]
+poll_seconds = 0.5
+health_gate_margin_seconds = {margin}
+lock_stale_seconds = 15
+
+[[clusters]]
+name = "staging"
+region = "us-east-1"
+"""
 
 
 def finished(events: list[DeployEvent]) -> DeployFinished:
@@ -309,3 +338,30 @@ async def test_rollback_of_a_finished_deploy_is_a_deploy_of_the_previous_release
         if t["Key"] == "Version"
     }
     assert versions == {"5.2.0"}
+
+
+async def test_a_store_that_stops_recording_the_output_stops_the_deploy_and_says_so(
+    deploy_world: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write the store refuses is an error the deploy reports, never swallowed: the
+    heartbeat's (the output so far) cancels the deploy, which rolls back."""
+
+    async def refuse(self: Store, deploy_id: str, lines: object) -> None:
+        raise StoreError(f"the store {self.path} did not record it: disk I/O error")
+
+    monkeypatch.setattr(Store, "append_log", refuse)
+    project, cluster = "partner-gateway", "staging"  # its health gate outlasts a heartbeat
+    old = live(deploy_world, project, cluster)
+    events = await deploy(deploy_world, tmp_path / "store.db", project, cluster, "1.0.0")
+    outcome = finished(events)
+    assert outcome.state is DeployState.CANCELLED, outcome.reason
+    assert outcome.reason.startswith(
+        f"cancelled: the store did not keep the deploy: the store {tmp_path / 'store.db'} did "
+        "not record it: disk I/O error; rolled back: terminated "
+    ), outcome.reason
+    assert outcome.reason.endswith(
+        "; its output is not all recorded: the store "
+        f"{tmp_path / 'store.db'} did not record it: disk I/O error"
+    )
+    assert steps(events)[Step.ROLLBACK] is StepState.SUCCEEDED
+    assert live(deploy_world, project, cluster) == old

@@ -23,8 +23,8 @@ from console.deploy.services import deploy_services
 from console.events import DeployEvent, OutputLine, StepFinished, StepStarted
 from console.model import DeployRequest, DeployState, Step, StepState
 from tests.blackhole import BlackholeProxy, blackhole_proxy
-from tests.console.deploy.test_engine import finished
-from tests.deploy_world import live, serving_in, world_process
+from tests.console.deploy.test_engine import config_head, finished, world_of
+from tests.deploy_world import live, serving_in
 
 MARGIN = 1  # [engine] health_gate_margin_seconds
 INTERVAL = 5  # the world's target group: checks every 5 s (AWS's least), healthy after 2
@@ -34,19 +34,9 @@ PROGRESS_GAP = 6.5  # progress every 5 s, with room for a loaded machine
 LATE = 3.0  # how far past its deadline a wait may end
 DRAIN = 7  # the drain wait: deregistration delay (1 s) + two polls (0.5 s) + 5 s
 
-CONFIG = f"""
-[access]
-admins = ["*"]
-
-[engine]
-poll_seconds = 0.5
-health_gate_margin_seconds = {MARGIN}
-lock_stale_seconds = 15
-
-[[clusters]]
-name = "staging"
-region = "us-east-1"
-
+CONFIG = (
+    config_head(MARGIN)
+    + f"""
 [[projects]]
 name = "ledger"
 repository = "https://github.com/example-shop/ledger"
@@ -78,14 +68,12 @@ versions = ["1.0.0", "1.1.0"]
 instances = 1
 version = "1.0.0"
 """
+)
 
 
 @pytest.fixture(scope="module")
 def ledger_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Config]:
-    workdir = tmp_path_factory.mktemp("ledger-world")
-    source = workdir / "ledger.toml"
-    source.write_text(CONFIG)
-    with world_process(source, workdir) as config:
+    with world_of(tmp_path_factory, "ledger", CONFIG) as config:
         yield config
 
 

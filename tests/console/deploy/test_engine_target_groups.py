@@ -19,26 +19,16 @@ from console.config import Config
 from console.deploy.services import deploy_services
 from console.events import DeployEvent, OutputLine, StepFinished, StepStarted
 from console.model import DeployPlan, DeployRequest, DeployState, LoadBalancerKind, Step, StepState
-from tests.console.deploy.test_engine import finished, steps
-from tests.deploy_world import ServingWatcher, client, instances, live, serving_in, world_process
+from tests.console.deploy.test_engine import config_head, finished, steps, world_of
+from tests.deploy_world import ServingWatcher, client, instances, live, serving_in
 
 MARGIN = 3  # [engine] health_gate_margin_seconds
 # The world's settings for every load balancer: time to healthy 2 x 5 s + 5 s.
 TIME_TO_HEALTHY = 15
 
-CONFIG = f"""
-[access]
-admins = ["*"]
-
-[engine]
-poll_seconds = 0.5
-health_gate_margin_seconds = {MARGIN}
-lock_stale_seconds = 15
-
-[[clusters]]
-name = "staging"
-region = "us-east-1"
-
+CONFIG = (
+    config_head(MARGIN)
+    + """
 [[clusters]]
 name = "qaprod1"
 region = "us-east-1"
@@ -47,22 +37,20 @@ region = "us-east-1"
 name = "gateway"
 repository = "https://github.com/example-shop/gateway"
 
-[projects.clusters.staging]
-classic_elbs = ["gateway-legacy-staging"]
-target_groups = ["gateway-web-staging", "gateway-api-staging"]
-[projects.clusters.staging.launch]
+"""
+    + "".join(
+        f"""
+[projects.clusters.{cluster}]
+classic_elbs = ["gateway-legacy-{cluster}"]
+target_groups = ["gateway-web-{cluster}", "gateway-api-{cluster}"]
+[projects.clusters.{cluster}.launch]
 instance_type = "t3.small"
-subnet = "staging-app-a"
-security_groups = ["staging-web"]
-
-[projects.clusters.qaprod1]
-classic_elbs = ["gateway-legacy-qaprod1"]
-target_groups = ["gateway-web-qaprod1", "gateway-api-qaprod1"]
-[projects.clusters.qaprod1.launch]
-instance_type = "t3.small"
-subnet = "qaprod1-app-a"
-security_groups = ["qaprod1-web"]
-
+subnet = "{cluster}-app-a"
+security_groups = ["{cluster}-web"]
+"""
+        for cluster in ("staging", "qaprod1")
+    )
+    + """
 [projects.deploy]
 configure = "sh app/bin/configure"
 start = "sh app/bin/start"
@@ -92,20 +80,23 @@ version = "1.0.0"
 instances = 2
 version = "1.0.0"
 """
+)
 
 
 @pytest.fixture(scope="module")
 def gateway_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Config]:
-    workdir = tmp_path_factory.mktemp("gateway-world")
-    source = workdir / "gateway.toml"
-    source.write_text(CONFIG)
-    with world_process(source, workdir) as config:
+    with world_of(tmp_path_factory, "gateway", CONFIG) as config:
         yield config
 
 
 def target_group_arn(config: Config, cluster: str, name: str) -> str:
     groups = client(config, cluster, "elbv2").describe_target_groups(Names=[name])
     return str(groups["TargetGroups"][0]["TargetGroupArn"])
+
+
+def change_target_group(config: Config, cluster: str, name: str, **settings: Any) -> None:
+    arn = target_group_arn(config, cluster, name)
+    client(config, cluster, "elbv2").modify_target_group(TargetGroupArn=arn, **settings)
 
 
 def registered_in(config: Config, project: str, cluster: str) -> dict[str, set[str]]:
@@ -156,8 +147,10 @@ async def test_new_instances_serve_in_every_load_balancer_before_the_old_leave(
     config = gateway_world
     balancers = {"gateway-legacy-staging", "gateway-web-staging", "gateway-api-staging"}
     # One target group checks less often and trusts more checks: the gate waits for the slowest.
-    client(config, "staging", "elbv2").modify_target_group(
-        TargetGroupArn=target_group_arn(config, "staging", "gateway-api-staging"),
+    change_target_group(
+        config,
+        "staging",
+        "gateway-api-staging",
         HealthCheckIntervalSeconds=6,
         HealthyThresholdCount=3,
     )
@@ -205,10 +198,7 @@ async def test_healthy_in_one_target_group_but_not_the_other_fails_closed(
     config = gateway_world
     balancers = {"gateway-legacy-qaprod1", "gateway-web-qaprod1", "gateway-api-qaprod1"}
     # The api target group checks /ready: 1.0.0 answers it, 1.1.0 does not (404).
-    client(config, "qaprod1", "elbv2").modify_target_group(
-        TargetGroupArn=target_group_arn(config, "qaprod1", "gateway-api-qaprod1"),
-        HealthCheckPath="/ready",
-    )
+    change_target_group(config, "qaprod1", "gateway-api-qaprod1", HealthCheckPath="/ready")
     old = live(config, "gateway", "qaprod1")
     assert serving_in(config, "gateway", "qaprod1") == dict.fromkeys(balancers, old)
 

@@ -20,6 +20,7 @@ from console.errors import HostKeyError, SshError
 from console.ssh.client import JumpHosts, open_host
 from console.world.ssh import WorldSsh
 from tests.conftest import SSH_BROKEN_INSTANCE, SSH_INSTANCES
+from tests.waiting import await_until
 
 ADDRESS = "10.20.0.1"
 INSTANCE = SSH_INSTANCES[ADDRESS]
@@ -46,12 +47,18 @@ def _known_hosts_without_ca(world_ssh: WorldSsh, tmp_path: Path, extra: str = ""
     return path
 
 
-async def _wait_for(condition: Any, timeout: float = 5.0) -> None:
-    async def poll() -> None:
-        while not condition():
-            await asyncio.sleep(0.01)
+@pytest.fixture
+def dialled(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every address this process connects a socket to, from here on."""
+    seen: list[Any] = []
+    original = socket.socket.connect
 
-    await asyncio.wait_for(poll(), timeout)
+    def recording_connect(self: socket.socket, address: Any) -> Any:
+        seen.append(address)
+        return original(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", recording_connect)
+    return seen
 
 
 async def test_run_streams_lines_and_returns_the_exit_status(ssh_settings: SshSettings) -> None:
@@ -118,7 +125,7 @@ async def test_a_timeout_names_the_host_and_kills_the_command(
         assert time.perf_counter() - started < 5
         assert str(raised.value) == f"command timed out after 0.5s on {ADDRESS}"
         pid = int(pid_file.read_text())
-        await _wait_for(lambda: not _alive(pid))
+        await await_until(lambda: not _alive(pid), f"the timed-out command (pid {pid}) to end", 5)
         assert await host.run("true") == 0  # the connection survives a timed-out command
 
 
@@ -224,36 +231,19 @@ async def test_a_jump_host_that_is_down_is_one_line(ssh_settings: SshSettings) -
 
 
 async def test_the_console_never_dials_an_instance_address(
-    ssh_settings: SshSettings, monkeypatch: pytest.MonkeyPatch
+    ssh_settings: SshSettings, dialled: list[Any]
 ) -> None:
     """Only the jump host on loopback: the jump host serves the instances in-process."""
-    seen: list[Any] = []
-    original = socket.socket.connect
-
-    def recording_connect(self: socket.socket, address: Any) -> Any:
-        seen.append(address)
-        return original(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", recording_connect)
     for address in list(SSH_INSTANCES)[:3]:
         async with open_host(ssh_settings, address) as host:
             assert await host.run("true") == 0
-    assert len(seen) == 3
-    assert {address[0] for address in seen} == {"127.0.0.1"}
+    assert len(dialled) == 3
+    assert {address[0] for address in dialled} == {"127.0.0.1"}
 
 
 async def test_a_shared_jump_connection_is_dialled_once(
-    ssh_settings: SshSettings, monkeypatch: pytest.MonkeyPatch
+    ssh_settings: SshSettings, dialled: list[Any]
 ) -> None:
-    seen: list[Any] = []
-    original = socket.socket.connect
-
-    def recording_connect(self: socket.socket, address: Any) -> Any:
-        seen.append(address)
-        return original(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", recording_connect)
-
     async def instance_id(jumps: JumpHosts, address: str) -> str:
         lines = Lines()
         async with open_host(ssh_settings, address, jumps=jumps) as host:
@@ -264,7 +254,7 @@ async def test_a_shared_jump_connection_is_dialled_once(
     async with JumpHosts() as jumps:
         found = await asyncio.gather(*(instance_id(jumps, a) for a in addresses))
     assert found == [SSH_INSTANCES[a] for a in addresses]
-    assert len(seen) == 1
+    assert len(dialled) == 1
 
 
 async def test_twenty_hosts_in_parallel(
