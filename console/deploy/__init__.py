@@ -1,1 +1,2 @@
-"""Deploys: the planner, the red/black engine, releases, and the wiring to AWS, SSH, the store."""
+"""Deploys: the planner, the red/black engine and its steps (launch, configure over SSH,
+traffic through balancers/, rollback), releases, and the wiring to AWS, SSH and the store."""

@@ -7,14 +7,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypedDict
 
-# Values shared with console.model.DeployState; the store keeps its own copy (adapters stand alone).
-QUEUED, RUNNING = "queued", "running"
-INTERRUPTED, CANCELLED, SUCCEEDED = "interrupted", "cancelled", "succeeded"
-DEPLOY_STATES = frozenset(
-    {QUEUED, RUNNING, SUCCEEDED, "failed", "rolled_back", CANCELLED, INTERRUPTED}
-)
+from console.model import DeployState, StepState
+
+# The states as the store writes them: the values of console.model's enums, spelled there once.
+QUEUED, RUNNING = DeployState.QUEUED.value, DeployState.RUNNING.value
+INTERRUPTED, CANCELLED = DeployState.INTERRUPTED.value, DeployState.CANCELLED.value
+SUCCEEDED = DeployState.SUCCEEDED.value
+DEPLOY_STATES = frozenset(state.value for state in DeployState)
 UNFINISHED_STATES = (QUEUED, RUNNING)
-STEP_STATES = frozenset({"running", "succeeded", "failed", "skipped"})
+STEP_STATES = frozenset(state.value for state in StepState)
 
 
 def utc_now() -> datetime:
