@@ -230,13 +230,7 @@ class Fleet:
             return gateway.message
         tags = self.config.tags
         names = {c.name for c in clusters}
-        classic_names: set[str] = set()
-        group_names: set[str] = set()
-        for project in self.config.projects:
-            for cluster_name, settings in project.clusters.items():
-                if cluster_name in names:
-                    classic_names.update(settings.classic_elbs)
-                    group_names.update(settings.target_groups)
+        classic_names, group_names = self._configured_load_balancers(names)
         filters = [
             {"Name": "tag-key", "Values": [tags.project]},
             {"Name": f"tag:{tags.environment}", "Values": sorted(names)},
@@ -262,53 +256,21 @@ class Fleet:
         target_groups = {
             tg["TargetGroupName"]: tg for tg in group_list if tg["TargetGroupName"] in group_names
         }
-        from console.aws.gateway import MAX_CONCURRENT_CALLS  # loaded already: a gateway answered
-
-        semaphore = asyncio.Semaphore(MAX_CONCURRENT_CALLS)
-        health: dict[tuple[str, str], dict[str, TargetState]] = {}
-        health_errors: dict[tuple[str, str], str] = {}
-
-        async def read_classic(name: str) -> None:
-            async with semaphore:
-                try:
-                    states = await gateway.classic_health(name)
-                except AwsError as error:
-                    health_errors[(LoadBalancerKind.CLASSIC, name)] = error.message
-                    return
-            health[(LoadBalancerKind.CLASSIC, name)] = {
-                state["InstanceId"]: TargetState(
-                    name,
-                    LoadBalancerKind.CLASSIC,
-                    state.get("State", "Unknown"),
-                    _classic_reason(state),
-                )
-                for state in states
-            }
-
-        async def read_group(name: str, arn: str) -> None:
-            async with semaphore:
-                try:
-                    descriptions = await gateway.target_health(arn)
-                except AwsError as error:
-                    health_errors[(LoadBalancerKind.TARGET_GROUP, name)] = error.message
-                    return
-            health[(LoadBalancerKind.TARGET_GROUP, name)] = {
-                item["Target"]["Id"]: TargetState(
-                    name,
-                    LoadBalancerKind.TARGET_GROUP,
-                    item.get("TargetHealth", {}).get("State", "unavailable"),
-                    item.get("TargetHealth", {}).get("Reason", ""),
-                )
-                for item in descriptions
-            }
-
-        await asyncio.gather(
-            *(read_classic(name) for name in sorted(classic)),
-            *(read_group(name, tg["TargetGroupArn"]) for name, tg in sorted(target_groups.items())),
-        )
+        health, health_errors = await _read_health(gateway, classic, target_groups)
         for cluster in clusters:
             self._listed[cluster.name] = (classic, target_groups)
         return _GroupReading(instances, classic, target_groups, health, health_errors)
+
+    def _configured_load_balancers(self, cluster_names: set[str]) -> tuple[set[str], set[str]]:
+        """The classic ELBs and the target groups the projects name in these clusters."""
+        classic_names: set[str] = set()
+        group_names: set[str] = set()
+        for project in self.config.projects:
+            for cluster_name, settings in project.clusters.items():
+                if cluster_name in cluster_names:
+                    classic_names.update(settings.classic_elbs)
+                    group_names.update(settings.target_groups)
+        return classic_names, group_names
 
     def _build_envs(
         self, cluster: ClusterConfig, reading: _GroupReading, now: datetime
@@ -467,6 +429,58 @@ class Fleet:
                     )
                 )
         return tuple(results)
+
+
+async def _read_health(
+    gateway: AwsGateway, classic: dict[str, Any], target_groups: dict[str, Any]
+) -> tuple[dict[tuple[str, str], dict[str, TargetState]], dict[tuple[str, str], str]]:
+    """Every listed load balancer's health, by (kind, name); and the errors of those that did
+    not answer. At most MAX_CONCURRENT_CALLS at once."""
+    from console.aws.gateway import MAX_CONCURRENT_CALLS  # loaded already: a gateway answered
+
+    semaphore = asyncio.Semaphore(MAX_CONCURRENT_CALLS)
+    health: dict[tuple[str, str], dict[str, TargetState]] = {}
+    health_errors: dict[tuple[str, str], str] = {}
+
+    async def read_classic(name: str) -> None:
+        async with semaphore:
+            try:
+                states = await gateway.classic_health(name)
+            except AwsError as error:
+                health_errors[(LoadBalancerKind.CLASSIC, name)] = error.message
+                return
+        health[(LoadBalancerKind.CLASSIC, name)] = {
+            state["InstanceId"]: TargetState(
+                name,
+                LoadBalancerKind.CLASSIC,
+                state.get("State", "Unknown"),
+                _classic_reason(state),
+            )
+            for state in states
+        }
+
+    async def read_group(name: str, arn: str) -> None:
+        async with semaphore:
+            try:
+                descriptions = await gateway.target_health(arn)
+            except AwsError as error:
+                health_errors[(LoadBalancerKind.TARGET_GROUP, name)] = error.message
+                return
+        health[(LoadBalancerKind.TARGET_GROUP, name)] = {
+            item["Target"]["Id"]: TargetState(
+                name,
+                LoadBalancerKind.TARGET_GROUP,
+                item.get("TargetHealth", {}).get("State", "unavailable"),
+                item.get("TargetHealth", {}).get("Reason", ""),
+            )
+            for item in descriptions
+        }
+
+    await asyncio.gather(
+        *(read_classic(name) for name in sorted(classic)),
+        *(read_group(name, tg["TargetGroupArn"]) for name, tg in sorted(target_groups.items())),
+    )
+    return health, health_errors
 
 
 def _classic_reason(state: dict[str, Any]) -> str:
