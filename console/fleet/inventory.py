@@ -370,65 +370,66 @@ class Fleet:
         gateway = await asyncio.to_thread(self.gateway, cluster)
         listed_classic, listed_groups = self._listed.get(cluster, (None, None))
         results: list[LoadBalancerSettings] = []
-        if settings.classic_elbs:
-            listed = listed_classic
+        kinds = (
+            (LoadBalancerKind.CLASSIC, settings.classic_elbs, listed_classic, _classic_settings),
+            (LoadBalancerKind.TARGET_GROUP, settings.target_groups, listed_groups, _group_settings),
+        )
+        for kind, names, listed, read in kinds:
+            if not names:
+                continue
             if listed is None:
-                listed = {
-                    lb["LoadBalancerName"]: lb for lb in await gateway.classic_load_balancers()
-                }
-            for name in settings.classic_elbs:
-                lb = listed.get(name)
-                if lb is None:
-                    results.append(
-                        LoadBalancerSettings(name, LoadBalancerKind.CLASSIC, exists=False)
-                    )
-                    continue
-                check = lb.get("HealthCheck", {})
-                attributes = await gateway.classic_attributes(name)
-                draining = attributes.get("ConnectionDraining", {})
-                results.append(
-                    LoadBalancerSettings(
-                        name,
-                        LoadBalancerKind.CLASSIC,
-                        interval_seconds=check.get("Interval"),
-                        timeout_seconds=check.get("Timeout"),
-                        healthy_threshold=check.get("HealthyThreshold"),
-                        unhealthy_threshold=check.get("UnhealthyThreshold"),
-                        target=check.get("Target", ""),
-                        deregistration_delay_seconds=(
-                            draining.get("Timeout") if draining.get("Enabled") else 0
-                        ),
-                    )
-                )
-        if settings.target_groups:
-            groups = listed_groups
-            if groups is None:
-                groups = {tg["TargetGroupName"]: tg for tg in await gateway.target_groups()}
-            for name in settings.target_groups:
-                tg = groups.get(name)
-                if tg is None:
-                    results.append(
-                        LoadBalancerSettings(name, LoadBalancerKind.TARGET_GROUP, exists=False)
-                    )
-                    continue
-                attributes = await gateway.target_group_attributes(tg["TargetGroupArn"])
-                delay = attributes.get("deregistration_delay.timeout_seconds")
-                results.append(
-                    LoadBalancerSettings(
-                        name,
-                        LoadBalancerKind.TARGET_GROUP,
-                        interval_seconds=tg.get("HealthCheckIntervalSeconds"),
-                        timeout_seconds=tg.get("HealthCheckTimeoutSeconds"),
-                        healthy_threshold=tg.get("HealthyThresholdCount"),
-                        unhealthy_threshold=tg.get("UnhealthyThresholdCount"),
-                        target=(
-                            f"{tg.get('HealthCheckProtocol', '')}:{tg.get('HealthCheckPort', '')}"
-                            f"{tg.get('HealthCheckPath', '')}"
-                        ),
-                        deregistration_delay_seconds=int(delay) if delay is not None else None,
-                    )
-                )
+                listed = await _listing(gateway, kind)
+            for name in names:
+                found = listed.get(name)
+                if found is None:
+                    results.append(LoadBalancerSettings(name, kind, exists=False))
+                else:
+                    results.append(await read(gateway, name, found))
         return tuple(results)
+
+
+async def _listing(gateway: AwsGateway, kind: LoadBalancerKind) -> dict[str, Any]:
+    """Every load balancer of a kind in the gateway's account and region, by name."""
+    if kind == LoadBalancerKind.CLASSIC:
+        return {lb["LoadBalancerName"]: lb for lb in await gateway.classic_load_balancers()}
+    return {tg["TargetGroupName"]: tg for tg in await gateway.target_groups()}
+
+
+async def _classic_settings(
+    gateway: AwsGateway, name: str, lb: dict[str, Any]
+) -> LoadBalancerSettings:
+    check = lb.get("HealthCheck", {})
+    draining = (await gateway.classic_attributes(name)).get("ConnectionDraining", {})
+    return LoadBalancerSettings(
+        name,
+        LoadBalancerKind.CLASSIC,
+        interval_seconds=check.get("Interval"),
+        timeout_seconds=check.get("Timeout"),
+        healthy_threshold=check.get("HealthyThreshold"),
+        unhealthy_threshold=check.get("UnhealthyThreshold"),
+        target=check.get("Target", ""),
+        deregistration_delay_seconds=draining.get("Timeout") if draining.get("Enabled") else 0,
+    )
+
+
+async def _group_settings(
+    gateway: AwsGateway, name: str, tg: dict[str, Any]
+) -> LoadBalancerSettings:
+    attributes = await gateway.target_group_attributes(tg["TargetGroupArn"])
+    delay = attributes.get("deregistration_delay.timeout_seconds")
+    return LoadBalancerSettings(
+        name,
+        LoadBalancerKind.TARGET_GROUP,
+        interval_seconds=tg.get("HealthCheckIntervalSeconds"),
+        timeout_seconds=tg.get("HealthCheckTimeoutSeconds"),
+        healthy_threshold=tg.get("HealthyThresholdCount"),
+        unhealthy_threshold=tg.get("UnhealthyThresholdCount"),
+        target=(
+            f"{tg.get('HealthCheckProtocol', '')}:{tg.get('HealthCheckPort', '')}"
+            f"{tg.get('HealthCheckPath', '')}"
+        ),
+        deregistration_delay_seconds=int(delay) if delay is not None else None,
+    )
 
 
 async def _read_health(
