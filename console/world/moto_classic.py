@@ -11,16 +11,8 @@ from moto.elb.exceptions import NoActiveLoadBalancerFoundError
 from moto.elb.models import ELBBackend, LoadBalancer
 from moto.elb.responses import ELBResponse
 
-from console.world.moto_state import (
-    CLASSIC_DRAINING,
-    CLASSIC_NOT_REGISTERED,
-    CLASSIC_REGISTERING,
-    clock,
-    lock,
-    registration_until,
-    timeline,
-    verdict,
-)
+from console.world import moto_state
+from console.world.moto_state import CLASSIC_DRAINING, CLASSIC_NOT_REGISTERED, CLASSIC_REGISTERING
 
 # moto's own methods, kept by patch() for the patched ones to call.
 _original: dict[str, Any] = {}
@@ -65,9 +57,9 @@ def _register_instances(
     balancer = self.get_load_balancer(load_balancer_name)
     known = set(balancer.instance_ids)
     fresh = list(dict.fromkeys(i for i in instance_ids if i not in known))
-    until = registration_until(clock())
-    with lock:
-        memory = timeline(balancer)
+    until = moto_state.registration_until(moto_state.clock())
+    with moto_state.lock:
+        memory = moto_state.timeline(balancer)
         for instance_id in fresh:
             memory.draining.pop(instance_id, None)
             memory.deregistered.discard(instance_id)
@@ -84,9 +76,9 @@ def _deregister_instances(
     balancer = self.get_load_balancer(load_balancer_name)
     leaving = [i for i in instance_ids if i in set(balancer.instance_ids)]
     seconds = _draining_seconds(balancer)
-    now = clock()
-    with lock:
-        memory = timeline(balancer)
+    now = moto_state.clock()
+    with moto_state.lock:
+        memory = moto_state.timeline(balancer)
         for instance_id in leaving:
             memory.initial_until.pop(instance_id, None)
             if seconds > 0:
@@ -106,9 +98,9 @@ def _describe_instance_health(
     if balancer is None:
         raise NoActiveLoadBalancerFoundError(name=lb_name)
     registered = list(balancer.instance_ids)
-    now = clock()
-    with lock:
-        memory = timeline(balancer)
+    now = moto_state.clock()
+    with moto_state.lock:
+        memory = moto_state.timeline(balancer)
         for instance_id, (until, _) in list(memory.draining.items()):
             if until <= now:
                 del memory.draining[instance_id]
@@ -153,7 +145,7 @@ def _registered_state(instance: Any, initial: bool, path: str | None) -> tuple[s
         return ("OutOfService", "Instance", f"Instance is in {instance.state} state.")
     if initial:
         return ("OutOfService", "ELB", CLASSIC_REGISTERING)
-    failing = verdict(instance.id, path)
+    failing = moto_state.verdict(instance.id, path)
     if failing is None:
         return ("InService", "N/A", "N/A")
     return ("OutOfService", "Instance", failing.classic_description)

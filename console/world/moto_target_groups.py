@@ -6,16 +6,8 @@ from typing import Any
 
 from moto.elbv2.models import ELBv2Backend, FakeHealthStatus, FakeTargetGroup
 
-from console.world.moto_state import (
-    DRAINING_TARGET,
-    REGISTERING_TARGET,
-    FailingCheck,
-    clock,
-    lock,
-    registration_until,
-    timeline,
-    verdict,
-)
+from console.world import moto_state
+from console.world.moto_state import DRAINING_TARGET, REGISTERING_TARGET, FailingCheck
 
 # moto's own methods, kept by patch() for the patched ones to call.
 _original: dict[str, Any] = {}
@@ -38,7 +30,7 @@ def patch() -> None:
 
 def _drain_target(group: FakeTargetGroup, target: dict[str, Any], now: float) -> None:
     """Move a registered target to draining for the group's deregistration delay (lock held)."""
-    memory = timeline(group)
+    memory = moto_state.timeline(group)
     memory.initial_until.pop(target["Id"], None)
     delay = int(str(group.attributes.get("deregistration_delay.timeout_seconds", 300)))
     if delay > 0:
@@ -49,7 +41,7 @@ def _drain_target(group: FakeTargetGroup, target: dict[str, Any], now: float) ->
 
 def _expire_draining(group: FakeTargetGroup, now: float) -> dict[str, dict[str, Any]]:
     """Finish the drains whose delay is over; returns the targets still draining (lock held)."""
-    memory = timeline(group)
+    memory = moto_state.timeline(group)
     for target_id, (until, target) in list(memory.draining.items()):
         if until <= now:
             del memory.draining[target_id]
@@ -68,9 +60,9 @@ def _health_check_path(group: FakeTargetGroup) -> str | None:
 def _register(self: FakeTargetGroup, targets: list[dict[str, Any]]) -> None:
     fresh = [t["Id"] for t in targets if t["Id"] not in self.targets]
     _original["register"](self, targets)  # checks that each instance runs
-    until = registration_until(clock())
-    with lock:
-        memory = timeline(self)
+    until = moto_state.registration_until(moto_state.clock())
+    with moto_state.lock:
+        memory = moto_state.timeline(self)
         for target_id in fresh:
             memory.draining.pop(target_id, None)
             if until is not None:
@@ -78,10 +70,10 @@ def _register(self: FakeTargetGroup, targets: list[dict[str, Any]]) -> None:
 
 
 def _deregister(self: FakeTargetGroup, targets: list[dict[str, Any]]) -> None:
-    now = clock()
+    now = moto_state.clock()
     unknown: list[dict[str, Any]] = []
-    with lock:
-        memory = timeline(self)
+    with moto_state.lock:
+        memory = moto_state.timeline(self)
         for target in targets:
             registered = self.targets.pop(target["Id"], None)
             if registered is not None:
@@ -99,8 +91,8 @@ def _deregister(self: FakeTargetGroup, targets: list[dict[str, Any]]) -> None:
 
 def _deregister_terminated(self: FakeTargetGroup, instance_ids: list[str]) -> None:
     # AWS deregisters a terminated instance: it drains, then is gone (moto: draining forever).
-    now = clock()
-    with lock:
+    now = moto_state.clock()
+    with moto_state.lock:
         for target_id in instance_ids:
             registered = self.targets.pop(target_id, None)
             if registered is not None:
@@ -109,9 +101,9 @@ def _deregister_terminated(self: FakeTargetGroup, instance_ids: list[str]) -> No
 
 def _health_for(self: FakeTargetGroup, target: dict[str, Any], ec2_backend: Any) -> Any:
     target_id = target["Id"]
-    now = clock()
-    with lock:
-        memory = timeline(self)
+    now = moto_state.clock()
+    with moto_state.lock:
+        memory = moto_state.timeline(self)
         draining = memory.draining.get(target_id)
         if draining is not None and draining[0] <= now:
             del memory.draining[target_id]
@@ -137,7 +129,7 @@ def _health_for(self: FakeTargetGroup, target: dict[str, Any], ec2_backend: Any)
             target_id, port, self.health_check_port, "initial", *REGISTERING_TARGET
         )
     failing = (
-        verdict(target_id, _health_check_path(self))
+        moto_state.verdict(target_id, _health_check_path(self))
         if instance.state == "running"
         else FailingCheck()
     )
@@ -158,8 +150,8 @@ def _describe_target_health(
 ) -> list[FakeHealthStatus]:
     group = self.target_groups.get(target_group_arn)
     if not targets and group is not None:
-        with lock:
-            draining = _expire_draining(group, clock())
+        with moto_state.lock:
+            draining = _expire_draining(group, moto_state.clock())
         # AWS lists the targets still draining along with the registered ones.
         targets = list(group.targets.values()) + [
             t for target_id, t in draining.items() if target_id not in group.targets
