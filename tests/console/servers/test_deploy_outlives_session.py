@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import re
+import select
 import shlex
 import signal
 import subprocess
@@ -69,6 +70,19 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Config, Pa
         path = workdir / "config.toml"
         path.write_bytes(tomli_w.dumps(data).encode())
         yield load_config(path), path, key_path
+
+
+def _cli(config_path: Path, store: Path) -> list[str]:
+    """The command line of `deploy-console` on the world's config and the test's store."""
+    return [
+        sys.executable,
+        "-m",
+        "screens.main",
+        "--config",
+        str(config_path),
+        "--store",
+        str(store),
+    ]
 
 
 def _read(store: Path) -> tuple[list[DeployRecord], dict[str, list[StepRecord]], list[AuditRow]]:
@@ -220,6 +234,8 @@ def sshd(world: tuple[Config, Path, Path], tmp_path: Path) -> Iterator[tuple[int
     )  # fmt: skip
     try:
         assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], SCREEN_TIMEOUT)
+        assert ready, f"sshd did not say it listens within {SCREEN_TIMEOUT:g} s"
         line = process.stdout.readline().strip()
         assert line.startswith("sshd listening on 127.0.0.1:"), line
         yield int(line.split()[3].rsplit(":", 1)[1]), store
@@ -292,8 +308,7 @@ def test_a_deploy_ends_on_one_version_after_its_consoles_terminal_is_closed(
     config, config_path, _ = world
     store = tmp_path / "store.db"
     release = _release_other_than(config)
-    console = [sys.executable, "-m", "screens.main", "--config", str(config_path)]
-    console += ["--store", str(store)]
+    console = _cli(config_path, store)
     # The terminal's size is tmux's (Textual would take COLUMNS and LINES over it).
     inherited = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     env = dict(
@@ -340,8 +355,7 @@ def test_web_runs_the_deploys_its_sessions_queue(
     config, config_path, _ = world
     store = tmp_path / "store.db"
     release = _release_other_than(config)
-    base = [sys.executable, "-m", "screens.main", "--config", str(config_path)]
-    base += ["--store", str(store)]
+    base = _cli(config_path, store)
     env = dict(os.environ, DEPLOY_CONSOLE_DATA_DIR=str(tmp_path / "data"))
     queued = subprocess.run(
         [*base, "deploy", PROJECT, CLUSTER, release, "--no-wait", "--json"],
@@ -431,8 +445,7 @@ def test_a_command_line_deploy_goes_on_to_its_end_when_its_terminal_closes(
     config, config_path, _ = world
     store = tmp_path / "store.db"
     release = _release_other_than(config)
-    command = [sys.executable, "-m", "screens.main", "deploy", PROJECT, CLUSTER, release,
-               "--config", str(config_path), "--store", str(store)]  # fmt: skip
+    command = [*_cli(config_path, store), "deploy", PROJECT, CLUSTER, release]
     env = dict(os.environ, DEPLOY_CONSOLE_DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(ROOT))
     tmux = Tmux(tmp_path, "cli", f"cd {shlex.quote(str(ROOT))} && exec {shlex.join(command)}", env)
     try:
