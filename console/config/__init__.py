@@ -5,6 +5,7 @@ world_seed and web) checks each table and how they refer to each other; load fin
 writes config files and the samples shipped along; paths says where things live.
 """
 
+from console.config import schema
 from console.config.doors import (
     ANCHOR_LOCK_MODES,
     MAX_ANCHOR_RETENTION_DAYS,
@@ -29,33 +30,14 @@ from console.config.parse import (
     parse_config,
 )
 from console.config.reader import DAY, ENV_NAME_PATTERN, HOUR, MAX_PORT, NAME_PATTERN
-from console.config.schema import (
-    DEFAULT_ANCHOR_KEY,
-    AccessSettings,
-    AuditSettings,
-    ClusterConfig,
-    Config,
-    DeploySettings,
-    EngineSettings,
-    LaunchSettings,
-    ProjectClusterConfig,
-    ProjectConfig,
-    QueueSettings,
-    SshdKey,
-    SshdSettings,
-    SshSettings,
-    TagKeys,
-    WorldConfig,
-    WorldEnv,
-    WorldProject,
-)
+from console.config.schema import *  # noqa: F403 (what a config is: every dataclass)
 from console.config.web import WebSettings
 from console.config.world_seed import MAX_INSTANCES, MAX_SEED
 
 __all__ = [
+    *schema.__all__,
     "ANCHOR_LOCK_MODES",
     "DAY",
-    "DEFAULT_ANCHOR_KEY",
     "ENV_NAME_PATTERN",
     "EXTERNAL_ID_PATTERN",
     "HOUR",
@@ -71,24 +53,7 @@ __all__ = [
     "ROLE_LISTS",
     "S3_BUCKET_PATTERN",
     "SSHD_USER_PATTERN",
-    "AccessSettings",
-    "AuditSettings",
-    "ClusterConfig",
-    "Config",
-    "DeploySettings",
-    "EngineSettings",
-    "LaunchSettings",
-    "ProjectClusterConfig",
-    "ProjectConfig",
-    "QueueSettings",
-    "SshSettings",
-    "SshdKey",
-    "SshdSettings",
-    "TagKeys",
     "WebSettings",
-    "WorldConfig",
-    "WorldEnv",
-    "WorldProject",
     "document_digest",
     "find_config",
     "load_config",

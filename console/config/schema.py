@@ -10,6 +10,27 @@ from pathlib import Path
 from console.config.web import WebSettings
 from console.errors import ConfigError
 
+__all__ = [
+    "DEFAULT_ANCHOR_KEY",
+    "AccessSettings",
+    "AuditSettings",
+    "ClusterConfig",
+    "Config",
+    "DeploySettings",
+    "EngineSettings",
+    "LaunchSettings",
+    "ProjectClusterConfig",
+    "ProjectConfig",
+    "QueueSettings",
+    "SshSettings",
+    "SshdKey",
+    "SshdSettings",
+    "TagKeys",
+    "WorldConfig",
+    "WorldEnv",
+    "WorldProject",
+]
+
 
 @dataclass(frozen=True)
 class TagKeys:

@@ -9,7 +9,6 @@ import contextlib
 import json
 import os
 import re
-import select
 import shlex
 import signal
 import subprocess
@@ -34,6 +33,7 @@ from console.store import AuditRow, DeployRecord, StepRecord, Store
 from screens.main import runner_argv
 from tests.conftest import DEMO_CONFIG
 from tests.console.servers.processes import alive
+from tests.console.servers.test_sshd import listening
 from tests.deploy_world import ROOT, instances, live, world_process
 from tests.waiting import wait_until
 
@@ -233,12 +233,7 @@ def sshd(world: tuple[Config, Path, Path], tmp_path: Path) -> Iterator[tuple[int
         start_new_session=True,
     )  # fmt: skip
     try:
-        assert process.stdout is not None
-        ready, _, _ = select.select([process.stdout], [], [], SCREEN_TIMEOUT)
-        assert ready, f"sshd did not say it listens within {SCREEN_TIMEOUT:g} s"
-        line = process.stdout.readline().strip()
-        assert line.startswith("sshd listening on 127.0.0.1:"), line
-        yield int(line.split()[3].rsplit(":", 1)[1]), store
+        yield listening(process)[0], store
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -273,9 +268,7 @@ def test_a_deploy_ends_on_one_version_after_its_ssh_client_is_killed(
     try:
         ssh_pid = tmux.pane_pid()
         _start_deploy(tmux, release)
-        wait_until(lambda: _running(store), "the deploy to run", SCREEN_TIMEOUT)
-        running = _running(store)
-        assert running is not None
+        running = wait_until(lambda: _running(store), "the deploy to run", SCREEN_TIMEOUT)
         cut_at = datetime.now(UTC)
         os.kill(ssh_pid, signal.SIGKILL)  # the client vanishes mid-deploy
     finally:
@@ -321,9 +314,7 @@ def test_a_deploy_ends_on_one_version_after_its_consoles_terminal_is_closed(
     try:
         console_pid = tmux.pane_pid()
         _start_deploy(tmux, release)
-        wait_until(lambda: _running(store), "the deploy to run", SCREEN_TIMEOUT)
-        running = _running(store)
-        assert running is not None
+        running = wait_until(lambda: _running(store), "the deploy to run", SCREEN_TIMEOUT)
         cut_at = datetime.now(UTC)
         tmux.kill_server()  # the terminal closes: SIGHUP to the console
         wait_until(lambda: not alive(console_pid), "the console to end", SCREEN_TIMEOUT)
@@ -450,9 +441,7 @@ def test_a_command_line_deploy_goes_on_to_its_end_when_its_terminal_closes(
     tmux = Tmux(tmp_path, "cli", f"cd {shlex.quote(str(ROOT))} && exec {shlex.join(command)}", env)
     try:
         deploy_pid = tmux.pane_pid()
-        wait_until(lambda: _running(store), "the deploy to run", SCREEN_TIMEOUT)
-        running = _running(store)
-        assert running is not None
+        running = wait_until(lambda: _running(store), "the deploy to run", SCREEN_TIMEOUT)
         cut_at = datetime.now(UTC)
         tmux.kill_server()  # the terminal closes: SIGHUP to the command
         record = _assert_ended_on_one_version(config, store, running.id)

@@ -398,6 +398,17 @@ def test_the_sshd_command_never_loads_textual(sshd_config_path: Path) -> None:
 # -- the real OpenSSH client, through the command line server --------------------------------
 
 
+def listening(process: subprocess.Popen[str]) -> tuple[int, str]:
+    """The port and host key fingerprint a starting `deploy-console sshd` says it listens with
+    (its first line, within DEADLINE)."""
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], DEADLINE)
+    assert ready, f"sshd did not say it listens within {DEADLINE:g} s"
+    line = process.stdout.readline().strip()
+    assert line.startswith("sshd listening on 127.0.0.1:"), line
+    return int(line.split()[3].rsplit(":", 1)[1]), line.split("host key ")[1].rstrip(")")
+
+
 @contextlib.contextmanager
 def running_sshd(config: Path, folder: Path) -> Iterator[tuple[int, str]]:
     """`deploy-console sshd` on `config` as its own process on a free port, its data and store
@@ -407,12 +418,7 @@ def running_sshd(config: Path, folder: Path) -> Iterator[tuple[int, str]]:
     argv += ["--store", str(folder / "store.db"), "--port", "0"]
     process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True, env=env)
     try:
-        assert process.stdout is not None
-        ready, _, _ = select.select([process.stdout], [], [], DEADLINE)
-        assert ready, f"sshd did not say it listens within {DEADLINE:g} s"
-        line = process.stdout.readline().strip()
-        assert line.startswith("sshd listening on 127.0.0.1:"), line
-        yield int(line.split()[3].rsplit(":", 1)[1]), line.split("host key ")[1].rstrip(")")
+        yield listening(process)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=DEADLINE) == 0
     finally:
