@@ -122,19 +122,24 @@ def test_installed_world_runs_from_the_packaged_demo(venv: Path, tmp_path: Path)
     assert "ok: 4 clusters" in checked
 
 
-def test_world_without_the_demo_extra_says_what_to_install(tmp_path: Path) -> None:
-    """moto missing (the [demo] extra not installed): one line naming the extra, exit 2."""
+def test_without_the_demo_extra_config_check_works_and_world_says_what_to_install(
+    tmp_path: Path,
+) -> None:
+    """moto missing (a plain install, without [demo]): `config check` of the packaged example
+    works; `world` says in one line which extra it needs, exit 2."""
     script = (
         "import sys\n"
         "sys.modules['moto'] = None  # what an install without the extra finds\n"
-        "from screens.main import main\n"
+        "from console.config import sample_config\n"
+        "from screens.main import main, run\n"
+        "assert run(['config', 'check', '--config', str(sample_config('example.toml'))]) == 0\n"
         f"main(['world', '--write-config', {str(tmp_path / 'world.toml')!r}])\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
-    assert result.returncode == 2
-    assert result.stdout == ""
+    assert result.returncode == 2, result.stderr
+    assert "example.toml: ok: " in result.stdout
     assert result.stderr == (
         "deploy-console: error: the embedded world needs the demo extra: "
         "pip install 'deploy-console[demo]'\n"
