@@ -99,11 +99,6 @@ def fail_health_checks(instance_id: str, check: FailingCheck | None = None) -> N
         _failing[instance_id] = check or FailingCheck()
 
 
-def pass_health_checks(instance_id: str) -> None:
-    with lock:
-        _failing.pop(instance_id, None)
-
-
 def set_serving(serving: Serving | None) -> None:
     """Who decides whether an instance passes a load balancer's health check:
     `serving(instance_id, path)` returns True/False, or None for no opinion (the failing marks
