@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from console.config import Config, find_config, load_config, write_world_config
+from console.config import Config, find_config, load_config, sample_config, write_world_config
 from console.config.paths import user_data_dir
 from console.errors import ConsoleError
 from console.inputs import SQLITE_INTEGER_MAX, seconds, shown, whole_number
@@ -27,8 +27,7 @@ if TYPE_CHECKING:
     from console.world.server import World
 
 PROG = "deploy-console"
-REPO_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
-DEMO_CONFIG = REPO_CONFIG_DIR / "demo.toml"
+DEMO_CONFIG = sample_config("demo.toml")
 MAX_LIMIT = 1_000_000  # history --limit
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
-    from console.config import _Table
+    from console.config.reader import Table
 
 AUTH_MODES = ("none", "proxy", "tokens")
 # A user or group name the audit and the roles can hold (as console.identity's USER_PATTERN).
@@ -72,7 +72,7 @@ def origin_of(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
-def parse_web(table: _Table) -> WebSettings:
+def parse_web(table: Table) -> WebSettings:
     """Validate `[web]`; every mistake is one line naming the key."""
     defaults = WebSettings()
     auth: str = table.string("auth", default="none")
@@ -132,11 +132,11 @@ def parse_web(table: _Table) -> WebSettings:
     return settings
 
 
-def _bounded(table: _Table, key: str, default: int, bounds: tuple[int, int]) -> int:
+def _bounded(table: Table, key: str, default: int, bounds: tuple[int, int]) -> int:
     return table.integer(key, default, minimum=bounds[0], maximum=bounds[1])
 
 
-def _networks(table: _Table, key: str) -> tuple[Network, ...]:
+def _networks(table: Table, key: str) -> tuple[Network, ...]:
     networks = []
     for text in table.strings(key):
         try:
@@ -146,7 +146,7 @@ def _networks(table: _Table, key: str) -> tuple[Network, ...]:
     return tuple(networks)
 
 
-def _tokens(table: _Table) -> tuple[WebToken, ...]:
+def _tokens(table: Table) -> tuple[WebToken, ...]:
     tokens: list[WebToken] = []
     for entry in table.tables("tokens"):
         user: str = entry.string("user", required=True)

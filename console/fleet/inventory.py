@@ -230,13 +230,7 @@ class Fleet:
             return gateway.message
         tags = self.config.tags
         names = {c.name for c in clusters}
-        classic_names: set[str] = set()
-        group_names: set[str] = set()
-        for project in self.config.projects:
-            for cluster_name, settings in project.clusters.items():
-                if cluster_name in names:
-                    classic_names.update(settings.classic_elbs)
-                    group_names.update(settings.target_groups)
+        classic_names, group_names = self._configured_load_balancers(names)
         filters = [
             {"Name": "tag-key", "Values": [tags.project]},
             {"Name": f"tag:{tags.environment}", "Values": sorted(names)},
@@ -262,53 +256,21 @@ class Fleet:
         target_groups = {
             tg["TargetGroupName"]: tg for tg in group_list if tg["TargetGroupName"] in group_names
         }
-        from console.aws.gateway import MAX_CONCURRENT_CALLS  # loaded already: a gateway answered
-
-        semaphore = asyncio.Semaphore(MAX_CONCURRENT_CALLS)
-        health: dict[tuple[str, str], dict[str, TargetState]] = {}
-        health_errors: dict[tuple[str, str], str] = {}
-
-        async def read_classic(name: str) -> None:
-            async with semaphore:
-                try:
-                    states = await gateway.classic_health(name)
-                except AwsError as error:
-                    health_errors[(LoadBalancerKind.CLASSIC, name)] = error.message
-                    return
-            health[(LoadBalancerKind.CLASSIC, name)] = {
-                state["InstanceId"]: TargetState(
-                    name,
-                    LoadBalancerKind.CLASSIC,
-                    state.get("State", "Unknown"),
-                    _classic_reason(state),
-                )
-                for state in states
-            }
-
-        async def read_group(name: str, arn: str) -> None:
-            async with semaphore:
-                try:
-                    descriptions = await gateway.target_health(arn)
-                except AwsError as error:
-                    health_errors[(LoadBalancerKind.TARGET_GROUP, name)] = error.message
-                    return
-            health[(LoadBalancerKind.TARGET_GROUP, name)] = {
-                item["Target"]["Id"]: TargetState(
-                    name,
-                    LoadBalancerKind.TARGET_GROUP,
-                    item.get("TargetHealth", {}).get("State", "unavailable"),
-                    item.get("TargetHealth", {}).get("Reason", ""),
-                )
-                for item in descriptions
-            }
-
-        await asyncio.gather(
-            *(read_classic(name) for name in sorted(classic)),
-            *(read_group(name, tg["TargetGroupArn"]) for name, tg in sorted(target_groups.items())),
-        )
+        health, health_errors = await _read_health(gateway, classic, target_groups)
         for cluster in clusters:
             self._listed[cluster.name] = (classic, target_groups)
         return _GroupReading(instances, classic, target_groups, health, health_errors)
+
+    def _configured_load_balancers(self, cluster_names: set[str]) -> tuple[set[str], set[str]]:
+        """The classic ELBs and the target groups the projects name in these clusters."""
+        classic_names: set[str] = set()
+        group_names: set[str] = set()
+        for project in self.config.projects:
+            for cluster_name, settings in project.clusters.items():
+                if cluster_name in cluster_names:
+                    classic_names.update(settings.classic_elbs)
+                    group_names.update(settings.target_groups)
+        return classic_names, group_names
 
     def _build_envs(
         self, cluster: ClusterConfig, reading: _GroupReading, now: datetime
@@ -408,65 +370,118 @@ class Fleet:
         gateway = await asyncio.to_thread(self.gateway, cluster)
         listed_classic, listed_groups = self._listed.get(cluster, (None, None))
         results: list[LoadBalancerSettings] = []
-        if settings.classic_elbs:
-            listed = listed_classic
+        kinds = (
+            (LoadBalancerKind.CLASSIC, settings.classic_elbs, listed_classic, _classic_settings),
+            (LoadBalancerKind.TARGET_GROUP, settings.target_groups, listed_groups, _group_settings),
+        )
+        for kind, names, listed, read in kinds:
+            if not names:
+                continue
             if listed is None:
-                listed = {
-                    lb["LoadBalancerName"]: lb for lb in await gateway.classic_load_balancers()
-                }
-            for name in settings.classic_elbs:
-                lb = listed.get(name)
-                if lb is None:
-                    results.append(
-                        LoadBalancerSettings(name, LoadBalancerKind.CLASSIC, exists=False)
-                    )
-                    continue
-                check = lb.get("HealthCheck", {})
-                attributes = await gateway.classic_attributes(name)
-                draining = attributes.get("ConnectionDraining", {})
-                results.append(
-                    LoadBalancerSettings(
-                        name,
-                        LoadBalancerKind.CLASSIC,
-                        interval_seconds=check.get("Interval"),
-                        timeout_seconds=check.get("Timeout"),
-                        healthy_threshold=check.get("HealthyThreshold"),
-                        unhealthy_threshold=check.get("UnhealthyThreshold"),
-                        target=check.get("Target", ""),
-                        deregistration_delay_seconds=(
-                            draining.get("Timeout") if draining.get("Enabled") else 0
-                        ),
-                    )
-                )
-        if settings.target_groups:
-            groups = listed_groups
-            if groups is None:
-                groups = {tg["TargetGroupName"]: tg for tg in await gateway.target_groups()}
-            for name in settings.target_groups:
-                tg = groups.get(name)
-                if tg is None:
-                    results.append(
-                        LoadBalancerSettings(name, LoadBalancerKind.TARGET_GROUP, exists=False)
-                    )
-                    continue
-                attributes = await gateway.target_group_attributes(tg["TargetGroupArn"])
-                delay = attributes.get("deregistration_delay.timeout_seconds")
-                results.append(
-                    LoadBalancerSettings(
-                        name,
-                        LoadBalancerKind.TARGET_GROUP,
-                        interval_seconds=tg.get("HealthCheckIntervalSeconds"),
-                        timeout_seconds=tg.get("HealthCheckTimeoutSeconds"),
-                        healthy_threshold=tg.get("HealthyThresholdCount"),
-                        unhealthy_threshold=tg.get("UnhealthyThresholdCount"),
-                        target=(
-                            f"{tg.get('HealthCheckProtocol', '')}:{tg.get('HealthCheckPort', '')}"
-                            f"{tg.get('HealthCheckPath', '')}"
-                        ),
-                        deregistration_delay_seconds=int(delay) if delay is not None else None,
-                    )
-                )
+                listed = await _listing(gateway, kind)
+            for name in names:
+                found = listed.get(name)
+                if found is None:
+                    results.append(LoadBalancerSettings(name, kind, exists=False))
+                else:
+                    results.append(await read(gateway, name, found))
         return tuple(results)
+
+
+async def _listing(gateway: AwsGateway, kind: LoadBalancerKind) -> dict[str, Any]:
+    """Every load balancer of a kind in the gateway's account and region, by name."""
+    if kind == LoadBalancerKind.CLASSIC:
+        return {lb["LoadBalancerName"]: lb for lb in await gateway.classic_load_balancers()}
+    return {tg["TargetGroupName"]: tg for tg in await gateway.target_groups()}
+
+
+async def _classic_settings(
+    gateway: AwsGateway, name: str, lb: dict[str, Any]
+) -> LoadBalancerSettings:
+    check = lb.get("HealthCheck", {})
+    draining = (await gateway.classic_attributes(name)).get("ConnectionDraining", {})
+    return LoadBalancerSettings(
+        name,
+        LoadBalancerKind.CLASSIC,
+        interval_seconds=check.get("Interval"),
+        timeout_seconds=check.get("Timeout"),
+        healthy_threshold=check.get("HealthyThreshold"),
+        unhealthy_threshold=check.get("UnhealthyThreshold"),
+        target=check.get("Target", ""),
+        deregistration_delay_seconds=draining.get("Timeout") if draining.get("Enabled") else 0,
+    )
+
+
+async def _group_settings(
+    gateway: AwsGateway, name: str, tg: dict[str, Any]
+) -> LoadBalancerSettings:
+    attributes = await gateway.target_group_attributes(tg["TargetGroupArn"])
+    delay = attributes.get("deregistration_delay.timeout_seconds")
+    return LoadBalancerSettings(
+        name,
+        LoadBalancerKind.TARGET_GROUP,
+        interval_seconds=tg.get("HealthCheckIntervalSeconds"),
+        timeout_seconds=tg.get("HealthCheckTimeoutSeconds"),
+        healthy_threshold=tg.get("HealthyThresholdCount"),
+        unhealthy_threshold=tg.get("UnhealthyThresholdCount"),
+        target=(
+            f"{tg.get('HealthCheckProtocol', '')}:{tg.get('HealthCheckPort', '')}"
+            f"{tg.get('HealthCheckPath', '')}"
+        ),
+        deregistration_delay_seconds=int(delay) if delay is not None else None,
+    )
+
+
+async def _read_health(
+    gateway: AwsGateway, classic: dict[str, Any], target_groups: dict[str, Any]
+) -> tuple[dict[tuple[str, str], dict[str, TargetState]], dict[tuple[str, str], str]]:
+    """Every listed load balancer's health, by (kind, name); and the errors of those that did
+    not answer. At most MAX_CONCURRENT_CALLS at once."""
+    from console.aws.gateway import MAX_CONCURRENT_CALLS  # loaded already: a gateway answered
+
+    semaphore = asyncio.Semaphore(MAX_CONCURRENT_CALLS)
+    health: dict[tuple[str, str], dict[str, TargetState]] = {}
+    health_errors: dict[tuple[str, str], str] = {}
+
+    async def read_classic(name: str) -> None:
+        async with semaphore:
+            try:
+                states = await gateway.classic_health(name)
+            except AwsError as error:
+                health_errors[(LoadBalancerKind.CLASSIC, name)] = error.message
+                return
+        health[(LoadBalancerKind.CLASSIC, name)] = {
+            state["InstanceId"]: TargetState(
+                name,
+                LoadBalancerKind.CLASSIC,
+                state.get("State", "Unknown"),
+                _classic_reason(state),
+            )
+            for state in states
+        }
+
+    async def read_group(name: str, arn: str) -> None:
+        async with semaphore:
+            try:
+                descriptions = await gateway.target_health(arn)
+            except AwsError as error:
+                health_errors[(LoadBalancerKind.TARGET_GROUP, name)] = error.message
+                return
+        health[(LoadBalancerKind.TARGET_GROUP, name)] = {
+            item["Target"]["Id"]: TargetState(
+                name,
+                LoadBalancerKind.TARGET_GROUP,
+                item.get("TargetHealth", {}).get("State", "unavailable"),
+                item.get("TargetHealth", {}).get("Reason", ""),
+            )
+            for item in descriptions
+        }
+
+    await asyncio.gather(
+        *(read_classic(name) for name in sorted(classic)),
+        *(read_group(name, tg["TargetGroupArn"]) for name, tg in sorted(target_groups.items())),
+    )
+    return health, health_errors
 
 
 def _classic_reason(state: dict[str, Any]) -> str:

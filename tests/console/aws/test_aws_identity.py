@@ -34,6 +34,7 @@ from console.fleet.inventory import Fleet
 from console.model import DeployRequest, DeployState
 from tests.conftest import DEMO_CONFIG, EXAMPLE_CONFIG
 from tests.console.aws.test_iam import actions, allowed
+from tests.console.config.test_config import entry_point_check
 from tests.deploy_world import world_process
 
 ROLE = "arn:aws:iam::123456789012:role/deploy-console-poller"
@@ -320,12 +321,7 @@ def test_bad_assume_role_settings_are_one_line_with_exit_2(
 ) -> None:
     path = tmp_path / "console.toml"
     path.write_text(CLUSTER.format(settings=settings))
-    result = subprocess.run(
-        [sys.executable, "-m", "screens.main", "config", "check", "--config", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = entry_point_check(path)
     assert result.returncode == 2
     assert result.stderr.startswith(f"deploy-console: error: {path}: {expected}"), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr

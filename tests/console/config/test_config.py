@@ -38,6 +38,26 @@ def check(tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]) -> tupl
     return code, captured.err
 
 
+def one_line_error(tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]) -> str:
+    """`config check` of `text` fails with exit 2 and one line naming the file: that line."""
+    code, err = check(tmp_path, text, capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert str(tmp_path / "console.toml") in lines[0]
+    return lines[0]
+
+
+def entry_point_check(path: Path) -> subprocess.CompletedProcess[str]:
+    """`deploy-console config check` of `path` through the real entry point, in a process."""
+    return subprocess.run(
+        [sys.executable, "-m", "screens.main", "config", "check", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def test_demo_config_is_the_original_fleet() -> None:
     config = load_config(DEMO_CONFIG)
     assert config.cluster_names == ("staging", "qaprod1", "prod1", "prod2")
@@ -249,13 +269,7 @@ def test_valid_minimal_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 def test_config_mistakes_are_one_line_with_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, expected: str
 ) -> None:
-    code, err = check(tmp_path, text, capsys)
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert str(tmp_path / "console.toml") in lines[0]
-    assert expected in lines[0]
-    assert "Traceback" not in err
+    assert expected in one_line_error(tmp_path, text, capsys)
 
 
 def test_invalid_toml_names_the_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -308,12 +322,7 @@ def test_search_order_env_then_user_dir(
 def test_real_entry_point_prints_no_traceback(tmp_path: Path) -> None:
     path = tmp_path / "broken.toml"
     path.write_text("[[clusters]]\nname = 7\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "screens.main", "config", "check", "--config", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = entry_point_check(path)
     assert result.returncode == 2
     assert result.stderr.strip() == (
         f"deploy-console: error: {path}: clusters[0].name: must be a string, not an integer"

@@ -10,12 +10,13 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from console.config import Config, ProjectClusterConfig
 from console.fleet.inventory import Fleet
-from console.model import Health, LoadBalancerKind
+from console.model import FleetSnapshot, Health, LoadBalancerKind
 from console.world.server import World
 from tests.conftest import ROOT
 
@@ -35,12 +36,25 @@ def minimum_calls(config: Config) -> int:
     return total
 
 
-async def test_snapshot_shows_the_demo_fleet(world_config: Config) -> None:
-    fleet = Fleet(world_config)
+async def _one_refresh(config: Config) -> FleetSnapshot:
+    """One snapshot of the fleet `config` describes, from a Fleet of its own."""
+    fleet = Fleet(config)
     try:
-        snapshot = await fleet.refresh()
+        return await fleet.refresh()
     finally:
         fleet.close()
+
+
+def _with_cluster(config: Config, name: str, **changes: Any) -> Config:
+    """The config with cluster `name`'s settings changed (the others as they are)."""
+    clusters = tuple(
+        dataclasses.replace(c, **changes) if c.name == name else c for c in config.clusters
+    )
+    return dataclasses.replace(config, clusters=clusters)
+
+
+async def test_snapshot_shows_the_demo_fleet(world_config: Config) -> None:
+    snapshot = await _one_refresh(world_config)
     assert [c.name for c in snapshot.clusters] == ["staging", "qaprod1", "prod1", "prod2"]
     assert all(c.error is None for c in snapshot.clusters)
     storefront = snapshot.env("storefront", "prod2")
@@ -113,15 +127,9 @@ async def test_concurrent_refreshes_share_one(world_config: Config) -> None:
 async def test_unreachable_cluster_is_unknown_and_the_others_stay_live(
     world_config: Config,
 ) -> None:
-    clusters = tuple(
-        dataclasses.replace(c, endpoint_url="http://127.0.0.1:9") if c.name == "prod2" else c
-        for c in world_config.clusters
+    snapshot = await _one_refresh(
+        _with_cluster(world_config, "prod2", endpoint_url="http://127.0.0.1:9")
     )
-    fleet = Fleet(dataclasses.replace(world_config, clusters=clusters))
-    try:
-        snapshot = await fleet.refresh()
-    finally:
-        fleet.close()
     prod2 = snapshot.cluster("prod2")
     assert prod2.error is not None and "cannot reach http://127.0.0.1:9" in prod2.error
     assert all(
@@ -139,15 +147,9 @@ async def test_bad_credentials_fail_only_their_cluster(
 ) -> None:
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
-    clusters = tuple(
-        dataclasses.replace(c, endpoint_url=None, profile="nobody") if c.name == "staging" else c
-        for c in world_config.clusters
+    snapshot = await _one_refresh(
+        _with_cluster(world_config, "staging", endpoint_url=None, profile="nobody")
     )
-    fleet = Fleet(dataclasses.replace(world_config, clusters=clusters))
-    try:
-        snapshot = await fleet.refresh()
-    finally:
-        fleet.close()
     assert snapshot.cluster("staging").error == "cluster staging: AWS profile 'nobody' not found"
     assert snapshot.cluster("qaprod1").error is None
     env = snapshot.env("checkout-api", "qaprod1")
@@ -167,11 +169,7 @@ async def test_missing_load_balancer_is_reported_on_its_cell(world_config: Confi
         else p
         for p in world_config.projects
     )
-    fleet = Fleet(dataclasses.replace(world_config, projects=projects))
-    try:
-        snapshot = await fleet.refresh()
-    finally:
-        fleet.close()
+    snapshot = await _one_refresh(dataclasses.replace(world_config, projects=projects))
     env = snapshot.env("checkout-api", "staging")
     assert env is not None
     assert env.error == "target group checkout-api-gone not found"
@@ -267,13 +265,11 @@ async def test_throttling_is_retried_then_reported_on_its_cluster_only(
 async def test_throttled_inventory_marks_the_clusters_unknown(world_config: Config) -> None:
     from console.world import moto_patches as world_moto
 
-    fleet = Fleet(world_config)
+    world_moto.throttle("DescribeInstances")
     try:
-        world_moto.throttle("DescribeInstances")
-        snapshot = await fleet.refresh()
+        snapshot = await _one_refresh(world_config)
     finally:
         world_moto.unthrottle("DescribeInstances")
-        fleet.close()
     assert all(
         c.error is not None and c.error.startswith("RequestLimitExceeded")
         for c in snapshot.clusters
@@ -323,6 +319,7 @@ async def test_settings_after_a_refresh_ask_only_for_the_attributes(world_config
 CAPTURED_STDERR_SCRIPT = """
 import asyncio, io, sys
 from pathlib import Path
+from typing import Any
 from console.config import load_config
 from console.fleet.process import ProcessFleet
 
@@ -357,6 +354,7 @@ def test_the_worker_process_starts_from_inside_the_app(world_config_path: Path) 
 KILLED_CONSOLE_SCRIPT = """
 import asyncio, sys, time
 from pathlib import Path
+from typing import Any
 from console.config import load_config
 from console.fleet.process import ProcessFleet
 

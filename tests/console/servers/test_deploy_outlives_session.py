@@ -13,7 +13,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from functools import partial
@@ -33,7 +32,10 @@ from console.servers.runner_service import IDLE_SECONDS, DetachedRunners, runner
 from console.store import AuditRow, DeployRecord, StepRecord, Store
 from screens.main import runner_argv
 from tests.conftest import DEMO_CONFIG
+from tests.console.servers.processes import alive
+from tests.console.servers.test_sshd import listening
 from tests.deploy_world import ROOT, instances, live, world_process
+from tests.waiting import wait_until
 
 PROJECT, CLUSTER = "checkout-api", "staging"
 SCREEN_TIMEOUT = 60.0
@@ -70,12 +72,17 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Config, Pa
         yield load_config(path), path, key_path
 
 
-def _wait_until(condition: Callable[[], object], what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.1)
+def _cli(config_path: Path, store: Path) -> list[str]:
+    """The command line of `deploy-console` on the world's config and the test's store."""
+    return [
+        sys.executable,
+        "-m",
+        "screens.main",
+        "--config",
+        str(config_path),
+        "--store",
+        str(store),
+    ]
 
 
 def _read(store: Path) -> tuple[list[DeployRecord], dict[str, list[StepRecord]], list[AuditRow]]:
@@ -118,7 +125,7 @@ class Tmux:
     def wait_for(self, *texts: str, what: str, timeout: float = SCREEN_TIMEOUT) -> None:
         """Until one of `texts` is on the screen (the screen is in the error if none comes)."""
         try:
-            _wait_until(lambda: any(text in self.screen() for text in texts), what, timeout)
+            wait_until(lambda: any(text in self.screen() for text in texts), what, timeout)
         except AssertionError as error:
             raise AssertionError(f"{error}; the screen:\n{self.screen()}") from None
 
@@ -155,13 +162,13 @@ def _start_deploy(tmux: Tmux, release: str) -> None:
         found = re.search(rf"Plan {PROJECT} .* → (\S+) in {CLUSTER}", tmux.screen())
         return found[1] if found else None
 
-    _wait_until(planned, "the deploy dialog's plan", SCREEN_TIMEOUT)
+    wait_until(planned, "the deploy dialog's plan", SCREEN_TIMEOUT)
     for _ in range(3):  # newest first: 5.2.3, 5.2.0, 5.1.0
         shown = planned()
         if shown == release:
             break
         tmux.keys("Down")
-        _wait_until(partial(_moved_on, planned, shown), "the next plan", SCREEN_TIMEOUT)
+        wait_until(partial(_moved_on, planned, shown), "the next plan", SCREEN_TIMEOUT)
     tmux.wait_for(f"→ {release} in {CLUSTER}", what=f"the plan of {release}", timeout=10)
     tmux.keys("C-s")
 
@@ -185,7 +192,7 @@ def _assert_ended_on_one_version(config: Config, store: Path, deploy_id: str) ->
         return next((r for r in deploys if r.id == deploy_id and r.state in ENDED), None)
 
     try:
-        _wait_until(ended, f"deploy {deploy_id} to end", END_TIMEOUT)
+        wait_until(ended, f"deploy {deploy_id} to end", END_TIMEOUT)
     except AssertionError:
         states = [(r.id, r.state, r.reason) for r in _read(store)[0]]
         raise AssertionError(
@@ -226,10 +233,7 @@ def sshd(world: tuple[Config, Path, Path], tmp_path: Path) -> Iterator[tuple[int
         start_new_session=True,
     )  # fmt: skip
     try:
-        assert process.stdout is not None
-        line = process.stdout.readline().strip()
-        assert line.startswith("sshd listening on 127.0.0.1:"), line
-        yield int(line.split()[3].rsplit(":", 1)[1]), store
+        yield listening(process)[0], store
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -264,9 +268,7 @@ def test_a_deploy_ends_on_one_version_after_its_ssh_client_is_killed(
     try:
         ssh_pid = tmux.pane_pid()
         _start_deploy(tmux, release)
-        _wait_until(lambda: _running(store), "the deploy to run", SCREEN_TIMEOUT)
-        running = _running(store)
-        assert running is not None
+        running = wait_until(lambda: _running(store), "the deploy to run", SCREEN_TIMEOUT)
         cut_at = datetime.now(UTC)
         os.kill(ssh_pid, signal.SIGKILL)  # the client vanishes mid-deploy
     finally:
@@ -299,8 +301,7 @@ def test_a_deploy_ends_on_one_version_after_its_consoles_terminal_is_closed(
     config, config_path, _ = world
     store = tmp_path / "store.db"
     release = _release_other_than(config)
-    console = [sys.executable, "-m", "screens.main", "--config", str(config_path)]
-    console += ["--store", str(store)]
+    console = _cli(config_path, store)
     # The terminal's size is tmux's (Textual would take COLUMNS and LINES over it).
     inherited = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     env = dict(
@@ -313,19 +314,17 @@ def test_a_deploy_ends_on_one_version_after_its_consoles_terminal_is_closed(
     try:
         console_pid = tmux.pane_pid()
         _start_deploy(tmux, release)
-        _wait_until(lambda: _running(store), "the deploy to run", SCREEN_TIMEOUT)
-        running = _running(store)
-        assert running is not None
+        running = wait_until(lambda: _running(store), "the deploy to run", SCREEN_TIMEOUT)
         cut_at = datetime.now(UTC)
         tmux.kill_server()  # the terminal closes: SIGHUP to the console
-        _wait_until(lambda: not _alive(console_pid), "the console to end", SCREEN_TIMEOUT)
+        wait_until(lambda: not alive(console_pid), "the console to end", SCREEN_TIMEOUT)
         record = _assert_ended_on_one_version(config, store, running.id)
         assert record.finished_at is not None and record.finished_at > cut_at, "cut after its end"
         if record.state == "succeeded":
             assert _versions(config) == {release}
         # The runner the console started ends once nothing is left to run.
-        _wait_until(
-            lambda: not any(_alive(pid) for pid in _runner_pids(store)),
+        wait_until(
+            lambda: not any(alive(pid) for pid in _runner_pids(store)),
             "the detached runner to exit when idle",
             SCREEN_TIMEOUT,
         )
@@ -334,17 +333,6 @@ def test_a_deploy_ends_on_one_version_after_its_consoles_terminal_is_closed(
         for pid in _runner_pids(store):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead; only its parent has not read its status yet.
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
-    return False
 
 
 # -- the runner behind each door --------------------------------------------------------------
@@ -358,8 +346,7 @@ def test_web_runs_the_deploys_its_sessions_queue(
     config, config_path, _ = world
     store = tmp_path / "store.db"
     release = _release_other_than(config)
-    base = [sys.executable, "-m", "screens.main", "--config", str(config_path)]
-    base += ["--store", str(store)]
+    base = _cli(config_path, store)
     env = dict(os.environ, DEPLOY_CONSOLE_DATA_DIR=str(tmp_path / "data"))
     queued = subprocess.run(
         [*base, "deploy", PROJECT, CLUSTER, release, "--no-wait", "--json"],
@@ -398,7 +385,7 @@ async def test_a_console_starts_a_runner_only_when_none_serves_its_store(
     (process,) = runners.started
     try:
         await asyncio.to_thread(
-            _wait_until, lambda: runner_serves(store), "the runner to serve", SCREEN_TIMEOUT
+            wait_until, lambda: runner_serves(store), "the runner to serve", SCREEN_TIMEOUT
         )
         assert not await runners.ensure()  # one serves: no second
         assert len(runners.started) == 1
@@ -449,21 +436,18 @@ def test_a_command_line_deploy_goes_on_to_its_end_when_its_terminal_closes(
     config, config_path, _ = world
     store = tmp_path / "store.db"
     release = _release_other_than(config)
-    command = [sys.executable, "-m", "screens.main", "deploy", PROJECT, CLUSTER, release,
-               "--config", str(config_path), "--store", str(store)]  # fmt: skip
+    command = [*_cli(config_path, store), "deploy", PROJECT, CLUSTER, release]
     env = dict(os.environ, DEPLOY_CONSOLE_DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(ROOT))
     tmux = Tmux(tmp_path, "cli", f"cd {shlex.quote(str(ROOT))} && exec {shlex.join(command)}", env)
     try:
         deploy_pid = tmux.pane_pid()
-        _wait_until(lambda: _running(store), "the deploy to run", SCREEN_TIMEOUT)
-        running = _running(store)
-        assert running is not None
+        running = wait_until(lambda: _running(store), "the deploy to run", SCREEN_TIMEOUT)
         cut_at = datetime.now(UTC)
         tmux.kill_server()  # the terminal closes: SIGHUP to the command
         record = _assert_ended_on_one_version(config, store, running.id)
         assert record.state == "succeeded", record.reason
         assert record.finished_at is not None and record.finished_at > cut_at, "cut after its end"
         assert _versions(config) == {release}
-        _wait_until(lambda: not _alive(deploy_pid), "the command to end", SCREEN_TIMEOUT)
+        wait_until(lambda: not alive(deploy_pid), "the command to end", SCREEN_TIMEOUT)
     finally:
         tmux.kill_server()

@@ -13,7 +13,6 @@ import socket
 import stat
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,19 +28,13 @@ from screens.cli.session_fork import ForkedConsoles
 from screens.cli.sshd import console_command
 from screens.main import has_command, run
 from tests.conftest import ROOT
+from tests.console.servers.processes import alive
+from tests.waiting import await_until, wait_until
 
 # A ceiling for what should take a second: the suite runs 3 workers on 2 cores beside other
 # work, and a wait only reaches it when something is broken.
 DEADLINE = 90.0
 Serve = Callable[..., Awaitable[SshServer]]
-
-
-def _wait_until(condition: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.05)
 
 
 async def _read_until(
@@ -302,22 +295,11 @@ async def test_a_vanished_client_has_its_console_reaped(
     pids = [int(word) for word in line.split()[1:3]]
     conn.abort()
 
-    async def gone() -> None:
-        while any(_alive(pid) for pid in pids) or server.sessions:
-            await asyncio.sleep(0.05)
-
-    await asyncio.wait_for(gone(), DEADLINE)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead; only its parent has not read its status yet.
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
-    return False
+    await await_until(
+        lambda: not any(alive(pid) for pid in pids) and not server.sessions,
+        "the console and its child to be reaped",
+        DEADLINE,
+    )
 
 
 def test_the_host_key_is_made_once_private_and_reused(tmp_path: Path) -> None:
@@ -416,29 +398,40 @@ def test_the_sshd_command_never_loads_textual(sshd_config_path: Path) -> None:
 # -- the real OpenSSH client, through the command line server --------------------------------
 
 
-@pytest.fixture
-def sshd_process(sshd_config_path: Path, tmp_path: Path) -> Iterator[tuple[int, str, Path]]:
-    """`deploy-console sshd` as its own process on a free port: (port, host key, data dir)."""
-    data = tmp_path / "data"
-    env = dict(os.environ, DEPLOY_CONSOLE_DATA_DIR=str(data), PYTHONPATH=str(ROOT))
-    argv = [sys.executable, "-m", "screens.main", "sshd", "--config", str(sshd_config_path)]
-    argv += ["--store", str(tmp_path / "store.db"), "--port", "0"]
+def listening(process: subprocess.Popen[str]) -> tuple[int, str]:
+    """The port and host key fingerprint a starting `deploy-console sshd` says it listens with
+    (its first line, within DEADLINE)."""
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], DEADLINE)
+    assert ready, f"sshd did not say it listens within {DEADLINE:g} s"
+    line = process.stdout.readline().strip()
+    assert line.startswith("sshd listening on 127.0.0.1:"), line
+    return int(line.split()[3].rsplit(":", 1)[1]), line.split("host key ")[1].rstrip(")")
+
+
+@contextlib.contextmanager
+def running_sshd(config: Path, folder: Path) -> Iterator[tuple[int, str]]:
+    """`deploy-console sshd` on `config` as its own process on a free port, its data and store
+    in `folder`: (port, host key fingerprint). SIGTERM then ends it, with status 0."""
+    env = dict(os.environ, DEPLOY_CONSOLE_DATA_DIR=str(folder / "data"), PYTHONPATH=str(ROOT))
+    argv = [sys.executable, "-m", "screens.main", "sshd", "--config", str(config)]
+    argv += ["--store", str(folder / "store.db"), "--port", "0"]
     process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True, env=env)
     try:
-        assert process.stdout is not None
-        ready, _, _ = select.select([process.stdout], [], [], DEADLINE)
-        assert ready, f"sshd did not say it listens within {DEADLINE:g} s"
-        line = process.stdout.readline().strip()
-        assert line.startswith("sshd listening on 127.0.0.1:"), line
-        port = int(line.split()[3].rsplit(":", 1)[1])
-        fingerprint = line.split("host key ")[1].rstrip(")")
-        yield port, fingerprint, data
+        yield listening(process)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=DEADLINE) == 0
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.fixture
+def sshd_process(sshd_config_path: Path, tmp_path: Path) -> Iterator[tuple[int, str, Path]]:
+    """`deploy-console sshd` as its own process on a free port: (port, host key, data dir)."""
+    with running_sshd(sshd_config_path, tmp_path) as (port, fingerprint):
+        yield port, fingerprint, tmp_path / "data"
 
 
 def test_the_host_key_survives_a_restart(
@@ -498,15 +491,18 @@ def test_openssh_in_tmux_sees_the_dashboard_moves_opens_a_project_and_quits(
     def keys_(*names: str) -> None:
         subprocess.run([*tmux, "send-keys", "-t", session, *names], check=True)
 
+    def shown(what: str, *texts: str) -> None:
+        wait_until(lambda: all(text in screen() for text in texts), what, DEADLINE)
+
     try:
-        _wait_until(lambda: "refreshed" in screen() and "storefront" in screen(), "dashboard")
+        shown("the dashboard", "refreshed", "storefront")
         keys_("Down", "Enter")  # checkout-api in staging
-        _wait_until(lambda: "PHP checkout and payments API" in screen(), "the project screen")
+        shown("the project screen", "PHP checkout and payments API")
         keys_("Escape")
-        _wait_until(lambda: "9 projects" in screen(), "the dashboard again")
+        shown("the dashboard again", "9 projects")
         keys_("C-q")
-        _wait_until(status_file.exists, "ssh to exit")
-        _wait_until(lambda: status_file.read_text().strip() != "", "ssh's status")
+        wait_until(status_file.exists, "ssh to exit", DEADLINE)
+        wait_until(lambda: status_file.read_text().strip() != "", "ssh's status", DEADLINE)
         assert status_file.read_text().strip() == "0"
     finally:
         subprocess.run([*tmux, "kill-server"], capture_output=True)
@@ -556,7 +552,7 @@ def test_openssh_port_forwarding_is_refused(
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        _wait_until(lambda: _connects(local), "ssh's local end of -L")
+        wait_until(lambda: _connects(local), "ssh's local end of -L", DEADLINE)
         with socket.create_connection(("127.0.0.1", local), DEADLINE) as through:
             through.settimeout(DEADLINE)
             assert through.recv(64) == b""  # the server refused the channel: closed at once
@@ -615,7 +611,7 @@ async def test_openssh_agent_forwarding_is_refused(
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        await asyncio.wait_for(_appears(agent_socket), DEADLINE)
+        await await_until(agent_socket.exists, "ssh-agent's socket", DEADLINE)
         known = tmp_path / "known_hosts"
         known.write_text(
             f"[127.0.0.1]:{server.port} {server.host_key.export_public_key().decode()}"
@@ -633,8 +629,3 @@ async def test_openssh_agent_forwarding_is_refused(
     assert ssh.returncode == 0, err
     assert b"agent: None" in out
     assert "Agent forwarding request denied" in caplog.text
-
-
-async def _appears(path: Path) -> None:
-    while not path.exists():
-        await asyncio.sleep(0.05)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import select
-import signal
 import subprocess
 import sys
 import time
@@ -23,7 +21,6 @@ import tomli_w
 from console.config import read_toml
 from console.identity import Actor
 from console.servers.sshd_spawn import SessionProcess
-from tests.conftest import ROOT
 from tests.console.servers.test_sshd import (  # noqa: F401 (fixtures)
     DEADLINE,
     Serve,
@@ -32,9 +29,11 @@ from tests.console.servers.test_sshd import (  # noqa: F401 (fixtures)
     _ssh_argv,
     keys,
     needs_openssh,
+    running_sshd,
     serve,
     sshd_config_path,
 )
+from tests.waiting import await_until
 
 # Reports the terminal's size at start and after each resize; ends at the first line typed.
 SHOW_SIZE = (
@@ -52,11 +51,7 @@ TERM_REFUSAL = (
 
 
 async def _until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {DEADLINE:g} s waiting for {what}")
-        await asyncio.sleep(0.05)
+    await await_until(condition, what, DEADLINE)
 
 
 def _open_fds() -> int:
@@ -204,23 +199,8 @@ def capped_sshd(sshd_config_path: Path, tmp_path: Path) -> Iterator[int]:
     data["sshd"]["max_sessions_per_user"] = 1
     config = tmp_path / "config.toml"
     config.write_bytes(tomli_w.dumps(data).encode())
-    env = dict(os.environ, DEPLOY_CONSOLE_DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(ROOT))
-    argv = [sys.executable, "-m", "screens.main", "sshd", "--config", str(config), "--port", "0"]
-    argv += ["--store", str(tmp_path / "store.db")]
-    process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True, env=env)
-    try:
-        assert process.stdout is not None
-        ready, _, _ = select.select([process.stdout], [], [], DEADLINE)
-        assert ready, f"sshd did not say it listens within {DEADLINE:g} s"
-        line = process.stdout.readline().strip()
-        assert line.startswith("sshd listening on 127.0.0.1:"), line
-        yield int(line.split()[3].rsplit(":", 1)[1])
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=DEADLINE) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    with running_sshd(config, tmp_path) as (port, _fingerprint):
+        yield port
 
 
 def _ssh(port: int, key: Path, tmp_path: Path, term: str) -> subprocess.CompletedProcess[str]:

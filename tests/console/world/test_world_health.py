@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,26 +16,14 @@ import boto3
 import pytest
 
 from console.world.server import World
-from screens.main import run
 from tests.conftest import ROOT
+from tests.console.config.test_config import one_line_error
+from tests.waiting import wait_until
 
 # A region the demo does not use: these tests add their own resources to the session world
 # there and leave the demo fleet as it was.
 REGION = "eu-west-1"
 DRAIN_SECONDS = 2
-WAIT_TIMEOUT = 20.0
-
-
-def wait_until(condition: Callable[[], Any], what: str, timeout: float = WAIT_TIMEOUT) -> Any:
-    """Poll `condition` until it returns something true; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 @dataclass
@@ -124,6 +112,20 @@ def classic_states(box: Sandbox, ids: list[str] | None = None) -> dict[str, tupl
     }
 
 
+def _classic_check(sandbox: Sandbox, target: str) -> None:
+    """The sandbox's classic ELB checks `target` (HTTP:80/health, TCP:80) every 5 s."""
+    sandbox.elb.configure_health_check(
+        LoadBalancerName=sandbox.classic,
+        HealthCheck={
+            "Target": target,
+            "Interval": 5,
+            "Timeout": 2,
+            "UnhealthyThreshold": 2,
+            "HealthyThreshold": 2,
+        },
+    )
+
+
 def test_demo_load_balancers_are_fast_and_the_seeded_fleet_serves_at_once(world: World) -> None:
     elbv2 = world.client("elbv2", "us-east-1")
     group = elbv2.describe_target_groups(Names=["storefront-prod1"])["TargetGroups"][0]
@@ -197,16 +199,7 @@ def test_each_load_balancer_checks_its_own_path(world: World, sandbox: Sandbox) 
 
     world.set_serving(serving)
     sandbox.elbv2.modify_target_group(TargetGroupArn=sandbox.group_arn, HealthCheckPath="/ready")
-    sandbox.elb.configure_health_check(
-        LoadBalancerName=sandbox.classic,
-        HealthCheck={
-            "Target": "HTTP:80/health",
-            "Interval": 5,
-            "Timeout": 2,
-            "UnhealthyThreshold": 2,
-            "HealthyThreshold": 2,
-        },
-    )
+    _classic_check(sandbox, "HTTP:80/health")
     sandbox.elbv2.register_targets(TargetGroupArn=sandbox.group_arn, Targets=[{"Id": instance}])
     sandbox.elb.register_instances_with_load_balancer(
         LoadBalancerName=sandbox.classic, Instances=[{"InstanceId": instance}]
@@ -217,16 +210,7 @@ def test_each_load_balancer_checks_its_own_path(world: World, sandbox: Sandbox) 
     assert asked == {"/ready", "/health"}
     sandbox.elbv2.modify_target_group(TargetGroupArn=sandbox.group_arn, HealthCheckPath="/health")
     assert target_states(sandbox)[instance][0] == "healthy"
-    sandbox.elb.configure_health_check(
-        LoadBalancerName=sandbox.classic,
-        HealthCheck={
-            "Target": "TCP:80",
-            "Interval": 5,
-            "Timeout": 2,
-            "UnhealthyThreshold": 2,
-            "HealthyThreshold": 2,
-        },
-    )
+    _classic_check(sandbox, "TCP:80")
     assert classic_states(sandbox)[instance][0] == "InService"
     assert None in asked
 
@@ -394,16 +378,10 @@ WORLD_VALID = SMALL_WORLD.replace('broken = ["1.1.0"]\n', "")
 def test_broken_mistakes_are_one_line_with_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], world_lines: str, expected: str
 ) -> None:
-    path = tmp_path / "console.toml"
-    path.write_text(
-        WORLD_VALID.replace(
-            'versions = ["1.0.0", "1.1.0"]\n', f'versions = ["1.0.0", "1.1.0"]\n{world_lines}\n'
-        )
+    text = WORLD_VALID.replace(
+        'versions = ["1.0.0", "1.1.0"]\n', f'versions = ["1.0.0", "1.1.0"]\n{world_lines}\n'
     )
-    assert run(["config", "check", "--config", str(path)]) == 2
-    err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1, err
-    assert str(path) in err and expected in err
+    assert expected in one_line_error(tmp_path, text, capsys)
 
 
 @pytest.mark.parametrize(
@@ -418,9 +396,5 @@ def test_broken_mistakes_are_one_line_with_exit_2(
 def test_world_timing_mistakes_are_one_line_with_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], setting: str, expected: str
 ) -> None:
-    path = tmp_path / "console.toml"
-    path.write_text(WORLD_VALID.replace("[world]\n", f"[world]\n{setting}\n"))
-    assert run(["config", "check", "--config", str(path)]) == 2
-    err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1, err
-    assert expected in err
+    text = WORLD_VALID.replace("[world]\n", f"[world]\n{setting}\n")
+    assert expected in one_line_error(tmp_path, text, capsys)

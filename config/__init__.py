@@ -1,0 +1,1 @@
+"""The sample configs shipped with the console as console.config.samples (demo.toml, example.toml)."""

@@ -1,0 +1,319 @@
+"""Parsing the config document: its top level, the clusters, projects, deploy and queue."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from console.config.doors import parse_access, parse_audit, parse_sshd
+from console.config.reader import DAY, HOUR, MAX_PORT, Table
+from console.config.schema import (
+    AccessSettings,
+    AuditSettings,
+    ClusterConfig,
+    Config,
+    DeploySettings,
+    EngineSettings,
+    LaunchSettings,
+    ProjectClusterConfig,
+    ProjectConfig,
+    QueueSettings,
+    SshdSettings,
+    SshSettings,
+    TagKeys,
+)
+from console.config.web import WebSettings, parse_web
+from console.config.world_seed import parse_world
+
+MAX_PARALLEL = 1000
+LB_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")
+# STS's own limits for AssumeRole's ExternalId and SerialNumber.
+EXTERNAL_ID_PATTERN = re.compile(r"^[\w+=,.@:/-]{2,1224}$", re.ASCII)
+MFA_SERIAL_PATTERN = re.compile(r"^[\w+=/:,.@-]{9,256}$", re.ASCII)
+T = TypeVar("T")
+
+
+def parse_config(data: dict[str, Any], source: Path) -> Config:
+    """Validate a parsed TOML document; every error names the file and the key path."""
+    top = Table(source, "", data)
+    refresh = top.number("refresh_seconds", 10.0, minimum=1.0, maximum=DAY)
+    tags = _section(top, "tags", _parse_tags, TagKeys())
+    clusters = _parse_clusters(top)
+    names = tuple(cluster.name for cluster in clusters)
+    projects = _parse_projects(top, names)
+    world = _section(top, "world", lambda table: parse_world(table, projects), None)
+    engine = _section(top, "engine", _parse_engine, EngineSettings())
+    store = top.file_path("store")
+    access = _section(
+        top, "access", lambda table: parse_access(table, names, tuple(projects)), AccessSettings()
+    )
+    queue = _section(top, "queue", lambda table: _parse_queue(table, names), QueueSettings())
+    runner_socket = _section(top, "runner", _parse_runner, None)
+    audit = _section(top, "audit", lambda table: parse_audit(table, names), AuditSettings())
+    sshd = _section(top, "sshd", parse_sshd, SshdSettings())
+    web = _section(top, "web", parse_web, WebSettings())
+    top.done()
+    return Config(
+        source=source,
+        clusters=clusters,
+        projects=tuple(projects.values()),
+        tags=tags,
+        refresh_seconds=refresh,
+        world=world,
+        engine=engine,
+        store=store,
+        queue=queue,
+        access=access,
+        audit=audit,
+        sshd=sshd,
+        runner_socket=runner_socket,
+        digest=document_digest(data),
+        web=web,
+    )
+
+
+def document_digest(data: dict[str, Any]) -> str:
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _section(top: Table, key: str, parse: Callable[[Table], T], default: T) -> T:
+    """An optional table of the document, parsed; `default` where the config has none."""
+    table = top.table(key)
+    return parse(table) if table is not None else default
+
+
+def _parse_tags(table: Table) -> TagKeys:
+    tags = TagKeys(
+        project=table.string("project", default="Project"),
+        environment=table.string("environment", default="Environment"),
+        version=table.string("version", default="Version"),
+    )
+    table.done()
+    return tags
+
+
+def _parse_clusters(top: Table) -> tuple[ClusterConfig, ...]:
+    clusters: list[ClusterConfig] = []
+    for cluster_table in top.tables("clusters"):
+        cluster = _parse_cluster(cluster_table)
+        if any(existing.name == cluster.name for existing in clusters):
+            cluster_table.fail(f"duplicate cluster {cluster.name!r}", "name")
+        clusters.append(cluster)
+    if not clusters:
+        top.fail("at least one [[clusters]] entry is required", "clusters")
+    return tuple(clusters)
+
+
+def _parse_projects(top: Table, cluster_names: tuple[str, ...]) -> dict[str, ProjectConfig]:
+    projects: dict[str, ProjectConfig] = {}
+    for project_table in top.tables("projects"):
+        project = _parse_project(project_table, cluster_names)
+        if project.name in projects:
+            project_table.fail(f"duplicate project {project.name!r}", "name")
+        projects[project.name] = project
+    return projects
+
+
+def _parse_runner(table: Table) -> Path | None:
+    socket = table.file_path("socket", required=True)
+    table.done()
+    return socket
+
+
+def _parse_ssh(table: Table) -> SshSettings:
+    key = table.file_path("key", required=True)
+    known_hosts = table.file_path("known_hosts", required=True)
+    assert key is not None and known_hosts is not None
+    jump_host = table.string("jump_host")
+    if jump_host is not None and not re.match(r"^(\[[^\]]+\]|[^\s:\[\]]+)(:\d{1,5})?$", jump_host):
+        table.fail(f"must be HOST or HOST:PORT, not {jump_host!r}", "jump_host")
+    settings = SshSettings(
+        user=table.string("user", required=True),
+        key=key,
+        known_hosts=known_hosts,
+        jump_host=jump_host,
+        port=table.integer("port", 22, minimum=1, maximum=MAX_PORT),
+        connect_timeout=table.number("connect_timeout", 10.0, minimum=0.1, maximum=HOUR),
+    )
+    table.done()
+    return settings
+
+
+def _parse_deploy(table: Table) -> DeploySettings:
+    settings = DeploySettings(
+        start=table.string("start", required=True),
+        health=table.string("health", required=True),
+        configure=table.string("configure"),
+        migrate=table.string("migrate"),
+        env_file=table.string("env_file", default=".env"),
+        env=table.environment("env"),
+        secrets=table.environment("secrets", secrets=True),
+        startup_timeout_seconds=table.number(
+            "startup_timeout_seconds", 120.0, minimum=1.0, maximum=DAY
+        ),
+        health_interval_seconds=table.number(
+            "health_interval_seconds", 2.0, minimum=0.1, maximum=HOUR
+        ),
+    )
+    table.done()
+    return settings
+
+
+def _parse_engine(table: Table) -> EngineSettings:
+    defaults = EngineSettings()
+    settings = EngineSettings(
+        instance_ready_timeout_seconds=table.number(
+            "instance_ready_timeout_seconds",
+            defaults.instance_ready_timeout_seconds,
+            minimum=1.0,
+            maximum=DAY,
+        ),
+        health_gate_margin_seconds=table.number(
+            "health_gate_margin_seconds",
+            defaults.health_gate_margin_seconds,
+            minimum=0.0,
+            maximum=DAY,
+        ),
+        rollback_timeout_seconds=table.number(
+            "rollback_timeout_seconds", defaults.rollback_timeout_seconds, minimum=1.0, maximum=DAY
+        ),
+        poll_seconds=table.number(
+            "poll_seconds", defaults.poll_seconds, minimum=0.05, maximum=HOUR
+        ),
+        lock_stale_seconds=table.number(
+            "lock_stale_seconds", defaults.lock_stale_seconds, minimum=1.0, maximum=DAY
+        ),
+    )
+    table.done()
+    return settings
+
+
+def _parse_queue(table: Table, cluster_names: tuple[str, ...]) -> QueueSettings:
+    parallel = table.integer("parallel", QueueSettings.parallel, minimum=1, maximum=MAX_PARALLEL)
+    stages: list[tuple[str, ...]] = []
+    seen: set[str] = set()
+    for stage in table.strings("promotion"):
+        names = tuple(name.strip() for name in stage.split("+"))
+        for name in names:
+            if name not in cluster_names:
+                table.fail(
+                    f"{name!r} is not a cluster (known: {', '.join(cluster_names)})", "promotion"
+                )
+            if name in seen:
+                table.fail(f"cluster {name!r} is in two stages", "promotion")
+            seen.add(name)
+        if stages and len(stages[-1]) > 1:
+            table.fail("only the last stage may name several clusters", "promotion")
+        stages.append(names)
+    table.done()
+    return QueueSettings(parallel=parallel, promotion=tuple(stages))
+
+
+def _parse_cluster(table: Table) -> ClusterConfig:
+    ssh_table = table.table("ssh")
+    cluster = ClusterConfig(
+        name=table.name("name", "cluster"),
+        region=table.string("region", required=True),
+        profile=table.string("profile"),
+        endpoint_url=table.string("endpoint_url"),
+        role_arn=table.string("role_arn"),
+        deploy_role_arn=table.string("deploy_role_arn"),
+        external_id=table.string("external_id"),
+        mfa_serial=table.string("mfa_serial"),
+        protected=table.boolean("protected", False),
+        ssh=_parse_ssh(ssh_table) if ssh_table is not None else None,
+    )
+    if cluster.endpoint_url and not re.match(r"^https?://[^\s/]+", cluster.endpoint_url):
+        table.fail(f"must be an http(s) URL, not {cluster.endpoint_url!r}", "endpoint_url")
+    for key, role in (("role_arn", cluster.role_arn), ("deploy_role_arn", cluster.deploy_role_arn)):
+        if role and not role.startswith("arn:"):
+            table.fail(f"must be an IAM role ARN (arn:aws:iam::...), not {role!r}", key)
+    _check_assume_role_settings(table, cluster)
+    table.done()
+    return cluster
+
+
+def _check_assume_role_settings(table: Table, cluster: ClusterConfig) -> None:
+    """external_id and mfa_serial go with role_arn, in the forms STS accepts."""
+    settings = (
+        ("deploy_role_arn", cluster.deploy_role_arn),
+        ("external_id", cluster.external_id),
+        ("mfa_serial", cluster.mfa_serial),
+    )
+    for key, value in settings:
+        if value is not None and cluster.role_arn is None:
+            table.fail("needs role_arn (the role the console reads with)", key)
+    if cluster.external_id is not None and not EXTERNAL_ID_PATTERN.match(cluster.external_id):
+        table.fail(
+            "must be 2-1224 letters, digits or any of _+=,.@:/- (what STS accepts)", "external_id"
+        )
+    if cluster.mfa_serial is not None and not MFA_SERIAL_PATTERN.match(cluster.mfa_serial):
+        table.fail(
+            "must be an MFA device ARN (arn:aws:iam::123456789012:mfa/alice) or a "
+            "hardware serial number",
+            "mfa_serial",
+        )
+
+
+def _parse_launch(table: Table) -> LaunchSettings:
+    launch = LaunchSettings(
+        instance_type=table.string("instance_type", required=True),
+        subnet=table.string("subnet", required=True),
+        security_groups=table.strings("security_groups"),
+        key_name=table.string("key_name"),
+        instance_profile=table.string("instance_profile"),
+    )
+    table.done()
+    return launch
+
+
+def _parse_project_cluster(table: Table) -> ProjectClusterConfig:
+    classic = table.strings("classic_elbs")
+    groups = table.strings("target_groups")
+    for key, names in (("classic_elbs", classic), ("target_groups", groups)):
+        for lb_name in names:
+            if not LB_NAME_PATTERN.match(lb_name):
+                table.fail(f"{lb_name!r} is not a valid load balancer name", key)
+    launch_table = table.table("launch")
+    launch = _parse_launch(launch_table) if launch_table else None
+    env = table.environment("env")
+    secrets = table.environment("secrets", secrets=True)
+    table.done()
+    return ProjectClusterConfig(
+        classic_elbs=classic, target_groups=groups, launch=launch, env=env, secrets=secrets
+    )
+
+
+def _parse_project(table: Table, cluster_names: tuple[str, ...]) -> ProjectConfig:
+    name = table.name("name", "project")
+    repository = table.string("repository", required=True)
+    description = table.string("description", default="")
+    clusters: dict[str, ProjectClusterConfig] = {}
+    clusters_table = table.table("clusters")
+    if clusters_table is not None:
+        for cluster_name in clusters_table.data:
+            if cluster_name not in cluster_names:
+                clusters_table.fail(
+                    f"unknown cluster (known: {', '.join(cluster_names)})", cluster_name
+                )
+            sub = clusters_table.table(cluster_name)
+            assert sub is not None
+            clusters[cluster_name] = _parse_project_cluster(sub)
+        clusters_table.done()
+    deploy_table = table.table("deploy")
+    deploy = _parse_deploy(deploy_table) if deploy_table is not None else None
+    newest_wins = table.boolean("newest_wins", False)
+    table.done()
+    return ProjectConfig(
+        name=name,
+        repository=repository,
+        description=description,
+        clusters=clusters,
+        deploy=deploy,
+        newest_wins=newest_wins,
+    )

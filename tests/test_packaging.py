@@ -1,0 +1,146 @@
+"""The console as a user installs it: a wheel (not this checkout) ships every package, the
+sample configs and the styles; installed into a fresh venv it checks the packaged example and
+runs the embedded world from the packaged demo, from a folder that is not the repository."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.waiting import wait_until
+
+SOURCES = ("console", "screens", "config", "pyproject.toml", "README.md")
+BUILD_WARNINGS = ("BuildBackendWarning", "SetuptoolsDeprecationWarning", "SetuptoolsWarning")
+
+
+def _run(*argv: str | Path, cwd: Path, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(
+        [str(arg) for arg in argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel, built from a copy of the sources (the checkout gets no build/ folder), with
+    this venv's setuptools: nothing is downloaded."""
+    work = tmp_path_factory.mktemp("wheel")
+    source = work / "source"
+    skip = shutil.ignore_patterns("__pycache__")
+    for name in SOURCES:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, source / name, ignore=skip)
+        else:
+            shutil.copy2(ROOT / name, source / name)
+    output = _run(
+        sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+        "-v", "-w", work / "dist", source, cwd=work,
+    )  # fmt: skip
+    assert not [w for w in BUILD_WARNINGS if w in output], output
+    (built,) = (work / "dist").glob("deploy_console-*.whl")
+    return built
+
+
+def test_the_wheel_ships_every_package_the_samples_and_the_styles(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    packages = {
+        str(init.parent.relative_to(ROOT))
+        for top in ("console", "screens")
+        for init in (ROOT / top).rglob("__init__.py")
+    }
+    shipped = {name.rsplit("/", 1)[0] for name in names if name.endswith("/__init__.py")}
+    assert packages <= shipped, f"not in pyproject's packages: {sorted(packages - shipped)}"
+    assert {"console/config/samples/demo.toml", "console/config/samples/example.toml"} <= names
+    styles = {f"screens/styles/{path.name}" for path in (ROOT / "screens/styles").glob("*.tcss")}
+    assert styles and styles <= names
+
+
+@pytest.fixture(scope="module")
+def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv with the wheel installed; its dependencies are this venv's (a .pth file adds
+    this site-packages after its own, so the installed console comes first)."""
+    root = tmp_path_factory.mktemp("venv") / "venv"
+    _run(sys.executable, "-m", "venv", "--without-pip", root, cwd=root.parent)
+    python = root / "bin" / "python"
+    _run(
+        sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "--no-index",
+        "--quiet", wheel, cwd=root.parent,
+    )  # fmt: skip
+    site = _run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])", cwd=root)
+    (Path(site.strip()) / "test-dependencies.pth").write_text(sysconfig.get_paths()["purelib"])
+    return root
+
+
+def test_installed_console_checks_the_packaged_example(venv: Path, tmp_path: Path) -> None:
+    script = (
+        "import console, screens.main\n"
+        "from console.config import sample_config\n"
+        "print(console.__file__)\n"
+        "print(sample_config('example.toml'))\n"
+        "print(screens.main.DEMO_CONFIG)\n"
+    )
+    found = _run(venv / "bin" / "python", "-c", script, cwd=tmp_path).split()
+    assert all(Path(path).is_relative_to(venv) for path in found), found
+    example = found[1]
+    checked = _run(venv / "bin" / "deploy-console", "config", "check", "--config", example,
+                   cwd=tmp_path)  # fmt: skip
+    assert checked.startswith(f"{example}: ok: ")
+
+
+def test_installed_world_runs_from_the_packaged_demo(venv: Path, tmp_path: Path) -> None:
+    written = tmp_path / "world.toml"
+    out, err = tmp_path / "world.out", tmp_path / "world.err"
+    env = {**os.environ, "DEPLOY_CONSOLE_DATA_DIR": str(tmp_path / "data")}
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        world = subprocess.Popen(
+            [venv / "bin" / "deploy-console", "world", "--write-config", written],
+            cwd=tmp_path, env=env, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    try:
+        # Seeding takes a few seconds alone, much longer on two busy cores.
+        wait_until(
+            lambda: out.read_text().startswith("world ready: ") or world.poll() is not None,
+            "the world to start",
+            timeout=60,
+        )
+        assert out.read_text().startswith("world ready: "), err.read_text()[-2000:]
+    finally:
+        world.send_signal(signal.SIGTERM)
+        world.wait(timeout=30)
+    checked = _run(venv / "bin" / "deploy-console", "config", "check", "--config", written,
+                   cwd=tmp_path)  # fmt: skip
+    assert "ok: 4 clusters" in checked
+
+
+def test_without_the_demo_extra_config_check_works_and_world_says_what_to_install(
+    tmp_path: Path,
+) -> None:
+    """moto missing (a plain install, without [demo]): `config check` of the packaged example
+    works; `world` says in one line which extra it needs, exit 2."""
+    script = (
+        "import sys\n"
+        "sys.modules['moto'] = None  # what an install without the extra finds\n"
+        "from console.config import sample_config\n"
+        "from screens.main import main, run\n"
+        "assert run(['config', 'check', '--config', str(sample_config('example.toml'))]) == 0\n"
+        f"main(['world', '--write-config', {str(tmp_path / 'world.toml')!r}])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2, result.stderr
+    assert "example.toml: ok: " in result.stdout
+    assert result.stderr == (
+        "deploy-console: error: the embedded world needs the demo extra: "
+        "pip install 'deploy-console[demo]'\n"
+    )
