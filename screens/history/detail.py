@@ -20,26 +20,26 @@ from textual.widgets import DataTable, Footer, RichLog, Static
 
 from console.errors import ConsoleError
 from console.identity import describe
-from console.model import StepState
+from console.model import DeployState, StepState
 from console.store import AuditRow, DeployRecord, LogLine, StepRecord, Store
 from screens.deploy.screen import log_palette
 from screens.widgets.format import LOCK, format_age
 from screens.widgets.step_list import STEP_GLYPHS
 from screens.widgets.tables import cell_style
 
-UNFINISHED = ("queued", "running")
+UNFINISHED: tuple[str, ...] = (DeployState.QUEUED, DeployState.RUNNING)
 STEP_STATES = {state.value: state for state in StepState}
 REFRESH_SECONDS = 3.0
-STATE_WORDS = {"rolled_back": "rolled back"}
+STATE_WORDS: dict[str, str] = {DeployState.ROLLED_BACK: "rolled back"}
 # Content styles per deploy state (theme variables).
-STATE_STYLES = {
-    "succeeded": "$text-success",
-    "failed": "bold $text-error",
-    "interrupted": "bold $text-error",
-    "rolled_back": "$text-warning",
-    "cancelled": "$text-warning",
-    "running": "bold $text-accent",
-    "queued": "$text-muted",
+STATE_STYLES: dict[str, str] = {
+    DeployState.SUCCEEDED: "$text-success",
+    DeployState.FAILED: "bold $text-error",
+    DeployState.INTERRUPTED: "bold $text-error",
+    DeployState.ROLLED_BACK: "$text-warning",
+    DeployState.CANCELLED: "$text-warning",
+    DeployState.RUNNING: "bold $text-accent",
+    DeployState.QUEUED: "$text-muted",
 }
 
 
@@ -60,7 +60,7 @@ def total_seconds(record: DeployRecord, now: datetime) -> float | None:
     start = record.started_at or record.created_at
     if record.finished_at is not None:
         return max(0.0, (record.finished_at - start).total_seconds())
-    if record.state == "running":
+    if record.state == DeployState.RUNNING:
         return max(0.0, (now - start).total_seconds())
     return None
 

@@ -19,9 +19,11 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from console.config import Config
 from console.errors import ConsoleError
+from console.model import DeployState
 from console.store import DeployRecord, Store
 from screens.history.detail import (
     STATE_STYLES,
+    UNFINISHED,
     DeployDetailScreen,
     release_text,
     state_word,
@@ -56,14 +58,14 @@ COLUMNS = (
 MIN_REASON_WIDTH = 16
 # The table's left margin and its vertical scrollbar.
 TABLE_CHROME = 3
-STATE_COMPONENTS = {
-    "succeeded": "history-table--succeeded",
-    "failed": "history-table--failed",
-    "interrupted": "history-table--failed",
-    "rolled_back": "history-table--undone",
-    "cancelled": "history-table--undone",
-    "running": "history-table--running",
-    "queued": "history-table--muted",
+STATE_COMPONENTS: dict[str, str] = {
+    DeployState.SUCCEEDED: "history-table--succeeded",
+    DeployState.FAILED: "history-table--failed",
+    DeployState.INTERRUPTED: "history-table--failed",
+    DeployState.ROLLED_BACK: "history-table--undone",
+    DeployState.CANCELLED: "history-table--undone",
+    DeployState.RUNNING: "history-table--running",
+    DeployState.QUEUED: "history-table--muted",
 }
 FIRST, MORE, REFRESH = "first", "more", "refresh"
 
@@ -384,7 +386,7 @@ class HistoryScreen(Screen[None]):
         self.records = list(records)
         if keep_cursor and same_rows:
             for record in records:
-                if record != before[record.id] or record.state in ("queued", "running"):
+                if record != before[record.id] or record.state in UNFINISHED:
                     for column, cell in zip(table.columns, self._cells(record), strict=True):
                         table.update_cell(record.id, column, cell, update_width=False)
             self._show_empty()

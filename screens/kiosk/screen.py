@@ -28,7 +28,7 @@ from textual.widgets import Static
 from console.config import Config
 from console.errors import ConsoleError
 from console.fleet.inventory import FleetSource
-from console.model import EnvStatus, FleetSnapshot, Health
+from console.model import DeployState, EnvStatus, FleetSnapshot, Health
 from console.queue.board import ROLLBACK, DeployBoard, InFlight, finished_at
 from screens.refresh import FleetRefreshApp
 from screens.widgets.format import (
@@ -50,12 +50,12 @@ DENSE_AFTER_PAGES = 4
 """Past this many pages of large tiles, the tiles are dense (one line each)."""
 CHROME_HEIGHT = 3  # the header's two lines and the ticker
 BOARD_SECONDS = 2.0
-OUTCOME_GLYPHS = {
-    "succeeded": ("✔", "$text-success"),
-    "failed": ("✖", "bold $text-error"),
-    "rolled_back": ("↩", "$text-warning"),
-    "cancelled": ("⊘", "$text-muted"),
-    "interrupted": ("!", "$text-warning"),
+OUTCOME_GLYPHS: dict[str, tuple[str, str]] = {
+    DeployState.SUCCEEDED: ("✔", "$text-success"),
+    DeployState.FAILED: ("✖", "bold $text-error"),
+    DeployState.ROLLED_BACK: ("↩", "$text-warning"),
+    DeployState.CANCELLED: ("⊘", "$text-muted"),
+    DeployState.INTERRUPTED: ("!", "$text-warning"),
 }
 MODIFIERS = {"ctrl", "shift", "alt", "meta", "super", "hyper"}
 
