@@ -68,7 +68,14 @@ def _anchor_trouble(outcome: AnchorOutcome | ConsoleError | None) -> str | None:
 
 
 class DeployConsoleApp(FleetRefreshApp):
-    """Dashboard first; the project screen and the help are pushed over it."""
+    """Dashboard first; the project screen and the help are pushed over it.
+
+    The caller owns (and closes) the fleet. Without `deploys` the console only looks: no
+    deploy keys and no deploy commands. With `anchor`, the audit chain's head is anchored on
+    its schedule while the console runs. `history` is the store `h` reads: an open one (the
+    caller closes it), or a path the app opens on first use without ever creating it (and
+    closes); without it `h` says so.
+    """
 
     TITLE = "deploy-console"
     # Each screen names its own file too, but the first screen is the app's default screen,
@@ -491,29 +498,5 @@ class DeployConsoleApp(FleetRefreshApp):
         return system_commands(self, screen)
 
 
-def build_app(
-    config: Config,
-    fleet: FleetSource,
-    *,
-    clock: Callable[[], datetime] | None = None,
-    auto_refresh: bool = True,
-    deploys: DeploySupport | None = None,
-    anchor: AnchorSchedule | None = None,
-    history: Store | Path | None = None,
-) -> DeployConsoleApp:
-    """The console app for the CLI and the tests alike; the caller owns (and closes) the fleet.
-
-    Without `deploys` the console only looks: no deploy keys and no deploy commands. With
-    `anchor`, the audit chain's head is anchored on its schedule while the console runs.
-    `history` is the store `h` reads: an open one (the caller closes it), or a path the app
-    opens on first use without ever creating it (and closes); without it `h` says so.
-    """
-    return DeployConsoleApp(
-        config,
-        fleet,
-        clock=clock,
-        auto_refresh=auto_refresh,
-        deploys=deploys,
-        anchor=anchor,
-        history=history,
-    )
+build_app = DeployConsoleApp
+"""The console app for the CLI and the tests alike (see DeployConsoleApp)."""

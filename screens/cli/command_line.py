@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import signal
 import sys
 from collections.abc import Callable
 from typing import NoReturn
@@ -35,6 +37,17 @@ def fail(message: str) -> int:
     """Say the error in its one line; exit code 2 (bad input or a refusal before any work)."""
     print(error_line(message), file=sys.stderr)
     return 2
+
+
+def stop_on_signals(*, keep_ignored: bool = False) -> asyncio.Event:
+    """An event that SIGINT or SIGTERM sets, in the running loop: how a serving command learns
+    to stop. With keep_ignored, a signal the process was started ignoring stays ignored."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if not keep_ignored or signal.getsignal(signum) is not signal.SIG_IGN:
+            loop.add_signal_handler(signum, stop.set)
+    return stop
 
 
 class Parser(argparse.ArgumentParser):

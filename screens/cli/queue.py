@@ -255,9 +255,7 @@ def queue_command(config: Config, args: argparse.Namespace) -> int:
                 return f"cancelled {record.id} ({record.project} → {record.cluster})"
             return f"asked {record.id} to cancel: its console ({record.runner}) rolls it back"
 
-        print(
-            _found(args, asyncio.run(_with_queue(config, args, cancel, create=False, changes=True)))
-        )
+        print(_changed(config, args, cancel, _unknown_deploy(args)))
         return 0
     steps = -1 if action == "up" else 1
 
@@ -265,14 +263,21 @@ def queue_command(config: Config, args: argparse.Namespace) -> int:
         record = await queue.move(args.deploy_id, steps, who)
         return f"moved {record.id} {action}"
 
-    print(_found(args, asyncio.run(_with_queue(config, args, move, create=False, changes=True))))
+    print(_changed(config, args, move, _unknown_deploy(args)))
     return 0
 
 
-def _found(args: argparse.Namespace, result: str | None) -> str:
+def _unknown_deploy(args: argparse.Namespace) -> str:
+    return f"unknown deploy {args.deploy_id!r} (no store yet)"
+
+
+def _changed(config: Config, args: argparse.Namespace, work: Any, missing: str) -> str:
+    """`work`, a change, on the queue of a store that exists: without one, `missing` says
+    what is not there (and nothing is created)."""
+    result = asyncio.run(_with_queue(config, args, work, create=False, changes=True))
     if result is None:
-        raise QueueInputError(f"unknown deploy {args.deploy_id!r} (no store yet)")
-    return result
+        raise QueueInputError(missing)
+    return str(result)
 
 
 # -- locks and freezes -------------------------------------------------------------------------
@@ -305,10 +310,7 @@ def lock_command(config: Config, args: argparse.Namespace) -> int:
             lock = await queue.unlock(args.lock_id, who)
             return f"removed lock #{lock.id} ({lock.scope}, {lock.owner}: {lock.reason})"
 
-        result = asyncio.run(_with_queue(config, args, remove, create=False, changes=True))
-        if result is None:
-            raise QueueInputError(f"no lock #{args.lock_id} (no store yet)")
-        print(result)
+        print(_changed(config, args, remove, f"no lock #{args.lock_id} (no store yet)"))
         return 0
 
     async def listing(queue: DeployQueue) -> QueueView:
@@ -343,10 +345,7 @@ def freeze_command(config: Config, args: argparse.Namespace) -> int:
         await queue.unfreeze(args.cluster, who)
         return f"{args.cluster} unfrozen: queued deploys may start"
 
-    result = asyncio.run(_with_queue(config, args, unfreeze, create=False, changes=True))
-    if result is None:
-        raise QueueInputError(f"{args.cluster} is not frozen")
-    print(result)
+    print(_changed(config, args, unfreeze, f"{args.cluster} is not frozen"))
     return 0
 
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 from pathlib import Path
 
 from console.config import Config
 from console.config.paths import store_path
-from screens.cli.command_line import PROG, Commands, with_config
+from screens.cli.command_line import PROG, Commands, stop_on_signals, with_config
 
 
 def register(commands: Commands) -> None:
@@ -41,11 +40,7 @@ async def _runner(config: Config, args: argparse.Namespace) -> int:
     from console.queue.runner import Reconciled
     from console.servers.runner_service import runner_service
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        if signal.getsignal(signum) is not signal.SIG_IGN:
-            loop.add_signal_handler(signum, stop.set)
+    stop = stop_on_signals(keep_ignored=True)
 
     def report(deploy_id: str, event: object) -> None:
         if isinstance(event, DeployStarted):

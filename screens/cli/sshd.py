@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING
 from console.config import Config, find_config, paths
 from console.config.paths import user_data_dir
 from console.errors import ConsoleError
-from screens.cli.command_line import PORT, Commands, say
+from screens.cli.command_line import PORT, Commands, say, stop_on_signals
 
 if TYPE_CHECKING:
     from console.fleet.share import SharedFleet
@@ -100,10 +99,7 @@ async def _serve(
 ) -> int:
     from console.servers.runner_service import runner_service
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_on_signals()
     if kiosk:
         return await _serve_sessions(server, spawner, listen, port, fleet, stop)
     # The server's one runner executes every deploy its sessions queue: a session only queues

@@ -25,7 +25,7 @@ from console.fleet.share import SharedFleet
 from console.identity import Actor
 from console.servers.runner_service import runner_service
 from console.servers.web_front import ACTOR_KEY, Front, clamp_size
-from screens.cli.command_line import say
+from screens.cli.command_line import say, stop_on_signals
 from screens.cli.session_fork import ForkedConsoles, PipedConsole
 
 REAP_SECONDS = 3.0  # a child gets this long after SIGTERM, then SIGKILL
@@ -240,10 +240,7 @@ async def serve(
 
 
 async def _serve_sessions(server: WebServer, args: argparse.Namespace, fleet: SharedFleet) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_on_signals()
     await server.start()
     # No access log: a request line could carry a token (?token= before the login redirect).
     runner = web.AppRunner(

@@ -268,6 +268,7 @@ class KioskApp(FleetRefreshApp, inherit_bindings=False):
         auto_refresh: bool = True,
     ) -> None:
         super().__init__(config, fleet, auto_refresh=auto_refresh)
+        quit_key = check_quit_key(quit_key)
         # The only binding: priority, so no widget can take the key first.
         self._bindings = BindingsMap(
             [Binding(quit_key, "quit", "Quit", show=False, priority=True, id="kiosk.quit")]
@@ -489,25 +490,5 @@ class KioskApp(FleetRefreshApp, inherit_bindings=False):
         return Content("   ").join([Content.styled("latest", "bold reverse"), *items])
 
 
-def build_kiosk(
-    config: Config,
-    fleet: FleetSource,
-    board: BoardSource | None = None,
-    *,
-    clock: Callable[[], datetime] | None = None,
-    local_zone: tzinfo | None = None,
-    rotate_seconds: float = 15.0,
-    quit_key: str = "ctrl+q",
-    auto_refresh: bool = True,
-) -> KioskApp:
-    """The kiosk for the CLI and the tests alike; the caller owns the fleet and the store."""
-    return KioskApp(
-        config,
-        fleet,
-        board,
-        clock=clock,
-        local_zone=local_zone,
-        rotate_seconds=rotate_seconds,
-        quit_key=check_quit_key(quit_key),
-        auto_refresh=auto_refresh,
-    )
+build_kiosk = KioskApp
+"""The kiosk for the CLI and the tests alike; the caller owns the fleet and the store."""

@@ -25,6 +25,7 @@ from console.model import (
     LoadBalancerSettings,
     TargetState,
 )
+from screens.widgets.confirm import ConfirmDialog
 
 # A fixed "now", after the demo world's fixed launch times.
 FROZEN_NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -57,6 +58,16 @@ async def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await pilot.pause(0.02)
+
+
+async def confirm(pilot: Pilot[None], answer: str = "y") -> str:
+    """Answer the confirmation dialog (y or n) once it is up; what it asked, as plain text."""
+    app = pilot.app
+    await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the confirmation")
+    question = str(app.screen.query_one("#question", Static).visual)
+    await pilot.press(answer)
+    await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmDialog), "it to close")
+    return question
 
 
 def text_of(static: Static) -> str:

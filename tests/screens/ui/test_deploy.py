@@ -22,8 +22,14 @@ from screens.deploy.screen import DeployScreen
 from screens.help import HelpScreen
 from screens.messages import DeployAsked
 from screens.project.screen import ProjectScreen
-from screens.widgets.confirm import ConfirmDialog
-from tests.screens.ui import SIZE, StubFleet, frozen_clock, read_demo_snapshot, wait_for
+from tests.screens.ui import (
+    SIZE,
+    StubFleet,
+    confirm,
+    frozen_clock,
+    read_demo_snapshot,
+    wait_for,
+)
 from tests.screens.ui.deploy_fakes import ScriptedDeploys
 
 
@@ -216,14 +222,12 @@ async def test_cancel_asks_first_then_rolls_back(
         screen = deploy_screen(app)
 
         await pilot.press("c")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the question")
-        await pilot.press("n")
+        await confirm(pilot, "n")
         await wait_for(pilot, lambda: app.screen is screen, "the deploy screen")
         assert deploys.cancelled == []
 
         await pilot.press("c")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the question")
-        await pilot.press("y")
+        await confirm(pilot, "y")
         await wait_for(pilot, lambda: screen.tracked.finished, "the rollback")
         await pilot.pause()
         assert deploys.cancelled == [(screen.tracked.deploy_id, "alice")]
@@ -353,17 +357,12 @@ async def test_quit_with_a_deploy_running_asks_then_rolls_back_before_closing(
         screen = deploy_screen(app)
 
         await pilot.press("ctrl+q")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the question")
-        dialog = app.screen
-        assert isinstance(dialog, ConfirmDialog)
-        assert "1 deploy running: storefront → staging" in str(dialog.question)
-        await pilot.press("n")
+        assert "1 deploy running: storefront → staging" in await confirm(pilot, "n")
         await wait_for(pilot, lambda: app.screen is screen, "back to the deploy")
         assert app.is_running and deploys.cancelled == []
 
         await pilot.press("ctrl+q")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the question")
-        await pilot.press("y")
+        await confirm(pilot, "y")
         await wait_for(pilot, lambda: not app.is_running, "the console to close")
         assert deploys.cancelled == [(screen.tracked.deploy_id, "alice")]
         assert screen.tracked.state is DeployState.CANCELLED

@@ -26,13 +26,13 @@ from screens.deploy.tracking import TrackedDeploy
 from screens.help import keys_of
 from screens.queue.dialogs import FreezeDialog, HoldsDialog, LockDialog
 from screens.queue.screen import QueueScreen
-from screens.widgets.confirm import ConfirmDialog
 from tests.conftest import DEMO_CONFIG
 from tests.screens.ui import (
     FROZEN_NOW,
     SIZE,
     SteppingClock,
     StubFleet,
+    confirm,
     synthetic_snapshot,
     wait_for,
 )
@@ -160,16 +160,6 @@ async def select(pilot: Pilot[None], screen: QueueScreen, deploy_id: str) -> Non
     screen.table.move_cursor(row=ids(screen).index(deploy_id))
     await wait_for(pilot, lambda: screen.table.selected_id == deploy_id, f"{deploy_id} selected")
     await pilot.pause()
-
-
-async def confirm(pilot: Pilot[None], answer: str = "y") -> str:
-    """Answer the confirmation dialog; what it asked, as plain text."""
-    app = pilot.app
-    await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the confirmation")
-    question = str(app.screen.query_one("#question", Static).visual)
-    await pilot.press(answer)
-    await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmDialog), "it to close")
-    return question
 
 
 async def test_the_queue_in_order_with_why_each_waits(tmp_path: Path, config: Config) -> None:
