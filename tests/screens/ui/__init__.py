@@ -130,6 +130,15 @@ class StubFleet:
         self.closed = True
 
 
+def unreachable(config: Config, cluster: str) -> Config:
+    """The config with `cluster` pointed at a port nothing listens on."""
+    clusters = tuple(
+        replace(status, endpoint_url="http://127.0.0.1:9") if status.name == cluster else status
+        for status in config.clusters
+    )
+    return replace(config, clusters=clusters)
+
+
 def large_config(projects: int = 200) -> Config:
     """A config of `projects` projects in 4 clusters (every project in every cluster)."""
     clusters = tuple(

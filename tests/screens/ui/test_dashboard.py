@@ -30,6 +30,7 @@ from tests.screens.ui import (
     read_demo_snapshot,
     synthetic_snapshot,
     text_of,
+    unreachable,
     wait_for,
     with_cluster_down,
 )
@@ -225,13 +226,7 @@ async def test_command_palette_runs_the_same_actions(world_config: Config) -> No
 async def test_unreachable_cluster_shows_its_error_while_others_stay_live(
     world_config: Config,
 ) -> None:
-    clusters = tuple(
-        dataclasses.replace(cluster, endpoint_url="http://127.0.0.1:9")
-        if cluster.name == "prod2"
-        else cluster
-        for cluster in world_config.clusters
-    )
-    config = dataclasses.replace(world_config, clusters=clusters)
+    config = unreachable(world_config, "prod2")
     async with running(config) as (app, _pilot):
         table = matrix(app)
         for project in ("storefront", "checkout-api", "search-api", "billing-worker"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -31,6 +30,7 @@ from tests.screens.ui import (
     frozen_clock,
     read_demo_snapshot,
     text_of,
+    unreachable,
     wait_for,
     with_cluster_down,
 )
@@ -234,13 +234,7 @@ async def test_project_screen_follows_new_snapshots(
 
 
 async def test_unreachable_cluster_on_the_project_screen(world_config: Config) -> None:
-    clusters = tuple(
-        dataclasses.replace(cluster, endpoint_url="http://127.0.0.1:9")
-        if cluster.name == "prod2"
-        else cluster
-        for cluster in world_config.clusters
-    )
-    config = dataclasses.replace(world_config, clusters=clusters)
+    config = unreachable(world_config, "prod2")
     async with project_screen(config, "checkout-api", "prod2") as (_app, _pilot, screen):
         prod2 = screen.panel("prod2")
         assert part(prod2, "panel-problem") == (

@@ -4,7 +4,7 @@ through the queue (audited) or the runner. No AWS: the runner's engine is never 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -434,8 +434,13 @@ class _Opened:
             asyncio.run(self.store.close())
 
 
-def test_snapshot_queue(snap_compare: SnapCompare, config: Config, snapshot_store: Path) -> None:
-    """Running, behind, frozen, next, locked; a freeze, a lock and a warning lock above."""
+def _snap_queue(
+    snap_compare: SnapCompare,
+    config: Config,
+    snapshot_store: Path,
+    then: Callable[[Pilot[None]], Awaitable[None]] | None = None,
+) -> bool:
+    """The queue screen on the snapshot store with the frozen row selected, after `then`."""
     clock = SteppingClock()
     deploys = QueueDeploys(None)  # type: ignore[arg-type]
     opened = _Opened()
@@ -452,34 +457,28 @@ def test_snapshot_queue(snap_compare: SnapCompare, config: Config, snapshot_stor
         assert isinstance(screen, QueueScreen)
         await wait_for(pilot, lambda: screen.read_count >= 1, "the first read")
         await select(pilot, screen, FROZEN_ID)
+        if then is not None:
+            await then(pilot)
 
     try:
-        assert snap_compare(make_app(config, deploys, clock), terminal_size=SIZE,
+        return snap_compare(make_app(config, deploys, clock), terminal_size=SIZE,
                             run_before=run_before)  # fmt: skip
     finally:
         opened.close()
+
+
+def test_snapshot_queue(snap_compare: SnapCompare, config: Config, snapshot_store: Path) -> None:
+    """Running, behind, frozen, next, locked; a freeze, a lock and a warning lock above."""
+    assert _snap_queue(snap_compare, config, snapshot_store)
 
 
 def test_snapshot_lock_dialog(
     snap_compare: SnapCompare, config: Config, snapshot_store: Path
 ) -> None:
     """The lock dialog from the frozen checkout-api row: the scopes of its pair."""
-    clock = SteppingClock()
-    deploys = QueueDeploys(None)  # type: ignore[arg-type]
-    opened = _Opened()
 
-    async def run_before(pilot: Pilot[None]) -> None:
-        store = opened.store = await Store.open(snapshot_store, clock=clock)
-        deploys.runner = runner_for(store, config, clock)
+    async def lock_dialog(pilot: Pilot[None]) -> None:
         app = pilot.app
-        assert isinstance(app, DeployConsoleApp)
-        await wait_for(pilot, lambda: app.refresh_count >= 1, "the first refresh")
-        await pilot.press("q")
-        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen), "the queue")
-        screen = app.screen
-        assert isinstance(screen, QueueScreen)
-        await wait_for(pilot, lambda: screen.read_count >= 1, "the first read")
-        await select(pilot, screen, FROZEN_ID)
         await pilot.press("l")
         await wait_for(pilot, lambda: isinstance(app.screen, LockDialog), "the lock dialog")
         app.screen.query_one("#lock-reason", Input).value = "vendor outage"
@@ -488,8 +487,4 @@ def test_snapshot_lock_dialog(
             field.cursor_blink = False
         await pilot.pause()
 
-    try:
-        assert snap_compare(make_app(config, deploys, clock), terminal_size=SIZE,
-                            run_before=run_before)  # fmt: skip
-    finally:
-        opened.close()
+    assert _snap_queue(snap_compare, config, snapshot_store, lock_dialog)
