@@ -28,6 +28,7 @@ from console.events import (
 from console.fleet.inventory import FleetSource
 from console.model import DeployRequest, DeployState
 from console.store import Store
+from screens.cli.command_line import PROG
 from screens.dashboard.screen import DashboardScreen
 from screens.deploy.dialog import DeployDialog
 from screens.deploy.picker import DeployListDialog
@@ -48,6 +49,7 @@ from screens.messages import (
     QueueAsked,
     QueuedDeployChosen,
     RefreshRequested,
+    error_text,
 )
 from screens.palette import system_commands
 from screens.project.screen import ProjectScreen
@@ -77,7 +79,7 @@ class DeployConsoleApp(FleetRefreshApp):
     closes); without it `h` says so.
     """
 
-    TITLE = "deploy-console"
+    TITLE = PROG
     # Each screen names its own file too, but the first screen is the app's default screen,
     # whose CSS_PATH Textual does not read: load them all here (each is scoped by class name).
     CSS_PATH: ClassVar[list[str | PurePath]] = [
@@ -350,10 +352,8 @@ class DeployConsoleApp(FleetRefreshApp):
         try:
             async for event in self.deploys.run(request):
                 self.post_message(DeployProgressed(key, event))
-        except ConsoleError as error:
-            self.post_message(DeployBroke(key, error.message))
         except Exception as error:
-            self.post_message(DeployBroke(key, f"{type(error).__name__}: {error}"))
+            self.post_message(DeployBroke(key, error_text(error)))
 
     def on_deploy_progressed(self, message: DeployProgressed) -> None:
         tracked = self.tracked[message.key]
@@ -465,7 +465,7 @@ class DeployConsoleApp(FleetRefreshApp):
                 return
         self.notify(
             f"{message.deploy_id} was not started from this console: its steps show in the "
-            "console that started it, and in `deploy-console history` once it ends.",
+            f"console that started it, and in `{PROG} history` once it ends.",
             title="Not followed here",
         )
 

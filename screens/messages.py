@@ -32,14 +32,20 @@ class FleetRefreshFailed(Message):
         self.error = error
 
 
+def error_text(error: BaseException) -> str:
+    """An error as a screen says it, in one line: a ConsoleError's own message, else its type
+    and text."""
+    if isinstance(error, ConsoleError):
+        return error.message
+    return f"{type(error).__name__}: {error}"
+
+
 async def read_fleet(fleet: FleetSource) -> FleetRefreshed | FleetRefreshFailed:
     """One refresh of the fleet as the message the app posts (an error is one line)."""
     try:
         return FleetRefreshed(await fleet.refresh())
-    except ConsoleError as error:
-        return FleetRefreshFailed(error.message)
     except Exception as error:
-        return FleetRefreshFailed(f"{type(error).__name__}: {error}")
+        return FleetRefreshFailed(error_text(error))
 
 
 class RefreshRequested(Message):

@@ -17,6 +17,7 @@ from textual.app import SystemCommand
 from textual.dom import DOMNode
 from textual.screen import Screen
 
+from screens.cli.command_line import PROG
 from screens.dashboard.screen import DashboardScreen
 from screens.deploy.screen import DeployScreen
 from screens.history.screen import HistoryScreen
@@ -160,7 +161,7 @@ COMMANDS: tuple[PaletteCommand, ...] = (
     ),
     PaletteCommand(None, "help", "app: help", "List the keys of this screen"),
     PaletteCommand(None, "change_theme", "app: theme", "Change the colours"),
-    PaletteCommand(None, "quit", "app: quit", "Quit deploy-console"),
+    PaletteCommand(None, "quit", "app: quit", f"Quit {PROG}"),
 )
 """Every command, titled "namespace: verb", in the order the palette lists them."""
 

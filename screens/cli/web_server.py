@@ -25,7 +25,7 @@ from console.fleet.share import SharedFleet
 from console.identity import Actor
 from console.servers.runner_service import runner_service
 from console.servers.web_front import ACTOR_KEY, Front, clamp_size
-from screens.cli.command_line import say, stop_on_signals
+from screens.cli.command_line import PROG, say, stop_on_signals
 from screens.cli.session_fork import ForkedConsoles, PipedConsole
 
 REAP_SECONDS = 3.0  # a child gets this long after SIGTERM, then SIGKILL
@@ -107,7 +107,7 @@ class WebServer(Server):
         host: str,
         port: int,
     ) -> None:
-        super().__init__("deploy-console", host=host, port=port, title="deploy-console")
+        super().__init__(PROG, host=host, port=port, title=PROG)
         self.front = front
         self.spawner = spawner
         self.extra_env = extra_env

@@ -18,11 +18,11 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, RichLog, Static
 
-from console.errors import ConsoleError
 from console.identity import describe
 from console.model import DeployState, StepState
 from console.store import AuditRow, DeployRecord, LogLine, StepRecord, Store
 from screens.deploy.screen import log_palette
+from screens.messages import error_text
 from screens.widgets.format import LOCK, format_age
 from screens.widgets.step_list import STEP_GLYPHS
 from screens.widgets.tables import cell_style
@@ -243,10 +243,8 @@ class DeployDetailScreen(Screen[None]):
             steps = await self.store.steps(self.deploy_id)
             audit = await self.store.audit_rows(deploy_id=self.deploy_id)
             output = await self.store.deploy_log(self.deploy_id)
-        except ConsoleError as error:
-            self.post_message(DeployDetailReadFailed(error.message))
         except Exception as error:
-            self.post_message(DeployDetailReadFailed(f"{type(error).__name__}: {error}"))
+            self.post_message(DeployDetailReadFailed(error_text(error)))
         else:
             self.post_message(DeployDetailRead(record, steps, audit, output))
 

@@ -30,6 +30,7 @@ from screens.history.detail import (
     took,
 )
 from screens.history.filters import HINT, HistoryFilter, parse_filter
+from screens.messages import error_text
 from screens.widgets.format import shorten
 from screens.widgets.tables import TABLE_NAVIGATION, CursorCachedTable, cell_style
 
@@ -249,10 +250,8 @@ class HistoryScreen(Screen[None]):
                 before=before,
                 limit=limit,
             )
-        except ConsoleError as error:
-            self.post_message(DeploysReadFailed(error.message))
         except Exception as error:
-            self.post_message(DeploysReadFailed(f"{type(error).__name__}: {error}"))
+            self.post_message(DeploysReadFailed(error_text(error)))
         else:
             self.post_message(DeploysRead(kind, view, records, len(records) < limit, before))
 

@@ -26,10 +26,11 @@ from textual.timer import Timer
 from textual.widgets import Static
 
 from console.config import Config
-from console.errors import ConsoleError
 from console.fleet.inventory import FleetSource
 from console.model import DeployState, EnvStatus, FleetSnapshot, Health
 from console.queue.board import ROLLBACK, DeployBoard, InFlight, finished_at
+from screens.cli.command_line import PROG
+from screens.messages import error_text
 from screens.refresh import FleetRefreshApp
 from screens.widgets.format import (
     HEALTH_GLYPHS,
@@ -248,7 +249,7 @@ class KioskScreen(Screen[None], inherit_bindings=False):
 class KioskApp(FleetRefreshApp, inherit_bindings=False):
     """Read-only whatever the user's role: no action but quitting, no palette, no footer."""
 
-    TITLE = "deploy-console kiosk"
+    TITLE = f"{PROG} kiosk"
     REFRESH_TIMER = "kiosk-refresh"
     CSS_PATH: ClassVar[list[str | PurePath]] = ["../styles/kiosk.tcss"]
     ENABLE_COMMAND_PALETTE = False
@@ -346,10 +347,8 @@ class KioskApp(FleetRefreshApp, inherit_bindings=False):
         assert self.board_source is not None
         try:
             self.post_message(DeployBoardRead(await self.board_source()))
-        except ConsoleError as error:
-            self.post_message(DeployBoardRead(None, error.message))
         except Exception as error:
-            self.post_message(DeployBoardRead(None, f"{type(error).__name__}: {error}"))
+            self.post_message(DeployBoardRead(None, error_text(error)))
 
     def on_deploy_board_read(self, message: DeployBoardRead) -> None:
         if message.board is not None:

@@ -18,7 +18,6 @@ from textual.widgets import DataTable, Footer, Static
 
 from console.access import Action
 from console.config import Config
-from console.errors import ConsoleError
 from console.model import DeployState
 from console.queue.release_queue import (
     DeployQueue,
@@ -27,7 +26,8 @@ from console.queue.release_queue import (
     queue_entries,
 )
 from console.store import DeployRecord
-from screens.messages import QueueActed, QueuedDeployChosen, QueueRead, QueueReadFailed
+from screens.cli.command_line import PROG
+from screens.messages import QueueActed, QueuedDeployChosen, QueueRead, QueueReadFailed, error_text
 from screens.queue.dialogs import (
     FreezeDialog,
     FreezeRequest,
@@ -136,7 +136,7 @@ class QueueScreen(Screen[None]):
         yield QueueTable(id="queue-table")
         yield Static(
             "The queue is empty. A deploy started with d on the dashboard, or by "
-            "`deploy-console deploy`, waits here for its turn.",
+            f"`{PROG} deploy`, waits here for its turn.",
             id="queue-empty",
         )
         yield Footer()
@@ -164,10 +164,8 @@ class QueueScreen(Screen[None]):
     async def _read(self) -> None:
         try:
             view = await self.control.queue.view()
-        except ConsoleError as error:
-            self.post_message(QueueReadFailed(error.message))
         except Exception as error:
-            self.post_message(QueueReadFailed(f"{type(error).__name__}: {error}"))
+            self.post_message(QueueReadFailed(error_text(error)))
         else:
             self.post_message(QueueRead(view, queue_entries(view)))
 
@@ -465,10 +463,8 @@ class QueueScreen(Screen[None]):
     async def _act(self, action: Callable[[], Awaitable[str]]) -> None:
         try:
             done = await action()
-        except ConsoleError as error:
-            self.post_message(QueueActed(error=error.message))
         except Exception as error:
-            self.post_message(QueueActed(error=f"{type(error).__name__}: {error}"))
+            self.post_message(QueueActed(error=error_text(error)))
         else:
             self.post_message(QueueActed(done))
 

@@ -14,7 +14,7 @@ from textual.pilot import Pilot
 
 from console.config import AccessSettings, Config
 from console.model import DeployRequest, DeployState, FleetSnapshot, Step, StepState
-from screens.app import DeployConsoleApp, build_app
+from screens.app import DeployConsoleApp
 from screens.dashboard.fleet_matrix import FleetMatrix
 from screens.deploy.dialog import CURRENT_MARK, DeployDialog
 from screens.deploy.picker import DeployListDialog
@@ -24,10 +24,9 @@ from screens.messages import DeployAsked
 from screens.project.screen import ProjectScreen
 from tests.screens.ui import (
     SIZE,
-    StubFleet,
     confirm,
-    frozen_clock,
     read_demo_snapshot,
+    stub_app,
     wait_for,
 )
 from tests.screens.ui.deploy_fakes import ScriptedDeploys
@@ -47,14 +46,7 @@ def no_plan_delay(monkeypatch: pytest.MonkeyPatch) -> None:
 async def running(
     config: Config, snapshot: FleetSnapshot, deploys: ScriptedDeploys | None
 ) -> AsyncIterator[tuple[DeployConsoleApp, Pilot[None]]]:
-    fleet = StubFleet(config, [snapshot])
-    app = build_app(
-        config,
-        fleet,  # type: ignore[arg-type]
-        clock=frozen_clock,
-        auto_refresh=False,
-        deploys=deploys,
-    )
+    app = stub_app(config, snapshot, deploys=deploys)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.refresh_count >= 1, "the first refresh")
         await pilot.pause()
@@ -81,6 +73,16 @@ def deploy_screen(app: DeployConsoleApp) -> DeployScreen:
     screen = app.screen
     assert isinstance(screen, DeployScreen), screen
     return screen
+
+
+async def held_deploy(
+    app: DeployConsoleApp, pilot: Pilot[None], deploys: ScriptedDeploys, *pair_release: str
+) -> DeployScreen:
+    """Start alice's deploy of (project, cluster, release); once the scripted deploy holds at
+    its step, its screen."""
+    app.start_deploy(DeployRequest(*pair_release, "alice"))
+    await wait_for(pilot, lambda: deploys.held, f"the deploy to reach {deploys.hold_at}")
+    return deploy_screen(app)
 
 
 def states(screen: DeployScreen) -> dict[str, StepState | None]:
@@ -163,10 +165,10 @@ async def test_deploy_screen_steps_advance_and_the_cell_shows_the_deploy(
 ) -> None:
     deploys = ScriptedDeploys(demo_snapshot, hold_at=Step.CONFIGURE)
     async with running(world_config, demo_snapshot, deploys) as (app, pilot):
-        app.start_deploy(DeployRequest("storefront", "prod1", "2.15.0", "alice"))
-        await wait_for(pilot, lambda: deploys.held, "the deploy to reach configure")
+        screen = await held_deploy(
+            app, pilot, deploys, DeployRequest("storefront", "prod1", "2.15.0", "alice")
+        )
         await pilot.pause()
-        screen = deploy_screen(app)
         assert states(screen) == {
             "lock": StepState.SUCCEEDED,
             "resolve": StepState.SUCCEEDED,
@@ -217,9 +219,9 @@ async def test_cancel_asks_first_then_rolls_back(
 ) -> None:
     deploys = ScriptedDeploys(demo_snapshot, hold_at=Step.HEALTH_GATE)
     async with running(world_config, demo_snapshot, deploys) as (app, pilot):
-        app.start_deploy(DeployRequest("storefront", "staging", "2.14.1", "alice"))
-        await wait_for(pilot, lambda: deploys.held, "the deploy to reach the health gate")
-        screen = deploy_screen(app)
+        screen = await held_deploy(
+            app, pilot, deploys, DeployRequest("storefront", "staging", "2.14.1", "alice")
+        )
 
         await pilot.press("c")
         await confirm(pilot, "n")
@@ -352,9 +354,9 @@ async def test_quit_with_a_deploy_running_asks_then_rolls_back_before_closing(
 ) -> None:
     deploys = ScriptedDeploys(demo_snapshot, hold_at=Step.CONFIGURE)
     async with running(world_config, demo_snapshot, deploys) as (app, pilot):
-        app.start_deploy(DeployRequest("storefront", "staging", "2.14.1", "alice"))
-        await wait_for(pilot, lambda: deploys.held, "the deploy to reach configure")
-        screen = deploy_screen(app)
+        screen = await held_deploy(
+            app, pilot, deploys, DeployRequest("storefront", "staging", "2.14.1", "alice")
+        )
 
         await pilot.press("ctrl+q")
         assert "1 deploy running: storefront → staging" in await confirm(pilot, "n")

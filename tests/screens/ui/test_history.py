@@ -20,7 +20,7 @@ from textual.widgets import Static
 
 from console.config import ClusterConfig, Config, ProjectClusterConfig, ProjectConfig
 from console.store import DeployRecord, Store
-from screens.app import DeployConsoleApp, build_app
+from screens.app import DeployConsoleApp
 from screens.dashboard.screen import DashboardScreen
 from screens.help import HelpScreen
 from screens.history import detail as history_detail
@@ -32,9 +32,7 @@ from screens.project.screen import ProjectScreen
 from tests.screens.ui import (
     FROZEN_NOW,
     SteppingClock,
-    StubFleet,
-    frozen_clock,
-    synthetic_snapshot,
+    stub_app,
     text_of,
     wait_for,
 )
@@ -231,14 +229,7 @@ def quick_refresh(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def make_app(store: Store | Path | None) -> DeployConsoleApp:
-    fleet = StubFleet(CONFIG, [synthetic_snapshot(CONFIG, FROZEN_NOW, "1.0.0")])
-    return build_app(
-        CONFIG,
-        fleet,  # type: ignore[arg-type]
-        clock=frozen_clock,
-        auto_refresh=False,
-        history=store,
-    )
+    return stub_app(CONFIG, history=store)
 
 
 @asynccontextmanager

@@ -29,6 +29,7 @@ from tests.screens.ui import (
     StubFleet,
     frozen_clock,
     read_demo_snapshot,
+    running_console,
     text_of,
     unreachable,
     wait_for,
@@ -51,27 +52,19 @@ async def project_screen(
     settled: bool = True,
 ) -> AsyncIterator[tuple[DeployConsoleApp, Pilot[None], ProjectScreen]]:
     """The app with `project` open (as Enter on the dashboard opens it)."""
-    own_fleet = fleet is None
-    fleet = fleet if fleet is not None else Fleet(config, clock=clock)
-    app = build_app(config, fleet, clock=clock, auto_refresh=False)  # type: ignore[arg-type]
-    try:
-        async with app.run_test(size=SIZE) as pilot:
-            await wait_for(pilot, lambda: app.refresh_count >= 1, "the first refresh")
-            app.post_message(ProjectChosen(project, cluster))
-            await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen), "the screen")
-            screen = app.screen
-            assert isinstance(screen, ProjectScreen)
-            if settled:
-                await wait_for(
-                    pilot,
-                    lambda: all(panel.settings is not None for panel in panels(screen)),
-                    "load balancer settings",
-                )
-            await pilot.pause()
-            yield app, pilot, screen
-    finally:
-        if own_fleet:
-            fleet.close()
+    async with running_console(config, fleet, clock) as (app, pilot):
+        app.post_message(ProjectChosen(project, cluster))
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen), "the screen")
+        screen = app.screen
+        assert isinstance(screen, ProjectScreen)
+        if settled:
+            await wait_for(
+                pilot,
+                lambda: all(panel.settings is not None for panel in panels(screen)),
+                "load balancer settings",
+            )
+        await pilot.pause()
+        yield app, pilot, screen
 
 
 def panels(screen: ProjectScreen) -> list[ClusterPanel]:

@@ -20,7 +20,7 @@ from console.model import DeployRequest
 from console.queue.release_queue import DeployQueue
 from console.queue.runner import Runner
 from console.store import Store
-from screens.app import DeployConsoleApp, build_app
+from screens.app import DeployConsoleApp
 from screens.deploy.screen import DeployScreen
 from screens.deploy.tracking import TrackedDeploy
 from screens.help import keys_of
@@ -31,9 +31,8 @@ from tests.screens.ui import (
     FROZEN_NOW,
     SIZE,
     SteppingClock,
-    StubFleet,
     confirm,
-    synthetic_snapshot,
+    stub_app,
     wait_for,
 )
 from tests.screens.ui.deploy_fakes import ScriptedDeploys
@@ -101,14 +100,7 @@ async def fill(queue: DeployQueue, clock: SteppingClock) -> None:
 def make_app(
     config: Config, deploys: ScriptedDeploys | None, clock: SteppingClock
 ) -> DeployConsoleApp:
-    fleet = StubFleet(config, [synthetic_snapshot(config, FROZEN_NOW, "1.0.0")])
-    return build_app(
-        config,
-        fleet,  # type: ignore[arg-type]
-        clock=clock,
-        auto_refresh=False,
-        deploys=deploys,  # type: ignore[arg-type]
-    )
+    return stub_app(config, clock=clock, deploys=deploys)
 
 
 def runner_for(store: Store, config: Config, clock: SteppingClock) -> Runner:
@@ -127,14 +119,22 @@ async def queue_screen(
         app = make_app(config, QueueDeploys(runner), clock)
         assert isinstance(app, DeployConsoleApp)
         async with app.run_test(size=SIZE) as pilot:
-            await wait_for(pilot, lambda: app.refresh_count >= 1, "the first refresh")
-            await pilot.press("q")
-            await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen), "the queue")
-            screen = app.screen
-            assert isinstance(screen, QueueScreen)
-            await wait_for(pilot, lambda: screen.read_count >= 1, "the first read")
+            screen = await open_queue(pilot)
             await pilot.pause()
             yield app, pilot, screen, runner.queue
+
+
+async def open_queue(pilot: Pilot[None]) -> QueueScreen:
+    """After the console's first refresh, q; the queue screen once it has read the queue."""
+    app = pilot.app
+    assert isinstance(app, DeployConsoleApp)
+    await wait_for(pilot, lambda: app.refresh_count >= 1, "the first refresh")
+    await pilot.press("q")
+    await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen), "the queue")
+    screen = app.screen
+    assert isinstance(screen, QueueScreen)
+    await wait_for(pilot, lambda: screen.read_count >= 1, "the first read")
+    return screen
 
 
 def rows(screen: QueueScreen) -> list[list[str]]:
@@ -448,15 +448,7 @@ def _snap_queue(
     async def run_before(pilot: Pilot[None]) -> None:
         store = opened.store = await Store.open(snapshot_store, clock=clock)
         deploys.runner = runner_for(store, config, clock)
-        app = pilot.app
-        assert isinstance(app, DeployConsoleApp)
-        await wait_for(pilot, lambda: app.refresh_count >= 1, "the first refresh")
-        await pilot.press("q")
-        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen), "the queue")
-        screen = app.screen
-        assert isinstance(screen, QueueScreen)
-        await wait_for(pilot, lambda: screen.read_count >= 1, "the first read")
-        await select(pilot, screen, FROZEN_ID)
+        await select(pilot, await open_queue(pilot), FROZEN_ID)
         if then is not None:
             await then(pilot)
 
