@@ -24,12 +24,17 @@ class FleetRefreshed(Message):
         self.snapshot = snapshot
 
 
-class FleetRefreshFailed(Message):
-    """The refresh worker raised; the last snapshot stays on screen."""
+class ReadFailed(Message):
+    """A worker's read raised: `error` is what a person is told, in one line. Each screen
+    posts its own kind (what was shown stays)."""
 
     def __init__(self, error: str) -> None:
         super().__init__()
         self.error = error
+
+
+class FleetRefreshFailed(ReadFailed):
+    """The refresh worker raised; the last snapshot stays on screen."""
 
 
 def error_text(error: BaseException) -> str:
@@ -154,12 +159,8 @@ class QueueRead(Message):
         self.entries = entries
 
 
-class QueueReadFailed(Message):
+class QueueReadFailed(ReadFailed):
     """The queue screen's poll could not read the store; the last rows stay on screen."""
-
-    def __init__(self, error: str) -> None:
-        super().__init__()
-        self.error = error
 
 
 class QueueActed(Message):

@@ -1,5 +1,4 @@
-"""The fleet refresh loop the console and the kiosk share: one read at a time, the next armed
-only after this one ended."""
+"""The fleet refresh loop the console and the kiosk share: one read at a time, then a pause."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The web server of `deploy-console web`: textual-serve behind the console's front, one forked
-console per browser session."""
+"""The server of `deploy-console web`: textual-serve behind the front, a console per browser."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from console.identity import describe
 from console.model import DeployState, StepState
 from console.store import AuditRow, DeployRecord, LogLine, StepRecord, Store
 from screens.deploy.screen import log_palette
-from screens.messages import error_text
+from screens.messages import ReadFailed, error_text
 from screens.widgets.format import LOCK, format_age
 from screens.widgets.step_list import STEP_GLYPHS
 from screens.widgets.tables import cell_style
@@ -92,10 +92,8 @@ class DeployDetailRead(Message):
         self.output = output
 
 
-class DeployDetailReadFailed(Message):
-    def __init__(self, error: str) -> None:
-        super().__init__()
-        self.error = error
+class DeployDetailReadFailed(ReadFailed):
+    """A read of the deploy's records raised; what was shown stays."""
 
 
 def log_lines(

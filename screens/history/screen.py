@@ -30,7 +30,7 @@ from screens.history.detail import (
     took,
 )
 from screens.history.filters import HINT, HistoryFilter, parse_filter
-from screens.messages import error_text
+from screens.messages import ReadFailed, error_text
 from screens.widgets.format import shorten
 from screens.widgets.tables import TABLE_NAVIGATION, CursorCachedTable, cell_style
 
@@ -111,12 +111,8 @@ class DeploysRead(Message):
         self.before = before
 
 
-class DeploysReadFailed(Message):
+class DeploysReadFailed(ReadFailed):
     """A read of the store raised; what was shown stays."""
-
-    def __init__(self, error: str) -> None:
-        super().__init__()
-        self.error = error
 
 
 class HistoryTable(CursorCachedTable[Text], inherit_bindings=False):

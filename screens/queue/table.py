@@ -1,5 +1,4 @@
-"""The queue screen's table: one row per deploy (pair, state, release, actor, age, why it
-waits), and one line per freeze or lock that holds deploys."""
+"""The queue screen's table (a row per deploy, why it waits) and its lines of freezes and locks."""
 
 from __future__ import annotations
 

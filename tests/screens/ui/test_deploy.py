@@ -165,9 +165,7 @@ async def test_deploy_screen_steps_advance_and_the_cell_shows_the_deploy(
 ) -> None:
     deploys = ScriptedDeploys(demo_snapshot, hold_at=Step.CONFIGURE)
     async with running(world_config, demo_snapshot, deploys) as (app, pilot):
-        screen = await held_deploy(
-            app, pilot, deploys, DeployRequest("storefront", "prod1", "2.15.0", "alice")
-        )
+        screen = await held_deploy(app, pilot, deploys, "storefront", "prod1", "2.15.0")
         await pilot.pause()
         assert states(screen) == {
             "lock": StepState.SUCCEEDED,
@@ -219,9 +217,7 @@ async def test_cancel_asks_first_then_rolls_back(
 ) -> None:
     deploys = ScriptedDeploys(demo_snapshot, hold_at=Step.HEALTH_GATE)
     async with running(world_config, demo_snapshot, deploys) as (app, pilot):
-        screen = await held_deploy(
-            app, pilot, deploys, DeployRequest("storefront", "staging", "2.14.1", "alice")
-        )
+        screen = await held_deploy(app, pilot, deploys, "storefront", "staging", "2.14.1")
 
         await pilot.press("c")
         await confirm(pilot, "n")
@@ -354,9 +350,7 @@ async def test_quit_with_a_deploy_running_asks_then_rolls_back_before_closing(
 ) -> None:
     deploys = ScriptedDeploys(demo_snapshot, hold_at=Step.CONFIGURE)
     async with running(world_config, demo_snapshot, deploys) as (app, pilot):
-        screen = await held_deploy(
-            app, pilot, deploys, DeployRequest("storefront", "staging", "2.14.1", "alice")
-        )
+        screen = await held_deploy(app, pilot, deploys, "storefront", "staging", "2.14.1")
 
         await pilot.press("ctrl+q")
         assert "1 deploy running: storefront → staging" in await confirm(pilot, "n")
