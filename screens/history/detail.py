@@ -4,6 +4,7 @@ and the output lines the store kept, in time order)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import ClassVar
 
@@ -75,21 +76,14 @@ def took(record: DeployRecord, now: datetime) -> str:
     return f"{seconds:.1f}s" if seconds < 60 else format_age(seconds)
 
 
+@dataclass
 class DeployDetailRead(Message):
     """The deploy, its steps, audit rows and output lines were read (record None: unknown)."""
 
-    def __init__(
-        self,
-        record: DeployRecord | None,
-        steps: list[StepRecord],
-        audit: list[AuditRow],
-        output: list[LogLine],
-    ) -> None:
-        super().__init__()
-        self.record = record
-        self.steps = steps
-        self.audit = audit
-        self.output = output
+    record: DeployRecord | None
+    steps: list[StepRecord]
+    audit: list[AuditRow]
+    output: list[LogLine]
 
 
 class DeployDetailReadFailed(ReadFailed):

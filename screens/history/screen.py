@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import ClassVar
 
@@ -92,23 +93,15 @@ def merged(
     return fresh  # nothing in common: more changed than a refresh covers, start from the top
 
 
+@dataclass
 class DeploysRead(Message):
     """A read of the store finished: `records` for `kind` (first, more, refresh) of `view`."""
 
-    def __init__(
-        self,
-        kind: str,
-        view: HistoryFilter,
-        records: list[DeployRecord],
-        complete: bool,
-        before: str | None,
-    ) -> None:
-        super().__init__()
-        self.kind = kind
-        self.view = view
-        self.records = records
-        self.complete = complete
-        self.before = before
+    kind: str
+    view: HistoryFilter
+    records: list[DeployRecord]
+    complete: bool
+    before: str | None
 
 
 class DeploysReadFailed(ReadFailed):

@@ -121,13 +121,12 @@ def _clock_text(moment: datetime) -> str:
     return moment.strftime("%H:%M:%S")
 
 
+@dataclass
 class DeployBoardRead(Message):
     """The deploys were read from the store (or not: `error`, and the last board stays)."""
 
-    def __init__(self, board: DeployBoard | None, error: str | None = None) -> None:
-        super().__init__()
-        self.board = board
-        self.error = error
+    board: DeployBoard | None
+    error: str | None = None
 
 
 class KioskTile(Static):
