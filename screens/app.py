@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path, PurePath
 from typing import ClassVar
 
 from textual import work
-from textual.app import App, SystemCommand
+from textual.app import SystemCommand
 from textual.binding import Binding, BindingType
 from textual.content import Content
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
-from textual.timer import Timer
 
 from console.access import Access, AccessDenied, Action
 from console.audit.anchor import AnchorOutcome, AnchorSchedule
@@ -28,8 +26,9 @@ from console.events import (
     StepStarted,
 )
 from console.fleet.inventory import FleetSource
-from console.model import DeployRequest, DeployState, FleetSnapshot
+from console.model import DeployRequest, DeployState
 from console.store import Store
+from screens.cli.command_line import PROG
 from screens.dashboard.screen import DashboardScreen
 from screens.deploy.dialog import DeployDialog
 from screens.deploy.picker import DeployListDialog
@@ -45,18 +44,17 @@ from screens.messages import (
     DeployBroke,
     DeployCancelAsked,
     DeployProgressed,
-    FleetRefreshed,
-    FleetRefreshFailed,
     HistoryAsked,
     ProjectChosen,
     QueueAsked,
     QueuedDeployChosen,
     RefreshRequested,
-    read_fleet,
+    error_text,
 )
 from screens.palette import system_commands
 from screens.project.screen import ProjectScreen
 from screens.queue.screen import QueueControl, QueueScreen
+from screens.refresh import FleetRefreshApp
 from screens.widgets.confirm import ConfirmDialog
 
 
@@ -71,10 +69,17 @@ def _anchor_trouble(outcome: AnchorOutcome | ConsoleError | None) -> str | None:
     return None if outcome is None else outcome.problem
 
 
-class DeployConsoleApp(App[None]):
-    """Dashboard first; the project screen and the help are pushed over it."""
+class DeployConsoleApp(FleetRefreshApp):
+    """Dashboard first; the project screen and the help are pushed over it.
 
-    TITLE = "deploy-console"
+    The caller owns (and closes) the fleet. Without `deploys` the console only looks: no
+    deploy keys and no deploy commands. With `anchor`, the audit chain's head is anchored on
+    its schedule while the console runs. `history` is the store `h` reads: an open one (the
+    caller closes it), or a path the app opens on first use without ever creating it (and
+    closes); without it `h` says so.
+    """
+
+    TITLE = PROG
     # Each screen names its own file too, but the first screen is the app's default screen,
     # whose CSS_PATH Textual does not read: load them all here (each is scoped by class name).
     CSS_PATH: ClassVar[list[str | PurePath]] = [
@@ -104,9 +109,7 @@ class DeployConsoleApp(App[None]):
         anchor: AnchorSchedule | None = None,
         history: Store | Path | None = None,
     ) -> None:
-        super().__init__()
-        self.config = config
-        self.fleet = fleet
+        super().__init__(config, fleet, auto_refresh=auto_refresh)
         self.deploys = deploys
         """None: a console that only looks (no deploy keys, no deploy commands)."""
         self.history: Store | Path | None = history
@@ -117,14 +120,6 @@ class DeployConsoleApp(App[None]):
         self.tracked: dict[int, TrackedDeploy] = {}
         """Every deploy this console started, by a local key (the engine's id comes later)."""
         self.clock = clock or _utc_now
-        self.auto_refresh_fleet = auto_refresh
-        self.snapshot: FleetSnapshot | None = None
-        """The last snapshot the refresh worker delivered."""
-        self.refresh_error: str | None = None
-        self.refreshing = False
-        self.refresh_count = 0
-        """Refreshes finished (good or failed): tests wait on it."""
-        self._refresh_timer: Timer | None = None
         self._quit_when_done = False
         """Set once the user chose to quit with deploys running: exit when they have ended."""
         self.anchor = anchor
@@ -174,52 +169,13 @@ class DeployConsoleApp(App[None]):
         if self._history_owned and isinstance(self.history, Store):
             await self.history.close()
 
-    # -- the refresh loop: one at a time, the next one armed only after this one ended ----
+    # -- the refresh loop (screens/refresh.py): what the console does with each read ------
 
-    def refresh_fleet(self) -> None:
-        """Refresh now; the timer is re-armed once this refresh has finished.
+    def fleet_unreadable(self, error: str) -> None:
+        self.notify(error, title="Refresh failed", severity="error")
 
-        While a refresh runs, asking again joins it: its snapshot is the fresh one.
-        """
-        if self.refreshing:
-            return
-        if self._refresh_timer is not None:
-            self._refresh_timer.stop()
-            self._refresh_timer = None
-        self.refreshing = True
+    def refresh_shown(self) -> None:
         self._pass_down()
-        self._refresh_worker()
-
-    @work(exclusive=True, group="refresh", exit_on_error=False)
-    async def _refresh_worker(self) -> None:
-        self.post_message(await read_fleet(self.fleet))
-
-    def _arm_timer(self) -> None:
-        if self.auto_refresh_fleet and self._refresh_timer is None:
-            self._refresh_timer = self.set_timer(
-                self.config.refresh_seconds, self.refresh_fleet, name="fleet-refresh"
-            )
-
-    def on_fleet_refreshed(self, message: FleetRefreshed) -> None:
-        first = self.snapshot is None
-        self.snapshot = message.snapshot
-        self.refresh_error = None
-        self._refresh_done()
-        if first:
-            # Everything alive now lives as long as the app: keep it out of the full
-            # collections that otherwise pause the UI (measured up to 336 ms at 200 x 4).
-            gc.freeze()
-
-    def on_fleet_refresh_failed(self, message: FleetRefreshFailed) -> None:
-        self.refresh_error = message.error
-        self._refresh_done()
-        self.notify(message.error, title="Refresh failed", severity="error")
-
-    def _refresh_done(self) -> None:
-        self.refresh_count += 1
-        self.refreshing = False
-        self._pass_down()
-        self._arm_timer()
 
     def _pass_down(self) -> None:
         """Attributes down: every screen on the stack that shows the fleet gets the news."""
@@ -396,10 +352,8 @@ class DeployConsoleApp(App[None]):
         try:
             async for event in self.deploys.run(request):
                 self.post_message(DeployProgressed(key, event))
-        except ConsoleError as error:
-            self.post_message(DeployBroke(key, error.message))
         except Exception as error:
-            self.post_message(DeployBroke(key, f"{type(error).__name__}: {error}"))
+            self.post_message(DeployBroke(key, error_text(error)))
 
     def on_deploy_progressed(self, message: DeployProgressed) -> None:
         tracked = self.tracked[message.key]
@@ -511,7 +465,7 @@ class DeployConsoleApp(App[None]):
                 return
         self.notify(
             f"{message.deploy_id} was not started from this console: its steps show in the "
-            "console that started it, and in `deploy-console history` once it ends.",
+            f"console that started it, and in `{PROG} history` once it ends.",
             title="Not followed here",
         )
 
@@ -544,29 +498,5 @@ class DeployConsoleApp(App[None]):
         return system_commands(self, screen)
 
 
-def build_app(
-    config: Config,
-    fleet: FleetSource,
-    *,
-    clock: Callable[[], datetime] | None = None,
-    auto_refresh: bool = True,
-    deploys: DeploySupport | None = None,
-    anchor: AnchorSchedule | None = None,
-    history: Store | Path | None = None,
-) -> DeployConsoleApp:
-    """The console app for the CLI and the tests alike; the caller owns (and closes) the fleet.
-
-    Without `deploys` the console only looks: no deploy keys and no deploy commands. With
-    `anchor`, the audit chain's head is anchored on its schedule while the console runs.
-    `history` is the store `h` reads: an open one (the caller closes it), or a path the app
-    opens on first use without ever creating it (and closes); without it `h` says so.
-    """
-    return DeployConsoleApp(
-        config,
-        fleet,
-        clock=clock,
-        auto_refresh=auto_refresh,
-        deploys=deploys,
-        anchor=anchor,
-        history=history,
-    )
+build_app = DeployConsoleApp
+"""The console app for the CLI and the tests alike (see DeployConsoleApp)."""

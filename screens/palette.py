@@ -9,13 +9,15 @@ offered what only the core would refuse at the end.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from textual.app import SystemCommand
 from textual.dom import DOMNode
 from textual.screen import Screen
 
+from screens.cli.command_line import PROG
 from screens.dashboard.screen import DashboardScreen
 from screens.deploy.screen import DeployScreen
 from screens.history.screen import HistoryScreen
@@ -45,99 +47,132 @@ def offer(
     yield SystemCommand(title, help_text, run)
 
 
-def system_commands(app: DeployConsoleApp, screen: Screen[object]) -> Iterable[SystemCommand]:
-    """Every command for `screen`, titled "namespace: verb", as the keys offer them."""
-    if isinstance(screen, DashboardScreen):
-        yield from offer(screen, "refresh", "dashboard: refresh", "Read the fleet from AWS now")
-        yield from offer(
-            screen,
-            "filter",
-            "dashboard: filter projects",
-            "Show only projects whose name contains some text",
-        )
-        yield from offer(
-            screen, "open_project", "project: open", "Open the project under the cursor"
-        )
-        yield from offer(screen, "history", "history: open", "The deploys recorded in the store")
-        if app.queue_control is not None:
-            yield from offer(
-                screen,
-                "open_queue",
-                "queue: open",
-                "The release queue: every queued and running deploy, why each waits",
-            )
-    if isinstance(screen, QueueScreen):
-        yield from _queue_commands(screen)
-    if isinstance(screen, ProjectScreen):
-        yield from offer(screen, "refresh", "project: refresh", "Read the fleet from AWS now")
-        yield from offer(screen, "back", "project: back", "Back to the dashboard")
-        yield from offer(screen, "history", "history: open", "This project's recorded deploys")
-    if isinstance(screen, HistoryScreen):
-        yield from offer(
-            screen,
-            "filter",
-            "history: filter",
-            "Narrow by project, cluster, actor, outcome or time",
-        )
-        yield from offer(screen, "time_range", "history: time range", "All, last 1h, 24h, 7d")
-        yield from offer(
-            screen,
-            "open_deploy",
-            "history: open deploy",
-            "Steps, timings and log of the deploy under the cursor",
-        )
-    if app.deploys is not None:
-        yield from _deploy_commands(app, screen)
-    yield from offer(app, "help", "app: help", "List the keys of this screen")
-    yield from offer(app, "change_theme", "app: theme", "Change the colours")
-    yield from offer(app, "quit", "app: quit", "Quit deploy-console")
+ScreenTypes = tuple[type[Screen[Any]], ...]
 
 
-def _queue_commands(screen: QueueScreen) -> Iterable[SystemCommand]:
-    yield from offer(screen, "cancel_deploy", "queue: cancel", "Cancel the deploy under the cursor")
-    yield from offer(
-        screen,
+@dataclass(frozen=True)
+class PaletteCommand:
+    """One palette entry: the action it runs, on which screens (None: the app's own)."""
+
+    screens: ScreenTypes | None
+    action: str
+    title: str
+    help: str
+    params: tuple[object, ...] = ()
+    offered: Callable[[DeployConsoleApp], bool] | None = None
+    """Whether this console offers it at all (a queue, deploys); None: always."""
+
+
+def _queue_here(app: DeployConsoleApp) -> bool:
+    return app.queue_control is not None
+
+
+def _deploys_here(app: DeployConsoleApp) -> bool:
+    return app.deploys is not None
+
+
+DASHBOARD: ScreenTypes = (DashboardScreen,)
+PROJECT: ScreenTypes = (ProjectScreen,)
+HISTORY: ScreenTypes = (HistoryScreen,)
+QUEUE: ScreenTypes = (QueueScreen,)
+DEPLOY: ScreenTypes = (DeployScreen,)
+
+COMMANDS: tuple[PaletteCommand, ...] = (
+    PaletteCommand(DASHBOARD, "refresh", "dashboard: refresh", "Read the fleet from AWS now"),
+    PaletteCommand(
+        DASHBOARD,
+        "filter",
+        "dashboard: filter projects",
+        "Show only projects whose name contains some text",
+    ),
+    PaletteCommand(DASHBOARD, "open_project", "project: open", "Open the project under the cursor"),
+    PaletteCommand(DASHBOARD, "history", "history: open", "The deploys recorded in the store"),
+    PaletteCommand(
+        DASHBOARD,
+        "open_queue",
+        "queue: open",
+        "The release queue: every queued and running deploy, why each waits",
+        offered=_queue_here,
+    ),
+    PaletteCommand(QUEUE, "cancel_deploy", "queue: cancel", "Cancel the deploy under the cursor"),
+    PaletteCommand(
+        QUEUE,
         "move",
         "queue: move up",
         "Run the deploy under the cursor before the one ahead of it on its pair",
-        -1,
-    )
-    yield from offer(
-        screen,
+        (-1,),
+    ),
+    PaletteCommand(
+        QUEUE,
         "move",
         "queue: move down",
         "Run the deploy under the cursor after the one behind it on its pair",
-        1,
-    )
-    yield from offer(
-        screen,
+        (1,),
+    ),
+    PaletteCommand(
+        QUEUE,
         "freeze",
         "queue: freeze or unfreeze",
         "Freeze a cluster (its queued deploys wait), or unfreeze the cursor's",
-    )
-    yield from offer(
-        screen, "lock", "queue: lock", "Hold deploys of a pair, project, cluster or all"
-    )
-    yield from offer(screen, "unlock", "queue: remove a lock or freeze", "Lift a lock or freeze")
-    yield from offer(screen, "back", "queue: back", "Back to the dashboard")
-
-
-def _deploy_commands(app: DeployConsoleApp, screen: Screen[object]) -> Iterable[SystemCommand]:
-    if isinstance(screen, DashboardScreen | ProjectScreen):
-        yield from offer(
-            screen,
-            "deploy",
-            "deploy: open",
-            "Deploy a release of the project (under the cursor) to its cluster",
-        )
-    if isinstance(screen, DeployScreen):
-        yield from offer(
-            screen, "cancel_deploy", "deploy: cancel", "Stop this deploy and roll back"
-        )
-        yield from offer(screen, "back", "deploy: back", "Leave this screen; the deploy goes on")
-    yield from offer(
-        app,
+    ),
+    PaletteCommand(QUEUE, "lock", "queue: lock", "Hold deploys of a pair, project, cluster or all"),
+    PaletteCommand(QUEUE, "unlock", "queue: remove a lock or freeze", "Lift a lock or freeze"),
+    PaletteCommand(QUEUE, "back", "queue: back", "Back to the dashboard"),
+    PaletteCommand(PROJECT, "refresh", "project: refresh", "Read the fleet from AWS now"),
+    PaletteCommand(PROJECT, "back", "project: back", "Back to the dashboard"),
+    PaletteCommand(PROJECT, "history", "history: open", "This project's recorded deploys"),
+    PaletteCommand(
+        HISTORY, "filter", "history: filter", "Narrow by project, cluster, actor, outcome or time"
+    ),
+    PaletteCommand(HISTORY, "time_range", "history: time range", "All, last 1h, 24h, 7d"),
+    PaletteCommand(
+        HISTORY,
+        "open_deploy",
+        "history: open deploy",
+        "Steps, timings and log of the deploy under the cursor",
+    ),
+    PaletteCommand(
+        (*DASHBOARD, *PROJECT),
+        "deploy",
+        "deploy: open",
+        "Deploy a release of the project (under the cursor) to its cluster",
+        offered=_deploys_here,
+    ),
+    PaletteCommand(
+        DEPLOY,
+        "cancel_deploy",
+        "deploy: cancel",
+        "Stop this deploy and roll back",
+        offered=_deploys_here,
+    ),
+    PaletteCommand(
+        DEPLOY,
+        "back",
+        "deploy: back",
+        "Leave this screen; the deploy goes on",
+        offered=_deploys_here,
+    ),
+    PaletteCommand(
+        None,
         "show_deploys",
         "deploy: show running",
         "List the deploys this console started and open one",
-    )
+        offered=_deploys_here,
+    ),
+    PaletteCommand(None, "help", "app: help", "List the keys of this screen"),
+    PaletteCommand(None, "change_theme", "app: theme", "Change the colours"),
+    PaletteCommand(None, "quit", "app: quit", f"Quit {PROG}"),
+)
+"""Every command, titled "namespace: verb", in the order the palette lists them."""
+
+
+def system_commands(app: DeployConsoleApp, screen: Screen[object]) -> Iterable[SystemCommand]:
+    """The commands for `screen` that this console offers and the key's check allows now."""
+    for command in COMMANDS:
+        target: DOMNode = app
+        if command.screens is not None:
+            if not isinstance(screen, command.screens):
+                continue
+            target = screen
+        if command.offered is None or command.offered(app):
+            yield from offer(target, command.action, command.title, command.help, *command.params)

@@ -24,28 +24,49 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import fields
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from console.audit.anchor import AnchorWriter, S3Anchors, chain_problem, s3_anchors
-from console.audit.anchor_verify import verify_anchors
 from console.config import Config, find_config
 from console.config.paths import store_path
 from console.errors import ConsoleError, StoreError
 from console.inputs import moment, shown
-from console.store import AuditRow, Store
+from screens.cli.command_line import Commands, say
 
 if TYPE_CHECKING:
+    from console.audit.anchor import S3Anchors
     from console.aws.gateway import AwsGateway
+    from console.store import AuditRow
 
-PROG = "deploy-console"
 EXIT_OK = 0
 EXIT_TAMPERED = 1
 FORMATS = ("csv", "jsonl")
-COLUMNS = [item.name for item in fields(AuditRow)]
 PAGE_SIZE = 1000
 # What makes a spreadsheet read a cell as a formula (and the full-width forms some accept).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def register(commands: Commands) -> None:
+    audit = commands.add(
+        "audit", "verify, anchor or export the store's audit log", command, common=False
+    )
+    audit_commands = commands.nested(audit, "audit_command", required=True)
+    audit_commands.add("verify", "recompute the audit hash chain (exit 1 if it breaks)")
+    audit_commands.add("anchor", "write the chain's head to the S3 anchor ([audit])")
+    export = audit_commands.add("export", "write the audit rows as CSV or JSON lines")
+    # Checked by export_command, not with choices=: one line naming the value, like every
+    # mistake.
+    export.add_argument("--format", default="jsonl", help="csv or jsonl (default: jsonl)")
+    export.add_argument("--output", metavar="FILE", help="write FILE atomically, not stdout")
+    export.add_argument("--project", metavar="NAME", help="only rows of this project")
+    export.add_argument("--cluster", metavar="NAME", help="only rows of this cluster")
+    export.add_argument("--actor", metavar="NAME", help="only rows by this actor")
+    export.add_argument("--outcome", metavar="OUTCOME", help="only rows with this outcome")
+    export.add_argument(
+        "--since", metavar="ISO", help="rows at or after this time (UTC if no zone)"
+    )
+    export.add_argument("--until", metavar="ISO", help="rows before this time (UTC if no zone)")
 
 
 class AuditInputError(ConsoleError):
@@ -94,6 +115,7 @@ def _anchors(config: Config | None) -> Iterator[S3Anchors | None]:
     if config is None or config.audit.anchor_bucket is None:
         yield None
         return
+    from console.audit.anchor import s3_anchors
     from console.aws.gateway import AwsGateway
 
     executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="aws")
@@ -108,11 +130,15 @@ def _anchors(config: Config | None) -> Iterator[S3Anchors | None]:
 
 
 def _tampered(message: str) -> int:
-    print(f"{PROG}: audit: {message}", file=sys.stderr)
+    say(f"audit: {message}")
     return EXIT_TAMPERED
 
 
 async def _verify(path: Path, config: Config | None) -> int:
+    from console.audit.anchor import chain_problem
+    from console.audit.anchor_verify import verify_anchors
+    from console.store import Store
+
     async with await Store.open(path, read_only=True) as store:
         check = await store.check_audit()
         if check.problem is not None:
@@ -130,6 +156,9 @@ async def _verify(path: Path, config: Config | None) -> int:
 
 
 async def _anchor(path: Path, config: Config) -> int:
+    from console.audit.anchor import AnchorWriter
+    from console.store import Store
+
     with _anchors(config) as anchors:
         if anchors is None:
             raise AuditInputError(
@@ -155,10 +184,18 @@ async def _anchor(path: Path, config: Config) -> int:
     return EXIT_OK
 
 
+@cache
+def _columns() -> tuple[str, ...]:
+    """The audit row's fields, in order: the export's columns (the store loads on first use)."""
+    from console.store import AuditRow
+
+    return tuple(item.name for item in fields(AuditRow))
+
+
 def _csv_line(row: AuditRow) -> list[object]:
     values = _values(row)
     values["instance_ids"] = " ".join(row.instance_ids)
-    return ["" if values[name] is None else _cell(values[name]) for name in COLUMNS]
+    return ["" if values[name] is None else _cell(values[name]) for name in _columns()]
 
 
 def _cell(value: object) -> object:
@@ -170,7 +207,7 @@ def _cell(value: object) -> object:
 
 
 def _values(row: AuditRow) -> dict[str, Any]:
-    values = {name: getattr(row, name) for name in COLUMNS}
+    values = {name: getattr(row, name) for name in _columns()}
     values["at"] = row.at.isoformat(timespec="microseconds")
     values["instance_ids"] = list(row.instance_ids)
     return values
@@ -182,7 +219,7 @@ def _writer(format_: str, out: IO[str]) -> Callable[[AuditRow], object]:
     # Every cell quoted (OWASP): a lone "\r" in a minimally quoted cell would end the row
     # for most readers and start a forged one.
     lines = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
-    lines.writerow(COLUMNS)
+    lines.writerow(_columns())
     return lambda row: lines.writerow(_csv_line(row))
 
 
@@ -226,6 +263,8 @@ def export_command(args: argparse.Namespace) -> int:
 
 
 async def _export(path: Path, format_: str, filters: dict[str, Any], out: IO[str]) -> None:
+    from console.store import Store
+
     async with await Store.open(path, read_only=True) as store:
         write = _writer(format_, out)
         async for row in store.iter_audit(page_size=PAGE_SIZE, **filters):

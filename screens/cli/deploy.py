@@ -28,6 +28,7 @@ from console.events import (
     event_json,
 )
 from console.model import DeployRequest, DeployState, Step, StepState
+from screens.cli.command_line import PROG, Commands, say, with_config
 from screens.cli.iam import terminal_mfa_prompt
 
 if TYPE_CHECKING:
@@ -35,14 +36,42 @@ if TYPE_CHECKING:
     from console.deploy.services import DeployServices
     from console.queue.runner import Runner
 
-PROG = "deploy-console"
-
 EXIT_SUCCEEDED = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_BUSY = 3
 
 MARKS = {StepState.SUCCEEDED: "ok", StepState.FAILED: "FAILED", StepState.SKIPPED: "skipped"}
+
+
+def register(commands: Commands) -> None:
+    deploy = commands.add(
+        "deploy",
+        "deploy a release of a project to a cluster, to its end",
+        with_config(deploy_command),
+    )
+    deploy.add_argument("project")
+    deploy.add_argument("cluster")
+    deploy.add_argument("release", help="a version (the AMI's Version tag) or an AMI id")
+    deploy.add_argument("--yes", action="store_true", help="confirm a protected cluster")
+    deploy.add_argument("--json", action="store_true", help="one JSON event per line")
+    deploy.add_argument(
+        "--no-wait", action="store_true", help="queue it, print its id and exit (a runner runs it)"
+    )
+    rollback = commands.add(
+        "rollback",
+        "deploy again the release a finished deploy replaced",
+        with_config(rollback_command),
+    )
+    rollback.add_argument("deploy_id", metavar="DEPLOY_ID")
+    rollback.add_argument("--yes", action="store_true", help="confirm a protected cluster")
+    rollback.add_argument("--json", action="store_true", help="one JSON event per line")
+    releases = commands.add(
+        "releases", "a project's releases, newest first", with_config(releases_command)
+    )
+    releases.add_argument("project")
+    releases.add_argument("--cluster", metavar="NAME", help="the cluster's region (default: first)")
+    releases.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def _confirm_protected(config: Config, cluster: str, yes: bool) -> None:
@@ -129,7 +158,7 @@ class _Interrupts:
         if kind is asyncio.CancelledError and self.received and self._engine is None:
             if self._task is not None:
                 self._task.uncancel()
-            _say(f"{self.received}: stopped before the deploy started; nothing changed")
+            say(f"{self.received}: stopped before the deploy started; nothing changed")
             return True  # the caller goes on after its `with` and exits 1
         return False
 
@@ -150,9 +179,9 @@ class _Interrupts:
             if self._task is not None:
                 self._task.cancel()
         elif self.switching:
-            _say(f"{name}: the new instances already serve; the deploy finishes (not cancelled)")
+            say(f"{name}: the new instances already serve; the deploy finishes (not cancelled)")
         elif self._cancelled:
-            _say(f"{name}: the deploy is being cancelled; the command ends when that is done")
+            say(f"{name}: the deploy is being cancelled; the command ends when that is done")
         else:
             self.received = name
             self.cancel_deploys()
@@ -167,9 +196,9 @@ class _Interrupts:
         self._cancelled.add(deploy_id)
         reason = f"{self.received} to {PROG}"
         if runner.runs(deploy_id) and runner.engine.cancel(deploy_id, reason):
-            _say(f"{self.received}: cancelling deploy {deploy_id}; it rolls back, wait for it")
+            say(f"{self.received}: cancelling deploy {deploy_id}; it rolls back, wait for it")
             return
-        _say(f"{self.received}: cancelling deploy {deploy_id}")
+        say(f"{self.received}: cancelling deploy {deploy_id}")
         self._pending = asyncio.ensure_future(runner.cancel(deploy_id, self._actor, reason))
 
 
@@ -180,10 +209,6 @@ def _detach_from_terminal() -> None:
     for fd in (1, 2):
         os.dup2(devnull, fd)
     os.close(devnull)
-
-
-def _say(message: str) -> None:
-    print(f"{PROG}: {message}", file=sys.stderr, flush=True)
 
 
 async def _follow(
@@ -268,7 +293,7 @@ async def _deploy_through_service(config: Config, args: argparse.Namespace) -> i
             if isinstance(event, DeployFinished):
                 outcome = event.state
     except asyncio.CancelledError:
-        _say("stopped following: the runner service goes on with the deploy")
+        say("stopped following: the runner service goes on with the deploy")
         raise
     return EXIT_SUCCEEDED if outcome is DeployState.SUCCEEDED else EXIT_FAILED
 
@@ -288,7 +313,7 @@ async def _deploy(config: Config, args: argparse.Namespace) -> int:
 
 
 def _busy(busy: LockBusy) -> int:
-    print(f"{PROG}: refused: {busy.message}", file=sys.stderr)
+    say(f"refused: {busy.message}")
     return EXIT_BUSY
 
 

@@ -13,8 +13,31 @@ from typing import Any
 from console.config import Config
 from console.errors import DeployError
 from console.identity import actor_fields, describe
+from console.model import DeployState
+from screens.cli.command_line import Commands, whole, with_config
 
-STATES = ("queued", "running", "succeeded", "failed", "rolled_back", "cancelled", "interrupted")
+STATES = tuple(state.value for state in DeployState)
+MAX_LIMIT = 1_000_000  # --limit
+
+
+def register(commands: Commands) -> None:
+    history = commands.add(
+        "history",
+        "the latest deploys, or one deploy with its steps",
+        with_config(history_command),
+    )
+    history.add_argument("deploy_id", metavar="DEPLOY_ID", nargs="?", help="show this deploy")
+    history.add_argument("--project", metavar="NAME", help="only this project")
+    history.add_argument("--cluster", metavar="NAME", help="only this cluster")
+    history.add_argument("--actor", metavar="USER", help="only deploys by this user")
+    history.add_argument("--state", choices=STATES, help="only deploys that ended so")
+    history.add_argument(
+        "--limit", type=whole("--limit", 1, MAX_LIMIT), default=20, help="at most this many (20)"
+    )
+    history.add_argument("--json", action="store_true", help="machine-readable output")
+    history.add_argument(
+        "--rules", action="store_true", help="when the rules (roles, protected clusters) changed"
+    )
 
 
 def _plain(record: Any) -> dict[str, Any]:

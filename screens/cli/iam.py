@@ -9,6 +9,18 @@ import threading
 from collections.abc import Callable
 
 from console.aws.iam import ROLES, policy
+from screens.cli.command_line import Commands
+
+
+def register(commands: Commands) -> None:
+    iam = commands.add(
+        "iam-policy",
+        "print a least-privilege IAM policy of the console (docs/iam)",
+        iam_policy_command,
+        common=False,
+    )
+    # Checked by console.aws.iam, not with choices=: one line naming the roles, exit 2.
+    iam.add_argument("role", nargs="?", metavar="ROLE", help="poller, runner, anchor-writer, trust")
 
 
 def iam_policy_command(args: argparse.Namespace) -> int:

@@ -1,12 +1,11 @@
-"""The queue's commands: `queue` (list, cancel, move), `lock`, `freeze`, `promote` and the
-headless `runner`, for scripts, CI and hosts without a TUI."""
+"""The queue's commands: `queue` (list, cancel, move), `lock`, `freeze` and `promote`, for
+scripts, CI and hosts without a TUI."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
-import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,14 +14,67 @@ from console.access import Action
 from console.config import Config
 from console.config.paths import store_path
 from console.errors import ConsoleError
-from console.inputs import expiry, shown
+from console.inputs import SQLITE_INTEGER_MAX, expiry, shown
+from console.model import DeployState
+from screens.cli.command_line import PROG, Commands, whole, with_config
 
 if TYPE_CHECKING:
     from console.queue.release_queue import DeployQueue, QueueEntry, QueueView
 
-PROG = "deploy-console"
 # A manual lock's longest duration: further is a typo (and past datetime's range, an error).
 LONGEST_LOCK = timedelta(days=3650)
+
+
+def register(commands: Commands) -> None:
+    queue = commands.add(
+        "queue",
+        "the queued and running deploys, and why each waits",
+        with_config(queue_command),
+    )
+    queue.add_argument("--json", action="store_true", help="machine-readable output")
+    queue_commands = commands.nested(queue, "queue_command")
+    cancel = queue_commands.add("cancel", "cancel a queued deploy (a running one rolls back)")
+    cancel.add_argument("deploy_id", metavar="DEPLOY_ID")
+    cancel.add_argument("--reason", help="why (kept in the audit)")
+    for direction in ("up", "down"):
+        move = queue_commands.add(direction, f"move a queued deploy {direction} within its pair")
+        move.add_argument("deploy_id", metavar="DEPLOY_ID")
+    _register_locks(commands)
+    promote = commands.add(
+        "promote",
+        "queue a release along the promotion chain, each stage after the last succeeded",
+        with_config(promote_command),
+    )
+    promote.add_argument("project")
+    promote.add_argument("release", help="a version (the AMI's Version tag) or an AMI id")
+    promote.add_argument("--yes", action="store_true", help="confirm protected clusters")
+    promote.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _register_locks(commands: Commands) -> None:
+    lock = commands.add(
+        "lock",
+        "manual locks on the fleet, a cluster, a project",
+        with_config(lock_command),
+        common=False,
+    )
+    lock_commands = commands.nested(lock, "lock_command", required=True)
+    add = lock_commands.add("add", "lock (no --project/--cluster: everything)")
+    add.add_argument("--project", metavar="NAME", help="only this project")
+    add.add_argument("--cluster", metavar="NAME", help="only this cluster")
+    add.add_argument("--reason", required=True, help="why (shown to whoever waits)")
+    add.add_argument("--until", metavar="WHEN", help="expiry: 30m, 2h, 1d or an ISO time")
+    add.add_argument("--warning", action="store_true", help="only warn: deploys still start")
+    lock_commands.add("list", "the locks in force")
+    remove = lock_commands.add("remove", "remove a lock")
+    remove.add_argument("lock_id", metavar="LOCK_ID", type=whole("LOCK_ID", 1, SQLITE_INTEGER_MAX))
+    freeze = commands.add(
+        "freeze", "hold every queued deploy of a cluster", with_config(freeze_command)
+    )
+    freeze.add_argument("cluster")
+    freeze.add_argument("--reason", required=True, help="why (shown to whoever waits)")
+    unfreeze = commands.add("unfreeze", "lift a cluster's freeze", with_config(freeze_command))
+    unfreeze.add_argument("cluster")
 
 
 class QueueInputError(ConsoleError):
@@ -199,13 +251,11 @@ def queue_command(config: Config, args: argparse.Namespace) -> int:
 
         async def cancel(queue: DeployQueue) -> str:
             record = await queue.cancel(args.deploy_id, who, args.reason or "")
-            if record.state == "cancelled":
+            if record.state == DeployState.CANCELLED:
                 return f"cancelled {record.id} ({record.project} → {record.cluster})"
             return f"asked {record.id} to cancel: its console ({record.runner}) rolls it back"
 
-        print(
-            _found(args, asyncio.run(_with_queue(config, args, cancel, create=False, changes=True)))
-        )
+        print(_changed(config, args, cancel, _unknown_deploy(args)))
         return 0
     steps = -1 if action == "up" else 1
 
@@ -213,14 +263,21 @@ def queue_command(config: Config, args: argparse.Namespace) -> int:
         record = await queue.move(args.deploy_id, steps, who)
         return f"moved {record.id} {action}"
 
-    print(_found(args, asyncio.run(_with_queue(config, args, move, create=False, changes=True))))
+    print(_changed(config, args, move, _unknown_deploy(args)))
     return 0
 
 
-def _found(args: argparse.Namespace, result: str | None) -> str:
+def _unknown_deploy(args: argparse.Namespace) -> str:
+    return f"unknown deploy {args.deploy_id!r} (no store yet)"
+
+
+def _changed(config: Config, args: argparse.Namespace, work: Any, missing: str) -> str:
+    """`work`, a change, on the queue of a store that exists: without one, `missing` says
+    what is not there (and nothing is created)."""
+    result = asyncio.run(_with_queue(config, args, work, create=False, changes=True))
     if result is None:
-        raise QueueInputError(f"unknown deploy {args.deploy_id!r} (no store yet)")
-    return result
+        raise QueueInputError(missing)
+    return str(result)
 
 
 # -- locks and freezes -------------------------------------------------------------------------
@@ -253,10 +310,7 @@ def lock_command(config: Config, args: argparse.Namespace) -> int:
             lock = await queue.unlock(args.lock_id, who)
             return f"removed lock #{lock.id} ({lock.scope}, {lock.owner}: {lock.reason})"
 
-        result = asyncio.run(_with_queue(config, args, remove, create=False, changes=True))
-        if result is None:
-            raise QueueInputError(f"no lock #{args.lock_id} (no store yet)")
-        print(result)
+        print(_changed(config, args, remove, f"no lock #{args.lock_id} (no store yet)"))
         return 0
 
     async def listing(queue: DeployQueue) -> QueueView:
@@ -291,10 +345,7 @@ def freeze_command(config: Config, args: argparse.Namespace) -> int:
         await queue.unfreeze(args.cluster, who)
         return f"{args.cluster} unfrozen: queued deploys may start"
 
-    result = asyncio.run(_with_queue(config, args, unfreeze, create=False, changes=True))
-    if result is None:
-        raise QueueInputError(f"{args.cluster} is not frozen")
-    print(result)
+    print(_changed(config, args, unfreeze, f"{args.cluster} is not frozen"))
     return 0
 
 
@@ -346,70 +397,4 @@ async def _promote(config: Config, args: argparse.Namespace, clusters: list[str]
         after = f"after {record.after_deploy} succeeds" if record.after_deploy else "first"
         print(f"  {record.id}  {record.cluster:<10} {after}")
     print(f"the runners start each stage in turn; follow with `{PROG} queue`")
-    return 0
-
-
-# -- runner ---------------------------------------------------------------------------------
-
-
-def runner_command(config: Config, args: argparse.Namespace) -> int:
-    return asyncio.run(_runner(config, args))
-
-
-async def _runner(config: Config, args: argparse.Namespace) -> int:
-    from console.events import DeployFinished, DeployStarted
-    from console.queue.runner import Reconciled
-    from console.servers.runner_service import runner_service
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        if signal.getsignal(signum) is not signal.SIG_IGN:
-            loop.add_signal_handler(signum, stop.set)
-
-    def report(deploy_id: str, event: object) -> None:
-        if isinstance(event, DeployStarted):
-            line = (
-                f"{deploy_id}: {event.project} → {event.cluster} {event.release} by {event.actor}"
-            )
-            print(f"{line}: running", flush=True)
-        elif isinstance(event, DeployFinished):
-            print(f"{deploy_id}: {event.state}: {event.reason}", flush=True)
-        elif isinstance(event, Reconciled):
-            print(f"{deploy_id}: interrupted; {event.summary}", flush=True)
-
-    exit_when_idle = getattr(args, "exit_when_idle", False)
-    socket_path = getattr(args, "socket", None)
-    if socket_path is None and not exit_when_idle:  # a console's passing runner serves no door
-        socket_path = config.runner_socket
-    async with runner_service(config, _store(config, args), on_event=report) as service:
-        runner = service.runner
-        door = None
-        if socket_path:
-            from console.servers.runner_door import RunnerDoor
-
-            door = RunnerDoor(runner, Path(socket_path))
-            await door.start()
-        try:
-            until = "until idle" if exit_when_idle else "ctrl+c stops"
-            where = f"; requests on {socket_path}" if socket_path else ""
-            print(f"runner {runner.name}: running queued deploys ({until}){where}", flush=True)
-            stopped: asyncio.Task[object] = asyncio.create_task(stop.wait())
-            waits: set[asyncio.Task[object]] = {service.task, stopped}
-            if exit_when_idle:
-                waits.add(asyncio.create_task(service.until_idle()))
-            done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            for task in pending - {service.task}:
-                task.cancel()
-            if not service.task.done():
-                if stopped in done:
-                    print(
-                        f"{PROG}: runner stopping: deploys running here roll back first",
-                        flush=True,
-                    )
-                else:
-                    print(f"runner {runner.name}: idle, exiting", flush=True)
-        finally:
-            if door is not None:
-                await door.close()
     return 0

@@ -22,6 +22,7 @@ from multiprocessing import forkserver, reduction
 from typing import Any
 
 from console.identity import Actor, enter_session
+from screens.cli.command_line import PROG
 
 # multiprocessing re-runs the server's __main__ (screens.main) in each child, as __mp_main__
 # (nothing runs: its main() is behind `if __name__ == "__main__"`); runpy warns each time.
@@ -100,7 +101,7 @@ def _run_entry(entry: str, argv: list[str], env: dict[str, str], actor: Actor) -
         stream = open(fd, mode, encoding="utf-8", closefd=False, buffering=1)  # noqa: SIM115
         setattr(sys, name, stream)
         setattr(sys, f"__{name}__", stream)
-    sys.argv = ["deploy-console", *argv]
+    sys.argv = [PROG, *argv]
     module, function = entry.split(":")
     getattr(importlib.import_module(module), function)(argv)
 

@@ -9,19 +9,35 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from console.config import Config, paths
+from console.config import Config, find_config, paths
 from console.config.paths import user_data_dir
 from console.errors import ConsoleError
-from console.fleet.share import READ_ONLY_FLEET_ENV, SharedFleet, shared_fleet
-from console.servers.runner_service import runner_service
-from console.servers.sshd import SshServer, authorized_keys, load_host_key
-from screens.cli.session_fork import ForkedConsoles
+from screens.cli.command_line import PORT, Commands, say, stop_on_signals
 
-PROG = "deploy-console"
+if TYPE_CHECKING:
+    from console.fleet.share import SharedFleet
+    from console.servers.sshd import SshServer
+    from screens.cli.session_fork import ForkedConsoles
+
+
+def register(commands: Commands) -> None:
+    sshd = commands.add(
+        "sshd", "serve the console over SSH (public keys from [sshd])", _sshd_handler
+    )
+    sshd.add_argument("--listen", metavar="ADDR", help="address to listen on (127.0.0.1)")
+    sshd.add_argument("--port", type=PORT, metavar="N", help="port to listen on (2222)")
+    sshd.add_argument("--kiosk", action="store_true", help="serve the read-only kiosk instead")
+
+
+def _sshd_handler(args: argparse.Namespace) -> int:
+    # Imported here: the registry imports this module to build the parser.
+    from screens.cli.commands import has_command
+
+    return sshd_command(find_config(args.config), args, has_command("kiosk"))
 
 
 def console_command(config: Config, store: str | None, kiosk: bool) -> list[str]:
@@ -35,6 +51,11 @@ def console_command(config: Config, store: str | None, kiosk: bool) -> list[str]
 
 
 def sshd_command(config: Config, args: argparse.Namespace, kiosk_available: bool) -> int:
+    # asyncssh and the fork server are loaded only when the server starts.
+    from console.fleet.share import READ_ONLY_FLEET_ENV, shared_fleet
+    from console.servers.sshd import SshServer, authorized_keys, load_host_key
+    from screens.cli.session_fork import ForkedConsoles
+
     if args.kiosk and not kiosk_available:
         raise ConsoleError("--kiosk: kiosk is not available yet")
     listen = args.listen if args.listen is not None else config.sshd.listen
@@ -76,10 +97,9 @@ async def _serve(
     store: Path,
     kiosk: bool,
 ) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    from console.servers.runner_service import runner_service
+
+    stop = stop_on_signals()
     if kiosk:
         return await _serve_sessions(server, spawner, listen, port, fleet, stop)
     # The server's one runner executes every deploy its sessions queue: a session only queues
@@ -103,11 +123,7 @@ async def _serve_sessions(
         shown = f"[{listen}]" if ":" in listen else listen
         print(f"sshd listening on {shown}:{bound} (host key {server.host_fingerprint})", flush=True)
         await stop.wait()
-        print(
-            f"{PROG}: sshd stopping: ending {len(server.sessions)} session(s)",
-            file=sys.stderr,
-            flush=True,
-        )
+        say(f"sshd stopping: ending {len(server.sessions)} session(s)")
     finally:
         await fleet.aclose()
         await server.close()

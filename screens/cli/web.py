@@ -1,5 +1,7 @@
 """`deploy-console web`: the console or the kiosk in a browser, through textual-serve.
 
+Its server is in screens/cli/web_server.py, imported only when it starts.
+
 textual-serve has no authentication: the console's front (console/servers/web_front.py)
 authenticates
 every request (a trusted proxy's user header, or a per-user token), checks the websocket's
@@ -14,61 +16,48 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
-import os
-import re
-import signal
-import sys
-from pathlib import Path
-from typing import Any
-
-import aiohttp_jinja2
-import jinja2
-from aiohttp import WSMsgType, web
-from textual_serve.app_service import AppService
-from textual_serve.server import Server, log
 
 from console.access import READ_ONLY_ENV
-from console.config import Config, paths
+from console.config import Config, find_config, paths
 from console.config.web import new_token, token_hash
 from console.errors import ConsoleError
-from console.fleet.share import READ_ONLY_FLEET_ENV, SharedFleet, shared_fleet
 from console.identity import Actor, IdentityError
-from console.servers.runner_service import runner_service
-from console.servers.web_front import ACTOR_KEY, Front, check_exposure, clamp_size
-from screens.cli.session_fork import ForkedConsoles, PipedConsole
+from screens.cli.command_line import PORT, Commands
 
-PROG = "deploy-console"
 DEFAULT_LISTEN = "127.0.0.1"
 DEFAULT_PORT = 8080
-REAP_SECONDS = 3.0  # a child gets this long after SIGTERM, then SIGKILL
-# textual-serve's page links its font from fonts.googleapis.com; the same font ships in its
-# static files, so the page loads it from this server and the browser asks no other host.
-REMOTE_FONT = re.compile(
-    r"<link\s+rel=\"stylesheet\"\s+href=\"https://fonts\.googleapis\.com[^>]*>"
-)
-LOCAL_FONT = """<style>
-      @font-face {
-        font-family: "Roboto Mono";
-        src: url("{{ config.static.url }}fonts/RobotoMono-VariableFont_wght.ttf");
-      }
-      @font-face {
-        font-family: "Roboto Mono";
-        font-style: italic;
-        src: url("{{ config.static.url }}fonts/RobotoMono-Italic-VariableFont_wght.ttf");
-      }
-    </style>"""
 
 
-WEB_SESSION_ENV = {
-    # What textual-serve sets for its app; Textual reads the first three when it is imported,
-    # so the fork server (which imports it once for every session) starts with them too.
-    "TEXTUAL_DRIVER": "textual.drivers.web_driver:WebDriver",
-    "TEXTUAL_FPS": "60",
-    "TEXTUAL_COLOR_SYSTEM": "truecolor",
-}
-MAX_MESSAGE_BYTES = 64 * 1024  # a browser sends keys, pastes and resizes: nothing bigger
+def register(commands: Commands) -> None:
+    web = commands.add(
+        "web",
+        "serve the console (read-only) in a browser (textual-serve)",
+        _web_handler,
+    )
+    web.add_argument("--listen", metavar="ADDR", default=DEFAULT_LISTEN, help="(127.0.0.1)")
+    web.add_argument(
+        "--port", type=PORT, metavar="N", default=DEFAULT_PORT, help="(8080; 0: any free)"
+    )
+    web.add_argument("--kiosk", action="store_true", help="serve the kiosk instead")
+    web.add_argument(
+        "--new-token",
+        metavar="USER",
+        help="print a new token for USER and its [[web.tokens]] entry (the hash), then exit",
+    )
+    web.add_argument(
+        "--allow-actions",
+        action="store_true",
+        help="let each browser act with its user's role ([web] auth; loopback only without)",
+    )
+    web.add_argument(
+        "--public-url", metavar="URL", help="the URL browsers reach it by (behind a proxy)"
+    )
+
+
+def _web_handler(args: argparse.Namespace) -> int:
+    if args.new_token is not None:
+        return new_token_command(args.new_token)
+    return web_command(find_config(args.config), args)
 
 
 def served_argv(config: Config, store: str | None, kiosk: bool) -> list[str]:
@@ -85,181 +74,12 @@ def served_argv(config: Config, store: str | None, kiosk: bool) -> list[str]:
 def served_environment(allow_actions: bool) -> dict[str, str]:
     """What each session's environment adds to the server's: it reads the fleet the server
     polls, and without --allow-actions everyone is a viewer. Neither can raise a role."""
+    from console.fleet.share import READ_ONLY_FLEET_ENV
+
     extra = {READ_ONLY_FLEET_ENV: "1"}
     if not allow_actions:
         extra[READ_ONLY_ENV] = "1"
     return extra
-
-
-class _ForkedAppService(AppService):
-    """textual-serve's per-client service, its console forked with the session's actor."""
-
-    def __init__(
-        self,
-        *args: Any,
-        spawner: ForkedConsoles,
-        actor: Actor,
-        extra_env: dict[str, str],
-        children: set[PipedConsole],
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self._spawner = spawner
-        self._actor = actor
-        self._extra_env = extra_env
-        self._children = children
-        self.console: PipedConsole | None = None
-
-    async def _open_app_process(self, width: int = 80, height: int = 24) -> Any:
-        env = {**self._build_environment(width=width, height=height), **self._extra_env}
-        console = await self._spawner.spawn_piped(env, self._actor)
-        self.console = console
-        self._process = console  # type: ignore[assignment]  # what run() reads: stdout, stderr
-        self._stdin = console.stdin
-        self._children.add(console)
-        return console
-
-
-class _LocalFontTemplates(jinja2.FileSystemLoader):
-    """textual-serve's templates, their remote font link replaced by the bundled font."""
-
-    def get_source(self, environment: jinja2.Environment, template: str) -> Any:
-        source, filename, uptodate = super().get_source(environment, template)
-        return REMOTE_FONT.sub(LOCAL_FONT, source), filename, uptodate
-
-
-class WebServer(Server):
-    """textual-serve's server behind the console's front (console.servers.web_front): every request
-    authenticated, the websocket's Origin checked, sessions capped, sizes clamped; each
-    session's console forked with its actor, and reaped on stop."""
-
-    def __init__(
-        self,
-        front: Front,
-        spawner: ForkedConsoles,
-        extra_env: dict[str, str],
-        host: str,
-        port: int,
-    ) -> None:
-        super().__init__("deploy-console", host=host, port=port, title="deploy-console")
-        self.front = front
-        self.spawner = spawner
-        self.extra_env = extra_env
-        self.children: set[PipedConsole] = set()
-
-    @property
-    def live_sessions(self) -> list[PipedConsole]:
-        return [child for child in self.children if child.returncode is None]
-
-    async def _make_app(self) -> web.Application:
-        app = await super()._make_app()
-        app.middlewares.append(self.front.middleware)
-        aiohttp_jinja2.setup(app, loader=_LocalFontTemplates(self.templates_path))
-        return app
-
-    async def on_startup(self, app: web.Application) -> None:
-        """No banner: the command prints one line of its own."""
-
-    async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:
-        # textual-serve's own handler, behind the front's checks (each refusal an HTTP status
-        # before the upgrade), with the size clamped and the console forked for the actor.
-        self.front.check_origin(request)
-        actor = request[ACTOR_KEY]
-        with self.front.session_slot(actor):
-            return await self._session(request, actor)
-
-    async def _session(self, request: web.Request, actor: Actor) -> web.WebSocketResponse:
-        websocket = web.WebSocketResponse(heartbeat=15, max_msg_size=MAX_MESSAGE_BYTES)
-        width, height = clamp_size(
-            request.query.get("width", "80"), request.query.get("height", "24"), self.front.settings
-        )
-        app_service: _ForkedAppService | None = None
-        try:
-            await websocket.prepare(request)
-            app_service = _ForkedAppService(
-                self.command,
-                write_bytes=websocket.send_bytes,
-                write_str=websocket.send_str,
-                close=websocket.close,
-                download_manager=self.download_manager,
-                debug=self.debug,
-                spawner=self.spawner,
-                actor=actor,
-                extra_env=self.extra_env,
-                children=self.children,
-            )
-            await app_service.start(width, height)
-            await self._process_messages(websocket, app_service)
-        except asyncio.CancelledError:
-            await websocket.close()
-        except Exception as error:
-            log.error("web session of %s ended: %s", actor, error)
-        finally:
-            if app_service is not None:
-                await _stop(app_service)
-        return websocket
-
-    async def _process_messages(
-        self, websocket: web.WebSocketResponse, app_service: AppService
-    ) -> None:
-        """textual-serve's loop, but a message it cannot read is dropped (never a traceback)
-        and a resize is clamped to [web] max_columns x max_rows."""
-        async for message in websocket:
-            if message.type != WSMsgType.TEXT:
-                continue
-            try:
-                envelope = json.loads(message.data)
-            except ValueError:
-                continue
-            if not isinstance(envelope, list) or not envelope:
-                continue
-            kind, data = envelope[0], envelope[1] if len(envelope) > 1 else None
-            if kind == "stdin" and isinstance(data, str):
-                await app_service.send_bytes(data.encode("utf-8"))
-            elif kind == "resize" and isinstance(data, dict):
-                size = clamp_size(data.get("width"), data.get("height"), self.front.settings)
-                await app_service.set_terminal_size(*size)
-            elif kind == "ping":
-                await websocket.send_json(["pong", data])
-            elif kind == "blur":
-                await app_service.blur()
-            elif kind == "focus":
-                await app_service.focus()
-
-    async def start(self) -> None:
-        """Start the fork server (it imports the console once, with Textual set up for the
-        web driver) before the first session."""
-        os.environ.update(WEB_SESSION_ENV)
-        await self.spawner.start()
-
-    async def reap(self) -> None:
-        """SIGTERM every child's process group, SIGKILL what is left after REAP_SECONDS."""
-        live: list[PipedConsole] = self.live_sessions
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            for child in live:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(child.pid, sig)
-            waits = [asyncio.create_task(child.wait()) for child in live]
-            if not waits:
-                return
-            _, pending = await asyncio.wait(waits, timeout=REAP_SECONDS)
-            for task in pending:
-                task.cancel()
-            live = [child for child in live if child.returncode is None]
-
-
-async def _stop(app_service: _ForkedAppService) -> None:
-    """Ask the console to quit; kill its process group if it has not within REAP_SECONDS."""
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(app_service.stop(), REAP_SECONDS)
-    console = app_service.console
-    if console is not None and console.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(console.pid, signal.SIGKILL)
-    if console is not None:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(console.wait(), REAP_SECONDS)
-        console.stdin.close()
 
 
 def new_token_command(user: str) -> int:
@@ -280,6 +100,12 @@ def new_token_command(user: str) -> int:
 
 
 def web_command(config: Config, args: argparse.Namespace) -> int:
+    # aiohttp, textual-serve and the fork server are loaded only when the server starts.
+    from console.fleet.share import shared_fleet
+    from console.servers.web_front import Front, check_exposure
+    from screens.cli.session_fork import ForkedConsoles
+    from screens.cli.web_server import WebServer, serve
+
     if not 0 <= args.port <= 65535:
         raise ConsoleError(f"--port must be between 0 and 65535, not {args.port}")
     if args.public_url is not None and not args.public_url.startswith(("http://", "https://")):
@@ -294,54 +120,4 @@ def web_command(config: Config, args: argparse.Namespace) -> int:
     server = WebServer(front, spawner, extra_env, args.listen, args.port)
     store_file = paths.store_path(config.store, store)
     fleet = shared_fleet(config, store_file, "web")
-    return asyncio.run(_serve(server, args, fleet, config, store_file))
-
-
-async def _serve(
-    server: WebServer, args: argparse.Namespace, fleet: SharedFleet, config: Config, store: Path
-) -> int:
-    if args.kiosk or not args.allow_actions:
-        return await _serve_sessions(server, args, fleet)  # no session can queue a deploy
-    # The server's one runner executes every deploy a browser's console queues: a session only
-    # queues and follows, so a closed tab changes nothing about a deploy.
-    async with runner_service(config, store):
-        return await _serve_sessions(server, args, fleet)
-
-
-async def _serve_sessions(server: WebServer, args: argparse.Namespace, fleet: SharedFleet) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    await server.start()
-    # No access log: a request line could carry a token (?token= before the login redirect).
-    runner = web.AppRunner(
-        await server._make_app(), handle_signals=False, shutdown_timeout=2.0, access_log=None
-    )
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, args.listen, args.port)
-        try:
-            await site.start()
-        except OSError as error:
-            raise ConsoleError(f"cannot listen on {args.listen}:{args.port}: {error}") from error
-        bound = runner.addresses[0][1]
-        shown = f"[{args.listen}]" if ":" in args.listen else args.listen
-        server.public_url = (args.public_url or f"http://{shown}:{bound}").rstrip("/")
-        server.front.bound(bound, server.public_url if args.public_url else "")
-        fleet.start_polling()
-        what = "kiosk" if args.kiosk else "console"
-        mode = "actions allowed" if args.allow_actions else "read-only"
-        auth = server.front.settings.auth
-        print(f"web serving the {what} ({mode}, auth {auth}) on {server.public_url}", flush=True)
-        await stop.wait()
-        print(
-            f"{PROG}: web stopping: ending {len(server.live_sessions)} session(s)",
-            file=sys.stderr,
-            flush=True,
-        )
-    finally:
-        await fleet.aclose()
-        await server.reap()
-        await runner.cleanup()
-    return 0
+    return asyncio.run(serve(server, args, fleet, config, store_file))

@@ -15,19 +15,12 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Input, Static
 
 from console.config import ClusterConfig, ProjectConfig
-from console.errors import ConsoleError
 from console.model import DeployPlan, DeployRequest, FleetSnapshot, LoadBalancerKind, Release
 from screens.deploy.support import DeploySupport
-from screens.messages import PlanLoaded, ReleasesLoaded
+from screens.messages import PlanLoaded, ReleasesLoaded, error_text
 from screens.widgets.format import LOCK, format_launched, format_seconds
 
 CURRENT_MARK = "●"
-
-
-def _error_text(error: BaseException) -> str:
-    if isinstance(error, ConsoleError):
-        return error.message
-    return f"{type(error).__name__}: {error}"
 
 
 def running_in(project: ProjectConfig, snapshot: FleetSnapshot | None) -> dict[str, list[str]]:
@@ -206,7 +199,7 @@ class DeployDialog(ModalScreen[DeployRequest | None]):
         try:
             releases = await self.deploys.releases(self.project.name, self.cluster.name)
         except Exception as error:
-            self.post_message(ReleasesLoaded(error=_error_text(error)))
+            self.post_message(ReleasesLoaded(error=error_text(error)))
         else:
             self.post_message(ReleasesLoaded(tuple(releases)))
 
@@ -260,7 +253,7 @@ class DeployDialog(ModalScreen[DeployRequest | None]):
         try:
             plan = await self.deploys.plan(request)
         except Exception as error:
-            self.post_message(PlanLoaded(release.image_id, error=_error_text(error)))
+            self.post_message(PlanLoaded(release.image_id, error=error_text(error)))
         else:
             self.post_message(PlanLoaded(release.image_id, plan))
 

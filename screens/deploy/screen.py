@@ -23,7 +23,7 @@ from console.events import (
     StepFinished,
     StepStarted,
 )
-from console.model import DeployState
+from console.model import DeployState, StepState
 from screens.deploy.tracking import TrackedDeploy
 from screens.messages import DeployCancelAsked
 from screens.widgets.confirm import ConfirmDialog
@@ -76,7 +76,7 @@ def log_line(event: DeployEvent, palette: dict[str, str]) -> Text | None:
         return Text(f"── {event.step} started{detail}", style="bold")
     if isinstance(event, StepFinished):
         detail = f": {event.detail}" if event.detail else ""
-        colour = palette["failed"] if event.state == "failed" else ""
+        colour = palette["failed"] if event.state is StepState.FAILED else ""
         return Text(
             f"── {event.step} {event.state} in {event.seconds:.1f}s{detail}",
             style=f"bold {colour}".strip(),

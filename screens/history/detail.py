@@ -4,6 +4,7 @@ and the output lines the store kept, in time order)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import ClassVar
 
@@ -18,28 +19,28 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, RichLog, Static
 
-from console.errors import ConsoleError
 from console.identity import describe
-from console.model import StepState
+from console.model import DeployState, StepState
 from console.store import AuditRow, DeployRecord, LogLine, StepRecord, Store
 from screens.deploy.screen import log_palette
+from screens.messages import ReadFailed, error_text
 from screens.widgets.format import LOCK, format_age
 from screens.widgets.step_list import STEP_GLYPHS
 from screens.widgets.tables import cell_style
 
-UNFINISHED = ("queued", "running")
+UNFINISHED: tuple[str, ...] = (DeployState.QUEUED, DeployState.RUNNING)
 STEP_STATES = {state.value: state for state in StepState}
 REFRESH_SECONDS = 3.0
-STATE_WORDS = {"rolled_back": "rolled back"}
+STATE_WORDS: dict[str, str] = {DeployState.ROLLED_BACK: "rolled back"}
 # Content styles per deploy state (theme variables).
-STATE_STYLES = {
-    "succeeded": "$text-success",
-    "failed": "bold $text-error",
-    "interrupted": "bold $text-error",
-    "rolled_back": "$text-warning",
-    "cancelled": "$text-warning",
-    "running": "bold $text-accent",
-    "queued": "$text-muted",
+STATE_STYLES: dict[str, str] = {
+    DeployState.SUCCEEDED: "$text-success",
+    DeployState.FAILED: "bold $text-error",
+    DeployState.INTERRUPTED: "bold $text-error",
+    DeployState.ROLLED_BACK: "$text-warning",
+    DeployState.CANCELLED: "$text-warning",
+    DeployState.RUNNING: "bold $text-accent",
+    DeployState.QUEUED: "$text-muted",
 }
 
 
@@ -60,7 +61,7 @@ def total_seconds(record: DeployRecord, now: datetime) -> float | None:
     start = record.started_at or record.created_at
     if record.finished_at is not None:
         return max(0.0, (record.finished_at - start).total_seconds())
-    if record.state == "running":
+    if record.state == DeployState.RUNNING:
         return max(0.0, (now - start).total_seconds())
     return None
 
@@ -75,27 +76,18 @@ def took(record: DeployRecord, now: datetime) -> str:
     return f"{seconds:.1f}s" if seconds < 60 else format_age(seconds)
 
 
+@dataclass
 class DeployDetailRead(Message):
     """The deploy, its steps, audit rows and output lines were read (record None: unknown)."""
 
-    def __init__(
-        self,
-        record: DeployRecord | None,
-        steps: list[StepRecord],
-        audit: list[AuditRow],
-        output: list[LogLine],
-    ) -> None:
-        super().__init__()
-        self.record = record
-        self.steps = steps
-        self.audit = audit
-        self.output = output
+    record: DeployRecord | None
+    steps: list[StepRecord]
+    audit: list[AuditRow]
+    output: list[LogLine]
 
 
-class DeployDetailReadFailed(Message):
-    def __init__(self, error: str) -> None:
-        super().__init__()
-        self.error = error
+class DeployDetailReadFailed(ReadFailed):
+    """A read of the deploy's records raised; what was shown stays."""
 
 
 def log_lines(
@@ -243,10 +235,8 @@ class DeployDetailScreen(Screen[None]):
             steps = await self.store.steps(self.deploy_id)
             audit = await self.store.audit_rows(deploy_id=self.deploy_id)
             output = await self.store.deploy_log(self.deploy_id)
-        except ConsoleError as error:
-            self.post_message(DeployDetailReadFailed(error.message))
         except Exception as error:
-            self.post_message(DeployDetailReadFailed(f"{type(error).__name__}: {error}"))
+            self.post_message(DeployDetailReadFailed(error_text(error)))
         else:
             self.post_message(DeployDetailRead(record, steps, audit, output))
 

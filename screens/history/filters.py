@@ -12,8 +12,22 @@ from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-OUTCOMES = ("succeeded", "failed", "rolled_back", "cancelled", "interrupted", "running", "queued")
-OUTCOME_ALIASES = {"rolled-back": "rolled_back", "rolledback": "rolled_back", "ok": "succeeded"}
+from console.model import DeployState
+
+OUTCOMES: tuple[str, ...] = (
+    DeployState.SUCCEEDED,
+    DeployState.FAILED,
+    DeployState.ROLLED_BACK,
+    DeployState.CANCELLED,
+    DeployState.INTERRUPTED,
+    DeployState.RUNNING,
+    DeployState.QUEUED,
+)
+OUTCOME_ALIASES: dict[str, str] = {
+    "rolled-back": DeployState.ROLLED_BACK,
+    "rolledback": DeployState.ROLLED_BACK,
+    "ok": DeployState.SUCCEEDED,
+}
 # What `t` steps through.
 TIME_RANGES: tuple[str | None, ...] = (None, "1h", "24h", "7d")
 KEYS = {

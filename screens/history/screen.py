@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import ClassVar
 
@@ -19,15 +20,18 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from console.config import Config
 from console.errors import ConsoleError
+from console.model import DeployState
 from console.store import DeployRecord, Store
 from screens.history.detail import (
     STATE_STYLES,
+    UNFINISHED,
     DeployDetailScreen,
     release_text,
     state_word,
     took,
 )
 from screens.history.filters import HINT, HistoryFilter, parse_filter
+from screens.messages import ReadFailed, error_text
 from screens.widgets.format import shorten
 from screens.widgets.tables import TABLE_NAVIGATION, CursorCachedTable, cell_style
 
@@ -56,14 +60,14 @@ COLUMNS = (
 MIN_REASON_WIDTH = 16
 # The table's left margin and its vertical scrollbar.
 TABLE_CHROME = 3
-STATE_COMPONENTS = {
-    "succeeded": "history-table--succeeded",
-    "failed": "history-table--failed",
-    "interrupted": "history-table--failed",
-    "rolled_back": "history-table--undone",
-    "cancelled": "history-table--undone",
-    "running": "history-table--running",
-    "queued": "history-table--muted",
+STATE_COMPONENTS: dict[str, str] = {
+    DeployState.SUCCEEDED: "history-table--succeeded",
+    DeployState.FAILED: "history-table--failed",
+    DeployState.INTERRUPTED: "history-table--failed",
+    DeployState.ROLLED_BACK: "history-table--undone",
+    DeployState.CANCELLED: "history-table--undone",
+    DeployState.RUNNING: "history-table--running",
+    DeployState.QUEUED: "history-table--muted",
 }
 FIRST, MORE, REFRESH = "first", "more", "refresh"
 
@@ -89,31 +93,19 @@ def merged(
     return fresh  # nothing in common: more changed than a refresh covers, start from the top
 
 
+@dataclass
 class DeploysRead(Message):
     """A read of the store finished: `records` for `kind` (first, more, refresh) of `view`."""
 
-    def __init__(
-        self,
-        kind: str,
-        view: HistoryFilter,
-        records: list[DeployRecord],
-        complete: bool,
-        before: str | None,
-    ) -> None:
-        super().__init__()
-        self.kind = kind
-        self.view = view
-        self.records = records
-        self.complete = complete
-        self.before = before
+    kind: str
+    view: HistoryFilter
+    records: list[DeployRecord]
+    complete: bool
+    before: str | None
 
 
-class DeploysReadFailed(Message):
+class DeploysReadFailed(ReadFailed):
     """A read of the store raised; what was shown stays."""
-
-    def __init__(self, error: str) -> None:
-        super().__init__()
-        self.error = error
 
 
 class HistoryTable(CursorCachedTable[Text], inherit_bindings=False):
@@ -247,10 +239,8 @@ class HistoryScreen(Screen[None]):
                 before=before,
                 limit=limit,
             )
-        except ConsoleError as error:
-            self.post_message(DeploysReadFailed(error.message))
         except Exception as error:
-            self.post_message(DeploysReadFailed(f"{type(error).__name__}: {error}"))
+            self.post_message(DeploysReadFailed(error_text(error)))
         else:
             self.post_message(DeploysRead(kind, view, records, len(records) < limit, before))
 
@@ -384,7 +374,7 @@ class HistoryScreen(Screen[None]):
         self.records = list(records)
         if keep_cursor and same_rows:
             for record in records:
-                if record != before[record.id] or record.state in ("queued", "running"):
+                if record != before[record.id] or record.state in UNFINISHED:
                     for column, cell in zip(table.columns, self._cells(record), strict=True):
                         table.update_cell(record.id, column, cell, update_width=False)
             self._show_empty()

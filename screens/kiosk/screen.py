@@ -14,7 +14,7 @@ from pathlib import PurePath
 from typing import ClassVar
 
 from textual import work
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult
 from textual.binding import Binding, BindingsMap
 from textual.containers import Grid, Horizontal
 from textual.content import Content
@@ -26,11 +26,12 @@ from textual.timer import Timer
 from textual.widgets import Static
 
 from console.config import Config
-from console.errors import ConsoleError
 from console.fleet.inventory import FleetSource
-from console.model import EnvStatus, FleetSnapshot, Health
+from console.model import DeployState, EnvStatus, FleetSnapshot, Health
 from console.queue.board import ROLLBACK, DeployBoard, InFlight, finished_at
-from screens.messages import FleetRefreshed, FleetRefreshFailed, read_fleet
+from screens.cli.command_line import PROG
+from screens.messages import error_text
+from screens.refresh import FleetRefreshApp
 from screens.widgets.format import (
     HEALTH_GLYPHS,
     HEALTH_STYLES,
@@ -50,12 +51,12 @@ DENSE_AFTER_PAGES = 4
 """Past this many pages of large tiles, the tiles are dense (one line each)."""
 CHROME_HEIGHT = 3  # the header's two lines and the ticker
 BOARD_SECONDS = 2.0
-OUTCOME_GLYPHS = {
-    "succeeded": ("✔", "$text-success"),
-    "failed": ("✖", "bold $text-error"),
-    "rolled_back": ("↩", "$text-warning"),
-    "cancelled": ("⊘", "$text-muted"),
-    "interrupted": ("!", "$text-warning"),
+OUTCOME_GLYPHS: dict[str, tuple[str, str]] = {
+    DeployState.SUCCEEDED: ("✔", "$text-success"),
+    DeployState.FAILED: ("✖", "bold $text-error"),
+    DeployState.ROLLED_BACK: ("↩", "$text-warning"),
+    DeployState.CANCELLED: ("⊘", "$text-muted"),
+    DeployState.INTERRUPTED: ("!", "$text-warning"),
 }
 MODIFIERS = {"ctrl", "shift", "alt", "meta", "super", "hyper"}
 
@@ -120,13 +121,12 @@ def _clock_text(moment: datetime) -> str:
     return moment.strftime("%H:%M:%S")
 
 
+@dataclass
 class DeployBoardRead(Message):
     """The deploys were read from the store (or not: `error`, and the last board stays)."""
 
-    def __init__(self, board: DeployBoard | None, error: str | None = None) -> None:
-        super().__init__()
-        self.board = board
-        self.error = error
+    board: DeployBoard | None
+    error: str | None = None
 
 
 class KioskTile(Static):
@@ -245,10 +245,11 @@ class KioskScreen(Screen[None], inherit_bindings=False):
             app.lay_out()
 
 
-class KioskApp(App[None], inherit_bindings=False):
+class KioskApp(FleetRefreshApp, inherit_bindings=False):
     """Read-only whatever the user's role: no action but quitting, no palette, no footer."""
 
-    TITLE = "deploy-console kiosk"
+    TITLE = f"{PROG} kiosk"
+    REFRESH_TIMER = "kiosk-refresh"
     CSS_PATH: ClassVar[list[str | PurePath]] = ["../styles/kiosk.tcss"]
     ENABLE_COMMAND_PALETTE = False
     ALLOW_SELECT = False
@@ -266,39 +267,32 @@ class KioskApp(App[None], inherit_bindings=False):
         quit_key: str = "ctrl+q",
         auto_refresh: bool = True,
     ) -> None:
-        super().__init__()
+        super().__init__(config, fleet, auto_refresh=auto_refresh)
+        quit_key = check_quit_key(quit_key)
         # The only binding: priority, so no widget can take the key first.
         self._bindings = BindingsMap(
             [Binding(quit_key, "quit", "Quit", show=False, priority=True, id="kiosk.quit")]
         )
-        self.config = config
-        self.fleet = fleet
         self.board_source = board
         self.clock = clock or (lambda: datetime.now(UTC))
         self.local_zone = local_zone
         self.rotate_seconds = rotate_seconds
         self.quit_key = quit_key
-        self.auto_refresh_fleet = auto_refresh
         self.pairs = [
             (project.name, cluster.name, cluster.protected)
             for project in config.projects
             for cluster in config.clusters
             if cluster.name in project.clusters
         ]
-        self.snapshot: FleetSnapshot | None = None
         self.last_good: dict[tuple[str, str], EnvStatus] = {}
         """Each pair's last data read without error: what a stale tile keeps showing."""
-        self.refresh_error: str | None = None
         self.failed_at: datetime | None = None
-        self.refresh_count = 0
-        """Refreshes ended (good or failed): tests wait on it."""
         self.board: DeployBoard | None = None
         self.board_error: str | None = None
         self.board_count = 0
         """Reads of the deploys ended: tests wait on it."""
         self.page_shape = PageLayout(1, 1)
         self.page = 0
-        self._refresh_timer: Timer | None = None
         self._board_timer: Timer | None = None
 
     def get_default_screen(self) -> KioskScreen:
@@ -314,37 +308,19 @@ class KioskApp(App[None], inherit_bindings=False):
         self.set_interval(1.0, self.update_view, name="kiosk-clock")
         self.set_interval(self.rotate_seconds, self.action_next_page, name="kiosk-rotate")
 
-    # -- the fleet: one refresh at a time, the next armed when this one ended -----------
+    # -- the fleet (screens/refresh.py): what a stale tile keeps showing ----------------
 
-    def refresh_fleet(self) -> None:
-        self._refresh_timer = None
-        self._refresh_worker()
-
-    @work(exclusive=True, group="refresh", exit_on_error=False)
-    async def _refresh_worker(self) -> None:
-        self.post_message(await read_fleet(self.fleet))
-
-    def on_fleet_refreshed(self, message: FleetRefreshed) -> None:
-        self.snapshot = message.snapshot
-        self.refresh_error = None
+    def fleet_read(self, snapshot: FleetSnapshot) -> None:
         self.failed_at = None
-        for pair, env in message.snapshot.envs.items():
+        for pair, env in snapshot.envs.items():
             if env.error is None and env.health is not Health.UNKNOWN:
                 self.last_good[pair] = env
-        self._refresh_done()
 
-    def on_fleet_refresh_failed(self, message: FleetRefreshFailed) -> None:
-        self.refresh_error = message.error
+    def fleet_unreadable(self, error: str) -> None:
         self.failed_at = self.failed_at or self.clock()
-        self._refresh_done()
 
-    def _refresh_done(self) -> None:
-        self.refresh_count += 1
+    def refresh_shown(self) -> None:
         self.update_view()
-        if self.auto_refresh_fleet and self._refresh_timer is None:
-            self._refresh_timer = self.set_timer(
-                self.config.refresh_seconds, self.refresh_fleet, name="kiosk-refresh"
-            )
 
     def stale_since(self, pair: tuple[str, str]) -> datetime | None:
         """When a pair's data was last read, if it is stale now (None when it is live)."""
@@ -370,10 +346,8 @@ class KioskApp(App[None], inherit_bindings=False):
         assert self.board_source is not None
         try:
             self.post_message(DeployBoardRead(await self.board_source()))
-        except ConsoleError as error:
-            self.post_message(DeployBoardRead(None, error.message))
         except Exception as error:
-            self.post_message(DeployBoardRead(None, f"{type(error).__name__}: {error}"))
+            self.post_message(DeployBoardRead(None, error_text(error)))
 
     def on_deploy_board_read(self, message: DeployBoardRead) -> None:
         if message.board is not None:
@@ -514,25 +488,5 @@ class KioskApp(App[None], inherit_bindings=False):
         return Content("   ").join([Content.styled("latest", "bold reverse"), *items])
 
 
-def build_kiosk(
-    config: Config,
-    fleet: FleetSource,
-    board: BoardSource | None = None,
-    *,
-    clock: Callable[[], datetime] | None = None,
-    local_zone: tzinfo | None = None,
-    rotate_seconds: float = 15.0,
-    quit_key: str = "ctrl+q",
-    auto_refresh: bool = True,
-) -> KioskApp:
-    """The kiosk for the CLI and the tests alike; the caller owns the fleet and the store."""
-    return KioskApp(
-        config,
-        fleet,
-        board,
-        clock=clock,
-        local_zone=local_zone,
-        rotate_seconds=rotate_seconds,
-        quit_key=check_quit_key(quit_key),
-        auto_refresh=auto_refresh,
-    )
+build_kiosk = KioskApp
+"""The kiosk for the CLI and the tests alike; the caller owns the fleet and the store."""

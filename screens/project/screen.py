@@ -17,13 +17,13 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from console.config import ClusterConfig, ProjectConfig
-from console.errors import ConsoleError
 from console.model import FleetSnapshot, LoadBalancerSettings
 from screens.messages import (
     DeployAsked,
     HistoryAsked,
     LoadBalancerSettingsLoaded,
     RefreshRequested,
+    error_text,
 )
 from screens.project.cluster_panel import ClusterPanel, InstanceTable
 from screens.widgets.format import age_between
@@ -145,11 +145,8 @@ class ProjectScreen(Screen[None]):
         async def read(cluster: str) -> None:
             try:
                 settings = await self.load_settings(self.project.name, cluster)
-            except ConsoleError as error:
-                self.post_message(LoadBalancerSettingsLoaded(cluster, error=error.message))
             except Exception as error:
-                message = f"{type(error).__name__}: {error}"
-                self.post_message(LoadBalancerSettingsLoaded(cluster, error=message))
+                self.post_message(LoadBalancerSettingsLoaded(cluster, error=error_text(error)))
             else:
                 self.post_message(LoadBalancerSettingsLoaded(cluster, settings))
 

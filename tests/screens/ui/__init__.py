@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from textual.content import Content
 from textual.pilot import Pilot
@@ -25,6 +27,8 @@ from console.model import (
     LoadBalancerSettings,
     TargetState,
 )
+from screens.app import DeployConsoleApp, build_app
+from screens.widgets.confirm import ConfirmDialog
 
 # A fixed "now", after the demo world's fixed launch times.
 FROZEN_NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -48,6 +52,27 @@ class SteppingClock:
         self.now += timedelta(seconds=seconds)
 
 
+@asynccontextmanager
+async def running_console(
+    config: Config,
+    fleet: Fleet | StubFleet | None = None,
+    clock: Callable[[], datetime] = frozen_clock,
+) -> AsyncIterator[tuple[DeployConsoleApp, Pilot[None]]]:
+    """The console app on `config` (no deploys, no timer), after its first refresh has reached
+    the screen; without `fleet` it reads the world through a Fleet of its own."""
+    own_fleet = fleet is None
+    fleet = fleet if fleet is not None else Fleet(config, clock=clock)
+    app = build_app(config, fleet, clock=clock, auto_refresh=False)  # type: ignore[arg-type]
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.refresh_count >= 1, "the first refresh")
+            await pilot.pause()
+            yield app, pilot
+    finally:
+        if own_fleet:
+            fleet.close()
+
+
 async def wait_for(
     pilot: Pilot[object], condition: Callable[[], object], what: str, timeout: float = 15.0
 ) -> None:
@@ -57,6 +82,16 @@ async def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await pilot.pause(0.02)
+
+
+async def confirm(pilot: Pilot[None], answer: str = "y") -> str:
+    """Answer the confirmation dialog (y or n) once it is up; what it asked, as plain text."""
+    app = pilot.app
+    await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the confirmation")
+    question = str(app.screen.query_one("#question", Static).visual)
+    await pilot.press(answer)
+    await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmDialog), "it to close")
+    return question
 
 
 def text_of(static: Static) -> str:
@@ -117,6 +152,27 @@ class StubFleet:
 
     def close(self) -> None:
         self.closed = True
+
+
+def unreachable(config: Config, cluster: str) -> Config:
+    """The config with `cluster` pointed at a port nothing listens on."""
+    clusters = tuple(
+        replace(status, endpoint_url="http://127.0.0.1:9") if status.name == cluster else status
+        for status in config.clusters
+    )
+    return replace(config, clusters=clusters)
+
+
+def stub_app(
+    config: Config,
+    snapshot: FleetSnapshot | None = None,
+    clock: Callable[[], datetime] = frozen_clock,
+    **options: Any,
+) -> DeployConsoleApp:
+    """The console on a StubFleet that hands out `snapshot` (else every project healthy on
+    1.0.0), with no refresh timer; `options` go to build_app (deploys, history)."""
+    fleet = StubFleet(config, [snapshot or synthetic_snapshot(config, FROZEN_NOW, "1.0.0")])
+    return build_app(config, fleet, clock=clock, auto_refresh=False, **options)  # type: ignore[arg-type]
 
 
 def large_config(projects: int = 200) -> Config:

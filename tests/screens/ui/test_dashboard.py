@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import pytest
 from textual import events
-from textual.pilot import Pilot
 
 from console.config import Config
 from console.fleet.inventory import Fleet
@@ -28,29 +25,13 @@ from tests.screens.ui import (
     frozen_clock,
     large_config,
     read_demo_snapshot,
+    running_console,
     synthetic_snapshot,
     text_of,
+    unreachable,
     wait_for,
     with_cluster_down,
 )
-
-
-@asynccontextmanager
-async def running(
-    config: Config, fleet: Fleet | StubFleet | None = None, clock=frozen_clock
-) -> AsyncIterator[tuple[DeployConsoleApp, Pilot[None]]]:
-    """The app on `config`, after its first refresh has reached the screen."""
-    own_fleet = fleet is None
-    fleet = fleet if fleet is not None else Fleet(config, clock=clock)
-    app = build_app(config, fleet, clock=clock, auto_refresh=False)  # type: ignore[arg-type]
-    try:
-        async with app.run_test(size=SIZE) as pilot:
-            await wait_for(pilot, lambda: app.refresh_count >= 1, "the first refresh")
-            await pilot.pause()
-            yield app, pilot
-    finally:
-        if own_fleet:
-            fleet.close()
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +48,7 @@ def header(app: DeployConsoleApp) -> str:
 
 
 async def test_matrix_shows_every_project_in_every_cluster(world_config: Config) -> None:
-    async with running(world_config) as (app, _pilot):
+    async with running_console(world_config) as (app, _pilot):
         table = matrix(app)
         assert table.visible_projects == list(world_config.project_names)
         labels = [column.label.plain for column in table.ordered_columns]
@@ -94,7 +75,7 @@ async def test_matrix_shows_every_project_in_every_cluster(world_config: Config)
 async def test_arrows_move_enter_opens_the_project_escape_comes_back(
     world_config: Config,
 ) -> None:
-    async with running(world_config) as (app, pilot):
+    async with running_console(world_config) as (app, pilot):
         await pilot.press("down", "down", "down", "down", "right", "right", "right")
         table = matrix(app)
         assert (table.cursor_project, table.cursor_cluster) == ("media-service", "prod1")
@@ -111,7 +92,7 @@ async def test_arrows_move_enter_opens_the_project_escape_comes_back(
 
 
 async def test_filter_narrows_rows_and_escape_restores_them(world_config: Config) -> None:
-    async with running(world_config) as (app, pilot):
+    async with running_console(world_config) as (app, pilot):
         refreshes = app.refresh_count
         await pilot.press("slash")
         filter_input = app.dashboard.filter_input
@@ -133,7 +114,7 @@ async def test_keys_typed_at_once_after_slash_all_land_in_the_filter(
 ) -> None:
     """A paste or a fast typist: the keys arrive together, before any of them is handled."""
     fleet = StubFleet(world_config, [demo_snapshot])
-    async with running(world_config, fleet) as (app, pilot):
+    async with running_console(world_config, fleet) as (app, pilot):
         refreshes = app.refresh_count
         driver = app._driver
         assert driver is not None
@@ -148,7 +129,7 @@ async def test_keys_typed_at_once_after_slash_all_land_in_the_filter(
 
 
 async def test_filter_that_matches_nothing_says_so(world_config: Config) -> None:
-    async with running(world_config) as (app, pilot):
+    async with running_console(world_config) as (app, pilot):
         await pilot.press("slash", "z", "z")
         no_match = app.dashboard.query_one("#no-match")
         await wait_for(pilot, lambda: no_match.display, "the no-match line")
@@ -159,7 +140,7 @@ async def test_r_refreshes_and_the_age_moves_with_the_clock(world_config: Config
     clock = SteppingClock()
     fleet = Fleet(world_config, clock=clock)
     try:
-        async with running(world_config, fleet, clock) as (app, pilot):
+        async with running_console(world_config, fleet, clock) as (app, pilot):
             assert "refreshed 0s ago" in header(app)
             first = app.snapshot
             assert first is not None and first.generated_at == FROZEN_NOW
@@ -179,14 +160,14 @@ async def test_r_refreshes_and_the_age_moves_with_the_clock(world_config: Config
 
 
 async def test_ctrl_q_quits(world_config: Config) -> None:
-    async with running(world_config) as (app, pilot):
+    async with running_console(world_config) as (app, pilot):
         await pilot.press("ctrl+q")
         await wait_for(pilot, lambda: app.return_code is not None, "the app to exit")
         assert app.return_code == 0
 
 
 async def test_help_lists_the_keys_of_the_screen_and_the_app(world_config: Config) -> None:
-    async with running(world_config) as (app, pilot):
+    async with running_console(world_config) as (app, pilot):
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "the help")
         screen = app.screen
@@ -204,7 +185,7 @@ async def test_help_lists_the_keys_of_the_screen_and_the_app(world_config: Confi
 
 
 async def test_command_palette_runs_the_same_actions(world_config: Config) -> None:
-    async with running(world_config) as (app, pilot):
+    async with running_console(world_config) as (app, pilot):
         titles = [command.title for command in app.get_system_commands(app.screen)]
         for title in (
             "dashboard: refresh",
@@ -225,14 +206,8 @@ async def test_command_palette_runs_the_same_actions(world_config: Config) -> No
 async def test_unreachable_cluster_shows_its_error_while_others_stay_live(
     world_config: Config,
 ) -> None:
-    clusters = tuple(
-        dataclasses.replace(cluster, endpoint_url="http://127.0.0.1:9")
-        if cluster.name == "prod2"
-        else cluster
-        for cluster in world_config.clusters
-    )
-    config = dataclasses.replace(world_config, clusters=clusters)
-    async with running(config) as (app, _pilot):
+    config = unreachable(world_config, "prod2")
+    async with running_console(config) as (app, _pilot):
         table = matrix(app)
         for project in ("storefront", "checkout-api", "search-api", "billing-worker"):
             assert table.cell_plain(project, "prod2").strip() == "? unknown"
@@ -253,7 +228,7 @@ async def test_cluster_that_fails_later_keeps_its_last_data_marked_unknown(
     later = FROZEN_NOW + timedelta(seconds=90)
     stale = with_cluster_down(good, "prod1", "cannot reach https://ec2.example", later)
     fleet = StubFleet(world_config, [good, stale])
-    async with running(world_config, fleet, clock) as (app, pilot):
+    async with running_console(world_config, fleet, clock) as (app, pilot):
         clock.now = later
         await pilot.press("r")
         await wait_for(pilot, lambda: app.refresh_count >= 2, "the second refresh")
@@ -271,7 +246,7 @@ async def test_a_refresh_that_raises_is_shown_and_the_app_goes_on(
 ) -> None:
     good = demo_snapshot
     fleet = StubFleet(world_config, [good, RuntimeError("boom"), good])
-    async with running(world_config, fleet) as (app, pilot):
+    async with running_console(world_config, fleet) as (app, pilot):
         await pilot.press("r")
         await wait_for(pilot, lambda: app.refresh_count >= 2, "the failing refresh")
         await pilot.pause()
@@ -308,7 +283,7 @@ async def test_two_hundred_projects_update_in_place(world_config: Config) -> Non
     first = synthetic_snapshot(config, FROZEN_NOW, "1.0.0")
     second = synthetic_snapshot(config, FROZEN_NOW, "1.0.1")
     fleet = StubFleet(config, [first, second])
-    async with running(config, fleet) as (app, pilot):
+    async with running_console(config, fleet) as (app, pilot):
         table = matrix(app)
         assert table.row_count == 200
         assert table.cell_plain("project-199", "prod2").startswith("● 1.0.0")
@@ -337,7 +312,7 @@ async def test_bindings_can_be_remapped_by_id(
     world_config: Config, demo_snapshot: FleetSnapshot
 ) -> None:
     fleet = StubFleet(world_config, [demo_snapshot])
-    async with running(world_config, fleet) as (app, pilot):
+    async with running_console(world_config, fleet) as (app, pilot):
         app.set_keymap({"dashboard.refresh": "f5", "dashboard.filter": "ctrl+f"})
         await pilot.press("r")
         await pilot.pause()

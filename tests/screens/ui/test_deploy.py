@@ -14,7 +14,7 @@ from textual.pilot import Pilot
 
 from console.config import AccessSettings, Config
 from console.model import DeployRequest, DeployState, FleetSnapshot, Step, StepState
-from screens.app import DeployConsoleApp, build_app
+from screens.app import DeployConsoleApp
 from screens.dashboard.fleet_matrix import FleetMatrix
 from screens.deploy.dialog import CURRENT_MARK, DeployDialog
 from screens.deploy.picker import DeployListDialog
@@ -22,8 +22,13 @@ from screens.deploy.screen import DeployScreen
 from screens.help import HelpScreen
 from screens.messages import DeployAsked
 from screens.project.screen import ProjectScreen
-from screens.widgets.confirm import ConfirmDialog
-from tests.screens.ui import SIZE, StubFleet, frozen_clock, read_demo_snapshot, wait_for
+from tests.screens.ui import (
+    SIZE,
+    confirm,
+    read_demo_snapshot,
+    stub_app,
+    wait_for,
+)
 from tests.screens.ui.deploy_fakes import ScriptedDeploys
 
 
@@ -41,14 +46,7 @@ def no_plan_delay(monkeypatch: pytest.MonkeyPatch) -> None:
 async def running(
     config: Config, snapshot: FleetSnapshot, deploys: ScriptedDeploys | None
 ) -> AsyncIterator[tuple[DeployConsoleApp, Pilot[None]]]:
-    fleet = StubFleet(config, [snapshot])
-    app = build_app(
-        config,
-        fleet,  # type: ignore[arg-type]
-        clock=frozen_clock,
-        auto_refresh=False,
-        deploys=deploys,
-    )
+    app = stub_app(config, snapshot, deploys=deploys)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.refresh_count >= 1, "the first refresh")
         await pilot.pause()
@@ -75,6 +73,16 @@ def deploy_screen(app: DeployConsoleApp) -> DeployScreen:
     screen = app.screen
     assert isinstance(screen, DeployScreen), screen
     return screen
+
+
+async def held_deploy(
+    app: DeployConsoleApp, pilot: Pilot[None], deploys: ScriptedDeploys, *pair_release: str
+) -> DeployScreen:
+    """Start alice's deploy of (project, cluster, release); once the scripted deploy holds at
+    its step, its screen."""
+    app.start_deploy(DeployRequest(*pair_release, "alice"))
+    await wait_for(pilot, lambda: deploys.held, f"the deploy to reach {deploys.hold_at}")
+    return deploy_screen(app)
 
 
 def states(screen: DeployScreen) -> dict[str, StepState | None]:
@@ -157,10 +165,8 @@ async def test_deploy_screen_steps_advance_and_the_cell_shows_the_deploy(
 ) -> None:
     deploys = ScriptedDeploys(demo_snapshot, hold_at=Step.CONFIGURE)
     async with running(world_config, demo_snapshot, deploys) as (app, pilot):
-        app.start_deploy(DeployRequest("storefront", "prod1", "2.15.0", "alice"))
-        await wait_for(pilot, lambda: deploys.held, "the deploy to reach configure")
+        screen = await held_deploy(app, pilot, deploys, "storefront", "prod1", "2.15.0")
         await pilot.pause()
-        screen = deploy_screen(app)
         assert states(screen) == {
             "lock": StepState.SUCCEEDED,
             "resolve": StepState.SUCCEEDED,
@@ -211,19 +217,15 @@ async def test_cancel_asks_first_then_rolls_back(
 ) -> None:
     deploys = ScriptedDeploys(demo_snapshot, hold_at=Step.HEALTH_GATE)
     async with running(world_config, demo_snapshot, deploys) as (app, pilot):
-        app.start_deploy(DeployRequest("storefront", "staging", "2.14.1", "alice"))
-        await wait_for(pilot, lambda: deploys.held, "the deploy to reach the health gate")
-        screen = deploy_screen(app)
+        screen = await held_deploy(app, pilot, deploys, "storefront", "staging", "2.14.1")
 
         await pilot.press("c")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the question")
-        await pilot.press("n")
+        await confirm(pilot, "n")
         await wait_for(pilot, lambda: app.screen is screen, "the deploy screen")
         assert deploys.cancelled == []
 
         await pilot.press("c")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the question")
-        await pilot.press("y")
+        await confirm(pilot, "y")
         await wait_for(pilot, lambda: screen.tracked.finished, "the rollback")
         await pilot.pause()
         assert deploys.cancelled == [(screen.tracked.deploy_id, "alice")]
@@ -348,22 +350,15 @@ async def test_quit_with_a_deploy_running_asks_then_rolls_back_before_closing(
 ) -> None:
     deploys = ScriptedDeploys(demo_snapshot, hold_at=Step.CONFIGURE)
     async with running(world_config, demo_snapshot, deploys) as (app, pilot):
-        app.start_deploy(DeployRequest("storefront", "staging", "2.14.1", "alice"))
-        await wait_for(pilot, lambda: deploys.held, "the deploy to reach configure")
-        screen = deploy_screen(app)
+        screen = await held_deploy(app, pilot, deploys, "storefront", "staging", "2.14.1")
 
         await pilot.press("ctrl+q")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the question")
-        dialog = app.screen
-        assert isinstance(dialog, ConfirmDialog)
-        assert "1 deploy running: storefront → staging" in str(dialog.question)
-        await pilot.press("n")
+        assert "1 deploy running: storefront → staging" in await confirm(pilot, "n")
         await wait_for(pilot, lambda: app.screen is screen, "back to the deploy")
         assert app.is_running and deploys.cancelled == []
 
         await pilot.press("ctrl+q")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the question")
-        await pilot.press("y")
+        await confirm(pilot, "y")
         await wait_for(pilot, lambda: not app.is_running, "the console to close")
         assert deploys.cancelled == [(screen.tracked.deploy_id, "alice")]
         assert screen.tracked.state is DeployState.CANCELLED

@@ -19,10 +19,9 @@ from console.queue.runner import Runner
 from screens.app import DeployConsoleApp, build_app
 from screens.deploy.screen import DeployScreen
 from screens.deploy.support import EngineDeploys
-from screens.widgets.confirm import ConfirmDialog
 from tests.conftest import DEMO_CONFIG
 from tests.deploy_world import ServingWatcher, client, faster, live, world_process
-from tests.screens.ui import SIZE, wait_for
+from tests.screens.ui import SIZE, confirm, wait_for
 from tests.screens.ui.test_deploy import cell, deploy_screen, log_text, states
 
 DEPLOY_TIMEOUT = 90.0
@@ -120,8 +119,7 @@ async def test_cancel_on_the_deploy_screen_rolls_back(world: Config, tmp_path: P
             DEPLOY_TIMEOUT,
         )
         await pilot.press("c")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "are you sure")
-        await pilot.press("y")
+        await confirm(pilot, "y")
         await wait_for(pilot, lambda: screen.tracked.finished, "the rollback", DEPLOY_TIMEOUT)
         await pilot.pause()
         assert screen.tracked.state is DeployState.CANCELLED

@@ -20,7 +20,7 @@ from textual.widgets import Static
 
 from console.config import ClusterConfig, Config, ProjectClusterConfig, ProjectConfig
 from console.store import DeployRecord, Store
-from screens.app import DeployConsoleApp, build_app
+from screens.app import DeployConsoleApp
 from screens.dashboard.screen import DashboardScreen
 from screens.help import HelpScreen
 from screens.history import detail as history_detail
@@ -32,9 +32,7 @@ from screens.project.screen import ProjectScreen
 from tests.screens.ui import (
     FROZEN_NOW,
     SteppingClock,
-    StubFleet,
-    frozen_clock,
-    synthetic_snapshot,
+    stub_app,
     text_of,
     wait_for,
 )
@@ -231,14 +229,7 @@ def quick_refresh(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def make_app(store: Store | Path | None) -> DeployConsoleApp:
-    fleet = StubFleet(CONFIG, [synthetic_snapshot(CONFIG, FROZEN_NOW, "1.0.0")])
-    return build_app(
-        CONFIG,
-        fleet,  # type: ignore[arg-type]
-        clock=frozen_clock,
-        auto_refresh=False,
-        history=store,
-    )
+    return stub_app(CONFIG, history=store)
 
 
 @asynccontextmanager
@@ -273,6 +264,18 @@ async def shown_history(pilot: Pilot[None]) -> HistoryScreen:
     await wait_for(pilot, lambda: screen.read_count >= 1 and not screen.reading, "the first read")
     await pilot.pause()
     return screen
+
+
+async def shown_detail(pilot: Pilot[None], *keys: str) -> DeployDetailScreen:
+    """Press `keys` (enter last) and wait for the deploy's detail, read once."""
+    await pilot.press(*keys)
+    app = pilot.app
+    await wait_for(pilot, lambda: isinstance(app.screen, DeployDetailScreen), "the detail")
+    detail = app.screen
+    assert isinstance(detail, DeployDetailScreen)
+    await wait_for(pilot, lambda: detail.read_count >= 1, "the deploy's records")
+    await pilot.pause()
+    return detail
 
 
 def shown_ids(screen: HistoryScreen) -> list[str]:
@@ -420,13 +423,7 @@ async def test_the_time_range_narrows_to_recent_deploys(store_path: Path) -> Non
 
 async def test_enter_shows_the_steps_with_seconds_and_the_audit_log(store_path: Path) -> None:
     async with history_open(store_path) as (screen, pilot):
-        await pilot.press("down", "down", "down", "enter")
-        app = pilot.app
-        await wait_for(pilot, lambda: isinstance(app.screen, DeployDetailScreen), "the detail")
-        detail = app.screen
-        assert isinstance(detail, DeployDetailScreen)
-        await wait_for(pilot, lambda: detail.read_count >= 1, "the deploy's records")
-        await pilot.pause()
+        detail = await shown_detail(pilot, "down", "down", "down", "enter")
 
         title = text_of(detail.query_one("#detail-title", Static))
         assert f"deploy {ALICE_ROLLED_BACK.id}  storefront → prod1 🔒" in title
@@ -464,7 +461,7 @@ async def test_enter_shows_the_steps_with_seconds_and_the_audit_log(store_path: 
         assert len([line for line in log if " deploy.step " in line]) == 10
 
         await pilot.press("escape")
-        await wait_for(pilot, lambda: app.screen is screen, "the history again")
+        await wait_for(pilot, lambda: pilot.app.screen is screen, "the history again")
         assert screen.cursor_record is not None
         assert screen.cursor_record.id == ALICE_ROLLED_BACK.id
 
@@ -553,15 +550,10 @@ async def test_the_deploys_output_lines_join_its_log_in_time_order(store_path: P
                 (at, "i-0a1b2c3d4e5f60718", "stderr", "warn: DATABASE_PASSWORD=********"),
             ],
         )
-        async with running(store) as (app, pilot):
+        async with running(store) as (_app, pilot):
             await pilot.press("h")
             screen = await shown_history(pilot)
-            await pilot.press("down", "enter")
-            await wait_for(pilot, lambda: isinstance(app.screen, DeployDetailScreen), "detail")
-            detail = app.screen
-            assert isinstance(detail, DeployDetailScreen)
-            await wait_for(pilot, lambda: detail.read_count >= 1, "the deploy's records")
-            await pilot.pause()
+            detail = await shown_detail(pilot, "down", "enter")
             log = [strip.text.rstrip() for strip in detail.log_widget.lines]
             assert screen.records[1].id == ALICE_CANCELLED.id
             # Between the resolve step's end (0.2 s) and the launch step's end (0.5 s).
@@ -653,12 +645,6 @@ def test_snapshot_history(snap_compare: SnapCompare, snapshot_app: DeployConsole
 def test_snapshot_history_detail(snap_compare: SnapCompare, snapshot_app: DeployConsoleApp) -> None:
     async def run_before(pilot: Pilot[None]) -> None:
         await _open_history(pilot)
-        await pilot.press("down", "down", "down", "enter")
-        app = pilot.app
-        await wait_for(pilot, lambda: isinstance(app.screen, DeployDetailScreen), "the detail")
-        detail = app.screen
-        assert isinstance(detail, DeployDetailScreen)
-        await wait_for(pilot, lambda: detail.read_count >= 1, "the deploy's records")
-        await pilot.pause()
+        await shown_detail(pilot, "down", "down", "down", "enter")
 
     assert snap_compare(snapshot_app, terminal_size=SIZE, run_before=run_before)

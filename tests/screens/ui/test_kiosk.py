@@ -142,6 +142,15 @@ def tiles(app: KioskApp) -> dict[str, str]:
     return shown
 
 
+async def tiles_after_refresh(app: KioskApp, pilot: Pilot[None]) -> dict[str, str]:
+    """Refresh now and wait for it to end; the tiles then."""
+    count = app.refresh_count
+    app.refresh_fleet()
+    await wait_for(pilot, lambda: app.refresh_count > count, "the refresh")
+    await pilot.pause()
+    return tiles(app)
+
+
 def static(app: KioskApp, widget_id: str) -> str:
     return text_of(app.screen.query_one(f"#{widget_id}", Static))
 
@@ -225,10 +234,7 @@ async def test_a_failed_refresh_keeps_the_tiles_dimmed_and_stale(config: Config)
     async with kiosk(config, fleet, None, clock=clock) as (app, pilot):
         assert not app.screen.query(".-stale")
         clock.advance(95)
-        app.refresh_fleet()
-        await wait_for(pilot, lambda: app.refresh_count == 2, "the failed refresh")
-        await pilot.pause()
-        shown = tiles(app)
+        shown = await tiles_after_refresh(app, pilot)
         assert shown["storefront/prod1"] == (
             "prod1 🔒  2/2 | ● healthy | 2.15.0 | stale since 13:00:00"
         )
@@ -245,10 +251,7 @@ async def test_a_cluster_that_cannot_be_read_goes_stale_alone(config: Config) ->
     later = FROZEN_NOW + timedelta(seconds=30)
     stale = with_cluster_down(good, "prod2", "cannot reach http://127.0.0.1:9/", later)
     async with kiosk(config, StubFleet(config, [good, stale]), None) as (app, pilot):
-        app.refresh_fleet()
-        await wait_for(pilot, lambda: app.refresh_count == 2, "the second refresh")
-        await pilot.pause()
-        shown = tiles(app)
+        shown = await tiles_after_refresh(app, pilot)
         assert shown["checkout-api/prod2"] == (
             "prod2 🔒  0/2 | ✖ down | 5.2.3 | stale since 13:00:00"
         )

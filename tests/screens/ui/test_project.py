@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -30,7 +29,9 @@ from tests.screens.ui import (
     StubFleet,
     frozen_clock,
     read_demo_snapshot,
+    running_console,
     text_of,
+    unreachable,
     wait_for,
     with_cluster_down,
 )
@@ -51,27 +52,19 @@ async def project_screen(
     settled: bool = True,
 ) -> AsyncIterator[tuple[DeployConsoleApp, Pilot[None], ProjectScreen]]:
     """The app with `project` open (as Enter on the dashboard opens it)."""
-    own_fleet = fleet is None
-    fleet = fleet if fleet is not None else Fleet(config, clock=clock)
-    app = build_app(config, fleet, clock=clock, auto_refresh=False)  # type: ignore[arg-type]
-    try:
-        async with app.run_test(size=SIZE) as pilot:
-            await wait_for(pilot, lambda: app.refresh_count >= 1, "the first refresh")
-            app.post_message(ProjectChosen(project, cluster))
-            await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen), "the screen")
-            screen = app.screen
-            assert isinstance(screen, ProjectScreen)
-            if settled:
-                await wait_for(
-                    pilot,
-                    lambda: all(panel.settings is not None for panel in panels(screen)),
-                    "load balancer settings",
-                )
-            await pilot.pause()
-            yield app, pilot, screen
-    finally:
-        if own_fleet:
-            fleet.close()
+    async with running_console(config, fleet, clock) as (app, pilot):
+        app.post_message(ProjectChosen(project, cluster))
+        await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen), "the screen")
+        screen = app.screen
+        assert isinstance(screen, ProjectScreen)
+        if settled:
+            await wait_for(
+                pilot,
+                lambda: all(panel.settings is not None for panel in panels(screen)),
+                "load balancer settings",
+            )
+        await pilot.pause()
+        yield app, pilot, screen
 
 
 def panels(screen: ProjectScreen) -> list[ClusterPanel]:
@@ -234,13 +227,7 @@ async def test_project_screen_follows_new_snapshots(
 
 
 async def test_unreachable_cluster_on_the_project_screen(world_config: Config) -> None:
-    clusters = tuple(
-        dataclasses.replace(cluster, endpoint_url="http://127.0.0.1:9")
-        if cluster.name == "prod2"
-        else cluster
-        for cluster in world_config.clusters
-    )
-    config = dataclasses.replace(world_config, clusters=clusters)
+    config = unreachable(world_config, "prod2")
     async with project_screen(config, "checkout-api", "prod2") as (_app, _pilot, screen):
         prod2 = screen.panel("prod2")
         assert part(prod2, "panel-problem") == (

@@ -4,7 +4,7 @@ through the queue (audited) or the runner. No AWS: the runner's engine is never 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -20,20 +20,19 @@ from console.model import DeployRequest
 from console.queue.release_queue import DeployQueue
 from console.queue.runner import Runner
 from console.store import Store
-from screens.app import DeployConsoleApp, build_app
+from screens.app import DeployConsoleApp
 from screens.deploy.screen import DeployScreen
 from screens.deploy.tracking import TrackedDeploy
 from screens.help import keys_of
 from screens.queue.dialogs import FreezeDialog, HoldsDialog, LockDialog
 from screens.queue.screen import QueueScreen
-from screens.widgets.confirm import ConfirmDialog
 from tests.conftest import DEMO_CONFIG
 from tests.screens.ui import (
     FROZEN_NOW,
     SIZE,
     SteppingClock,
-    StubFleet,
-    synthetic_snapshot,
+    confirm,
+    stub_app,
     wait_for,
 )
 from tests.screens.ui.deploy_fakes import ScriptedDeploys
@@ -101,14 +100,7 @@ async def fill(queue: DeployQueue, clock: SteppingClock) -> None:
 def make_app(
     config: Config, deploys: ScriptedDeploys | None, clock: SteppingClock
 ) -> DeployConsoleApp:
-    fleet = StubFleet(config, [synthetic_snapshot(config, FROZEN_NOW, "1.0.0")])
-    return build_app(
-        config,
-        fleet,  # type: ignore[arg-type]
-        clock=clock,
-        auto_refresh=False,
-        deploys=deploys,  # type: ignore[arg-type]
-    )
+    return stub_app(config, clock=clock, deploys=deploys)
 
 
 def runner_for(store: Store, config: Config, clock: SteppingClock) -> Runner:
@@ -127,14 +119,22 @@ async def queue_screen(
         app = make_app(config, QueueDeploys(runner), clock)
         assert isinstance(app, DeployConsoleApp)
         async with app.run_test(size=SIZE) as pilot:
-            await wait_for(pilot, lambda: app.refresh_count >= 1, "the first refresh")
-            await pilot.press("q")
-            await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen), "the queue")
-            screen = app.screen
-            assert isinstance(screen, QueueScreen)
-            await wait_for(pilot, lambda: screen.read_count >= 1, "the first read")
+            screen = await open_queue(pilot)
             await pilot.pause()
             yield app, pilot, screen, runner.queue
+
+
+async def open_queue(pilot: Pilot[None]) -> QueueScreen:
+    """After the console's first refresh, q; the queue screen once it has read the queue."""
+    app = pilot.app
+    assert isinstance(app, DeployConsoleApp)
+    await wait_for(pilot, lambda: app.refresh_count >= 1, "the first refresh")
+    await pilot.press("q")
+    await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen), "the queue")
+    screen = app.screen
+    assert isinstance(screen, QueueScreen)
+    await wait_for(pilot, lambda: screen.read_count >= 1, "the first read")
+    return screen
 
 
 def rows(screen: QueueScreen) -> list[list[str]]:
@@ -160,16 +160,6 @@ async def select(pilot: Pilot[None], screen: QueueScreen, deploy_id: str) -> Non
     screen.table.move_cursor(row=ids(screen).index(deploy_id))
     await wait_for(pilot, lambda: screen.table.selected_id == deploy_id, f"{deploy_id} selected")
     await pilot.pause()
-
-
-async def confirm(pilot: Pilot[None], answer: str = "y") -> str:
-    """Answer the confirmation dialog; what it asked, as plain text."""
-    app = pilot.app
-    await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the confirmation")
-    question = str(app.screen.query_one("#question", Static).visual)
-    await pilot.press(answer)
-    await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmDialog), "it to close")
-    return question
 
 
 async def test_the_queue_in_order_with_why_each_waits(tmp_path: Path, config: Config) -> None:
@@ -444,8 +434,13 @@ class _Opened:
             asyncio.run(self.store.close())
 
 
-def test_snapshot_queue(snap_compare: SnapCompare, config: Config, snapshot_store: Path) -> None:
-    """Running, behind, frozen, next, locked; a freeze, a lock and a warning lock above."""
+def _snap_queue(
+    snap_compare: SnapCompare,
+    config: Config,
+    snapshot_store: Path,
+    then: Callable[[Pilot[None]], Awaitable[None]] | None = None,
+) -> bool:
+    """The queue screen on the snapshot store with the frozen row selected, after `then`."""
     clock = SteppingClock()
     deploys = QueueDeploys(None)  # type: ignore[arg-type]
     opened = _Opened()
@@ -453,43 +448,29 @@ def test_snapshot_queue(snap_compare: SnapCompare, config: Config, snapshot_stor
     async def run_before(pilot: Pilot[None]) -> None:
         store = opened.store = await Store.open(snapshot_store, clock=clock)
         deploys.runner = runner_for(store, config, clock)
-        app = pilot.app
-        assert isinstance(app, DeployConsoleApp)
-        await wait_for(pilot, lambda: app.refresh_count >= 1, "the first refresh")
-        await pilot.press("q")
-        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen), "the queue")
-        screen = app.screen
-        assert isinstance(screen, QueueScreen)
-        await wait_for(pilot, lambda: screen.read_count >= 1, "the first read")
-        await select(pilot, screen, FROZEN_ID)
+        await select(pilot, await open_queue(pilot), FROZEN_ID)
+        if then is not None:
+            await then(pilot)
 
     try:
-        assert snap_compare(make_app(config, deploys, clock), terminal_size=SIZE,
+        return snap_compare(make_app(config, deploys, clock), terminal_size=SIZE,
                             run_before=run_before)  # fmt: skip
     finally:
         opened.close()
+
+
+def test_snapshot_queue(snap_compare: SnapCompare, config: Config, snapshot_store: Path) -> None:
+    """Running, behind, frozen, next, locked; a freeze, a lock and a warning lock above."""
+    assert _snap_queue(snap_compare, config, snapshot_store)
 
 
 def test_snapshot_lock_dialog(
     snap_compare: SnapCompare, config: Config, snapshot_store: Path
 ) -> None:
     """The lock dialog from the frozen checkout-api row: the scopes of its pair."""
-    clock = SteppingClock()
-    deploys = QueueDeploys(None)  # type: ignore[arg-type]
-    opened = _Opened()
 
-    async def run_before(pilot: Pilot[None]) -> None:
-        store = opened.store = await Store.open(snapshot_store, clock=clock)
-        deploys.runner = runner_for(store, config, clock)
+    async def lock_dialog(pilot: Pilot[None]) -> None:
         app = pilot.app
-        assert isinstance(app, DeployConsoleApp)
-        await wait_for(pilot, lambda: app.refresh_count >= 1, "the first refresh")
-        await pilot.press("q")
-        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen), "the queue")
-        screen = app.screen
-        assert isinstance(screen, QueueScreen)
-        await wait_for(pilot, lambda: screen.read_count >= 1, "the first read")
-        await select(pilot, screen, FROZEN_ID)
         await pilot.press("l")
         await wait_for(pilot, lambda: isinstance(app.screen, LockDialog), "the lock dialog")
         app.screen.query_one("#lock-reason", Input).value = "vendor outage"
@@ -498,8 +479,4 @@ def test_snapshot_lock_dialog(
             field.cursor_blink = False
         await pilot.pause()
 
-    try:
-        assert snap_compare(make_app(config, deploys, clock), terminal_size=SIZE,
-                            run_before=run_before)  # fmt: skip
-    finally:
-        opened.close()
+    assert _snap_queue(snap_compare, config, snapshot_store, lock_dialog)

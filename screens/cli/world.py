@@ -1,0 +1,86 @@
+"""`deploy-console world` and `demo`: the embedded AWS world alone, or with a console on it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from console.config import load_config, write_world_config
+from console.config.paths import user_data_dir
+from screens.cli.command_line import PORT, PROG, Commands, UsageError, say
+
+if TYPE_CHECKING:
+    from console.world.server import World
+
+
+def register_world(commands: Commands) -> None:
+    world = commands.add("world", "run the embedded AWS world alone (demo fleet)", world_command)
+    world.add_argument("--port", type=PORT, default=0, help="port on 127.0.0.1 (0: any free)")
+    world.add_argument(
+        "--write-config", metavar="PATH", help="where to write a config that points at it"
+    )
+
+
+def register_demo(commands: Commands) -> None:
+    demo = commands.add("demo", "start the embedded world and the console together", demo_command)
+    demo.add_argument("--port", type=PORT, default=0, help="port on 127.0.0.1 (0: any free)")
+
+
+def _config_source(args: argparse.Namespace) -> Path:
+    from screens.main import DEMO_CONFIG
+
+    return Path(args.config) if args.config else DEMO_CONFIG
+
+
+def _start_world(source: Path, port: int) -> World:
+    """The embedded world, seeded and serving; the caller stops it."""
+    from console.world.server import World
+
+    if port < 0 or port > 65535:
+        raise UsageError(f"--port must be between 0 and 65535, not {port}")
+    # The embedded world needs no credentials and must never reach instance metadata.
+    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+    world = World(load_config(source), port=port)
+    world.start()
+    return world
+
+
+def world_command(args: argparse.Namespace) -> int:
+    source = _config_source(args)
+    destination = Path(args.write_config) if args.write_config else user_data_dir() / "world.toml"
+    world = _start_world(source, args.port)
+    stop = threading.Event()
+    try:
+        write_world_config(source, world.endpoint_url, destination, world.start_ssh())
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        print(f"world ready: {world.endpoint_url}", flush=True)
+        say(
+            f"{world.report.instances} instances, {world.report.load_balancers} load "
+            f"balancers seeded in {world.report.seconds:.1f} s; config written to {destination}; "
+            f"try: {PROG} --config {destination}"
+        )
+        stop.wait()
+    finally:
+        world.stop()
+    return 0
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    from screens.cli.console import run_console
+
+    source = _config_source(args)
+    say(f"starting the embedded AWS world from {source}...")
+    world = _start_world(source, args.port)
+    try:
+        destination = user_data_dir() / "demo-world.toml"
+        write_world_config(source, world.endpoint_url, destination, world.start_ssh())
+        # The world lives in this process: a deploy cannot outlive it, so this console runs
+        # its deploys itself.
+        return run_console(load_config(destination), args.store, runs_deploys=True)
+    finally:
+        world.stop()
