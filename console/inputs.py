@@ -94,3 +94,19 @@ def expiry(text: str, name: str, now: datetime, maximum: timedelta) -> datetime 
     if span is not None:
         return now + span
     return moment(text, name)
+
+
+# A lock or freeze may be set to expire at most this far ahead.
+LONGEST_HOLD = timedelta(days=3650)
+
+
+def until(text: str | None, now: datetime) -> datetime | None:
+    """--until: an ISO time (UTC if no zone) or a duration from now (30m, 2h, 1d)."""
+    if text is None:
+        return None
+    moment = expiry(text, "--until", now, LONGEST_HOLD)
+    if moment is None:
+        raise InputError(
+            f"--until {shown(text)!r} is neither a duration (30m, 2h, 1d) nor an ISO time"
+        )
+    return moment

@@ -28,7 +28,7 @@ from console.events import (
 from console.fleet.inventory import FleetSource
 from console.model import DeployRequest, DeployState
 from console.store import Store
-from screens.cli.command_line import PROG
+from screens import PROG
 from screens.dashboard.screen import DashboardScreen
 from screens.deploy.dialog import DeployDialog
 from screens.deploy.picker import DeployListDialog

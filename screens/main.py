@@ -9,15 +9,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-from console.config import sample_config
 from console.errors import ConsoleError
 from screens.cli.command_line import Handler, check_text, fail
 from screens.cli.commands import has_command, parser
 from screens.cli.console import runner_argv
+from screens.cli.world import DEMO_CONFIG
 
 __all__ = ["DEMO_CONFIG", "has_command", "main", "run", "runner_argv"]
-
-DEMO_CONFIG = sample_config("demo.toml")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

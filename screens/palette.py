@@ -11,21 +11,28 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, cast
 
-from textual.app import SystemCommand
+from textual.app import App, SystemCommand
 from textual.dom import DOMNode
 from textual.screen import Screen
 
-from screens.cli.command_line import PROG
+from screens import PROG
 from screens.dashboard.screen import DashboardScreen
 from screens.deploy.screen import DeployScreen
 from screens.history.screen import HistoryScreen
 from screens.project.screen import ProjectScreen
 from screens.queue.screen import QueueScreen
 
-if TYPE_CHECKING:
-    from screens.app import DeployConsoleApp
+
+class PaletteHost(Protocol):
+    """What the palette asks of the console's app (screens.app), without importing it."""
+
+    @property
+    def queue_control(self) -> object | None: ...
+
+    @property
+    def deploys(self) -> object | None: ...
 
 
 def offer(
@@ -59,15 +66,15 @@ class PaletteCommand:
     title: str
     help: str
     params: tuple[object, ...] = ()
-    offered: Callable[[DeployConsoleApp], bool] | None = None
+    offered: Callable[[PaletteHost], bool] | None = None
     """Whether this console offers it at all (a queue, deploys); None: always."""
 
 
-def _queue_here(app: DeployConsoleApp) -> bool:
+def _queue_here(app: PaletteHost) -> bool:
     return app.queue_control is not None
 
 
-def _deploys_here(app: DeployConsoleApp) -> bool:
+def _deploys_here(app: PaletteHost) -> bool:
     return app.deploys is not None
 
 
@@ -166,7 +173,7 @@ COMMANDS: tuple[PaletteCommand, ...] = (
 """Every command, titled "namespace: verb", in the order the palette lists them."""
 
 
-def system_commands(app: DeployConsoleApp, screen: Screen[object]) -> Iterable[SystemCommand]:
+def system_commands(app: App[Any], screen: Screen[object]) -> Iterable[SystemCommand]:
     """The commands for `screen` that this console offers and the key's check allows now."""
     for command in COMMANDS:
         target: DOMNode = app
@@ -174,5 +181,5 @@ def system_commands(app: DeployConsoleApp, screen: Screen[object]) -> Iterable[S
             if not isinstance(screen, command.screens):
                 continue
             target = screen
-        if command.offered is None or command.offered(app):
+        if command.offered is None or command.offered(cast(PaletteHost, app)):
             yield from offer(target, command.action, command.title, command.help, *command.params)

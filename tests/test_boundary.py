@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.conftest import ROOT
 
@@ -44,3 +45,22 @@ def test_non_ui_commands_never_start_textual() -> None:
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert result.stdout.strip().splitlines()[-1] == "False 0", result.stderr
+
+
+def test_the_import_contracts_hold_and_no_part_imports_in_a_circle() -> None:
+    """The house's rules (pyproject.toml, import-linter): the core never loads the UI, its parts
+    import down the layers only, only the gateway imports boto3 and only the world moto, and
+    no package's parts import each other in a circle."""
+    lint = Path(sys.executable).with_name("lint-imports")
+    result = subprocess.run(
+        [str(lint), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    for contract in (
+        "console (the core) never imports the UI KEPT",
+        "no import circles between the parts of the core or of the UI KEPT",
+        "inside the core, parts import one way",
+        "only console.world imports moto (the demo extra) KEPT",
+    ):
+        assert contract in result.stdout, result.stdout
+    assert " 0 broken" in result.stdout

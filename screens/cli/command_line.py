@@ -12,8 +12,7 @@ from typing import NoReturn
 from console.config import Config, find_config
 from console.errors import ConsoleError
 from console.inputs import seconds, shown, whole_number
-
-PROG = "deploy-console"
+from screens import PROG
 
 Handler = Callable[[argparse.Namespace], int]
 """Runs one command from its parsed arguments; returns the exit code."""

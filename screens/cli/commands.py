@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from screens import PROG
 from screens.cli import (
     audit,
     config,
@@ -20,7 +21,7 @@ from screens.cli import (
     web,
     world,
 )
-from screens.cli.command_line import PROG, Commands, Parser
+from screens.cli.command_line import Commands, Parser
 
 # Each group's module is light to import: what a command needs (boto3, asyncssh, textual...)
 # is imported when it runs.

@@ -28,7 +28,8 @@ from console.events import (
     event_json,
 )
 from console.model import DeployRequest, DeployState, Step, StepState
-from screens.cli.command_line import PROG, Commands, say, with_config
+from screens import PROG
+from screens.cli.command_line import Commands, say, with_config
 from screens.cli.iam import terminal_mfa_prompt
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,15 +14,15 @@ from console.access import Action
 from console.config import Config
 from console.config.paths import store_path
 from console.errors import ConsoleError
-from console.inputs import SQLITE_INTEGER_MAX, expiry, shown
+from console.inputs import SQLITE_INTEGER_MAX, until
 from console.model import DeployState
-from screens.cli.command_line import PROG, Commands, whole, with_config
+from screens import PROG
+from screens.cli.command_line import Commands, whole, with_config
 
 if TYPE_CHECKING:
     from console.queue.release_queue import DeployQueue, QueueEntry, QueueView
 
 # A manual lock's longest duration: further is a typo (and past datetime's range, an error).
-LONGEST_LOCK = timedelta(days=3650)
 
 
 def register(commands: Commands) -> None:
@@ -79,18 +79,6 @@ def _register_locks(commands: Commands) -> None:
 
 class QueueInputError(ConsoleError):
     """A queue command's arguments are wrong."""
-
-
-def until(text: str | None, now: datetime) -> datetime | None:
-    """--until: an ISO time (UTC if no zone) or a duration from now (30m, 2h, 1d)."""
-    if text is None:
-        return None
-    moment = expiry(text, "--until", now, LONGEST_LOCK)
-    if moment is None:
-        raise QueueInputError(
-            f"--until {shown(text)!r} is neither a duration (30m, 2h, 1d) nor an ISO time"
-        )
-    return moment
 
 
 def _allowed(

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from console.config import Config
 from console.config.paths import store_path
-from screens.cli.command_line import PROG, Commands, stop_on_signals, with_config
+from screens import PROG
+from screens.cli.command_line import Commands, stop_on_signals, with_config
 
 
 def register(commands: Commands) -> None:

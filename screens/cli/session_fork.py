@@ -22,7 +22,7 @@ from multiprocessing import forkserver, reduction
 from typing import Any
 
 from console.identity import Actor, enter_session
-from screens.cli.command_line import PROG
+from screens import PROG
 
 # multiprocessing re-runs the server's __main__ (screens.main) in each child, as __mp_main__
 # (nothing runs: its main() is behind `if __name__ == "__main__"`); runpy warns each time.

@@ -34,10 +34,7 @@ def register(commands: Commands) -> None:
 
 
 def _sshd_handler(args: argparse.Namespace) -> int:
-    # Imported here: the registry imports this module to build the parser.
-    from screens.cli.commands import has_command
-
-    return sshd_command(find_config(args.config), args, has_command("kiosk"))
+    return sshd_command(find_config(args.config), args)
 
 
 def console_command(config: Config, store: str | None, kiosk: bool) -> list[str]:
@@ -50,14 +47,12 @@ def console_command(config: Config, store: str | None, kiosk: bool) -> list[str]
     return command
 
 
-def sshd_command(config: Config, args: argparse.Namespace, kiosk_available: bool) -> int:
+def sshd_command(config: Config, args: argparse.Namespace) -> int:
     # asyncssh and the fork server are loaded only when the server starts.
     from console.fleet.share import READ_ONLY_FLEET_ENV, shared_fleet
     from console.servers.sshd import SshServer, authorized_keys, load_host_key
     from screens.cli.session_fork import ForkedConsoles
 
-    if args.kiosk and not kiosk_available:
-        raise ConsoleError("--kiosk: kiosk is not available yet")
     listen = args.listen if args.listen is not None else config.sshd.listen
     port = args.port if args.port is not None else config.sshd.port
     if not 0 <= port <= 65535:

@@ -24,7 +24,8 @@ from console.fleet.share import SharedFleet
 from console.identity import Actor
 from console.servers.runner_service import runner_service
 from console.servers.web_front import ACTOR_KEY, Front, clamp_size
-from screens.cli.command_line import PROG, say, stop_on_signals
+from screens import PROG
+from screens.cli.command_line import say, stop_on_signals
 from screens.cli.session_fork import ForkedConsoles, PipedConsole
 
 REAP_SECONDS = 3.0  # a child gets this long after SIGTERM, then SIGKILL

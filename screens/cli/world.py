@@ -9,12 +9,17 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from console.config import load_config, write_world_config
+from console.config import load_config, sample_config, write_world_config
 from console.config.paths import user_data_dir
-from screens.cli.command_line import PORT, PROG, Commands, UsageError, say
+from screens import PROG
+from screens.cli.command_line import PORT, Commands, UsageError, say
 
 if TYPE_CHECKING:
     from console.world.server import World
+
+
+# The demo's config: the sample shipped in the package (config/demo.toml in the repository).
+DEMO_CONFIG = sample_config("demo.toml")
 
 
 def register_world(commands: Commands) -> None:
@@ -31,8 +36,6 @@ def register_demo(commands: Commands) -> None:
 
 
 def _config_source(args: argparse.Namespace) -> Path:
-    from screens.main import DEMO_CONFIG
-
     return Path(args.config) if args.config else DEMO_CONFIG
 
 

@@ -15,24 +15,10 @@ from console.events import (
     StepStarted,
 )
 from console.model import DEPLOY_STEPS, DeployRequest, DeployState, Step, StepState
+from screens.widgets.step_list import StepView
 
 # Enough to scroll back through a long configure step; older events are dropped.
 MAX_LINES = 5000
-
-
-@dataclass
-class StepView:
-    """One step as the deploy screen shows it; `state` None = not started (yet)."""
-
-    step: Step
-    state: StepState | None = None
-    started_at: datetime | None = None
-    seconds: float | None = None
-    detail: str = ""
-
-    @property
-    def finished(self) -> bool:
-        return self.state is not None and self.state is not StepState.RUNNING
 
 
 @dataclass

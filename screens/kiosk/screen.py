@@ -29,7 +29,7 @@ from console.config import Config
 from console.fleet.inventory import FleetSource
 from console.model import DeployState, EnvStatus, FleetSnapshot, Health
 from console.queue.board import ROLLBACK, DeployBoard, InFlight, finished_at
-from screens.cli.command_line import PROG
+from screens import PROG
 from screens.messages import error_text
 from screens.refresh import FleetRefreshApp
 from screens.widgets.format import (

@@ -27,7 +27,7 @@ from textual.widgets.option_list import Option
 
 from console.config import ClusterConfig
 from console.errors import ConsoleError
-from screens.cli.queue import until
+from console.inputs import until
 from screens.widgets.format import LOCK
 
 

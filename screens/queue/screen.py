@@ -26,7 +26,7 @@ from console.queue.release_queue import (
     queue_entries,
 )
 from console.store import DeployRecord
-from screens.cli.command_line import PROG
+from screens import PROG
 from screens.messages import QueueActed, QueuedDeployChosen, QueueRead, QueueReadFailed, error_text
 from screens.queue.dialogs import (
     FreezeDialog,

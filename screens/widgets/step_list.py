@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
 from textual.content import Content
 from textual.widgets import Static
 
-from console.model import StepState
-from screens.deploy.tracking import StepView
+from console.model import Step, StepState
 from screens.widgets.format import format_age, shorten
 
 # Readable without colour: the colour only repeats what the glyph says.
@@ -51,6 +51,21 @@ def step_line(view: StepView, now: datetime) -> Content:
         "  ",
         (shorten(view.detail, DETAIL_WIDTH), "$text-muted"),
     )
+
+
+@dataclass
+class StepView:
+    """One step as the deploy screen shows it; `state` None = not started (yet)."""
+
+    step: Step
+    state: StepState | None = None
+    started_at: datetime | None = None
+    seconds: float | None = None
+    detail: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.state is not None and self.state is not StepState.RUNNING
 
 
 class StepList(Static):
