@@ -122,18 +122,21 @@ def test_installed_world_runs_from_the_packaged_demo(venv: Path, tmp_path: Path)
     assert "ok: 4 clusters" in checked
 
 
+@pytest.mark.parametrize("command", ["world", "demo"])
 def test_without_the_demo_extra_config_check_works_and_world_says_what_to_install(
-    tmp_path: Path,
+    tmp_path: Path, command: str
 ) -> None:
     """moto missing (a plain install, without [demo]): `config check` of the packaged example
-    works; `world` says in one line which extra it needs, exit 2."""
+    works; `world` and `demo` say in one line (nothing before it) which extra they need, exit 2."""
+    argv = ["world", "--write-config", str(tmp_path / "world.toml")] if command == "world" else []
+    argv = argv or ["demo", "--store", str(tmp_path / "demo.db")]
     script = (
         "import sys\n"
         "sys.modules['moto'] = None  # what an install without the extra finds\n"
         "from console.config import sample_config\n"
         "from screens.main import main, run\n"
         "assert run(['config', 'check', '--config', str(sample_config('example.toml'))]) == 0\n"
-        f"main(['world', '--write-config', {str(tmp_path / 'world.toml')!r}])\n"
+        f"main({argv!r})\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60

@@ -77,6 +77,8 @@ def demo_command(args: argparse.Namespace) -> int:
     from screens.cli.console import run_console
 
     source = _config_source(args)
+    import console.world.server  # noqa: F401  (without the [demo] extra: its one-line error first)
+
     say(f"starting the embedded AWS world from {source}...")
     world = _start_world(source, args.port)
     try:
