@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Static
+from textual.widgets import DataTable, Static
 
 from console.config import ClusterConfig, Config, ProjectClusterConfig, ProjectConfig
 from console.store import DeployRecord, Store
@@ -274,8 +274,16 @@ async def shown_detail(pilot: Pilot[None], *keys: str) -> DeployDetailScreen:
     detail = app.screen
     assert isinstance(detail, DeployDetailScreen)
     await wait_for(pilot, lambda: detail.read_count >= 1, "the deploy's records")
+    # A DataTable sizes its columns when its own queue is idle, after the rows arrive: a
+    # snapshot taken before then shows the header unsized (seen once under load).
+    await wait_for(pilot, lambda: not any(map(_sizing, detail.query(DataTable))), "the steps sized")
     await pilot.pause()
     return detail
+
+
+def _sizing(table: DataTable[object]) -> bool:
+    """Whether `table` still has rows or cells to measure (DataTable does it on idle)."""
+    return bool(table._require_update_dimensions or table._updated_cells or table._new_rows)
 
 
 def shown_ids(screen: HistoryScreen) -> list[str]:
