@@ -63,6 +63,7 @@ def build(path: Path, rows: int, seed: int = 7) -> float:
             "outcome": rng.choice(("succeeded", "succeeded", "succeeded", "failed")),
             "reason": "",
             "ticket": None,
+            "config": None,
             "prev_hash": prev,
         }
         row["hash"] = prev = audit_hash(prev, row)
