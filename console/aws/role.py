@@ -109,17 +109,6 @@ class RoleSessions:
         `source` holds the credentials that may assume the role. The role is assumed on the
         first call, then again before the credentials expire (asking for a new MFA code).
         """
-        credentials = self._credentials(source, cluster, user, client_config)
-        provider = _AssumedRole(credentials)
-        core.register_component("credential_provider", CredentialResolver([provider]))
-
-    def _credentials(
-        self,
-        source: botocore.session.Session,
-        cluster: ClusterConfig,
-        user: str,
-        client_config: botocore.config.Config,
-    ) -> DeferredRefreshableCredentials:
         assert cluster.role_arn is not None
         key = (
             cluster.endpoint_url,
@@ -132,7 +121,9 @@ class RoleSessions:
         with self._lock:
             if key not in self._made:
                 self._made[key] = self._assume(source, cluster, user, client_config)
-            return self._made[key]
+            credentials = self._made[key]
+        provider = _AssumedRole(credentials)
+        core.register_component("credential_provider", CredentialResolver([provider]))
 
     def _assume(
         self,

@@ -44,18 +44,10 @@ def parse_access(
     users = _role_lists(table)
     scoped: dict[str, dict[str, dict[str, str]]] = {"clusters": {}, "projects": {}}
     for scope, known in (("clusters", cluster_names), ("projects", project_names)):
-        scope_table = table.table(scope)
-        if scope_table is None:
-            continue
-        for name in scope_table.data:
-            if name not in known:
-                what = scope[:-1]
-                scope_table.fail(f"unknown {what} (known: {', '.join(known)})", name)
-            sub = scope_table.table(name)
-            assert sub is not None
+        unknown = f"unknown {scope[:-1]} (known: {', '.join(known)})"
+        for name, sub in table.named_tables(scope, known, unknown):
             scoped[scope][name] = _role_lists(sub)
             sub.done()
-        scope_table.done()
     table.done()
     return AccessSettings(users=users, clusters=scoped["clusters"], projects=scoped["projects"])
 

@@ -294,17 +294,9 @@ def _parse_project(table: Table, cluster_names: tuple[str, ...]) -> ProjectConfi
     repository = table.string("repository", required=True)
     description = table.string("description", default="")
     clusters: dict[str, ProjectClusterConfig] = {}
-    clusters_table = table.table("clusters")
-    if clusters_table is not None:
-        for cluster_name in clusters_table.data:
-            if cluster_name not in cluster_names:
-                clusters_table.fail(
-                    f"unknown cluster (known: {', '.join(cluster_names)})", cluster_name
-                )
-            sub = clusters_table.table(cluster_name)
-            assert sub is not None
-            clusters[cluster_name] = _parse_project_cluster(sub)
-        clusters_table.done()
+    unknown = f"unknown cluster (known: {', '.join(cluster_names)})"
+    for cluster_name, sub in table.named_tables("clusters", cluster_names, unknown):
+        clusters[cluster_name] = _parse_project_cluster(sub)
     deploy_table = table.table("deploy")
     deploy = _parse_deploy(deploy_table) if deploy_table is not None else None
     newest_wins = table.boolean("newest_wins", False)

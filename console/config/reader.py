@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +116,22 @@ class Table:
             self.fail(f"must be an array of tables ([[{key}]]), not {_type_name(value)}", key)
         for index, item in enumerate(value):
             yield Table(self.source, f"{self.key_path(key)}[{index}]", item)
+
+    def named_tables(
+        self, key: str, known: Collection[str], unknown: str
+    ) -> Iterator[tuple[str, Table]]:
+        """The sub-tables of table `key` with their names, e.g. [projects.web.clusters.prod]:
+        a name not in `known` fails with the message `unknown`; after the last, no other key."""
+        outer = self.table(key)
+        if outer is None:
+            return
+        for name in outer.data:
+            if name not in known:
+                outer.fail(unknown, name)
+            entry = outer.table(name)
+            assert entry is not None
+            yield name, entry
+        outer.done()
 
     def optional_integer(self, key: str, minimum: int, maximum: int) -> int | None:
         """An integer within AWS's bounds for the setting, or None when the key is absent."""

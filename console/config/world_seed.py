@@ -17,16 +17,8 @@ def parse_world(table: Table, config_projects: dict[str, ProjectConfig]) -> Worl
     healthy_threshold = table.optional_integer("healthy_threshold", 2, 10)
     delay = table.optional_integer("deregistration_delay_seconds", 0, 3600)
     projects: dict[str, WorldProject] = {}
-    projects_table = table.table("projects")
-    if projects_table is not None:
-        for project_name in projects_table.data:
-            project = config_projects.get(project_name)
-            if project is None:
-                projects_table.fail("unknown project", project_name)
-            entry = projects_table.table(project_name)
-            assert project is not None and entry is not None
-            projects[project_name] = _parse_project(entry, project)
-        projects_table.done()
+    for project_name, entry in table.named_tables("projects", config_projects, "unknown project"):
+        projects[project_name] = _parse_project(entry, config_projects[project_name])
     table.done()
     return WorldConfig(
         domain=domain,
@@ -62,17 +54,9 @@ def _parse_project(entry: Table, project: ProjectConfig) -> WorldProject:
             routes[version] = paths
         routes_table.done()
     envs: dict[str, WorldEnv] = {}
-    clusters_table = entry.table("clusters")
-    if clusters_table is not None:
-        for cluster_name in clusters_table.data:
-            if cluster_name not in project.clusters:
-                clusters_table.fail(
-                    f"project {project.name!r} is not configured in this cluster", cluster_name
-                )
-            env_table = clusters_table.table(cluster_name)
-            assert env_table is not None
-            envs[cluster_name] = _parse_env(env_table, versions)
-        clusters_table.done()
+    unknown = f"project {project.name!r} is not configured in this cluster"
+    for cluster_name, env_table in entry.named_tables("clusters", project.clusters, unknown):
+        envs[cluster_name] = _parse_env(env_table, versions)
     entry.done()
     return WorldProject(versions=versions, dns=dns, clusters=envs, broken=broken, routes=routes)
 

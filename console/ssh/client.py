@@ -7,11 +7,11 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import asyncssh
 
+from console.closing import Closing
 from console.config import SshSettings
 from console.errors import HostKeyError, SshError
 from console.safe_text import harmless
@@ -88,7 +88,7 @@ class Host:
         raise SshError(f"{self.address} ended the command without an exit status")
 
 
-class JumpHosts:
+class JumpHosts(Closing):
     """One shared connection per jump host, as OpenSSH's ControlMaster does.
 
     Optional: it saves a handshake per instance, and a burst of parallel deploys does not
@@ -120,17 +120,6 @@ class JumpHosts:
             connection.close()
         for connection in connections:
             await _wait_closed(connection)
-
-    async def __aenter__(self) -> JumpHosts:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
 
 @contextlib.asynccontextmanager

@@ -9,6 +9,7 @@ dialect: pragmas, BEGIN IMMEDIATE, busy retries), one repository per table famil
 
 from __future__ import annotations
 
+from console.store import records
 from console.store.chain import AUDIT_HASHED, GENESIS_HASH, OPTIONAL_HASHED, audit_hash
 from console.store.connection import BUSY_TIMEOUT
 from console.store.files import filesystem_type
@@ -20,77 +21,29 @@ from console.store.interface import (
     QueueStore,
     QueueTransaction,
 )
-from console.store.records import (
-    CANCELLED,
-    DEPLOY_STATES,
-    INTERRUPTED,
-    QUEUED,
-    RUNNING,
-    STEP_STATES,
-    SUCCEEDED,
-    UNFINISHED_STATES,
-    AnchorRecord,
-    AuditCheck,
-    AuditFields,
-    AuditFilters,
-    AuditProblem,
-    AuditRow,
-    DeployFilters,
-    DeployRecord,
-    Freeze,
-    LockInfo,
-    LogLine,
-    ManualLock,
-    NewManualLock,
-    PollerLease,
-    StepRecord,
-    utc_now,
-)
+from console.store.records import *  # noqa: F403 (the names in records.__all__)
 from console.store.schema import MIGRATIONS, SCHEMA_VERSION
 from console.store.sqlite_store import Store, Transaction
 
 __all__ = [
     "AUDIT_HASHED",
     "BUSY_TIMEOUT",
-    "CANCELLED",
-    "DEPLOY_STATES",
     "GENESIS_HASH",
-    "INTERRUPTED",
     "MIGRATIONS",
     "OPTIONAL_HASHED",
-    "QUEUED",
-    "RUNNING",
     "SCHEMA_VERSION",
-    "STEP_STATES",
-    "SUCCEEDED",
-    "UNFINISHED_STATES",
-    "AnchorRecord",
-    "AuditCheck",
-    "AuditFields",
-    "AuditFilters",
-    "AuditProblem",
-    "AuditRow",
     "AuditStore",
     "ConsoleStore",
-    "DeployFilters",
-    "DeployRecord",
     "DeployStore",
-    "Freeze",
-    "LockInfo",
-    "LogLine",
-    "ManualLock",
-    "NewManualLock",
-    "PollerLease",
     "PollerStore",
     "QueueStore",
     "QueueTransaction",
-    "StepRecord",
     "Store",
     "Transaction",
     "audit_hash",
     "filesystem_type",
-    "utc_now",
 ]
+__all__ += records.__all__
 
 
 def _conforms(store: Store) -> ConsoleStore:

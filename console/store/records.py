@@ -9,6 +9,34 @@ from typing import TypedDict
 
 from console.model import DeployState, StepState
 
+# console.store exports all of these: listed here once.
+__all__ = [
+    "CANCELLED",
+    "DEPLOY_STATES",
+    "INTERRUPTED",
+    "QUEUED",
+    "RUNNING",
+    "STEP_STATES",
+    "SUCCEEDED",
+    "UNFINISHED_STATES",
+    "AnchorRecord",
+    "AuditCheck",
+    "AuditFields",
+    "AuditFilters",
+    "AuditProblem",
+    "AuditRow",
+    "DeployFilters",
+    "DeployRecord",
+    "Freeze",
+    "LockInfo",
+    "LogLine",
+    "ManualLock",
+    "NewManualLock",
+    "PollerLease",
+    "StepRecord",
+    "utc_now",
+]
+
 # The states as the store writes them: the values of console.model's enums, spelled there once.
 QUEUED, RUNNING = DeployState.QUEUED.value, DeployState.RUNNING.value
 INTERRUPTED, CANCELLED = DeployState.INTERRUPTED.value, DeployState.CANCELLED.value

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Unpack
 
+from console.closing import Closing
 from console.errors import LockBusy
 from console.store import audit_log, deploys, locks, poller, queue_order
 from console.store.chain import GENESIS_HASH
@@ -122,7 +122,7 @@ class Transaction:
         return await audit_log.record_config(self._tx, actor, digest, rules, source)
 
 
-class Store:
+class Store(Closing):
     """The console's SQLite store: one connection to the store file; every write is one
     BEGIN IMMEDIATE transaction (console/store/connection.py)."""
 
@@ -154,17 +154,6 @@ class Store:
 
     async def close(self) -> None:
         await self._connection.close()
-
-    async def __aenter__(self) -> Store:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     def _write(self) -> AbstractAsyncContextManager[Tx]:
         return self._connection.write()
