@@ -27,7 +27,7 @@ from console.servers.sshd import SshServer, authorized_keys, load_host_key, read
 from screens.cli.session_fork import ForkedConsoles
 from screens.cli.sshd import console_command
 from screens.main import has_command, run
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_python
 from tests.console.servers.processes import alive
 from tests.waiting import await_until, wait_until
 
@@ -389,9 +389,7 @@ def test_the_sshd_command_never_loads_textual(sshd_config_path: Path) -> None:
         f"code = run(['sshd', '--config', {str(sshd_config_path)!r}, '--port', '99999'])\n"
         "print('textual' in sys.modules, 'rich' in sys.modules, code)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=DEADLINE
-    )
+    result = run_python(script, timeout=DEADLINE)
     assert result.stdout.split() == ["False", "False", "2"], result.stderr
 
 
