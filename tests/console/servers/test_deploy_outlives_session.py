@@ -31,10 +31,9 @@ from console.queue.runner import Runner
 from console.servers.runner_service import IDLE_SECONDS, DetachedRunners, runner_serves
 from console.store import AuditRow, DeployRecord, StepRecord, Store
 from screens.main import runner_argv
-from tests.conftest import DEMO_CONFIG
 from tests.console.servers.processes import alive
 from tests.console.servers.test_sshd import listening
-from tests.deploy_world import ROOT, instances, live, world_process
+from tests.deploy_world import ROOT, quick_seed, running_versions, world_process
 from tests.waiting import wait_until
 
 PROJECT, CLUSTER = "checkout-api", "staging"
@@ -51,14 +50,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Config, Pa
     lasts long enough to be cut in the middle); a config for it with alice's SSH key; alice's
     private key."""
     workdir = tmp_path_factory.mktemp("outlives-world")
-    seed = workdir / "seed.toml"
-    text = DEMO_CONFIG.read_text()
-    text = re.sub(r"(?m)^registration_seconds = .*$", "registration_seconds = 3", text)
-    text = re.sub(
-        r"(?m)^deregistration_delay_seconds = .*$", "deregistration_delay_seconds = 3", text
-    )
-    seed.write_text(text)
-    with world_process(seed, workdir) as config:
+    with world_process(quick_seed(workdir, 3), workdir) as config:
         key = asyncssh.generate_private_key("ssh-ed25519", comment="alice@test")
         key_path = workdir / "alice"
         key_path.write_bytes(key.export_private_key())
@@ -100,13 +92,7 @@ def _read(store: Path) -> tuple[list[DeployRecord], dict[str, list[StepRecord]],
 
 
 def _versions(config: Config) -> set[str]:
-    found = instances(config, PROJECT, CLUSTER)
-    return {
-        tag["Value"]
-        for instance_id in live(config, PROJECT, CLUSTER)
-        for tag in found[instance_id]["Tags"]
-        if tag["Key"] == "Version"
-    }
+    return running_versions(config, PROJECT, CLUSTER)
 
 
 class Tmux:
