@@ -576,20 +576,26 @@ async def test_x11_forwarding_is_refused(serve: Serve, keys: dict[str, Path]) ->
     assert not server.sessions
 
 
+async def _serve_agent_probe(serve: Serve, caplog: pytest.LogCaptureFixture) -> SshServer:
+    """A server whose console prints the agent socket it was given ("agent: None": none), with
+    asyncssh's log (where a denied forwarding is said) kept."""
+    caplog.set_level(logging.INFO, logger="asyncssh")
+    return await serve(
+        [sys.executable, "-c", "import os; print('agent:', os.environ.get('SSH_AUTH_SOCK'))"]
+    )
+
+
 async def test_agent_forwarding_is_refused(
     serve: Serve, keys: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     # ssh -A: the client asks to forward its agent; the server denies it (no agent socket is
     # made for the session) and the console runs without one.
-    server = await serve(
-        [sys.executable, "-c", "import os; print(os.environ.get('SSH_AUTH_SOCK'))"]
-    )
-    caplog.set_level(logging.INFO, logger="asyncssh")
+    server = await _serve_agent_probe(serve, caplog)
     async with _connect(server, keys["alice"], agent_forwarding=str(tmp_path / "agent")) as conn:
         process = await conn.create_process(term_type="xterm", encoding=None)
         output = await asyncio.wait_for(process.stdout.read(), DEADLINE)
         await asyncio.wait_for(process.wait(), DEADLINE)
-    assert output.strip() == b"None"
+    assert output.strip() == b"agent: None"
     assert "Agent forwarding request denied" in caplog.text
 
 
@@ -599,10 +605,7 @@ async def test_openssh_agent_forwarding_is_refused(
     serve: Serve, keys: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     # ssh -A with a running agent: the server denies the forwarding; the console sees no agent.
-    server = await serve(
-        [sys.executable, "-c", "import os; print('agent:', os.environ.get('SSH_AUTH_SOCK'))"]
-    )
-    caplog.set_level(logging.INFO, logger="asyncssh")
+    server = await _serve_agent_probe(serve, caplog)
     agent_socket = tmp_path / "agent.sock"
     agent = await asyncio.create_subprocess_exec(
         "ssh-agent", "-D", "-a", str(agent_socket),
