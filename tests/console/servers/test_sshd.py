@@ -506,20 +506,22 @@ def test_openssh_in_tmux_sees_the_dashboard_moves_opens_a_project_and_quits(
         subprocess.run([*tmux, "kill-server"], capture_output=True)
 
 
+def _run_ssh(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """The OpenSSH client to its end, its output kept."""
+    return subprocess.run(argv, capture_output=True, text=True, timeout=DEADLINE)
+
+
 @needs_openssh
 def test_openssh_commands_and_passwords_are_refused(
     sshd_process: tuple[int, str, Path], keys: dict[str, Path], tmp_path: Path
 ) -> None:
     port, _fingerprint, _data = sshd_process
     argv = _ssh_argv(port, keys["alice"], tmp_path / "known_hosts")
-    command = subprocess.run([*argv, "id"], capture_output=True, text=True, timeout=DEADLINE)
+    command = _run_ssh([*argv, "id"])
     assert command.returncode == 2 and command.stdout == ""
     assert "deploy-console: commands are refused" in command.stderr
-    password = subprocess.run(
-        [*argv[:-1], "-o", "PreferredAuthentications=password,keyboard-interactive", argv[-1]],
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE,
+    password = _run_ssh(
+        [*argv[:-1], "-o", "PreferredAuthentications=password,keyboard-interactive", argv[-1]]
     )
     assert password.returncode == 255 and "Permission denied (publickey)" in password.stderr
 
@@ -537,10 +539,9 @@ def test_openssh_port_forwarding_is_refused(
     port, _fingerprint, _data = sshd_process
     argv = _ssh_argv(port, keys["alice"], tmp_path / "known_hosts")
     options, target = argv[:-1], argv[-1]
-    remote = subprocess.run(
-        [*options, "-N", "-o", "ExitOnForwardFailure=yes", "-R", "0:127.0.0.1:9", target],
-        capture_output=True, text=True, timeout=DEADLINE,
-    )  # fmt: skip
+    remote = _run_ssh(
+        [*options, "-N", "-o", "ExitOnForwardFailure=yes", "-R", "0:127.0.0.1:9", target]
+    )
     assert remote.returncode == 255 and "remote port forwarding failed" in remote.stderr
     with socket.socket() as probe:  # a free local port for -L
         probe.bind(("127.0.0.1", 0))
