@@ -464,15 +464,22 @@ def _ssh_argv(port: int, key: Path, known_hosts: Path) -> list[str]:
     ]
 
 
+@pytest.fixture
+def alice_ssh(
+    sshd_process: tuple[int, str, Path], keys: dict[str, Path], tmp_path: Path
+) -> list[str]:
+    """Alice's OpenSSH command line to the sshd process (the test's own known_hosts)."""
+    port, _fingerprint, _data = sshd_process
+    return _ssh_argv(port, keys["alice"], tmp_path / "known_hosts")
+
+
 @needs_openssh
 def test_openssh_in_tmux_sees_the_dashboard_moves_opens_a_project_and_quits(
-    sshd_process: tuple[int, str, Path], keys: dict[str, Path], tmp_path: Path
+    alice_ssh: list[str], tmp_path: Path
 ) -> None:
-    port, _fingerprint, _data = sshd_process
-    known_hosts = tmp_path / "known_hosts"
     status_file = tmp_path / "status"
     session = f"sshd-test-{os.getpid()}"
-    ssh = " ".join(_ssh_argv(port, keys["alice"], known_hosts))
+    ssh = " ".join(alice_ssh)
     tmux = ["tmux", "-L", session, "-f", "/dev/null"]
     shell = f"{ssh}; echo $? > {status_file}; sleep 600"
     subprocess.run(
@@ -512,11 +519,8 @@ def _run_ssh(argv: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 @needs_openssh
-def test_openssh_commands_and_passwords_are_refused(
-    sshd_process: tuple[int, str, Path], keys: dict[str, Path], tmp_path: Path
-) -> None:
-    port, _fingerprint, _data = sshd_process
-    argv = _ssh_argv(port, keys["alice"], tmp_path / "known_hosts")
+def test_openssh_commands_and_passwords_are_refused(alice_ssh: list[str]) -> None:
+    argv = alice_ssh
     command = _run_ssh([*argv, "id"])
     assert command.returncode == 2 and command.stdout == ""
     assert "deploy-console: commands are refused" in command.stderr
@@ -534,11 +538,10 @@ def _connects(port: int) -> bool:
 
 @needs_openssh
 def test_openssh_port_forwarding_is_refused(
-    sshd_process: tuple[int, str, Path], keys: dict[str, Path], tmp_path: Path
+    sshd_process: tuple[int, str, Path], alice_ssh: list[str]
 ) -> None:
-    port, _fingerprint, _data = sshd_process
-    argv = _ssh_argv(port, keys["alice"], tmp_path / "known_hosts")
-    options, target = argv[:-1], argv[-1]
+    port = sshd_process[0]
+    options, target = alice_ssh[:-1], alice_ssh[-1]
     remote = _run_ssh(
         [*options, "-N", "-o", "ExitOnForwardFailure=yes", "-R", "0:127.0.0.1:9", target]
     )
