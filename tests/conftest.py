@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,6 +44,32 @@ def world_config_path(world: World, tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.fixture(scope="session")
 def world_config(world_config_path: Path) -> Config:
     return load_config(world_config_path)
+
+
+# -- a fresh interpreter, and the sockets a test's process opens ----------------------------
+
+
+def run_python(
+    script: str, *, cwd: Path = ROOT, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """`python -c script` in a child process (a fresh interpreter: nothing imported yet)."""
+    return subprocess.run(
+        [sys.executable, "-c", script], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture
+def dialled(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every address this process connects a socket to, from here on."""
+    seen: list[Any] = []
+    original = socket.socket.connect
+
+    def recording_connect(self: socket.socket, address: Any) -> Any:
+        seen.append(address)
+        return original(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", recording_connect)
+    return seen
 
 
 # -- the world's SSH side (console/world/ssh.py) ---------------------------------------------
@@ -83,8 +113,6 @@ def ssh_settings(world_ssh: WorldSsh) -> SshSettings:
 # -- real OS accounts: the local door's identity is the process's uid, never a variable ----------
 import contextlib  # noqa: E402
 import pwd  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import re
 import selectors
 import signal
 import subprocess
@@ -23,6 +24,7 @@ from typing import Any
 import boto3
 
 from console.config import Config, load_config
+from tests.conftest import DEMO_CONFIG
 
 ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT = 60.0
@@ -64,6 +66,17 @@ def world_process(source: Path, workdir: Path) -> Iterator[Config]:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def quick_seed(workdir: Path, seconds: int) -> Path:
+    """The demo config, its world registering and draining instances in `seconds` each (a
+    deploy that is quick, or one long enough to be cut in the middle): the seed's path."""
+    text = DEMO_CONFIG.read_text()
+    for key in ("registration_seconds", "deregistration_delay_seconds"):
+        text = re.sub(rf"(?m)^{key} = .*$", f"{key} = {seconds}", text)
+    seed = workdir / "seed.toml"
+    seed.write_text(text)
+    return seed
 
 
 _clients: dict[tuple[str, str | None, str], Any] = {}
@@ -140,6 +153,17 @@ def live(config: Config, project: str, cluster: str) -> set[str]:
         i
         for i, raw in instances(config, project, cluster).items()
         if raw["State"]["Name"] in ("pending", "running")
+    }
+
+
+def running_versions(config: Config, project: str, cluster: str) -> set[str]:
+    """The Version tags of the pair's live instances."""
+    found = instances(config, project, cluster)
+    return {
+        tag["Value"]
+        for instance_id in live(config, project, cluster)
+        for tag in found[instance_id]["Tags"]
+        if tag["Key"] == "Version"
     }
 
 

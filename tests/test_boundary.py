@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_python
 
 
 def test_console_modules_do_not_import_textual_rich_or_screens() -> None:
@@ -23,9 +23,7 @@ def test_console_modules_do_not_import_textual_rich_or_screens() -> None:
         "leaked = sorted(m for m in sys.modules if m.split('.')[0] in roots)\n"
         "print(','.join(leaked))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
+    result = run_python(script)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""
 
@@ -41,9 +39,7 @@ def test_non_ui_commands_never_start_textual() -> None:
         "code = run(['config', 'check', '--config', 'config/demo.toml'])\n"
         "print('textual' in sys.modules, code)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
+    result = run_python(script)
     assert result.stdout.strip().splitlines()[-1] == "False 0", result.stderr
 
 

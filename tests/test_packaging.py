@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_python
 from tests.waiting import wait_until
 
 SOURCES = ("console", "screens", "config", "pyproject.toml", "README.md")
@@ -138,9 +138,7 @@ def test_without_the_demo_extra_config_check_works_and_world_says_what_to_instal
         "assert run(['config', 'check', '--config', str(sample_config('example.toml'))]) == 0\n"
         f"main({argv!r})\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60
-    )
+    result = run_python(script, cwd=tmp_path, timeout=60)
     assert result.returncode == 2, result.stderr
     assert "example.toml: ok: " in result.stdout
     assert result.stderr == (

@@ -14,22 +14,15 @@ import argparse
 import asyncio
 import random
 import sqlite3
-import statistics
 import tempfile
-import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from console.store import Store
+from tests.bench.common import create, median_ms
 
 USERS = [f"user{n:02d}" for n in range(30)]
 DOORS = ("{u}", "{u} (ssh SHA256:abcdefgh from 127.0.0.1:50412)", "{u} (web from 127.0.0.1:8000)")
-
-
-async def create(path: Path) -> None:
-    async with await Store.open(path):
-        pass
 
 
 def fill(path: Path, deploys: int) -> None:
@@ -48,15 +41,6 @@ def fill(path: Path, deploys: int) -> None:
             "position) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
-
-
-async def median_ms(work: Callable[[], Awaitable[object]], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        await work()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
 
 
 async def measure(path: Path, repeat: int) -> list[tuple[str, float, float]]:

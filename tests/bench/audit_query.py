@@ -14,7 +14,6 @@ import asyncio
 import json
 import random
 import sqlite3
-import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from console.store import AUDIT_HASHED, GENESIS_HASH, Store, audit_hash
+from tests.bench.common import create, timed
 
 PROJECTS = [f"svc-{n:03d}" for n in range(200)]
 CLUSTERS = ("staging", "qaprod1", "prod1", "prod2")
@@ -36,7 +36,7 @@ DORMANT_ROWS = 200
 def build(path: Path, rows: int, seed: int = 7) -> float:
     """A store of `rows` audit rows over 200 projects; seconds it took."""
     started = time.perf_counter()
-    asyncio.run(_create(path))
+    asyncio.run(create(path))
     rng = random.Random(seed)
     db = sqlite3.connect(path)
     db.execute("PRAGMA synchronous = OFF")  # building the fixture, not measuring writes
@@ -75,22 +75,6 @@ def build(path: Path, rows: int, seed: int = 7) -> float:
     db.commit()
     db.close()
     return time.perf_counter() - started
-
-
-async def _create(path: Path) -> None:
-    async with await Store.open(path):
-        pass
-
-
-async def timed(call: Callable[[], Awaitable[Any]], repeat: int) -> tuple[float, Any]:
-    """Median milliseconds of `repeat` calls, and the last result."""
-    times = []
-    result: Any = None
-    for _ in range(repeat):
-        started = time.perf_counter()
-        result = await call()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times), result
 
 
 def scan(path: Path, query: str, parameters: tuple[Any, ...]) -> Callable[[], Awaitable[Any]]:

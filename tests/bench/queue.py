@@ -14,35 +14,18 @@ import argparse
 import asyncio
 import random
 import sqlite3
-import statistics
 import tempfile
-import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from console.config import load_config
 from console.model import DeployRequest
 from console.queue.release_queue import DeployQueue
 from console.store import Store
+from tests.bench.common import create, median_ms
 
 DEMO = Path(__file__).resolve().parents[2] / "config" / "demo.toml"
 FEW = 10
-
-
-async def median_ms(call: Callable[[], Awaitable[Any]], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        await call()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
-
-
-async def create(path: Path) -> None:
-    async with await Store.open(path):
-        pass
 
 
 def add_history(path: Path, deploys: int) -> None:

@@ -20,8 +20,15 @@ import pytest
 from console.config import Config, load_config
 from console.model import DEPLOY_STEPS, Step
 from console.store import DeployRecord, Store
-from tests.conftest import DEMO_CONFIG
-from tests.deploy_world import ROOT, instances, live, serving_in, watching, world_process
+from tests.deploy_world import (
+    ROOT,
+    live,
+    quick_seed,
+    running_versions,
+    serving_in,
+    watching,
+    world_process,
+)
 from tests.waiting import await_until
 
 TIMEOUT = 90.0
@@ -33,14 +40,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Config, Pa
     noticed quickly) and whose engine polls often."""
     workdir = tmp_path_factory.mktemp("crash-world")
     # The demo world with quick registration and draining: nine kills make nine deploys.
-    seed = workdir / "seed.toml"
-    text = DEMO_CONFIG.read_text()
-    text = re.sub(r"(?m)^registration_seconds = .*$", "registration_seconds = 1", text)
-    text = re.sub(
-        r"(?m)^deregistration_delay_seconds = .*$", "deregistration_delay_seconds = 1", text
-    )
-    seed.write_text(text)
-    with world_process(seed, workdir) as config:
+    with world_process(quick_seed(workdir, 1), workdir) as config:
         text = config.source.read_text()
         text = re.sub(r"lock_stale_seconds = \d+", "lock_stale_seconds = 2", text)
         text = re.sub(r"poll_seconds = \d+", "poll_seconds = 0.5", text)
@@ -91,16 +91,6 @@ async def store_until(store: Path, check: Any, what: str, timeout: float = TIMEO
         return await await_until(lambda: check(opened), what, timeout, every=0.2)
 
 
-def version_of(config: Config, project: str, cluster: str) -> set[str]:
-    found = instances(config, project, cluster)
-    return {
-        tag["Value"]
-        for instance_id in live(config, project, cluster)
-        for tag in found[instance_id]["Tags"]
-        if tag["Key"] == "Version"
-    }
-
-
 @pytest.mark.parametrize("step", DEPLOY_STEPS, ids=[step.value for step in DEPLOY_STEPS])
 async def test_a_console_killed_at_a_step_boundary_is_reconciled_by_the_next(
     world: tuple[Config, Path], tmp_path: Path, step: Step
@@ -108,7 +98,7 @@ async def test_a_console_killed_at_a_step_boundary_is_reconciled_by_the_next(
     config, source = world
     project, cluster = "storefront", "staging"
     store = tmp_path / "store.db"
-    (current,) = version_of(config, project, cluster)
+    (current,) = running_versions(config, project, cluster)
     release = "2.14.1" if current != "2.14.1" else "2.15.0"
     with watching(config, project, cluster):
         deploy = start("deploy", project, cluster, release, "--json", config=source, store=store)
@@ -144,7 +134,7 @@ async def test_a_console_killed_at_a_step_boundary_is_reconciled_by_the_next(
         served = serving_in(config, project, cluster)
         alive = live(config, project, cluster)
         assert alive and all(members == alive for members in served.values()), (alive, served)
-        assert len(version_of(config, project, cluster)) == 1
+        assert len(running_versions(config, project, cluster)) == 1
     assert record.state == "interrupted"
     async with await Store.open(store) as opened:
         assert await opened.lock_holder(project, cluster) is None
@@ -155,7 +145,7 @@ async def test_a_console_killed_at_a_step_boundary_is_reconciled_by_the_next(
     assert step in reached
     if reached & {Step.DEREGISTER, Step.TERMINATE}:
         assert "finished forward" in record.reason
-        assert version_of(config, project, cluster) == {release}
+        assert running_versions(config, project, cluster) == {release}
     else:
         assert "rolled back" in record.reason
-        assert version_of(config, project, cluster) == {current}
+        assert running_versions(config, project, cluster) == {current}

@@ -19,10 +19,9 @@ from tests.console.queue.test_queue_crash import (
     stop,
     store_until,
     until_event,
-    version_of,
     world,
 )
-from tests.deploy_world import ROOT
+from tests.deploy_world import ROOT, running_versions
 from tests.waiting import await_until
 
 __all__ = ["world"]  # the module-scoped world fixture, started once for this file
@@ -80,8 +79,8 @@ async def test_two_runners_on_one_store_run_each_deploy_once(
             if line.startswith(f"{deploy_id}: ") and line.endswith(": running")
         ]
         assert len(starts) == 1, (deploy_id, outputs)
-    assert version_of(config, "checkout-api", "staging") == {"5.2.3"}
-    assert version_of(config, "media-service", "staging") == {"1.6.0"}
+    assert running_versions(config, "checkout-api", "staging") == {"5.2.3"}
+    assert running_versions(config, "media-service", "staging") == {"1.6.0"}
 
 
 async def test_a_promotion_runs_stage_after_stage_to_production(
@@ -120,7 +119,7 @@ async def test_a_promotion_runs_stage_after_stage_to_production(
     assert qaprod1.finished_at and prod1.started_at and prod2.started_at
     assert min(prod1.started_at, prod2.started_at) >= qaprod1.finished_at
     for cluster in ("staging", "qaprod1", "prod1", "prod2"):
-        assert version_of(config, "notifications-worker", cluster) == {"7.1.1"}
+        assert running_versions(config, "notifications-worker", cluster) == {"7.1.1"}
 
 
 def test_promote_refuses_bad_input_in_one_line(world: tuple[Config, Path], tmp_path: Path) -> None:
@@ -176,7 +175,7 @@ async def test_a_deploy_asked_of_the_runner_service_outlives_the_command_that_as
     finally:
         stop(service)
     assert record.state == "succeeded", record.reason
-    assert version_of(config, "checkout-api", "staging") == {"5.2.0"}
+    assert running_versions(config, "checkout-api", "staging") == {"5.2.0"}
     async with await Store.open(store) as opened:
         steps = [s.step for s in await opened.steps(record.id)]
     assert steps == [s.value for s in DEPLOY_STEPS]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -31,10 +32,9 @@ from console.queue.runner import Runner
 from console.servers.runner_service import IDLE_SECONDS, DetachedRunners, runner_serves
 from console.store import AuditRow, DeployRecord, StepRecord, Store
 from screens.main import runner_argv
-from tests.conftest import DEMO_CONFIG
 from tests.console.servers.processes import alive
 from tests.console.servers.test_sshd import listening
-from tests.deploy_world import ROOT, instances, live, world_process
+from tests.deploy_world import ROOT, quick_seed, running_versions, world_process
 from tests.waiting import wait_until
 
 PROJECT, CLUSTER = "checkout-api", "staging"
@@ -51,14 +51,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Config, Pa
     lasts long enough to be cut in the middle); a config for it with alice's SSH key; alice's
     private key."""
     workdir = tmp_path_factory.mktemp("outlives-world")
-    seed = workdir / "seed.toml"
-    text = DEMO_CONFIG.read_text()
-    text = re.sub(r"(?m)^registration_seconds = .*$", "registration_seconds = 3", text)
-    text = re.sub(
-        r"(?m)^deregistration_delay_seconds = .*$", "deregistration_delay_seconds = 3", text
-    )
-    seed.write_text(text)
-    with world_process(seed, workdir) as config:
+    with world_process(quick_seed(workdir, 3), workdir) as config:
         key = asyncssh.generate_private_key("ssh-ed25519", comment="alice@test")
         key_path = workdir / "alice"
         key_path.write_bytes(key.export_private_key())
@@ -100,13 +93,7 @@ def _read(store: Path) -> tuple[list[DeployRecord], dict[str, list[StepRecord]],
 
 
 def _versions(config: Config) -> set[str]:
-    found = instances(config, PROJECT, CLUSTER)
-    return {
-        tag["Value"]
-        for instance_id in live(config, PROJECT, CLUSTER)
-        for tag in found[instance_id]["Tags"]
-        if tag["Key"] == "Version"
-    }
+    return running_versions(config, PROJECT, CLUSTER)
 
 
 class Tmux:
@@ -216,6 +203,32 @@ def _release_other_than(config: Config) -> str:
     return "5.2.0" if current != "5.2.0" else "5.2.3"
 
 
+@dataclasses.dataclass(frozen=True)
+class Deploying:
+    """What a test that deploys through a real `deploy-console` has of its own: a store, the
+    release to deploy, the command line on both, an environment with its own data folder."""
+
+    config: Config
+    store: Path
+    release: str
+    cli: list[str]
+    env: dict[str, str]
+
+
+@pytest.fixture
+def deploying(world: tuple[Config, Path, Path], tmp_path: Path) -> Deploying:
+    config, config_path, _ = world
+    store = tmp_path / "store.db"
+    env = dict(os.environ, DEPLOY_CONSOLE_DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(ROOT))
+    return Deploying(config, store, _release_other_than(config), _cli(config_path, store), env)
+
+
+def _from_root(argv: list[str]) -> str:
+    """The shell line a tmux pane runs: `argv` from the repository's root, as the pane's
+    process itself (`exec`)."""
+    return f"cd {shlex.quote(str(ROOT))} && exec {shlex.join(argv)}"
+
+
 # -- 1. the SSH door ----------------------------------------------------------------------
 
 
@@ -296,21 +309,13 @@ def _runner_pids(store: Path) -> list[int]:
 
 @needs_tools
 def test_a_deploy_ends_on_one_version_after_its_consoles_terminal_is_closed(
-    world: tuple[Config, Path, Path], tmp_path: Path
+    deploying: Deploying, tmp_path: Path
 ) -> None:
-    config, config_path, _ = world
-    store = tmp_path / "store.db"
-    release = _release_other_than(config)
-    console = _cli(config_path, store)
+    config, store, release = deploying.config, deploying.store, deploying.release
     # The terminal's size is tmux's (Textual would take COLUMNS and LINES over it).
-    inherited = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-    env = dict(
-        inherited,
-        TERM="xterm-256color",
-        DEPLOY_CONSOLE_DATA_DIR=str(tmp_path / "data"),
-        PYTHONPATH=str(ROOT),
-    )
-    tmux = Tmux(tmp_path, "tui", f"cd {shlex.quote(str(ROOT))} && exec {shlex.join(console)}", env)
+    inherited = {k: v for k, v in deploying.env.items() if k not in ("COLUMNS", "LINES")}
+    env = dict(inherited, TERM="xterm-256color")
+    tmux = Tmux(tmp_path, "tui", _from_root(deploying.cli), env)
     try:
         console_pid = tmux.pane_pid()
         _start_deploy(tmux, release)
@@ -338,16 +343,11 @@ def test_a_deploy_ends_on_one_version_after_its_consoles_terminal_is_closed(
 # -- the runner behind each door --------------------------------------------------------------
 
 
-def test_web_runs_the_deploys_its_sessions_queue(
-    world: tuple[Config, Path, Path], tmp_path: Path
-) -> None:
+def test_web_runs_the_deploys_its_sessions_queue(deploying: Deploying) -> None:
     # A browser's console only queues and follows (as an SSH session's does): the server's
     # runner (with --allow-actions: sessions may queue) runs the deploy, no session attached.
-    config, config_path, _ = world
-    store = tmp_path / "store.db"
-    release = _release_other_than(config)
-    base = _cli(config_path, store)
-    env = dict(os.environ, DEPLOY_CONSOLE_DATA_DIR=str(tmp_path / "data"))
+    config, store, release = deploying.config, deploying.store, deploying.release
+    base, env = deploying.cli, deploying.env
     queued = subprocess.run(
         [*base, "deploy", PROJECT, CLUSTER, release, "--no-wait", "--json"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=SCREEN_TIMEOUT,
@@ -429,16 +429,13 @@ async def test_a_console_that_only_follows_shows_the_output_of_the_runner_that_r
 
 @needs_tools
 def test_a_command_line_deploy_goes_on_to_its_end_when_its_terminal_closes(
-    world: tuple[Config, Path, Path], tmp_path: Path
+    deploying: Deploying, tmp_path: Path
 ) -> None:
     """`deploy` runs its deploy in its own process: a closed terminal (SIGHUP) does not stop
     it half-way; it finishes, recorded, with its output to nowhere."""
-    config, config_path, _ = world
-    store = tmp_path / "store.db"
-    release = _release_other_than(config)
-    command = [*_cli(config_path, store), "deploy", PROJECT, CLUSTER, release]
-    env = dict(os.environ, DEPLOY_CONSOLE_DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(ROOT))
-    tmux = Tmux(tmp_path, "cli", f"cd {shlex.quote(str(ROOT))} && exec {shlex.join(command)}", env)
+    config, store, release = deploying.config, deploying.store, deploying.release
+    command = [*deploying.cli, "deploy", PROJECT, CLUSTER, release]
+    tmux = Tmux(tmp_path, "cli", _from_root(command), deploying.env)
     try:
         deploy_pid = tmux.pane_pid()
         running = wait_until(lambda: _running(store), "the deploy to run", SCREEN_TIMEOUT)

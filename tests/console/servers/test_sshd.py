@@ -27,7 +27,7 @@ from console.servers.sshd import SshServer, authorized_keys, load_host_key, read
 from screens.cli.session_fork import ForkedConsoles
 from screens.cli.sshd import console_command
 from screens.main import has_command, run
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_python
 from tests.console.servers.processes import alive
 from tests.waiting import await_until, wait_until
 
@@ -389,9 +389,7 @@ def test_the_sshd_command_never_loads_textual(sshd_config_path: Path) -> None:
         f"code = run(['sshd', '--config', {str(sshd_config_path)!r}, '--port', '99999'])\n"
         "print('textual' in sys.modules, 'rich' in sys.modules, code)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=DEADLINE
-    )
+    result = run_python(script, timeout=DEADLINE)
     assert result.stdout.split() == ["False", "False", "2"], result.stderr
 
 
@@ -466,15 +464,22 @@ def _ssh_argv(port: int, key: Path, known_hosts: Path) -> list[str]:
     ]
 
 
+@pytest.fixture
+def alice_ssh(
+    sshd_process: tuple[int, str, Path], keys: dict[str, Path], tmp_path: Path
+) -> list[str]:
+    """Alice's OpenSSH command line to the sshd process (the test's own known_hosts)."""
+    port, _fingerprint, _data = sshd_process
+    return _ssh_argv(port, keys["alice"], tmp_path / "known_hosts")
+
+
 @needs_openssh
 def test_openssh_in_tmux_sees_the_dashboard_moves_opens_a_project_and_quits(
-    sshd_process: tuple[int, str, Path], keys: dict[str, Path], tmp_path: Path
+    alice_ssh: list[str], tmp_path: Path
 ) -> None:
-    port, _fingerprint, _data = sshd_process
-    known_hosts = tmp_path / "known_hosts"
     status_file = tmp_path / "status"
     session = f"sshd-test-{os.getpid()}"
-    ssh = " ".join(_ssh_argv(port, keys["alice"], known_hosts))
+    ssh = " ".join(alice_ssh)
     tmux = ["tmux", "-L", session, "-f", "/dev/null"]
     shell = f"{ssh}; echo $? > {status_file}; sleep 600"
     subprocess.run(
@@ -508,20 +513,19 @@ def test_openssh_in_tmux_sees_the_dashboard_moves_opens_a_project_and_quits(
         subprocess.run([*tmux, "kill-server"], capture_output=True)
 
 
+def _run_ssh(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """The OpenSSH client to its end, its output kept."""
+    return subprocess.run(argv, capture_output=True, text=True, timeout=DEADLINE)
+
+
 @needs_openssh
-def test_openssh_commands_and_passwords_are_refused(
-    sshd_process: tuple[int, str, Path], keys: dict[str, Path], tmp_path: Path
-) -> None:
-    port, _fingerprint, _data = sshd_process
-    argv = _ssh_argv(port, keys["alice"], tmp_path / "known_hosts")
-    command = subprocess.run([*argv, "id"], capture_output=True, text=True, timeout=DEADLINE)
+def test_openssh_commands_and_passwords_are_refused(alice_ssh: list[str]) -> None:
+    argv = alice_ssh
+    command = _run_ssh([*argv, "id"])
     assert command.returncode == 2 and command.stdout == ""
     assert "deploy-console: commands are refused" in command.stderr
-    password = subprocess.run(
-        [*argv[:-1], "-o", "PreferredAuthentications=password,keyboard-interactive", argv[-1]],
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE,
+    password = _run_ssh(
+        [*argv[:-1], "-o", "PreferredAuthentications=password,keyboard-interactive", argv[-1]]
     )
     assert password.returncode == 255 and "Permission denied (publickey)" in password.stderr
 
@@ -534,15 +538,13 @@ def _connects(port: int) -> bool:
 
 @needs_openssh
 def test_openssh_port_forwarding_is_refused(
-    sshd_process: tuple[int, str, Path], keys: dict[str, Path], tmp_path: Path
+    sshd_process: tuple[int, str, Path], alice_ssh: list[str]
 ) -> None:
-    port, _fingerprint, _data = sshd_process
-    argv = _ssh_argv(port, keys["alice"], tmp_path / "known_hosts")
-    options, target = argv[:-1], argv[-1]
-    remote = subprocess.run(
-        [*options, "-N", "-o", "ExitOnForwardFailure=yes", "-R", "0:127.0.0.1:9", target],
-        capture_output=True, text=True, timeout=DEADLINE,
-    )  # fmt: skip
+    port = sshd_process[0]
+    options, target = alice_ssh[:-1], alice_ssh[-1]
+    remote = _run_ssh(
+        [*options, "-N", "-o", "ExitOnForwardFailure=yes", "-R", "0:127.0.0.1:9", target]
+    )
     assert remote.returncode == 255 and "remote port forwarding failed" in remote.stderr
     with socket.socket() as probe:  # a free local port for -L
         probe.bind(("127.0.0.1", 0))
@@ -578,20 +580,26 @@ async def test_x11_forwarding_is_refused(serve: Serve, keys: dict[str, Path]) ->
     assert not server.sessions
 
 
+async def _serve_agent_probe(serve: Serve, caplog: pytest.LogCaptureFixture) -> SshServer:
+    """A server whose console prints the agent socket it was given ("agent: None": none), with
+    asyncssh's log (where a denied forwarding is said) kept."""
+    caplog.set_level(logging.INFO, logger="asyncssh")
+    return await serve(
+        [sys.executable, "-c", "import os; print('agent:', os.environ.get('SSH_AUTH_SOCK'))"]
+    )
+
+
 async def test_agent_forwarding_is_refused(
     serve: Serve, keys: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     # ssh -A: the client asks to forward its agent; the server denies it (no agent socket is
     # made for the session) and the console runs without one.
-    server = await serve(
-        [sys.executable, "-c", "import os; print(os.environ.get('SSH_AUTH_SOCK'))"]
-    )
-    caplog.set_level(logging.INFO, logger="asyncssh")
+    server = await _serve_agent_probe(serve, caplog)
     async with _connect(server, keys["alice"], agent_forwarding=str(tmp_path / "agent")) as conn:
         process = await conn.create_process(term_type="xterm", encoding=None)
         output = await asyncio.wait_for(process.stdout.read(), DEADLINE)
         await asyncio.wait_for(process.wait(), DEADLINE)
-    assert output.strip() == b"None"
+    assert output.strip() == b"agent: None"
     assert "Agent forwarding request denied" in caplog.text
 
 
@@ -601,10 +609,7 @@ async def test_openssh_agent_forwarding_is_refused(
     serve: Serve, keys: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     # ssh -A with a running agent: the server denies the forwarding; the console sees no agent.
-    server = await serve(
-        [sys.executable, "-c", "import os; print('agent:', os.environ.get('SSH_AUTH_SOCK'))"]
-    )
-    caplog.set_level(logging.INFO, logger="asyncssh")
+    server = await _serve_agent_probe(serve, caplog)
     agent_socket = tmp_path / "agent.sock"
     agent = await asyncio.create_subprocess_exec(
         "ssh-agent", "-D", "-a", str(agent_socket),

@@ -70,6 +70,19 @@ def _cli(*argv: str) -> list[str]:
     return [sys.executable, "-m", "screens.main", *argv]
 
 
+def _run(*argv: str) -> subprocess.CompletedProcess[str]:
+    """`deploy-console ARGV` in a child process, to its end."""
+    return subprocess.run(_cli(*argv), cwd=ROOT, capture_output=True, text=True, timeout=DEADLINE)
+
+
+def _refused(*argv: str) -> str:
+    """`deploy-console ARGV` exits 2 with one line and no traceback: its stderr."""
+    result = _run(*argv)
+    assert result.returncode == 2, result
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    return result.stderr
+
+
 @contextlib.contextmanager
 def _web(config: Path, *flags: str) -> Iterator[tuple[subprocess.Popen[str], int]]:
     """`deploy-console web` on a free port of 127.0.0.1, stopped if the test did not."""
@@ -148,10 +161,8 @@ def test_bad_flags_are_one_line_and_exit_2(world_config_path: Path) -> None:
         (["--public-url", "ftp://x"], "--public-url must start with http"),
     ]
     for flags, message in cases:
-        argv = _cli("web", "--config", str(world_config_path), *flags)
-        result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=DEADLINE)
-        assert result.returncode == 2, (flags, result.stderr)
-        assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+        err = _refused("web", "--config", str(world_config_path), *flags)
+        assert message in err, (flags, err)
 
 
 def test_the_served_console_is_read_only_unless_actions_are_allowed(

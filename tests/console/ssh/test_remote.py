@@ -47,20 +47,6 @@ def _known_hosts_without_ca(world_ssh: WorldSsh, tmp_path: Path, extra: str = ""
     return path
 
 
-@pytest.fixture
-def dialled(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Every address this process connects a socket to, from here on."""
-    seen: list[Any] = []
-    original = socket.socket.connect
-
-    def recording_connect(self: socket.socket, address: Any) -> Any:
-        seen.append(address)
-        return original(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", recording_connect)
-    return seen
-
-
 async def test_run_streams_lines_and_returns_the_exit_status(ssh_settings: SshSettings) -> None:
     lines = Lines()
     async with open_host(ssh_settings, ADDRESS) as host:

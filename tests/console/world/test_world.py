@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import socket
 from typing import Any
-
-import pytest
 
 from console.config import Config
 from console.fleet.inventory import Fleet
@@ -57,22 +54,14 @@ def test_instances_carry_project_environment_and_version_tags(world: World) -> N
 
 
 async def test_a_refresh_connects_to_loopback_only(
-    world_config: Config, monkeypatch: pytest.MonkeyPatch
+    world_config: Config, dialled: list[Any]
 ) -> None:
     """Never a packet to an address moto invents (10.x, public): only the endpoint."""
-    seen: list[Any] = []
-    original = socket.socket.connect
-
-    def recording_connect(self: socket.socket, address: Any) -> Any:
-        seen.append(address)
-        return original(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", recording_connect)
     fleet = Fleet(world_config)
     try:
         snapshot = await fleet.refresh()
     finally:
         fleet.close()
     assert snapshot.envs
-    assert seen, "the refresh made no connection at all?"
-    assert {address[0] for address in seen} == {"127.0.0.1"}
+    assert dialled, "the refresh made no connection at all?"
+    assert {address[0] for address in dialled} == {"127.0.0.1"}
