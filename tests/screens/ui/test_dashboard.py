@@ -6,7 +6,6 @@ import dataclasses
 import time
 from datetime import timedelta
 
-import pytest
 from textual import events
 
 from console.config import Config
@@ -24,7 +23,6 @@ from tests.screens.ui import (
     StubFleet,
     frozen_clock,
     large_config,
-    read_demo_snapshot,
     running_console,
     synthetic_snapshot,
     text_of,
@@ -32,11 +30,6 @@ from tests.screens.ui import (
     wait_for,
     with_cluster_down,
 )
-
-
-@pytest.fixture(scope="module")
-def demo_snapshot(world_config: Config) -> FleetSnapshot:
-    return read_demo_snapshot(world_config)
 
 
 def matrix(app: DeployConsoleApp) -> FleetMatrix:

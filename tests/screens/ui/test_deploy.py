@@ -25,16 +25,10 @@ from screens.project.screen import ProjectScreen
 from tests.screens.ui import (
     SIZE,
     confirm,
-    read_demo_snapshot,
     stub_app,
     wait_for,
 )
 from tests.screens.ui.deploy_fakes import ScriptedDeploys
-
-
-@pytest.fixture(scope="module")
-def demo_snapshot(world_config: Config) -> FleetSnapshot:
-    return read_demo_snapshot(world_config)
 
 
 @pytest.fixture(autouse=True)

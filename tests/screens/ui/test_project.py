@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-import pytest
 from textual.pilot import Pilot
 from textual.widgets import Static
 
@@ -28,18 +27,12 @@ from tests.screens.ui import (
     SteppingClock,
     StubFleet,
     frozen_clock,
-    read_demo_snapshot,
     running_console,
     text_of,
     unreachable,
     wait_for,
     with_cluster_down,
 )
-
-
-@pytest.fixture(scope="module")
-def demo_snapshot(world_config: Config) -> FleetSnapshot:
-    return read_demo_snapshot(world_config)
 
 
 @asynccontextmanager
