@@ -19,12 +19,12 @@ from screens.dashboard.fleet_matrix import FleetMatrix
 from screens.deploy.dialog import CURRENT_MARK, DeployDialog
 from screens.deploy.picker import DeployListDialog
 from screens.deploy.screen import DeployScreen
-from screens.help import HelpScreen
 from screens.messages import DeployAsked
 from screens.project.screen import ProjectScreen
 from tests.screens.ui import (
     SIZE,
     confirm,
+    open_help,
     stub_app,
     wait_for,
 )
@@ -283,10 +283,7 @@ async def test_keys_and_palette_name_the_deploy_actions(
 ) -> None:
     deploys = ScriptedDeploys(demo_snapshot)
     async with running(world_config, demo_snapshot, deploys) as (app, pilot):
-        await pilot.press("question_mark")
-        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "the help")
-        help_screen = app.screen
-        assert isinstance(help_screen, HelpScreen)
+        help_screen = await open_help(pilot)
         assert ("dashboard", "d", "Deploy", "deploy.open") in help_screen.rows
         await pilot.press("escape")
         titles = [command.title for command in app.get_system_commands(app.dashboard)]

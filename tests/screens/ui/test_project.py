@@ -17,7 +17,6 @@ from console.model import FleetSnapshot, LoadBalancerSettings
 from screens.app import DeployConsoleApp, build_app
 from screens.dashboard.fleet_matrix import FleetMatrix
 from screens.dashboard.screen import DashboardScreen
-from screens.help import HelpScreen
 from screens.messages import ProjectChosen
 from screens.project.cluster_panel import ClusterPanel, InstanceTable
 from screens.project.screen import ProjectScreen
@@ -27,6 +26,7 @@ from tests.screens.ui import (
     SteppingClock,
     StubFleet,
     frozen_clock,
+    open_help,
     running_console,
     text_of,
     unreachable,
@@ -265,10 +265,7 @@ async def test_help_on_the_project_screen_and_ctrl_q_from_it(
         pilot,
         _screen,
     ):
-        await pilot.press("question_mark")
-        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "the help")
-        help_screen = app.screen
-        assert isinstance(help_screen, HelpScreen)
+        help_screen = await open_help(pilot)
         assert help_screen.title_text == "keys: project"
         rows = help_screen.rows
         assert ("project", "esc", "Back", "project.back") in rows
