@@ -10,6 +10,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+from textual.pilot import Pilot
+
 from console.errors import ConsoleError
 from console.events import (
     DeployEvent,
@@ -31,7 +33,9 @@ from console.model import (
     Step,
     StepState,
 )
-from tests.screens.ui import FROZEN_NOW
+from screens.app import DeployConsoleApp
+from screens.deploy.screen import DeployScreen
+from tests.screens.ui import FROZEN_NOW, wait_for
 
 VERSIONS = {
     "storefront": ("2.15.0", "2.14.1", "2.14.0", "2.13.0"),
@@ -180,6 +184,18 @@ class ScriptedDeploys:
             )
         finally:
             self.running.pop(deploy_id, None)
+
+
+async def held_deploy(
+    app: DeployConsoleApp, pilot: Pilot[None], deploys: ScriptedDeploys, *pair_release: str
+) -> DeployScreen:
+    """Start alice's deploy of (project, cluster, release); once the scripted deploy holds at
+    its step, its screen."""
+    app.start_deploy(DeployRequest(*pair_release, "alice"))
+    await wait_for(pilot, lambda: deploys.held, f"the deploy to reach {deploys.hold_at}")
+    await wait_for(pilot, lambda: isinstance(app.screen, DeployScreen), "the deploy screen")
+    assert isinstance(app.screen, DeployScreen)
+    return app.screen
 
 
 async def _first(*events: asyncio.Event) -> None:

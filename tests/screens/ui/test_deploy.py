@@ -28,7 +28,7 @@ from tests.screens.ui import (
     stub_app,
     wait_for,
 )
-from tests.screens.ui.deploy_fakes import ScriptedDeploys
+from tests.screens.ui.deploy_fakes import ScriptedDeploys, held_deploy
 
 
 @pytest.fixture(autouse=True)
@@ -67,16 +67,6 @@ def deploy_screen(app: DeployConsoleApp) -> DeployScreen:
     screen = app.screen
     assert isinstance(screen, DeployScreen), screen
     return screen
-
-
-async def held_deploy(
-    app: DeployConsoleApp, pilot: Pilot[None], deploys: ScriptedDeploys, *pair_release: str
-) -> DeployScreen:
-    """Start alice's deploy of (project, cluster, release); once the scripted deploy holds at
-    its step, its screen."""
-    app.start_deploy(DeployRequest(*pair_release, "alice"))
-    await wait_for(pilot, lambda: deploys.held, f"the deploy to reach {deploys.hold_at}")
-    return deploy_screen(app)
 
 
 def states(screen: DeployScreen) -> dict[str, StepState | None]:

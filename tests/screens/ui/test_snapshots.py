@@ -15,16 +15,15 @@ from textual.widgets import Input
 
 from console.config import Config
 from console.fleet.inventory import Fleet
-from console.model import DeployRequest, Step
+from console.model import Step
 from screens.app import DeployConsoleApp, build_app
 from screens.deploy.dialog import DeployDialog
-from screens.deploy.screen import DeployScreen
 from screens.help import HelpScreen
 from screens.messages import ProjectChosen
 from screens.project.cluster_panel import ClusterPanel
 from screens.project.screen import ProjectScreen
 from tests.screens.ui import SIZE, frozen_clock, wait_for
-from tests.screens.ui.deploy_fakes import ScriptedDeploys
+from tests.screens.ui.deploy_fakes import ScriptedDeploys, held_deploy
 
 SnapCompare = Callable[..., bool]
 
@@ -160,9 +159,7 @@ def test_deploy_screen_running(snap_compare: SnapCompare, make_deploy_app) -> No
         app = pilot.app
         assert isinstance(app, DeployConsoleApp)
         deploys.snapshot = app.snapshot
-        app.start_deploy(DeployRequest("storefront", "prod1", "2.15.0", "alice"))
-        await wait_for(pilot, lambda: deploys.held, "the configure step")
-        await wait_for(pilot, lambda: isinstance(app.screen, DeployScreen), "the screen")
+        await held_deploy(app, pilot, deploys, "storefront", "prod1", "2.15.0")
         await pilot.pause()
 
     assert snap_compare(make_deploy_app(deploys), terminal_size=SIZE, run_before=run_before)
@@ -176,9 +173,8 @@ def test_deploy_screen_cancelled(snap_compare: SnapCompare, make_deploy_app) -> 
         await first_refresh(pilot)
         app = pilot.app
         assert isinstance(app, DeployConsoleApp)
-        tracked = app.start_deploy(DeployRequest("storefront", "staging", "2.14.1", "alice"))
-        await wait_for(pilot, lambda: deploys.held, "the health gate")
-        await wait_for(pilot, lambda: isinstance(app.screen, DeployScreen), "the screen")
+        screen = await held_deploy(app, pilot, deploys, "storefront", "staging", "2.14.1")
+        tracked = screen.tracked
         await pilot.press("c", "y")
         await wait_for(pilot, lambda: tracked.finished, "the rollback")
         await wait_for(pilot, lambda: not app.refreshing, "the refresh after it")
