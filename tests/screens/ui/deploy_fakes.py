@@ -1,4 +1,5 @@
-"""A scripted, in-memory stand-in for the deploy engine: fixed releases, plans and events.
+"""A scripted, in-memory stand-in for the deploy engine: fixed releases, plans and events;
+and the Pilot steps that open its dialog or hold one of its deploys.
 
 UI-only: the deploy screen's logic (steps, progress, log, cancel) does not depend on where the
 events come from. Deploys against the world are tested with the real engine.
@@ -34,6 +35,7 @@ from console.model import (
     StepState,
 )
 from screens.app import DeployConsoleApp
+from screens.deploy.dialog import DeployDialog
 from screens.deploy.screen import DeployScreen
 from tests.screens.ui import FROZEN_NOW, wait_for
 
@@ -184,6 +186,18 @@ class ScriptedDeploys:
             )
         finally:
             self.running.pop(deploy_id, None)
+
+
+async def open_dialog(pilot: Pilot[None], rights: int) -> DeployDialog:
+    """From storefront's row, `rights` columns to the right, press d; wait for the plan."""
+    await pilot.press(*["right"] * rights, "d")
+    app = pilot.app
+    await wait_for(pilot, lambda: isinstance(app.screen, DeployDialog), "the deploy dialog")
+    dialog = app.screen
+    assert isinstance(dialog, DeployDialog)
+    await wait_for(pilot, lambda: dialog.plan is not None, "the plan")
+    await pilot.pause()
+    return dialog
 
 
 async def held_deploy(

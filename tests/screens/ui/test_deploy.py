@@ -28,7 +28,7 @@ from tests.screens.ui import (
     stub_app,
     wait_for,
 )
-from tests.screens.ui.deploy_fakes import ScriptedDeploys, held_deploy
+from tests.screens.ui.deploy_fakes import ScriptedDeploys, held_deploy, open_dialog
 
 
 @pytest.fixture(autouse=True)
@@ -49,18 +49,6 @@ async def running(
 
 def cell(app: DeployConsoleApp, project: str, cluster: str) -> str:
     return " ".join(app.dashboard.query_one(FleetMatrix).cell_plain(project, cluster).split())
-
-
-async def open_dialog(pilot: Pilot[None], rights: int) -> DeployDialog:
-    """From storefront's row, `rights` columns to the right, press d; wait for the plan."""
-    await pilot.press(*["right"] * rights, "d")
-    app = pilot.app
-    await wait_for(pilot, lambda: isinstance(app.screen, DeployDialog), "the deploy dialog")
-    dialog = app.screen
-    assert isinstance(dialog, DeployDialog)
-    await wait_for(pilot, lambda: dialog.plan is not None, "the plan")
-    await pilot.pause()
-    return dialog
 
 
 def deploy_screen(app: DeployConsoleApp) -> DeployScreen:
