@@ -1,17 +1,48 @@
-"""The fleet refresh loop the console and the kiosk share: one read at a time, then a pause."""
+"""Reading one at a time, then a pause: the loop (ReadLoop), and the fleet refresh the
+console and the kiosk share on it."""
 
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
 
 from textual import work
 from textual.app import App
+from textual.message_pump import MessagePump
 from textual.timer import Timer
 
 from console.config import Config
 from console.fleet.inventory import FleetSource
 from console.model import FleetSnapshot
 from screens.messages import FleetRefreshed, FleetRefreshFailed, read_fleet
+
+
+class ReadLoop:
+    """One read at a time; the timer for the next is armed only once the last has ended, so
+    a slow source never stacks reads up. `begin` before each read, `end` after it."""
+
+    def __init__(self, owner: MessagePump, again: Callable[[], object], name: str) -> None:
+        self._owner = owner
+        self._again = again
+        self._name = name
+        self._timer: Timer | None = None
+        self.reading = False
+
+    def begin(self) -> bool:
+        """Start a read now, dropping the one armed; False (nothing changes) while one runs."""
+        if self.reading:
+            return False
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        self.reading = True
+        return True
+
+    def end(self, next_in: float | None) -> None:
+        """The read ended: arm the next `next_in` seconds from now (None: none)."""
+        self.reading = False
+        if next_in is not None and self._timer is None:
+            self._timer = self._owner.set_timer(next_in, self._again, name=self._name)
 
 
 class FleetRefreshApp(App[None]):
@@ -29,19 +60,19 @@ class FleetRefreshApp(App[None]):
         """The last snapshot a read delivered."""
         self.refresh_error: str | None = None
         """Why the last read failed (None: it did not)."""
-        self.refreshing = False
         self.refresh_count = 0
         """Reads ended (good or failed): tests wait on it."""
-        self._refresh_timer: Timer | None = None
+        self._reads = ReadLoop(self, self.refresh_fleet, self.REFRESH_TIMER)
+
+    @property
+    def refreshing(self) -> bool:
+        """A read runs."""
+        return self._reads.reading
 
     def refresh_fleet(self) -> None:
         """Read the fleet now; the timer is re-armed once this read has ended."""
-        if self.refreshing:
+        if not self._reads.begin():
             return
-        if self._refresh_timer is not None:
-            self._refresh_timer.stop()
-            self._refresh_timer = None
-        self.refreshing = True
         self.refresh_shown()
         self._refresh_worker()
 
@@ -67,12 +98,8 @@ class FleetRefreshApp(App[None]):
 
     def _refresh_done(self) -> None:
         self.refresh_count += 1
-        self.refreshing = False
+        self._reads.end(self.config.refresh_seconds if self.auto_refresh_fleet else None)
         self.refresh_shown()
-        if self.auto_refresh_fleet and self._refresh_timer is None:
-            self._refresh_timer = self.set_timer(
-                self.config.refresh_seconds, self.refresh_fleet, name=self.REFRESH_TIMER
-            )
 
     # -- what each app does with a read -----------------------------------------------------
 

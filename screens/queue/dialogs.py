@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import ClassVar, TypeVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -94,10 +94,44 @@ def expiry(text: str, now: datetime) -> datetime | None:
     return moment
 
 
-class FreezeDialog(ModalScreen[FreezeRequest | None]):
-    """Which cluster to freeze and why; dismisses a FreezeRequest, or None."""
+Answer = TypeVar("Answer")
+
+
+class QueueDialog(ModalScreen[Answer | None]):
+    """What the queue's dialogs share: their stylesheet, closing with no answer (Escape or
+    Cancel), and a form's error line and buttons."""
 
     CSS_PATH = "../styles/queue.tcss"
+
+    @on(Button.Pressed, "#cancel")
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    def form_end(self, submit: str, submit_id: str) -> ComposeResult:
+        """The error line (hidden until there is one), then the submit and Cancel buttons."""
+        yield Static(id="dialog-error")
+        with Horizontal(classes="dialog-buttons"):
+            yield Button(submit, id=submit_id, variant="warning")
+            yield Button("Cancel", id="cancel")
+
+    def reason(self, input_id: str, missing: str) -> str | None:
+        """The reason typed, stripped; None (and `missing` shown) if there is none."""
+        reason = self.query_one(input_id, Input).value.strip()
+        if not reason:
+            self.show_error(missing)
+            return None
+        return reason
+
+    def show_error(self, text: str) -> None:
+        # Content, not markup: the text may quote what a person typed.
+        error = self.query_one("#dialog-error", Static)
+        error.update(Content.styled(text, "$text-error"))
+        error.display = True
+
+
+class FreezeDialog(QueueDialog[FreezeRequest]):
+    """Which cluster to freeze and why; dismisses a FreezeRequest, or None."""
+
     HELP_NAMESPACE = "freeze"
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -134,10 +168,7 @@ class FreezeDialog(ModalScreen[FreezeRequest | None]):
                     )
             yield Label("why (everyone sees it)")
             yield Input(placeholder="reason", id="freeze-reason")
-            yield Static(id="dialog-error")
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Freeze (ctrl+s)", id="freeze", variant="warning")
-                yield Button("Cancel", id="cancel")
+            yield from self.form_end("Freeze (ctrl+s)", "freeze")
 
     def on_mount(self) -> None:
         self.query_one("#freeze-reason", Input).focus()
@@ -150,21 +181,17 @@ class FreezeDialog(ModalScreen[FreezeRequest | None]):
     @on(Input.Submitted, "#freeze-reason")
     @on(Button.Pressed, "#freeze")
     def action_submit(self) -> None:
-        reason = self.query_one("#freeze-reason", Input).value.strip()
-        if not reason:
-            _show_error(self, "A freeze needs a reason: the queued deploys show it.")
+        reason = self.reason(
+            "#freeze-reason", "A freeze needs a reason: the queued deploys show it."
+        )
+        if reason is None:
             return
         self.dismiss(FreezeRequest(self.cluster, reason))
 
-    @on(Button.Pressed, "#cancel")
-    def action_close(self) -> None:
-        self.dismiss(None)
 
-
-class LockDialog(ModalScreen[LockRequest | None]):
+class LockDialog(QueueDialog[LockRequest]):
     """A manual lock: scope, reason, optional expiry, warning only; dismisses a LockRequest."""
 
-    CSS_PATH = "../styles/queue.tcss"
     HELP_NAMESPACE = "lock"
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -194,10 +221,7 @@ class LockDialog(ModalScreen[LockRequest | None]):
             yield Label("expires after (30m, 2h, 1d) or at (an ISO time); empty: until removed")
             yield Input(placeholder="no expiry", id="lock-expiry")
             yield Checkbox("warning only (shown, never holds a deploy)", id="lock-warning")
-            yield Static(id="dialog-error")
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Lock (ctrl+s)", id="lock", variant="warning")
-                yield Button("Cancel", id="cancel")
+            yield from self.form_end("Lock (ctrl+s)", "lock")
 
     def on_mount(self) -> None:
         self.query_one("#lock-reason", Input).focus()
@@ -210,28 +234,22 @@ class LockDialog(ModalScreen[LockRequest | None]):
     @on(Input.Submitted, "#lock-reason, #lock-expiry")
     @on(Button.Pressed, "#lock")
     def action_submit(self) -> None:
-        reason = self.query_one("#lock-reason", Input).value.strip()
-        if not reason:
-            _show_error(self, "A lock needs a reason: the deploys it holds show it.")
+        reason = self.reason("#lock-reason", "A lock needs a reason: the deploys it holds show it.")
+        if reason is None:
             return
         try:
             expires_at = expiry(self.query_one("#lock-expiry", Input).value, self.clock())
         except ConsoleError as error:
-            _show_error(self, error.message)
+            self.show_error(error.message)
             return
         warning = self.query_one("#lock-warning", Checkbox).value
         self.dismiss(LockRequest(self.scope, reason, expires_at, warning))
 
-    @on(Button.Pressed, "#cancel")
-    def action_close(self) -> None:
-        self.dismiss(None)
 
-
-class HoldsDialog(ModalScreen[str | None]):
+class HoldsDialog(QueueDialog[str]):
     """The freezes and locks in force; dismisses the key of the one picked ("freeze:CLUSTER"
     or "lock:ID"), or None."""
 
-    CSS_PATH = "../styles/queue.tcss"
     HELP_NAMESPACE = "locks"
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -254,13 +272,3 @@ class HoldsDialog(ModalScreen[str | None]):
     @on(OptionList.OptionSelected, "#holds")
     def _picked(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(event.option.id)
-
-    def action_close(self) -> None:
-        self.dismiss(None)
-
-
-def _show_error(dialog: ModalScreen[Any], text: str) -> None:
-    # Content, not markup: the text may quote what a person typed.
-    error = dialog.query_one("#dialog-error", Static)
-    error.update(Content.styled(text, "$text-error"))
-    error.display = True

@@ -13,7 +13,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.content import Content
 from textual.screen import Screen
-from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Static
 
 from console.access import Action
@@ -37,6 +36,7 @@ from screens.queue.dialogs import (
     lock_scopes,
 )
 from screens.queue.table import QueueTable, hold_lines, queue_row
+from screens.refresh import ReadLoop
 from screens.widgets.confirm import ConfirmDialog
 from screens.widgets.format import format_age
 
@@ -115,9 +115,8 @@ class QueueScreen(Screen[None]):
         """Reads finished (good or failed): tests wait on it."""
         self.read_error: str | None = None
         self.read_at: datetime | None = None
-        self._reading = False
+        self._reads = ReadLoop(self, self.poll_now, "queue-poll")
         self._again = False
-        self._timer: Timer | None = None
         self._shown: dict[str, Content] = {}
         self._enabled: tuple[bool | None, ...] = ()
 
@@ -151,13 +150,9 @@ class QueueScreen(Screen[None]):
 
     def poll_now(self) -> None:
         """Read the queue now (after an action, or when the timer fires)."""
-        if self._reading:
+        if not self._reads.begin():
             self._again = True
             return
-        if self._timer is not None:
-            self._timer.stop()
-            self._timer = None
-        self._reading = True
         self._read()
 
     @work(exclusive=True, group="queue-read", exit_on_error=False)
@@ -182,12 +177,10 @@ class QueueScreen(Screen[None]):
 
     def _read_done(self) -> None:
         self.read_count += 1
-        self._reading = False
-        if self._again:
-            self._again = False
+        again, self._again = self._again, False
+        self._reads.end(None if again else self.POLL_SECONDS)
+        if again:
             self.poll_now()
-        else:
-            self._timer = self.set_timer(self.POLL_SECONDS, self.poll_now, name="queue-poll")
 
     # -- showing -----------------------------------------------------------------------------
 

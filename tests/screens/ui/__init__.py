@@ -28,6 +28,7 @@ from console.model import (
     TargetState,
 )
 from screens.app import DeployConsoleApp, build_app
+from screens.help import HelpScreen
 from screens.widgets.confirm import ConfirmDialog
 
 # A fixed "now", after the demo world's fixed launch times.
@@ -92,6 +93,15 @@ async def confirm(pilot: Pilot[None], answer: str = "y") -> str:
     await pilot.press(answer)
     await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmDialog), "it to close")
     return question
+
+
+async def open_help(pilot: Pilot[None]) -> HelpScreen:
+    """Press ? and wait for the help screen; it stays open."""
+    app = pilot.app
+    await pilot.press("question_mark")
+    await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "the help")
+    assert isinstance(app.screen, HelpScreen)
+    return app.screen
 
 
 def text_of(static: Static) -> str:

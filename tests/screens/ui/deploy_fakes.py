@@ -1,4 +1,5 @@
-"""A scripted, in-memory stand-in for the deploy engine: fixed releases, plans and events.
+"""A scripted, in-memory stand-in for the deploy engine: fixed releases, plans and events;
+and the Pilot steps that open its dialog or hold one of its deploys.
 
 UI-only: the deploy screen's logic (steps, progress, log, cancel) does not depend on where the
 events come from. Deploys against the world are tested with the real engine.
@@ -9,6 +10,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
+
+from textual.pilot import Pilot
 
 from console.errors import ConsoleError
 from console.events import (
@@ -31,7 +34,10 @@ from console.model import (
     Step,
     StepState,
 )
-from tests.screens.ui import FROZEN_NOW
+from screens.app import DeployConsoleApp
+from screens.deploy.dialog import DeployDialog
+from screens.deploy.screen import DeployScreen
+from tests.screens.ui import FROZEN_NOW, wait_for
 
 VERSIONS = {
     "storefront": ("2.15.0", "2.14.1", "2.14.0", "2.13.0"),
@@ -180,6 +186,30 @@ class ScriptedDeploys:
             )
         finally:
             self.running.pop(deploy_id, None)
+
+
+async def open_dialog(pilot: Pilot[None], rights: int) -> DeployDialog:
+    """From storefront's row, `rights` columns to the right, press d; wait for the plan."""
+    await pilot.press(*["right"] * rights, "d")
+    app = pilot.app
+    await wait_for(pilot, lambda: isinstance(app.screen, DeployDialog), "the deploy dialog")
+    dialog = app.screen
+    assert isinstance(dialog, DeployDialog)
+    await wait_for(pilot, lambda: dialog.plan is not None, "the plan")
+    await pilot.pause()
+    return dialog
+
+
+async def held_deploy(
+    app: DeployConsoleApp, pilot: Pilot[None], deploys: ScriptedDeploys, *pair_release: str
+) -> DeployScreen:
+    """Start alice's deploy of (project, cluster, release); once the scripted deploy holds at
+    its step, its screen."""
+    app.start_deploy(DeployRequest(*pair_release, "alice"))
+    await wait_for(pilot, lambda: deploys.held, f"the deploy to reach {deploys.hold_at}")
+    await wait_for(pilot, lambda: isinstance(app.screen, DeployScreen), "the deploy screen")
+    assert isinstance(app.screen, DeployScreen)
+    return app.screen
 
 
 async def _first(*events: asyncio.Event) -> None:

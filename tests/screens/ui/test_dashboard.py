@@ -6,7 +6,6 @@ import dataclasses
 import time
 from datetime import timedelta
 
-import pytest
 from textual import events
 
 from console.config import Config
@@ -15,7 +14,6 @@ from console.model import FleetSnapshot
 from screens.app import DeployConsoleApp, build_app
 from screens.dashboard.fleet_matrix import FleetMatrix
 from screens.dashboard.screen import DashboardScreen
-from screens.help import HelpScreen
 from screens.project.screen import ProjectScreen
 from tests.screens.ui import (
     FROZEN_NOW,
@@ -24,7 +22,7 @@ from tests.screens.ui import (
     StubFleet,
     frozen_clock,
     large_config,
-    read_demo_snapshot,
+    open_help,
     running_console,
     synthetic_snapshot,
     text_of,
@@ -32,11 +30,6 @@ from tests.screens.ui import (
     wait_for,
     with_cluster_down,
 )
-
-
-@pytest.fixture(scope="module")
-def demo_snapshot(world_config: Config) -> FleetSnapshot:
-    return read_demo_snapshot(world_config)
 
 
 def matrix(app: DeployConsoleApp) -> FleetMatrix:
@@ -168,10 +161,7 @@ async def test_ctrl_q_quits(world_config: Config) -> None:
 
 async def test_help_lists_the_keys_of_the_screen_and_the_app(world_config: Config) -> None:
     async with running_console(world_config) as (app, pilot):
-        await pilot.press("question_mark")
-        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "the help")
-        screen = app.screen
-        assert isinstance(screen, HelpScreen)
+        screen = await open_help(pilot)
         rows = screen.rows
         assert ("dashboard", "r", "Refresh", "dashboard.refresh") in rows
         assert ("dashboard", "/", "Filter projects", "dashboard.filter") in rows

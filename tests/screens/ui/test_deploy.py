@@ -19,22 +19,16 @@ from screens.dashboard.fleet_matrix import FleetMatrix
 from screens.deploy.dialog import CURRENT_MARK, DeployDialog
 from screens.deploy.picker import DeployListDialog
 from screens.deploy.screen import DeployScreen
-from screens.help import HelpScreen
 from screens.messages import DeployAsked
 from screens.project.screen import ProjectScreen
 from tests.screens.ui import (
     SIZE,
     confirm,
-    read_demo_snapshot,
+    open_help,
     stub_app,
     wait_for,
 )
-from tests.screens.ui.deploy_fakes import ScriptedDeploys
-
-
-@pytest.fixture(scope="module")
-def demo_snapshot(world_config: Config) -> FleetSnapshot:
-    return read_demo_snapshot(world_config)
+from tests.screens.ui.deploy_fakes import ScriptedDeploys, held_deploy, open_dialog
 
 
 @pytest.fixture(autouse=True)
@@ -57,32 +51,10 @@ def cell(app: DeployConsoleApp, project: str, cluster: str) -> str:
     return " ".join(app.dashboard.query_one(FleetMatrix).cell_plain(project, cluster).split())
 
 
-async def open_dialog(pilot: Pilot[None], rights: int) -> DeployDialog:
-    """From storefront's row, `rights` columns to the right, press d; wait for the plan."""
-    await pilot.press(*["right"] * rights, "d")
-    app = pilot.app
-    await wait_for(pilot, lambda: isinstance(app.screen, DeployDialog), "the deploy dialog")
-    dialog = app.screen
-    assert isinstance(dialog, DeployDialog)
-    await wait_for(pilot, lambda: dialog.plan is not None, "the plan")
-    await pilot.pause()
-    return dialog
-
-
 def deploy_screen(app: DeployConsoleApp) -> DeployScreen:
     screen = app.screen
     assert isinstance(screen, DeployScreen), screen
     return screen
-
-
-async def held_deploy(
-    app: DeployConsoleApp, pilot: Pilot[None], deploys: ScriptedDeploys, *pair_release: str
-) -> DeployScreen:
-    """Start alice's deploy of (project, cluster, release); once the scripted deploy holds at
-    its step, its screen."""
-    app.start_deploy(DeployRequest(*pair_release, "alice"))
-    await wait_for(pilot, lambda: deploys.held, f"the deploy to reach {deploys.hold_at}")
-    return deploy_screen(app)
 
 
 def states(screen: DeployScreen) -> dict[str, StepState | None]:
@@ -289,10 +261,7 @@ async def test_keys_and_palette_name_the_deploy_actions(
 ) -> None:
     deploys = ScriptedDeploys(demo_snapshot)
     async with running(world_config, demo_snapshot, deploys) as (app, pilot):
-        await pilot.press("question_mark")
-        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "the help")
-        help_screen = app.screen
-        assert isinstance(help_screen, HelpScreen)
+        help_screen = await open_help(pilot)
         assert ("dashboard", "d", "Deploy", "deploy.open") in help_screen.rows
         await pilot.press("escape")
         titles = [command.title for command in app.get_system_commands(app.dashboard)]

@@ -22,7 +22,6 @@ from console.config import ClusterConfig, Config, ProjectClusterConfig, ProjectC
 from console.store import DeployRecord, Store
 from screens.app import DeployConsoleApp
 from screens.dashboard.screen import DashboardScreen
-from screens.help import HelpScreen
 from screens.history import detail as history_detail
 from screens.history import screen as history
 from screens.history.detail import DeployDetailScreen
@@ -32,6 +31,7 @@ from screens.project.screen import ProjectScreen
 from tests.screens.ui import (
     FROZEN_NOW,
     SteppingClock,
+    open_help,
     stub_app,
     text_of,
     wait_for,
@@ -590,10 +590,7 @@ async def test_without_a_store_h_says_there_is_no_history(tmp_path: Path) -> Non
     async with running(None) as (app, pilot):
         # h is on the footer and in the help all the same: it says why there is nothing.
         assert "h" in app.screen.active_bindings
-        await pilot.press("question_mark")
-        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "the help")
-        help_screen = app.screen
-        assert isinstance(help_screen, HelpScreen)
+        help_screen = await open_help(pilot)
         assert ("dashboard", "h", "History", "history.open") in help_screen.rows
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), "the dashboard")

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-import pytest
 from textual.pilot import Pilot
 from textual.widgets import Static
 
@@ -18,7 +17,6 @@ from console.model import FleetSnapshot, LoadBalancerSettings
 from screens.app import DeployConsoleApp, build_app
 from screens.dashboard.fleet_matrix import FleetMatrix
 from screens.dashboard.screen import DashboardScreen
-from screens.help import HelpScreen
 from screens.messages import ProjectChosen
 from screens.project.cluster_panel import ClusterPanel, InstanceTable
 from screens.project.screen import ProjectScreen
@@ -28,18 +26,13 @@ from tests.screens.ui import (
     SteppingClock,
     StubFleet,
     frozen_clock,
-    read_demo_snapshot,
+    open_help,
     running_console,
     text_of,
     unreachable,
     wait_for,
     with_cluster_down,
 )
-
-
-@pytest.fixture(scope="module")
-def demo_snapshot(world_config: Config) -> FleetSnapshot:
-    return read_demo_snapshot(world_config)
 
 
 @asynccontextmanager
@@ -272,10 +265,7 @@ async def test_help_on_the_project_screen_and_ctrl_q_from_it(
         pilot,
         _screen,
     ):
-        await pilot.press("question_mark")
-        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "the help")
-        help_screen = app.screen
-        assert isinstance(help_screen, HelpScreen)
+        help_screen = await open_help(pilot)
         assert help_screen.title_text == "keys: project"
         rows = help_screen.rows
         assert ("project", "esc", "Back", "project.back") in rows

@@ -15,16 +15,15 @@ from textual.widgets import Input
 
 from console.config import Config
 from console.fleet.inventory import Fleet
-from console.model import DeployRequest, Step
+from console.model import Step
 from screens.app import DeployConsoleApp, build_app
 from screens.deploy.dialog import DeployDialog
-from screens.deploy.screen import DeployScreen
 from screens.help import HelpScreen
 from screens.messages import ProjectChosen
 from screens.project.cluster_panel import ClusterPanel
 from screens.project.screen import ProjectScreen
 from tests.screens.ui import SIZE, frozen_clock, wait_for
-from tests.screens.ui.deploy_fakes import ScriptedDeploys
+from tests.screens.ui.deploy_fakes import ScriptedDeploys, held_deploy, open_dialog
 
 SnapCompare = Callable[..., bool]
 
@@ -44,11 +43,13 @@ def make_app(world_config: Config) -> Iterator[Callable[[Config | None], DeployC
         fleet.close()
 
 
-async def first_refresh(pilot: Pilot[None]) -> None:
+async def first_refresh(pilot: Pilot[None]) -> DeployConsoleApp:
+    """Wait for the console's first fleet read to be shown; the console."""
     app = pilot.app
     assert isinstance(app, DeployConsoleApp)
     await wait_for(pilot, lambda: app.refresh_count >= 1, "the first refresh")
     await pilot.pause()
+    return app
 
 
 def open_project(project: str, cluster: str | None) -> Callable[[Pilot[None]], object]:
@@ -137,13 +138,8 @@ def test_deploy_dialog_protected(snap_compare: SnapCompare, make_deploy_app) -> 
     deploys = ScriptedDeploys()
 
     async def run_before(pilot: Pilot[None]) -> None:
-        await first_refresh(pilot)
-        deploys.snapshot = pilot.app.snapshot  # type: ignore[attr-defined]
-        await pilot.press("right", "right", "right", "d")
-        await wait_for(pilot, lambda: isinstance(pilot.app.screen, DeployDialog), "the dialog")
-        dialog = pilot.app.screen
-        assert isinstance(dialog, DeployDialog)
-        await wait_for(pilot, lambda: dialog.plan is not None, "the plan")
+        deploys.snapshot = (await first_refresh(pilot)).snapshot
+        dialog = await open_dialog(pilot, 3)
         for field in dialog.query(Input):  # a blinking cursor is drawn or not by timing
             field.cursor_blink = False
         await pilot.pause()
@@ -156,13 +152,9 @@ def test_deploy_screen_running(snap_compare: SnapCompare, make_deploy_app) -> No
     deploys = ScriptedDeploys(hold_at=Step.CONFIGURE)
 
     async def run_before(pilot: Pilot[None]) -> None:
-        await first_refresh(pilot)
-        app = pilot.app
-        assert isinstance(app, DeployConsoleApp)
+        app = await first_refresh(pilot)
         deploys.snapshot = app.snapshot
-        app.start_deploy(DeployRequest("storefront", "prod1", "2.15.0", "alice"))
-        await wait_for(pilot, lambda: deploys.held, "the configure step")
-        await wait_for(pilot, lambda: isinstance(app.screen, DeployScreen), "the screen")
+        await held_deploy(app, pilot, deploys, "storefront", "prod1", "2.15.0")
         await pilot.pause()
 
     assert snap_compare(make_deploy_app(deploys), terminal_size=SIZE, run_before=run_before)
@@ -173,12 +165,9 @@ def test_deploy_screen_cancelled(snap_compare: SnapCompare, make_deploy_app) -> 
     deploys = ScriptedDeploys(hold_at=Step.HEALTH_GATE)
 
     async def run_before(pilot: Pilot[None]) -> None:
-        await first_refresh(pilot)
-        app = pilot.app
-        assert isinstance(app, DeployConsoleApp)
-        tracked = app.start_deploy(DeployRequest("storefront", "staging", "2.14.1", "alice"))
-        await wait_for(pilot, lambda: deploys.held, "the health gate")
-        await wait_for(pilot, lambda: isinstance(app.screen, DeployScreen), "the screen")
+        app = await first_refresh(pilot)
+        screen = await held_deploy(app, pilot, deploys, "storefront", "staging", "2.14.1")
+        tracked = screen.tracked
         await pilot.press("c", "y")
         await wait_for(pilot, lambda: tracked.finished, "the rollback")
         await wait_for(pilot, lambda: not app.refreshing, "the refresh after it")
