@@ -28,8 +28,16 @@ import tomli_w
 
 from console.config import Config, read_toml
 from console.store import Store
-from tests.conftest import DEMO_CONFIG, ROOT
-from tests.deploy_world import client, instances, live, serving_in, watching, world_process
+from tests.conftest import DEMO_CONFIG, ROOT, run_python
+from tests.deploy_world import (
+    client,
+    instances,
+    live,
+    running_versions,
+    serving_in,
+    watching,
+    world_process,
+)
 
 ERROR_PREFIX = "deploy-console: error: "
 COMMAND_TIMEOUT = 120.0
@@ -75,16 +83,6 @@ def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
     return lines[0]
-
-
-def versions(config: Config, project: str, cluster: str) -> set[str]:
-    found = instances(config, project, cluster)
-    return {
-        tag["Value"]
-        for instance_id in live(config, project, cluster)
-        for tag in found[instance_id]["Tags"]
-        if tag["Key"] == "Version"
-    }
 
 
 def launched_by(config: Config, project: str, cluster: str, deploy_id: str) -> dict[str, str]:
@@ -162,7 +160,7 @@ def test_deploy_json_succeeds_and_never_shows_a_secret(world: Config, tmp_path: 
     assert "DB_PASSWORD=********" in [line.line for line in log]
     assert {line.source for line in log} >= {"console"}
 
-    assert versions(world, "storefront", "staging") == {"2.14.1"}
+    assert running_versions(world, "storefront", "staging") == {"2.14.1"}
     assert not old & live(world, "storefront", "staging")
     listed = cli("releases", "storefront", "--json", config=world.source)
     assert listed.returncode == 0, listed.stderr
@@ -199,7 +197,7 @@ def test_rollback_of_a_finished_deploy_runs_the_previous_release(
 ) -> None:
     # prod2 is protected (and in another region): both commands need --yes.
     store = tmp_path / "store.db"
-    assert versions(world, "notifications-worker", "prod2") == {"7.1.0"}
+    assert running_versions(world, "notifications-worker", "prod2") == {"7.1.0"}
     with watching(world, "notifications-worker", "prod2"):
         first = cli(
             "deploy", "notifications-worker", "prod2", "7.1.1", "--yes", "--json",
@@ -208,12 +206,12 @@ def test_rollback_of_a_finished_deploy_runs_the_previous_release(
     assert first.returncode == 0, first.stderr
     deployed = events_of(first.stdout)[-1]
     assert deployed["state"] == "succeeded", deployed
-    assert versions(world, "notifications-worker", "prod2") == {"7.1.1"}
+    assert running_versions(world, "notifications-worker", "prod2") == {"7.1.1"}
 
     refused = cli("rollback", deployed["deploy_id"], config=world.source, store=store)
     assert refused.returncode == 2
     assert "prod2 is protected" in one_line_error(refused)
-    assert versions(world, "notifications-worker", "prod2") == {"7.1.1"}
+    assert running_versions(world, "notifications-worker", "prod2") == {"7.1.1"}
 
     with watching(world, "notifications-worker", "prod2"):
         back = cli(
@@ -224,7 +222,7 @@ def test_rollback_of_a_finished_deploy_runs_the_previous_release(
     assert events[-1]["state"] == "succeeded", events[-1]
     started = next(e for e in events if e["event"] == "DeployStarted")
     assert started["release"] == "7.1.0"
-    assert versions(world, "notifications-worker", "prod2") == {"7.1.0"}
+    assert running_versions(world, "notifications-worker", "prod2") == {"7.1.0"}
 
 
 # -- refused before anything changes ------------------------------------------------------
@@ -280,9 +278,7 @@ def test_bad_input_answers_before_the_engine_is_imported(tmp_path: Path) -> None
         " 'console.store') if m in sys.modules]\n"
         "print(json.dumps({'code': code, 'heavy': heavy}))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+    result = run_python(probe, timeout=60)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"code": 2, "heavy": []}
     assert "unknown project 'shop'" in result.stderr
@@ -359,7 +355,7 @@ async def test_a_waiting_deploy_runs_when_the_pair_frees(world: Config, tmp_path
         process.wait()
     assert process.returncode == 0, events[-3:]
     assert events[-1]["state"] == "succeeded"
-    assert versions(world, "admin-portal", "staging") == {"3.8.0"}
+    assert running_versions(world, "admin-portal", "staging") == {"3.8.0"}
 
 
 # -- releases ------------------------------------------------------------------------------
