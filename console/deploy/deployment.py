@@ -62,7 +62,6 @@ class Deployment:
         self.cancel_reason = ""
         self.new_ids: list[str] = []
         self.registered: set[tuple[str, str]] = set()  # (balancer key, instance id)
-        self.claimed = False  # given by the queue: its record and lock exist already
         self.log: list[tuple[datetime, str, str, str]] = []  # output not yet stored
         self.unrecorded: list[str] = []  # writes the store refused, said in the deploy's end
         # Every text of this deploy passes it before it is shown or stored: the secrets it

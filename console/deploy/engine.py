@@ -119,17 +119,23 @@ class DeployEngine(DeployPlanner):
                 request.actor, Action.DEPLOY, cluster.name, project=project.name
             )
             deploy_id = new_deploy_id(self._clock())
-            await self.store.acquire_lock(
-                project.name,
-                cluster.name,
-                deploy_id,
-                request.actor,
+            # Its lock, its record and its audit row commit together: no deploy without a line.
+            await self.store.begin_deploy(
+                _record(deploy_id, request, self._clock()),
                 stale_after=self.config.engine.lock_stale_seconds,
+                audit={
+                    "action": "deploy.started",
+                    "actor": request.actor,
+                    "project": project.name,
+                    "cluster": cluster.name,
+                    "deploy_id": deploy_id,
+                    "outcome": DeployState.RUNNING.value,
+                    "reason": f"release {request.release}, not through the queue",
+                },
             )
         else:
             deploy_id = claimed.id
         deployment = Deployment(deploy_id, request, self._clock)
-        deployment.claimed = claimed is not None
         self.running[deploy_id] = deployment
         task = asyncio.create_task(self._execute(deployment, project, cluster))
         try:
@@ -168,10 +174,6 @@ class DeployEngine(DeployPlanner):
         reason = ""
         heartbeat = asyncio.create_task(self._heartbeat(deployment))
         try:
-            if not deployment.claimed:
-                await self.store.create_deploy(
-                    _record(deployment.deploy_id, deployment.request, self._clock())
-                )
             state, reason = await self._red_black(deployment, project, cluster)
         except Exception as error:  # the engine must always finish what it started
             reason = message(error)

@@ -38,6 +38,10 @@ class DeployStore(Protocol):
 
     async def create_deploy(self, record: DeployRecord) -> None: ...
 
+    async def begin_deploy(
+        self, record: DeployRecord, *, stale_after: float, audit: Mapping[str, Any]
+    ) -> None: ...
+
     async def set_deploy_state(
         self,
         deploy_id: str,

@@ -182,15 +182,18 @@ class Store(Closing):
         """Take the lock, or take it over when the holder's heartbeat is older than stale_after;
         LockBusy while another deploy holds it. The holder itself may acquire again."""
         async with self._write() as tx:
-            holder = await locks.holder(tx, project, cluster)
-            if holder is not None and holder.deploy_id != deploy_id:
-                if holder.heartbeat_at > tx.now - timedelta(seconds=stale_after):
-                    raise LockBusy.held_by(
-                        project, cluster, holder.deploy_id, holder.actor, holder.acquired_at
-                    )
-                await _take_over(tx, holder, deploy_id, actor)
-            acquired_at = holder.acquired_at if holder and holder.deploy_id == deploy_id else tx.now
-            await locks.hold(tx, project, cluster, deploy_id, actor, acquired_at)
+            await _hold(tx, project, cluster, deploy_id, actor, stale_after)
+
+    async def begin_deploy(
+        self, record: DeployRecord, *, stale_after: float, audit: Mapping[str, Any]
+    ) -> None:
+        """A deploy that bypasses the queue: its pair's lock (as acquire_lock: LockBusy while
+        another deploy holds it), its running record and its audit row, in one transaction."""
+        deploys.check_state(record.state)
+        async with self._write() as tx:
+            await _hold(tx, record.project, record.cluster, record.id, record.actor, stale_after)
+            await deploys.insert_deploy(tx, record)
+            await _audit_with(tx, audit)
 
     async def heartbeat(self, project: str, cluster: str, deploy_id: str) -> bool:
         """Refresh the holder's heartbeat; False when this deploy no longer holds the lock."""
@@ -469,6 +472,22 @@ async def _audit_with(tx: Tx, audit: Mapping[str, Any] | None) -> None:
     """The audit row of a change, in the change's own transaction."""
     if audit is not None:
         await audit_log.append(tx, audit)
+
+
+async def _hold(
+    tx: Tx, project: str, cluster: str, deploy_id: str, actor: str, stale_after: float
+) -> None:
+    """Hold the pair's lock for deploy_id, or take it over from a holder whose heartbeat is
+    older than stale_after; LockBusy while another deploy holds it (its holder may again)."""
+    holder = await locks.holder(tx, project, cluster)
+    if holder is not None and holder.deploy_id != deploy_id:
+        if holder.heartbeat_at > tx.now - timedelta(seconds=stale_after):
+            raise LockBusy.held_by(
+                project, cluster, holder.deploy_id, holder.actor, holder.acquired_at
+            )
+        await _take_over(tx, holder, deploy_id, actor)
+    acquired_at = holder.acquired_at if holder and holder.deploy_id == deploy_id else tx.now
+    await locks.hold(tx, project, cluster, deploy_id, actor, acquired_at)
 
 
 async def _take_over(tx: Tx, holder: LockInfo, deploy_id: str, actor: str) -> None:

@@ -132,6 +132,11 @@ async def test_deploy_succeeds_without_downtime(deploy_world: Config, tmp_path: 
         assert all(s.seconds is not None and s.state == "succeeded" for s in recorded)
         assert await store.verify_audit() is None
         assert await store.lock_holder("storefront", "staging") is None
+        # A deploy outside the queue starts with its audit line, written with its record
+        # and its lock: the history never holds a deploy that the audit does not.
+        first = (await store.audit_rows(deploy_id=outcome.deploy_id))[0]
+        assert (first.action, first.outcome) == ("deploy.started", "running")
+        assert first.reason == "release 2.14.1, not through the queue"
     assert outcome.own_seconds < outcome.seconds
 
 
@@ -304,6 +309,9 @@ async def test_busy_pair_is_refused_in_process(deploy_world: Config, tmp_path: P
         with pytest.raises(LockBusy, match=r"locked by deploy d-held \(alice"):
             await anext(aiter(services.engine.run(request)))
     assert live(deploy_world, "billing-worker", "qaprod1")
+    async with await Store.open(store) as opened:  # refused whole: no record, no audit line
+        assert [record.id for record in await opened.deploys(limit=10)] == []
+        assert [row.action for row in await opened.audit_rows()] == []
 
 
 async def test_rollback_of_a_finished_deploy_is_a_deploy_of_the_previous_release(
