@@ -9,7 +9,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Input, Static
@@ -107,6 +107,9 @@ class DeployDialog(ModalScreen[DeployRequest | None]):
     # Moving the cursor through the list reads only the plan the cursor stops on.
     PLAN_DELAY: ClassVar[float] = 0.2
 
+    # Under 40 rows the box takes the whole height and the plan scrolls inside it.
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-short"), (40, "-tall")]
+
     def __init__(
         self,
         project: ProjectConfig,
@@ -165,7 +168,9 @@ class DeployDialog(ModalScreen[DeployRequest | None]):
                 id="releases-hint",
             )
             yield DataTable(id="releases", cursor_type="row", zebra_stripes=True)
-            yield Static("reading the releases…", id="plan")
+            # The plan scrolls on a short terminal; the confirmation below it stays in view.
+            with VerticalScroll(id="plan-area"):
+                yield Static("reading the releases…", id="plan")
             if self.cluster.protected:
                 yield Static(
                     Content.assemble(
@@ -174,8 +179,9 @@ class DeployDialog(ModalScreen[DeployRequest | None]):
                     ),
                     id="protect-hint",
                 )
-                yield Input(placeholder=self.cluster.name, id="confirm-name")
             with Horizontal(id="buttons"):
+                if self.cluster.protected:
+                    yield Input(placeholder=self.cluster.name, id="confirm-name")
                 yield Button(
                     "Deploy",
                     id="confirm",
