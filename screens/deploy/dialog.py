@@ -108,7 +108,7 @@ class DeployDialog(ModalScreen[DeployRequest | None]):
     PLAN_DELAY: ClassVar[float] = 0.2
 
     # Under 40 rows the box takes the whole height and the plan scrolls inside it.
-    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-short"), (40, "-tall")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (40, "-tall")]
 
     def __init__(
         self,

@@ -107,6 +107,12 @@ class DeployScreen(Screen[None]):
     CSS_PATH = "../styles/deploy.tcss"
     HELP_NAMESPACE = "deploy"
 
+    # Under 110 columns the log goes below the steps, at the full width of the terminal.
+    HORIZONTAL_BREAKPOINTS = [
+        (0, "-narrow"),
+        (110, "-wide"),
+    ]
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back (deploy goes on)", id="deploy.back"),
         Binding("c", "cancel_deploy", "Cancel deploy", id="deploy.cancel"),
@@ -157,6 +163,8 @@ class DeployScreen(Screen[None]):
         self._ready = True
         for event in self.tracked.log:
             self._write(event)
+        # Opened mid-deploy: show the latest lines once the log has its final size.
+        self.call_after_refresh(self.log_widget.scroll_end, animate=False)
         self._show_state()
         self.set_interval(1.0, self._tick, name="deploy-clock")
 

@@ -108,11 +108,13 @@ class QueueDialog(ModalScreen[Answer | None]):
         self.dismiss(None)
 
     def form_end(self, submit: str, submit_id: str) -> ComposeResult:
-        """The error line (hidden until there is one), then the submit and Cancel buttons."""
-        yield Static(id="dialog-error")
-        with Horizontal(classes="dialog-buttons"):
-            yield Button(submit, id=submit_id, variant="warning")
-            yield Button("Cancel", id="cancel")
+        """The error line (hidden until there is one), then the submit and Cancel buttons:
+        kept at the foot of the box while the fields above scroll on a short terminal."""
+        with Vertical(classes="dialog-end"):
+            yield Static(id="dialog-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button(submit, id=submit_id, variant="warning")
+                yield Button("Cancel", id="cancel")
 
     def reason(self, input_id: str, missing: str) -> str | None:
         """The reason typed, stripped; None (and `missing` shown) if there is none."""

@@ -1,0 +1,311 @@
+"""Every dialog at 80x24, a standard terminal: what a person must reach to act is on screen.
+
+Each dialog is opened the way a person opens it; its fields and buttons must lie wholly inside
+the 80x24 screen, not clipped by their box, and be the widget drawn at their centre (nothing
+over them). A snapshot of each at 80x24 keeps its look.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Input
+
+from console.config import Config, load_config
+from console.model import DeployRequest, FleetSnapshot, Step
+from console.store import Store
+from screens.app import DeployConsoleApp
+from screens.deploy.dialog import DeployDialog
+from screens.deploy.picker import DeployListDialog
+from screens.help import HelpScreen
+from screens.queue.dialogs import FreezeDialog, HoldsDialog, LockDialog
+from screens.widgets.confirm import ConfirmDialog
+from tests.conftest import DEMO_CONFIG
+from tests.screens.ui import SteppingClock, stub_app, wait_for
+from tests.screens.ui.deploy_fakes import ScriptedDeploys, held_deploy, open_dialog
+from tests.screens.ui.test_queue_screen import (  # noqa: F401  (snapshot_store: a fixture)
+    NEXT_ID,
+    QueueDeploys,
+    _Opened,
+    fill,
+    open_queue,
+    runner_for,
+    select,
+    snapshot_store,
+)
+
+SMALL = (80, 24)
+SnapCompare = Callable[..., bool]
+Opener = Callable[[Pilot[None]], Awaitable[Screen[object]]]
+
+
+def hidden(screen: Screen[object], *selectors: str) -> list[str]:
+    """The selectors whose widget is not wholly on the screen, clipped, or drawn over."""
+    width, height = SMALL
+    missing = []
+    for selector in selectors:
+        widget = screen.query_one(selector, Widget)
+        geometry = screen.find_widget(widget)
+        region = geometry.region
+        inside = region.x >= 0 and region.y >= 0 and region.right <= width
+        inside = inside and region.bottom <= height and region.area > 0
+        drawn, _ = screen.get_widget_at(*region.center) if inside else (None, None)
+        on_top = drawn is widget or (drawn is not None and widget in drawn.ancestors)
+        if not (inside and geometry.visible_region == region and on_top):
+            missing.append(f"{selector} at {region}")
+    return missing
+
+
+@pytest.fixture(autouse=True)
+def quick_plans(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(DeployDialog, "PLAN_DELAY", 0.0)
+
+
+@pytest.fixture(scope="module")
+def config() -> Config:
+    return load_config(DEMO_CONFIG)
+
+
+async def _first_refresh(pilot: Pilot[None]) -> DeployConsoleApp:
+    app = pilot.app
+    assert isinstance(app, DeployConsoleApp)
+    await wait_for(pilot, lambda: app.refresh_count >= 1, "the first refresh")
+    return app
+
+
+async def _still(pilot: Pilot[None]) -> None:
+    """Inputs drawn without a blinking cursor (drawn or not by timing), then one more frame."""
+    for field in pilot.app.screen.query(Input):
+        field.cursor_blink = False
+    await pilot.pause()
+
+
+# -- the deploy dialogs ----------------------------------------------------------------------
+
+
+async def test_a_protected_deploy_is_confirmed_at_80x24_by_typing_the_cluster_name(
+    world_config: Config, demo_snapshot: FleetSnapshot
+) -> None:
+    deploys = ScriptedDeploys(demo_snapshot, hold_at=Step.CONFIGURE)
+    app = stub_app(world_config, demo_snapshot, deploys=deploys)
+    async with app.run_test(size=SMALL) as pilot:
+        await _first_refresh(pilot)
+        dialog = await open_dialog(pilot, 3)  # storefront in prod1
+        assert hidden(dialog, "#confirm-name", "#confirm", "#cancel", "#plan-area") == []
+        assert dialog.confirm_button.disabled
+        await pilot.click("#confirm-name")
+        await pilot.press(*"prod1", "enter")
+        await wait_for(pilot, lambda: deploys.started, "the deploy to start")
+        assert deploys.started == [DeployRequest("storefront", "prod1", "2.15.0", "alice")]
+
+
+async def test_the_plan_scrolls_at_80x24_and_the_buttons_stay(
+    world_config: Config, demo_snapshot: FleetSnapshot
+) -> None:
+    deploys = ScriptedDeploys(demo_snapshot)
+    app = stub_app(world_config, demo_snapshot, deploys=deploys)
+    async with app.run_test(size=SMALL) as pilot:
+        await _first_refresh(pilot)
+        dialog = await open_dialog(pilot, 3)
+        area = dialog.query_one("#plan-area")
+        await pilot.pause()
+        # The plan is longer than its area here: its last line is reached by scrolling.
+        assert area.max_scroll_y > 0
+        area.scroll_end(animate=False)
+        await pilot.pause()
+        assert "expected" in dialog.plan_text
+        assert hidden(dialog, "#confirm-name", "#confirm", "#cancel") == []
+
+
+async def test_the_deploy_dialog_of_an_unprotected_cluster_at_80x24(
+    world_config: Config, demo_snapshot: FleetSnapshot
+) -> None:
+    deploys = ScriptedDeploys(demo_snapshot)
+    app = stub_app(world_config, demo_snapshot, deploys=deploys)
+    async with app.run_test(size=SMALL) as pilot:
+        await _first_refresh(pilot)
+        dialog = await open_dialog(pilot, 1)  # storefront in staging
+        assert hidden(dialog, "#releases", "#plan-area", "#confirm", "#cancel") == []
+        await pilot.click("#confirm")
+        await wait_for(pilot, lambda: deploys.started, "the deploy to start")
+
+
+# -- every dialog, opened as a person opens it -----------------------------------------------
+
+
+async def _cancel_confirmation(pilot: Pilot[None]) -> Screen[object]:
+    app = await _first_refresh(pilot)
+    deploys = app.deploys
+    assert isinstance(deploys, ScriptedDeploys)
+    await held_deploy(app, pilot, deploys, "storefront", "staging", "2.15.0")
+    await pilot.press("c")
+    await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the confirmation")
+    return app.screen
+
+
+async def _deploy_list(pilot: Pilot[None]) -> Screen[object]:
+    app = await _first_refresh(pilot)
+    deploys = app.deploys
+    assert isinstance(deploys, ScriptedDeploys)
+    await held_deploy(app, pilot, deploys, "storefront", "staging", "2.15.0")
+    await pilot.press("escape", "D")
+    await wait_for(pilot, lambda: isinstance(app.screen, DeployListDialog), "the deploy list")
+    return app.screen
+
+
+async def _help(pilot: Pilot[None]) -> Screen[object]:
+    app = await _first_refresh(pilot)
+    await pilot.press("question_mark")
+    await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "the help")
+    return app.screen
+
+
+DEPLOY_DIALOGS: dict[str, tuple[Opener, tuple[str, ...]]] = {
+    "cancel-confirmation": (_cancel_confirmation, ("#question", "#yes", "#no")),
+    "deploy-list": (_deploy_list, ("#deploy-list", "#deploy-list-hint")),
+    "help": (_help, ("#help-keys",)),
+}
+
+
+@pytest.mark.parametrize("name", DEPLOY_DIALOGS)
+async def test_each_console_dialog_fits_80x24(
+    name: str, world_config: Config, demo_snapshot: FleetSnapshot
+) -> None:
+    opener, selectors = DEPLOY_DIALOGS[name]
+    deploys = ScriptedDeploys(demo_snapshot, hold_at=Step.CONFIGURE)
+    app = stub_app(world_config, demo_snapshot, deploys=deploys)
+    async with app.run_test(size=SMALL) as pilot:
+        dialog = await opener(pilot)
+        await pilot.pause()
+        assert hidden(dialog, *selectors) == []
+
+
+@pytest.mark.parametrize("name", DEPLOY_DIALOGS)
+def test_snapshot_console_dialog(
+    name: str, snap_compare: SnapCompare, world_config: Config, demo_snapshot: FleetSnapshot
+) -> None:
+    opener, _ = DEPLOY_DIALOGS[name]
+    deploys = ScriptedDeploys(demo_snapshot, hold_at=Step.CONFIGURE)
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await opener(pilot)
+        await _still(pilot)
+
+    app = stub_app(world_config, demo_snapshot, deploys=deploys)
+    assert snap_compare(app, terminal_size=SMALL, run_before=run_before)
+
+
+def test_snapshot_protected_deploy_dialog(
+    snap_compare: SnapCompare, world_config: Config, demo_snapshot: FleetSnapshot
+) -> None:
+    deploys = ScriptedDeploys(demo_snapshot)
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await _first_refresh(pilot)
+        await open_dialog(pilot, 3)
+        await _still(pilot)
+
+    app = stub_app(world_config, demo_snapshot, deploys=deploys)
+    assert snap_compare(app, terminal_size=SMALL, run_before=run_before)
+
+
+async def test_the_deploy_log_reads_at_the_full_width_of_80_columns(
+    world_config: Config, demo_snapshot: FleetSnapshot
+) -> None:
+    deploys = ScriptedDeploys(demo_snapshot, hold_at=Step.CONFIGURE)
+    app = stub_app(world_config, demo_snapshot, deploys=deploys)
+    async with app.run_test(size=SMALL) as pilot:
+        await _first_refresh(pilot)
+        screen = await held_deploy(app, pilot, deploys, "storefront", "prod1", "2.15.0")
+        await pilot.pause()
+        assert screen.log_widget.region.width == SMALL[0]
+        assert screen.log_widget.region.height >= 8
+        assert hidden(screen, "#steps", "#log") == []
+
+
+def test_snapshot_deploy_screen(
+    snap_compare: SnapCompare, world_config: Config, demo_snapshot: FleetSnapshot
+) -> None:
+    """A deploy held in its configure step at 80 columns: its steps and its log both read."""
+    deploys = ScriptedDeploys(demo_snapshot, hold_at=Step.CONFIGURE)
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        app = await _first_refresh(pilot)
+        await held_deploy(app, pilot, deploys, "storefront", "prod1", "2.15.0")
+        await pilot.pause()
+
+    app = stub_app(world_config, demo_snapshot, deploys=deploys)
+    assert snap_compare(app, terminal_size=SMALL, run_before=run_before)
+
+
+# -- the queue's dialogs ---------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def queue_at_80x24(
+    tmp_path: Path, config: Config
+) -> AsyncIterator[tuple[DeployConsoleApp, Pilot[None]]]:
+    """The queue screen at 80x24 on a filled store, media-service's row (free to start)
+    selected."""
+    clock = SteppingClock()
+    async with await Store.open(tmp_path / "console.db", clock=clock) as store:
+        runner = runner_for(store, config, clock)
+        await fill(runner.queue, clock)
+        app = stub_app(config, clock=clock, deploys=QueueDeploys(runner))
+        async with app.run_test(size=SMALL) as pilot:
+            await select(pilot, await open_queue(pilot), NEXT_ID)
+            yield app, pilot
+
+
+QUEUE_DIALOGS: dict[str, tuple[str, type[Screen[object]], tuple[str, ...]]] = {
+    "freeze": ("f", FreezeDialog, ("#freeze-cluster", "#freeze-reason", "#freeze", "#cancel")),
+    "lock": (
+        "l",
+        LockDialog,
+        ("#lock-scope", "#lock-reason", "#lock-expiry", "#lock-warning", "#lock", "#cancel"),
+    ),
+    "holds": ("L", HoldsDialog, ("#holds",)),
+}
+
+
+@pytest.mark.parametrize("name", QUEUE_DIALOGS)
+async def test_each_queue_dialog_fits_80x24(name: str, tmp_path: Path, config: Config) -> None:
+    key, kind, selectors = QUEUE_DIALOGS[name]
+    async with queue_at_80x24(tmp_path, config) as (app, pilot):
+        await pilot.press(key)
+        await wait_for(pilot, lambda: isinstance(app.screen, kind), f"the {name} dialog")
+        await pilot.pause()
+        assert hidden(app.screen, *selectors) == []
+
+
+@pytest.mark.parametrize("name", QUEUE_DIALOGS)
+def test_snapshot_queue_dialog(
+    name: str,
+    snap_compare: SnapCompare,
+    config: Config,
+    snapshot_store: Path,  # noqa: F811  (the queue tests' fixture, imported above)
+) -> None:
+    key, kind, _ = QUEUE_DIALOGS[name]
+    clock = SteppingClock()
+    deploys = QueueDeploys(None)  # type: ignore[arg-type]
+    opened = _Opened()
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        store = opened.store = await Store.open(snapshot_store, clock=clock)
+        deploys.runner = runner_for(store, config, clock)
+        await select(pilot, await open_queue(pilot), NEXT_ID)
+        await pilot.press(key)
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, kind), f"the {name} dialog")
+        await _still(pilot)
+
+    try:
+        app = stub_app(config, clock=clock, deploys=deploys)
+        assert snap_compare(app, terminal_size=SMALL, run_before=run_before)
+    finally:
+        opened.close()
