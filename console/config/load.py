@@ -61,16 +61,22 @@ def find_config(explicit: str | None) -> Config:
         if origin == "user config" and not path.exists():
             raise ConfigError(
                 f"no config found: pass --config PATH, set $DEPLOY_CONSOLE_CONFIG, "
-                f"or create {path} (see config/example.toml)"
+                f"or create {path} (see config/example.toml); or start `deploy-console demo`, "
+                "which commands then reach"
             )
         return load_config(path)
     raise ConfigError("no config found")
 
 
 def write_world_config(
-    source: Path, endpoint_url: str, destination: Path, ssh: dict[str, Any] | None = None
+    source: Path,
+    endpoint_url: str,
+    destination: Path,
+    ssh: dict[str, Any] | None = None,
+    store: Path | None = None,
 ) -> None:
-    """Write a copy of `source` whose clusters all point at `endpoint_url` (and `ssh`).
+    """Write a copy of `source` whose clusters all point at `endpoint_url` (and `ssh`), with
+    `store` as its store when given.
 
     The file is the console's own (generated), so rewriting it with tomli-w is safe; it is
     written to a temporary file first so a reader never sees half of it.
@@ -83,6 +89,8 @@ def write_world_config(
             cluster.pop(key, None)
         if ssh is not None:
             cluster["ssh"] = dict(ssh)
+    if store is not None:
+        data["store"] = str(store)
     parse_config(data, destination)
     private_dir(destination.parent)
     handle, temporary = tempfile.mkstemp(dir=destination.parent, prefix=".world-", suffix=".toml")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
@@ -10,6 +11,7 @@ import platformdirs
 APP_NAME = "deploy-console"
 CONFIG_ENV = "DEPLOY_CONSOLE_CONFIG"
 STORE_FILE = "deploy-console.db"
+RUNNING_DEMO = "the running demo"
 PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
 
 
@@ -25,14 +27,59 @@ def user_data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME))
 
 
+@dataclass(frozen=True)
+class DemoFiles:
+    """What `deploy-console demo` keeps in the user data dir, apart from a real console's:
+    the config of its world (a new port each run), its own store, and the pid of the demo
+    that wrote them (so a second terminal finds the running demo, and only a running one)."""
+
+    config: Path
+    store: Path
+    pid: Path
+
+    @classmethod
+    def here(cls) -> DemoFiles:
+        folder = user_data_dir()
+        return cls(folder / "demo-world.toml", folder / "demo.db", folder / "demo.pid")
+
+    def running_pid(self) -> int | None:
+        """The pid of the demo that wrote these files, if it still runs."""
+        try:
+            pid = int(self.pid.read_text(encoding="ascii").strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return pid  # alive, though not ours to signal
+        return pid
+
+    def mark_running(self) -> None:
+        """Record this process as the running demo (the file readable by this user only)."""
+        private_dir(self.pid.parent)
+        self.pid.unlink(missing_ok=True)
+        create_private_file(self.pid)
+        self.pid.write_text(f"{os.getpid()}\n", encoding="ascii")
+
+    def mark_stopped(self) -> None:
+        self.pid.unlink(missing_ok=True)
+
+
 def config_candidates(explicit: str | None) -> list[tuple[str, Path]]:
-    """The config search order: --config, then $DEPLOY_CONSOLE_CONFIG, then the user dir."""
+    """The config search order: --config, then $DEPLOY_CONSOLE_CONFIG, then the user dir,
+    then (with none of those) the config of a demo running for this user."""
     if explicit:
         return [("--config", Path(explicit))]
     from_env = os.environ.get(CONFIG_ENV)
     if from_env:
         return [(f"${CONFIG_ENV}", Path(from_env))]
-    return [("user config", user_config_file())]
+    user = user_config_file()
+    demo = DemoFiles.here()
+    if not user.exists() and demo.config.exists() and demo.running_pid() is not None:
+        return [(RUNNING_DEMO, demo.config)]
+    return [("user config", user)]
 
 
 def store_path(configured: Path | None, explicit: str | None) -> Path:

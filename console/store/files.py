@@ -152,3 +152,9 @@ def read_only_uri(path: Path) -> str:
     if not any(journal.exists() for journal in journals) and not os.access(path.parent, os.W_OK):
         uri += "&immutable=1"
     return uri
+
+
+def remove_store(path: Path) -> None:
+    """Delete a store and its SQLite companions (-wal, -shm, -journal), if there."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from console.config import Config, find_config
+from console.config.paths import DemoFiles
 from console.errors import ConsoleError
 from console.inputs import seconds, shown, whole_number
 from screens import PROG
@@ -90,7 +91,10 @@ def with_config(command: Callable[[Config, argparse.Namespace], int]) -> Handler
     """A handler that finds the config first (--config, $DEPLOY_CONSOLE_CONFIG, user dir)."""
 
     def handler(args: argparse.Namespace) -> int:
-        return command(find_config(args.config), args)
+        config = find_config(args.config)
+        if args.config is None and config.source == DemoFiles.here().config:
+            say(f"no config of your own: using the running demo's ({config.source})")
+        return command(config, args)
 
     return handler
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from console.config import load_config, sample_config, write_world_config
-from console.config.paths import user_data_dir
+from console.config.paths import DemoFiles, user_data_dir
+from console.store.files import remove_store
 from screens import PROG
 from screens.cli.command_line import PORT, Commands, UsageError, say
 
@@ -79,13 +80,27 @@ def demo_command(args: argparse.Namespace) -> int:
     source = _config_source(args)
     import console.world.server  # noqa: F401  (without the [demo] extra: its one-line error first)
 
+    demo = DemoFiles.here()
+    other = demo.running_pid()
+    if other is not None:
+        raise UsageError(
+            f"a demo is already running (pid {other}): use it, e.g. `{PROG} status` in "
+            "another terminal, or stop it first"
+        )
     say(f"starting the embedded AWS world from {source}...")
     world = _start_world(source, args.port)
     try:
-        destination = user_data_dir() / "demo-world.toml"
-        write_world_config(source, world.endpoint_url, destination, world.start_ssh())
+        if args.store is None:
+            # The demo's own store starts with its world: nothing of an earlier run's
+            # deploys, audit or anchors, and nothing of this user's real store.
+            remove_store(demo.store)
+        write_world_config(
+            source, world.endpoint_url, demo.config, world.start_ssh(), store=demo.store
+        )
+        demo.mark_running()
         # The world lives in this process: a deploy cannot outlive it, so this console runs
         # its deploys itself.
-        return run_console(load_config(destination), args.store, runs_deploys=True)
+        return run_console(load_config(demo.config), args.store, runs_deploys=True)
     finally:
+        demo.mark_stopped()
         world.stop()
