@@ -26,7 +26,8 @@ from console.events import (
     StepStarted,
 )
 from console.fleet.inventory import FleetSource
-from console.model import DeployRequest, DeployState
+from console.model import DeployRequest, DeployState, FleetSnapshot
+from console.queue.marks import Mark, PairMark, read_marks
 from console.store import Store
 from screens import PROG
 from screens.dashboard.screen import DashboardScreen
@@ -128,6 +129,8 @@ class DeployConsoleApp(FleetRefreshApp):
         """How the anchor's last round ended."""
         self.anchor_rounds = 0
         """Rounds of the anchor's schedule ended: tests wait on it."""
+        self.stored_marks: dict[tuple[str, str], PairMark] = {}
+        """What the queue and the store said of each pair at the last read."""
 
     def get_default_screen(self) -> Screen[None]:
         return DashboardScreen(self.config, self.clock, may_deploy=self.may_deploy)
@@ -171,8 +174,26 @@ class DeployConsoleApp(FleetRefreshApp):
 
     # -- the refresh loop (screens/refresh.py): what the console does with each read ------
 
+    def fleet_read(self, snapshot: FleetSnapshot) -> None:
+        self._marks_worker()
+
     def fleet_unreadable(self, error: str) -> None:
         self.notify(error, title="Refresh failed", severity="error")
+        self._marks_worker()
+
+    @work(exclusive=True, group="marks", exit_on_error=False)
+    async def _marks_worker(self) -> None:
+        """With each fleet read, what the queue and the store say of each pair (queued,
+        deploying, frozen, locked, last deploy failed); a failed read keeps the last."""
+        runner = getattr(self.deploys, "runner", None)
+        if runner is None:
+            return
+        pairs = [(p.name, cluster) for p in self.config.projects for cluster in p.clusters]
+        try:
+            self.stored_marks = await read_marks(runner.queue, pairs)
+        except (ConsoleError, OSError):
+            return
+        self._show_deploying()
 
     def refresh_shown(self) -> None:
         self._pass_down()
@@ -415,15 +436,18 @@ class DeployConsoleApp(FleetRefreshApp):
         self.refresh_fleet()
 
     def _show_deploying(self) -> None:
-        deploying = {
-            tracked.pair: tracked.release
-            for tracked in self.tracked.values()
-            if not tracked.finished
-        }
+        """The marks read from the store, and over them this console's own deploys (their
+        events are newer than the last read)."""
+        marks = dict(self.stored_marks)
+        for tracked in self.tracked.values():
+            if not tracked.finished:
+                running = tracked.state is DeployState.RUNNING
+                mark = Mark.DEPLOYING if running else Mark.QUEUED
+                marks[tracked.pair] = PairMark(mark, tracked.release, tracked.waiting)
         # Looked up, not self.dashboard: while the app shuts down the stack may be empty.
         for screen in self.screen_stack:
             if isinstance(screen, DashboardScreen):
-                screen.deploying = deploying
+                screen.marks = marks
         self.refresh_bindings()
 
     def open_deploy(self, key: int) -> None:

@@ -10,9 +10,11 @@ from textual.widgets.data_table import CellDoesNotExist, RowKey
 
 from console.config import ClusterConfig, ProjectConfig
 from console.model import EnvStatus, FleetSnapshot, Health
+from console.queue.marks import Mark, PairMark
 from screens.widgets.format import (
     HEALTH_GLYPHS,
     LOCK,
+    MARK_GLYPHS,
     NOT_DEPLOYED_GLYPH,
     shorten,
     version_summary,
@@ -20,8 +22,16 @@ from screens.widgets.format import (
 from screens.widgets.tables import TABLE_NAVIGATION, CursorCachedTable, cell_style
 
 PROJECT_COLUMN = "project"
-DEPLOYING_GLYPH = "⟳"
 MIN_CELL_WIDTH = 20
+# A cell's style by its mark: one class a kind (rolled back looks like failed).
+MARK_COMPONENTS: dict[Mark, str] = {
+    Mark.DEPLOYING: "fleet-matrix--deploying",
+    Mark.QUEUED: "fleet-matrix--queued",
+    Mark.FROZEN: "fleet-matrix--frozen",
+    Mark.LOCKED: "fleet-matrix--locked",
+    Mark.FAILED: "fleet-matrix--failed",
+    Mark.ROLLED_BACK: "fleet-matrix--failed",
+}
 
 
 def cluster_label(cluster: ClusterConfig) -> str:
@@ -41,6 +51,18 @@ def cell_text(env: EnvStatus | None, width: int) -> str:
     room = width - len(glyph) - 1 - len(counts) - 1
     version = shorten(version_summary(env.versions) or "-", room)
     return f"{glyph} {version.ljust(room)} {counts}"
+
+
+def marked_text(mark: PairMark, env: EnvStatus | None, width: int) -> str:
+    """A cell with a mark: `⟳ deploying 2.16.0 ●`: the mark, the release it is about (for a
+    freeze or a lock: the version running), then the health glyph when the cluster was read."""
+    health = HEALTH_GLYPHS[env.health] if env is not None and env.instances else ""
+    words = mark.words
+    if mark.release is None and env is not None and env.versions:
+        words = f"{words} {version_summary(env.versions)}"
+    room = width - (len(health) + 1 if health else 0)
+    shown = shorten(f"{MARK_GLYPHS[mark.mark]} {words}", room)
+    return f"{shown.ljust(room)} {health}" if health else shown
 
 
 class FleetMatrix(CursorCachedTable[Text], inherit_bindings=False):
@@ -63,6 +85,10 @@ class FleetMatrix(CursorCachedTable[Text], inherit_bindings=False):
         "fleet-matrix--cluster",
         "fleet-matrix--protected",
         "fleet-matrix--deploying",
+        "fleet-matrix--queued",
+        "fleet-matrix--frozen",
+        "fleet-matrix--locked",
+        "fleet-matrix--failed",
     }
 
     DEFAULT_CSS = """
@@ -79,13 +105,19 @@ class FleetMatrix(CursorCachedTable[Text], inherit_bindings=False):
     FleetMatrix > .fleet-matrix--cluster { color: $text-primary; text-style: bold; }
     FleetMatrix > .fleet-matrix--protected { color: $text-error; text-style: bold; }
     FleetMatrix > .fleet-matrix--deploying { color: $text-accent; text-style: bold; }
+    FleetMatrix > .fleet-matrix--queued { color: $text-accent; }
+    FleetMatrix > .fleet-matrix--frozen { color: $text-primary; text-style: bold; }
+    FleetMatrix > .fleet-matrix--locked { color: $text-warning; text-style: bold; }
+    FleetMatrix > .fleet-matrix--failed { color: $text-error; text-style: bold; }
     """
 
     snapshot: reactive[FleetSnapshot | None] = reactive(None, always_update=True, init=False)
     """The fleet to show; set it and the cells change in place."""
 
-    deploying: reactive[dict[tuple[str, str], str]] = reactive(dict, always_update=True, init=False)
-    """(project, cluster) -> release being deployed there from this console."""
+    marks: reactive[dict[tuple[str, str], PairMark]] = reactive(
+        dict, always_update=True, init=False
+    )
+    """(project, cluster) -> what its cell shows of deploys and holds, over its health."""
 
     filter_text: reactive[str] = reactive("", init=False)
     """Only projects whose name contains this (case-insensitive) are shown."""
@@ -181,9 +213,12 @@ class FleetMatrix(CursorCachedTable[Text], inherit_bindings=False):
 
     def _cell(self, project: str, cluster: ClusterConfig) -> Text:
         key = (project, cluster.name)
-        if key in self.deploying:
-            plain = shorten(f"{DEPLOYING_GLYPH} deploying {self.deploying[key]}", self.cell_width)
-            component = "fleet-matrix--deploying"
+        mark = self.marks.get(key)
+        if mark is not None:
+            env = self.snapshot.env(project, cluster.name) if self.snapshot else None
+            plain = marked_text(mark, env, self.cell_width)
+            self._shown[key] = (plain, MARK_COMPONENTS[mark.mark])
+            return self._marked(plain, MARK_COMPONENTS[mark.mark], env)
         elif key not in self._deployed:
             plain, component = NOT_DEPLOYED_GLYPH, "fleet-matrix--not-deployed"
         elif self.snapshot is None:
@@ -196,6 +231,15 @@ class FleetMatrix(CursorCachedTable[Text], inherit_bindings=False):
             )
         self._shown[key] = (plain, component)
         return self._styled(plain, component)
+
+    def _marked(self, plain: str, component: str, env: EnvStatus | None) -> Text:
+        """The mark in its style, the health glyph after it in its own."""
+        text = Text(plain, no_wrap=True, overflow="ellipsis")
+        read = env is not None and bool(env.instances)
+        text.stylize(self._style(component), 0, len(plain) - 1 if read else len(plain))
+        if env is not None and read:
+            text.stylize(self._style(f"fleet-matrix--{env.health.value}"), len(plain) - 1)
+        return text
 
     def _styled(self, plain: str, component: str) -> Text:
         style = self._style(component)
@@ -226,7 +270,7 @@ class FleetMatrix(CursorCachedTable[Text], inherit_bindings=False):
         if self._shown[(project, cluster.name)] != before:
             self.update_cell(row_key, cluster.name, value, update_width=False)
 
-    def watch_deploying(self) -> None:
+    def watch_marks(self) -> None:
         self.watch_snapshot(self.snapshot)
 
     def watch_filter_text(self, _old: str, _new: str) -> None:

@@ -16,6 +16,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from console.config import Config
 from console.model import FleetSnapshot
+from console.queue.marks import PairMark
 from screens.dashboard.fleet_matrix import FleetMatrix
 from screens.messages import (
     DeployAsked,
@@ -25,7 +26,15 @@ from screens.messages import (
     RefreshRequested,
 )
 from screens.widgets.fleet_header import FleetHeader
-from screens.widgets.format import HEALTH_GLYPHS, HEALTH_STYLES, NOT_DEPLOYED_GLYPH, health_word
+from screens.widgets.format import (
+    HEALTH_GLYPHS,
+    HEALTH_STYLES,
+    MARK_GLYPHS,
+    MARK_MEANINGS,
+    MARK_STYLES,
+    NOT_DEPLOYED_GLYPH,
+    health_word,
+)
 
 
 def legend() -> Content:
@@ -33,7 +42,9 @@ def legend() -> Content:
     for health, glyph in HEALTH_GLYPHS.items():
         parts.extend([(glyph, HEALTH_STYLES[health]), f" {health_word(health)}  "])
     parts.extend([(NOT_DEPLOYED_GLYPH, "$text-disabled"), " not in this cluster  "])
-    parts.append(("cell: version (+N more) serving/total", "$text-muted"))
+    parts.append(("cell: version (+N more) serving/total\n", "$text-muted"))
+    for mark, glyph in MARK_GLYPHS.items():
+        parts.extend([(glyph, MARK_STYLES[mark]), f" {MARK_MEANINGS[mark]}  "])
     return Content.assemble(*parts)
 
 
@@ -65,8 +76,10 @@ class DashboardScreen(Screen[None]):
     snapshot: reactive[FleetSnapshot | None] = reactive(None, always_update=True, init=False)
     refreshing: reactive[bool] = reactive(False, init=False)
     refresh_error: reactive[str | None] = reactive(None, init=False)
-    deploying: reactive[dict[tuple[str, str], str]] = reactive(dict, always_update=True, init=False)
-    """(project, cluster) -> release this console is deploying there."""
+    marks: reactive[dict[tuple[str, str], PairMark]] = reactive(
+        dict, always_update=True, init=False
+    )
+    """(project, cluster) -> what its cell shows of deploys and holds."""
 
     def __init__(
         self,
@@ -118,7 +131,7 @@ class DashboardScreen(Screen[None]):
     def watch_refresh_error(self) -> None:
         self._pass_down()
 
-    def watch_deploying(self) -> None:
+    def watch_marks(self) -> None:
         self._pass_down()
 
     def _pass_down(self) -> None:
@@ -130,8 +143,8 @@ class DashboardScreen(Screen[None]):
         header.refresh_error = self.refresh_error
         if self.matrix.snapshot is not self.snapshot:
             self.matrix.snapshot = self.snapshot
-        if self.matrix.deploying != self.deploying:
-            self.matrix.deploying = dict(self.deploying)
+        if self.matrix.marks != self.marks:
+            self.matrix.marks = dict(self.marks)
 
     # -- actions -----------------------------------------------------------------------
 

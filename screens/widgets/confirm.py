@@ -18,6 +18,9 @@ class ConfirmDialog(ModalScreen[bool]):
 
     CSS_PATH = "../styles/deploy.tcss"
     HELP_NAMESPACE = "confirm"
+    # No is focused first: Enter alone never takes the hard-to-undo answer. (Textual focuses
+    # it once the screen is shown; a query in on_mount raced the compose under load.)
+    AUTO_FOCUS = "#no"
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "answer(True)", "Yes", id="confirm.yes"),
@@ -38,9 +41,6 @@ class ConfirmDialog(ModalScreen[bool]):
             with Horizontal(id="confirm-buttons"):
                 yield Button(f"{self.yes} (y)", id="yes", variant="error")
                 yield Button(f"{self.no} (n)", id="no", variant="primary")
-
-    def on_mount(self) -> None:
-        self.query_one("#no", Button).focus()
 
     @on(Button.Pressed, "#yes")
     def _yes(self) -> None:

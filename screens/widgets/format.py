@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from console.model import Health
+from console.queue.marks import Mark
 
 # One glyph per health, readable without colour: the colour only repeats what the glyph says.
 HEALTH_GLYPHS: dict[Health, str] = {
@@ -24,6 +25,32 @@ HEALTH_STYLES: dict[Health, str] = {
     Health.UNKNOWN: "italic $text-muted",
 }
 LOCK = "🔒"
+# What a cell shows of deploys and holds, glyph then word (console.queue.marks): readable
+# without colour; the style only repeats it.
+MARK_GLYPHS: dict[Mark, str] = {
+    Mark.DEPLOYING: "⟳",
+    Mark.QUEUED: "◷",
+    Mark.FROZEN: "❄",
+    Mark.LOCKED: "⊘",
+    Mark.FAILED: "✗",
+    Mark.ROLLED_BACK: "↶",
+}
+MARK_STYLES: dict[Mark, str] = {
+    Mark.DEPLOYING: "bold $text-accent",
+    Mark.QUEUED: "$text-accent",
+    Mark.FROZEN: "bold $text-primary",
+    Mark.LOCKED: "bold $text-warning",
+    Mark.FAILED: "bold $text-error",
+    Mark.ROLLED_BACK: "$text-error",
+}
+MARK_MEANINGS: dict[Mark, str] = {
+    Mark.DEPLOYING: "deploying",
+    Mark.QUEUED: "queued",
+    Mark.FROZEN: "cluster frozen",
+    Mark.LOCKED: "locked",
+    Mark.FAILED: "last deploy failed",
+    Mark.ROLLED_BACK: "last deploy rolled back",
+}
 
 
 def format_age(seconds: float) -> str:

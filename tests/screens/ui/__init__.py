@@ -88,7 +88,11 @@ async def wait_for(
 async def confirm(pilot: Pilot[None], answer: str = "y") -> str:
     """Answer the confirmation dialog (y or n) once it is up; what it asked, as plain text."""
     app = pilot.app
-    await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the confirmation")
+    await wait_for(
+        pilot,
+        lambda: isinstance(app.screen, ConfirmDialog) and app.screen.query("#question"),
+        "the confirmation",
+    )
     question = str(app.screen.query_one("#question", Static).visual)
     await pilot.press(answer)
     await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmDialog), "it to close")

@@ -159,7 +159,7 @@ async def test_deploy_screen_steps_advance_and_the_cell_shows_the_deploy(
         # Escape goes back; the deploy goes on and its cell says so.
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is app.dashboard, "the dashboard")
-        assert cell(app, "storefront", "prod1") == "⟳ deploying 2.15.0"
+        assert cell(app, "storefront", "prod1") == "⟳ deploying 2.15.0 ●"
         assert cell(app, "storefront", "prod2") == "◐ 2.14.1 2/3"
 
         # D lists it; Enter opens the same deploy again, its log replayed.
@@ -225,8 +225,8 @@ async def test_deploys_of_different_pairs_run_at_once(
         assert len(app.screen_stack) == 3  # the dashboard and one screen per deploy
         await pilot.press("escape", "escape")
         await wait_for(pilot, lambda: app.screen is app.dashboard, "the dashboard")
-        assert cell(app, "storefront", "staging") == "⟳ deploying 2.14.1"
-        assert cell(app, "checkout-api", "qaprod1") == "⟳ deploying 5.2.0"
+        assert cell(app, "storefront", "staging") == "⟳ deploying 2.14.1 ●"
+        assert cell(app, "checkout-api", "qaprod1") == "⟳ deploying 5.2.0 ●"
 
         # d on a pair being deployed opens its deploy instead of a second dialog.
         await pilot.press("right", "d")
