@@ -3,12 +3,12 @@ pair) and frozen clusters; each change one transaction with its audit row."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from typing import Unpack
 
 from console.access import Access, Action
 from console.config import Config
 from console.queue.rules import QueueError, plain_reason
-from console.store import ConsoleStore, Freeze, ManualLock, QueueTransaction
+from console.store import ConsoleStore, Freeze, ManualLock, NewManualLock, QueueTransaction
 
 
 class QueueHolds:
@@ -42,16 +42,9 @@ class QueueHolds:
                 raise QueueError(f"{cluster} is not frozen")
             await tx.audit("queue.unfreeze", actor=actor, cluster=cluster, outcome="unfrozen")
 
-    async def lock(
-        self,
-        *,
-        owner: str,
-        reason: str,
-        project: str | None = None,
-        cluster: str | None = None,
-        expires_at: datetime | None = None,
-        warning: bool = False,
-    ) -> ManualLock:
+    async def lock(self, **lock: Unpack[NewManualLock]) -> ManualLock:
+        owner, reason = lock["owner"], lock["reason"]
+        project, cluster = lock.get("project"), lock.get("cluster")
         if project is not None:
             self.config.project(project)
         if cluster is not None:
@@ -61,19 +54,13 @@ class QueueHolds:
             raise QueueError("a lock needs a reason (--reason)")
         plain_reason(reason)
         async with self.store.transaction() as tx:
+            expires_at = lock.get("expires_at")
             if expires_at is not None and expires_at <= tx.now:
                 raise QueueError("the lock's expiry is already past")
-            lock = await tx.add_manual_lock(
-                project=project,
-                cluster=cluster,
-                owner=owner,
-                reason=reason,
-                warning=warning,
-                expires_at=expires_at,
-            )
-            outcome = "warning" if warning else "locked"
-            await _audit_lock(tx, "lock.add", owner, lock, outcome)
-            return lock
+            added = await tx.add_manual_lock(**lock)
+            outcome = "warning" if lock.get("warning") else "locked"
+            await _audit_lock(tx, "lock.add", owner, added, outcome)
+            return added
 
     async def unlock(self, lock_id: int, actor: str) -> ManualLock:
         async with self.store.transaction() as tx:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 from console.model import DeployState, StepState
 
@@ -251,15 +251,15 @@ class AuditFilters(TypedDict, total=False):
 
 
 class NewManualLock(TypedDict):
-    """A manual lock to add: its scope (None: every project, every cluster), whose it is, why,
-    whether it only warns, and when it ends by itself (None: never)."""
+    """A manual lock to add: whose it is and why, its scope (absent or None: every project,
+    every cluster), whether it only warns, and when it ends by itself (absent or None: never)."""
 
-    project: str | None
-    cluster: str | None
     owner: str
     reason: str
-    warning: bool
-    expires_at: datetime | None
+    project: NotRequired[str | None]
+    cluster: NotRequired[str | None]
+    warning: NotRequired[bool]
+    expires_at: NotRequired[datetime | None]
 
 
 class AuditFields(TypedDict, total=False):
