@@ -304,37 +304,32 @@ class AwsGateway:
         )
 
     async def classic_health(self, name: str) -> list[dict[str, Any]]:
-        def call() -> list[dict[str, Any]]:
-            states: list[dict[str, Any]] = self._client("elb").describe_instance_health(
-                LoadBalancerName=name
-            )["InstanceStates"]
-            return states
-
-        return await self._run(call)
+        states: list[dict[str, Any]] = await self._answer(
+            "elb", "describe_instance_health", "InstanceStates", LoadBalancerName=name
+        )
+        return states
 
     async def target_health(self, arn: str) -> list[dict[str, Any]]:
-        def call() -> list[dict[str, Any]]:
-            descriptions: list[dict[str, Any]] = self._client("elbv2").describe_target_health(
-                TargetGroupArn=arn
-            )["TargetHealthDescriptions"]
-            return descriptions
-
-        return await self._run(call)
+        descriptions: list[dict[str, Any]] = await self._answer(
+            "elbv2", "describe_target_health", "TargetHealthDescriptions", TargetGroupArn=arn
+        )
+        return descriptions
 
     async def classic_attributes(self, name: str) -> dict[str, Any]:
-        def call() -> dict[str, Any]:
-            attributes: dict[str, Any] = self._client("elb").describe_load_balancer_attributes(
-                LoadBalancerName=name
-            )["LoadBalancerAttributes"]
-            return attributes
-
-        return await self._run(call)
+        attributes: dict[str, Any] = await self._answer(
+            "elb",
+            "describe_load_balancer_attributes",
+            "LoadBalancerAttributes",
+            LoadBalancerName=name,
+        )
+        return attributes
 
     async def target_group_attributes(self, arn: str) -> dict[str, str]:
-        def call() -> dict[str, str]:
-            attributes = self._client("elbv2").describe_target_group_attributes(TargetGroupArn=arn)[
-                "Attributes"
-            ]
-            return {item["Key"]: item["Value"] for item in attributes}
+        attributes = await self._answer(
+            "elbv2", "describe_target_group_attributes", "Attributes", TargetGroupArn=arn
+        )
+        return {item["Key"]: item["Value"] for item in attributes}
 
-        return await self._run(call)
+    async def _answer(self, service: str, operation: str, key: str, **params: Any) -> Any:
+        """One call's answer: the part of it under `key`."""
+        return await self._run(lambda: getattr(self._client(service), operation)(**params)[key])
