@@ -100,17 +100,7 @@ class DeployQueue(QueueHolds):
         if request.cluster not in project.clusters:
             raise QueueError(f"{request.project} is not deployed to {request.cluster}")
         self.access.check(request.actor, Action.DEPLOY, request.cluster, project=request.project)
-        record = DeployRecord(
-            id=deploy_id,
-            project=request.project,
-            cluster=request.cluster,
-            release=request.release,
-            actor=request.actor,
-            state=QUEUED,
-            created_at=tx.now,
-            rollback_of=request.rollback_of,
-            after_deploy=after,
-        )
+        record = DeployRecord.new(deploy_id, request, tx.now, after_deploy=after)
         if project.newest_wins:
             reason = f"{SUPERSEDED} ({deploy_id}, {request.release})"
             for old in await tx.queued_in_pair(request.project, request.cluster):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import NotRequired, TypedDict
 
-from console.model import DeployState, StepState
+from console.model import DeployRequest, DeployState, StepState
 
 # console.store exports all of these: listed here once.
 __all__ = [
@@ -154,6 +154,27 @@ class DeployRecord:
     runner: str | None = None
     cancel_requested: str | None = None
     reconciled_at: datetime | None = None
+
+    @classmethod
+    def new(
+        cls,
+        deploy_id: str,
+        request: DeployRequest,
+        at: datetime,
+        *,
+        running: bool = False,
+        after_deploy: str | None = None,
+    ) -> DeployRecord:
+        """A new deploy of `request`, made at `at`: queued (behind `after_deploy`, if any), or
+        running since `at` (a deploy that bypasses the queue)."""
+        return cls(
+            id=deploy_id,
+            state=RUNNING if running else QUEUED,
+            created_at=at,
+            started_at=at if running else None,
+            after_deploy=after_deploy,
+            **asdict(request),  # project, cluster, release, actor, rollback_of
+        )
 
 
 @dataclass(frozen=True)
