@@ -304,32 +304,20 @@ class AwsGateway:
         )
 
     async def classic_health(self, name: str) -> list[dict[str, Any]]:
-        states: list[dict[str, Any]] = await self._answer(
-            "elb", "describe_instance_health", "InstanceStates", LoadBalancerName=name
-        )
+        answer = await self.call("elb", "describe_instance_health", LoadBalancerName=name)
+        states: list[dict[str, Any]] = answer["InstanceStates"]
         return states
 
     async def target_health(self, arn: str) -> list[dict[str, Any]]:
-        descriptions: list[dict[str, Any]] = await self._answer(
-            "elbv2", "describe_target_health", "TargetHealthDescriptions", TargetGroupArn=arn
-        )
+        answer = await self.call("elbv2", "describe_target_health", TargetGroupArn=arn)
+        descriptions: list[dict[str, Any]] = answer["TargetHealthDescriptions"]
         return descriptions
 
     async def classic_attributes(self, name: str) -> dict[str, Any]:
-        attributes: dict[str, Any] = await self._answer(
-            "elb",
-            "describe_load_balancer_attributes",
-            "LoadBalancerAttributes",
-            LoadBalancerName=name,
-        )
+        answer = await self.call("elb", "describe_load_balancer_attributes", LoadBalancerName=name)
+        attributes: dict[str, Any] = answer["LoadBalancerAttributes"]
         return attributes
 
     async def target_group_attributes(self, arn: str) -> dict[str, str]:
-        attributes = await self._answer(
-            "elbv2", "describe_target_group_attributes", "Attributes", TargetGroupArn=arn
-        )
-        return {item["Key"]: item["Value"] for item in attributes}
-
-    async def _answer(self, service: str, operation: str, key: str, **params: Any) -> Any:
-        """One call's answer: the part of it under `key`."""
-        return await self._run(lambda: getattr(self._client(service), operation)(**params)[key])
+        answer = await self.call("elbv2", "describe_target_group_attributes", TargetGroupArn=arn)
+        return {item["Key"]: item["Value"] for item in answer["Attributes"]}
