@@ -7,6 +7,7 @@ import os
 import pwd
 from collections.abc import Callable
 from enum import StrEnum
+from typing import ParamSpec
 
 from console.config import Config
 from console.errors import ConsoleError
@@ -46,6 +47,22 @@ class AccessDenied(ConsoleError):
     """The user's role does not allow the action."""
 
 
+P = ParamSpec("P")
+
+
+def _as_question(check: Callable[P, None]) -> Callable[P, bool]:
+    """A check that raises AccessDenied, as one that answers True or False."""
+
+    def question(*args: P.args, **kwargs: P.kwargs) -> bool:
+        try:
+            check(*args, **kwargs)
+        except AccessDenied:
+            return False
+        return True
+
+    return question
+
+
 class Access:
     """The roles of config's [access]; a user it does not name is a viewer (default deny).
 
@@ -78,20 +95,6 @@ class Access:
                 return role
         return Role.VIEWER
 
-    def allows(
-        self,
-        actor: str,
-        action: Action,
-        cluster: str | None = None,
-        owner: str | None = None,
-        project: str | None = None,
-    ) -> bool:
-        try:
-            self.check(actor, action, cluster, owner, project)
-        except AccessDenied:
-            return False
-        return True
-
     def check(
         self,
         actor: str,
@@ -121,6 +124,9 @@ class Access:
         detail = f" ({why} needs {needed})" if why else f" (needs {needed})"
         article = "an" if role is Role.ADMIN else "a"
         raise AccessDenied(f"{person(actor)} is {article} {role}{where}: may not {action}{detail}")
+
+    # Whether `check` lets the same arguments through.
+    allows = _as_question(check)
 
 
 def _granted(

@@ -10,8 +10,14 @@ from console.model import DeployState, Step, StepState
 
 
 @dataclass(frozen=True)
-class DeployStarted:
+class _Event:
+    """What every event carries: the deploy it is about."""
+
     deploy_id: str
+
+
+@dataclass(frozen=True)
+class DeployStarted(_Event):
     project: str
     cluster: str
     release: str
@@ -21,16 +27,14 @@ class DeployStarted:
 
 
 @dataclass(frozen=True)
-class StepStarted:
-    deploy_id: str
+class StepStarted(_Event):
     step: Step
     at: datetime
     detail: str = ""
 
 
 @dataclass(frozen=True)
-class StepFinished:
-    deploy_id: str
+class StepFinished(_Event):
     step: Step
     state: StepState
     seconds: float
@@ -38,18 +42,16 @@ class StepFinished:
 
 
 @dataclass(frozen=True)
-class OutputLine:
+class OutputLine(_Event):
     """One line a remote command printed (secrets already masked)."""
 
-    deploy_id: str
     source: str  # an instance id, or "console" for the engine's own notes
     text: str
     stream: str = "stdout"
 
 
 @dataclass(frozen=True)
-class DeployFinished:
-    deploy_id: str
+class DeployFinished(_Event):
     state: DeployState
     reason: str
     seconds: float
@@ -58,10 +60,9 @@ class DeployFinished:
 
 
 @dataclass(frozen=True)
-class DeployWaiting:
+class DeployWaiting(_Event):
     """A queued deploy's reason to wait changed ("" once nothing holds it back)."""
 
-    deploy_id: str
     reason: str
 
 

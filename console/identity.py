@@ -17,11 +17,11 @@ import grp
 import os
 import pwd
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 
+from console.closing import setting
 from console.errors import ConsoleError
 
 # Doors: how an actor reached the console.
@@ -176,14 +176,9 @@ def in_session() -> bool:
 _serving: ContextVar[Actor | None] = ContextVar("serving", default=None)
 
 
-@contextmanager
-def acting_for(actor: Actor) -> Iterator[None]:
+def acting_for(actor: Actor) -> AbstractContextManager[None]:
     """While serving one request for `actor`: their groups are known (see known_groups)."""
-    token = _serving.set(actor)
-    try:
-        yield
-    finally:
-        _serving.reset(token)
+    return setting(_serving, actor)
 
 
 def known_groups(text: str) -> tuple[str, ...] | None:

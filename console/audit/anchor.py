@@ -366,6 +366,7 @@ class AnchorOutcome:
     locked_until: datetime | None = None
 
 
+@dataclass
 class AnchorWriter:
     """Anchors the store's head, but only a head that extends the latest anchor.
 
@@ -375,12 +376,9 @@ class AnchorWriter:
     yet, the whole chain is recomputed once.
     """
 
-    def __init__(
-        self, store: AuditStore, anchors: S3Anchors, clock: Callable[[], datetime] = utc_now
-    ) -> None:
-        self.store = store
-        self.anchors = anchors
-        self._clock = clock
+    store: AuditStore
+    anchors: S3Anchors
+    clock: Callable[[], datetime] = utc_now
 
     async def write(self, *, only_if_moved: bool = False) -> AnchorOutcome:
         """Write the head (with only_if_moved, only when it moved since the latest anchor);
@@ -411,7 +409,7 @@ class AnchorWriter:
                 # A store anchored before it kept this note: the store matches the anchor.
                 await self.store.record_anchor(location, previous.rows, previous.head, previous.at)
             return AnchorOutcome(previous)
-        anchor = Anchor(check.rows, check.head, self._clock(), str(self.store.path))
+        anchor = Anchor(check.rows, check.head, self.clock(), str(self.store.path))
         until = await self.anchors.write(anchor)
         # After the put: a note of an anchor that S3 never got would fail every verify.
         await self.store.record_anchor(location, anchor.rows, anchor.head, anchor.at)

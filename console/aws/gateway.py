@@ -304,37 +304,20 @@ class AwsGateway:
         )
 
     async def classic_health(self, name: str) -> list[dict[str, Any]]:
-        def call() -> list[dict[str, Any]]:
-            states: list[dict[str, Any]] = self._client("elb").describe_instance_health(
-                LoadBalancerName=name
-            )["InstanceStates"]
-            return states
-
-        return await self._run(call)
+        answer = await self.call("elb", "describe_instance_health", LoadBalancerName=name)
+        states: list[dict[str, Any]] = answer["InstanceStates"]
+        return states
 
     async def target_health(self, arn: str) -> list[dict[str, Any]]:
-        def call() -> list[dict[str, Any]]:
-            descriptions: list[dict[str, Any]] = self._client("elbv2").describe_target_health(
-                TargetGroupArn=arn
-            )["TargetHealthDescriptions"]
-            return descriptions
-
-        return await self._run(call)
+        answer = await self.call("elbv2", "describe_target_health", TargetGroupArn=arn)
+        descriptions: list[dict[str, Any]] = answer["TargetHealthDescriptions"]
+        return descriptions
 
     async def classic_attributes(self, name: str) -> dict[str, Any]:
-        def call() -> dict[str, Any]:
-            attributes: dict[str, Any] = self._client("elb").describe_load_balancer_attributes(
-                LoadBalancerName=name
-            )["LoadBalancerAttributes"]
-            return attributes
-
-        return await self._run(call)
+        answer = await self.call("elb", "describe_load_balancer_attributes", LoadBalancerName=name)
+        attributes: dict[str, Any] = answer["LoadBalancerAttributes"]
+        return attributes
 
     async def target_group_attributes(self, arn: str) -> dict[str, str]:
-        def call() -> dict[str, str]:
-            attributes = self._client("elbv2").describe_target_group_attributes(TargetGroupArn=arn)[
-                "Attributes"
-            ]
-            return {item["Key"]: item["Value"] for item in attributes}
-
-        return await self._run(call)
+        answer = await self.call("elbv2", "describe_target_group_attributes", TargetGroupArn=arn)
+        return {item["Key"]: item["Value"] for item in answer["Attributes"]}

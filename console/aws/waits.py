@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import contextvars
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from types import TracebackType
+from collections.abc import AsyncIterator, Callable
+
+from console.closing import setting
 
 # A person watching a wait hears what it waits for at least this often.
 PROGRESS_SECONDS = 5.0
@@ -22,14 +23,9 @@ def call_deadline() -> float | None:
     return _deadline.get()
 
 
-@contextlib.contextmanager
-def deadline(at: float) -> Iterator[None]:
+def deadline(at: float) -> contextlib.AbstractContextManager[None]:
     """AWS calls made inside (by this task and the tasks it starts) end by `at`."""
-    token = _deadline.set(at)
-    try:
-        yield
-    finally:
-        _deadline.reset(token)
+    return setting(_deadline, at)
 
 
 class Wait:
@@ -103,12 +99,7 @@ class Wait:
         self._ticker = asyncio.create_task(self._tick())
         return self
 
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         if self._ticker is not None:
             # Not awaited: a cancel of the waiting task itself must not be swallowed here.
             self._ticker.cancel()

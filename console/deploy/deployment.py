@@ -11,16 +11,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from console import events
 from console.aws.waits import Wait
 from console.errors import ConsoleError
-from console.events import (
-    DeployEvent,
-    DeployFinished,
-    DeployWaiting,
-    OutputLine,
-    StepFinished,
-    StepStarted,
-)
 from console.model import DeployRequest
 from console.safe_text import SecretMasker
 
@@ -57,7 +50,7 @@ class Deployment:
         self.deploy_id = deploy_id
         self.request = request
         self.clock = clock
-        self.events: asyncio.Queue[DeployEvent] = asyncio.Queue()
+        self.events: asyncio.Queue[events.DeployEvent] = asyncio.Queue()
         self.cancelled = asyncio.Event()
         self.cancel_reason = ""
         self.new_ids: list[str] = []
@@ -91,16 +84,16 @@ class Deployment:
 
     # -- what it says ----------------------------------------------------------------------
 
-    def emit(self, event: DeployEvent) -> None:
+    def emit(self, event: events.DeployEvent) -> None:
         """Shows the event (masked); output lines are kept to be stored."""
         event = _masked(event, self.masker)
-        if isinstance(event, OutputLine):
+        if isinstance(event, events.OutputLine):
             self.log.append((self.clock(), event.source, event.stream, event.text))
         self.events.put_nowait(event)
 
     def note(self, text: str) -> None:
         """A line of the console's own output."""
-        self.emit(OutputLine(self.deploy_id, "console", text))
+        self.emit(events.OutputLine(self.deploy_id, "console", text))
 
     # -- how it waits ----------------------------------------------------------------------
 
@@ -155,14 +148,14 @@ class Cadence:
         return delay
 
 
-def _masked(event: DeployEvent, masker: SecretMasker) -> DeployEvent:
+def _masked(event: events.DeployEvent, masker: SecretMasker) -> events.DeployEvent:
     """The event with its free text (output, step detail, reason) masked."""
     if not masker:
         return event
-    if isinstance(event, OutputLine):
+    if isinstance(event, events.OutputLine):
         return dataclasses.replace(event, text=masker.mask(event.text))
-    if isinstance(event, StepStarted | StepFinished):
+    if isinstance(event, events.StepStarted | events.StepFinished):
         return dataclasses.replace(event, detail=masker.mask(event.detail))
-    if isinstance(event, DeployFinished | DeployWaiting):
+    if isinstance(event, events.DeployFinished | events.DeployWaiting):
         return dataclasses.replace(event, reason=masker.mask(event.reason))
     return event

@@ -121,7 +121,7 @@ class DeployEngine(DeployPlanner):
             deploy_id = new_deploy_id(self._clock())
             # Its lock, its record and its audit row commit together: no deploy without a line.
             await self.store.begin_deploy(
-                _record(deploy_id, request, self._clock()),
+                DeployRecord.new(deploy_id, request, self._clock(), running=True),
                 stale_after=self.config.engine.lock_stale_seconds,
                 audit={
                     "action": "deploy.started",
@@ -404,21 +404,3 @@ class DeployEngine(DeployPlanner):
         steps = {step.step: step.state for step in await self.store.steps(record.id)}
         source = await self._read_source(gateway, project, cluster)
         return await put_right(deployment, gateway, source, steps, self.config.engine.poll_seconds)
-
-
-def _record(deploy_id: str, request: DeployRequest, at: datetime) -> DeployRecord:
-    """A running deploy's record, for a deploy that bypasses the queue."""
-    return DeployRecord(
-        id=deploy_id,
-        project=request.project,
-        cluster=request.cluster,
-        release=request.release,
-        image_id=None,
-        actor=request.actor,
-        state=DeployState.RUNNING.value,
-        created_at=at,
-        started_at=at,
-        finished_at=None,
-        reason="",
-        rollback_of=request.rollback_of,
-    )

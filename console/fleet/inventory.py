@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from console.config import ClusterConfig, Config
@@ -403,12 +404,9 @@ async def _classic_settings(
     return LoadBalancerSettings(
         name,
         LoadBalancerKind.CLASSIC,
-        interval_seconds=check.get("Interval"),
-        timeout_seconds=check.get("Timeout"),
-        healthy_threshold=check.get("HealthyThreshold"),
-        unhealthy_threshold=check.get("UnhealthyThreshold"),
         target=check.get("Target", ""),
         deregistration_delay_seconds=draining.get("Timeout") if draining.get("Enabled") else 0,
+        **_health_check(check, "Interval", "Timeout", "HealthyThreshold", "UnhealthyThreshold"),
     )
 
 
@@ -420,16 +418,31 @@ async def _group_settings(
     return LoadBalancerSettings(
         name,
         LoadBalancerKind.TARGET_GROUP,
-        interval_seconds=tg.get("HealthCheckIntervalSeconds"),
-        timeout_seconds=tg.get("HealthCheckTimeoutSeconds"),
-        healthy_threshold=tg.get("HealthyThresholdCount"),
-        unhealthy_threshold=tg.get("UnhealthyThresholdCount"),
         target=(
             f"{tg.get('HealthCheckProtocol', '')}:{tg.get('HealthCheckPort', '')}"
             f"{tg.get('HealthCheckPath', '')}"
         ),
         deregistration_delay_seconds=int(delay) if delay is not None else None,
+        **_health_check(
+            tg,
+            "HealthCheckIntervalSeconds",
+            "HealthCheckTimeoutSeconds",
+            "HealthyThresholdCount",
+            "UnhealthyThresholdCount",
+        ),
     )
+
+
+def _health_check(
+    described: dict[str, Any], interval: str, timeout: str, healthy: str, unhealthy: str
+) -> dict[str, Any]:
+    """LoadBalancerSettings' health check fields, from a description that names them so."""
+    return {
+        "interval_seconds": described.get(interval),
+        "timeout_seconds": described.get(timeout),
+        "healthy_threshold": described.get(healthy),
+        "unhealthy_threshold": described.get(unhealthy),
+    }
 
 
 async def _read_health(
@@ -443,45 +456,51 @@ async def _read_health(
     health: dict[tuple[str, str], dict[str, TargetState]] = {}
     health_errors: dict[tuple[str, str], str] = {}
 
-    async def read_classic(name: str) -> None:
+    async def read(
+        kind: LoadBalancerKind,
+        name: str,
+        ask: Callable[[], Awaitable[list[dict[str, Any]]]],
+        target: Callable[[dict[str, Any]], tuple[str, str, str]],
+    ) -> None:
         async with semaphore:
             try:
-                states = await gateway.classic_health(name)
+                answers = await ask()
             except AwsError as error:
-                health_errors[(LoadBalancerKind.CLASSIC, name)] = error.message
+                health_errors[(kind, name)] = error.message
                 return
-        health[(LoadBalancerKind.CLASSIC, name)] = {
-            state["InstanceId"]: TargetState(
-                name,
-                LoadBalancerKind.CLASSIC,
-                state.get("State", "Unknown"),
-                _classic_reason(state),
-            )
-            for state in states
+        health[(kind, name)] = {
+            instance: TargetState(name, kind, state, reason)
+            for instance, state, reason in map(target, answers)
         }
 
-    async def read_group(name: str, arn: str) -> None:
-        async with semaphore:
-            try:
-                descriptions = await gateway.target_health(arn)
-            except AwsError as error:
-                health_errors[(LoadBalancerKind.TARGET_GROUP, name)] = error.message
-                return
-        health[(LoadBalancerKind.TARGET_GROUP, name)] = {
-            item["Target"]["Id"]: TargetState(
-                name,
-                LoadBalancerKind.TARGET_GROUP,
-                item.get("TargetHealth", {}).get("State", "unavailable"),
-                item.get("TargetHealth", {}).get("Reason", ""),
-            )
-            for item in descriptions
-        }
-
+    classic_kind, group_kind = LoadBalancerKind.CLASSIC, LoadBalancerKind.TARGET_GROUP
     await asyncio.gather(
-        *(read_classic(name) for name in sorted(classic)),
-        *(read_group(name, tg["TargetGroupArn"]) for name, tg in sorted(target_groups.items())),
+        *(
+            read(classic_kind, name, partial(gateway.classic_health, name), _classic_target)
+            for name in sorted(classic)
+        ),
+        *(
+            read(
+                group_kind,
+                name,
+                partial(gateway.target_health, tg["TargetGroupArn"]),
+                _group_target,
+            )
+            for name, tg in sorted(target_groups.items())
+        ),
     )
     return health, health_errors
+
+
+def _classic_target(state: dict[str, Any]) -> tuple[str, str, str]:
+    """An instance's id, state and reason in a classic ELB's health answer."""
+    return state["InstanceId"], state.get("State", "Unknown"), _classic_reason(state)
+
+
+def _group_target(item: dict[str, Any]) -> tuple[str, str, str]:
+    """A target's instance id, state and reason in a target group's health answer."""
+    health = item.get("TargetHealth", {})
+    return item["Target"]["Id"], health.get("State", "unavailable"), health.get("Reason", "")
 
 
 def _classic_reason(state: dict[str, Any]) -> str:

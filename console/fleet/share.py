@@ -22,19 +22,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from console import model
 from console.config import Config
 from console.errors import ConsoleError, StoreError
 from console.fleet.inventory import FleetSource
-from console.model import (
-    ClusterStatus,
-    EnvStatus,
-    FleetSnapshot,
-    Health,
-    Instance,
-    LoadBalancerKind,
-    LoadBalancerSettings,
-    TargetState,
-)
+from console.model import FleetSnapshot
 from console.store import PollerLease, Store
 
 # Set in a console's environment by `deploy-console sshd` and `web`: read the fleet from the
@@ -115,14 +107,14 @@ def decode_snapshot(body: bytes) -> FleetSnapshot:
             f"the stored fleet snapshot has format {data.get('format')!r}; this console reads "
             f"format {SNAPSHOT_FORMAT} (a different deploy-console version polls this store)"
         )
-    envs: dict[tuple[str, str], EnvStatus] = {}
+    envs: dict[tuple[str, str], model.EnvStatus] = {}
     for project, cluster, health, instances, balancers, error, fetched in data["envs"]:
-        envs[(project, cluster)] = EnvStatus(
+        envs[(project, cluster)] = model.EnvStatus(
             project,
             cluster,
-            Health(health),
+            model.Health(health),
             tuple(
-                Instance(
+                model.Instance(
                     id_,
                     state,
                     image,
@@ -130,7 +122,8 @@ def decode_snapshot(body: bytes) -> FleetSnapshot:
                     _at(launched),
                     address,
                     tuple(
-                        TargetState(lb, LoadBalancerKind(kind), s, r) for lb, kind, s, r in targets
+                        model.TargetState(lb, model.LoadBalancerKind(kind), s, r)
+                        for lb, kind, s, r in targets
                     ),
                 )
                 for id_, state, image, version, launched, address, targets in instances
@@ -144,7 +137,7 @@ def decode_snapshot(body: bytes) -> FleetSnapshot:
     return FleetSnapshot(
         generated_at=generated,
         clusters=tuple(
-            ClusterStatus(name, protected, error, _at(fetched))
+            model.ClusterStatus(name, protected, error, _at(fetched))
             for name, protected, error, fetched in data["clusters"]
         ),
         projects=tuple(data["projects"]),
@@ -317,7 +310,7 @@ class SharedFleet:
 
     async def load_balancer_settings(
         self, project: str, cluster: str
-    ) -> tuple[LoadBalancerSettings, ...]:
+    ) -> tuple[model.LoadBalancerSettings, ...]:
         """Read from AWS by this process: a reader loads boto3 for it (a project's page)."""
         if self._make_poller is not None:
             return await self._source().load_balancer_settings(project, cluster)

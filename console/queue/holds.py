@@ -3,12 +3,20 @@ pair) and frozen clusters; each change one transaction with its audit row."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterable
+from typing import Unpack
 
 from console.access import Access, Action
 from console.config import Config
 from console.queue.rules import QueueError, plain_reason
-from console.store import ConsoleStore, Freeze, ManualLock, QueueTransaction
+from console.store import (
+    ConsoleStore,
+    DeployRecord,
+    Freeze,
+    ManualLock,
+    NewManualLock,
+    QueueTransaction,
+)
 
 
 class QueueHolds:
@@ -42,16 +50,9 @@ class QueueHolds:
                 raise QueueError(f"{cluster} is not frozen")
             await tx.audit("queue.unfreeze", actor=actor, cluster=cluster, outcome="unfrozen")
 
-    async def lock(
-        self,
-        *,
-        owner: str,
-        reason: str,
-        project: str | None = None,
-        cluster: str | None = None,
-        expires_at: datetime | None = None,
-        warning: bool = False,
-    ) -> ManualLock:
+    async def lock(self, **lock: Unpack[NewManualLock]) -> ManualLock:
+        owner, reason = lock["owner"], lock["reason"]
+        project, cluster = lock.get("project"), lock.get("cluster")
         if project is not None:
             self.config.project(project)
         if cluster is not None:
@@ -61,19 +62,13 @@ class QueueHolds:
             raise QueueError("a lock needs a reason (--reason)")
         plain_reason(reason)
         async with self.store.transaction() as tx:
+            expires_at = lock.get("expires_at")
             if expires_at is not None and expires_at <= tx.now:
                 raise QueueError("the lock's expiry is already past")
-            lock = await tx.add_manual_lock(
-                project=project,
-                cluster=cluster,
-                owner=owner,
-                reason=reason,
-                warning=warning,
-                expires_at=expires_at,
-            )
-            outcome = "warning" if warning else "locked"
-            await _audit_lock(tx, "lock.add", owner, lock, outcome)
-            return lock
+            added = await tx.add_manual_lock(**lock)
+            outcome = "warning" if lock.get("warning") else "locked"
+            await audit_change(tx, "lock.add", owner, added, outcome, _lock_reason(added))
+            return added
 
     async def unlock(self, lock_id: int, actor: str) -> ManualLock:
         async with self.store.transaction() as tx:
@@ -82,7 +77,7 @@ class QueueHolds:
                 raise QueueError(f"no lock #{lock_id}")
             self.access.check(actor, Action.LOCK, lock.cluster, project=lock.project)
             await tx.remove_manual_lock(lock_id)
-            await _audit_lock(tx, "lock.remove", actor, lock, "unlocked")
+            await audit_change(tx, "lock.remove", actor, lock, "unlocked", _lock_reason(lock))
             return lock
 
 
@@ -90,17 +85,34 @@ async def drop_expired_locks(tx: QueueTransaction) -> None:
     """Manual locks whose expiry came are removed, each with its audit row."""
     for lock in await tx.expired_manual_locks():
         await tx.remove_manual_lock(lock.id)
-        await _audit_lock(tx, "lock.expired", "queue", lock, "expired")
+        await audit_change(tx, "lock.expired", "queue", lock, "expired", _lock_reason(lock))
 
 
-async def _audit_lock(
-    tx: QueueTransaction, action: str, actor: str, lock: ManualLock, outcome: str
+async def audit_change(
+    tx: QueueTransaction,
+    action: str,
+    actor: str,
+    subject: DeployRecord | ManualLock,
+    outcome: str,
+    reason: str,
+    *,
+    instance_ids: Iterable[str] = (),
+    config: str | None = None,
 ) -> None:
+    """The audit row of a change to one deploy (its pair and id) or one manual lock (its
+    scope), in the change's transaction."""
     await tx.audit(
         action,
         actor=actor,
-        project=lock.project,
-        cluster=lock.cluster,
+        project=subject.project,
+        cluster=subject.cluster,
+        deploy_id=subject.id if isinstance(subject, DeployRecord) else None,
+        instance_ids=instance_ids,
         outcome=outcome,
-        reason=f"#{lock.id} {lock.describe()}",
+        reason=reason,
+        config=config,
     )
+
+
+def _lock_reason(lock: ManualLock) -> str:
+    return f"#{lock.id} {lock.describe()}"

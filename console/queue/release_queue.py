@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from console.access import AccessDenied, Action
 from console.model import DeployRequest
-from console.queue.holds import QueueHolds, drop_expired_locks
+from console.queue.holds import QueueHolds, audit_change, drop_expired_locks
 from console.queue.rules import (
     QueueEntry,
     QueueError,
@@ -100,17 +100,7 @@ class DeployQueue(QueueHolds):
         if request.cluster not in project.clusters:
             raise QueueError(f"{request.project} is not deployed to {request.cluster}")
         self.access.check(request.actor, Action.DEPLOY, request.cluster, project=request.project)
-        record = DeployRecord(
-            id=deploy_id,
-            project=request.project,
-            cluster=request.cluster,
-            release=request.release,
-            actor=request.actor,
-            state=QUEUED,
-            created_at=tx.now,
-            rollback_of=request.rollback_of,
-            after_deploy=after,
-        )
+        record = DeployRecord.new(deploy_id, request, tx.now, after_deploy=after)
         if project.newest_wins:
             reason = f"{SUPERSEDED} ({deploy_id}, {request.release})"
             for old in await tx.queued_in_pair(request.project, request.cluster):
@@ -121,7 +111,7 @@ class DeployQueue(QueueHolds):
                 request.actor, self.config.digest, self.config.rules, str(self.config.source)
             )
         rollback = f"(rollback of {request.rollback_of})" if request.rollback_of else ""
-        await _audit(
+        await audit_change(
             tx,
             "queue.enqueue",
             request.actor,
@@ -184,7 +174,7 @@ class DeployQueue(QueueHolds):
             elif record.state == RUNNING:
                 await tx.request_cancel(deploy_id, actor)
                 asked = reason or f"cancel asked by {actor}"
-                await _audit(tx, "deploy.cancel_requested", actor, record, "requested", asked)
+                await audit_change(tx, "deploy.cancel_requested", actor, record, "requested", asked)
             else:
                 raise QueueError(
                     f"deploy {deploy_id} is {record.state.replace('_', ' ')}: nothing to cancel"
@@ -213,7 +203,7 @@ class DeployQueue(QueueHolds):
             await tx.set_positions([(d.id, p) for d, p in zip(pair, positions, strict=True)])
             direction = "up" if steps < 0 else "down"
             moved = f"{direction} from {index + 1} to {target + 1} of {len(pair)} queued"
-            await _audit(tx, "queue.move", actor, record, "moved", moved)
+            await audit_change(tx, "queue.move", actor, record, "moved", moved)
             return await _stored(tx, deploy_id)
 
     # running
@@ -235,7 +225,7 @@ class DeployQueue(QueueHolds):
             if record is None:
                 return None
             await tx.start(record, runner)
-            await _audit(tx, "queue.claim", record.actor, record, RUNNING, f"run by {runner}")
+            await audit_change(tx, "queue.claim", record.actor, record, RUNNING, f"run by {runner}")
             return await _stored(tx, record.id)
 
     async def take_interrupted(self, runner: str) -> list[DeployRecord]:
@@ -264,7 +254,9 @@ class DeployQueue(QueueHolds):
                         f"no heartbeat since {since:%Y-%m-%d %H:%M:%S} UTC"
                     )
                     await tx.interrupt(record.id, reason)
-                    await _audit(tx, "deploy.interrupted", "queue", record, INTERRUPTED, reason)
+                    await audit_change(
+                        tx, "deploy.interrupted", "queue", record, INTERRUPTED, reason
+                    )
                 await tx.take_over(record, runner)
                 taken.append(await _stored(tx, record.id))
         return taken
@@ -275,7 +267,7 @@ class DeployQueue(QueueHolds):
         """Record that an interrupted deploy was put right, and free its pair."""
         async with self.store.transaction() as tx:
             await tx.reconciled(record, summary)
-            await _audit(
+            await audit_change(
                 tx,
                 "deploy.reconciled",
                 f"queue ({runner})",
@@ -295,29 +287,4 @@ async def _stored(tx: QueueTransaction, deploy_id: str) -> DeployRecord:
 
 async def _cancel(tx: QueueTransaction, record: DeployRecord, actor: str, reason: str) -> None:
     await tx.cancel_queued(record.id, reason)
-    await _audit(tx, "queue.cancel", actor, record, CANCELLED, reason)
-
-
-async def _audit(
-    tx: QueueTransaction,
-    action: str,
-    actor: str,
-    record: DeployRecord,
-    outcome: str,
-    reason: str,
-    *,
-    instance_ids: Sequence[str] = (),
-    config: str | None = None,
-) -> None:
-    """The audit row of a change to one deploy, in the change's transaction."""
-    await tx.audit(
-        action,
-        actor=actor,
-        project=record.project,
-        cluster=record.cluster,
-        deploy_id=record.id,
-        instance_ids=instance_ids,
-        outcome=outcome,
-        reason=reason,
-        config=config,
-    )
+    await audit_change(tx, "queue.cancel", actor, record, CANCELLED, reason)

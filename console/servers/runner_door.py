@@ -22,7 +22,7 @@ import struct
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from console import errors
 from console.access import AccessDenied, Action
@@ -31,7 +31,7 @@ from console.events import DeployFinished, event_json
 from console.identity import LOCAL, Actor, IdentityError, acting_for, unix_groups
 from console.model import DeployRequest
 from console.queue.release_queue import Freeze, ManualLock
-from console.store import DeployRecord
+from console.store import DeployRecord, NewManualLock
 
 if TYPE_CHECKING:
     from console.queue.runner import Runner
@@ -331,23 +331,16 @@ class RemoteQueue:
     async def unfreeze(self, cluster: str, actor: str) -> None:
         await self.client.call("unfreeze", cluster=cluster)
 
-    async def lock(
-        self,
-        *,
-        owner: str,
-        reason: str,
-        project: str | None = None,
-        cluster: str | None = None,
-        expires_at: datetime | None = None,
-        warning: bool = False,
-    ) -> ManualLock:
+    async def lock(self, **lock: Unpack[NewManualLock]) -> ManualLock:
+        """The runner takes the lock as its caller's (the door knows who that is)."""
+        expires_at = lock.get("expires_at")
         result: ManualLock = await self.client.call(
             "lock",
-            reason=reason,
-            project=project,
-            cluster=cluster,
+            reason=lock["reason"],
+            project=lock.get("project"),
+            cluster=lock.get("cluster"),
             expires_at=None if expires_at is None else expires_at.isoformat(),
-            warning=warning,
+            warning=lock.get("warning", False),
         )
         return result
 

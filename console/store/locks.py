@@ -78,12 +78,21 @@ async def expired_manual_locks(tx: Tx) -> list[ManualLock]:
     )
 
 
+# What a lock leaves out: every project, every cluster, a lock that blocks.
+_UNSCOPED = {"project": None, "cluster": None, "warning": False}
+
+
 async def add_manual_lock(tx: Tx, lock: NewManualLock) -> ManualLock:
     cursor = await tx.execute(
         "INSERT INTO manual_locks (project, cluster, owner, reason, warning, created_at, "
         "expires_at) VALUES (:project, :cluster, :owner, :reason, :warning, :created_at, "
         ":expires_at)",
-        {**lock, "created_at": text(tx.now), "expires_at": text(lock["expires_at"])},
+        {
+            **_UNSCOPED,
+            **lock,
+            "created_at": text(tx.now),
+            "expires_at": text(lock.get("expires_at")),
+        },
     )
     added = await manual_lock(tx, int(cursor.lastrowid or 0))
     assert added is not None

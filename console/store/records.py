@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
-from console.model import DeployState, StepState
+from console.model import DeployRequest, DeployState, StepState
 
 # console.store exports all of these: listed here once.
 __all__ = [
@@ -155,6 +155,27 @@ class DeployRecord:
     cancel_requested: str | None = None
     reconciled_at: datetime | None = None
 
+    @classmethod
+    def new(
+        cls,
+        deploy_id: str,
+        request: DeployRequest,
+        at: datetime,
+        *,
+        running: bool = False,
+        after_deploy: str | None = None,
+    ) -> DeployRecord:
+        """A new deploy of `request`, made at `at`: queued (behind `after_deploy`, if any), or
+        running since `at` (a deploy that bypasses the queue)."""
+        return cls(
+            id=deploy_id,
+            state=RUNNING if running else QUEUED,
+            created_at=at,
+            started_at=at if running else None,
+            after_deploy=after_deploy,
+            **asdict(request),  # project, cluster, release, actor, rollback_of
+        )
+
 
 @dataclass(frozen=True)
 class LogLine:
@@ -251,15 +272,15 @@ class AuditFilters(TypedDict, total=False):
 
 
 class NewManualLock(TypedDict):
-    """A manual lock to add: its scope (None: every project, every cluster), whose it is, why,
-    whether it only warns, and when it ends by itself (None: never)."""
+    """A manual lock to add: whose it is and why, its scope (absent or None: every project,
+    every cluster), whether it only warns, and when it ends by itself (absent or None: never)."""
 
-    project: str | None
-    cluster: str | None
     owner: str
     reason: str
-    warning: bool
-    expires_at: datetime | None
+    project: NotRequired[str | None]
+    cluster: NotRequired[str | None]
+    warning: NotRequired[bool]
+    expires_at: NotRequired[datetime | None]
 
 
 class AuditFields(TypedDict, total=False):

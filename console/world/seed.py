@@ -31,23 +31,16 @@ class SeedReport:
     secrets: int = 0
 
 
+@dataclass
 class Seeder:
     """Seeds the fleet that `world` describes for `config`'s projects and clusters, counting
     what it made in `report`; `client(service, region)` is the world's boto3 client."""
 
-    def __init__(
-        self,
-        config: Config,
-        world: WorldConfig,
-        client: Callable[[str, str], Any],
-        report: SeedReport,
-        is_broken: Callable[[str, str], bool],
-    ) -> None:
-        self.config = config
-        self.world = world
-        self.client = client
-        self.report = report
-        self.is_broken = is_broken
+    config: Config
+    world: WorldConfig
+    client: Callable[[str, str], Any]
+    report: SeedReport
+    is_broken: Callable[[str, str], bool]
 
     def seed(self) -> None:
         """Seed the images, then every cluster, then the DNS zone."""
