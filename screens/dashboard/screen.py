@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import ClassVar
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.content import Content
 from textual.reactive import reactive
 from textual.screen import Screen
@@ -17,6 +15,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 from console.config import Config
 from console.model import FleetSnapshot
 from screens.dashboard.fleet_matrix import FleetMatrix
+from screens.keys import KEYMAP
 from screens.messages import (
     DeployAsked,
     HistoryAsked,
@@ -42,25 +41,7 @@ class DashboardScreen(Screen[None]):
 
     CSS_PATH = "../styles/dashboard.tcss"
     HELP_NAMESPACE = "dashboard"
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("r", "refresh", "Refresh", id="dashboard.refresh"),
-        # Priority: the action runs as the key arrives, so the keys typed right after it
-        # (a paste, a fast typist) already go to the filter, not to the matrix.
-        Binding(
-            "slash",
-            "filter",
-            "Filter projects",
-            key_display="/",
-            id="dashboard.filter",
-            priority=True,
-        ),
-        Binding("enter", "open_project", "Open project", id="dashboard.open_project"),
-        Binding("escape", "clear_filter", "Clear filter", id="dashboard.clear_filter"),
-        Binding("d", "deploy", "Deploy", id="deploy.open"),
-        Binding("q", "open_queue", "Queue", id="queue.open"),
-        Binding("h", "history", "History", id="history.open"),
-    ]
+    BINDINGS = KEYMAP[HELP_NAMESPACE]
 
     snapshot: reactive[FleetSnapshot | None] = reactive(None, always_update=True, init=False)
     refreshing: reactive[bool] = reactive(False, init=False)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import ClassVar
 
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import Screen
@@ -25,6 +23,7 @@ from console.events import (
 )
 from console.model import DeployState, StepState
 from screens.deploy.tracking import TrackedDeploy
+from screens.keys import KEYMAP
 from screens.messages import DeployCancelAsked
 from screens.widgets.confirm import ConfirmDialog
 from screens.widgets.format import LOCK, format_age
@@ -106,11 +105,7 @@ class DeployScreen(Screen[None]):
 
     CSS_PATH = "../styles/deploy.tcss"
     HELP_NAMESPACE = "deploy"
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Back (deploy goes on)", id="deploy.back"),
-        Binding("c", "cancel_deploy", "Cancel deploy", id="deploy.cancel"),
-    ]
+    BINDINGS = KEYMAP[HELP_NAMESPACE]
 
     def __init__(
         self, tracked: TrackedDeploy, clock: Callable[[], datetime], *, protected: bool = False

@@ -5,13 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import ClassVar
 
 from rich.style import Style
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.content import Content
 from textual.message import Message
 from textual.screen import Screen
@@ -31,6 +29,7 @@ from screens.history.detail import (
     took,
 )
 from screens.history.filters import HINT, HistoryFilter, parse_filter
+from screens.keys import KEYMAP
 from screens.messages import ReadFailed, error_text
 from screens.widgets.format import shorten
 from screens.widgets.tables import TABLE_NAVIGATION, CursorCachedTable, cell_style
@@ -147,16 +146,7 @@ class HistoryScreen(Screen[None]):
 
     CSS_PATH = "../styles/history.tcss"
     HELP_NAMESPACE = "history"
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "open_deploy", "Open deploy", id="history.open_deploy"),
-        # Priority, as on the dashboard: the keys typed right after it go to the filter.
-        Binding("slash", "filter", "Filter", key_display="/", id="history.filter", priority=True),
-        Binding("t", "time_range", "Time range", id="history.time_range"),
-        Binding("r", "refresh", "Refresh", id="history.refresh"),
-        Binding("escape", "clear_filter", "Clear filter", id="history.clear_filter"),
-        Binding("escape", "back", "Back", id="history.back"),
-    ]
+    BINDINGS = KEYMAP[HELP_NAMESPACE]
 
     def __init__(
         self,

@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar, TypeVar
+from typing import TypeVar
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
@@ -28,6 +27,7 @@ from textual.widgets.option_list import Option
 from console.config import ClusterConfig
 from console.errors import ConsoleError
 from console.inputs import until
+from screens.keys import KEYMAP
 from screens.widgets.format import LOCK
 
 
@@ -133,11 +133,7 @@ class FreezeDialog(QueueDialog[FreezeRequest]):
     """Which cluster to freeze and why; dismisses a FreezeRequest, or None."""
 
     HELP_NAMESPACE = "freeze"
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "close", "Cancel", id="freeze.cancel"),
-        Binding("ctrl+s", "submit", "Freeze", id="freeze.confirm"),
-    ]
+    BINDINGS = KEYMAP[HELP_NAMESPACE]
 
     def __init__(
         self, clusters: Sequence[ClusterConfig], selected: str | None, frozen: set[str]
@@ -193,11 +189,7 @@ class LockDialog(QueueDialog[LockRequest]):
     """A manual lock: scope, reason, optional expiry, warning only; dismisses a LockRequest."""
 
     HELP_NAMESPACE = "lock"
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "close", "Cancel", id="lock.cancel"),
-        Binding("ctrl+s", "submit", "Lock", id="lock.confirm"),
-    ]
+    BINDINGS = KEYMAP[HELP_NAMESPACE]
 
     def __init__(self, scopes: Sequence[LockScope], clock: Callable[[], datetime]) -> None:
         super().__init__()
@@ -251,10 +243,7 @@ class HoldsDialog(QueueDialog[str]):
     or "lock:ID"), or None."""
 
     HELP_NAMESPACE = "locks"
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "close", "Close", id="locks.close"),
-    ]
+    BINDINGS = KEYMAP[HELP_NAMESPACE]
 
     def __init__(self, holds: Sequence[tuple[str, Content]]) -> None:
         super().__init__()
