@@ -85,26 +85,14 @@ class DashboardScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self._ready = True
+        for name in ("snapshot", "refreshing", "refresh_error", "deploying"):
+            self.watch(self, name, self._pass_down, init=False)
         self._pass_down()
         self.matrix.focus()
 
     # -- attributes down ---------------------------------------------------------------
 
-    def watch_snapshot(self) -> None:
-        self._pass_down()
-
-    def watch_refreshing(self) -> None:
-        self._pass_down()
-
-    def watch_refresh_error(self) -> None:
-        self._pass_down()
-
-    def watch_deploying(self) -> None:
-        self._pass_down()
-
     def _pass_down(self) -> None:
-        if not self._ready:
-            return
         header = self.header
         header.snapshot = self.snapshot
         header.refreshing = self.refreshing
