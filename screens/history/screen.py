@@ -112,13 +112,7 @@ class HistoryTable(CursorCachedTable[Text], inherit_bindings=False):
 
     BINDINGS = TABLE_NAVIGATION
 
-    COMPONENT_CLASSES = {
-        "history-table--succeeded",
-        "history-table--failed",
-        "history-table--undone",
-        "history-table--running",
-        "history-table--muted",
-    }
+    COMPONENT_CLASSES = set(STATE_COMPONENTS.values())
 
     DEFAULT_CSS = """
     HistoryTable > .history-table--succeeded { color: $text-success; }
