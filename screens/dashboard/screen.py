@@ -9,7 +9,6 @@ from textual import on
 from textual.app import ComposeResult
 from textual.content import Content
 from textual.reactive import reactive
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
 from console.config import Config
@@ -23,6 +22,7 @@ from screens.messages import (
     QueueAsked,
     RefreshRequested,
 )
+from screens.widgets.filter_line import FilteringScreen
 from screens.widgets.fleet_header import FleetHeader
 from screens.widgets.format import HEALTH_GLYPHS, HEALTH_STYLES, NOT_DEPLOYED_GLYPH, health_word
 
@@ -36,12 +36,13 @@ def legend() -> Content:
     return Content.assemble(*parts)
 
 
-class DashboardScreen(Screen[None]):
+class DashboardScreen(FilteringScreen):
     """The first screen: a matrix of projects x clusters."""
 
     CSS_PATH = "../styles/dashboard.tcss"
     HELP_NAMESPACE = "dashboard"
     BINDINGS = KEYMAP[HELP_NAMESPACE]
+    FILTER_ID = "filter"
 
     snapshot: reactive[FleetSnapshot | None] = reactive(None, always_update=True, init=False)
     refreshing: reactive[bool] = reactive(False, init=False)
@@ -70,10 +71,6 @@ class DashboardScreen(Screen[None]):
     @property
     def header(self) -> FleetHeader:
         return self.query_one(FleetHeader)
-
-    @property
-    def filter_input(self) -> Input:
-        return self.query_one("#filter", Input)
 
     def compose(self) -> ComposeResult:
         yield FleetHeader(self.config.clusters, len(self.config.projects), self.clock, id="header")
@@ -128,13 +125,6 @@ class DashboardScreen(Screen[None]):
 
     def action_refresh(self) -> None:
         self.post_message(RefreshRequested())
-
-    def action_filter(self) -> None:
-        # set_focus, not Widget.focus(): the latter waits a tick, and the next key a person
-        # types must already land in the filter.
-        self.filter_input.display = True
-        self.set_focus(self.filter_input)
-        self.refresh_bindings()
 
     def action_clear_filter(self) -> None:
         self.filter_input.value = ""

@@ -12,7 +12,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.content import Content
 from textual.message import Message
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Static
 
@@ -31,6 +30,7 @@ from screens.history.detail import (
 from screens.history.filters import HINT, HistoryFilter, parse_filter
 from screens.keys import KEYMAP
 from screens.messages import ReadFailed, error_text
+from screens.widgets.filter_line import FilteringScreen
 from screens.widgets.format import shorten
 from screens.widgets.tables import TABLE_NAVIGATION, CursorCachedTable, cell_style
 
@@ -134,13 +134,14 @@ class HistoryTable(CursorCachedTable[Text], inherit_bindings=False):
         return style
 
 
-class HistoryScreen(Screen[None]):
+class HistoryScreen(FilteringScreen):
     """The deploys of every console on this store; another console's deploys appear as they
     are recorded (re-read every REFRESH_SECONDS, the cursor stays on its deploy)."""
 
     CSS_PATH = "../styles/history.tcss"
     HELP_NAMESPACE = "history"
     BINDINGS = KEYMAP[HELP_NAMESPACE]
+    FILTER_ID = "history-filter"
 
     def __init__(
         self,
@@ -170,10 +171,6 @@ class HistoryScreen(Screen[None]):
     @property
     def table(self) -> HistoryTable:
         return self.query_one(HistoryTable)
-
-    @property
-    def filter_input(self) -> Input:
-        return self.query_one("#history-filter", Input)
 
     @property
     def cursor_record(self) -> DeployRecord | None:
@@ -480,12 +477,6 @@ class HistoryScreen(Screen[None]):
         if action == "back":
             return not filtering
         return True
-
-    def action_filter(self) -> None:
-        # set_focus, not Widget.focus(): the next key a person types must land in the filter.
-        self.filter_input.display = True
-        self.set_focus(self.filter_input)
-        self.refresh_bindings()
 
     def action_clear_filter(self) -> None:
         self.filter_input.display = False
