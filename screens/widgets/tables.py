@@ -21,7 +21,7 @@ ELSEWHERE = Coordinate(-2, -2)
 # Marks this module's keys in DataTable's line cache.
 STABLE = "cursor-stable"
 
-# DataTable's keys without its Enter: the screens bind Enter to their own action.
+# The tables' keys, from the keymap: DataTable's without its Enter.
 TABLE_NAVIGATION = KEYMAP["table"]
 
 
