@@ -9,7 +9,6 @@ from typing import ClassVar
 
 from textual import work
 from textual.app import SystemCommand
-from textual.binding import Binding, BindingType
 from textual.content import Content
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
@@ -39,6 +38,7 @@ from screens.deploy.tracking import TrackedDeploy
 from screens.help import HelpScreen, keys_of
 from screens.history.filters import HistoryFilter
 from screens.history.screen import HistoryScreen
+from screens.keys import KEYMAP
 from screens.messages import (
     AuditAnchorChecked,
     DeployAsked,
@@ -92,12 +92,7 @@ class DeployConsoleApp(FleetRefreshApp):
         "styles/history.tcss",
     ]
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
-        Binding("question_mark", "help", "Help", key_display="?", id="app.help"),
-        Binding("escape", "back", "Back", show=False, id="app.back"),
-        Binding("D", "show_deploys", "Deploys", id="deploy.show_running"),
-    ]
+    BINDINGS = KEYMAP["app"]
 
     def __init__(
         self,

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from rich.text import Text
 from textual.app import App, ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Static
+
+from screens.keys import KEYMAP
 
 
 @dataclass(frozen=True)
@@ -64,10 +65,7 @@ class HelpScreen(ModalScreen[None]):
 
     CSS_PATH = "styles/help.tcss"
     HELP_NAMESPACE = "help"
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,q,question_mark", "close", "Close", id="help.close"),
-    ]
+    BINDINGS = KEYMAP[HELP_NAMESPACE]
 
     def __init__(self, title: str, keys: list[KeyHelp]) -> None:
         super().__init__()

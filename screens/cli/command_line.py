@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from typing import NoReturn
 
 from console.config import Config, find_config
@@ -48,6 +48,16 @@ def stop_on_signals(*, keep_ignored: bool = False) -> asyncio.Event:
         if not keep_ignored or signal.getsignal(signum) is not signal.SIG_IGN:
             loop.add_signal_handler(signum, stop.set)
     return stop
+
+
+async def serve_until_stopped(
+    stop: asyncio.Event, banner: str, name: str, sessions: Callable[[], Sized]
+) -> None:
+    """A server's life once it listens: its banner on stdout (what a script waits for), then,
+    once `stop` is set, how many of its sessions end with it."""
+    print(banner, flush=True)
+    await stop.wait()
+    say(f"{name} stopping: ending {len(sessions())} session(s)")
 
 
 class Parser(argparse.ArgumentParser):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from console.config import Config, find_config, paths
 from console.config.paths import user_data_dir
 from console.errors import ConsoleError
-from screens.cli.command_line import PORT, Commands, say, stop_on_signals
+from screens.cli.command_line import PORT, Commands, serve_until_stopped, stop_on_signals
 
 if TYPE_CHECKING:
     from console.fleet.share import SharedFleet
@@ -116,9 +116,8 @@ async def _serve_sessions(
     fleet.start_polling()
     try:
         shown = f"[{listen}]" if ":" in listen else listen
-        print(f"sshd listening on {shown}:{bound} (host key {server.host_fingerprint})", flush=True)
-        await stop.wait()
-        say(f"sshd stopping: ending {len(server.sessions)} session(s)")
+        banner = f"sshd listening on {shown}:{bound} (host key {server.host_fingerprint})"
+        await serve_until_stopped(stop, banner, "sshd", lambda: server.sessions)
     finally:
         await fleet.aclose()
         await server.close()

@@ -25,7 +25,7 @@ from console.identity import Actor
 from console.servers.runner_service import runner_service
 from console.servers.web_front import ACTOR_KEY, Front, clamp_size
 from screens import PROG
-from screens.cli.command_line import say, stop_on_signals
+from screens.cli.command_line import serve_until_stopped, stop_on_signals
 from screens.cli.session_fork import ForkedConsoles, PipedConsole
 
 REAP_SECONDS = 3.0  # a child gets this long after SIGTERM, then SIGKILL
@@ -261,9 +261,8 @@ async def _serve_sessions(server: WebServer, args: argparse.Namespace, fleet: Sh
         what = "kiosk" if args.kiosk else "console"
         mode = "actions allowed" if args.allow_actions else "read-only"
         auth = server.front.settings.auth
-        print(f"web serving the {what} ({mode}, auth {auth}) on {server.public_url}", flush=True)
-        await stop.wait()
-        say(f"web stopping: ending {len(server.live_sessions)} session(s)")
+        banner = f"web serving the {what} ({mode}, auth {auth}) on {server.public_url}"
+        await serve_until_stopped(stop, banner, "web", lambda: server.live_sessions)
     finally:
         await fleet.aclose()
         await server.reap()

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import ClassVar
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.content import Content
 from textual.reactive import reactive
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
 from console.config import Config
 from console.model import FleetSnapshot
 from console.queue.marks import PairMark
 from screens.dashboard.fleet_matrix import FleetMatrix
+from screens.keys import KEYMAP
 from screens.messages import (
     DeployAsked,
     HistoryAsked,
@@ -25,6 +23,7 @@ from screens.messages import (
     QueueAsked,
     RefreshRequested,
 )
+from screens.widgets.filter_line import FilteringScreen
 from screens.widgets.fleet_header import FleetHeader
 from screens.widgets.format import (
     HEALTH_GLYPHS,
@@ -48,30 +47,13 @@ def legend() -> Content:
     return Content.assemble(*parts)
 
 
-class DashboardScreen(Screen[None]):
+class DashboardScreen(FilteringScreen):
     """The first screen: a matrix of projects x clusters."""
 
     CSS_PATH = "../styles/dashboard.tcss"
     HELP_NAMESPACE = "dashboard"
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("r", "refresh", "Refresh", id="dashboard.refresh"),
-        # Priority: the action runs as the key arrives, so the keys typed right after it
-        # (a paste, a fast typist) already go to the filter, not to the matrix.
-        Binding(
-            "slash",
-            "filter",
-            "Filter projects",
-            key_display="/",
-            id="dashboard.filter",
-            priority=True,
-        ),
-        Binding("enter", "open_project", "Open project", id="dashboard.open_project"),
-        Binding("escape", "clear_filter", "Clear filter", id="dashboard.clear_filter"),
-        Binding("d", "deploy", "Deploy", id="deploy.open"),
-        Binding("q", "open_queue", "Queue", id="queue.open"),
-        Binding("h", "history", "History", id="history.open"),
-    ]
+    BINDINGS = KEYMAP[HELP_NAMESPACE]
+    FILTER_ID = "filter"
 
     snapshot: reactive[FleetSnapshot | None] = reactive(None, always_update=True, init=False)
     refreshing: reactive[bool] = reactive(False, init=False)
@@ -103,10 +85,6 @@ class DashboardScreen(Screen[None]):
     def header(self) -> FleetHeader:
         return self.query_one(FleetHeader)
 
-    @property
-    def filter_input(self) -> Input:
-        return self.query_one("#filter", Input)
-
     def compose(self) -> ComposeResult:
         yield FleetHeader(self.config.clusters, len(self.config.projects), self.clock, id="header")
         yield Input(placeholder="filter projects by name (Escape clears)", id="filter")
@@ -117,26 +95,14 @@ class DashboardScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self._ready = True
+        for name in ("snapshot", "refreshing", "refresh_error", "marks"):
+            self.watch(self, name, self._pass_down, init=False)
         self._pass_down()
         self.matrix.focus()
 
     # -- attributes down ---------------------------------------------------------------
 
-    def watch_snapshot(self) -> None:
-        self._pass_down()
-
-    def watch_refreshing(self) -> None:
-        self._pass_down()
-
-    def watch_refresh_error(self) -> None:
-        self._pass_down()
-
-    def watch_marks(self) -> None:
-        self._pass_down()
-
     def _pass_down(self) -> None:
-        if not self._ready:
-            return
         header = self.header
         header.snapshot = self.snapshot
         header.refreshing = self.refreshing
@@ -172,13 +138,6 @@ class DashboardScreen(Screen[None]):
 
     def action_refresh(self) -> None:
         self.post_message(RefreshRequested())
-
-    def action_filter(self) -> None:
-        # set_focus, not Widget.focus(): the latter waits a tick, and the next key a person
-        # types must already land in the filter.
-        self.filter_input.display = True
-        self.set_focus(self.filter_input)
-        self.refresh_bindings()
 
     def action_clear_filter(self) -> None:
         self.filter_input.value = ""

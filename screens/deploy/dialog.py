@@ -8,7 +8,6 @@ from typing import ClassVar
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen
@@ -17,6 +16,7 @@ from textual.widgets import Button, DataTable, Input, Static
 from console.config import ClusterConfig, ProjectConfig
 from console.model import DeployPlan, DeployRequest, FleetSnapshot, LoadBalancerKind, Release
 from screens.deploy.support import DeploySupport
+from screens.keys import KEYMAP
 from screens.messages import PlanLoaded, ReleasesLoaded, error_text
 from screens.widgets.format import LOCK, format_launched, format_seconds
 
@@ -98,11 +98,7 @@ class DeployDialog(ModalScreen[DeployRequest | None]):
 
     CSS_PATH = "../styles/deploy.tcss"
     HELP_NAMESPACE = "deploy dialog"
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel", id="deploy_dialog.cancel"),
-        Binding("ctrl+s", "confirm", "Deploy", id="deploy_dialog.confirm"),
-    ]
+    BINDINGS = KEYMAP[HELP_NAMESPACE]
 
     # Moving the cursor through the list reads only the plan the cursor stops on.
     PLAN_DELAY: ClassVar[float] = 0.2

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import ClassVar
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
@@ -16,6 +14,7 @@ from textual.widgets.option_list import Option
 
 from screens.deploy.screen import STATE_STYLES, state_word
 from screens.deploy.tracking import TrackedDeploy
+from screens.keys import KEYMAP
 
 
 def deploy_label(tracked: TrackedDeploy) -> Content:
@@ -36,10 +35,7 @@ class DeployListDialog(ModalScreen[int | None]):
 
     CSS_PATH = "../styles/deploy.tcss"
     HELP_NAMESPACE = "deploys"
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "close", "Close", id="deploy_list.close"),
-    ]
+    BINDINGS = KEYMAP[HELP_NAMESPACE]
 
     def __init__(self, deploys: Iterable[TrackedDeploy]) -> None:
         super().__init__()

@@ -4,27 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import ClassVar
 
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Footer, ProgressBar, RichLog, Static
 
-from console.events import (
-    DeployEvent,
-    DeployFinished,
-    DeployStarted,
-    OutputLine,
-    StepFinished,
-    StepStarted,
-)
+from console import events
 from console.model import DeployState, StepState
 from screens.deploy.tracking import TrackedDeploy
+from screens.keys import KEYMAP
 from screens.messages import DeployCancelAsked
 from screens.widgets.confirm import ConfirmDialog
 from screens.widgets.format import LOCK, format_age
@@ -65,29 +57,29 @@ def log_palette(variables: dict[str, str]) -> dict[str, str]:
     return {role: variables.get(name, "") for role, name in LOG_COLOURS.items()}
 
 
-def log_line(event: DeployEvent, palette: dict[str, str]) -> Text | None:
+def log_line(event: events.DeployEvent, palette: dict[str, str]) -> Text | None:
     """One line of the deploy log; Text, never markup (remote output may hold brackets)."""
-    if isinstance(event, OutputLine):
+    if isinstance(event, events.OutputLine):
         source = palette["console"] if event.source == "console" else palette["source"]
         text_style = palette["stderr"] if event.stream == "stderr" else ""
         return Text.assemble((f"{event.source} │ ", source), (event.text, text_style))
-    if isinstance(event, StepStarted):
+    if isinstance(event, events.StepStarted):
         detail = f" ({event.detail})" if event.detail else ""
         return Text(f"── {event.step} started{detail}", style="bold")
-    if isinstance(event, StepFinished):
+    if isinstance(event, events.StepFinished):
         detail = f": {event.detail}" if event.detail else ""
         colour = palette["failed"] if event.state is StepState.FAILED else ""
         return Text(
             f"── {event.step} {event.state} in {event.seconds:.1f}s{detail}",
             style=f"bold {colour}".strip(),
         )
-    if isinstance(event, DeployStarted):
+    if isinstance(event, events.DeployStarted):
         return Text(
             f"deploy {event.deploy_id}: {event.project} → {event.cluster}, release "
             f"{event.release} ({event.image_id}), by {event.actor}",
             style="bold",
         )
-    if isinstance(event, DeployFinished):
+    if isinstance(event, events.DeployFinished):
         if event.state is DeployState.SUCCEEDED:
             colour = palette["succeeded"]
         elif event.state in (DeployState.CANCELLED, DeployState.ROLLED_BACK):
@@ -112,11 +104,7 @@ class DeployScreen(Screen[None]):
         (0, "-narrow"),
         (110, "-wide"),
     ]
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Back (deploy goes on)", id="deploy.back"),
-        Binding("c", "cancel_deploy", "Cancel deploy", id="deploy.cancel"),
-    ]
+    BINDINGS = KEYMAP[HELP_NAMESPACE]
 
     def __init__(
         self, tracked: TrackedDeploy, clock: Callable[[], datetime], *, protected: bool = False
@@ -170,7 +158,7 @@ class DeployScreen(Screen[None]):
 
     # -- attributes down: the app folds each event into the tracked deploy first ---------
 
-    def show_event(self, event: DeployEvent | None = None) -> None:
+    def show_event(self, event: events.DeployEvent | None = None) -> None:
         if not self._ready:
             return
         if event is not None:
@@ -178,7 +166,7 @@ class DeployScreen(Screen[None]):
         self._show_state()
         self.refresh_bindings()
 
-    def _write(self, event: DeployEvent) -> None:
+    def _write(self, event: events.DeployEvent) -> None:
         if self._palette is None:
             self._palette = log_palette(self.app.get_css_variables())
         line = log_line(event, self._palette)

@@ -6,12 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import ClassVar
 
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical
 from textual.content import Content
 from textual.message import Message
@@ -23,6 +21,7 @@ from console.identity import describe
 from console.model import DeployState, StepState
 from console.store import AuditRow, DeployRecord, LogLine, StepRecord, Store
 from screens.deploy.screen import log_palette
+from screens.keys import KEYMAP
 from screens.messages import ReadFailed, error_text
 from screens.widgets.format import LOCK, format_age
 from screens.widgets.step_list import STEP_GLYPHS
@@ -160,11 +159,7 @@ class DeployDetailScreen(Screen[None]):
 
     CSS_PATH = "../styles/history.tcss"
     HELP_NAMESPACE = "deploy detail"
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Back", id="history.detail.back"),
-        Binding("r", "refresh", "Refresh", id="history.detail.refresh"),
-    ]
+    BINDINGS = KEYMAP[HELP_NAMESPACE]
 
     def __init__(
         self,

@@ -5,16 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import ClassVar
 
 from rich.style import Style
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.content import Content
 from textual.message import Message
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Static
 
@@ -31,7 +28,9 @@ from screens.history.detail import (
     took,
 )
 from screens.history.filters import HINT, HistoryFilter, parse_filter
+from screens.keys import KEYMAP
 from screens.messages import ReadFailed, error_text
+from screens.widgets.filter_line import FilteringScreen
 from screens.widgets.format import shorten
 from screens.widgets.tables import TABLE_NAVIGATION, CursorCachedTable, cell_style
 
@@ -113,13 +112,7 @@ class HistoryTable(CursorCachedTable[Text], inherit_bindings=False):
 
     BINDINGS = TABLE_NAVIGATION
 
-    COMPONENT_CLASSES = {
-        "history-table--succeeded",
-        "history-table--failed",
-        "history-table--undone",
-        "history-table--running",
-        "history-table--muted",
-    }
+    COMPONENT_CLASSES = set(STATE_COMPONENTS.values())
 
     DEFAULT_CSS = """
     HistoryTable > .history-table--succeeded { color: $text-success; }
@@ -141,22 +134,14 @@ class HistoryTable(CursorCachedTable[Text], inherit_bindings=False):
         return style
 
 
-class HistoryScreen(Screen[None]):
+class HistoryScreen(FilteringScreen):
     """The deploys of every console on this store; another console's deploys appear as they
     are recorded (re-read every REFRESH_SECONDS, the cursor stays on its deploy)."""
 
     CSS_PATH = "../styles/history.tcss"
     HELP_NAMESPACE = "history"
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "open_deploy", "Open deploy", id="history.open_deploy"),
-        # Priority, as on the dashboard: the keys typed right after it go to the filter.
-        Binding("slash", "filter", "Filter", key_display="/", id="history.filter", priority=True),
-        Binding("t", "time_range", "Time range", id="history.time_range"),
-        Binding("r", "refresh", "Refresh", id="history.refresh"),
-        Binding("escape", "clear_filter", "Clear filter", id="history.clear_filter"),
-        Binding("escape", "back", "Back", id="history.back"),
-    ]
+    BINDINGS = KEYMAP[HELP_NAMESPACE]
+    FILTER_ID = "history-filter"
 
     def __init__(
         self,
@@ -186,10 +171,6 @@ class HistoryScreen(Screen[None]):
     @property
     def table(self) -> HistoryTable:
         return self.query_one(HistoryTable)
-
-    @property
-    def filter_input(self) -> Input:
-        return self.query_one("#history-filter", Input)
 
     @property
     def cursor_record(self) -> DeployRecord | None:
@@ -496,12 +477,6 @@ class HistoryScreen(Screen[None]):
         if action == "back":
             return not filtering
         return True
-
-    def action_filter(self) -> None:
-        # set_focus, not Widget.focus(): the next key a person types must land in the filter.
-        self.filter_input.display = True
-        self.set_focus(self.filter_input)
-        self.refresh_bindings()
 
     def action_clear_filter(self) -> None:
         self.filter_input.display = False

@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import ClassVar
 
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.reactive import reactive
@@ -18,6 +16,7 @@ from textual.widgets import Footer, Static
 
 from console.config import ClusterConfig, ProjectConfig
 from console.model import FleetSnapshot, LoadBalancerSettings
+from screens.keys import KEYMAP
 from screens.messages import (
     DeployAsked,
     HistoryAsked,
@@ -36,13 +35,7 @@ class ProjectScreen(Screen[None]):
 
     CSS_PATH = "../styles/project.tcss"
     HELP_NAMESPACE = "project"
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Back", id="project.back"),
-        Binding("r", "refresh", "Refresh", id="project.refresh"),
-        Binding("d", "deploy", "Deploy", id="deploy.open"),
-        Binding("h", "history", "History", id="history.open"),
-    ]
+    BINDINGS = KEYMAP[HELP_NAMESPACE]
 
     snapshot: reactive[FleetSnapshot | None] = reactive(None, always_update=True, init=False)
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar, TypeVar
+from typing import TypeVar
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
@@ -28,6 +27,7 @@ from textual.widgets.option_list import Option
 from console.config import ClusterConfig
 from console.errors import ConsoleError
 from console.inputs import until
+from screens.keys import KEYMAP
 from screens.widgets.format import LOCK
 
 
@@ -131,49 +131,72 @@ class QueueDialog(ModalScreen[Answer | None]):
         error.display = True
 
 
-class FreezeDialog(QueueDialog[FreezeRequest]):
+class FormDialog(QueueDialog[Answer]):
+    """A queue dialog that is a form: in a box with a title, a hint, then its `fields`."""
+
+    def __init__(self, name: str, title: str, hint: str) -> None:
+        super().__init__()
+        self.form_name = name
+        self.form_title = title
+        self.hint = hint
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id=f"{self.form_name}-box", classes="queue-dialog") as box:
+            box.border_title = self.form_title
+            yield Static(self.hint, classes="dialog-hint")
+            yield from self.fields()
+
+    def on_mount(self) -> None:
+        self.query_one(f"#{self.form_name}-reason", Input).focus()
+
+    def fields(self) -> ComposeResult:
+        """The form's labels and inputs (its reason_field among them), down to its form_end."""
+        raise NotImplementedError
+
+    def reason_field(self) -> ComposeResult:
+        """Why: every form asks, and its input has the focus first."""
+        yield Label("why (everyone sees it)")
+        yield Input(placeholder="reason", id=f"{self.form_name}-reason")
+
+
+FREEZE_HINT = (
+    "Queued deploys of a frozen cluster wait, with your reason, until someone "
+    "unfreezes it. Running deploys go on."
+)
+LOCK_HINT = (
+    "A lock holds the queued deploys it covers (never its owner's) until it is "
+    "removed or expires; a warning lock only warns."
+)
+
+
+class FreezeDialog(FormDialog[FreezeRequest]):
     """Which cluster to freeze and why; dismisses a FreezeRequest, or None."""
 
     HELP_NAMESPACE = "freeze"
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "close", "Cancel", id="freeze.cancel"),
-        Binding("ctrl+s", "submit", "Freeze", id="freeze.confirm"),
-    ]
+    BINDINGS = KEYMAP[HELP_NAMESPACE]
 
     def __init__(
         self, clusters: Sequence[ClusterConfig], selected: str | None, frozen: set[str]
     ) -> None:
-        super().__init__()
+        super().__init__("freeze", "freeze a cluster", FREEZE_HINT)
         self.clusters = list(clusters)
         self.selected = selected or (self.clusters[0].name if self.clusters else "")
         self.frozen = frozen
 
-    def compose(self) -> ComposeResult:
-        with Vertical(id="freeze-box", classes="queue-dialog") as box:
-            box.border_title = "freeze a cluster"
-            yield Static(
-                "Queued deploys of a frozen cluster wait, with your reason, until someone "
-                "unfreezes it. Running deploys go on.",
-                classes="dialog-hint",
-            )
-            yield Label("cluster")
-            with RadioSet(id="freeze-cluster"):
-                for cluster in self.clusters:
-                    marks = (f" {LOCK}" if cluster.protected else "") + (
-                        " (frozen)" if cluster.name in self.frozen else ""
-                    )
-                    yield RadioButton(
-                        f"{cluster.name}{marks}",
-                        value=cluster.name == self.selected,
-                        name=cluster.name,
-                    )
-            yield Label("why (everyone sees it)")
-            yield Input(placeholder="reason", id="freeze-reason")
-            yield from self.form_end("Freeze (ctrl+s)", "freeze")
-
-    def on_mount(self) -> None:
-        self.query_one("#freeze-reason", Input).focus()
+    def fields(self) -> ComposeResult:
+        yield Label("cluster")
+        with RadioSet(id="freeze-cluster"):
+            for cluster in self.clusters:
+                marks = (f" {LOCK}" if cluster.protected else "") + (
+                    " (frozen)" if cluster.name in self.frozen else ""
+                )
+                yield RadioButton(
+                    f"{cluster.name}{marks}",
+                    value=cluster.name == self.selected,
+                    name=cluster.name,
+                )
+        yield from self.reason_field()
+        yield from self.form_end("Freeze (ctrl+s)", "freeze")
 
     @property
     def cluster(self) -> str:
@@ -191,42 +214,27 @@ class FreezeDialog(QueueDialog[FreezeRequest]):
         self.dismiss(FreezeRequest(self.cluster, reason))
 
 
-class LockDialog(QueueDialog[LockRequest]):
+class LockDialog(FormDialog[LockRequest]):
     """A manual lock: scope, reason, optional expiry, warning only; dismisses a LockRequest."""
 
     HELP_NAMESPACE = "lock"
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "close", "Cancel", id="lock.cancel"),
-        Binding("ctrl+s", "submit", "Lock", id="lock.confirm"),
-    ]
+    BINDINGS = KEYMAP[HELP_NAMESPACE]
 
     def __init__(self, scopes: Sequence[LockScope], clock: Callable[[], datetime]) -> None:
-        super().__init__()
+        super().__init__("lock", "add a lock", LOCK_HINT)
         self.scopes = list(scopes)
         self.clock = clock
 
-    def compose(self) -> ComposeResult:
-        with Vertical(id="lock-box", classes="queue-dialog") as box:
-            box.border_title = "add a lock"
-            yield Static(
-                "A lock holds the queued deploys it covers (never its owner's) until it is "
-                "removed or expires; a warning lock only warns.",
-                classes="dialog-hint",
-            )
-            yield Label("what it covers")
-            with RadioSet(id="lock-scope"):
-                for index, scope in enumerate(self.scopes):
-                    yield RadioButton(scope.label, value=index == 0, name=str(index))
-            yield Label("why (everyone sees it)")
-            yield Input(placeholder="reason", id="lock-reason")
-            yield Label("expires after (30m, 2h, 1d) or at (an ISO time); empty: until removed")
-            yield Input(placeholder="no expiry", id="lock-expiry")
-            yield Checkbox("warning only (shown, never holds a deploy)", id="lock-warning")
-            yield from self.form_end("Lock (ctrl+s)", "lock")
-
-    def on_mount(self) -> None:
-        self.query_one("#lock-reason", Input).focus()
+    def fields(self) -> ComposeResult:
+        yield Label("what it covers")
+        with RadioSet(id="lock-scope"):
+            for index, scope in enumerate(self.scopes):
+                yield RadioButton(scope.label, value=index == 0, name=str(index))
+        yield from self.reason_field()
+        yield Label("expires after (30m, 2h, 1d) or at (an ISO time); empty: until removed")
+        yield Input(placeholder="no expiry", id="lock-expiry")
+        yield Checkbox("warning only (shown, never holds a deploy)", id="lock-warning")
+        yield from self.form_end("Lock (ctrl+s)", "lock")
 
     @property
     def scope(self) -> LockScope:
@@ -253,10 +261,7 @@ class HoldsDialog(QueueDialog[str]):
     or "lock:ID"), or None."""
 
     HELP_NAMESPACE = "locks"
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "close", "Close", id="locks.close"),
-    ]
+    BINDINGS = KEYMAP[HELP_NAMESPACE]
 
     def __init__(self, holds: Sequence[tuple[str, Content]]) -> None:
         super().__init__()

@@ -10,7 +10,6 @@ from typing import ClassVar, Protocol
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
@@ -26,6 +25,7 @@ from console.queue.release_queue import (
 )
 from console.store import DeployRecord
 from screens import PROG
+from screens.keys import KEYMAP
 from screens.messages import QueueActed, QueuedDeployChosen, QueueRead, QueueReadFailed, error_text
 from screens.queue.dialogs import (
     FreezeDialog,
@@ -41,7 +41,6 @@ from screens.widgets.confirm import ConfirmDialog
 from screens.widgets.format import format_age
 
 FREEZE_MARK = "❄"
-MOVE = Binding.Group("Move", compact=True)
 
 
 class QueueControl(Protocol):
@@ -68,33 +67,7 @@ class QueueScreen(Screen[None]):
 
     POLL_SECONDS: ClassVar[float] = 1.0
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,q", "back", "Back", id="queue.back"),
-        Binding("c", "cancel_deploy", "Cancel deploy", id="queue.cancel"),
-        Binding(
-            "shift+up",
-            "move(-1)",
-            "Move earlier in its pair",
-            key_display="⇧↑",
-            id="queue.move_up",
-            group=MOVE,
-        ),
-        Binding(
-            "shift+down",
-            "move(1)",
-            "Move later in its pair",
-            key_display="⇧↓",
-            id="queue.move_down",
-            group=MOVE,
-        ),
-        # For terminals that do not send shift+arrows.
-        Binding("u", "move(-1)", "Move earlier in its pair", show=False, id="queue.move_up_u"),
-        Binding("n", "move(1)", "Move later in its pair", show=False, id="queue.move_down_n"),
-        Binding("enter", "open_deploy", "Open", id="queue.open_deploy"),
-        Binding("f", "freeze", "Freeze/unfreeze", id="queue.freeze"),
-        Binding("l", "lock", "Lock", id="queue.lock"),
-        Binding("L", "unlock", "Unlock", id="queue.unlock"),
-    ]
+    BINDINGS = KEYMAP[HELP_NAMESPACE]
 
     def __init__(
         self,

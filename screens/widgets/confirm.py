@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
+
+from screens.keys import KEYMAP
 
 
 class ConfirmDialog(ModalScreen[bool]):
@@ -21,11 +20,7 @@ class ConfirmDialog(ModalScreen[bool]):
     # No is focused first: Enter alone never takes the hard-to-undo answer. (Textual focuses
     # it once the screen is shown; a query in on_mount raced the compose under load.)
     AUTO_FOCUS = "#no"
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y", "answer(True)", "Yes", id="confirm.yes"),
-        Binding("n,escape", "answer(False)", "No", id="confirm.no"),
-    ]
+    BINDINGS = KEYMAP[HELP_NAMESPACE]
 
     def __init__(self, title: str, question: str | Content, yes: str, no: str) -> None:
         super().__init__()

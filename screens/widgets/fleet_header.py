@@ -49,16 +49,9 @@ class FleetHeader(Static):
         self._shown: Content | None = None
 
     def on_mount(self) -> None:
+        for name in ("snapshot", "refreshing", "refresh_error"):
+            self.watch(self, name, self.show_age, init=False)
         self.set_interval(1.0, self.show_age, name="header-age")
-        self.show_age()
-
-    def watch_snapshot(self) -> None:
-        self.show_age()
-
-    def watch_refreshing(self) -> None:
-        self.show_age()
-
-    def watch_refresh_error(self) -> None:
         self.show_age()
 
     def show_age(self) -> None:

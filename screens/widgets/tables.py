@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from rich.style import Style
-from textual.binding import Binding, BindingType
 from textual.coordinate import Coordinate
 from textual.geometry import Region
 from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey
+
+from screens.keys import KEYMAP
 
 CellT = TypeVar("CellT")
 
@@ -20,19 +21,8 @@ ELSEWHERE = Coordinate(-2, -2)
 # Marks this module's keys in DataTable's line cache.
 STABLE = "cursor-stable"
 
-# DataTable's keys without its Enter: the screens bind Enter to their own action.
-TABLE_NAVIGATION: list[BindingType] = [
-    Binding("up", "cursor_up", "Move up", show=False, id="table.up"),
-    Binding("down", "cursor_down", "Move down", show=False, id="table.down"),
-    Binding("left", "cursor_left", "Move left", show=False, id="table.left"),
-    Binding("right", "cursor_right", "Move right", show=False, id="table.right"),
-    Binding("pageup", "page_up", "Page up", show=False, id="table.page_up"),
-    Binding("pagedown", "page_down", "Page down", show=False, id="table.page_down"),
-    Binding("ctrl+home", "scroll_top", "First row", show=False, id="table.first_row"),
-    Binding("ctrl+end", "scroll_bottom", "Last row", show=False, id="table.last_row"),
-    Binding("home", "scroll_home", "First column", show=False, id="table.first_column"),
-    Binding("end", "scroll_end", "Last column", show=False, id="table.last_column"),
-]
+# The tables' keys, from the keymap: DataTable's without its Enter.
+TABLE_NAVIGATION = KEYMAP["table"]
 
 
 def cell_style(table: DataTable[Any], component: str) -> Style:
