@@ -229,23 +229,23 @@ def test_rollback_of_a_finished_deploy_runs_the_previous_release(
 
 
 @pytest.mark.parametrize(
-    ("argv", "expected"),
+    ("arguments", "expected"),
     [
-        (["shop", "staging", "1.0.0"], "unknown project 'shop'"),
-        (["storefront", "prod3", "2.15.0"], "unknown cluster 'prod3'"),
-        (["search-api", "qaprod1", "c93a5e8"], "search-api is not configured in cluster qaprod1"),
-        (["storefront", "staging", "9.9.9"], "unknown release '9.9.9' for storefront in staging"),
-        (["storefront", "prod1", "2.15.0"], "cluster prod1 is protected: pass --yes"),
-        (["checkout-api", "prod2", "5.2.3"], "cluster prod2 is protected: pass --yes"),
+        ("shop staging 1.0.0", "unknown project 'shop'"),
+        ("storefront prod3 2.15.0", "unknown cluster 'prod3'"),
+        ("search-api qaprod1 c93a5e8", "search-api is not configured in cluster qaprod1"),
+        ("storefront staging 9.9.9", "unknown release '9.9.9' for storefront in staging"),
+        ("storefront prod1 2.15.0", "cluster prod1 is protected: pass --yes"),
+        ("checkout-api prod2 5.2.3", "cluster prod2 is protected: pass --yes"),
     ],
     ids=["project", "cluster", "pair", "release", "protected-prod1", "protected-prod2"],
 )
 def test_bad_input_is_one_line_exit_2_and_creates_nothing(
-    world: Config, tmp_path: Path, argv: list[str], expected: str
+    world: Config, tmp_path: Path, arguments: str, expected: str
 ) -> None:
     store = tmp_path / "store.db"
     before = {name: live(world, name, "prod1") for name in ("storefront", "checkout-api")}
-    result = cli("deploy", *argv, "--json", config=world.source, store=store)
+    result = cli("deploy", *arguments.split(), "--json", config=world.source, store=store)
     assert result.returncode == 2, result.stderr
     assert result.stdout == ""
     line = one_line_error(result)
