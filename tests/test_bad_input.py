@@ -37,28 +37,25 @@ NUMERIC = {
     "unhealthy": "0",
     "older": "0",
 }
+# The settings of the [engine] and [world] tables (all numeric).
+ENGINE = (
+    "instance_ready_timeout_seconds",
+    "health_gate_margin_seconds",
+    "rollback_timeout_seconds",
+    "poll_seconds",
+    "lock_stale_seconds",
+)
+WORLD = (
+    "seed",
+    "registration_seconds",
+    "health_check_interval_seconds",
+    "healthy_threshold",
+    "deregistration_delay_seconds",
+)
 KEY_PATHS = {
     "refresh_seconds": "refresh_seconds",
-    **{
-        name: f"engine.{name}"
-        for name in (
-            "instance_ready_timeout_seconds",
-            "health_gate_margin_seconds",
-            "rollback_timeout_seconds",
-            "poll_seconds",
-            "lock_stale_seconds",
-        )
-    },
-    **{
-        name: f"world.{name}"
-        for name in (
-            "seed",
-            "registration_seconds",
-            "health_check_interval_seconds",
-            "healthy_threshold",
-            "deregistration_delay_seconds",
-        )
-    },
+    **{name: f"engine.{name}" for name in ENGINE},
+    **{name: f"world.{name}" for name in WORLD},
     "ssh_port": "clusters[0].ssh.port",
     "ssh_connect_timeout": "clusters[0].ssh.connect_timeout",
     "startup_timeout_seconds": "projects[0].deploy.startup_timeout_seconds",
@@ -84,16 +81,18 @@ INTEGERS = {
     "unhealthy",
     "older",
 }
-TEMPLATE = """
-refresh_seconds = {refresh_seconds}
 
-[engine]
-instance_ready_timeout_seconds = {instance_ready_timeout_seconds}
-health_gate_margin_seconds = {health_gate_margin_seconds}
-rollback_timeout_seconds = {rollback_timeout_seconds}
-poll_seconds = {poll_seconds}
-lock_stale_seconds = {lock_stale_seconds}
 
+def table(name: str, settings: tuple[str, ...]) -> str:
+    """A TOML table whose every setting is a placeholder for config_text (`poll_seconds =
+    {poll_seconds}`)."""
+    return f"\n[{name}]\n" + "".join(f"{setting} = {{{setting}}}\n" for setting in settings)
+
+
+TEMPLATE = (
+    "refresh_seconds = {refresh_seconds}\n"
+    + table("engine", ENGINE)
+    + """
 [queue]
 parallel = {parallel}
 
@@ -125,13 +124,9 @@ start = "start"
 health = "health"
 startup_timeout_seconds = {startup_timeout_seconds}
 health_interval_seconds = {health_interval_seconds}
-
-[world]
-seed = {seed}
-registration_seconds = {registration_seconds}
-health_check_interval_seconds = {health_check_interval_seconds}
-healthy_threshold = {healthy_threshold}
-deregistration_delay_seconds = {deregistration_delay_seconds}
+"""
+    + table("world", WORLD)
+    + """
 [world.projects.storefront]
 versions = ["1.0.0"]
 [world.projects.storefront.clusters.staging]
@@ -141,6 +136,7 @@ stopped = {stopped}
 unhealthy = {unhealthy}
 older = {older}
 """
+)
 
 
 def config_text(**spoiled: str) -> str:

@@ -163,14 +163,10 @@ class WorldProcess:
         stderr_path = self.workdir / "world.stderr"
         started = time.perf_counter()
         with stderr_path.open("wb") as stderr:
-            self.process = subprocess.Popen(
+            self.process = start_child(
                 self.command(),
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.PIPE,
+                env,
                 stderr=stderr,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
                 # The world plays AWS, which runs on other machines: it takes the CPU only
                 # when the console under test does not need it (all its threads inherit this).
                 preexec_fn=lambda: os.nice(WORLD_NICENESS),
@@ -264,20 +260,24 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_child(command: list[str], env: dict[str, str], **kwargs: Any) -> tuple[float, str]:
-    """Run a command in its own process group; (wall seconds, stdout). Killed on Ctrl-C."""
-    started = time.perf_counter()
-    process = subprocess.Popen(
+def start_child(command: list[str], env: dict[str, str], **options: Any) -> subprocess.Popen[Any]:
+    """Start a command from the repository root in a process group of its own (so that a kill
+    reaches its children too), stdin closed, stdout piped; `options` go to Popen."""
+    return subprocess.Popen(
         command,
         cwd=ROOT,
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         start_new_session=True,
-        text=True,
-        **kwargs,
+        **options,
     )
+
+
+def run_child(command: list[str], env: dict[str, str]) -> tuple[float, str]:
+    """Run a command in its own process group; (wall seconds, stdout). Killed on Ctrl-C."""
+    started = time.perf_counter()
+    process = start_child(command, env, stderr=subprocess.PIPE, text=True)
     try:
         stdout, stderr = process.communicate(timeout=COMMAND_TIMEOUT)
     except BaseException:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,6 +44,18 @@ def world_of(tmp_path_factory: pytest.TempPathFactory, name: str, text: str) -> 
     source.write_text(text)
     with world_process(source, workdir) as config:
         yield config
+
+
+def world_fixture(name: str, text: str) -> Any:
+    """A module-scoped fixture of a world of its own seeded from `text`, for a test module
+    that assigns it: `ledger_world = world_fixture("ledger", CONFIG)`."""
+
+    @pytest.fixture(scope="module")
+    def own_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Config]:
+        with world_of(tmp_path_factory, name, text) as config:
+            yield config
+
+    return own_world
 
 
 @pytest.fixture(scope="module")

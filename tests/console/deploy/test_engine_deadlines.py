@@ -13,17 +13,15 @@ import dataclasses
 import itertools
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from console.config import Config
 from console.deploy.services import deploy_services
 from console.events import DeployEvent, OutputLine, StepFinished, StepStarted
 from console.model import DeployRequest, DeployState, Step, StepState
 from tests.blackhole import BlackholeProxy, blackhole_proxy
-from tests.console.deploy.test_engine import config_head, finished, world_of
+from tests.console.deploy.test_engine import config_head, finished, world_fixture
 from tests.deploy_world import live, serving_in
 
 MARGIN = 1  # [engine] health_gate_margin_seconds
@@ -71,10 +69,7 @@ version = "1.0.0"
 )
 
 
-@pytest.fixture(scope="module")
-def ledger_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Config]:
-    with world_of(tmp_path_factory, "ledger", CONFIG) as config:
-        yield config
+ledger_world = world_fixture("ledger", CONFIG)
 
 
 def through(config: Config, proxy: BlackholeProxy) -> Config:

@@ -9,17 +9,14 @@ of three is not healthy. The world decides health per load balancer by its healt
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from console.config import Config
 from console.deploy.services import deploy_services
 from console.events import DeployEvent, OutputLine, StepFinished, StepStarted
 from console.model import DeployPlan, DeployRequest, DeployState, LoadBalancerKind, Step, StepState
-from tests.console.deploy.test_engine import config_head, finished, steps, world_of
+from tests.console.deploy.test_engine import config_head, finished, steps, world_fixture
 from tests.deploy_world import ServingWatcher, client, instances, live, serving_in
 
 MARGIN = 3  # [engine] health_gate_margin_seconds
@@ -83,10 +80,7 @@ version = "1.0.0"
 )
 
 
-@pytest.fixture(scope="module")
-def gateway_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Config]:
-    with world_of(tmp_path_factory, "gateway", CONFIG) as config:
-        yield config
+gateway_world = world_fixture("gateway", CONFIG)
 
 
 def target_group_arn(config: Config, cluster: str, name: str) -> str:

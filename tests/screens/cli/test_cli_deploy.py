@@ -229,23 +229,23 @@ def test_rollback_of_a_finished_deploy_runs_the_previous_release(
 
 
 @pytest.mark.parametrize(
-    ("argv", "expected"),
+    ("arguments", "expected"),
     [
-        (["shop", "staging", "1.0.0"], "unknown project 'shop'"),
-        (["storefront", "prod3", "2.15.0"], "unknown cluster 'prod3'"),
-        (["search-api", "qaprod1", "c93a5e8"], "search-api is not configured in cluster qaprod1"),
-        (["storefront", "staging", "9.9.9"], "unknown release '9.9.9' for storefront in staging"),
-        (["storefront", "prod1", "2.15.0"], "cluster prod1 is protected: pass --yes"),
-        (["checkout-api", "prod2", "5.2.3"], "cluster prod2 is protected: pass --yes"),
+        ("shop staging 1.0.0", "unknown project 'shop'"),
+        ("storefront prod3 2.15.0", "unknown cluster 'prod3'"),
+        ("search-api qaprod1 c93a5e8", "search-api is not configured in cluster qaprod1"),
+        ("storefront staging 9.9.9", "unknown release '9.9.9' for storefront in staging"),
+        ("storefront prod1 2.15.0", "cluster prod1 is protected: pass --yes"),
+        ("checkout-api prod2 5.2.3", "cluster prod2 is protected: pass --yes"),
     ],
     ids=["project", "cluster", "pair", "release", "protected-prod1", "protected-prod2"],
 )
 def test_bad_input_is_one_line_exit_2_and_creates_nothing(
-    world: Config, tmp_path: Path, argv: list[str], expected: str
+    world: Config, tmp_path: Path, arguments: str, expected: str
 ) -> None:
     store = tmp_path / "store.db"
     before = {name: live(world, name, "prod1") for name in ("storefront", "checkout-api")}
-    result = cli("deploy", *argv, "--json", config=world.source, store=store)
+    result = cli("deploy", *arguments.split(), "--json", config=world.source, store=store)
     assert result.returncode == 2, result.stderr
     assert result.stdout == ""
     line = one_line_error(result)
@@ -335,12 +335,9 @@ async def test_a_waiting_deploy_runs_when_the_pair_frees(world: Config, tmp_path
     store = tmp_path / "store.db"
     async with await Store.open(store) as opened:
         await opened.acquire_lock("admin-portal", "staging", "d-held", "alice")
-    process = subprocess.Popen(
-        command("deploy", "admin-portal", "staging", "3.8.0", "--json", config=world.source,
-                store=store),
-        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
+    process = started(
+        "deploy", "admin-portal", "staging", "3.8.0", "--json", config=world.source, store=store
+    )
     try:
         stream = EventStream(process)
         waiting = stream.until(lambda e: e["event"] == "DeployWaiting" and e["reason"])
@@ -399,6 +396,21 @@ def as_from_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def started(*args: str, config: Path, store: Path) -> subprocess.Popen[str]:
+    """The command running in a child process as from a terminal, its output piped and
+    unbuffered (a `deploy --json`'s events can be read as they are printed)."""
+    return subprocess.Popen(
+        command(*args, config=config, store=store),
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=as_from_a_terminal,
+    )
+
+
 class EventStream:
     """A running `deploy --json`: its events as they come, each waited for with a timeout."""
 
@@ -444,15 +456,8 @@ async def test_a_signal_cancels_the_deploy_and_rolls_back(
     old = live(world, project, "staging")
     served = serving_in(world, project, "staging")
     assert old and all(members == old for members in served.values()), served
-    process = subprocess.Popen(
-        command("deploy", project, "staging", release, "--json", config=world.source, store=store),
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        preexec_fn=as_from_a_terminal,
+    process = started(
+        "deploy", project, "staging", release, "--json", config=world.source, store=store
     )
     try:
         with watching(world, project, "staging"):
@@ -510,15 +515,7 @@ def test_a_signal_while_planning_stops_before_anything_changes(tmp_path: Path) -
         config = tmp_path / "slow.toml"
         config.write_text(text)
         store = tmp_path / "store.db"
-        process = subprocess.Popen(
-            command("deploy", "storefront", "staging", "2.15.0", config=config, store=store),
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            preexec_fn=as_from_a_terminal,
-        )
+        process = started("deploy", "storefront", "staging", "2.15.0", config=config, store=store)
         try:
             assert asked.wait(timeout=60), "the command never asked AWS"
             process.send_signal(signal.SIGINT)

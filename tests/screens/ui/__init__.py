@@ -15,18 +15,9 @@ from textual.content import Content
 from textual.pilot import Pilot
 from textual.widgets import Static
 
+from console import model
 from console.config import ClusterConfig, Config, ProjectClusterConfig, ProjectConfig
 from console.fleet.inventory import Fleet
-from console.model import (
-    ClusterStatus,
-    EnvStatus,
-    FleetSnapshot,
-    Health,
-    Instance,
-    LoadBalancerKind,
-    LoadBalancerSettings,
-    TargetState,
-)
 from screens.app import DeployConsoleApp, build_app
 from screens.help import HelpScreen
 from screens.widgets.confirm import ConfirmDialog
@@ -114,7 +105,7 @@ def text_of(static: Static) -> str:
     return visual.plain if isinstance(visual, Content) else str(visual)
 
 
-def read_demo_snapshot(world_config: Config) -> FleetSnapshot:
+def read_demo_snapshot(world_config: Config) -> model.FleetSnapshot:
     """One real read of the demo world (at FROZEN_NOW), for stand-in fleets to replay."""
     fleet = Fleet(world_config, clock=frozen_clock)
     try:
@@ -129,8 +120,9 @@ class StubFleet:
     def __init__(
         self,
         config: Config,
-        snapshots: list[FleetSnapshot | Exception],
-        settings: dict[tuple[str, str], tuple[LoadBalancerSettings, ...] | Exception] | None = None,
+        snapshots: list[model.FleetSnapshot | Exception],
+        settings: dict[tuple[str, str], tuple[model.LoadBalancerSettings, ...] | Exception]
+        | None = None,
         delay: float = 0.0,
     ) -> None:
         self.config = config
@@ -142,7 +134,7 @@ class StubFleet:
         self.most_at_once = 0
         self.closed = False
 
-    async def refresh(self) -> FleetSnapshot:
+    async def refresh(self) -> model.FleetSnapshot:
         self.running += 1
         self.most_at_once = max(self.most_at_once, self.running)
         try:
@@ -158,7 +150,7 @@ class StubFleet:
 
     async def load_balancer_settings(
         self, project: str, cluster: str
-    ) -> tuple[LoadBalancerSettings, ...]:
+    ) -> tuple[model.LoadBalancerSettings, ...]:
         item = self._settings.get((project, cluster), ())
         if isinstance(item, Exception):
             raise item
@@ -179,7 +171,7 @@ def unreachable(config: Config, cluster: str) -> Config:
 
 def stub_app(
     config: Config,
-    snapshot: FleetSnapshot | None = None,
+    snapshot: model.FleetSnapshot | None = None,
     clock: Callable[[], datetime] = frozen_clock,
     **options: Any,
 ) -> DeployConsoleApp:
@@ -210,49 +202,53 @@ def large_config(projects: int = 200) -> Config:
     )
 
 
-def synthetic_snapshot(config: Config, now: datetime, version: str) -> FleetSnapshot:
+def synthetic_snapshot(config: Config, now: datetime, version: str) -> model.FleetSnapshot:
     """Every project healthy with two instances running `version`."""
-    envs: dict[tuple[str, str], EnvStatus] = {}
+    envs: dict[tuple[str, str], model.EnvStatus] = {}
     for project in config.projects:
         for cluster_name in project.clusters:
             instances = tuple(
-                Instance(
+                model.Instance(
                     id=f"i-{project.name}-{cluster_name}-{n}",
                     state="running",
                     image_id="ami-0123456789abcdef0",
                     version=version,
                     launched_at=now,
                     private_address="10.0.0.1",
-                    targets=(TargetState("tg", LoadBalancerKind.TARGET_GROUP, "healthy"),),
+                    targets=(
+                        model.TargetState("tg", model.LoadBalancerKind.TARGET_GROUP, "healthy"),
+                    ),
                 )
                 for n in range(2)
             )
-            envs[(project.name, cluster_name)] = EnvStatus(
+            envs[(project.name, cluster_name)] = model.EnvStatus(
                 project.name,
                 cluster_name,
-                Health.HEALTHY,
+                model.Health.HEALTHY,
                 instances=instances,
                 load_balancers=("tg",),
                 fetched_at=now,
             )
-    return FleetSnapshot(
+    return model.FleetSnapshot(
         generated_at=now,
-        clusters=tuple(ClusterStatus(c.name, c.protected, fetched_at=now) for c in config.clusters),
+        clusters=tuple(
+            model.ClusterStatus(c.name, c.protected, fetched_at=now) for c in config.clusters
+        ),
         projects=config.project_names,
         envs=envs,
     )
 
 
 def with_cluster_down(
-    snapshot: FleetSnapshot, cluster: str, error: str, now: datetime
-) -> FleetSnapshot:
+    snapshot: model.FleetSnapshot, cluster: str, error: str, now: datetime
+) -> model.FleetSnapshot:
     """What the core returns when `cluster` fails after a good read: last data, unknown health."""
     clusters = tuple(
         replace(status, error=error) if status.name == cluster else replace(status, fetched_at=now)
         for status in snapshot.clusters
     )
     envs = {
-        key: replace(env, health=Health.UNKNOWN, error=error)
+        key: replace(env, health=model.Health.UNKNOWN, error=error)
         if key[1] == cluster
         else replace(env, fetched_at=now)
         for key, env in snapshot.envs.items()

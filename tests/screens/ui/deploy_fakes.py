@@ -13,15 +13,8 @@ from datetime import timedelta
 
 from textual.pilot import Pilot
 
+from console import events
 from console.errors import ConsoleError
-from console.events import (
-    DeployEvent,
-    DeployFinished,
-    DeployStarted,
-    OutputLine,
-    StepFinished,
-    StepStarted,
-)
 from console.model import (
     DEPLOY_STEPS,
     DeployPlan,
@@ -123,7 +116,7 @@ class ScriptedDeploys:
         event.set()
         return True
 
-    async def run(self, request: DeployRequest) -> AsyncIterator[DeployEvent]:
+    async def run(self, request: DeployRequest) -> AsyncIterator[events.DeployEvent]:
         if (request.project, request.cluster) in self.busy:
             raise Busy(f"{request.project} in {request.cluster} is being deployed by bob")
         self.started.append(request)
@@ -134,10 +127,10 @@ class ScriptedDeploys:
         new_ids = [f"i-0new{self._serial:02d}{n}{'a' * 10}" for n in range(2)]
         try:
             for step in DEPLOY_STEPS:
-                yield StepStarted(deploy_id, step, FROZEN_NOW, _detail(step))
+                yield events.StepStarted(deploy_id, step, FROZEN_NOW, _detail(step))
                 await asyncio.sleep(0)
                 if step is Step.RESOLVE:
-                    yield DeployStarted(
+                    yield events.DeployStarted(
                         deploy_id,
                         request.project,
                         request.cluster,
@@ -147,26 +140,28 @@ class ScriptedDeploys:
                         FROZEN_NOW,
                     )
                 for line in _lines(step, new_ids):
-                    yield OutputLine(deploy_id, *line)
+                    yield events.OutputLine(deploy_id, *line)
                 if step is self.hold_at:
                     self.held.add(deploy_id)
                     await _first(cancelled, self._resume)
                     self.held.discard(deploy_id)
                 if cancelled.is_set():
                     reason = f"cancelled by {self.actor}"
-                    yield StepFinished(deploy_id, step, StepState.FAILED, STEP_SECONDS, reason)
-                    yield StepStarted(deploy_id, Step.ROLLBACK, FROZEN_NOW)
-                    yield OutputLine(
+                    yield events.StepFinished(
+                        deploy_id, step, StepState.FAILED, STEP_SECONDS, reason
+                    )
+                    yield events.StepStarted(deploy_id, Step.ROLLBACK, FROZEN_NOW)
+                    yield events.OutputLine(
                         deploy_id, "console", f"terminating {', '.join(new_ids)}; old serve"
                     )
-                    yield StepFinished(
+                    yield events.StepFinished(
                         deploy_id,
                         Step.ROLLBACK,
                         StepState.SUCCEEDED,
                         STEP_SECONDS,
                         f"terminated {', '.join(new_ids)}",
                     )
-                    yield DeployFinished(
+                    yield events.DeployFinished(
                         deploy_id,
                         DeployState.CANCELLED,
                         f"{reason}; rolled back: terminated {', '.join(new_ids)}; "
@@ -175,9 +170,9 @@ class ScriptedDeploys:
                         0.05,
                     )
                     return
-                yield StepFinished(deploy_id, step, StepState.SUCCEEDED, STEP_SECONDS)
+                yield events.StepFinished(deploy_id, step, StepState.SUCCEEDED, STEP_SECONDS)
                 await asyncio.sleep(0)
-            yield DeployFinished(
+            yield events.DeployFinished(
                 deploy_id,
                 DeployState.SUCCEEDED,
                 f"{release.version} serves on {', '.join(new_ids)}",
@@ -212,8 +207,8 @@ async def held_deploy(
     return app.screen
 
 
-async def _first(*events: asyncio.Event) -> None:
-    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+async def _first(*flags: asyncio.Event) -> None:
+    waiters = [asyncio.ensure_future(flag.wait()) for flag in flags]
     try:
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     finally:

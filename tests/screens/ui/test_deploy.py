@@ -6,8 +6,8 @@ The deploys object is scripted (tests/screens/ui/deploy_fakes.py): these tests c
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import pytest
 from textual.pilot import Pilot
@@ -47,6 +47,25 @@ async def running(
         yield app, pilot
 
 
+Held = tuple[DeployConsoleApp, Pilot[None], ScriptedDeploys]
+Hold = Callable[..., AbstractAsyncContextManager[Held]]
+
+
+@pytest.fixture
+def hold(world_config: Config, demo_snapshot: FleetSnapshot) -> Hold:
+    """`async with hold(step, project, cluster, release) as (app, pilot, deploys)`: the console
+    with alice's deploy of the release held at `step`, its screen in front."""
+
+    @asynccontextmanager
+    async def holding(step: Step, *pair_release: str) -> AsyncIterator[Held]:
+        deploys = ScriptedDeploys(demo_snapshot, hold_at=step)
+        async with running(world_config, demo_snapshot, deploys) as (app, pilot):
+            await held_deploy(app, pilot, deploys, *pair_release)
+            yield app, pilot, deploys
+
+    return holding
+
+
 def cell(app: DeployConsoleApp, project: str, cluster: str) -> str:
     return " ".join(app.dashboard.query_one(FleetMatrix).cell_plain(project, cluster).split())
 
@@ -55,6 +74,20 @@ def deploy_screen(app: DeployConsoleApp) -> DeployScreen:
     screen = app.screen
     assert isinstance(screen, DeployScreen), screen
     return screen
+
+
+async def declined_then_confirmed(pilot: Pilot[None], key: str, deploys: ScriptedDeploys) -> str:
+    """`key` on a held deploy's screen asks first: answered n, the console and the deploy go on
+    (back on its screen, nothing cancelled); `key` again, answered y. What it asked."""
+    app = pilot.app
+    screen = app.screen
+    await pilot.press(key)
+    question = await confirm(pilot, "n")
+    await wait_for(pilot, lambda: app.screen is screen, "back to the deploy")
+    assert app.is_running and deploys.cancelled == []
+    await pilot.press(key)
+    await confirm(pilot, "y")
+    return question
 
 
 def states(screen: DeployScreen) -> dict[str, StepState | None]:
@@ -132,12 +165,9 @@ async def test_protected_cluster_enables_confirm_only_for_its_typed_name(
         assert deploys.started == [DeployRequest("storefront", "prod1", "2.15.0", "alice")]
 
 
-async def test_deploy_screen_steps_advance_and_the_cell_shows_the_deploy(
-    world_config: Config, demo_snapshot: FleetSnapshot
-) -> None:
-    deploys = ScriptedDeploys(demo_snapshot, hold_at=Step.CONFIGURE)
-    async with running(world_config, demo_snapshot, deploys) as (app, pilot):
-        screen = await held_deploy(app, pilot, deploys, "storefront", "prod1", "2.15.0")
+async def test_deploy_screen_steps_advance_and_the_cell_shows_the_deploy(hold: Hold) -> None:
+    async with hold(Step.CONFIGURE, "storefront", "prod1", "2.15.0") as (app, pilot, deploys):
+        screen = deploy_screen(app)
         await pilot.pause()
         assert states(screen) == {
             "lock": StepState.SUCCEEDED,
@@ -184,20 +214,10 @@ async def test_deploy_screen_steps_advance_and_the_cell_shows_the_deploy(
         assert cell(app, "storefront", "prod1") == "● 2.14.1 3/3"
 
 
-async def test_cancel_asks_first_then_rolls_back(
-    world_config: Config, demo_snapshot: FleetSnapshot
-) -> None:
-    deploys = ScriptedDeploys(demo_snapshot, hold_at=Step.HEALTH_GATE)
-    async with running(world_config, demo_snapshot, deploys) as (app, pilot):
-        screen = await held_deploy(app, pilot, deploys, "storefront", "staging", "2.14.1")
-
-        await pilot.press("c")
-        await confirm(pilot, "n")
-        await wait_for(pilot, lambda: app.screen is screen, "the deploy screen")
-        assert deploys.cancelled == []
-
-        await pilot.press("c")
-        await confirm(pilot, "y")
+async def test_cancel_asks_first_then_rolls_back(hold: Hold) -> None:
+    async with hold(Step.HEALTH_GATE, "storefront", "staging", "2.14.1") as (app, pilot, deploys):
+        screen = deploy_screen(app)
+        await declined_then_confirmed(pilot, "c", deploys)
         await wait_for(pilot, lambda: screen.tracked.finished, "the rollback")
         await pilot.pause()
         assert deploys.cancelled == [(screen.tracked.deploy_id, "alice")]
@@ -314,20 +334,11 @@ async def test_d_on_the_project_column_says_where_to_put_the_cursor(
         assert app.screen is app.dashboard
 
 
-async def test_quit_with_a_deploy_running_asks_then_rolls_back_before_closing(
-    world_config: Config, demo_snapshot: FleetSnapshot
-) -> None:
-    deploys = ScriptedDeploys(demo_snapshot, hold_at=Step.CONFIGURE)
-    async with running(world_config, demo_snapshot, deploys) as (app, pilot):
-        screen = await held_deploy(app, pilot, deploys, "storefront", "staging", "2.14.1")
-
-        await pilot.press("ctrl+q")
-        assert "1 deploy running: storefront → staging" in await confirm(pilot, "n")
-        await wait_for(pilot, lambda: app.screen is screen, "back to the deploy")
-        assert app.is_running and deploys.cancelled == []
-
-        await pilot.press("ctrl+q")
-        await confirm(pilot, "y")
+async def test_quit_with_a_deploy_running_asks_then_rolls_back_before_closing(hold: Hold) -> None:
+    async with hold(Step.CONFIGURE, "storefront", "staging", "2.14.1") as (app, pilot, deploys):
+        screen = deploy_screen(app)
+        question = await declined_then_confirmed(pilot, "ctrl+q", deploys)
+        assert "1 deploy running: storefront → staging" in question
         await wait_for(pilot, lambda: not app.is_running, "the console to close")
         assert deploys.cancelled == [(screen.tracked.deploy_id, "alice")]
         assert screen.tracked.state is DeployState.CANCELLED

@@ -74,9 +74,7 @@ SUCCEEDED_STEPS = (
     ("terminate", "succeeded", 0.2, "i-0ffee0ddba11c0de1"),
 )
 ROLLED_BACK_STEPS = (
-    ("lock", "succeeded", 0.0, "held by {actor}"),
-    ("resolve", "succeeded", 0.2, "{release} is ami-0b1e2c3d4e5f60718"),
-    ("launch", "succeeded", 0.3, "i-0a1b2c3d4e5f60718"),
+    *SUCCEEDED_STEPS[:3],  # lock, resolve, launch
     ("configure", "failed", 14.0, "health command failed on i-0a1b2c3d4e5f60718 (exit 1)"),
     ("rollback", "succeeded", 0.1, "terminated i-0a1b2c3d4e5f60718"),
 )
@@ -149,47 +147,35 @@ NEWEST_FIRST = [seed.id for seed in reversed(SEEDS)]
 async def record(store: Store, clock: SteppingClock, seed: Seed) -> None:
     """One deploy as the engine records it: the deploy, each step and its audit rows, the end."""
     clock.now = FROZEN_NOW - seed.ago
-    pair = {"project": seed.project, "cluster": seed.cluster}
+    who_where = {"actor": seed.actor, "project": seed.project, "cluster": seed.cluster}
     await store.create_deploy(
         DeployRecord(
-            id=seed.id,
-            release=seed.release,
-            actor=seed.actor,
-            state="running",
-            created_at=clock.now,
-            **pair,
+            id=seed.id, release=seed.release, state="running", created_at=clock.now, **who_where
         )
     )
     await store.set_deploy_state(
         seed.id, "running", image_id="ami-0b1e2c3d4e5f60718", previous_release=seed.previous
     )
-    words = {"actor": seed.actor, "release": seed.release, **pair}
+    words = {"release": seed.release, **who_where}
     for step, state, seconds, detail in seed.steps:
         text = detail.format(**words)
         await store.step_started(seed.id, step)
         await store.audit(
-            "deploy.step", actor=seed.actor, deploy_id=seed.id, step=step, outcome="started", **pair
+            "deploy.step", deploy_id=seed.id, step=step, outcome="started", **who_where
         )
         clock.advance(seconds)
         await store.step_finished(seed.id, step, state, detail=text)
         await store.audit(
-            "deploy.step",
-            actor=seed.actor,
-            deploy_id=seed.id,
-            step=step,
-            outcome=state,
-            reason=text,
-            **pair,
+            "deploy.step", deploy_id=seed.id, step=step, outcome=state, reason=text, **who_where
         )
     if seed.state != "running":
         await store.set_deploy_state(seed.id, seed.state, reason=seed.reason)
         await store.audit(
             "deploy.finished",
-            actor=seed.actor,
             deploy_id=seed.id,
             outcome=seed.state,
             reason=seed.reason,
-            **pair,
+            **who_where,
         )
 
 

@@ -395,18 +395,18 @@ def test_snapshot_stale_cluster(
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (["--rotate", "0"], "--rotate must be a number of seconds above 0, not 0.0"),
-        (["--rotate", "nan"], "--rotate must be a number of seconds above 0, not nan"),
-        (["--rotate", "soon"], "argument --rotate: invalid float value: 'soon'"),
-        (["--quit-key", "cmd+q"], "--quit-key 'cmd+q': not a key"),
+        ("--rotate 0", "--rotate must be a number of seconds above 0, not 0.0"),
+        ("--rotate nan", "--rotate must be a number of seconds above 0, not nan"),
+        ("--rotate soon", "argument --rotate: invalid float value: 'soon'"),
+        ("--quit-key cmd+q", "--quit-key 'cmd+q': not a key"),
     ],
 )
 def test_bad_kiosk_options_are_one_line_and_exit_2(
-    options: list[str], message: str, capsys: pytest.CaptureFixture[str]
+    options: str, message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from screens.main import run
 
-    assert run(["kiosk", "--config", str(DEMO_CONFIG), *options]) == 2
+    assert run(["kiosk", "--config", str(DEMO_CONFIG), *options.split()]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("deploy-console: error: ")
     assert message in err

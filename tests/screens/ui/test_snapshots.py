@@ -18,6 +18,7 @@ from console.fleet.inventory import Fleet
 from console.model import Step
 from screens.app import DeployConsoleApp, build_app
 from screens.deploy.dialog import DeployDialog
+from screens.deploy.screen import DeployScreen
 from screens.help import HelpScreen
 from screens.messages import ProjectChosen
 from screens.project.cluster_panel import ClusterPanel
@@ -29,14 +30,21 @@ SnapCompare = Callable[..., bool]
 
 
 @pytest.fixture
-def make_app(world_config: Config) -> Iterator[Callable[[Config | None], DeployConsoleApp]]:
+def make_app(
+    world_config: Config, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., DeployConsoleApp]]:
+    """make(config=None, deploys=None): the console on the world (or `config`), with no deploys
+    (or `deploys`, whose dialog plans at once)."""
+    monkeypatch.setattr(DeployDialog, "PLAN_DELAY", 0.0)
     fleets: list[Fleet] = []
 
-    def make(config: Config | None = None) -> DeployConsoleApp:
+    def make(
+        config: Config | None = None, deploys: ScriptedDeploys | None = None
+    ) -> DeployConsoleApp:
         config = config or world_config
         fleet = Fleet(config, clock=frozen_clock)
         fleets.append(fleet)
-        return build_app(config, fleet, clock=frozen_clock, auto_refresh=False)
+        return build_app(config, fleet, clock=frozen_clock, auto_refresh=False, deploys=deploys)
 
     yield make
     for fleet in fleets:
@@ -114,26 +122,17 @@ def test_help(snap_compare: SnapCompare, make_app) -> None:
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
 
 
-@pytest.fixture
-def make_deploy_app(
-    world_config: Config, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Callable[[ScriptedDeploys], DeployConsoleApp]]:
-    monkeypatch.setattr(DeployDialog, "PLAN_DELAY", 0.0)
-    fleets: list[Fleet] = []
-
-    def make(deploys: ScriptedDeploys) -> DeployConsoleApp:
-        fleet = Fleet(world_config, clock=frozen_clock)
-        fleets.append(fleet)
-        return build_app(
-            world_config, fleet, clock=frozen_clock, auto_refresh=False, deploys=deploys
-        )
-
-    yield make
-    for fleet in fleets:
-        fleet.close()
+async def deploy_held(
+    pilot: Pilot[None], deploys: ScriptedDeploys, *pair_release: str
+) -> tuple[DeployConsoleApp, DeployScreen]:
+    """After the first refresh, alice's deploy of (project, cluster, release) held at its step;
+    the console and the deploy's screen."""
+    app = await first_refresh(pilot)
+    deploys.snapshot = app.snapshot
+    return app, await held_deploy(app, pilot, deploys, *pair_release)
 
 
-def test_deploy_dialog_protected(snap_compare: SnapCompare, make_deploy_app) -> None:
+def test_deploy_dialog_protected(snap_compare: SnapCompare, make_app) -> None:
     """storefront in prod1: the plan of 2.15.0, Deploy disabled until "prod1" is typed."""
     deploys = ScriptedDeploys()
 
@@ -144,29 +143,26 @@ def test_deploy_dialog_protected(snap_compare: SnapCompare, make_deploy_app) -> 
             field.cursor_blink = False
         await pilot.pause()
 
-    assert snap_compare(make_deploy_app(deploys), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(make_app(deploys=deploys), terminal_size=SIZE, run_before=run_before)
 
 
-def test_deploy_screen_running(snap_compare: SnapCompare, make_deploy_app) -> None:
+def test_deploy_screen_running(snap_compare: SnapCompare, make_app) -> None:
     """A deploy held in its configure step: steps, progress, the log so far."""
     deploys = ScriptedDeploys(hold_at=Step.CONFIGURE)
 
     async def run_before(pilot: Pilot[None]) -> None:
-        app = await first_refresh(pilot)
-        deploys.snapshot = app.snapshot
-        await held_deploy(app, pilot, deploys, "storefront", "prod1", "2.15.0")
+        await deploy_held(pilot, deploys, "storefront", "prod1", "2.15.0")
         await pilot.pause()
 
-    assert snap_compare(make_deploy_app(deploys), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(make_app(deploys=deploys), terminal_size=SIZE, run_before=run_before)
 
 
-def test_deploy_screen_cancelled(snap_compare: SnapCompare, make_deploy_app) -> None:
+def test_deploy_screen_cancelled(snap_compare: SnapCompare, make_app) -> None:
     """Cancelled during the health gate: rolled back, the steps after it skipped."""
     deploys = ScriptedDeploys(hold_at=Step.HEALTH_GATE)
 
     async def run_before(pilot: Pilot[None]) -> None:
-        app = await first_refresh(pilot)
-        screen = await held_deploy(app, pilot, deploys, "storefront", "staging", "2.14.1")
+        app, screen = await deploy_held(pilot, deploys, "storefront", "staging", "2.14.1")
         tracked = screen.tracked
         await pilot.press("c", "y")
         await wait_for(pilot, lambda: tracked.finished, "the rollback")
@@ -174,4 +170,4 @@ def test_deploy_screen_cancelled(snap_compare: SnapCompare, make_deploy_app) -> 
         app.clear_notifications()  # toasts time out: keep them out of the picture
         await pilot.pause()
 
-    assert snap_compare(make_deploy_app(deploys), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(make_app(deploys=deploys), terminal_size=SIZE, run_before=run_before)
