@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 from console.config import load_config, sample_config, write_world_config
 from console.config.paths import DemoFiles, user_data_dir
-from console.store.files import remove_store
 from screens import PROG
 from screens.cli.command_line import PORT, Commands, UsageError, say
 
@@ -75,6 +74,7 @@ def world_command(args: argparse.Namespace) -> int:
 
 
 def demo_command(args: argparse.Namespace) -> int:
+    from console.store.files import remove_store
     from screens.cli.console import run_console
 
     source = _config_source(args)

@@ -439,8 +439,12 @@ def _snap_queue(
     config: Config,
     snapshot_store: Path,
     then: Callable[[Pilot[None]], Awaitable[None]] | None = None,
+    *,
+    size: tuple[int, int] = SIZE,
+    row: str = FROZEN_ID,
 ) -> bool:
-    """The queue screen on the snapshot store with the frozen row selected, after `then`."""
+    """The queue screen on the snapshot store with `row` (the frozen one) selected, after
+    `then`, on a terminal of `size`."""
     clock = SteppingClock()
     deploys = QueueDeploys(None)  # type: ignore[arg-type]
     opened = _Opened()
@@ -448,12 +452,12 @@ def _snap_queue(
     async def run_before(pilot: Pilot[None]) -> None:
         store = opened.store = await Store.open(snapshot_store, clock=clock)
         deploys.runner = runner_for(store, config, clock)
-        await select(pilot, await open_queue(pilot), FROZEN_ID)
+        await select(pilot, await open_queue(pilot), row)
         if then is not None:
             await then(pilot)
 
     try:
-        return snap_compare(make_app(config, deploys, clock), terminal_size=SIZE,
+        return snap_compare(make_app(config, deploys, clock), terminal_size=size,
                             run_before=run_before)  # fmt: skip
     finally:
         opened.close()

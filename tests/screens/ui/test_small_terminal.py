@@ -32,7 +32,7 @@ from tests.screens.ui.deploy_fakes import ScriptedDeploys, held_deploy, open_dia
 from tests.screens.ui.test_queue_screen import (  # noqa: F401  (snapshot_store: a fixture)
     NEXT_ID,
     QueueDeploys,
-    _Opened,
+    _snap_queue,
     fill,
     open_queue,
     runner_for,
@@ -86,16 +86,26 @@ async def _still(pilot: Pilot[None]) -> None:
     await pilot.pause()
 
 
+@asynccontextmanager
+async def small_console(
+    config: Config, snapshot: FleetSnapshot
+) -> AsyncIterator[tuple[DeployConsoleApp, Pilot[None], ScriptedDeploys]]:
+    """The console at 80x24 on the demo fleet after its first refresh; its scripted deploys
+    hold at their configure step."""
+    deploys = ScriptedDeploys(snapshot, hold_at=Step.CONFIGURE)
+    app = stub_app(config, snapshot, deploys=deploys)
+    async with app.run_test(size=SMALL) as pilot:
+        await _first_refresh(pilot)
+        yield app, pilot, deploys
+
+
 # -- the deploy dialogs ----------------------------------------------------------------------
 
 
 async def test_a_protected_deploy_is_confirmed_at_80x24_by_typing_the_cluster_name(
     world_config: Config, demo_snapshot: FleetSnapshot
 ) -> None:
-    deploys = ScriptedDeploys(demo_snapshot, hold_at=Step.CONFIGURE)
-    app = stub_app(world_config, demo_snapshot, deploys=deploys)
-    async with app.run_test(size=SMALL) as pilot:
-        await _first_refresh(pilot)
+    async with small_console(world_config, demo_snapshot) as (_app, pilot, deploys):
         dialog = await open_dialog(pilot, 3)  # storefront in prod1
         assert hidden(dialog, "#confirm-name", "#confirm", "#cancel", "#plan-area") == []
         assert dialog.confirm_button.disabled
@@ -108,10 +118,7 @@ async def test_a_protected_deploy_is_confirmed_at_80x24_by_typing_the_cluster_na
 async def test_the_plan_scrolls_at_80x24_and_the_buttons_stay(
     world_config: Config, demo_snapshot: FleetSnapshot
 ) -> None:
-    deploys = ScriptedDeploys(demo_snapshot)
-    app = stub_app(world_config, demo_snapshot, deploys=deploys)
-    async with app.run_test(size=SMALL) as pilot:
-        await _first_refresh(pilot)
+    async with small_console(world_config, demo_snapshot) as (_app, pilot, _deploys):
         dialog = await open_dialog(pilot, 3)
         area = dialog.query_one("#plan-area")
         await pilot.pause()
@@ -126,10 +133,7 @@ async def test_the_plan_scrolls_at_80x24_and_the_buttons_stay(
 async def test_the_deploy_dialog_of_an_unprotected_cluster_at_80x24(
     world_config: Config, demo_snapshot: FleetSnapshot
 ) -> None:
-    deploys = ScriptedDeploys(demo_snapshot)
-    app = stub_app(world_config, demo_snapshot, deploys=deploys)
-    async with app.run_test(size=SMALL) as pilot:
-        await _first_refresh(pilot)
+    async with small_console(world_config, demo_snapshot) as (_app, pilot, deploys):
         dialog = await open_dialog(pilot, 1)  # storefront in staging
         assert hidden(dialog, "#releases", "#plan-area", "#confirm", "#cancel") == []
         await pilot.click("#confirm")
@@ -218,10 +222,7 @@ def test_snapshot_protected_deploy_dialog(
 async def test_the_deploy_log_reads_at_the_full_width_of_80_columns(
     world_config: Config, demo_snapshot: FleetSnapshot
 ) -> None:
-    deploys = ScriptedDeploys(demo_snapshot, hold_at=Step.CONFIGURE)
-    app = stub_app(world_config, demo_snapshot, deploys=deploys)
-    async with app.run_test(size=SMALL) as pilot:
-        await _first_refresh(pilot)
+    async with small_console(world_config, demo_snapshot) as (app, pilot, deploys):
         screen = await held_deploy(app, pilot, deploys, "storefront", "prod1", "2.15.0")
         await pilot.pause()
         assert screen.log_widget.region.width == SMALL[0]
@@ -292,20 +293,10 @@ def test_snapshot_queue_dialog(
     snapshot_store: Path,  # noqa: F811  (the queue tests' fixture, imported above)
 ) -> None:
     key, kind, _ = QUEUE_DIALOGS[name]
-    clock = SteppingClock()
-    deploys = QueueDeploys(None)  # type: ignore[arg-type]
-    opened = _Opened()
 
-    async def run_before(pilot: Pilot[None]) -> None:
-        store = opened.store = await Store.open(snapshot_store, clock=clock)
-        deploys.runner = runner_for(store, config, clock)
-        await select(pilot, await open_queue(pilot), NEXT_ID)
+    async def open_it(pilot: Pilot[None]) -> None:
         await pilot.press(key)
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, kind), f"the {name} dialog")
         await _still(pilot)
 
-    try:
-        app = stub_app(config, clock=clock, deploys=deploys)
-        assert snap_compare(app, terminal_size=SMALL, run_before=run_before)
-    finally:
-        opened.close()
+    assert _snap_queue(snap_compare, config, snapshot_store, open_it, size=SMALL, row=NEXT_ID)
