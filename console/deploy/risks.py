@@ -22,7 +22,7 @@ RECENT_WINDOW = timedelta(days=RECENT_DAYS)
 # The store's deploys read for it: a project rarely deploys this often in a week.
 RECENT_LIMIT = 500
 # A failure's reason, shortened to stay on one line of an 80-column terminal.
-REASON_WIDTH = 40
+REASON_WIDTH = 32
 
 
 class RiskKind(StrEnum):
@@ -100,7 +100,7 @@ def _outcome(release: Release, record: DeployRecord) -> ReleaseWarning | bool | 
     finished = record.finished_at
     if finished is None:
         return None
-    when = f"on {finished:%Y-%m-%d %H:%M} UTC"
+    when = f"on {finished:%Y-%m-%d %H:%M}"  # UTC, as every time the console shows
     rolled_back = record.rollback_of and record.state == DeployState.SUCCEEDED
     if rolled_back and record.previous_release == release.version:
         return ReleaseWarning(
@@ -162,7 +162,7 @@ def warnings_text(release: Release, warnings: Sequence[ReleaseWarning]) -> list[
         return []
     count = f"{len(warnings)} warning{'s' if len(warnings) != 1 else ''}"
     return [
-        f"WARNING: release {release.version} ({release.image_id}): {count}",
+        f"WARNING: release {release.version} ({release.image_id}): {count} (times in UTC)",
         *(f"  ! {warning.text}" for warning in warnings),
     ]
 

@@ -83,8 +83,8 @@ def test_a_failed_or_rolled_back_deploy_anywhere_within_the_window_warns() -> No
     )
     old = record("d-3", "prod2", "2.16.0", "failed", days_ago=RECENT_DAYS + 1)
     assert texts("2.16.0", ("2.15.0",), [failed, rolled, old]) == [
-        "rolled back in prod1 on 2026-11-25 12:00 UTC (health gate: 0/3 healthy)",
-        "failed in qaprod1 on 2026-11-24 12:00 UTC (configure: exit 3)",
+        "rolled back in prod1 on 2026-11-25 12:00 (health gate: 0/3 healthy)",
+        "failed in qaprod1 on 2026-11-24 12:00 (configure: exit 3)",
     ]
 
 
@@ -107,7 +107,7 @@ def test_a_release_put_back_by_a_rollback_warns_with_who_did_it() -> None:
     )
     assert warning.kind is RiskKind.ROLLED_BACK
     assert (warning.text, warning.deploy_id) == (
-        "rolled back in prod1 on 2026-11-25 12:00 UTC (by alice)",
+        "rolled back in prod1 on 2026-11-25 12:00 (by alice)",
         "d-2",
     )
     # The release it put back is not the one to warn about.
@@ -121,11 +121,14 @@ def test_every_kind_at_once_and_the_lines_for_a_terminal() -> None:
     )
     assert [w.kind for w in found] == [RiskKind.RUNNING, RiskKind.DOWNGRADE, RiskKind.FAILED]
     lines = warnings_text(BY_VERSION["2.14.1"], found)
-    assert lines[0] == f"WARNING: release 2.14.1 ({BY_VERSION['2.14.1'].image_id}): 3 warnings"
+    assert (
+        lines[0]
+        == f"WARNING: release 2.14.1 ({BY_VERSION['2.14.1'].image_id}): 3 warnings (times in UTC)"
+    )
     assert lines[1:] == [
         "  ! already runs in staging (beside 2.15.0)",
         "  ! older than 2.15.0 (a downgrade)",
-        f"  ! failed in qaprod1 on 2026-11-25 12:00 UTC ({'x' * 39}…)",
+        f"  ! failed in qaprod1 on 2026-11-25 12:00 ({'x' * 31}…)",
     ]
     assert warnings_text(BY_VERSION["2.16.0"], []) == []
     assert short_reason("") == "no reason given"
