@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 from console.config import load_config, sample_config, write_world_config
 from console.config.paths import DemoFiles, user_data_dir
-from console.store.files import remove_store
 from screens import PROG
 from screens.cli.command_line import PORT, Commands, UsageError, say
 
@@ -92,7 +91,10 @@ def demo_command(args: argparse.Namespace) -> int:
     try:
         if args.store is None:
             # The demo's own store starts with its world: nothing of an earlier run's
-            # deploys, audit or anchors, and nothing of this user's real store.
+            # deploys, audit or anchors, and nothing of this user's real store. (Imported
+            # here: every command imports this module, and the store loads aiosqlite.)
+            from console.store.files import remove_store
+
             remove_store(demo.store)
         write_world_config(
             source, world.endpoint_url, demo.config, world.start_ssh(), store=demo.store
