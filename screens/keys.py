@@ -71,7 +71,10 @@ KEYMAP: dict[str, list[BindingType]] = {
         OPEN_DEPLOY,
         OPEN_HISTORY,
     ],
-    "deploy dialog": form_keys("deploy_dialog", "Deploy", cancel="cancel", submit="confirm"),
+    "deploy dialog": [
+        *form_keys("deploy_dialog", "Deploy", cancel="cancel", submit="confirm"),
+        Binding("ctrl+y", "anyway", "Deploy anyway", id="deploy_dialog.anyway"),
+    ],
     "deploy": [
         Binding("escape", "back", "Back (deploy goes on)", id="deploy.back"),
         Binding("c", "cancel_deploy", "Cancel deploy", id="deploy.cancel"),

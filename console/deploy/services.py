@@ -79,14 +79,17 @@ async def deploy_services(
     *,
     plan: DeployRequest | None = None,
     mfa_prompt: Callable[[str], str] | None = None,
+    fleet: Fleet | None = None,
 ) -> AsyncIterator[DeployServices]:
     """The engine with a fleet (for AWS gateways) and an open store; all closed on exit.
 
     With `plan`, that request is planned first, before the store is opened: bad input (an
     unknown release, missing settings) is refused without creating anything, not even the
     store's file. `mfa_prompt` is given only where a person at a terminal can type a code.
+    A `fleet` given (its role sessions already made, MFA already typed) stays open on exit.
     """
-    fleet = Fleet(config, mfa_prompt=mfa_prompt)
+    own = fleet is None
+    fleet = fleet or Fleet(config, mfa_prompt=mfa_prompt)
     try:
         if plan is not None:
             await DeployPlanner(config, fleet.gateway).plan(plan)
@@ -99,7 +102,8 @@ async def deploy_services(
             await hosts.close()
             await opened.close()
     finally:
-        fleet.close()
+        if own:
+            fleet.close()
 
 
 class _Hosts:

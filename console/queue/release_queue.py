@@ -8,7 +8,7 @@ deploys. Each operation is one store transaction with its audit rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import timedelta
 
 from console.access import AccessDenied, Action
@@ -131,10 +131,18 @@ class DeployQueue(QueueHolds):
         await self.store.record_denial(actor, denied.message, cluster=cluster, project=project)
 
     async def promote(
-        self, project: str, release: str, actor: str, ids: Sequence[str]
+        self,
+        project: str,
+        release: str,
+        actor: str,
+        ids: Sequence[str],
+        *,
+        skip: Collection[str] = (),
     ) -> list[DeployRecord]:
         """Queue `release` along the promotion chain: each stage's deploys wait for the stage
-        before to succeed; `ids` gives one new deploy id per cluster, in chain order."""
+        before to succeed; `ids` gives one new deploy id per cluster, in chain order. The
+        clusters in `skip` (they run the release already) get no deploy: the next stage waits
+        for the last stage queued."""
         stages = [
             tuple(c for c in stage if c in self.config.project(project).clusters)
             for stage in self.config.promotion
@@ -152,7 +160,10 @@ class DeployQueue(QueueHolds):
                         tx, DeployRequest(project, cluster, release, actor), ids.pop(0), after
                     )
                     for cluster in stage
+                    if cluster not in skip
                 ]
+                if not made:
+                    continue
                 queued.extend(made)
                 # Only the last stage may hold several clusters (config checks it).
                 after = made[0].id

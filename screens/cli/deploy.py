@@ -27,14 +27,16 @@ from console.events import (
     StepStarted,
     event_json,
 )
-from console.model import DeployRequest, DeployState, Step, StepState
+from console.model import DeployRequest, DeployState, Release, Step, StepState
 from screens import PROG
 from screens.cli.command_line import Commands, say, with_config
 from screens.cli.iam import terminal_mfa_prompt
 
 if TYPE_CHECKING:
     from console.deploy.engine import DeployEngine
+    from console.deploy.risks import ReleaseWarning
     from console.deploy.services import DeployServices
+    from console.fleet.inventory import Fleet
     from console.queue.runner import Runner
 
 EXIT_SUCCEEDED = 0
@@ -55,6 +57,12 @@ def register(commands: Commands) -> None:
     deploy.add_argument("cluster")
     deploy.add_argument("release", help="a version (the AMI's Version tag) or an AMI id")
     deploy.add_argument("--yes", action="store_true", help="confirm a protected cluster")
+    deploy.add_argument(
+        "--anyway",
+        action="store_true",
+        help="confirm a warned release: one already running, a downgrade, or one that failed "
+        "or was rolled back in the last days",
+    )
     deploy.add_argument("--json", action="store_true", help="one JSON event per line")
     deploy.add_argument(
         "--no-wait", action="store_true", help="queue it, print its id and exit (a runner runs it)"
@@ -83,6 +91,49 @@ def _confirm_protected(config: Config, cluster: str, yes: bool) -> None:
     typed = input(f"{cluster} is protected. Type its name to deploy: ").strip()
     if typed != cluster:
         raise DeployError(f"confirmation {typed!r} does not match {cluster!r}: nothing deployed")
+
+
+async def _release_warnings(
+    config: Config, args: argparse.Namespace, fleet: Fleet
+) -> tuple[Release, list[ReleaseWarning]] | None:
+    """The release asked for, and its warnings: its plan and the releases read from AWS, the
+    project's recent deploys from the store (not created if there is none). None: a signal
+    stopped the command while it read them (nothing changed)."""
+    from console.deploy.planner import DeployPlanner
+    from console.deploy.risks import plan_warnings
+    from console.deploy.services import actor, store_path
+    from console.store import Store, utc_now
+
+    request = DeployRequest(args.project, args.cluster, args.release, actor())
+    path = store_path(config, args.store)
+    with _Interrupts():
+        plan = await DeployPlanner(config, fleet.gateway).plan(request)
+        gateway = await asyncio.to_thread(fleet.gateway, args.cluster)
+        if not path.exists():
+            return plan.release, await plan_warnings(config, gateway, plan, None, utc_now())
+        async with await Store.open(path, create=False, read_only=True) as store:
+            return plan.release, await plan_warnings(config, gateway, plan, store, utc_now())
+    return None
+
+
+def _confirm_warnings(release: Release, warnings: list[ReleaseWarning], anyway: bool) -> None:
+    """A warned release deploys only once confirmed: --anyway, or a person typing yes. The
+    warnings go to stderr; without a terminal and --anyway, one line names them and the flag."""
+    from console.deploy.risks import warnings_text
+
+    if not warnings:
+        return
+    if not anyway and not sys.stdin.isatty():
+        said = "; ".join(warning.text for warning in warnings)
+        raise DeployError(f"release {release.version} {said}: pass --anyway to deploy it")
+    for line in warnings_text(release, warnings):
+        print(line, file=sys.stderr)
+    sys.stderr.flush()
+    if anyway:
+        return
+    typed = input(f"Deploy {release.version} anyway? Type yes to deploy it: ").strip()
+    if typed.lower() != "yes":
+        raise DeployError(f"release {release.version} not confirmed: nothing deployed")
 
 
 def _print_event(event: DeployEvent, out: TextIO) -> None:
@@ -299,16 +350,14 @@ async def _deploy_through_service(config: Config, args: argparse.Namespace) -> i
     return EXIT_SUCCEEDED if outcome is DeployState.SUCCEEDED else EXIT_FAILED
 
 
-async def _deploy(config: Config, args: argparse.Namespace) -> int:
+async def _deploy(config: Config, args: argparse.Namespace, fleet: Fleet) -> int:
     from console.deploy.services import actor, deploy_services, store_path
 
     request = DeployRequest(args.project, args.cluster, args.release, actor())
     # Planned before the store is opened: an unknown release leaves no store file behind.
     store = store_path(config, args.store)
     with _Interrupts() as interrupts:
-        async with deploy_services(
-            config, store, plan=request, mfa_prompt=terminal_mfa_prompt()
-        ) as services:
+        async with deploy_services(config, store, plan=request, fleet=fleet) as services:
             return await _follow(services, request, args, interrupts)
     return EXIT_FAILED  # a signal stopped it before the deploy started
 
@@ -334,10 +383,20 @@ def deploy_command(config: Config, args: argparse.Namespace) -> int:
         config, store_path(config, args.store), Action.DEPLOY, args.cluster, project=args.project
     )
     _confirm_protected(config, args.cluster, args.yes)
+    from console.fleet.inventory import Fleet
+
+    # One fleet for the warnings and the deploy: an MFA code is typed once.
+    fleet = Fleet(config, mfa_prompt=terminal_mfa_prompt())
     try:
-        return asyncio.run(_deploy(config, args))
+        warned = asyncio.run(_release_warnings(config, args, fleet))
+        if warned is None:
+            return EXIT_FAILED  # a signal stopped it before the deploy started
+        _confirm_warnings(*warned, args.anyway)
+        return asyncio.run(_deploy(config, args, fleet))
     except LockBusy as busy:
         return _busy(busy)
+    finally:
+        fleet.close()
 
 
 async def _rollback(config: Config, args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,10 @@ from screens import PROG
 from screens.cli.command_line import Commands, whole, with_config
 
 if TYPE_CHECKING:
+    from console.deploy.engine import DeployEngine
+    from console.model import DeployRequest
     from console.queue.release_queue import DeployQueue, QueueEntry, QueueView
+    from console.store import DeployRecord
 
 # A manual lock's longest duration: further is a typo (and past datetime's range, an error).
 
@@ -48,6 +52,11 @@ def register(commands: Commands) -> None:
     promote.add_argument("project")
     promote.add_argument("release", help="a version (the AMI's Version tag) or an AMI id")
     promote.add_argument("--yes", action="store_true", help="confirm protected clusters")
+    promote.add_argument(
+        "--again",
+        action="store_true",
+        help="deploy also to the stages that run the release already (skipped by default)",
+    )
     promote.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -366,6 +375,7 @@ async def _promote(config: Config, args: argparse.Namespace, clusters: list[str]
     first = DeployRequest(args.project, clusters[0], args.release, actor())
     now = datetime.now(UTC)
     ids = [new_deploy_id(now) for _ in clusters]
+    skipped: dict[str, str] = {}
     if config.runner_socket is not None:  # the runner service plans it and knows who asks
         from console.servers.runner_door import DoorClient, RemoteQueue
 
@@ -374,15 +384,54 @@ async def _promote(config: Config, args: argparse.Namespace, clusters: list[str]
     else:
         # The release is checked where it starts, before anything is queued or created.
         async with deploy_services(config, _store(config, args), plan=first) as services:
+            if not args.again:
+                skipped = await _running_already(services.engine, first, clusters)
             queue = DeployQueue(services.store, config)
-            records = await queue.promote(args.project, args.release, first.actor, ids)
-    if args.json:
-        print(json.dumps([{"id": r.id, "cluster": r.cluster, "after": r.after_deploy}
-                          for r in records]))  # fmt: skip
-        return 0
-    print(f"promoting {args.project} {args.release}:")
-    for record in records:
-        after = f"after {record.after_deploy} succeeds" if record.after_deploy else "first"
-        print(f"  {record.id}  {record.cluster:<10} {after}")
-    print(f"the runners start each stage in turn; follow with `{PROG} queue`")
+            records = await queue.promote(
+                args.project, args.release, first.actor, ids, skip=skipped
+            )
+    _print_promotion(args, clusters, records, skipped)
     return 0
+
+
+async def _running_already(
+    engine: DeployEngine, first: DeployRequest, clusters: list[str]
+) -> dict[str, str]:
+    """Cluster -> why it is skipped: every instance there runs the release already (a cluster
+    whose plan cannot be read is not skipped: its deploy says what is wrong)."""
+    skipped: dict[str, str] = {}
+    for cluster in clusters:
+        try:
+            plan = await engine.plan(replace(first, cluster=cluster))
+        except ConsoleError:
+            continue
+        if set(plan.current_versions) == {plan.release.version}:
+            skipped[cluster] = f"already runs {plan.release.version}"
+    return skipped
+
+
+def _print_promotion(
+    args: argparse.Namespace, clusters: list[str], records: list[DeployRecord], why: dict[str, str]
+) -> None:
+    """Each stage in chain order: its deploy, or why it was skipped."""
+    queued = {record.cluster: record for record in records}
+    if args.json:
+        print(json.dumps([
+            {"id": None, "cluster": c, "after": None, "skipped": why[c]} if c in why
+            else {"id": queued[c].id, "cluster": c, "after": queued[c].after_deploy,
+                  "skipped": None}
+            for c in clusters if c in why or c in queued
+        ]))  # fmt: skip
+        return
+    print(f"promoting {args.project} {args.release}:")
+    for cluster in clusters:
+        if cluster in why:
+            print(f"  {'skipped':<22}  {cluster:<10} {why[cluster]} (--again deploys it anyway)")
+        elif cluster in queued:
+            record = queued[cluster]
+            after = f"after {record.after_deploy} succeeds" if record.after_deploy else "first"
+            print(f"  {record.id}  {cluster:<10} {after}")
+    if records:
+        print(f"the runners start each stage in turn; follow with `{PROG} queue`")
+    else:
+        print("nothing queued: every stage runs it already")

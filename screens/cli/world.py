@@ -92,7 +92,10 @@ def demo_command(args: argparse.Namespace) -> int:
     try:
         if args.store is None:
             # The demo's own store starts with its world: nothing of an earlier run's
-            # deploys, audit or anchors, and nothing of this user's real store.
+            # deploys, audit or anchors, and nothing of this user's real store. (Imported
+            # here: every command imports this module, and the store loads aiosqlite.)
+            from console.store.files import remove_store
+
             remove_store(demo.store)
         write_world_config(
             source, world.endpoint_url, demo.config, world.start_ssh(), store=demo.store

@@ -1,8 +1,10 @@
-"""The deploy dialog: pick a release, read its plan, confirm (typing a protected cluster's name)."""
+"""The deploy dialog: pick a release, read its plan and its warnings, confirm (typing a protected
+cluster's name; ticking "deploy anyway" for a warned release)."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import ClassVar
 
 from rich.text import Text
@@ -11,16 +13,20 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen
-from textual.widgets import Button, DataTable, Input, Static
+from textual.widgets import Button, Checkbox, DataTable, Input, Static
 
 from console.config import ClusterConfig, ProjectConfig
+from console.deploy.risks import RECENT_DAYS, ReleaseWarning, release_warnings
 from console.model import DeployPlan, DeployRequest, FleetSnapshot, LoadBalancerKind, Release
+from console.store import DeployRecord
 from screens.deploy.support import DeploySupport
 from screens.keys import KEYMAP
 from screens.messages import PlanLoaded, ReleasesLoaded, error_text
 from screens.widgets.format import LOCK, format_launched, format_seconds
 
 CURRENT_MARK = "●"
+WARNING_MARK = "⚠"
+ANYWAY = "deploy anyway"
 
 
 def running_in(project: ProjectConfig, snapshot: FleetSnapshot | None) -> dict[str, list[str]]:
@@ -93,6 +99,37 @@ def plan_content(plan: DeployPlan) -> Content:
     return Content.assemble(*parts)
 
 
+def warnings_content(
+    cluster: str, running: tuple[str, ...], warnings: list[ReleaseWarning] | None
+) -> Content:
+    """What runs in the cluster now, and the highlighted release's warnings (None: the recent
+    deploys are still being read); badge, colour and words, readable without colour."""
+    now = ("running now in ", "$text-muted"), (cluster, "bold"), f": {', '.join(running) or '-'}"
+    if warnings is None:
+        return Content.assemble(*now, (f"  reading the last {RECENT_DAYS} days…", "$text-muted"))
+    if not warnings:
+        return Content.assemble(*now, ("  no warning", "$text-success"))
+    count = f" {len(warnings)} WARNING{'S' if len(warnings) != 1 else ''} "
+    parts: list[str | tuple[str, str]] = [
+        (f"{WARNING_MARK}{count}", "bold reverse $text-warning"),
+        "  ",
+        *now,
+    ]
+    for warning in warnings:
+        parts.extend(["\n", (f"  ! {warning.text}", "$text-warning")])
+    return Content.assemble(*parts)
+
+
+class TickBox(Checkbox):
+    """A checkbox that reads without colour: X ticked, blank not (Checkbox shows X always)."""
+
+    BUTTON_INNER = " "
+
+    def on_checkbox_changed(self) -> None:
+        self.BUTTON_INNER = "X" if self.value else " "
+        self.refresh()
+
+
 class DeployDialog(ModalScreen[DeployRequest | None]):
     """Releases of one project (the current one marked), the plan of the highlighted one."""
 
@@ -121,6 +158,10 @@ class DeployDialog(ModalScreen[DeployRequest | None]):
         self.releases: tuple[Release, ...] = ()
         self.plan: DeployPlan | None = None
         self.highlighted: Release | None = None
+        # The project's deploys of the last days (None: not read yet), and what they say of
+        # the highlighted release with its plan (None: not known yet).
+        self.recent: list[DeployRecord] | None = None
+        self.warnings: list[ReleaseWarning] | None = None
 
     # -- reading -------------------------------------------------------------------------
 
@@ -135,7 +176,15 @@ class DeployDialog(ModalScreen[DeployRequest | None]):
     @property
     def plan_text(self) -> str:
         """What the plan area says, as plain text (for tests)."""
-        visual = self.query_one("#plan", Static).visual
+        return self._plain("#plan")
+
+    @property
+    def warnings_text(self) -> str:
+        """What runs now and the warnings, as plain text (for tests; what NO_COLOR shows)."""
+        return self._plain("#warnings")
+
+    def _plain(self, selector: str) -> str:
+        visual = self.query_one(selector, Static).visual
         return visual.plain if isinstance(visual, Content) else str(visual)
 
     @property
@@ -144,9 +193,22 @@ class DeployDialog(ModalScreen[DeployRequest | None]):
             return False
         if self.plan.release.image_id != self.highlighted.image_id:
             return False
+        if self.warnings is None or (self.warnings and not self.anyway.value):
+            return False
         if self.cluster.protected:
             return self.query_one("#confirm-name", Input).value.strip() == self.cluster.name
         return True
+
+    @property
+    def anyway(self) -> Checkbox:
+        return self.query_one("#anyway", Checkbox)
+
+    @property
+    def running_now(self) -> tuple[str, ...]:
+        """The versions in the cluster: the plan's (read from AWS), else the last snapshot's."""
+        if self.plan is not None:
+            return self.plan.current_versions
+        return tuple(v for v, clusters in self.where.items() if self.cluster.name in clusters)
 
     # -- building ------------------------------------------------------------------------
 
@@ -167,6 +229,8 @@ class DeployDialog(ModalScreen[DeployRequest | None]):
             # The plan scrolls on a short terminal; the confirmation below it stays in view.
             with VerticalScroll(id="plan-area"):
                 yield Static("reading the releases…", id="plan")
+            with VerticalScroll(id="warnings-area"):
+                yield Static(id="warnings")
             if self.cluster.protected:
                 yield Static(
                     Content.assemble(
@@ -176,6 +240,7 @@ class DeployDialog(ModalScreen[DeployRequest | None]):
                     id="protect-hint",
                 )
             with Horizontal(id="buttons"):
+                yield TickBox(ANYWAY, id="anyway")
                 if self.cluster.protected:
                     yield Input(placeholder=self.cluster.name, id="confirm-name")
                 yield Button(
@@ -194,7 +259,22 @@ class DeployDialog(ModalScreen[DeployRequest | None]):
         table.add_column("created (UTC)", key="created")
         table.add_column("runs in", key="clusters")
         table.focus()
+        self._show_warnings()
         self._read_releases()
+        self._read_recent()
+
+    @work(exclusive=True, group="recent", exit_on_error=False)
+    async def _read_recent(self) -> None:
+        try:
+            self.recent = await self.deploys.recent_deploys(self.project.name)
+        except Exception as error:
+            self.recent = []
+            self.notify(
+                f"Recent deploys unreadable, so not checked: {error_text(error)}",
+                title="Release warnings",
+                severity="warning",
+            )
+        self._show_warnings()
 
     @work(exclusive=True, group="releases", exit_on_error=False)
     async def _read_releases(self) -> None:
@@ -242,6 +322,7 @@ class DeployDialog(ModalScreen[DeployRequest | None]):
             return
         self.highlighted = release
         self.plan = None
+        self.anyway.value = False  # a confirmation holds for the warnings it was given for
         self.query_one("#plan", Static).update(
             Content.assemble(("Reading the plan of ", "$text-muted"), release.version, "…")
         )
@@ -270,11 +351,37 @@ class DeployDialog(ModalScreen[DeployRequest | None]):
         else:
             self.plan = message.plan
             plan_area.update(plan_content(message.plan))
+        self._show_warnings()
+
+    def _show_warnings(self) -> None:
+        """The highlighted release's warnings, once its plan and the recent deploys are in."""
+        plan, release = self.plan, self.highlighted
+        if plan is None or release is None or self.recent is None:
+            self.warnings = None
+        else:
+            self.warnings = release_warnings(
+                release,
+                self.cluster.name,
+                plan.current_versions,
+                self.releases,
+                self.recent,
+                self.app_clock(),
+            )
+        self.query_one("#warnings", Static).update(
+            warnings_content(self.cluster.name, self.running_now, self.warnings)
+        )
+        self.query_one("#deploy-box").set_class(bool(self.warnings), "-warned")
+        self.anyway.display = bool(self.warnings)
         self._update_confirm()
+
+    def app_clock(self) -> datetime:
+        clock = getattr(self.app, "clock", None)
+        return clock() if callable(clock) else datetime.now(UTC)
 
     # -- confirming ----------------------------------------------------------------------
 
     @on(Input.Changed, "#confirm-name")
+    @on(Checkbox.Changed, "#anyway")
     def _name_typed(self) -> None:
         self._update_confirm()
 
@@ -293,9 +400,25 @@ class DeployDialog(ModalScreen[DeployRequest | None]):
     @on(Button.Pressed, "#confirm")
     def action_confirm(self) -> None:
         if not self.can_confirm or self.highlighted is None:
+            if self.warnings and not self.anyway.value:
+                self.notify(
+                    f'{self.highlighted and self.highlighted.version} has warnings: tick "{ANYWAY}"'
+                    " (ctrl+y) to deploy it.",
+                    title="Not confirmed",
+                    severity="warning",
+                )
             return
         self.dismiss(self._request(self.highlighted))
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+    def action_anyway(self) -> None:
+        """ctrl+y ticks (or unticks) "deploy anyway", from wherever the focus is."""
+        self.anyway.value = not self.anyway.value
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "anyway":
+            return bool(self.warnings)  # shown only for a release with warnings
+        return True

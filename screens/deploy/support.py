@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from console.aws.gateway import AwsGateway
     from console.deploy.engine import DeployEngine
     from console.queue.runner import Runner
+    from console.store import DeployRecord
 
 
 class DeploySupport(Protocol):
@@ -29,6 +30,11 @@ class DeploySupport(Protocol):
 
     async def plan(self, request: DeployRequest) -> DeployPlan:
         """What the deploy would do, read from AWS; changes nothing."""
+        ...
+
+    async def recent_deploys(self, project: str) -> list[DeployRecord]:
+        """The project's deploys of the last days, any cluster (console.deploy.risks reads
+        them for the release warnings)."""
         ...
 
     def run(self, request: DeployRequest) -> AsyncIterator[DeployEvent]:
@@ -72,6 +78,12 @@ class EngineDeploys:
 
     async def plan(self, request: DeployRequest) -> DeployPlan:
         return await self.engine.plan(request)
+
+    async def recent_deploys(self, project: str) -> list[DeployRecord]:
+        from console.deploy.risks import RECENT_LIMIT, recent_since
+
+        since = recent_since(self.engine.now())
+        return await self.engine.store.deploys(project=project, since=since, limit=RECENT_LIMIT)
 
     def run(self, request: DeployRequest) -> AsyncIterator[DeployEvent]:
         if self.runner is None:  # no queue: straight to the engine (LockBusy if the pair is busy)

@@ -67,7 +67,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Config]:
 def deploy(config: Config, store: Path, *argv: str) -> subprocess.CompletedProcess[bytes]:
     assert config.source is not None
     return subprocess.run(
-        [sys.executable, "-m", "screens.main", "deploy", *argv,
+        [sys.executable, "-m", "screens.main", "deploy", "--anyway", *argv,
          "--config", str(config.source), "--store", str(store)],
         cwd=ROOT, env=os.environ, stdin=subprocess.DEVNULL, capture_output=True, timeout=240,
     )  # fmt: skip

@@ -256,7 +256,7 @@ async def test_two_processes_one_pair_run_one_after_the_other(
 
     def command(release: str) -> list[str]:
         return [
-            sys.executable, "-m", "screens.main", "deploy", "media-service", "qaprod1",
+            sys.executable, "-m", "screens.main", "deploy", "--anyway", "media-service", "qaprod1",
             release, "--json", "--config", str(deploy_world.source), "--store", str(store),
         ]  # fmt: skip
 

@@ -180,7 +180,7 @@ def test_a_deploy_killed_inside_a_step_write_leaves_step_and_audit_in_agreement(
     output = tmp_path / "deploy.out"
     with output.open("wb") as out:
         deploy = subprocess.Popen(
-            command("deploy", project, "staging", release, config=source, store=store),
+            command("deploy", "--anyway", project, "staging", release, config=source, store=store),
             cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )  # fmt: skip

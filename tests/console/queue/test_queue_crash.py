@@ -101,7 +101,9 @@ async def test_a_console_killed_at_a_step_boundary_is_reconciled_by_the_next(
     (current,) = running_versions(config, project, cluster)
     release = "2.14.1" if current != "2.14.1" else "2.15.0"
     with watching(config, project, cluster):
-        deploy = start("deploy", project, cluster, release, "--json", config=source, store=store)
+        deploy = start(
+            "deploy", project, cluster, release, "--json", "--anyway", config=source, store=store
+        )
         try:
             started = until_event(
                 deploy, lambda e: e["event"] == "StepStarted" and e["step"] == step.value

@@ -41,7 +41,7 @@ async def test_two_runners_on_one_store_run_each_deploy_once(
     queued = []
     for project, cluster, release in plan:
         result = subprocess.run(
-            command("deploy", project, cluster, release, "--json", "--no-wait",
+            command("deploy", "--anyway", project, cluster, release, "--json", "--no-wait",
                     config=source, store=store),
             cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT,
         )  # fmt: skip
@@ -89,7 +89,7 @@ async def test_a_promotion_runs_stage_after_stage_to_production(
     config, source = world
     store = tmp_path / "store.db"
     result = subprocess.run(
-        command("promote", "notifications-worker", "7.1.1", "--yes", "--json",
+        command("promote", "notifications-worker", "7.1.1", "--yes", "--again", "--json",
                 config=source, store=store),
         cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT,
     )  # fmt: skip

@@ -157,6 +157,12 @@ def _start_deploy(tmux: Tmux, release: str) -> None:
         tmux.keys("Down")
         wait_until(partial(_moved_on, planned, shown), "the next plan", SCREEN_TIMEOUT)
     tmux.wait_for(f"→ {release} in {CLUSTER}", what=f"the plan of {release}", timeout=10)
+    # A release with warnings (older than the one running: a downgrade) is deployed only
+    # "anyway" (ctrl+y); the warnings are read once the store has answered.
+    tmux.wait_for("running now in", what="the release's warnings", timeout=SCREEN_TIMEOUT)
+    if "WARNING" in tmux.screen():
+        tmux.keys("C-y")
+        tmux.wait_for("▐X▌", what='"deploy anyway" ticked', timeout=10)
     tmux.keys("C-s")
 
 
@@ -349,7 +355,7 @@ def test_web_runs_the_deploys_its_sessions_queue(deploying: Deploying) -> None:
     config, store, release = deploying.config, deploying.store, deploying.release
     base, env = deploying.cli, deploying.env
     queued = subprocess.run(
-        [*base, "deploy", PROJECT, CLUSTER, release, "--no-wait", "--json"],
+        [*base, "deploy", "--anyway", PROJECT, CLUSTER, release, "--no-wait", "--json"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=SCREEN_TIMEOUT,
     )  # fmt: skip
     assert queued.returncode == 0, queued.stderr
@@ -434,7 +440,7 @@ def test_a_command_line_deploy_goes_on_to_its_end_when_its_terminal_closes(
     """`deploy` runs its deploy in its own process: a closed terminal (SIGHUP) does not stop
     it half-way; it finishes, recorded, with its output to nowhere."""
     config, store, release = deploying.config, deploying.store, deploying.release
-    command = [*deploying.cli, "deploy", PROJECT, CLUSTER, release]
+    command = [*deploying.cli, "deploy", "--anyway", PROJECT, CLUSTER, release]
     tmux = Tmux(tmp_path, "cli", _from_root(command), deploying.env)
     try:
         deploy_pid = tmux.pane_pid()

@@ -27,7 +27,7 @@ import pytest
 import tomli_w
 
 from console.config import Config, read_toml
-from console.store import Store
+from console.store import DeployRecord, Store
 from tests.conftest import DEMO_CONFIG, ROOT, run_python
 from tests.deploy_world import (
     client,
@@ -127,10 +127,14 @@ def test_deploy_json_succeeds_and_never_shows_a_secret(world: Config, tmp_path: 
     old = live(world, "storefront", "staging")
     with watching(world, "storefront", "staging"):
         result = cli(
-            "deploy", "storefront", "staging", "2.14.1", "--json", config=config, store=store
+            "deploy", "storefront", "staging", "2.14.1", "--json", "--anyway", config=config,
+            store=store,
         )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
+    # A downgrade, confirmed with --anyway: said on stderr, stdout stays JSON.
+    assert "WARNING: release 2.14.1" in result.stderr
+    assert "  ! older than 2.15.0 (a downgrade)\n" in result.stderr
     events = events_of(result.stdout)
     assert events[-1]["state"] == "succeeded", events[-1]
     kinds = {e["event"] for e in events}
@@ -301,7 +305,7 @@ async def test_a_busy_pair_queues_the_deploy_and_says_why(world: Config, tmp_pat
         await opened.acquire_lock("media-service", "qaprod1", "d-held", "alice")
     old = live(world, "media-service", "qaprod1")
     result = cli(
-        "deploy", "media-service", "qaprod1", "1.5.0", "--json", "--no-wait",
+        "deploy", "media-service", "qaprod1", "1.5.0", "--json", "--no-wait", "--anyway",
         config=world.source, store=store,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -336,7 +340,14 @@ async def test_a_waiting_deploy_runs_when_the_pair_frees(world: Config, tmp_path
     async with await Store.open(store) as opened:
         await opened.acquire_lock("admin-portal", "staging", "d-held", "alice")
     process = started(
-        "deploy", "admin-portal", "staging", "3.8.0", "--json", config=world.source, store=store
+        "deploy",
+        "admin-portal",
+        "staging",
+        "3.8.0",
+        "--json",
+        "--anyway",
+        config=world.source,
+        store=store,
     )
     try:
         stream = EventStream(process)
@@ -353,6 +364,82 @@ async def test_a_waiting_deploy_runs_when_the_pair_frees(world: Config, tmp_path
     assert process.returncode == 0, events[-3:]
     assert events[-1]["state"] == "succeeded"
     assert running_versions(world, "admin-portal", "staging") == {"3.8.0"}
+
+
+# -- release warnings and promotions --------------------------------------------------------
+
+
+def test_a_release_already_running_is_refused_without_anyway_in_one_line(
+    world: Config, tmp_path: Path
+) -> None:
+    store = tmp_path / "store.db"
+    result = cli("deploy", "checkout-api", "staging", "5.2.3", "--json", config=world.source,
+                 store=store)  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert one_line_error(result) == (
+        f"{ERROR_PREFIX}release 5.2.3 already runs in staging (a redeploy: new instances): "
+        "pass --anyway to deploy it"
+    )
+    assert result.stdout == ""
+    assert not store.exists()
+
+
+async def test_a_release_that_failed_lately_is_refused_even_with_yes(
+    world: Config, tmp_path: Path
+) -> None:
+    """--yes confirms the protected cluster, not the warnings: those need --anyway."""
+    store = tmp_path / "store.db"
+    async with await Store.open(store) as opened:
+        await opened.create_deploy(
+            DeployRecord(id="d-bad", project="checkout-api", cluster="qaprod1", release="5.2.3",
+                         actor="bob")
+        )  # fmt: skip
+        await opened.set_deploy_state("d-bad", "failed", reason="health gate: 0/1 healthy; kept")
+        failed = await opened.deploy("d-bad")
+    assert failed is not None and failed.finished_at is not None
+    old = live(world, "checkout-api", "prod2")
+    result = cli("deploy", "checkout-api", "prod2", "5.2.3", "--yes", config=world.source,
+                 store=store)  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert one_line_error(result) == (
+        f"{ERROR_PREFIX}release 5.2.3 failed in qaprod1 on {failed.finished_at:%Y-%m-%d %H:%M} "
+        "(health gate: 0/1 healthy): pass --anyway to deploy it"
+    )
+    assert live(world, "checkout-api", "prod2") == old
+    async with await Store.open(store) as opened:
+        assert [d.id for d in await opened.deploys()] == ["d-bad"]  # nothing queued
+
+
+def test_promote_skips_the_stages_that_run_the_release_unless_again(
+    world: Config, tmp_path: Path
+) -> None:
+    """checkout-api 5.2.3 runs in staging and qaprod1: only prod1+prod2 are queued (and run
+    first); --again queues every stage. Promote only queues: the world is not changed."""
+    store = tmp_path / "store.db"
+    result = cli("promote", "checkout-api", "5.2.3", "--yes", "--json", config=world.source,
+                 store=store)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [(r["cluster"], r["skipped"], r["after"]) for r in rows] == [
+        ("staging", "already runs 5.2.3", None),
+        ("qaprod1", "already runs 5.2.3", None),
+        ("prod1", None, None),
+        ("prod2", None, None),
+    ]
+    text = cli("promote", "checkout-api", "5.2.3", "--yes", config=world.source,
+               store=tmp_path / "text.db")  # fmt: skip
+    assert text.returncode == 0, text.stderr
+    assert (
+        "  skipped                 staging    already runs 5.2.3 (--again deploys it anyway)\n"
+        in (text.stdout)
+    )
+    again = cli("promote", "checkout-api", "5.2.3", "--yes", "--again", "--json",
+                config=world.source, store=tmp_path / "again.db")  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    rows = json.loads(again.stdout)
+    assert [r["cluster"] for r in rows] == ["staging", "qaprod1", "prod1", "prod2"]
+    assert all(r["id"] and r["skipped"] is None for r in rows)
+    assert rows[1]["after"] == rows[0]["id"] and rows[2]["after"] == rows[1]["id"]
 
 
 # -- releases ------------------------------------------------------------------------------
@@ -457,7 +544,14 @@ async def test_a_signal_cancels_the_deploy_and_rolls_back(
     served = serving_in(world, project, "staging")
     assert old and all(members == old for members in served.values()), served
     process = started(
-        "deploy", project, "staging", release, "--json", config=world.source, store=store
+        "deploy",
+        project,
+        "staging",
+        release,
+        "--json",
+        "--anyway",
+        config=world.source,
+        store=store,
     )
     try:
         with watching(world, project, "staging"):

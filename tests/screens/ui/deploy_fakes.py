@@ -27,6 +27,7 @@ from console.model import (
     Step,
     StepState,
 )
+from console.store import DeployRecord
 from screens.app import DeployConsoleApp
 from screens.deploy.dialog import DeployDialog
 from screens.deploy.screen import DeployScreen
@@ -52,6 +53,24 @@ def releases_of(project: str) -> list[Release]:
     ]
 
 
+def failed_deploy(
+    project: str, cluster: str, version: str, *, days_ago: float = 1.0
+) -> DeployRecord:
+    """A deploy of the store that failed `days_ago` before FROZEN_NOW (the health gate)."""
+    finished = FROZEN_NOW - timedelta(days=days_ago)
+    return DeployRecord(
+        id=f"d-failed-{cluster}",
+        project=project,
+        cluster=cluster,
+        release=version,
+        actor="bob",
+        state=DeployState.FAILED.value,
+        created_at=finished - timedelta(minutes=4),
+        finished_at=finished,
+        reason="health gate: 0/1 healthy in 45s; kept for a look",
+    )
+
+
 class Busy(ConsoleError):
     """Stands in for console.errors.LockBusy (a ConsoleError): the pair is being deployed."""
 
@@ -65,8 +84,10 @@ class ScriptedDeploys:
         *,
         hold_at: Step | None = None,
         busy: set[tuple[str, str]] | None = None,
+        recent: list[DeployRecord] | None = None,
     ) -> None:
         self.snapshot = snapshot
+        self.recent = recent or []
         self.hold_at = hold_at
         self.busy = busy or set()
         self.actor = "alice"
@@ -80,6 +101,9 @@ class ScriptedDeploys:
 
     async def releases(self, project: str, cluster: str) -> list[Release]:
         return releases_of(project)
+
+    async def recent_deploys(self, project: str) -> list[DeployRecord]:
+        return [record for record in self.recent if record.project == project]
 
     async def plan(self, request: DeployRequest) -> DeployPlan:
         self.planned.append(request)
@@ -184,13 +208,15 @@ class ScriptedDeploys:
 
 
 async def open_dialog(pilot: Pilot[None], rights: int) -> DeployDialog:
-    """From storefront's row, `rights` columns to the right, press d; wait for the plan."""
+    """From storefront's row, `rights` columns to the right, press d; wait for the plan and
+    the warnings."""
     await pilot.press(*["right"] * rights, "d")
     app = pilot.app
     await wait_for(pilot, lambda: isinstance(app.screen, DeployDialog), "the deploy dialog")
     dialog = app.screen
     assert isinstance(dialog, DeployDialog)
     await wait_for(pilot, lambda: dialog.plan is not None, "the plan")
+    await wait_for(pilot, lambda: dialog.warnings is not None, "the release's warnings")
     await pilot.pause()
     return dialog
 

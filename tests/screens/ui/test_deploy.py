@@ -13,6 +13,7 @@ import pytest
 from textual.pilot import Pilot
 
 from console.config import AccessSettings, Config
+from console.deploy.risks import RECENT_DAYS
 from console.model import DeployRequest, DeployState, FleetSnapshot, Step, StepState
 from screens.app import DeployConsoleApp
 from screens.dashboard.fleet_matrix import FleetMatrix
@@ -28,7 +29,12 @@ from tests.screens.ui import (
     stub_app,
     wait_for,
 )
-from tests.screens.ui.deploy_fakes import ScriptedDeploys, held_deploy, open_dialog
+from tests.screens.ui.deploy_fakes import (
+    ScriptedDeploys,
+    failed_deploy,
+    held_deploy,
+    open_dialog,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -120,8 +126,16 @@ async def test_dialog_marks_the_current_release_and_shows_its_plan(
         assert "gains        1 new instance\n" in plan
         assert f"loses        {old}\n" in plan
         assert "already runs here" in plan
+        # Already running: warned, and Deploy waits for "deploy anyway".
+        assert dialog.warnings_text == (
+            "⚠ 1 WARNING   running now in staging: 2.15.0\n"
+            "  ! already runs in staging (a redeploy: new instances)"
+        )
+        assert dialog.confirm_button.disabled and dialog.anyway.display
+        await pilot.click("#anyway")
         assert not dialog.confirm_button.disabled
 
+        dialog.release_table.focus()
         await pilot.press("down")  # the plan follows the cursor
         await wait_for(
             pilot,
@@ -131,6 +145,9 @@ async def test_dialog_marks_the_current_release_and_shows_its_plan(
         await pilot.pause()
         assert "2.15.0 → 2.14.1 in staging" in dialog.plan_text
         assert "already runs here" not in dialog.plan_text
+        # Its own warning; the tick given for 2.15.0 does not carry over.
+        assert "! older than 2.15.0 (a downgrade)" in dialog.warnings_text
+        assert not dialog.anyway.value and dialog.confirm_button.disabled
 
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, DeployDialog), "the dismiss")
@@ -163,6 +180,48 @@ async def test_protected_cluster_enables_confirm_only_for_its_typed_name(
         assert deploys.planned[0] == DeployRequest("storefront", "prod1", "2.15.0", "alice")
         await wait_for(pilot, lambda: deploy_screen(app).tracked.finished, "the end")
         assert deploys.started == [DeployRequest("storefront", "prod1", "2.15.0", "alice")]
+
+
+async def test_a_release_that_failed_lately_needs_the_typed_name_and_deploy_anyway(
+    world_config: Config, demo_snapshot: FleetSnapshot
+) -> None:
+    failed = failed_deploy("storefront", "qaprod1", "2.15.0", days_ago=1)
+    old = failed_deploy("storefront", "prod2", "2.15.0", days_ago=RECENT_DAYS + 1)
+    deploys = ScriptedDeploys(demo_snapshot, recent=[failed, old])
+    async with running(world_config, demo_snapshot, deploys) as (app, pilot):
+        dialog = await open_dialog(pilot, rights=3)  # storefront in prod1 (protected)
+        await wait_for(pilot, lambda: dialog.warnings is not None, "the warnings")
+        assert dialog.warnings_text.splitlines()[:2] == [
+            "⚠ 1 WARNING   running now in prod1: 2.14.1",
+            "  ! failed in qaprod1 on 2026-11-25 12:00 (health gate: 0/1 healthy in 45s)",
+        ]
+        await pilot.click("#confirm-name")
+        await pilot.press(*"prod1")
+        assert dialog.confirm_button.disabled  # the name alone is not enough
+        await pilot.press("ctrl+s")  # refused, and said why
+        await wait_for(pilot, lambda: bool(app._notifications), "the refusal")
+        assert app.screen is dialog and deploys.started == []
+        assert 'tick "deploy anyway"' in next(iter(app._notifications)).message
+        await pilot.click("#anyway")
+        assert not dialog.confirm_button.disabled
+        await pilot.click("#confirm-name")
+        await pilot.press("end", "backspace")
+        assert dialog.confirm_button.disabled  # the tick alone is not enough either
+        await pilot.press("1", "enter")
+        await wait_for(pilot, lambda: deploys.started, "the deploy to start")
+        assert deploys.started == [DeployRequest("storefront", "prod1", "2.15.0", "alice")]
+
+
+async def test_an_upgrade_with_a_clean_past_deploys_without_a_warning(
+    world_config: Config, demo_snapshot: FleetSnapshot
+) -> None:
+    deploys = ScriptedDeploys(demo_snapshot)
+    async with running(world_config, demo_snapshot, deploys) as (_app, pilot):
+        dialog = await open_dialog(pilot, rights=3)  # storefront in prod1: 2.14.1 -> 2.15.0
+        await pilot.pause()
+        assert dialog.warnings == []
+        assert dialog.warnings_text == "running now in prod1: 2.14.1  no warning"
+        assert not dialog.anyway.display
 
 
 async def test_deploy_screen_steps_advance_and_the_cell_shows_the_deploy(hold: Hold) -> None:

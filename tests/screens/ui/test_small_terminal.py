@@ -19,7 +19,7 @@ from textual.widgets import Input
 
 from console.config import Config, load_config
 from console.model import DeployRequest, FleetSnapshot, Step
-from console.store import Store
+from console.store import DeployRecord, Store
 from screens.app import DeployConsoleApp
 from screens.deploy.dialog import DeployDialog
 from screens.deploy.picker import DeployListDialog
@@ -28,7 +28,12 @@ from screens.queue.dialogs import FreezeDialog, HoldsDialog, LockDialog
 from screens.widgets.confirm import ConfirmDialog
 from tests.conftest import DEMO_CONFIG
 from tests.screens.ui import SteppingClock, stub_app, wait_for
-from tests.screens.ui.deploy_fakes import ScriptedDeploys, held_deploy, open_dialog
+from tests.screens.ui.deploy_fakes import (
+    ScriptedDeploys,
+    failed_deploy,
+    held_deploy,
+    open_dialog,
+)
 from tests.screens.ui.test_queue_screen import (  # noqa: F401  (snapshot_store: a fixture)
     NEXT_ID,
     QueueDeploys,
@@ -109,10 +114,15 @@ async def test_a_protected_deploy_is_confirmed_at_80x24_by_typing_the_cluster_na
         dialog = await open_dialog(pilot, 3)  # storefront in prod1
         assert hidden(dialog, "#confirm-name", "#confirm", "#cancel", "#plan-area") == []
         assert dialog.confirm_button.disabled
-        await pilot.click("#confirm-name")
-        await pilot.press(*"prod1", "enter")
-        await wait_for(pilot, lambda: deploys.started, "the deploy to start")
-        assert deploys.started == [DeployRequest("storefront", "prod1", "2.15.0", "alice")]
+        await _type_prod1_and_deploy(pilot, deploys)
+
+
+async def _type_prod1_and_deploy(pilot: Pilot[None], deploys: ScriptedDeploys) -> None:
+    """Type prod1 in the name field, press Enter: storefront's newest release deploys."""
+    await pilot.click("#confirm-name")
+    await pilot.press(*"prod1", "enter")
+    await wait_for(pilot, lambda: deploys.started, "the deploy to start")
+    assert deploys.started == [DeployRequest("storefront", "prod1", "2.15.0", "alice")]
 
 
 async def test_the_plan_scrolls_at_80x24_and_the_buttons_stay(
@@ -134,10 +144,34 @@ async def test_the_deploy_dialog_of_an_unprotected_cluster_at_80x24(
     world_config: Config, demo_snapshot: FleetSnapshot
 ) -> None:
     async with small_console(world_config, demo_snapshot) as (_app, pilot, deploys):
-        dialog = await open_dialog(pilot, 1)  # storefront in staging
-        assert hidden(dialog, "#releases", "#plan-area", "#confirm", "#cancel") == []
+        dialog = await open_dialog(pilot, 1)  # storefront in staging, which runs 2.15.0
+        shown = ("#releases", "#plan-area", "#warnings-area", "#anyway", "#confirm", "#cancel")
+        assert hidden(dialog, *shown) == []
+        await pilot.click("#confirm")  # disabled: 2.15.0 already runs there
+        assert deploys.started == []
+        await pilot.click("#anyway")
         await pilot.click("#confirm")
         await wait_for(pilot, lambda: deploys.started, "the deploy to start")
+
+
+def _warned_prod1() -> list[DeployRecord]:
+    """2.15.0 failed in qaprod1 yesterday: deploying it to prod1 is warned."""
+    return [failed_deploy("storefront", "qaprod1", "2.15.0")]
+
+
+async def test_a_warned_protected_deploy_is_confirmed_at_80x24(
+    world_config: Config, demo_snapshot: FleetSnapshot
+) -> None:
+    deploys = ScriptedDeploys(demo_snapshot, recent=_warned_prod1())
+    app = stub_app(world_config, demo_snapshot, deploys=deploys)
+    async with app.run_test(size=SMALL) as pilot:
+        await _first_refresh(pilot)
+        dialog = await open_dialog(pilot, 3)  # storefront in prod1
+        shown = ("#warnings-area", "#anyway", "#confirm-name", "#confirm", "#cancel")
+        assert hidden(dialog, *shown) == []
+        assert "failed in qaprod1" in dialog.warnings_text
+        await pilot.click("#anyway")
+        await _type_prod1_and_deploy(pilot, deploys)
 
 
 # -- every dialog, opened as a person opens it -----------------------------------------------
@@ -205,18 +239,32 @@ def test_snapshot_console_dialog(
     assert snap_compare(app, terminal_size=SMALL, run_before=run_before)
 
 
-def test_snapshot_protected_deploy_dialog(
-    snap_compare: SnapCompare, world_config: Config, demo_snapshot: FleetSnapshot
-) -> None:
-    deploys = ScriptedDeploys(demo_snapshot)
-
+def _prod1_dialog_matches(
+    snap_compare: SnapCompare, config: Config, snapshot: FleetSnapshot, deploys: ScriptedDeploys
+) -> bool:
     async def run_before(pilot: Pilot[None]) -> None:
         await _first_refresh(pilot)
         await open_dialog(pilot, 3)
         await _still(pilot)
 
-    app = stub_app(world_config, demo_snapshot, deploys=deploys)
-    assert snap_compare(app, terminal_size=SMALL, run_before=run_before)
+    app = stub_app(config, snapshot, deploys=deploys)
+    return bool(snap_compare(app, terminal_size=SMALL, run_before=run_before))
+
+
+def test_snapshot_protected_deploy_dialog(
+    snap_compare: SnapCompare, world_config: Config, demo_snapshot: FleetSnapshot
+) -> None:
+    deploys = ScriptedDeploys(demo_snapshot)
+    assert _prod1_dialog_matches(snap_compare, world_config, demo_snapshot, deploys)
+
+
+def test_snapshot_warned_protected_deploy_dialog(
+    snap_compare: SnapCompare, world_config: Config, demo_snapshot: FleetSnapshot
+) -> None:
+    """A release that failed lately, to a protected cluster: the warning, the tick and the
+    name field all on one 80x24 screen."""
+    deploys = ScriptedDeploys(demo_snapshot, recent=_warned_prod1())
+    assert _prod1_dialog_matches(snap_compare, world_config, demo_snapshot, deploys)
 
 
 async def test_the_deploy_log_reads_at_the_full_width_of_80_columns(
