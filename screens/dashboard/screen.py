@@ -23,6 +23,7 @@ from screens.messages import (
     QueueAsked,
     RefreshRequested,
 )
+from screens.refusals import SaysWhyNot, deploy_refusal
 from screens.widgets.filter_line import FilteringScreen
 from screens.widgets.fleet_header import FleetHeader
 from screens.widgets.format import (
@@ -47,7 +48,7 @@ def legend() -> Content:
     return Content.assemble(*parts)
 
 
-class DashboardScreen(FilteringScreen):
+class DashboardScreen(FilteringScreen, SaysWhyNot):
     """The first screen: a matrix of projects x clusters."""
 
     CSS_PATH = "../styles/dashboard.tcss"
@@ -131,6 +132,11 @@ class DashboardScreen(FilteringScreen):
         clusters = self.config.project(project).clusters
         cluster = self.matrix.cursor_cluster
         return [(project, c) for c in ([cluster] if cluster in clusters else clusters)]
+
+    def why_not(self, action: str, parameters: tuple[object, ...]) -> str:
+        if action == "deploy":
+            return deploy_refusal(self, self.deploy_pairs())
+        return ""
 
     def on_data_table_cell_highlighted(self) -> None:
         # What `d` may do depends on the cell under the cursor.

@@ -10,7 +10,6 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
-from textual.screen import Screen
 from textual.widgets import Footer, ProgressBar, RichLog, Static
 
 from console import events
@@ -18,6 +17,7 @@ from console.model import DeployState, StepState
 from screens.deploy.tracking import TrackedDeploy
 from screens.keys import KEYMAP
 from screens.messages import DeployCancelAsked
+from screens.refusals import SaysWhyNot
 from screens.widgets.confirm import ConfirmDialog
 from screens.widgets.format import LOCK, format_age
 from screens.widgets.step_list import StepList
@@ -93,7 +93,7 @@ def log_line(event: events.DeployEvent, palette: dict[str, str]) -> Text | None:
     return None
 
 
-class DeployScreen(Screen[None]):
+class DeployScreen(SaysWhyNot):
     """Shows a TrackedDeploy; the app calls `show_event` as each event arrives."""
 
     CSS_PATH = "../styles/deploy.tcss"
@@ -240,6 +240,13 @@ class DeployScreen(Screen[None]):
             # Shown but disabled while a cancel is already on its way.
             return None if self.tracked.cancel_requested else True
         return True
+
+    def why_not(self, action: str, parameters: tuple[object, ...]) -> str:
+        if action != "cancel_deploy":
+            return ""
+        if self.tracked.finished:
+            return f"The deploy has ended ({state_word(self.tracked.state)}): nothing to cancel."
+        return "A cancel is already on its way: the deploy rolls back."
 
     def action_back(self) -> None:
         self.dismiss()

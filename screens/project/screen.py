@@ -11,7 +11,6 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.reactive import reactive
-from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from console.config import ClusterConfig, ProjectConfig
@@ -25,12 +24,13 @@ from screens.messages import (
     error_text,
 )
 from screens.project.cluster_panel import ClusterPanel, InstanceTable
+from screens.refusals import SaysWhyNot, deploy_refusal
 from screens.widgets.format import age_between
 
 SettingsLoader = Callable[[str, str], Awaitable[tuple[LoadBalancerSettings, ...]]]
 
 
-class ProjectScreen(Screen[None]):
+class ProjectScreen(SaysWhyNot):
     """Per cluster: health and versions, the instances table, the load balancers' settings."""
 
     CSS_PATH = "../styles/project.tcss"
@@ -164,6 +164,13 @@ class ProjectScreen(Screen[None]):
             names = [cluster] if cluster is not None else [c.name for c in self.clusters]
             return any(self.may_deploy(name, self.project.name) for name in names)
         return True
+
+    def why_not(self, action: str, parameters: tuple[object, ...]) -> str:
+        if action == "deploy":
+            cluster = self.deploy_cluster if self._ready else None
+            names = [cluster] if cluster is not None else [c.name for c in self.clusters]
+            return deploy_refusal(self, [(self.project.name, name) for name in names])
+        return ""
 
     def on_descendant_focus(self) -> None:
         # What `d` may do depends on the cluster panel in focus.

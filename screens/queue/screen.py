@@ -11,10 +11,9 @@ from typing import ClassVar, Protocol
 from textual import on, work
 from textual.app import ComposeResult
 from textual.content import Content
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from console.access import Action
+from console.access import Access, AccessDenied, Action
 from console.config import Config
 from console.model import DeployState
 from console.queue.release_queue import (
@@ -37,6 +36,7 @@ from screens.queue.dialogs import (
 )
 from screens.queue.table import QueueTable, hold_lines, queue_row
 from screens.refresh import ReadLoop
+from screens.refusals import SaysWhyNot
 from screens.widgets.confirm import ConfirmDialog
 from screens.widgets.format import format_age
 
@@ -59,7 +59,18 @@ class QueueControl(Protocol):
         ...
 
 
-class QueueScreen(Screen[None]):
+def _denied(
+    access: Access, actor: str, action: Action, cluster: str | None, owner: str | None = None
+) -> str:
+    """Why the role may not (the access check's own words), "" if it may."""
+    try:
+        access.check(actor, action, cluster, owner)
+    except AccessDenied as denied:
+        return denied.message
+    return ""
+
+
+class QueueScreen(SaysWhyNot):
     """The release queue, shared by every console and the CLI through the store."""
 
     CSS_PATH = "../styles/queue.tcss"
@@ -281,6 +292,40 @@ class QueueScreen(Screen[None]):
         if action == "unlock":
             return True if self.view and hold_lines(self.view) else None
         return True
+
+    def why_not(self, action: str, parameters: tuple[object, ...]) -> str:
+        entry = self.selected_entry
+        record = entry.record if entry is not None else None
+        access = self.control.queue.access
+        kinds = {"freeze": Action.LOCK, "lock": Action.LOCK, "unlock": Action.LOCK}
+        kinds |= {"cancel_deploy": Action.CANCEL, "move": Action.MOVE}
+        kind = kinds.get(action)
+        if kind is not None and not (kind is Action.LOCK or self._may_ever(kind)):
+            return _denied(access, self.actor, kind, None, self.actor)
+        if kind is Action.LOCK:
+            cluster = record.cluster if record is not None else None
+            if not access.allows(self.actor, Action.LOCK, cluster):
+                return _denied(access, self.actor, Action.LOCK, cluster)
+        if action == "unlock":
+            return "No lock or freeze to remove: l adds a lock, f freezes a cluster."
+        if record is None:
+            return "No deploy is selected: the queue is empty." if action != "back" else ""
+        if action == "cancel_deploy" and record.cancel_requested:
+            return f"{record.id}: a cancel is already on its way ({record.cancel_requested})."
+        if action == "cancel_deploy" and record.state not in (
+            DeployState.QUEUED,
+            DeployState.RUNNING,
+        ):
+            return f"{record.id} is {record.state.replace('_', ' ')}: it cannot be cancelled."
+        if action in ("cancel_deploy", "move") and kind is not None:
+            denied = _denied(access, self.actor, kind, record.cluster, record.actor)
+            if denied:
+                return denied
+        if action == "move":
+            if record.state != DeployState.QUEUED:
+                return f"{record.id} is {record.state}: only a queued deploy moves."
+            return f"{record.id} is already at that end of its pair's queue."
+        return ""
 
     def _may_ever(self, action: Action) -> bool:
         """Whether the role allows `action` on some deploy: its own, in some cluster."""

@@ -428,15 +428,17 @@ async def test_a_viewer_sees_no_deploy_key_and_d_is_refused_with_why(
     async with running(config, demo_snapshot, ScriptedDeploys()) as (app, pilot):
         assert app.deploys is not None and app.deploys.actor == "alice"
         assert not app.dashboard.check_action("deploy", ())  # not in the footer
-        await pilot.press("right", "d")  # pressed anyway: nothing happens
+        await pilot.press("right", "d")  # pressed anyway: it says why, and opens nothing
+        await wait_for(pilot, lambda: bool(app._notifications), "the refusal of the key")
         await pilot.pause()
-        assert app.screen is app.dashboard and not app._notifications
-        app.post_message(DeployAsked("storefront", "staging"))  # sent past the key bindings
-        await wait_for(pilot, lambda: bool(app._notifications), "the refusal")
-        await pilot.pause()
-        assert app.screen is app.dashboard  # no dialog opened
+        assert app.screen is app.dashboard
         (note,) = list(app._notifications)
         assert note.message == "alice is a viewer in staging: may not deploy (needs deployer)"
+        app.post_message(DeployAsked("storefront", "staging"))  # sent past the key bindings
+        await wait_for(pilot, lambda: len(app._notifications) == 2, "the refusal")
+        await pilot.pause()
+        assert app.screen is app.dashboard  # no dialog opened
+        assert [n.message for n in app._notifications] == [note.message] * 2
 
 
 async def test_a_deployer_is_refused_on_a_protected_cluster_only(
@@ -448,15 +450,15 @@ async def test_a_deployer_is_refused_on_a_protected_cluster_only(
         await pilot.press("right", "right", "right")  # storefront in prod1
         # Not offered there: the key, the footer and the palette hide it (test_roles.py).
         await wait_for(pilot, lambda: not app.dashboard.check_action("deploy", ()), "d to go")
-        await pilot.press("d")
-        await pilot.pause()
-        assert app.screen is app.dashboard and not app._notifications
-        # Whatever still asks is refused in one line, before any dialog.
-        app.post_message(DeployAsked("storefront", "prod1"))
-        await wait_for(pilot, lambda: bool(app._notifications), "the refusal")
+        await pilot.press("d")  # says why in one line, and opens nothing
+        await wait_for(pilot, lambda: bool(app._notifications), "the refusal of the key")
         assert app.screen is app.dashboard
         assert "may not deploy (a protected cluster needs admin)" in str(
             next(iter(app._notifications)).message
         )
+        # Whatever still asks is refused in one line, before any dialog.
+        app.post_message(DeployAsked("storefront", "prod1"))
+        await wait_for(pilot, lambda: len(app._notifications) == 2, "the refusal")
+        assert app.screen is app.dashboard
         await pilot.press("left", "left", "d")  # staging: allowed
         await wait_for(pilot, lambda: isinstance(app.screen, DeployDialog), "the dialog")
