@@ -110,7 +110,7 @@ def runner_for(store: Store, config: Config, clock: SteppingClock) -> Runner:
 
 @asynccontextmanager
 async def queue_screen(
-    tmp_path: Path, config: Config
+    tmp_path: Path, config: Config, size: tuple[int, int] = SIZE
 ) -> AsyncIterator[tuple[DeployConsoleApp, Pilot[None], QueueScreen, DeployQueue]]:
     clock = SteppingClock()
     async with await Store.open(tmp_path / "console.db", clock=clock) as store:
@@ -118,7 +118,7 @@ async def queue_screen(
         await fill(runner.queue, clock)
         app = make_app(config, QueueDeploys(runner), clock)
         assert isinstance(app, DeployConsoleApp)
-        async with app.run_test(size=SIZE) as pilot:
+        async with app.run_test(size=size) as pilot:
             screen = await open_queue(pilot)
             await pilot.pause()
             yield app, pilot, screen, runner.queue

@@ -7,22 +7,12 @@ from pathlib import Path
 
 from console.config import Config, load_config
 from console.model import DeployRequest, FleetSnapshot
-from console.store import Store
 from screens.app import DeployConsoleApp
 from screens.deploy.screen import DeployScreen
 from tests.conftest import DEMO_CONFIG
-from tests.screens.ui import SIZE, SteppingClock, stub_app, wait_for
+from tests.screens.ui import SIZE, stub_app, wait_for
 from tests.screens.ui.deploy_fakes import ScriptedDeploys
-from tests.screens.ui.test_queue_screen import (
-    BEHIND_ID,
-    NEXT_ID,
-    RUNNING_ID,
-    QueueDeploys,
-    fill,
-    open_queue,
-    runner_for,
-    select,
-)
+from tests.screens.ui.test_queue_screen import BEHIND_ID, NEXT_ID, RUNNING_ID, queue_screen, select
 
 
 def said(app: DeployConsoleApp) -> list[tuple[str, str]]:
@@ -40,25 +30,18 @@ async def test_d_in_a_console_that_runs_no_deploys_says_so() -> None:
 
 
 async def test_the_queue_says_why_a_key_does_nothing_for_the_row(tmp_path: Path) -> None:
-    config: Config = load_config(DEMO_CONFIG)
-    clock = SteppingClock()
-    async with await Store.open(tmp_path / "console.db", clock=clock) as store:
-        runner = runner_for(store, config, clock)
-        await fill(runner.queue, clock)
-        app = stub_app(config, clock=clock, deploys=QueueDeploys(runner))
-        async with app.run_test(size=SIZE) as pilot:
-            screen = await open_queue(pilot)
-            await select(pilot, screen, RUNNING_ID)
-            await pilot.press("n")  # move later: a running deploy does not move
-            await wait_for(pilot, lambda: said(app), "a word on the refused move")
-            assert said(app)[-1][1] == f"{RUNNING_ID} is running: only a queued deploy moves."
-            await select(pilot, screen, BEHIND_ID)
-            await pilot.press("n")  # the last queued deploy of its pair moves no later
-            await wait_for(pilot, lambda: len(said(app)) == 2, "a word on the second move")
-            assert said(app)[-1][1] == f"{BEHIND_ID} is already at that end of its pair's queue."
-            await select(pilot, screen, NEXT_ID)
-            assert screen.table.selected_id == NEXT_ID  # a key the row allows says nothing
-            assert len(said(app)) == 2
+    async with queue_screen(tmp_path, load_config(DEMO_CONFIG)) as (app, pilot, screen, _):
+        await select(pilot, screen, RUNNING_ID)
+        await pilot.press("n")  # move later: a running deploy does not move
+        await wait_for(pilot, lambda: said(app), "a word on the refused move")
+        assert said(app)[-1][1] == f"{RUNNING_ID} is running: only a queued deploy moves."
+        await select(pilot, screen, BEHIND_ID)
+        await pilot.press("n")  # the last queued deploy of its pair moves no later
+        await wait_for(pilot, lambda: len(said(app)) == 2, "a word on the second move")
+        assert said(app)[-1][1] == f"{BEHIND_ID} is already at that end of its pair's queue."
+        await select(pilot, screen, NEXT_ID)
+        assert screen.table.selected_id == NEXT_ID  # a key the row allows says nothing
+        assert len(said(app)) == 2
 
 
 async def test_c_on_an_ended_deploy_says_it_has_ended(

@@ -19,7 +19,7 @@ from textual.widgets import Input
 
 from console.config import Config, load_config
 from console.model import DeployRequest, FleetSnapshot, Step
-from console.store import DeployRecord, Store
+from console.store import DeployRecord
 from screens.app import DeployConsoleApp
 from screens.deploy.dialog import DeployDialog
 from screens.deploy.picker import DeployListDialog
@@ -27,7 +27,7 @@ from screens.help import HelpScreen
 from screens.queue.dialogs import FreezeDialog, HoldsDialog, LockDialog
 from screens.widgets.confirm import ConfirmDialog
 from tests.conftest import DEMO_CONFIG
-from tests.screens.ui import SteppingClock, stub_app, wait_for
+from tests.screens.ui import stub_app, wait_for
 from tests.screens.ui.deploy_fakes import (
     ScriptedDeploys,
     failed_deploy,
@@ -36,11 +36,8 @@ from tests.screens.ui.deploy_fakes import (
 )
 from tests.screens.ui.test_queue_screen import (  # noqa: F401  (snapshot_store: a fixture)
     NEXT_ID,
-    QueueDeploys,
     _snap_queue,
-    fill,
-    open_queue,
-    runner_for,
+    queue_screen,
     select,
     snapshot_store,
 )
@@ -296,22 +293,6 @@ def test_snapshot_deploy_screen(
 # -- the queue's dialogs ---------------------------------------------------------------------
 
 
-@asynccontextmanager
-async def queue_at_80x24(
-    tmp_path: Path, config: Config
-) -> AsyncIterator[tuple[DeployConsoleApp, Pilot[None]]]:
-    """The queue screen at 80x24 on a filled store, media-service's row (free to start)
-    selected."""
-    clock = SteppingClock()
-    async with await Store.open(tmp_path / "console.db", clock=clock) as store:
-        runner = runner_for(store, config, clock)
-        await fill(runner.queue, clock)
-        app = stub_app(config, clock=clock, deploys=QueueDeploys(runner))
-        async with app.run_test(size=SMALL) as pilot:
-            await select(pilot, await open_queue(pilot), NEXT_ID)
-            yield app, pilot
-
-
 QUEUE_DIALOGS: dict[str, tuple[str, type[Screen[object]], tuple[str, ...]]] = {
     "freeze": ("f", FreezeDialog, ("#freeze-cluster", "#freeze-reason", "#freeze", "#cancel")),
     "lock": (
@@ -326,7 +307,8 @@ QUEUE_DIALOGS: dict[str, tuple[str, type[Screen[object]], tuple[str, ...]]] = {
 @pytest.mark.parametrize("name", QUEUE_DIALOGS)
 async def test_each_queue_dialog_fits_80x24(name: str, tmp_path: Path, config: Config) -> None:
     key, kind, selectors = QUEUE_DIALOGS[name]
-    async with queue_at_80x24(tmp_path, config) as (app, pilot):
+    async with queue_screen(tmp_path, config, SMALL) as (app, pilot, screen, _):
+        await select(pilot, screen, NEXT_ID)  # media-service's row, free to start
         await pilot.press(key)
         await wait_for(pilot, lambda: isinstance(app.screen, kind), f"the {name} dialog")
         await pilot.pause()
