@@ -8,6 +8,7 @@ from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
+from console.config.locate import closest, key_line
 from console.errors import ConfigError
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -179,10 +180,21 @@ class Table:
         return values
 
     def done(self) -> None:
-        """Refuse keys nobody read: a typo must not be silently ignored."""
+        """Refuse keys nobody read: a typo must not be silently ignored. The error names the
+        file's line and the valid key it most likely meant."""
         unknown = sorted(set(self.data) - self.read)
-        if unknown:
-            self.fail("unknown key", unknown[0])
+        if not unknown:
+            return
+        key = unknown[0]
+        line = key_line(self.source, self.key_path(key))
+        where = f"{self.source}:{line}" if line is not None else str(self.source)
+        meant = closest(key, self.read)
+        hint = (
+            f" (did you mean {meant}?)"
+            if meant
+            else f" (valid here: {', '.join(sorted(self.read))})"
+        )
+        raise ConfigError(f"{where}: {self.key_path(key)}: unknown key{hint}")
 
 
 def _bound(limit: float) -> str:
