@@ -7,6 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from console.model import FleetSnapshot, Health
+from screens.widgets.format import health_word
 
 GLYPHS = {
     Health.HEALTHY: ("●", "green"),
@@ -50,7 +51,9 @@ def print_status(
             if len(versions) > 1:
                 version += f"+{len(versions) - 1}"
             cell = Text(f"{glyph} ", style=colour)
-            words = [str(env.health), version, f"{env.serving_count}/{env.total_count}"]
+            # The TUI's words: "no instances" (not the JSON's "empty"), with no 0/0 after it.
+            counts = "" if env.health is Health.EMPTY else f"{env.serving_count}/{env.total_count}"
+            words = [health_word(env.health), version, counts]
             cell.append(" ".join(word for word in words if word))
             cells.append(cell)
         table.add_row(project, *cells)
