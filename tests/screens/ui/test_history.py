@@ -263,6 +263,12 @@ async def shown_detail(pilot: Pilot[None], *keys: str) -> DeployDetailScreen:
     # A DataTable sizes its columns when its own queue is idle, after the rows arrive: a
     # snapshot taken before then shows the header unsized (seen once under load).
     await wait_for(pilot, lambda: not any(map(_sizing, detail.query(DataTable))), "the steps sized")
+    # Textual's DataTable keys its rendered rows by an update count that its idle-time sizing
+    # does not move: a frame drawn between add_row and the sizing (under load) keeps the
+    # header at its unsized widths. Drop those renders so the snapshot is the settled screen.
+    for table in detail.query(DataTable):
+        table._clear_caches()
+        table.refresh()
     await pilot.pause()
     return detail
 
