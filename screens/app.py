@@ -36,6 +36,7 @@ from screens.deploy.screen import DeployScreen
 from screens.deploy.support import DeploySupport
 from screens.deploy.tracking import TrackedDeploy
 from screens.help import HelpScreen, keys_of
+from screens.history.detail import DeployDetailScreen
 from screens.history.filters import HistoryFilter
 from screens.history.screen import HistoryScreen
 from screens.keys import KEYMAP
@@ -477,16 +478,21 @@ class DeployConsoleApp(FleetRefreshApp):
             return
         self.push_screen(QueueScreen(self.config, control, self.deploys.actor, self.clock))
 
-    def on_queued_deploy_chosen(self, message: QueuedDeployChosen) -> None:
+    async def on_queued_deploy_chosen(self, message: QueuedDeployChosen) -> None:
         for tracked in self.tracked.values():
             if tracked.deploy_id == message.deploy_id:
                 self.open_deploy(tracked.key)
                 return
-        self.notify(
-            f"{message.deploy_id} was not started from this console: its steps show in the "
-            f"console that started it, and in `{PROG} history` once it ends.",
-            title="Not followed here",
+        # Started elsewhere (the CLI, another console): its record, steps and output as the
+        # store has them, followed while it runs.
+        store = await self._history_store()
+        if store is None:
+            return
+        record = await store.deploy(message.deploy_id)
+        protected = record is not None and any(
+            c.name == record.cluster and c.protected for c in self.config.clusters
         )
+        self.push_screen(DeployDetailScreen(store, message.deploy_id, self.clock, protected))
 
     def action_show_deploys(self) -> None:
         if not self.tracked or isinstance(self.screen, DeployListDialog):

@@ -24,6 +24,7 @@ from screens.app import DeployConsoleApp
 from screens.deploy.screen import DeployScreen
 from screens.deploy.tracking import TrackedDeploy
 from screens.help import keys_of
+from screens.history.detail import DeployDetailScreen
 from screens.queue.dialogs import FreezeDialog, HoldsDialog, LockDialog
 from screens.queue.screen import QueueScreen
 from tests.conftest import DEMO_CONFIG
@@ -98,9 +99,12 @@ async def fill(queue: DeployQueue, clock: SteppingClock) -> None:
 
 
 def make_app(
-    config: Config, deploys: ScriptedDeploys | None, clock: SteppingClock
+    config: Config,
+    deploys: ScriptedDeploys | None,
+    clock: SteppingClock,
+    history: Store | None = None,
 ) -> DeployConsoleApp:
-    return stub_app(config, clock=clock, deploys=deploys)
+    return stub_app(config, clock=clock, deploys=deploys, history=history)
 
 
 def runner_for(store: Store, config: Config, clock: SteppingClock) -> Runner:
@@ -116,7 +120,7 @@ async def queue_screen(
     async with await Store.open(tmp_path / "console.db", clock=clock) as store:
         runner = runner_for(store, config, clock)
         await fill(runner.queue, clock)
-        app = make_app(config, QueueDeploys(runner), clock)
+        app = make_app(config, QueueDeploys(runner), clock, history=store)
         assert isinstance(app, DeployConsoleApp)
         async with app.run_test(size=size) as pilot:
             screen = await open_queue(pilot)
@@ -203,10 +207,16 @@ async def test_the_queue_in_order_with_why_each_waits(tmp_path: Path, config: Co
         assert screen.table.selected_id == NEXT_ID
         assert ids(screen).index(NEXT_ID) == 2
 
-        # Enter opens the deploy's screen when this console follows it, else says why not.
+        # Enter opens the deploy's screen when this console follows it; one started elsewhere
+        # opens its record, steps and output as the store has them (followed while it runs).
         await pilot.press("enter")
-        await wait_for(pilot, lambda: notifications(app), "a notification")
-        assert notifications(app)[0].startswith(f"{NEXT_ID} was not started from this console")
+        await wait_for(pilot, lambda: isinstance(app.screen, DeployDetailScreen), "its detail")
+        detail = app.screen
+        assert isinstance(detail, DeployDetailScreen) and detail.deploy_id == NEXT_ID
+        await wait_for(pilot, lambda: detail.read_count >= 1, "its record read")
+        assert detail.record is not None and detail.record.state == "queued"
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is screen, "back to the queue")
         app.tracked[1] = TrackedDeploy(
             1, request("storefront", "staging", "2.15.0", "alice"), deploy_id=RUNNING_ID
         )
