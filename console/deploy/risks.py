@@ -70,7 +70,7 @@ def release_warnings(
     newer = _newest_running_above(release, running, releases)
     if newer is not None:
         warnings.append(
-            ReleaseWarning(RiskKind.DOWNGRADE, f"older than {newer} (a downgrade)", cluster=cluster)
+            ReleaseWarning(RiskKind.DOWNGRADE, f"is older than {newer} (a downgrade)", cluster=cluster)
         )
     warnings.extend(_bad_outcomes(release, recent, now - window))
     return warnings
@@ -105,7 +105,7 @@ def _outcome(release: Release, record: DeployRecord) -> ReleaseWarning | bool | 
     if rolled_back and record.previous_release == release.version:
         return ReleaseWarning(
             RiskKind.ROLLED_BACK,
-            f"rolled back in {record.cluster} {when} (by {record.actor})",
+            f"was rolled back in {record.cluster} {when} (by {record.actor})",
             record.cluster,
             finished,
             record.id,
@@ -117,7 +117,7 @@ def _outcome(release: Release, record: DeployRecord) -> ReleaseWarning | bool | 
     if record.state not in (DeployState.FAILED, DeployState.ROLLED_BACK):
         return None
     kind = RiskKind.FAILED if record.state == DeployState.FAILED else RiskKind.ROLLED_BACK
-    verb = "failed" if kind is RiskKind.FAILED else "rolled back"
+    verb = "failed" if kind is RiskKind.FAILED else "was rolled back"
     return ReleaseWarning(
         kind,
         f"{verb} in {record.cluster} {when} ({short_reason(record.reason)})",

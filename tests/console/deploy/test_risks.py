@@ -69,7 +69,7 @@ def test_the_release_already_running_warns_and_says_if_others_run_beside_it() ->
 
 
 def test_an_older_release_than_the_newest_running_is_a_downgrade() -> None:
-    assert texts("2.14.0", ("2.14.1", "2.15.0"), []) == ["older than 2.15.0 (a downgrade)"]
+    assert texts("2.14.0", ("2.14.1", "2.15.0"), []) == ["is older than 2.15.0 (a downgrade)"]
     # Running versions the release list does not know (a deleted AMI) are left out.
     assert texts("2.14.0", ("?", "0.1"), []) == []
 
@@ -83,7 +83,7 @@ def test_a_failed_or_rolled_back_deploy_anywhere_within_the_window_warns() -> No
     )
     old = record("d-3", "prod2", "2.16.0", "failed", days_ago=RECENT_DAYS + 1)
     assert texts("2.16.0", ("2.15.0",), [failed, rolled, old]) == [
-        "rolled back in prod1 on 2026-11-25 12:00 (health gate: 0/3 healthy)",
+        "was rolled back in prod1 on 2026-11-25 12:00 (health gate: 0/3 healthy)",
         "failed in qaprod1 on 2026-11-24 12:00 (configure: exit 3)",
     ]
 
@@ -107,11 +107,11 @@ def test_a_release_put_back_by_a_rollback_warns_with_who_did_it() -> None:
     )
     assert warning.kind is RiskKind.ROLLED_BACK
     assert (warning.text, warning.deploy_id) == (
-        "rolled back in prod1 on 2026-11-25 12:00 (by alice)",
+        "was rolled back in prod1 on 2026-11-25 12:00 (by alice)",
         "d-2",
     )
     # The release it put back is not the one to warn about.
-    assert texts("2.15.0", ("2.16.0",), [deployed, back]) == ["older than 2.16.0 (a downgrade)"]
+    assert texts("2.15.0", ("2.16.0",), [deployed, back]) == ["is older than 2.16.0 (a downgrade)"]
 
 
 def test_every_kind_at_once_and_the_lines_for_a_terminal() -> None:
@@ -127,7 +127,7 @@ def test_every_kind_at_once_and_the_lines_for_a_terminal() -> None:
     )
     assert lines[1:] == [
         "  ! already runs in staging (beside 2.15.0)",
-        "  ! older than 2.15.0 (a downgrade)",
+        "  ! is older than 2.15.0 (a downgrade)",
         f"  ! failed in qaprod1 on 2026-11-25 12:00 ({'x' * 31}…)",
     ]
     assert warnings_text(BY_VERSION["2.16.0"], []) == []

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import os
+import pty
 import pwd
 import queue
 import signal
@@ -134,7 +135,7 @@ def test_deploy_json_succeeds_and_never_shows_a_secret(world: Config, tmp_path: 
     assert "Traceback" not in result.stderr
     # A downgrade, confirmed with --anyway: said on stderr, stdout stays JSON.
     assert "WARNING: release 2.14.1" in result.stderr
-    assert "  ! older than 2.15.0 (a downgrade)\n" in result.stderr
+    assert "  ! is older than 2.15.0 (a downgrade)\n" in result.stderr
     events = events_of(result.stdout)
     assert events[-1]["state"] == "succeeded", events[-1]
     kinds = {e["event"] for e in events}
@@ -382,6 +383,48 @@ def test_a_release_already_running_is_refused_without_anyway_in_one_line(
     )
     assert result.stdout == ""
     assert not store.exists()
+
+
+def answered_at_a_terminal(
+    answer: str, *args: str, config: Path, store: Path
+) -> subprocess.CompletedProcess[str]:
+    """The command run with its input from a terminal (a pty) on which a person types
+    `answer` and Enter; its output and errors piped."""
+    main, terminal = pty.openpty()
+    try:
+        os.write(main, f"{answer}\n".encode())
+        return subprocess.run(
+            command(*args, config=config, store=store),
+            cwd=ROOT,
+            stdin=terminal,
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT,
+        )
+    finally:
+        os.close(terminal)
+        os.close(main)
+
+
+def test_a_warned_release_at_a_terminal_asks_and_anything_but_yes_deploys_nothing(
+    world: Config, tmp_path: Path
+) -> None:
+    store = tmp_path / "store.db"
+    before = running_versions(world, "checkout-api", "staging")
+    result = answered_at_a_terminal(
+        "no", "deploy", "checkout-api", "staging", "5.2.3", config=world.source, store=store
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    # The person saw the warning and the question before answering.
+    assert "WARNING: release 5.2.3" in result.stderr
+    assert "  ! already runs in staging (a redeploy: new instances)" in result.stderr
+    assert "Deploy 5.2.3 anyway? Type yes to deploy it: " in result.stdout
+    assert result.stderr.splitlines()[-1] == (
+        f"{ERROR_PREFIX}release 5.2.3 not confirmed: nothing deployed"
+    )
+    assert not store.exists(), "nothing was queued or recorded"
+    assert running_versions(world, "checkout-api", "staging") == before
 
 
 async def test_a_release_that_failed_lately_is_refused_even_with_yes(

@@ -146,7 +146,7 @@ async def test_dialog_marks_the_current_release_and_shows_its_plan(
         assert "2.15.0 → 2.14.1 in staging" in dialog.plan_text
         assert "already runs here" not in dialog.plan_text
         # Its own warning; the tick given for 2.15.0 does not carry over.
-        assert "! older than 2.15.0 (a downgrade)" in dialog.warnings_text
+        assert "! is older than 2.15.0 (a downgrade)" in dialog.warnings_text
         assert not dialog.anyway.value and dialog.confirm_button.disabled
 
         await pilot.press("escape")
