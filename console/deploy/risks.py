@@ -70,7 +70,9 @@ def release_warnings(
     newer = _newest_running_above(release, running, releases)
     if newer is not None:
         warnings.append(
-            ReleaseWarning(RiskKind.DOWNGRADE, f"is older than {newer} (a downgrade)", cluster=cluster)
+            ReleaseWarning(
+                RiskKind.DOWNGRADE, f"is older than {newer} (a downgrade)", cluster=cluster
+            )
         )
     warnings.extend(_bad_outcomes(release, recent, now - window))
     return warnings

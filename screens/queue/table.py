@@ -30,8 +30,18 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("waited", "waited"),
     ("status", "why waiting / where running"),
 )
+# Under this width (an 80-column terminal) release and actor fold under the state, so the
+# why-waiting column keeps room to be read.
+NARROW_COLUMNS = (
+    ("deploy", "pair / deploy"),
+    ("state", "state"),
+    ("waited", "waited"),
+    ("status", "why waiting"),
+)
+NARROW_WIDTH = 100
 WAITED_WIDTH = 7  # "59m 59s"
 MIN_STATUS_WIDTH = 30
+MIN_NARROW_STATUS_WIDTH = 16
 CELL_PADDING = 1
 
 # A cell as (component class, text) pieces; "" is the table's own style.
@@ -87,6 +97,13 @@ def queue_row(entry: QueueEntry, protected: set[str]) -> QueueRow:
     )
 
 
+def folded(cells: tuple[Cell, ...]) -> tuple[Cell, ...]:
+    """The narrow layout's cells: release and actor on a second line under the state."""
+    pair, state, release, actor, status = cells
+    under = ("queue-table--muted", f"\n{release[0][1]} {actor[0][1]}")
+    return pair, (*state, under), status
+
+
 def waited(row: QueueRow, now: datetime) -> str:
     return format_age((now - row.created_at).total_seconds())
 
@@ -115,6 +132,7 @@ class QueueTable(DataTable[Text], inherit_bindings=False):
         super().__init__(id=id, cursor_type="row", zebra_stripes=True, cell_padding=CELL_PADDING)
         self.shown: tuple[QueueRow, ...] = ()
         self._widths: dict[str, int] = {}
+        self.narrow = False
         self._styles: dict[str, Style] = {}
         self._now: datetime | None = None
 
@@ -164,11 +182,12 @@ class QueueTable(DataTable[Text], inherit_bindings=False):
             return  # the ages follow the clock's own tick
         keep, index = self.selected_id, self.cursor_row
         self.clear(columns=True)
-        for key, label in COLUMNS:
+        for key, label in NARROW_COLUMNS if self.narrow else COLUMNS:
             self.add_column(label, key=key, width=widths[key])
         for row in rows:
-            texts = [self._text(cell) for cell in row.cells]
-            texts.insert(4, self._age(row, now))
+            cells = folded(row.cells) if self.narrow else row.cells
+            texts = [self._text(cell) for cell in cells]
+            texts.insert(len(cells) - 1, self._age(row, now))
             self.add_row(*texts, key=row.deploy_id, height=None)
         self.shown, self._widths = rows, widths
         ids = [row.deploy_id for row in rows]
@@ -187,19 +206,21 @@ class QueueTable(DataTable[Text], inherit_bindings=False):
                 self.update_cell(row.deploy_id, "waited", age, update_width=False)
 
     def _column_widths(self, rows: Sequence[QueueRow]) -> dict[str, int]:
-        widths: dict[str, int] = {}
-        keys = [key for key, _ in COLUMNS if key not in ("waited", "status")]
-        labels = dict(COLUMNS)
-        for position, key in enumerate(keys):
-            widths[key] = max(
-                [cell_len(labels[key]), *(cell_width(r.cells[position]) for r in rows)]
-            )
-        widths["waited"] = WAITED_WIDTH
         # Before the first layout the table's width is unknown: the screen's, less margins.
         width = self.size.width or self.app.size.width - 2
+        self.narrow = width < NARROW_WIDTH
+        columns = NARROW_COLUMNS if self.narrow else COLUMNS
+        widths: dict[str, int] = {}
+        keys = [key for key, _ in columns if key not in ("waited", "status")]
+        labels = dict(columns)
+        for position, key in enumerate(keys):
+            cells = (folded(r.cells) if self.narrow else r.cells for r in rows)
+            widths[key] = max([cell_len(labels[key]), *(cell_width(c[position]) for c in cells)])
+        widths["waited"] = WAITED_WIDTH
         available = width - 1  # room for a vertical scrollbar
         used = sum(width + 2 * CELL_PADDING for width in widths.values())
-        widths["status"] = max(MIN_STATUS_WIDTH, available - used - 2 * CELL_PADDING)
+        least = MIN_NARROW_STATUS_WIDTH if self.narrow else MIN_STATUS_WIDTH
+        widths["status"] = max(least, available - used - 2 * CELL_PADDING)
         return widths
 
 

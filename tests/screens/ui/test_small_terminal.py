@@ -35,9 +35,12 @@ from tests.screens.ui.deploy_fakes import (
     open_dialog,
 )
 from tests.screens.ui.test_queue_screen import (  # noqa: F401  (snapshot_store: a fixture)
+    BEHIND_ID,
     NEXT_ID,
+    RUNNING_ID,
     _snap_queue,
     queue_screen,
+    rows,
     select,
     snapshot_store,
 )
@@ -330,3 +333,28 @@ def test_snapshot_queue_dialog(
         await _still(pilot)
 
     assert _snap_queue(snap_compare, config, snapshot_store, open_it, size=SMALL, row=NEXT_ID)
+
+
+async def test_the_queue_at_80_columns_keeps_why_each_deploy_waits_readable(
+    tmp_path: Path, config: Config
+) -> None:
+    """Release and actor fold under the state, so the why-waiting column is not cut off."""
+    async with queue_screen(tmp_path, config, SMALL) as (_app, _pilot, screen, _):
+        table = screen.table
+        assert [column.label.plain for column in table.columns.values()] == [
+            "pair / deploy", "state", "waited", "why waiting",
+        ]  # fmt: skip
+        assert table.virtual_size.width <= table.size.width, "no column runs off the screen"
+        first, second = rows(screen)[:2]
+        assert first[:2] == [f"storefront → staging\n{RUNNING_ID}", "running\n2.15.0 alice"]
+        assert second[1] == "queued\n2.14.1 bob"
+        assert second[3] == f"behind {RUNNING_ID} (running) on storefront in staging"
+
+
+def test_snapshot_queue_screen(
+    snap_compare: SnapCompare,
+    config: Config,
+    snapshot_store: Path,  # noqa: F811  (the queue tests' fixture, imported above)
+) -> None:
+    """The queue at 80x24: the holds above, every row's state and the footer's keys."""
+    assert _snap_queue(snap_compare, config, snapshot_store, size=SMALL)
