@@ -185,6 +185,12 @@ class DeployState(StrEnum):
     def finished(self) -> bool:
         return self not in (DeployState.QUEUED, DeployState.RUNNING)
 
+    @property
+    def words(self) -> str:
+        """The state as people read it, the same on every screen and in the CLI's text
+        output ("rolled back"); JSON and `--state` keep the value ("rolled_back")."""
+        return self.value.replace("_", " ")
+
 
 class Step(StrEnum):
     """The red/black steps, in the order they run (DEPLOY_SEMANTICS 0-9)."""

@@ -70,7 +70,7 @@ def _print_list(deploys: list[dict[str, Any]]) -> None:
             f"{d['project']} → {d['cluster']}",
             f"{d['previous_release'] or '?'} → {d['release']}",
             d["actor"],
-            d["state"],
+            DeployState(d["state"]).words,
             _short(d["started_at"] or d["created_at"]),
             "-" if d["seconds"] is None else f"{d['seconds']:.1f}s",
         )
@@ -90,7 +90,9 @@ def _print_detail(deploy: dict[str, Any], steps: list[dict[str, Any]]) -> None:
         f"by {describe(deploy['actor'])}"
     )
     took = "" if deploy["seconds"] is None else f" in {deploy['seconds']:.1f}s"
-    print(f"  {deploy['state']}{took}, started {_short(deploy['started_at'])} UTC")
+    print(
+        f"  {DeployState(deploy['state']).words}{took}, started {_short(deploy['started_at'])} UTC"
+    )
     if deploy["reason"]:
         print(f"  {deploy['reason']}")
     if deploy["rollback_of"]:

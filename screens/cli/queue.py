@@ -203,7 +203,7 @@ def print_queue(view: QueueView, entries: list[QueueEntry]) -> None:
     rows = [
         (
             e.record.id,
-            e.record.state,
+            DeployState(e.record.state).words,
             f"{e.record.project} → {e.record.cluster}",
             e.record.release,
             e.record.actor,

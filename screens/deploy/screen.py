@@ -31,14 +31,10 @@ STATE_STYLES: dict[DeployState, str] = {
     DeployState.CANCELLED: "bold $text-warning",
     DeployState.INTERRUPTED: "bold $text-error",
 }
-STATE_WORDS: dict[DeployState, str] = {
-    DeployState.QUEUED: "starting",
-    DeployState.ROLLED_BACK: "rolled back",
-}
 
 
 def state_word(state: DeployState) -> str:
-    return STATE_WORDS.get(state, str(state))
+    return state.words
 
 
 # Log colours come from the theme (RichLog renders Rich text, which has no theme variables).

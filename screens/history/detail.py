@@ -30,7 +30,6 @@ from screens.widgets.tables import cell_style
 UNFINISHED: tuple[str, ...] = (DeployState.QUEUED, DeployState.RUNNING)
 STEP_STATES = {state.value: state for state in StepState}
 REFRESH_SECONDS = 3.0
-STATE_WORDS: dict[str, str] = {DeployState.ROLLED_BACK: "rolled back"}
 # Content styles per deploy state (theme variables).
 STATE_STYLES: dict[str, str] = {
     DeployState.SUCCEEDED: "$text-success",
@@ -44,7 +43,7 @@ STATE_STYLES: dict[str, str] = {
 
 
 def state_word(state: str) -> str:
-    return STATE_WORDS.get(state, state)
+    return DeployState(state).words
 
 
 def release_text(record: DeployRecord) -> str:

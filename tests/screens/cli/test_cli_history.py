@@ -92,7 +92,8 @@ def test_history_lists_the_latest_deploys_newest_first(store: Path) -> None:
     lines = table.stdout.splitlines()
     assert lines[0].split()[:2] == ["deploy", "pair"]
     assert lines[1].startswith("d-3") and "checkout-api → staging" in lines[1]
-    assert "1.0.0 → 2.16.0" in lines[2] and "rolled_back" in lines[2]
+    # The text says each state as every screen does; JSON keeps the value (above).
+    assert "1.0.0 → 2.16.0" in lines[2] and "  rolled back  " in lines[2]
 
 
 @pytest.mark.parametrize(
