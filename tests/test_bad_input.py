@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -178,7 +179,9 @@ def test_every_numeric_setting_refuses_non_finite_and_huge_values(
     assert run(["config", "check", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1, err
-    assert err.startswith(f"deploy-console: error: {path}: {KEY_PATHS[field]}: must be "), err
+    # The file and the line of the key, then the key's path.
+    at = rf"deploy-console: error: {re.escape(str(path))}:\d+: {re.escape(KEY_PATHS[field])}: "
+    assert re.match(at + "must be ", err), err
     if field in INTEGERS and value in ("nan", "inf", "-inf", "1e300"):
         assert "must be an integer, not a number" in err
     elif value == "-inf":
@@ -194,8 +197,9 @@ def test_nan_settings_fail_through_the_command_line(tmp_path: Path) -> None:
         path = tmp_path / f"{field}.toml"
         path.write_text(config_text(**{field: "nan"}))
         line = one_line_error(console("config", "check", "--config", str(path)))
+        written = path.read_text().splitlines().index(f"{field} = nan") + 1
         assert line == (
-            f"deploy-console: error: {path}: engine.{field}: must be a number from "
+            f"deploy-console: error: {path}:{written}: engine.{field}: must be a number from "
             f"{'0.05 to 3600' if field == 'poll_seconds' else '1 to 86400'}, not nan"
         )
 

@@ -31,7 +31,11 @@ def key_line(source: Path, key_path: str) -> int | None:
         node = document
         for part in parts[:-1]:
             node = node[part]  # type: ignore[index]
-        node[parts[-1]] = _MARK  # type: ignore[index]
+        last = parts[-1]
+        # A table is found by its first key: marking a whole table moves tomlkit's layout.
+        while isinstance(target := node[last], dict) and target:  # type: ignore[index]
+            node, last = target, next(iter(target))
+        node[last] = _MARK  # type: ignore[index]
         marked = document.as_string()
     except (OSError, UnicodeDecodeError, TOMLKitError, LookupError, TypeError, ValueError):
         return None

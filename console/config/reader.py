@@ -34,8 +34,19 @@ class Table:
         return f"{self.path}.{key}" if self.path else key
 
     def fail(self, message: str, key: str | None = None) -> None:
+        """ConfigError: the file and line (of the key, else of its table, when found), the
+        key's path, `message`."""
         where = self.key_path(key) if key is not None else (self.path or "(top level)")
-        raise ConfigError(f"{self.source}: {where}: {message}")
+        raise ConfigError(f"{self._at(key)}: {where}: {message}")
+
+    def _at(self, key: str | None) -> str:
+        """`file:line` of `key` (or of this table, for a key not written), else `file`."""
+        data = getattr(self, "data", None)  # not yet set when the table is not a table
+        written = key is not None and isinstance(data, dict) and key in data
+        line = key_line(self.source, self.key_path(key)) if written and key else None
+        if line is None and self.path:
+            line = key_line(self.source, self.path)
+        return f"{self.source}:{line}" if line is not None else str(self.source)
 
     def _get(self, key: str, kind: type | tuple[type, ...], required: bool) -> Any:
         self.read.add(key)
@@ -186,8 +197,7 @@ class Table:
         if not unknown:
             return
         key = unknown[0]
-        line = key_line(self.source, self.key_path(key))
-        where = f"{self.source}:{line}" if line is not None else str(self.source)
+        where = self._at(key)
         meant = closest(key, self.read)
         hint = (
             f" (did you mean {meant}?)"

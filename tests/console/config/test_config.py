@@ -325,7 +325,7 @@ def test_real_entry_point_prints_no_traceback(tmp_path: Path) -> None:
     result = entry_point_check(path)
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        f"deploy-console: error: {path}: clusters[0].name: must be a string, not an integer"
+        f"deploy-console: error: {path}:2: clusters[0].name: must be a string, not an integer"
     )
 
 

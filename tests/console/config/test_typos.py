@@ -88,3 +88,27 @@ def test_the_locator_reads_paths_and_survives_what_it_cannot_find(tmp_path: Path
     assert key_line(path, "a") is None
     assert closest("regoin", ["name", "region"]) == "region"
     assert closest("zzz", ["name", "region"]) is None
+
+
+@pytest.mark.parametrize(
+    ("broken", "said"),
+    [
+        pytest.param(
+            VALID.replace('name = "prod1"\nregion = "us-east-1"', 'name = "prod1"\nregion = 5'),
+            ":8: clusters[1].region: must be a string, not an integer",
+            id="wrong-type-at-its-line",
+        ),
+        pytest.param(
+            VALID.replace('name = "prod1"\nregion = "us-east-1"\n', 'name = "prod1"\n'),
+            ":7: clusters[1].region: is required but missing",
+            id="missing-key-at-its-table",
+        ),
+    ],
+)
+def test_every_config_error_names_the_line(tmp_path: Path, broken: str, said: str) -> None:
+    """Not only typos: a wrong value is shown at its line, a missing key at its table's."""
+    path = tmp_path / "console.toml"
+    path.write_text(broken)
+    result = config_check(path)
+    assert result.returncode == 2
+    assert result.stderr == f"deploy-console: error: {path}{said}\n"
