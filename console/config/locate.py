@@ -7,6 +7,7 @@ import difflib
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
@@ -28,14 +29,14 @@ def key_line(source: Path, key_path: str) -> int | None:
         text = source.read_text(encoding="utf-8")
         document = tomlkit.parse(text)
         parts = path_parts(key_path)
-        node = document
+        node: Any = document
         for part in parts[:-1]:
-            node = node[part]  # type: ignore[index]
+            node = node[part]
         last = parts[-1]
         # A table is found by its first key: marking a whole table moves tomlkit's layout.
-        while isinstance(target := node[last], dict) and target:  # type: ignore[index]
+        while isinstance(target := node[last], dict) and target:
             node, last = target, next(iter(target))
-        node[last] = _MARK  # type: ignore[index]
+        node[last] = _MARK
         marked = document.as_string()
     except (OSError, UnicodeDecodeError, TOMLKitError, LookupError, TypeError, ValueError):
         return None
