@@ -44,6 +44,11 @@ class DeployError(ConsoleError):
     """A deploy cannot start or cannot go on (bad release, missing settings, refused)."""
 
 
+class ReleaseWarned(DeployError):
+    """A release with warnings (already running, a downgrade, failed lately) asked for
+    without confirming it: the message says them in one line."""
+
+
 class StoreError(ConsoleError):
     """The console's SQLite store cannot be opened, read or written."""
 

@@ -33,12 +33,13 @@ from console.deploy.deployment import (
 from console.deploy.launch import MANAGED_BY, launch
 from console.deploy.planner import DeployPlanner, Gateways, Source
 from console.deploy.releases import resolve_release
+from console.deploy.risks import ReleaseWarning, plan_warnings
 from console.deploy.rollback import put_right, roll_back
 from console.deploy.steps import recorded
 from console.errors import DeployError, StoreError
 from console.events import DeployEvent, DeployFinished, DeployStarted
 from console.identity import person
-from console.model import DeployRequest, DeployState, Release, Step
+from console.model import DeployPlan, DeployRequest, DeployState, Release, Step
 from console.store import DeployRecord, Store
 
 if TYPE_CHECKING:
@@ -84,6 +85,12 @@ class DeployEngine(DeployPlanner):
 
     def now(self) -> datetime:
         return self._clock()
+
+    async def release_warnings(self, plan: DeployPlan, actor: str) -> list[ReleaseWarning]:
+        """What deploying `plan` warns of (see risks): AWS read as `actor`, the store's
+        recent deploys."""
+        gateway = await asyncio.to_thread(self._gateway, plan.cluster, person(actor))
+        return await plan_warnings(self.config, gateway, plan, self.store, self._clock())
 
     async def rollback_request(self, deploy_id: str, actor: str) -> DeployRequest:
         """A finished deploy's rollback: a new deploy of the release it replaced."""

@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any, Unpack
 
 from console import errors
 from console.access import AccessDenied, Action
-from console.errors import ConsoleError
+from console.errors import ConsoleError, ReleaseWarned
 from console.events import DeployFinished, event_json
 from console.identity import LOCAL, Actor, IdentityError, acting_for, unix_groups
-from console.model import DeployRequest
+from console.model import DeployPlan, DeployRequest
 from console.queue.release_queue import Freeze, ManualLock
 from console.store import DeployRecord, NewManualLock
 
@@ -196,7 +196,9 @@ class RunnerDoor:
                 self.queue.access.check(
                     actor, Action.DEPLOY, args["cluster"], project=args["project"]
                 )
-                await self.runner.engine.plan(deploy_request)
+                plan = await self.runner.engine.plan(deploy_request)
+                if not args.get("anyway"):  # the same warnings as a deploy on one's own
+                    await self._refuse_warned(plan, actor)
                 record = await self.runner.enqueue(deploy_request)
             except AccessDenied as denied:
                 await self.queue.record_denial(actor, denied, args["cluster"], args["project"])
@@ -210,6 +212,14 @@ class RunnerDoor:
             return
         result = await self._queue_operation(actor, op, args)
         yield {"result": to_wire(result)}
+
+    async def _refuse_warned(self, plan: DeployPlan, actor: str) -> None:
+        """ReleaseWarned when the release warns: the asker confirms, then asks again with
+        `anyway` (its own console reads neither the store nor AWS on a shared host)."""
+        warnings = await self.runner.engine.release_warnings(plan, actor)
+        if warnings:
+            said = "; ".join(warning.text for warning in warnings)
+            raise ReleaseWarned(f"release {plan.release.version} {said}")
 
     async def _queue_operation(self, actor: str, op: str, args: dict[str, Any]) -> Any:
         queue = self.queue

@@ -13,11 +13,12 @@ import json
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TextIO
 
 from console.config import Config
-from console.errors import ConsoleError, DeployError, LockBusy
+from console.errors import ConsoleError, DeployError, LockBusy, ReleaseWarned
 from console.events import (
     DeployEvent,
     DeployFinished,
@@ -320,6 +321,14 @@ def _show(event: DeployEvent, args: argparse.Namespace) -> None:
         _print_event(event, sys.stdout)
 
 
+async def _chain(
+    first: dict[str, Any], rest: AsyncIterator[dict[str, Any]]
+) -> AsyncIterator[dict[str, Any]]:
+    yield first
+    async for answer in rest:
+        yield answer
+
+
 async def _deploy_through_service(config: Config, args: argparse.Namespace) -> int:
     """On a shared console host: the runner service queues and runs the deploy (it knows who
     asks); this follows it. Leaving (ctrl+c) leaves the deploy to the runner."""
@@ -330,9 +339,21 @@ async def _deploy_through_service(config: Config, args: argparse.Namespace) -> i
     client = DoorClient(config.runner_socket)
     wait = not getattr(args, "no_wait", False)
     outcome = DeployState.FAILED
-    answers = client.stream(
-        "deploy", project=args.project, cluster=args.cluster, release=args.release, follow=wait
-    )
+    pair = {"project": args.project, "cluster": args.cluster, "release": args.release}
+    answers = client.stream("deploy", **pair, follow=wait, anyway=args.anyway)
+    try:
+        first = await anext(answers)
+    except ReleaseWarned as warned:
+        # The service read the warnings; a person at a terminal confirms and asks again.
+        if not sys.stdin.isatty():
+            raise ReleaseWarned(f"{warned.message}: pass --anyway to deploy it") from None
+        say(f"WARNING: {warned.message}")
+        typed = await asyncio.to_thread(input, f"Deploy {args.release} anyway? Type yes: ")
+        if typed.strip().lower() != "yes":
+            raise DeployError(f"release {args.release} not confirmed: nothing deployed") from None
+        answers = client.stream("deploy", **pair, follow=wait, anyway=True)
+        first = await anext(answers)
+    answers = _chain(first, answers)
     try:
         async for answer in answers:
             if "result" in answer:
