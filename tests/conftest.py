@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,11 @@ os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.pop("AWS_PROFILE", None)
+# No test reads the developer's own data dir: a `make demo` running beside the suite (whose
+# config commands fall back to) or their real store. Workers inherit the controller's.
+if "DEPLOY_CONSOLE_DATA_DIR" not in os.environ:
+    _data = os.environ["DEPLOY_CONSOLE_DATA_DIR"] = tempfile.mkdtemp(prefix="deploy-console-tests-")
+    atexit.register(shutil.rmtree, _data, ignore_errors=True)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = ROOT / "config" / "demo.toml"
