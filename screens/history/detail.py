@@ -310,7 +310,7 @@ class DeployDetailScreen(RedeployKeys):
             ),
         ]
         if record.rollback_of:
-            rows.append(("rolls back", record.rollback_of))
+            rows.append(("rollback", f"of {record.rollback_of}"))
         return rows
 
     def _show_header(self, record: DeployRecord, now: datetime) -> None:

@@ -24,11 +24,14 @@ from screens.app import DeployConsoleApp, build_app
 from screens.deploy.dialog import DeployDialog
 from screens.deploy.screen import DeployScreen
 from screens.deploy.support import EngineDeploys
+from screens.history.detail import DeployDetailScreen
+from screens.history.log import DeployLogScreen
 from screens.history.screen import HistoryScreen
 from tests.deploy_world import quick_seed, running_versions, world_process
 from tests.screens.ui import text_of, wait_for
 from tests.screens.ui.test_deploy import deploy_screen
 from tests.screens.ui.test_deploy_real import DEPLOY_TIMEOUT
+from tests.screens.ui.test_history import header_text
 
 SMALL = (80, 24)
 # A protected cluster, one instance: the quickest pair that asks for the typed name.
@@ -150,6 +153,21 @@ async def test_roll_back_from_history_at_80x24(world: Config, tmp_path: Path) ->
         history.table.move_cursor(row=0)
         await wait_for(pilot, lambda: f"(rollback of {deploy_id})" in preview(history), "preview")
         assert f"{AFTER} → {BEFORE} (rollback of {deploy_id})  succeeded" in preview(history)
+
+        # Its detail names the deploy it rolled back; o shows its log, the queue's row first.
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DeployDetailScreen), "the detail")
+        detail = app.screen
+        assert isinstance(detail, DeployDetailScreen)
+        await wait_for(pilot, lambda: detail.read_count >= 1, "the detail's read")
+        assert f"rollback of {deploy_id}" in header_text(detail)
+        await pilot.press("o")
+        await wait_for(pilot, lambda: isinstance(app.screen, DeployLogScreen), "the log")
+        log = app.screen
+        assert isinstance(log, DeployLogScreen)
+        await wait_for(pilot, lambda: log.read_count >= 1, "the log's read")
+        shown = [line.plain for line in log.lines]
+        assert any(f"queue.enqueue queued: {BEFORE} (rollback of {deploy_id})" in x for x in shown)
 
     # The audit says who queued it, as what, under which rules.
     async with await Store.open(tmp_path / "store.db", create=False) as reopened:
