@@ -17,7 +17,7 @@ from textual.widgets import Static
 
 from console.config import AccessSettings, Config
 from console.model import DeployRequest
-from console.store import Store
+from console.store import DeployRecord, Store
 from screens.app import DeployConsoleApp
 from screens.deploy.dialog import DeployDialog
 from screens.deploy.screen import DeployScreen
@@ -26,7 +26,7 @@ from screens.history import log as history_log
 from screens.history import screen as history
 from screens.history.log import DeployLogScreen
 from screens.history.screen import HistoryScreen
-from tests.screens.ui import stub_app, text_of, wait_for
+from tests.screens.ui import SteppingClock, stub_app, text_of, wait_for
 from tests.screens.ui.deploy_fakes import ScriptedDeploys
 from tests.screens.ui.test_history import (
     ALICE_OLD,
@@ -224,7 +224,7 @@ async def test_a_viewer_and_a_console_without_deploys_are_told_why(store_path: P
         assert why.startswith("alice is a viewer")
     async with history_of(store_path, deploys=False) as (app, pilot, screen, _):
         await to_row(pilot, screen, ALICE_OLD.id)
-        assert "b" not in screen.active_bindings or not screen.check_action("rollback", ())
+        assert screen.check_action("rollback", ()) is False  # not in the footer
         await pilot.press("R")
         await wait_for(pilot, lambda: said(app), "the refusal")
         assert said(app) == [("Re-run: not now", "this console runs no deploys")]
@@ -329,3 +329,46 @@ def test_snapshot_deploy_log_80x24(
         await pilot.pause()
 
     assert snap_compare(snapshot_app, terminal_size=SMALL, run_before=run_before)
+
+
+async def test_without_a_previous_release_the_pairs_last_success_before_it_is_put_back(
+    tmp_path: Path,
+) -> None:
+    """An old record that never said what it replaced: the release of the pair's last deploy
+    that succeeded before it; the pair's first deploy has nothing to go back to, and says so."""
+    clock = SteppingClock()
+    first, second = "d-20261120-120000-aaaaaa", "d-20261121-120000-bbbbbb"
+    async with await Store.open(tmp_path / "old.db", clock=clock) as store:
+        for deploy_id, release in ((first, "2.14.0"), (second, "2.14.1")):
+            record = DeployRecord(
+                id=deploy_id,
+                project="storefront",
+                cluster="staging",
+                release=release,
+                actor="alice",
+                created_at=clock.now,
+            )
+            await store.create_deploy(record)
+            await store.set_deploy_state(deploy_id, "succeeded", reason=f"{release} serves")
+            clock.advance(60)
+        app = make_app(store, deploys=ScriptedDeploys())
+        async with app.run_test(size=SMALL) as pilot:
+            await wait_for(pilot, lambda: app.refresh_count >= 1, "the first refresh")
+            await pilot.press("h")
+            screen = await shown_history(pilot)
+            assert [r.id for r in screen.records] == [second, first]
+            await pilot.press("b")
+            dialog = await shown_dialog(pilot)
+            assert dialog.preset is not None and dialog.preset.release == "2.14.0"
+            assert dialog.preset.rollback_of == second
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: app.screen is screen, "the history again")
+            await pilot.press("down", "b")
+            await wait_for(pilot, lambda: said(app), "the word on the first deploy")
+            assert said(app) == [
+                (
+                    "Roll back: not now",
+                    f"{first} replaced no release (the first deploy of storefront to staging): "
+                    "nothing to roll back to.",
+                )
+            ]
