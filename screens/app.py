@@ -30,7 +30,7 @@ from console.queue.marks import Mark, PairMark, read_marks
 from console.store import Store
 from screens import PROG
 from screens.dashboard.screen import DashboardScreen
-from screens.deploy.dialog import DeployDialog
+from screens.deploy.dialog import DeployDialog, DeployPreset
 from screens.deploy.picker import DeployListDialog
 from screens.deploy.screen import DeployScreen
 from screens.deploy.support import DeploySupport
@@ -38,6 +38,8 @@ from screens.deploy.tracking import TrackedDeploy
 from screens.help import HelpScreen, keys_of
 from screens.history.detail import DeployDetailScreen
 from screens.history.filters import HistoryFilter
+from screens.history.log import DeployLogScreen
+from screens.history.redeploy import DeployLogAsked, RedeployAsked
 from screens.history.screen import HistoryScreen
 from screens.keys import KEYMAP
 from screens.messages import (
@@ -322,30 +324,39 @@ class DeployConsoleApp(FleetRefreshApp):
         return ""
 
     def on_deploy_asked(self, message: DeployAsked) -> None:
+        self._ask_deploy(message.project, message.cluster)
+
+    def on_redeploy_asked(self, message: RedeployAsked) -> None:
+        """b or R on a recorded deploy: the dialog on its pair, its release preselected."""
+        self._ask_deploy(message.project, message.cluster, message.preset)
+
+    def _ask_deploy(
+        self, project_name: str, cluster_name: str | None, preset: DeployPreset | None = None
+    ) -> None:
         if self.deploys is None:
             return
-        project = self.config.project(message.project)
-        if message.cluster is None or message.cluster not in project.clusters:
+        project = self.config.project(project_name)
+        if cluster_name is None or cluster_name not in project.clusters:
             self.notify(
                 f"Put the cursor on a cluster {project.name} runs in, then press d.",
                 title="Deploy where?",
                 severity="warning",
             )
             return
-        denied = self.refusal(Action.DEPLOY, message.cluster, project.name)
+        denied = self.refusal(Action.DEPLOY, cluster_name, project.name)
         if denied:
             self.notify(denied, title="Not allowed", severity="warning")
             return
-        running = self.running_deploy(project.name, message.cluster)
+        running = self.running_deploy(project.name, cluster_name)
         if running is not None:
             self.notify(
-                f"{project.name} in {message.cluster} is being deployed: here it is.",
+                f"{project.name} in {cluster_name} is being deployed: here it is.",
                 title="Deploy running",
             )
             self.open_deploy(running.key)
             return
-        cluster = self.config.cluster(message.cluster)
-        dialog = DeployDialog(project, cluster, self.snapshot, self.deploys)
+        cluster = self.config.cluster(cluster_name)
+        dialog = DeployDialog(project, cluster, self.snapshot, self.deploys, preset)
         self.push_screen(dialog, self._deploy_confirmed)
 
     def _deploy_confirmed(self, request: DeployRequest | None) -> None:
@@ -493,6 +504,25 @@ class DeployConsoleApp(FleetRefreshApp):
             c.name == record.cluster and c.protected for c in self.config.clusters
         )
         self.push_screen(DeployDetailScreen(store, message.deploy_id, self.clock, protected))
+
+    async def on_deploy_log_asked(self, message: DeployLogAsked) -> None:
+        """o on a deploy (history, its detail, the queue): its full log from the store."""
+        store = await self._history_store()
+        if store is None:
+            return
+        deploy_id = message.deploy_id
+        if deploy_id is None:  # the pair's last deploy
+            last = await store.deploys(project=message.project, cluster=message.cluster, limit=1)
+            if not last:
+                where = f"{message.project} → {message.cluster}"
+                self.notify(f"No deploy of {where} recorded.", title="Log", severity="warning")
+                return
+            deploy_id = last[0].id
+        record = await store.deploy(deploy_id)
+        protected = record is not None and any(
+            c.name == record.cluster and c.protected for c in self.config.clusters
+        )
+        self.push_screen(DeployLogScreen(store, deploy_id, self.clock, protected))
 
     def action_show_deploys(self) -> None:
         if not self.tracked or isinstance(self.screen, DeployListDialog):

@@ -33,6 +33,16 @@ def filter_key(description: str, id: str) -> Binding:
     return Binding("slash", "filter", description, key_display="/", id=id, priority=True)
 
 
+def redeploy_keys(prefix: str) -> list[BindingType]:
+    """A recorded deploy's keys (history list and detail): roll it back, run it again, open
+    its full log (`o`, as on the queue)."""
+    return [
+        Binding("b", "rollback", "Roll back", id=f"{prefix}.rollback"),
+        Binding("R", "rerun", "Re-run", id=f"{prefix}.rerun"),
+        Binding("o", "deploy_log", "Log", id=f"{prefix}.log"),
+    ]
+
+
 # Each screen's BINDINGS is its entry here (the key is its HELP_NAMESPACE: the help's "where");
 # a binding's id names it for remapping, so ids never change.
 KEYMAP: dict[str, list[BindingType]] = {
@@ -107,6 +117,7 @@ KEYMAP: dict[str, list[BindingType]] = {
         Binding("u", "move(-1)", "Move earlier in its pair", show=False, id="queue.move_up_u"),
         Binding("n", "move(1)", "Move later in its pair", show=False, id="queue.move_down_n"),
         Binding("enter", "open_deploy", "Open", id="queue.open_deploy"),
+        Binding("o", "deploy_log", "Log", id="queue.log"),
         Binding("f", "freeze", "Freeze/unfreeze", id="queue.freeze"),
         Binding("l", "lock", "Lock", id="queue.lock"),
         Binding("L", "unlock", "Unlock", id="queue.unlock"),
@@ -115,7 +126,8 @@ KEYMAP: dict[str, list[BindingType]] = {
     "lock": form_keys("lock", "Lock"),
     "locks": [close_key("locks")],
     "history": [
-        Binding("enter", "open_deploy", "Open deploy", id="history.open_deploy"),
+        Binding("enter", "open_deploy", "Open", id="history.open_deploy"),
+        *redeploy_keys("history"),
         filter_key("Filter", "history.filter"),
         Binding("t", "time_range", "Time range", id="history.time_range"),
         Binding("r", "refresh", "Refresh", id="history.refresh"),
@@ -123,7 +135,12 @@ KEYMAP: dict[str, list[BindingType]] = {
         Binding("escape", "back", "Back", id="history.back"),
     ],
     "deploy detail": [
+        *redeploy_keys("history.detail"),
         Binding("escape", "back", "Back", id="history.detail.back"),
         Binding("r", "refresh", "Refresh", id="history.detail.refresh"),
+    ],
+    "deploy log": [
+        Binding("escape", "back", "Back", id="history.log.back"),
+        Binding("r", "refresh", "Refresh", id="history.log.refresh"),
     ],
 }

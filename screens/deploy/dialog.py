@@ -1,9 +1,11 @@
 """The deploy dialog: pick a release, read its plan and its warnings, confirm (typing a protected
-cluster's name; ticking "deploy anyway" for a warned release)."""
+cluster's name; ticking "deploy anyway" for a warned release). Opened from history, it comes with
+a release preselected and says why (a rollback of a deploy, or a re-run)."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import ClassVar
 
@@ -120,6 +122,19 @@ def warnings_content(
     return Content.assemble(*parts)
 
 
+@dataclass(frozen=True)
+class DeployPreset:
+    """A release the dialog opens on, and why: `rollback_of` a deploy whose replaced release
+    it puts back, else a re-run (`why` says of what, in a few words)."""
+
+    release: str  # a version or an AMI id, as a deploy record names it
+    why: str
+    rollback_of: str | None = None
+
+    def matches(self, release: Release) -> bool:
+        return self.release in (release.version, release.image_id)
+
+
 class TickBox(Checkbox):
     """A checkbox that reads without colour: X ticked, blank not (Checkbox shows X always)."""
 
@@ -149,11 +164,14 @@ class DeployDialog(ModalScreen[DeployRequest | None]):
         cluster: ClusterConfig,
         snapshot: FleetSnapshot | None,
         deploys: DeploySupport,
+        preset: DeployPreset | None = None,
     ) -> None:
         super().__init__()
         self.project = project
         self.cluster = cluster
         self.deploys = deploys
+        self.preset = preset
+        """The release to open on (from history: a rollback or a re-run), None: the newest."""
         self.where = running_in(project, snapshot)
         self.releases: tuple[Release, ...] = ()
         self.plan: DeployPlan | None = None
@@ -212,11 +230,25 @@ class DeployDialog(ModalScreen[DeployRequest | None]):
 
     # -- building ------------------------------------------------------------------------
 
+    @property
+    def is_rollback(self) -> bool:
+        """Whether confirming now rolls back: a rollback's release is under the cursor."""
+        preset = self.preset
+        return bool(
+            preset is not None
+            and preset.rollback_of
+            and self.highlighted is not None
+            and preset.matches(self.highlighted)
+        )
+
     def compose(self) -> ComposeResult:
         lock = f" {LOCK}" if self.cluster.protected else ""
         classes = "-protected" if self.cluster.protected else ""
         with Vertical(id="deploy-box", classes=classes) as box:
-            box.border_title = f"deploy {self.project.name} → {self.cluster.name}{lock}"
+            verb = "roll back" if self.preset and self.preset.rollback_of else "deploy"
+            box.border_title = f"{verb} {self.project.name} → {self.cluster.name}{lock}"
+            if self.preset is not None:
+                yield Static(Content.styled(self.preset.why, "bold"), id="preset-why")
             yield Static(
                 Content.assemble(
                     "Releases, newest first; ",
@@ -244,7 +276,7 @@ class DeployDialog(ModalScreen[DeployRequest | None]):
                 if self.cluster.protected:
                     yield Input(placeholder=self.cluster.name, id="confirm-name")
                 yield Button(
-                    "Deploy",
+                    self._confirm_label(),
                     id="confirm",
                     variant="error" if self.cluster.protected else "success",
                     disabled=True,
@@ -311,14 +343,32 @@ class DeployDialog(ModalScreen[DeployRequest | None]):
                 Text(", ".join(clusters) or "-"),
                 key=release.image_id,
             )
+        self._move_to_preset()
+
+    def _move_to_preset(self) -> None:
+        """Put the cursor on the preset release; say so when it is no longer a release."""
+        preset = self.preset
+        if preset is None:
+            return
+        row = next((n for n, r in enumerate(self.releases) if preset.matches(r)), None)
+        if row is not None:
+            self.release_table.move_cursor(row=row)
+            return
+        missing = f"{preset.release} is no longer a release of {self.project.name} (no image)"
+        self.query_one("#preset-why", Static).update(
+            Content.assemble((preset.why, "bold"), "\n", (f"✖ {missing}", "bold $text-error"))
+        )
+        self.notify(f"{missing}: pick another or cancel.", title="Release", severity="warning")
 
     # -- the plan follows the cursor ---------------------------------------------------
 
     @on(DataTable.RowHighlighted, "#releases")
     def _release_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        image_id = event.row_key.value
-        release = next((r for r in self.releases if r.image_id == image_id), None)
-        if release is None:
+        # The row the cursor is on now: a late event of the first row (the cursor moved on to
+        # a preset release already) changes nothing.
+        row = self.release_table.cursor_row
+        release = self.releases[row] if 0 <= row < len(self.releases) else None
+        if release is None or release == self.highlighted:
             return
         self.highlighted = release
         self.plan = None
@@ -390,11 +440,23 @@ class DeployDialog(ModalScreen[DeployRequest | None]):
         self.action_confirm()
 
     def _update_confirm(self) -> None:
-        self.confirm_button.disabled = not self.can_confirm
+        button = self.confirm_button
+        button.disabled = not self.can_confirm
+        button.label = self._confirm_label()
+
+    def _confirm_label(self) -> str:
+        return "Roll back" if self.is_rollback else "Deploy"
 
     def _request(self, release: Release) -> DeployRequest:
+        # A rollback only while its release is the one chosen: another is a plain deploy.
+        preset = self.preset
+        rollback_of = preset.rollback_of if preset is not None and preset.matches(release) else None
         return DeployRequest(
-            self.project.name, self.cluster.name, release.version, self.deploys.actor
+            self.project.name,
+            self.cluster.name,
+            release.version,
+            self.deploys.actor,
+            rollback_of=rollback_of,
         )
 
     @on(Button.Pressed, "#confirm")

@@ -13,7 +13,6 @@ from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
 from textual.content import Content
 from textual.message import Message
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, RichLog, Static
 
@@ -21,6 +20,7 @@ from console.identity import describe
 from console.model import DeployState, StepState
 from console.store import AuditRow, DeployRecord, LogLine, StepRecord, Store
 from screens.deploy.screen import log_palette
+from screens.history.redeploy import LOG, RERUN, ROLLBACK, RedeployKeys
 from screens.keys import KEYMAP
 from screens.messages import ReadFailed, error_text
 from screens.widgets.format import LOCK, format_age
@@ -153,8 +153,9 @@ class StepTable(DataTable[Text]):
         return Text(f"{glyph} {state}", style=style)
 
 
-class DeployDetailScreen(Screen[None]):
-    """Read once, and again every REFRESH_SECONDS while the deploy has not ended."""
+class DeployDetailScreen(RedeployKeys):
+    """Read once, and again every REFRESH_SECONDS while the deploy has not ended; b rolls it
+    back, R runs it again, o opens its log on the whole screen."""
 
     CSS_PATH = "../styles/history.tcss"
     HELP_NAMESPACE = "deploy detail"
@@ -178,6 +179,15 @@ class DeployDetailScreen(Screen[None]):
         """Reads handled (good or failed): tests wait on it."""
         self._log_lines: list[Text] = []
         self._refresh_timer: Timer | None = None
+
+    @property
+    def redeploy_record(self) -> DeployRecord | None:
+        return self.record
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in (ROLLBACK, RERUN, LOG):
+            return self.redeploy_check(action)
+        return True
 
     @property
     def steps_table(self) -> StepTable:
@@ -238,6 +248,7 @@ class DeployDetailScreen(Screen[None]):
         self.read_count += 1
         self.record = message.record
         self.steps = message.steps
+        self.refresh_bindings()  # what b, R and o may do follows the record
         if message.record is None:
             self.query_one("#detail-title", Static).update(
                 Content.styled(f"deploy {self.deploy_id} is not in the store", "$text-error")
@@ -298,7 +309,7 @@ class DeployDetailScreen(Screen[None]):
             ),
         ]
         if record.rollback_of:
-            rows.append(("rolls back", record.rollback_of))
+            rows.append(("rollback", f"of {record.rollback_of}"))
         return rows
 
     def _show_header(self, record: DeployRecord, now: datetime) -> None:

@@ -28,6 +28,7 @@ from screens.history.detail import (
     took,
 )
 from screens.history.filters import HINT, HistoryFilter, parse_filter
+from screens.history.redeploy import LOG, RERUN, ROLLBACK, RedeployKeys
 from screens.keys import KEYMAP
 from screens.messages import ReadFailed, error_text
 from screens.widgets.filter_line import FilteringScreen
@@ -134,9 +135,10 @@ class HistoryTable(CursorCachedTable[Text], inherit_bindings=False):
         return style
 
 
-class HistoryScreen(FilteringScreen):
+class HistoryScreen(FilteringScreen, RedeployKeys):
     """The deploys of every console on this store; another console's deploys appear as they
-    are recorded (re-read every REFRESH_SECONDS, the cursor stays on its deploy)."""
+    are recorded (re-read every REFRESH_SECONDS, the cursor stays on its deploy). b rolls the
+    deploy under the cursor back, R runs it again, o opens its full log."""
 
     CSS_PATH = "../styles/history.tcss"
     HELP_NAMESPACE = "history"
@@ -167,6 +169,7 @@ class HistoryScreen(FilteringScreen):
         self._refresh_timer: Timer | None = None
         self._widths: dict[str, int] = {}
         """The columns' widths now; "reason" 0: no reason column (too narrow a screen)."""
+        self._enabled: tuple[bool | None, ...] = ()
 
     @property
     def table(self) -> HistoryTable:
@@ -177,6 +180,10 @@ class HistoryScreen(FilteringScreen):
         """The deploy under the cursor."""
         row = self.table.cursor_row
         return self.records[row] if 0 <= row < len(self.records) else None
+
+    @property
+    def redeploy_record(self) -> DeployRecord | None:
+        return self.cursor_record
 
     def compose(self) -> ComposeResult:
         yield Static(id="history-title")
@@ -418,10 +425,11 @@ class HistoryScreen(FilteringScreen):
             preview.update("")
             return
         reason = " ".join(record.reason.split()) or "no reason recorded"
+        rollback = f" (rollback of {record.rollback_of})" if record.rollback_of else ""
         preview.update(
             Content.assemble(
                 (f"{record.project} → {record.cluster}", "bold"),
-                f"  {release_text(record)}  ",
+                f"  {release_text(record)}{rollback}  ",
                 (state_word(record.state), STATE_STYLES.get(record.state, "")),
                 ": ",
                 reason,
@@ -432,6 +440,14 @@ class HistoryScreen(FilteringScreen):
     def _row_highlighted(self) -> None:
         self._show_preview()
         self._maybe_load_more()
+        self._refresh_actions()
+
+    def _refresh_actions(self) -> None:
+        """Redraw the footer only when what the row's keys may do changed (it recomposes)."""
+        enabled = tuple(self.redeploy_check(action) for action in (ROLLBACK, RERUN, LOG))
+        if enabled != self._enabled:
+            self._enabled = enabled
+            self.refresh_bindings()
 
     @on(DataTable.RowSelected, "#history-table")
     def _row_selected(self, event: DataTable.RowSelected) -> None:
@@ -476,6 +492,8 @@ class HistoryScreen(FilteringScreen):
             return filtering
         if action == "back":
             return not filtering
+        if action in (ROLLBACK, RERUN, LOG):
+            return self.redeploy_check(action)
         return True
 
     def action_clear_filter(self) -> None:

@@ -24,6 +24,7 @@ from console.queue.release_queue import (
 )
 from console.store import DeployRecord
 from screens import PROG
+from screens.history.redeploy import DeployLogAsked
 from screens.keys import KEYMAP
 from screens.messages import QueueActed, QueuedDeployChosen, QueueRead, QueueReadFailed, error_text
 from screens.queue.dialogs import (
@@ -197,6 +198,7 @@ class QueueScreen(SaysWhyNot):
                 ("move", (-1,)),
                 ("move", (1,)),
                 ("open_deploy", ()),
+                ("deploy_log", ()),
                 ("unlock", ()),
             )
         )
@@ -287,7 +289,7 @@ class QueueScreen(SaysWhyNot):
                 self.actor, Action.MOVE, record.cluster, record.actor
             )
             return True if allowed and self.can_move(entry, steps) else None
-        if action == "open_deploy":
+        if action in ("open_deploy", "deploy_log"):
             return True if entry is not None else None
         if action == "unlock":
             return True if self.view and hold_lines(self.view) else None
@@ -344,6 +346,12 @@ class QueueScreen(SaysWhyNot):
         entry = self.selected_entry
         if entry is not None:
             self.post_message(QueuedDeployChosen(entry.record.id))
+
+    def action_deploy_log(self) -> None:
+        """The deploy's full log, from the store, at its end (o, as on the history)."""
+        entry = self.selected_entry
+        if entry is not None:
+            self.post_message(DeployLogAsked(entry.record.id))
 
     @work(exclusive=True, group="queue-dialog")
     async def action_cancel_deploy(self) -> None:
