@@ -400,8 +400,12 @@ class DeployConsoleApp(FleetRefreshApp):
             severity: SeverityLevel = (
                 "information" if event.state is DeployState.SUCCEEDED else "warning"
             )
+            # The id names it in history and the queue, where `o` opens its full log.
+            where = f" ({tracked.deploy_id}; its log: o in history)" if tracked.deploy_id else ""
             self.notify(
-                f"{tracked.title}: {event.reason}", title=str(event.state), severity=severity
+                f"{tracked.title}: {event.reason}{where}",
+                title=event.state.words,
+                severity=severity,
             )
             self._deploy_ended()
 

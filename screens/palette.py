@@ -124,6 +124,9 @@ COMMANDS: tuple[PaletteCommand, ...] = (
     ),
     PaletteCommand(QUEUE, "lock", "queue: lock", "Hold deploys of a pair, project, cluster or all"),
     PaletteCommand(QUEUE, "unlock", "queue: remove a lock or freeze", "Lift a lock or freeze"),
+    PaletteCommand(
+        QUEUE, "deploy_log", "queue: log", "The full log of the deploy under the cursor"
+    ),
     PaletteCommand(QUEUE, "back", "queue: back", "Back to the dashboard"),
     PaletteCommand(PROJECT, "refresh", "project: refresh", "Read the fleet from AWS now"),
     PaletteCommand(PROJECT, "back", "project: back", "Back to the dashboard"),
@@ -138,6 +141,19 @@ COMMANDS: tuple[PaletteCommand, ...] = (
         "history: open deploy",
         "Steps, timings and log of the deploy under the cursor",
     ),
+    PaletteCommand(
+        HISTORY,
+        "rollback",
+        "history: roll back",
+        "Deploy again the release the deploy under the cursor replaced",
+    ),
+    PaletteCommand(
+        HISTORY,
+        "rerun",
+        "history: re-run",
+        "Deploy a failed, rolled back or cancelled deploy's release again",
+    ),
+    PaletteCommand(HISTORY, "deploy_log", "history: log", "The deploy's full log"),
     PaletteCommand(
         (*DASHBOARD, *PROJECT),
         "deploy",
