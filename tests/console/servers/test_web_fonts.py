@@ -70,9 +70,11 @@ def shown() -> str:
 
 def test_the_fonts_ship_with_their_licences_as_package_data() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    patterns = pyproject["tool"]["setuptools"]["package-data"]["screens.cli"]
+    setuptools = pyproject["tool"]["setuptools"]
+    assert "screens.cli.fonts" in setuptools["packages"]
+    patterns = setuptools["package-data"]["screens.cli.fonts"]
     files = sorted(path.name for path in FONTS.iterdir())
-    assert all(any(fnmatch.fnmatch(f"fonts/{name}", p) for p in patterns) for name in files)
+    assert all(any(fnmatch.fnmatch(name, pattern) for pattern in patterns) for name in files)
     assert {face["file"] for face in FACES} <= set(files)
     dejavu = (FONTS / "LICENSE-DejaVu.txt").read_text()
     assert "License: bitstream-vera" in dejavu and "DejaVu changes are in public domain" in dejavu
