@@ -34,7 +34,7 @@ REAP_SECONDS = 3.0  # a child gets this long after SIGTERM, then SIGKILL
 REMOTE_FONT = re.compile(
     r"<link\s+rel=\"stylesheet\"\s+href=\"https://fonts\.googleapis\.com[^>]*>"
 )
-LOCAL_FONT = """<style>
+ROBOTO_MONO = """
       @font-face {
         font-family: "Roboto Mono";
         src: url("{{ config.static.url }}fonts/RobotoMono-VariableFont_wght.ttf");
@@ -43,8 +43,53 @@ LOCAL_FONT = """<style>
         font-family: "Roboto Mono";
         font-style: italic;
         src: url("{{ config.static.url }}fonts/RobotoMono-Italic-VariableFont_wght.ttf");
-      }
-    </style>"""
+      }"""
+# Roboto Mono has none of the UI's arrows, boxes, blocks, marks or emoji: subsets of free fonts
+# that hold them (fonts/faces.json, made by tests/web_fonts.py) join its family for just those
+# characters (unicode-range), upright and italic, so the terminal's one font draws them all.
+FONTS = Path(__file__).resolve().parent / "fonts"
+FALLBACK_FACE = """
+      @font-face {{
+        font-family: "Roboto Mono";
+        font-style: {style};
+        src: url("{{{{ console_fonts_url }}}}{file}") format("woff");
+        unicode-range: {unicode_range};
+      }}"""
+# xterm.js draws on a canvas and keeps each glyph it drew: the terminal starts only once the
+# family's faces are loaded, or a glyph drawn before its face arrived stays a stand-in.
+# Textual's web driver starts the console as if its window had lost focus (its footer stays
+# empty until it is told otherwise, and textual-serve tells it only when the terminal gains
+# focus): once the console has written, the terminal takes the keyboard, as a terminal window
+# does, and says so.
+FONTS_FIRST = """
+    <script>
+      const startTerminal = window.onload;
+      window.onload = (event) => {
+        const faces = [...document.fonts].filter((face) => face.family.includes("Roboto Mono"));
+        Promise.allSettled(faces.map((face) => face.load())).then(() => {
+          startTerminal(event);
+          new MutationObserver((changes, observer) => {
+            if (!document.body.classList.contains("-first-byte")) return;
+            observer.disconnect();
+            const keyboard = document.querySelector(".xterm-helper-textarea");
+            keyboard?.blur();
+            keyboard?.focus();
+          }).observe(document.body, { attributes: true, attributeFilter: ["class"] });
+        });
+      };
+    </script>"""
+TEXTUAL_JS = re.compile(r"<script src=\"[^\"]*js/textual\.js\"></script>")
+
+
+def local_fonts() -> str:
+    """The page's fonts, all from this server: Roboto Mono and its fallback faces."""
+    faces = json.loads((FONTS / "faces.json").read_text())
+    fallbacks = "".join(
+        FALLBACK_FACE.format(style=style, **face)
+        for face in faces
+        for style in ("normal", "italic")
+    )
+    return f"<style>{ROBOTO_MONO}{fallbacks}\n    </style>"
 
 
 WEB_SESSION_ENV = {
@@ -87,11 +132,14 @@ class _ForkedAppService(AppService):
 
 
 class _LocalFontTemplates(jinja2.FileSystemLoader):
-    """textual-serve's templates, their remote font link replaced by the bundled font."""
+    """textual-serve's templates, their remote font link replaced by the fonts this server
+    serves, and the terminal started once they are loaded."""
 
     def get_source(self, environment: jinja2.Environment, template: str) -> Any:
         source, filename, uptodate = super().get_source(environment, template)
-        return REMOTE_FONT.sub(LOCAL_FONT, source), filename, uptodate
+        source = REMOTE_FONT.sub(lambda _: local_fonts(), source)
+        source = TEXTUAL_JS.sub(lambda found: found[0] + FONTS_FIRST, source)
+        return source, filename, uptodate
 
 
 class WebServer(Server):
@@ -120,8 +168,18 @@ class WebServer(Server):
     async def _make_app(self) -> web.Application:
         app = await super()._make_app()
         app.middlewares.append(self.front.middleware)
-        aiohttp_jinja2.setup(app, loader=_LocalFontTemplates(self.templates_path))
+        app.router.add_static("/fonts", FONTS, name="console-fonts")
+        aiohttp_jinja2.setup(
+            app,
+            loader=_LocalFontTemplates(self.templates_path),
+            context_processors=[self._fonts_url],
+        )
         return app
+
+    async def _fonts_url(self, request: web.Request) -> dict[str, str]:
+        """The template's `console_fonts_url`: where this server serves fonts/."""
+        path = request.app.router["console-fonts"].url_for(filename="/")
+        return {"console_fonts_url": f"{self.public_url}{path}".rstrip("/") + "/"}
 
     async def on_startup(self, app: web.Application) -> None:
         """No banner: the command prints one line of its own."""

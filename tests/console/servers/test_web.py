@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import re
 import shutil
 import signal
@@ -16,7 +17,7 @@ import sys
 import time
 import urllib.request
 import zlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,9 @@ from console.access import READ_ONLY_ENV
 from console.config import load_config
 from console.fleet.share import READ_ONLY_FLEET_ENV
 from screens.cli.web import served_argv, served_environment
+from screens.cli.web_server import FONTS
+from screens.widgets.format import HEALTH_GLYPHS, LOCK, MARK_GLYPHS
+from screens.widgets.glyphs import ui_glyphs
 from tests.conftest import ROOT
 from tests.console.servers.processes import alive
 from tests.waiting import await_until, wait_until
@@ -123,6 +127,21 @@ def test_the_page_is_served_on_loopback(web_kiosk: tuple[subprocess.Popen[str], 
     assert font[1].startswith(f"http://127.0.0.1:{port}/")
     with urllib.request.urlopen(font[1], timeout=DEADLINE) as served:
         assert served.status == 200 and len(served.read()) > 10_000
+    # Roboto Mono's family also has the faces that draw the glyphs it lacks, from this server.
+    faces = re.findall(
+        r'font-style: (\w+);\s*src: url\("([^"]+)"\) format\("woff"\);\s*unicode-range: ([^;]+);',
+        page,
+    )
+    shipped = json.loads((FONTS / "faces.json").read_text())
+    assert sorted(faces) == sorted(
+        (style, f"http://127.0.0.1:{port}/fonts/{face['file']}", face["unicode_range"])
+        for face in shipped
+        for style in ("normal", "italic")
+    ), faces
+    for face in shipped:
+        url = f"http://127.0.0.1:{port}/fonts/{face['file']}"
+        with urllib.request.urlopen(url, timeout=DEADLINE) as served:
+            assert served.read() == (FONTS / face["file"]).read_bytes()
     assert server.stdout is not None
     assert server.stdout.readline().strip() == (
         f"web serving the kiosk (read-only, auth none) on http://127.0.0.1:{port}"
@@ -218,14 +237,12 @@ class _DevTools:
                 return dict(reply["result"])
 
 
-@pytest.mark.tools("chromium")  # Debian's; skipped where missing, failed in CI (conftest)
-async def test_headless_chromium_shows_the_kiosk_tiles(
-    web_kiosk: tuple[subprocess.Popen[str], int], tmp_path: Path
-) -> None:
-    _, port = web_kiosk
+@contextlib.asynccontextmanager
+async def _chromium(profile: Path) -> AsyncIterator[_DevTools]:
+    """Headless Chromium on about:blank, its page driven over the DevTools protocol."""
     assert CHROMIUM is not None
     browser = await asyncio.create_subprocess_exec(
-        CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "about:blank",
+        CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank",
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
@@ -236,12 +253,20 @@ async def test_headless_chromium_shows_the_kiosk_tiles(
                 targets = await response.json()
             page_url = next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page")
             async with session.ws_connect(page_url, max_msg_size=0) as websocket:
-                devtools = _DevTools(websocket)
-                await devtools.call("Page.navigate", url=f"http://127.0.0.1:{port}/")
-                png, green = await _tiles_drawn(devtools, TILES_DEADLINE)
+                yield _DevTools(websocket)
     finally:
         browser.kill()
         await browser.wait()
+
+
+@pytest.mark.tools("chromium")  # Debian's; skipped where missing, failed in CI (conftest)
+async def test_headless_chromium_shows_the_kiosk_tiles(
+    web_kiosk: tuple[subprocess.Popen[str], int], tmp_path: Path
+) -> None:
+    _, port = web_kiosk
+    async with _chromium(tmp_path / "profile") as devtools:
+        await devtools.call("Page.navigate", url=f"http://127.0.0.1:{port}/")
+        png, green = await _tiles_drawn(devtools, TILES_DEADLINE)
     (tmp_path / "kiosk.png").write_bytes(png)
     assert len(png) > SPLASH_PNG_BYTES
     # The tiles are there: healthy ones have a heavy border in the theme's success green.
@@ -322,3 +347,97 @@ async def _tiles_drawn(devtools: _DevTools, timeout: float) -> tuple[bytes, int]
                     return png, green
         await asyncio.sleep(0.5)
     return png, green
+
+
+# -- the console in headless Chromium: the glyphs, footer and read-only marker a terminal shows
+@pytest.fixture
+def web_console(world_config_path: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    with _web(world_config_path) as served:  # read-only: no --allow-actions
+        yield served
+
+
+# The page's app object (textual-serve keeps it in no global): found among the page's objects
+# by its terminal, whose screen is read line by line as xterm.js holds it.
+READ_SCREEN = """function () {
+  for (const thing of this) {
+    try {
+      if (!(thing && thing.terminal && thing.terminal.buffer && "websocket_url" in thing)) continue;
+    } catch (error) { continue; }
+    const terminal = thing.terminal, buffer = terminal.buffer.active, lines = [];
+    for (let row = 0; row < terminal.rows; row++) {
+      lines.push(buffer.getLine(buffer.viewportY + row).translateToString(true));
+    }
+    return lines.join("\\n");
+  }
+  return "";
+}"""
+# Each face of the terminal's family, its file and its state (loaded once the page used it).
+FACES = """[...document.fonts].filter((face) => face.family.includes("Roboto Mono"))
+  .map((face) => [face.unicodeRange, face.style, face.status])"""
+
+
+async def _screen_text(devtools: _DevTools) -> str:
+    """What the page's terminal shows, as text ("" before it has started)."""
+    prototype = await devtools.call("Runtime.evaluate", expression="Object.prototype")
+    objects = await devtools.call(
+        "Runtime.queryObjects", prototypeObjectId=prototype["result"]["objectId"]
+    )
+    read = await devtools.call(
+        "Runtime.callFunctionOn",
+        objectId=objects["objects"]["objectId"],
+        functionDeclaration=READ_SCREEN,
+        returnByValue=True,
+    )
+    await devtools.call("Runtime.releaseObject", objectId=objects["objects"]["objectId"])
+    return str(read["result"].get("value", ""))
+
+
+# What a terminal shows of the read-only dashboard: the footer's keys (⏎ among them), the
+# legend's health and mark glyphs, the protected clusters' lock. The console is read-only by
+# offering no deploy key, as in a terminal (tests/screens/ui/test_roles.py).
+FOOTER_KEYS = ["⏎ Open project", "^q Quit", "? Help", "^p palette"]
+GLYPHS = [*HEALTH_GLYPHS.values(), *MARK_GLYPHS.values(), LOCK]
+SCREEN_DEADLINE = 60.0  # a first draw takes ~3 s; the rest is headroom for a loaded machine
+
+
+@pytest.mark.tools("chromium")  # Debian's; skipped where missing, failed in CI (conftest)
+async def test_headless_chromium_draws_the_consoles_glyphs_and_footer_with_the_served_fonts(
+    web_console: tuple[subprocess.Popen[str], int], tmp_path: Path
+) -> None:
+    _, port = web_console
+    async with _chromium(tmp_path / "profile") as devtools:
+        # A person's browser window has focus; a headless one has none unless emulated.
+        await devtools.call("Emulation.setFocusEmulationEnabled", enabled=True)
+        await devtools.call("Page.navigate", url=f"http://127.0.0.1:{port}/")
+        screen = await await_until(
+            lambda: _showing(devtools), "the dashboard and its footer", SCREEN_DEADLINE, 0.5
+        )
+        faces = await devtools.call("Runtime.evaluate", expression=FACES, returnByValue=True)
+        shot = await devtools.call("Page.captureScreenshot", format="png")
+    png = base64.b64decode(shot["data"])
+    (tmp_path / "console.png").write_bytes(png)
+    assert len(png) > SPLASH_PNG_BYTES, "the screenshot is (nearly) blank"
+    assert "d Deploy" not in _footer(screen), screen
+    # Every character on the screen is ASCII or one the UI's glyph list names, which the served
+    # fonts cover (test_web_fonts.py); and the browser loaded every face of the family.
+    assert not set(screen) - set(ascii_and(ui_glyphs())), sorted(set(screen) - ui_glyphs())
+    states = {(style, status) for _, style, status in faces["result"]["value"]}
+    served = json.loads((FONTS / "faces.json").read_text())
+    assert len(faces["result"]["value"]) == 2 + 2 * len(served), faces  # Roboto Mono's two too
+    assert states == {("normal", "loaded"), ("italic", "loaded")}, faces
+
+
+async def _showing(devtools: _DevTools) -> str | None:
+    """The terminal's text once it shows every glyph of GLYPHS and the footer's keys."""
+    screen = await _screen_text(devtools)
+    shown = all(glyph in screen for glyph in GLYPHS)
+    return screen if shown and all(key in _footer(screen) for key in FOOTER_KEYS) else None
+
+
+def _footer(screen: str) -> str:
+    """The screen's last line with text on it."""
+    return next((line for line in reversed(screen.splitlines()) if line.strip()), "")
+
+
+def ascii_and(glyphs: frozenset[str]) -> str:
+    return "".join(chr(point) for point in range(0x20, 0x7F)) + "".join(glyphs) + "\n"
