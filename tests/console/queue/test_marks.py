@@ -128,9 +128,7 @@ def test_every_pair_deployed_to_knows_its_last_deploy_who_when_and_how_it_ended(
     )
     succeeded = marks[("storefront", "prod1")]
     assert succeeded.mark is None and succeeded.words == ""
-    assert succeeded.last == LastDeploy(
-        "d-2", "2.16.0", "alice", DeployState.SUCCEEDED, ended, ""
-    )
+    assert succeeded.last == LastDeploy("d-2", "2.16.0", "alice", DeployState.SUCCEEDED, ended, "")
     # A mark keeps the pair's last deploy beside it; a cancelled deploy ended too.
     frozen = marks[("checkout-api", "staging")]
     assert frozen.mark is Mark.FROZEN
