@@ -53,21 +53,18 @@ def _placed_score(name: str, positions: list[int]) -> float:
 def _subsequence(query: str, name: str, *, prefer_word_starts: bool) -> list[int] | None:
     """Where each letter of `query` is found in `name`, in order, leftmost (or at the next
     word start that has it, when preferred); None when not all are, that way."""
+    starts = [p for p in range(len(name)) if p == 0 or name[p - 1] in WORD_BREAKS]
     positions: list[int] = []
     start = 0
     for letter in query:
         at = name.find(letter, start)
         if prefer_word_starts:
-            at = next((p for p in _word_starts(name, start) if name[p] == letter), at)
+            at = next((p for p in starts if p >= start and name[p] == letter), at)
         if at < 0:
             return None
         positions.append(at)
         start = at + 1
     return positions
-
-
-def _word_starts(name: str, start: int) -> list[int]:
-    return [p for p in range(start, len(name)) if p == 0 or name[p - 1] in WORD_BREAKS]
 
 
 def ranked(query: str, names: Iterable[str]) -> list[str]:
@@ -83,13 +80,20 @@ def ranked(query: str, names: Iterable[str]) -> list[str]:
 
 def closest(query: str, names: Iterable[str], count: int = CLOSEST) -> list[str]:
     """The `count` names that look most like `query` (difflib's ratio), for a 'did you mean'."""
-    q = query.casefold()
-    scored = [
-        (difflib.SequenceMatcher(None, q, name.casefold()).ratio(), index, name)
-        for index, name in enumerate(names)
-    ]
+    matcher = difflib.SequenceMatcher(None)
+    matcher.set_seq2(query.casefold())  # difflib caches what it learns of the second one
+
+    def likeness(name: str, *, quick: bool) -> float:
+        matcher.set_seq1(name.casefold())
+        return matcher.quick_ratio() if quick else matcher.ratio()
+
+    # The exact ratio is dear: only for the names its cheap upper bound ranks first.
+    listed = list(names)
+    bounded = sorted(range(len(listed)), key=lambda i: -likeness(listed[i], quick=True))
+    few = sorted(bounded[: count * 4])
+    scored = [(likeness(listed[i], quick=False), i) for i in few]
     scored.sort(key=lambda item: (-item[0], item[1]))
-    return [name for _, _, name in scored[:count]]
+    return [listed[i] for _, i in scored[:count]]
 
 
 @dataclass(frozen=True)
