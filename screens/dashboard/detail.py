@@ -59,9 +59,12 @@ def cell_detail(
     parts: list[Part] = [head]
     if mark is not None and mark.mark is not None and mark.mark not in LAST_DEPLOY_MARKS:
         glyph, style = MARK_GLYPHS[mark.mark], MARK_STYLES[mark.mark]
-        parts.append((f"{glyph} {mark.words}", style))
-        if mark.why:
-            parts.append(f": {mark.why}")
+        if str(mark.mark) in mark.why:
+            # `prod1 frozen by dave…`, `locked on cluster qaprod1…`: the why says the word.
+            parts.extend([(glyph, style), f" {mark.why}"])
+        else:
+            parts.append((f"{glyph} {mark.words}", style))
+            parts.append(f": {mark.why}" if mark.why else "")
         parts.append("  ·  ")
     elif mark is not None and mark.mark is not None:
         parts.append((f"{MARK_GLYPHS[mark.mark]} ", MARK_STYLES[mark.mark]))

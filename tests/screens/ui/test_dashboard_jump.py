@@ -29,7 +29,7 @@ from tests.screens.ui import (
     text_of,
     wait_for,
 )
-from tests.screens.ui.test_queue_screen import QueueDeploys, runner_for
+from tests.screens.ui.test_queue_screen import QueueDeploys, fill, runner_for
 
 SMALL = (80, 24)
 UNHEALTHY = model.TargetState("tg", model.LoadBalancerKind.TARGET_GROUP, "unhealthy")
@@ -217,6 +217,39 @@ async def test_the_strip_says_each_cells_last_deploy_and_rows_sort_by_its_age(
             await pilot.press("colon", *"store", "enter", "home")
             assert strip(screen) == (
                 "storefront  last deploy 2.16.0 to prod1 by carol 3h 00m ago, succeeded"
+            )
+
+
+async def test_the_strip_says_why_a_cell_is_frozen_locked_queued_or_deploying(
+    tmp_path: Path, config: Config
+) -> None:
+    clock = SteppingClock()
+    async with await Store.open(tmp_path / "console.db", clock=clock) as store:
+        runner = runner_for(store, config, clock)
+        await fill(runner.queue, clock)
+        app = stub_app(config, clock=clock, deploys=QueueDeploys(runner))
+        async with dashboard(app) as (pilot, screen, _matrix):
+            await wait_for(pilot, lambda: app.stored_marks, "the first read of the queue")
+            await pilot.pause()
+
+            async def at(typed: str) -> str:
+                await pilot.press("colon", *typed, "enter")
+                return strip(screen)
+
+            assert (await at("store/prod1")).startswith(
+                "storefront · prod1  ❄ prod1 frozen by dave since 2026-11-26 11:51 UTC: "
+                "change freeze before the sale  ·  no last deploy known"
+            )
+            assert (await at("store/stag")).startswith(
+                "storefront · staging  ⟳ deploying 2.15.0: d-"
+            )
+            assert "by alice" in strip(screen)
+            queued = await at("check/prod1")
+            assert queued.startswith("checkout-api · prod1  ◷ queued 5.2.3: d-")
+            assert "by carol: " in queued
+            assert (await at("check/qa")).startswith(
+                "checkout-api · qaprod1  ⊘ locked on cluster qaprod1 by dave: AMI rebuild "
+                "(no expiry)"
             )
 
 
