@@ -69,11 +69,16 @@ KEYMAP: dict[str, list[BindingType]] = {
     "dashboard": [
         Binding("r", "refresh", "Refresh", id="dashboard.refresh"),
         filter_key("Filter projects", "dashboard.filter"),
+        # Priority, as the filter's: the keys typed right after it go to the jump line.
+        Binding("colon", "jump", "Jump to", key_display=":", id="dashboard.jump", priority=True),
         Binding("enter", "open_project", "Open project", id="dashboard.open_project"),
+        Binding("escape", "close_jump", "Cancel jump", id="dashboard.jump_cancel"),
         Binding("escape", "clear_filter", "Clear filter", id="dashboard.clear_filter"),
         OPEN_DEPLOY,
         Binding("q", "open_queue", "Queue", id="queue.open"),
         OPEN_HISTORY,
+        Binding("s", "sort", "Sort", id="dashboard.sort"),
+        Binding("S", "sort_reverse", "Reverse sort", show=False, id="dashboard.sort_reverse"),
     ],
     "project": [
         Binding("escape", "back", "Back", id="project.back"),

@@ -1,10 +1,12 @@
 """What each project x cluster cell shows of deploys and holds: deploying, queued, frozen,
-locked, or a last deploy that failed or rolled back; pure, from one queue view."""
+locked, or a last deploy that failed or rolled back, and who did its last deploy, when, and how
+it ended; pure, from one queue view."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from enum import StrEnum
 
 from console.model import DeployState
@@ -30,23 +32,64 @@ class Mark(StrEnum):
 
 
 @dataclass(frozen=True)
+class LastDeploy:
+    """A pair's last finished deploy: who, which release, when it ended and how."""
+
+    id: str
+    release: str
+    actor: str
+    state: DeployState
+    at: datetime
+    """When it finished (when it started or was asked for, if the store has no end)."""
+    reason: str = ""
+
+    @property
+    def outcome(self) -> str:
+        """How it ended, in words: succeeded, failed, rolled back, cancelled, interrupted."""
+        return self.state.value.replace("_", " ")
+
+    @classmethod
+    def of(cls, record: DeployRecord) -> LastDeploy:
+        at = record.finished_at or record.started_at or record.created_at
+        state = DeployState(record.state)
+        return cls(record.id, record.release, record.actor, state, at, record.reason)
+
+
+@dataclass(frozen=True)
 class PairMark:
-    mark: Mark
+    """What the console knows of one pair's deploys and holds. `mark` is the badge its cell
+    shows (None: none, the cell shows its health; the pair is here for its last deploy)."""
+
+    mark: Mark | None
     release: str | None
     """The release of the deploy the mark is about (None for a freeze or a lock)."""
     why: str
     """One line for a person: the deploy and its reason, who froze or locked it and why."""
+    last: LastDeploy | None = None
+    """Its last finished deploy among the recent ones read (None: none there)."""
 
     @property
     def words(self) -> str:
+        if self.mark is None:
+            return ""
         return f"{self.mark} {self.release}" if self.release else str(self.mark)
+
+
+def last_deploys(finished: Iterable[DeployRecord]) -> dict[Pair, LastDeploy]:
+    """Each pair's last finished deploy; `finished` is newest first."""
+    last: dict[Pair, LastDeploy] = {}
+    for record in finished:
+        pair = (record.project, record.cluster)
+        if pair not in last:
+            last[pair] = LastDeploy.of(record)
+    return last
 
 
 def pair_marks(
     view: QueueView, finished: Iterable[DeployRecord], pairs: Iterable[Pair]
 ) -> dict[Pair, PairMark]:
-    """The mark of each of `pairs` that has one. `finished` is newest first: a pair's first
-    one there is its last deploy."""
+    """What each of `pairs` shows, for those with a mark or a last deploy. `finished` is newest
+    first: a pair's first one there is its last deploy."""
     live: dict[Pair, PairMark] = {}
     for entry in queue_entries(view):
         record = entry.record
@@ -56,14 +99,15 @@ def pair_marks(
         elif record.state == DeployState.QUEUED and pair not in live:
             why = f"{record.id} by {record.actor}: {entry.status}"
             live[pair] = PairMark(Mark.QUEUED, record.release, why)
-    last: dict[Pair, DeployRecord] = {}
-    for record in finished:
-        last.setdefault((record.project, record.cluster), record)
+    last = last_deploys(finished)
     marks: dict[Pair, PairMark] = {}
     for pair in pairs:
-        mark = live.get(pair) or _held(view, pair) or _last_failed(last.get(pair))
+        ended = last.get(pair)
+        mark = live.get(pair) or _held(view, pair) or _last_failed(ended)
         if mark is not None:
-            marks[pair] = mark
+            marks[pair] = replace(mark, last=ended)
+        elif ended is not None:
+            marks[pair] = PairMark(None, None, "", ended)
     return marks
 
 
@@ -78,19 +122,19 @@ def _held(view: QueueView, pair: Pair) -> PairMark | None:
     return None
 
 
-def _last_failed(record: DeployRecord | None) -> PairMark | None:
-    if record is None:
+def _last_failed(last: LastDeploy | None) -> PairMark | None:
+    if last is None:
         return None
     kinds = {DeployState.FAILED: Mark.FAILED, DeployState.ROLLED_BACK: Mark.ROLLED_BACK}
-    mark = kinds.get(DeployState(record.state))
+    mark = kinds.get(last.state)
     if mark is None:
         return None
-    why = f"last deploy {record.id} by {record.actor}: {record.reason or record.state}"
-    return PairMark(mark, record.release, why)
+    why = f"last deploy {last.id} by {last.actor}: {last.reason or last.state.value}"
+    return PairMark(mark, last.release, why)
 
 
 async def read_marks(queue: DeployQueue, pairs: Iterable[Pair]) -> dict[Pair, PairMark]:
-    """One read of the queue and of the recent deploys; every pair's mark."""
+    """One read of the queue and of the recent deploys; every pair's mark and last deploy."""
     view = await queue.view()
     recent = await queue.store.deploys(limit=RECENT_DEPLOYS)
     finished = [r for r in recent if DeployState(r.state).finished]

@@ -23,6 +23,8 @@ from screens.widgets.tables import TABLE_NAVIGATION, CursorCachedTable, cell_sty
 
 PROJECT_COLUMN = "project"
 MIN_CELL_WIDTH = 20
+# A mark's word cut shorter than this (with its `…`) says nothing: the glyph alone is clearer.
+MIN_WORD = 4
 # A cell's style by its mark: one class a kind (rolled back looks like failed).
 MARK_COMPONENTS: dict[Mark, str] = {
     Mark.DEPLOYING: "fleet-matrix--deploying",
@@ -56,13 +58,35 @@ def cell_text(env: EnvStatus | None, width: int) -> str:
 def marked_text(mark: PairMark, env: EnvStatus | None, width: int) -> str:
     """A cell with a mark: `⟳ deploying 2.16.0 ●`: the mark, the release it is about (for a
     freeze or a lock: the version running), then the health glyph when the cluster was read."""
+    assert mark.mark is not None
     health = HEALTH_GLYPHS[env.health] if env is not None and env.instances else ""
-    words = mark.words
-    if mark.release is None and env is not None and env.versions:
-        words = f"{words} {version_summary(env.versions)}"
+    about = mark.release
+    if about is None:
+        about = version_summary(env.versions) if env is not None else ""
     room = width - (len(health) + 1 if health else 0)
-    shown = shorten(f"{MARK_GLYPHS[mark.mark]} {words}", room)
+    shown = fit_mark(MARK_GLYPHS[mark.mark], str(mark.mark), about, room)
     return f"{shown.ljust(room)} {health}" if health else shown
+
+
+def fit_mark(glyph: str, word: str, about: str, room: int) -> str:
+    """`glyph word about` in `room` columns, the release (`about`) kept whole: the word gives
+    way first (`↶ rolled… 2.16.0`), then goes (`↶ 2.16.0`); only then is the release cut."""
+    full = " ".join(part for part in (glyph, word, about) if part)
+    if len(full) <= room or not about:
+        return shorten(full, room)
+    word_room = room - len(glyph) - 1 - 1 - len(about)
+    if word_room >= MIN_WORD:
+        return f"{glyph} {shorten_words(word, word_room)} {about}"
+    return f"{glyph} {shorten(about, room - len(glyph) - 1)}"
+
+
+def shorten_words(text: str, width: int) -> str:
+    """Cut text to width at a word's end when it can (`rolled…`), else mid-word, with `…`."""
+    if len(text) <= width:
+        return text
+    cut = text[: width - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > 0 else cut) + "…"
 
 
 class FleetMatrix(CursorCachedTable[Text], inherit_bindings=False):
@@ -122,6 +146,9 @@ class FleetMatrix(CursorCachedTable[Text], inherit_bindings=False):
     filter_text: reactive[str] = reactive("", init=False)
     """Only projects whose name contains this (case-insensitive) are shown."""
 
+    project_order: reactive[tuple[str, ...]] = reactive((), init=False)
+    """The rows' order, every project named once (empty: the config's order)."""
+
     def __init__(
         self,
         projects: tuple[ProjectConfig, ...],
@@ -175,6 +202,21 @@ class FleetMatrix(CursorCachedTable[Text], inherit_bindings=False):
             return None
         return self.clusters[column - 1].name
 
+    def column_of(self, cluster: str) -> int:
+        """The column index of a cluster (the project names are column 0)."""
+        names = [c.name for c in self.clusters]
+        return names.index(cluster) + 1
+
+    def move_to(self, project: str | None, cluster: str | None) -> bool:
+        """Put the cursor on a project's row and a cluster's column (None: stay in the row or
+        column it is in); False when the project's row is not shown (the filter hides it)."""
+        if project is not None and project not in self.rows:
+            return False
+        row = self.get_row_index(project) if project is not None else self.cursor_row
+        column = self.column_of(cluster) if cluster is not None else self.cursor_column
+        self.move_cursor(row=row, column=column, animate=False)
+        return True
+
     def cell_plain(self, project: str, cluster: str) -> str:
         """The text a person reads in one cell (for tests and the help)."""
         return self.get_cell(project, cluster).plain
@@ -193,12 +235,13 @@ class FleetMatrix(CursorCachedTable[Text], inherit_bindings=False):
 
     def _add_rows(self) -> None:
         self._shown.clear()
-        for project in self.projects:
-            if not self._matches(project.name):
+        names = self.project_order or tuple(project.name for project in self.projects)
+        for name in names:
+            if not self._matches(name):
                 continue
-            cells = [Text(project.name, no_wrap=True, overflow="ellipsis")]
-            cells.extend(self._cell(project.name, cluster) for cluster in self.clusters)
-            self.add_row(*cells, key=project.name)
+            cells = [Text(name, no_wrap=True, overflow="ellipsis")]
+            cells.extend(self._cell(name, cluster) for cluster in self.clusters)
+            self.add_row(*cells, key=name)
 
     def _column_label(self, cluster: ClusterConfig) -> Text:
         component = "fleet-matrix--protected" if cluster.protected else "fleet-matrix--cluster"
@@ -214,7 +257,7 @@ class FleetMatrix(CursorCachedTable[Text], inherit_bindings=False):
     def _cell(self, project: str, cluster: ClusterConfig) -> Text:
         key = (project, cluster.name)
         mark = self.marks.get(key)
-        if mark is not None:
+        if mark is not None and mark.mark is not None:
             env = self.snapshot.env(project, cluster.name) if self.snapshot else None
             plain = marked_text(mark, env, self.cell_width)
             self._shown[key] = (plain, MARK_COMPONENTS[mark.mark])
@@ -274,6 +317,14 @@ class FleetMatrix(CursorCachedTable[Text], inherit_bindings=False):
         self.watch_snapshot(self.snapshot)
 
     def watch_filter_text(self, _old: str, _new: str) -> None:
+        self._remake_rows()
+
+    def watch_project_order(self, old: tuple[str, ...], new: tuple[str, ...]) -> None:
+        if old != new:
+            self._remake_rows()
+
+    def _remake_rows(self) -> None:
+        """All rows again (filtered, in order), the cursor kept on its project and column."""
         if not self.columns:
             return
         keep = self.cursor_project

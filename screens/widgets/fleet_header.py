@@ -1,4 +1,4 @@
-"""The dashboard's top lines: clusters, how fresh the data is, and what failed."""
+"""The dashboard's top lines: clusters, how fresh the data is, the filter and sort, what failed."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from screens.widgets.format import HEALTH_GLYPHS, HEALTH_STYLES, LOCK, age_betwe
 
 
 class FleetHeader(Static):
-    """Cluster names (protected ones marked), "refreshed 4s ago", and errors per cluster.
+    """Cluster names (protected ones marked), "refreshed 4s ago", the rows' filter and sort,
+    and errors per cluster.
 
     The age is recomputed every second from the injected clock, so a frozen clock gives a
     stable text.
@@ -32,6 +33,9 @@ class FleetHeader(Static):
     snapshot: reactive[FleetSnapshot | None] = reactive(None, always_update=True)
     refreshing: reactive[bool] = reactive(False)
     refresh_error: reactive[str | None] = reactive(None)
+    arrangement: reactive[str] = reactive("")
+    """Which rows show and in what order, one line (`filter: web · sort: name A→Z`); "": all,
+    in the config's order (no line)."""
 
     def __init__(
         self,
@@ -49,7 +53,7 @@ class FleetHeader(Static):
         self._shown: Content | None = None
 
     def on_mount(self) -> None:
-        for name in ("snapshot", "refreshing", "refresh_error"):
+        for name in ("snapshot", "refreshing", "refresh_error", "arrangement"):
             self.watch(self, name, self.show_age, init=False)
         self.set_interval(1.0, self.show_age, name="header-age")
         self.show_age()
@@ -63,6 +67,8 @@ class FleetHeader(Static):
 
     def describe(self, now: datetime) -> Content:
         lines = [self._summary_line(now), self._clusters_line()]
+        if self.arrangement:
+            lines.append(Content.styled(self.arrangement, "$text-accent"))
         lines.extend(self._error_lines(now))
         return Content("\n").join(lines)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from console.model import DeployState
-from console.queue.marks import Mark, pair_marks
+from console.queue.marks import LastDeploy, Mark, last_deploys, pair_marks
 from console.queue.rules import QueueView
 from console.store import DeployRecord, Freeze, ManualLock
 
@@ -81,7 +81,8 @@ def test_the_last_deploy_failed_or_rolled_back_until_a_later_one_succeeds() -> N
         deploy("d-0", "search-api", "staging", DeployState.CANCELLED),
     ]
     marks = pair_marks(view(), finished, PAIRS)
-    assert set(marks) == {("storefront", "prod1"), ("search-api", "prod1")}
+    marked = {pair for pair, mark in marks.items() if mark.mark is not None}
+    assert marked == {("storefront", "prod1"), ("search-api", "prod1")}
     failed = marks[("storefront", "prod1")]
     assert (failed.mark, failed.words) == (Mark.FAILED, "failed 2.16.0")
     assert "d-4" in failed.why and "health gate: 0/3" in failed.why
@@ -105,3 +106,44 @@ def test_a_running_deploy_wins_over_a_queued_one_and_over_a_freeze() -> None:
     )
     assert marks[("storefront", "prod1")].mark is Mark.DEPLOYING
     assert "d-r" in marks[("storefront", "prod1")].why
+
+
+def test_every_pair_deployed_to_knows_its_last_deploy_who_when_and_how_it_ended() -> None:
+    ended = NOW - timedelta(hours=3)
+    finished = [  # newest first
+        deploy(
+            "d-2",
+            "storefront",
+            "prod1",
+            DeployState.SUCCEEDED,
+            created_at=ended - timedelta(minutes=9),
+            started_at=ended - timedelta(minutes=8),
+            finished_at=ended,
+        ),
+        deploy("d-1", "storefront", "prod1", DeployState.FAILED, finished_at=ended),
+        deploy("d-0", "checkout-api", "staging", DeployState.CANCELLED, created_at=ended),
+    ]
+    marks = pair_marks(
+        view(freezes=(Freeze("staging", "erin", "sale weekend", NOW),)), finished, PAIRS
+    )
+    succeeded = marks[("storefront", "prod1")]
+    assert succeeded.mark is None and succeeded.words == ""
+    assert succeeded.last == LastDeploy("d-2", "2.16.0", "alice", DeployState.SUCCEEDED, ended, "")
+    # A mark keeps the pair's last deploy beside it; a cancelled deploy ended too.
+    frozen = marks[("checkout-api", "staging")]
+    assert frozen.mark is Mark.FROZEN
+    assert frozen.last is not None and frozen.last.outcome == "cancelled"
+    assert frozen.last.at == ended  # asked for then, never started
+    assert ("search-api", "prod1") not in marks  # never deployed, nothing held
+
+
+def test_last_deploys_takes_each_pairs_newest_and_words_its_outcome() -> None:
+    finished = [
+        deploy("d-2", "storefront", "prod1", DeployState.ROLLED_BACK, reason="traffic guard"),
+        deploy("d-1", "storefront", "prod1", DeployState.SUCCEEDED),
+    ]
+    last = last_deploys(finished)
+    assert list(last) == [("storefront", "prod1")]
+    assert last[("storefront", "prod1")].id == "d-2"
+    assert last[("storefront", "prod1")].outcome == "rolled back"
+    assert last[("storefront", "prod1")].reason == "traffic guard"
