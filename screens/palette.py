@@ -93,6 +93,14 @@ COMMANDS: tuple[PaletteCommand, ...] = (
         "Show only projects whose name contains some text",
     ),
     PaletteCommand(DASHBOARD, "open_project", "project: open", "Open the project under the cursor"),
+    PaletteCommand(DASHBOARD, "jump", "dashboard: jump to", "Go to a project or cluster by name"),
+    PaletteCommand(
+        DASHBOARD,
+        "sort",
+        "dashboard: sort",
+        "By name, or by the cursor's cluster's health, version or last deploy",
+    ),
+    PaletteCommand(DASHBOARD, "sort_reverse", "dashboard: reverse the sort", "The other way round"),
     PaletteCommand(DASHBOARD, "history", "history: open", "The deploys recorded in the store"),
     PaletteCommand(
         DASHBOARD,

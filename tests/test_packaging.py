@@ -63,6 +63,10 @@ def test_the_wheel_ships_every_package_the_samples_and_the_styles(wheel: Path) -
     assert {"console/config/samples/demo.toml", "console/config/samples/example.toml"} <= names
     styles = {f"screens/styles/{path.name}" for path in (ROOT / "screens/styles").glob("*.tcss")}
     assert styles and styles <= names
+    # The web view's fallback fonts, their licences and their index.
+    folder = ROOT / "screens/cli/fonts"
+    fonts = {f"screens/cli/fonts/{path.name}" for path in folder.iterdir() if path.is_file()}
+    assert any(name.endswith(".woff") for name in fonts) and fonts <= names
 
 
 @pytest.fixture(scope="module")
