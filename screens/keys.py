@@ -70,6 +70,15 @@ KEYMAP: dict[str, list[BindingType]] = {
         Binding("r", "refresh", "Refresh", id="project.refresh"),
         OPEN_DEPLOY,
         OPEN_HISTORY,
+        Binding("enter,i", "open_instance", "Instance", id="project.open_instance"),
+        Binding("c", "copy_id", "Copy id", id="project.copy_id"),
+    ],
+    # An instance (Enter on its row): console output, tags, health; its id; a shell on it.
+    "instance": [
+        Binding("escape", "back", "Back", id="instance.back"),
+        Binding("r", "reload", "Reload", id="instance.reload"),
+        Binding("c", "copy_id", "Copy id", id="instance.copy_id"),
+        Binding("s", "ssh", "ssh", id="instance.ssh"),
     ],
     "deploy dialog": [
         *form_keys("deploy_dialog", "Deploy", cancel="cancel", submit="confirm"),
