@@ -70,7 +70,7 @@ KEYMAP: dict[str, list[BindingType]] = {
         Binding("r", "refresh", "Refresh", id="project.refresh"),
         OPEN_DEPLOY,
         OPEN_HISTORY,
-        Binding("enter,i", "open_instance", "Instance", id="project.open_instance"),
+        Binding("enter,i", "open_instance", "Open", id="project.open_instance"),
         Binding("c", "copy_id", "Copy id", show=False, id="project.copy_id"),
     ],
     # An instance (Enter on its row): console output, tags, health; its id; a shell on it.

@@ -121,5 +121,7 @@ def ended_why(log: str, status: int) -> str:
         if line.strip() and not line.strip().startswith(_NOISE)
     ]
     reason = " ".join(lines) if lines else f"ssh exited with status {status}"
+    if "Permission denied (publickey" in reason:
+        reason += " None of your own keys (ssh-agent, ~/.ssh) is accepted there."
     reason = harmless(" ".join(reason.split()))
     return reason if len(reason) <= MAX_REASON else reason[: MAX_REASON - 1] + "…"

@@ -97,7 +97,10 @@ def test_why_no_shell_opens(where: dict[str, object], reason: str) -> None:
 
 def test_ended_why_is_ssh_s_own_words_only_when_ssh_failed() -> None:
     log = "Warning: Permanently added 'x'\nuser@127.0.0.1: Permission denied (publickey).\n"
-    assert ended_why(log, SSH_FAILED) == "user@127.0.0.1: Permission denied (publickey)."
+    assert ended_why(log, SSH_FAILED) == (
+        "user@127.0.0.1: Permission denied (publickey). None of your own keys (ssh-agent, "
+        "~/.ssh) is accepted there."
+    )
     # The jump's ssh says why first; what the outer ssh says after is no reason.
     jumped = (
         "No ED25519 host key is known for [127.0.0.1]:2222 and you have requested strict "
