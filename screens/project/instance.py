@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from textual import work
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
 from textual.widgets import Footer, Log, Static
 
@@ -110,7 +110,8 @@ class InstanceScreen(SaysWhyNot):
         return self.instance.id
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="instance-top"):
+        # Many tags or long reasons: the top scrolls (Tab to it) and the console keeps 40%.
+        with VerticalScroll(id="instance-top"):
             yield Static(id="instance-title")
             yield Static(id="instance-facts")
             yield Static(id="instance-error")

@@ -14,14 +14,15 @@ from textual.pilot import Pilot
 from textual.widgets import Log, Static
 
 from console.config import AccessSettings, Config, SshSettings
-from console.fleet.instance import InstanceDetails, InstanceReader
+from console.fleet.instance import BalancerHealth, ConsoleOutput, InstanceDetails, InstanceReader
 from console.fleet.inventory import Fleet
+from console.model import LoadBalancerKind
 from screens.app import DeployConsoleApp, build_app
 from screens.messages import ProjectChosen
 from screens.project.cluster_panel import InstanceTable
 from screens.project.instance import InstanceScreen
 from screens.project.screen import ProjectScreen
-from tests.screens.ui import frozen_clock, text_of, wait_for
+from tests.screens.ui import frozen_clock, open_help, text_of, wait_for
 
 SMALL = (80, 24)
 FAILING = "media-service"  # in prod1, one instance fails its classic ELB's health check
@@ -124,6 +125,9 @@ async def test_enter_shows_console_output_tags_and_health_with_the_reason(
         assert str(box.border_title).startswith(f"console output · {log.line_count} lines")
         for widget in ("instance-title", "instance-health", "instance-tags", "console-output"):
             assert fits(app, widget), widget
+        await pilot.press("r")
+        await wait_for(pilot, lambda: screen.reads == 2, "the second read")
+        assert screen.query_one(Log).line_count == log.line_count
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is project, "back to the project")
 
@@ -145,6 +149,10 @@ async def test_i_opens_it_too_and_c_copies_the_id_there_and_on_the_row(
         await pilot.press("c")
         await wait_for(pilot, lambda: app.clipboard == wanted, "the id on the clipboard")
         assert screen.instance_id == wanted
+        help_screen = await open_help(pilot)
+        assert help_screen.title_text == "keys: instance"
+        ids = {row[3] for row in help_screen.rows}
+        assert {"instance.copy_id", "instance.ssh", "instance.reload", "instance.back"} <= ids
 
 
 async def test_enter_without_an_instance_in_focus_says_why(world_config: Config) -> None:
@@ -269,3 +277,33 @@ def test_snapshot_instance_screen(snap_compare: SnapCompare, world_config: Confi
     finally:
         fleet.close()
         reader.close()
+
+
+async def test_many_tags_and_long_reasons_leave_the_console_output_on_screen(
+    world_config: Config,
+) -> None:
+    async def crowded(project: str, cluster: str, instance_id: str) -> InstanceDetails:
+        reason = "Health checks failed with these codes: [502] " * 3
+        health = tuple(
+            BalancerHealth(
+                f"tg-{n}", LoadBalancerKind.TARGET_GROUP, "unhealthy", "Target.X", reason
+            )
+            for n in range(4)
+        )
+        tags = tuple((f"team:tag-{n:02d}", "a value " * 3) for n in range(40))
+        lines = tuple(f"boot line {n}" for n in range(300))
+        console = ConsoleOutput(lines, 300, AS_OF)
+        return InstanceDetails(
+            instance_id, project, cluster, "running", tags=tags, health=health, console=console
+        )
+
+    async with console_at_80x24(world_config) as (app, pilot):
+        project = await open_project(pilot, FAILING, "prod1")
+        project.read_instance = crowded
+        screen = await open_instance(pilot, project, "prod1")
+        log = screen.query_one(Log)
+        assert fits(app, "console-output") and log.region.height >= 6
+        assert fits(app, "instance-top")
+        # The console output opens at its end: the newest lines are in view.
+        assert log.scroll_y == log.max_scroll_y > 0
+        assert "last" not in str(screen.query_one("#console-box").border_title)
