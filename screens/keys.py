@@ -72,6 +72,7 @@ KEYMAP: dict[str, list[BindingType]] = {
         OPEN_HISTORY,
         Binding("enter,i", "open_instance", "Open", id="project.open_instance"),
         Binding("c", "copy_id", "Copy id", show=False, id="project.copy_id"),
+        Binding("s", "ssh", "ssh", show=False, id="project.ssh"),
     ],
     # An instance (Enter on its row): console output, tags, health; its id; a shell on it.
     "instance": [

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from textual import work
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
 from textual.widgets import Footer, Log, Static
@@ -63,6 +64,33 @@ def tag_line(tags: tuple[tuple[str, str], ...]) -> Content:
             parts.append(("  ", ""))
         parts += [(key, "$text-accent"), ("=", "$text-muted"), value]
     return Content.assemble(*parts)
+
+
+def shell_refused(
+    app: App[Any], project: str, cluster: ClusterConfig, state: str, address: str, door: str
+) -> str:
+    """Why no shell opens on an instance of `project` in `cluster` (one line, "" when one may):
+    the view, the door, the settings, the instance (console.ssh.shell), then the role."""
+    reason = shell_refusal(
+        door=door,
+        web=app.is_web,
+        settings=cluster.ssh,
+        cluster=cluster.name,
+        address=address,
+        state=state,
+        client=shutil.which("ssh"),
+    )
+    if reason:
+        return reason
+    actor = getattr(getattr(app, "deploys", None), "actor", None) or str(current_actor())
+    config = getattr(app, "config", None)
+    if config is None:
+        return "this console has no config to check your role with"
+    try:
+        Access(config).check(actor, Action.SSH, cluster.name, project=project)
+    except AccessDenied as denied:
+        return denied.message
+    return ""
 
 
 class InstanceScreen(SaysWhyNot):
@@ -236,27 +264,14 @@ class InstanceScreen(SaysWhyNot):
         """Why `s` opens no shell here, in one line ("" when it may)."""
         details = self.details
         known = details is not None and details.error is None
-        reason = shell_refusal(
-            door=self.door(),
-            web=self.app.is_web,
-            settings=self.cluster.ssh,
-            cluster=self.cluster.name,
-            address=details.private_address if known and details else self.instance.private_address,
-            state=details.state if known and details else self.instance.state,
-            client=shutil.which("ssh"),
+        return shell_refused(
+            self.app,
+            self.project,
+            self.cluster,
+            details.state if known and details else self.instance.state,
+            details.private_address if known and details else self.instance.private_address,
+            self.door(),
         )
-        if reason:
-            return reason
-        deploys = getattr(self.app, "deploys", None)
-        actor = getattr(deploys, "actor", None) or str(current_actor())
-        config = getattr(self.app, "config", None)
-        if config is None:
-            return "this console has no config to check your role with"
-        try:
-            Access(config).check(actor, Action.SSH, self.cluster.name, project=self.project)
-        except AccessDenied as denied:
-            return denied.message
-        return ""
 
     async def action_ssh(self) -> None:
         if self.ssh_refusal():

@@ -25,7 +25,8 @@ from screens.messages import (
     error_text,
 )
 from screens.project.cluster_panel import ClusterPanel, InstanceTable
-from screens.project.instance import InstanceLoader, InstanceScreen
+from screens.project.instance import InstanceLoader, InstanceScreen, shell_refused
+from screens.project.shell import open_shell
 from screens.refusals import SaysWhyNot, deploy_refusal
 from screens.widgets.format import age_between
 
@@ -172,11 +173,15 @@ class ProjectScreen(SaysWhyNot):
         if action in ("open_instance", "copy_id"):
             # Shown disabled without an instance in focus: Enter is seen, and says why.
             return True if self._ready and self.instance_in_focus is not None else None
+        if action == "ssh":
+            return True if self._ready and not self._ssh_refusal() else None
         return True
 
     def why_not(self, action: str, parameters: tuple[object, ...]) -> str:
         if action in ("open_instance", "copy_id"):
             return "put the cursor on an instance first (Tab to a cluster's instances)"
+        if action == "ssh":
+            return self._ssh_refusal()
         if action == "deploy":
             cluster = self.deploy_cluster if self._ready else None
             names = [cluster] if cluster is not None else [c.name for c in self.clusters]
@@ -254,3 +259,29 @@ class ProjectScreen(SaysWhyNot):
         if found is not None:
             self.app.copy_to_clipboard(found[1].id)
             self.notify(f"copied {found[1].id}", title="Instance id", markup=False)
+
+    def _ssh_refusal(self) -> str:
+        found = self.instance_in_focus
+        if found is None:
+            return "put the cursor on an instance first (Tab to a cluster's instances)"
+        cluster, instance = found
+        config = next(c for c in self.clusters if c.name == cluster)
+        door = InstanceScreen.door()
+        return shell_refused(
+            self.app, self.project.name, config, instance.state, instance.private_address, door
+        )
+
+    async def action_ssh(self) -> None:
+        """s on an instance's row: as s on its screen (the fleet's last read of it)."""
+        found = self.instance_in_focus
+        if found is None or self._ssh_refusal():
+            return
+        cluster, instance = found
+        settings = next(c for c in self.clusters if c.name == cluster).ssh
+        assert settings is not None
+        outcome = await open_shell(self.app, settings, instance.private_address, instance.id)
+        title = f"ssh {instance.id}"
+        if outcome:
+            self.notify(outcome, title=title, severity="warning", markup=False)
+        else:
+            self.notify(f"shell on {instance.id} ended", title=title, markup=False)

@@ -307,3 +307,17 @@ async def test_many_tags_and_long_reasons_leave_the_console_output_on_screen(
         # The console output opens at its end: the newest lines are in view.
         assert log.scroll_y == log.max_scroll_y > 0
         assert "last" not in str(screen.query_one("#console-box").border_title)
+
+
+async def test_s_on_the_project_screen_s_row_says_the_same(world_config: Config) -> None:
+    async with console_at_80x24(with_ssh(world_config, {"*": "viewer"})) as (app, pilot):
+        project = await open_project(pilot, FAILING, "prod1")
+        message = await press_ssh(pilot, app)
+        assert said(app)[-1][0] == "ssh: not now"
+        assert message.endswith(
+            "is a viewer in prod1: may not ssh (a protected cluster needs admin)"
+        )
+        project.set_focus(None)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: len(said(app)) == 2, "the second word")
+        assert said(app)[-1][1].startswith("put the cursor on an instance first")
