@@ -41,6 +41,7 @@ class Action(StrEnum):
     MOVE = "move"
     FREEZE = "freeze"  # and unfreeze
     LOCK = "lock"  # and unlock
+    SSH = "ssh"  # open one's own shell on an instance (as a deploy: admin on protected ones)
 
 
 class AccessDenied(ConsoleError):
@@ -108,7 +109,7 @@ class Access:
         protected = cluster is not None and self.config.cluster(cluster).protected
         if action in (Action.FREEZE, Action.LOCK):
             needed = Role.ADMIN
-        elif action is Action.DEPLOY:
+        elif action in (Action.DEPLOY, Action.SSH):
             needed = Role.ADMIN if protected else Role.DEPLOYER
         else:  # cancel, move: their own deploys for a deployer, anyone's for an admin
             own = owner is not None and person(owner) == person(actor)

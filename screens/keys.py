@@ -85,6 +85,16 @@ KEYMAP: dict[str, list[BindingType]] = {
         Binding("r", "refresh", "Refresh", id="project.refresh"),
         OPEN_DEPLOY,
         OPEN_HISTORY,
+        Binding("enter,i", "open_instance", "Open", id="project.open_instance"),
+        Binding("c", "copy_id", "Copy id", show=False, id="project.copy_id"),
+        Binding("s", "ssh", "ssh", show=False, id="project.ssh"),
+    ],
+    # An instance (Enter on its row): console output, tags, health; its id; a shell on it.
+    "instance": [
+        Binding("escape", "back", "Back", id="instance.back"),
+        Binding("r", "reload", "Reload", id="instance.reload"),
+        Binding("c", "copy_id", "Copy id", id="instance.copy_id"),
+        Binding("s", "ssh", "ssh", id="instance.ssh"),
     ],
     "deploy dialog": [
         *form_keys("deploy_dialog", "Deploy", cancel="cancel", submit="confirm"),

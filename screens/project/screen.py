@@ -11,10 +11,11 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.reactive import reactive
-from textual.widgets import Footer, Static
+from textual.widgets import DataTable, Footer, Static
 
 from console.config import ClusterConfig, ProjectConfig
-from console.model import FleetSnapshot, LoadBalancerSettings
+from console.fleet.instance import InstanceReader
+from console.model import FleetSnapshot, Instance, LoadBalancerSettings
 from screens.keys import KEYMAP
 from screens.messages import (
     DeployAsked,
@@ -24,6 +25,8 @@ from screens.messages import (
     error_text,
 )
 from screens.project.cluster_panel import ClusterPanel, InstanceTable
+from screens.project.instance import InstanceLoader, InstanceScreen, shell_refused
+from screens.project.shell import open_shell
 from screens.refusals import SaysWhyNot, deploy_refusal
 from screens.widgets.format import age_between
 
@@ -62,6 +65,10 @@ class ProjectScreen(SaysWhyNot):
         self._ready = False  # is_mounted is still False inside on_mount
         self._title: Content | None = None
         self.set_reactive(ProjectScreen.snapshot, snapshot)
+        self.read_instance: InstanceLoader | None = None
+        """How the instance screen reads an instance: by default a reader of this screen's
+        own, made on first use and closed with the screen."""
+        self._reader: InstanceReader | None = None
 
     def panel(self, cluster: str) -> ClusterPanel:
         return self.query_one(f"#cluster-{cluster}", ClusterPanel)
@@ -163,9 +170,18 @@ class ProjectScreen(SaysWhyNot):
             cluster = self.deploy_cluster if self._ready else None
             names = [cluster] if cluster is not None else [c.name for c in self.clusters]
             return any(self.may_deploy(name, self.project.name) for name in names)
+        if action in ("open_instance", "copy_id"):
+            # Shown disabled without an instance in focus: Enter is seen, and says why.
+            return True if self._ready and self.instance_in_focus is not None else None
+        if action == "ssh":
+            return True if self._ready and not self._ssh_refusal() else None
         return True
 
     def why_not(self, action: str, parameters: tuple[object, ...]) -> str:
+        if action in ("open_instance", "copy_id"):
+            return "put the cursor on an instance first (Tab to a cluster's instances)"
+        if action == "ssh":
+            return self._ssh_refusal()
         if action == "deploy":
             cluster = self.deploy_cluster if self._ready else None
             names = [cluster] if cluster is not None else [c.name for c in self.clusters]
@@ -175,6 +191,11 @@ class ProjectScreen(SaysWhyNot):
     def on_descendant_focus(self) -> None:
         # What `d` may do depends on the cluster panel in focus.
         self.refresh_bindings()
+
+    def on_unmount(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
 
     @property
     def deploy_cluster(self) -> str | None:
@@ -194,3 +215,73 @@ class ProjectScreen(SaysWhyNot):
         """This project's deploys (in the cluster in focus, if one is)."""
         focused = [c.name for c in self.clusters if self.panel(c.name).has_focus_within]
         self.post_message(HistoryAsked(self.project.name, focused[0] if focused else None))
+
+    # -- instances: Enter opens one, c copies its id ------------------------------------
+
+    @property
+    def instance_in_focus(self) -> tuple[str, Instance] | None:
+        """(cluster, instance) under the cursor of the instance table in focus."""
+        for cluster in self.clusters:
+            panel = self.panel(cluster.name)
+            table = panel.table
+            if not table.has_focus or not table.row_count or panel.env is None:
+                continue
+            row = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+            for instance in panel.env.instances:
+                if instance.id == row:
+                    return cluster.name, instance
+        return None
+
+    def action_open_instance(self) -> None:
+        found = self.instance_in_focus
+        if found is not None:
+            self.open_instance(*found)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        # A click on a row under the cursor: as Enter.
+        if isinstance(event.data_table, InstanceTable):
+            event.stop()
+            self.action_open_instance()
+
+    def open_instance(self, cluster: str, instance: Instance) -> None:
+        config = next(c for c in self.clusters if c.name == cluster)
+        self.app.push_screen(InstanceScreen(self.project.name, config, instance, self._loader()))
+
+    def _loader(self) -> InstanceLoader:
+        if self.read_instance is not None:
+            return self.read_instance
+        if self._reader is None:
+            self._reader = InstanceReader(self.app.config)  # type: ignore[attr-defined]
+        return self._reader.read
+
+    def action_copy_id(self) -> None:
+        found = self.instance_in_focus
+        if found is not None:
+            self.app.copy_to_clipboard(found[1].id)
+            self.notify(f"copied {found[1].id}", title="Instance id", markup=False)
+
+    def _ssh_refusal(self) -> str:
+        found = self.instance_in_focus
+        if found is None:
+            return "put the cursor on an instance first (Tab to a cluster's instances)"
+        cluster, instance = found
+        config = next(c for c in self.clusters if c.name == cluster)
+        door = InstanceScreen.door()
+        return shell_refused(
+            self.app, self.project.name, config, instance.state, instance.private_address, door
+        )
+
+    async def action_ssh(self) -> None:
+        """s on an instance's row: as s on its screen (the fleet's last read of it)."""
+        found = self.instance_in_focus
+        if found is None or self._ssh_refusal():
+            return
+        cluster, instance = found
+        settings = next(c for c in self.clusters if c.name == cluster).ssh
+        assert settings is not None
+        outcome = await open_shell(self.app, settings, instance.private_address, instance.id)
+        title = f"ssh {instance.id}"
+        if outcome:
+            self.notify(outcome, title=title, severity="warning", markup=False)
+        else:
+            self.notify(f"shell on {instance.id} ended", title=title, markup=False)
