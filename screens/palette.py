@@ -21,6 +21,7 @@ from screens import PROG
 from screens.dashboard.screen import DashboardScreen
 from screens.deploy.screen import DeployScreen
 from screens.history.screen import HistoryScreen
+from screens.project.instance import InstanceScreen
 from screens.project.screen import ProjectScreen
 from screens.queue.screen import QueueScreen
 
@@ -80,6 +81,7 @@ def _deploys_here(app: PaletteHost) -> bool:
 
 DASHBOARD: ScreenTypes = (DashboardScreen,)
 PROJECT: ScreenTypes = (ProjectScreen,)
+INSTANCE: ScreenTypes = (InstanceScreen,)
 HISTORY: ScreenTypes = (HistoryScreen,)
 QUEUE: ScreenTypes = (QueueScreen,)
 DEPLOY: ScreenTypes = (DeployScreen,)
@@ -139,6 +141,10 @@ COMMANDS: tuple[PaletteCommand, ...] = (
     PaletteCommand(PROJECT, "refresh", "project: refresh", "Read the fleet from AWS now"),
     PaletteCommand(PROJECT, "back", "project: back", "Back to the dashboard"),
     PaletteCommand(PROJECT, "history", "history: open", "This project's recorded deploys"),
+    PaletteCommand(INSTANCE, "copy_id", "instance: copy id", "Copy the instance's id"),
+    PaletteCommand(INSTANCE, "ssh", "instance: ssh", "A shell on the instance with your own key"),
+    PaletteCommand(INSTANCE, "reload", "instance: reload", "Read the instance from AWS again"),
+    PaletteCommand(INSTANCE, "back", "instance: back", "Back to the project"),
     PaletteCommand(
         HISTORY, "filter", "history: filter", "Narrow by project, cluster, actor, outcome or time"
     ),
