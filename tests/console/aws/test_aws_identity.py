@@ -11,6 +11,7 @@ import dataclasses
 import json
 import os
 import pwd
+import re
 import select
 import subprocess
 import sys
@@ -323,7 +324,9 @@ def test_bad_assume_role_settings_are_one_line_with_exit_2(
     path.write_text(CLUSTER.format(settings=settings))
     result = entry_point_check(path)
     assert result.returncode == 2
-    assert result.stderr.startswith(f"deploy-console: error: {path}: {expected}"), result.stderr
+    # The file and the line of the setting, then what is wrong with it.
+    said = re.match(rf"deploy-console: error: {re.escape(str(path))}:\d+: (.*)", result.stderr)
+    assert said is not None and said[1].startswith(expected), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 
 
