@@ -34,7 +34,8 @@ def filter_key(description: str, id: str) -> Binding:
 
 
 # Each screen's BINDINGS is its entry here (the key is its HELP_NAMESPACE: the help's "where");
-# a binding's id names it for remapping, so ids never change.
+# a binding's id names it for remapping in the config's [keymap] (screens/keymap.py), so ids
+# never change.
 KEYMAP: dict[str, list[BindingType]] = {
     "app": [
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
@@ -125,5 +126,9 @@ KEYMAP: dict[str, list[BindingType]] = {
     "deploy detail": [
         Binding("escape", "back", "Back", id="history.detail.back"),
         Binding("r", "refresh", "Refresh", id="history.detail.refresh"),
+    ],
+    # The kiosk's one key (its own app: `deploy-console kiosk --quit-key` overrides it).
+    "kiosk": [
+        Binding("ctrl+q", "quit", "Quit the kiosk", show=False, priority=True, id="kiosk.quit")
     ],
 }
