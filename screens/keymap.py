@@ -137,3 +137,8 @@ def shown_key(keymap: dict[str, str], binding_id: str) -> str:
                 key = keymap.get(binding_id, binding.key).split(",")[0]
                 return format_key(key) if "+" not in key else key.replace("ctrl+", "^")
     raise KeyError(binding_id)
+
+
+def kiosk_keymap(config: Config) -> dict[str, str]:
+    """The kiosk's part of the config's keymap (its quit key), after checking all of it."""
+    return {key: keys for key, keys in config_keymap(config).items() if key.startswith("kiosk.")}

@@ -13,6 +13,8 @@ from console.config.keymap import KeymapSettings
 from console.model import FleetSnapshot
 from screens.app import DeployConsoleApp, build_app
 from screens.dashboard.screen import DashboardScreen
+from screens.keymap import kiosk_keymap
+from screens.kiosk.screen import build_kiosk
 from tests.screens.ui import StubFleet, frozen_clock, open_help, text_of, wait_for
 
 
@@ -69,3 +71,18 @@ async def test_without_a_keymap_the_help_says_where_one_goes(
         hint = text_of(screen.query_one("#help-hint", Static))
         assert hint.startswith("Your own keys: in the config's [keymap], a binding id and its keys")
         assert hint.endswith("esc closes this help.")
+
+
+async def test_the_kiosk_quits_with_the_key_its_keymap_gives(
+    world_config: Config, demo_snapshot: FleetSnapshot
+) -> None:
+    config = replace(world_config, keymap=KeymapSettings({"kiosk.quit": ("f10", "x")}))
+    fleet = StubFleet(config, [demo_snapshot])
+    app = build_kiosk(config, fleet, auto_refresh=False, clock=frozen_clock)  # type: ignore[arg-type]
+    app.set_keymap(kiosk_keymap(config))  # as `deploy-console kiosk` does without --quit-key
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        assert app.is_running  # the default key no longer quits
+        await pilot.press("x")
+        await wait_for(pilot, lambda: not app.is_running, "the kiosk to quit")
