@@ -99,7 +99,7 @@ def key_problem(key: str) -> str:
     if not key:
         return f"an empty key ({EXAMPLES})"
     if _SPACE.search(key):
-        return f'{key!r} is not a key: no spaces in a key name ({EXAMPLES}, or "space")'
+        return f'{key!r} is not a key: a key name has no spaces ("pageup", "space"; {EXAMPLES})'
     *modifiers, name = key.split("+")
     unknown = [modifier for modifier in modifiers if modifier not in MODIFIERS]
     if unknown or not name:

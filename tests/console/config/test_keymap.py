@@ -60,7 +60,7 @@ def test_an_unknown_quoted_binding_id_with_nothing_close_points_at_the_listing(
     [
         pytest.param('""', "an empty key", id="empty"),
         pytest.param('"f5,"', "an empty key", id="empty-after-comma"),
-        pytest.param('"page up"', "'page up' is not a key: no spaces in a key name", id="space"),
+        pytest.param('"page up"', "'page up' is not a key: a key name has no spaces", id="space"),
         pytest.param('"ctl+r"', "'ctl+r' is not a key: modifiers are alt, ctrl,", id="modifier"),
         pytest.param('"F5"', "'F5' is not a key: Textual has no key 'F5' (did you mean f5?)"),
         pytest.param('"f5,f5"', "'f5,f5' lists a key twice", id="twice"),
