@@ -120,11 +120,12 @@ def _started(argv: list[str] | None, answer: Connection) -> None:
     problem = ""
     if argv is not None:
         from console.config import find_config
-        from screens.cli.commands import parser
         from screens.keymap import config_keymap
 
+        # The doors' argv: --config PATH first (sshd.console_command, web.served_argv).
+        explicit = argv[argv.index("--config") + 1] if "--config" in argv[:-1] else None
         try:
-            config_keymap(find_config(parser().parse_args(argv).config))
+            config_keymap(find_config(explicit))
         except ConsoleError as error:
             problem = error.message
     answer.send(problem)
