@@ -119,7 +119,7 @@ def binding_lines(config: Config) -> list[BindingLine]:
             line = found.get(binding.id)
             if line is not None:
                 found[binding.id] = BindingLine(
-                    line.id, line.keys, f"{line.where}, {namespace}", line.description, line.default
+                    line.id, line.keys, f"{line.where},{namespace}", line.description, line.default
                 )
                 continue
             keys = keymap.get(binding.id, binding.key)

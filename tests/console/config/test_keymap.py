@@ -11,7 +11,7 @@ import pytest
 
 from console.config import load_config
 from console.config.keymap import KeymapSettings, KnownBinding, check_keymap
-from screens.keymap import config_keymap
+from screens.keymap import config_keymap, shown_key
 from screens.main import run
 from tests.conftest import EXAMPLE_CONFIG
 from tests.console.config.test_config import VALID
@@ -129,7 +129,7 @@ def test_a_valid_keymap_is_listed_with_the_keys_in_effect(
     ]  # fmt: skip
     assert rows["queue.freeze"][1] == "ctrl+f,F"
     assert rows["app.help"][1] == "question_mark,f1"
-    assert rows["deploy.open"] == ["deploy.open", "d", "dashboard,", "project  Deploy"]
+    assert rows["deploy.open"] == ["deploy.open", "d", "dashboard,project", "Deploy"]
     assert rows["kiosk.quit"][1] == "ctrl+q"
 
 
@@ -164,3 +164,9 @@ def test_the_check_alone_takes_the_bindings_it_is_given() -> None:
     assert check_keymap(settings, groups, str.lower) == {"a.x": "z"}  # spelled as Textual does
     with pytest.raises(Exception, match=r"^keymap\.a\.x: y is also a\.y \(its default key\)"):
         check_keymap(KeymapSettings({"a.x": ("y",)}), groups, str)
+
+
+def test_a_message_naming_a_key_names_the_one_in_effect() -> None:
+    assert shown_key({}, "deploy.open") == "d"
+    assert shown_key({}, "app.help") == "?"
+    assert shown_key({"deploy.open": "ctrl+d,d"}, "deploy.open") == "^d"
