@@ -56,9 +56,10 @@ def textual_key(key: str) -> str:
 
 def _names_a_character(name: str) -> bool:
     """Whether Textual names a character so: "question_mark", "slash", "comma"."""
-    unicode_name = KEY_TO_UNICODE_NAME.get(name, REPLACED_KEYS.get(name, name))
+    original = REPLACED_KEYS.get(name, name)  # "slash" is Unicode's "solidus"
+    unicode_name = KEY_TO_UNICODE_NAME.get(original, original.replace("_", " "))
     try:
-        character = unicodedata.lookup(unicode_name.replace("_", " "))
+        character = unicodedata.lookup(unicode_name)
     except KeyError:
         return False
     return _character_to_key(character) == name

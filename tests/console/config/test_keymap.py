@@ -5,13 +5,15 @@ every binding with the keys in effect."""
 from __future__ import annotations
 
 import re
+import string
 from pathlib import Path
 
 import pytest
+from textual.keys import _character_to_key
 
 from console.config import load_config
 from console.config.keymap import KeymapSettings, KnownBinding, check_keymap
-from screens.keymap import config_keymap, shown_key
+from screens.keymap import config_keymap, shown_key, textual_key
 from screens.main import run
 from tests.conftest import EXAMPLE_CONFIG
 from tests.console.config.test_config import VALID
@@ -170,3 +172,11 @@ def test_a_message_naming_a_key_names_the_one_in_effect() -> None:
     assert shown_key({}, "deploy.open") == "d"
     assert shown_key({}, "app.help") == "?"
     assert shown_key({"deploy.open": "ctrl+d,d"}, "deploy.open") == "^d"
+
+
+def test_every_name_textual_gives_a_character_is_a_key() -> None:
+    for character in string.punctuation:
+        name = _character_to_key(character)  # "minus", "slash", "question_mark"...
+        assert textual_key(name) == name == textual_key(character)
+    with pytest.raises(ValueError, match=r"no key 'pgup' \(did you mean pageup\?\)"):
+        textual_key("pgup")
