@@ -100,6 +100,8 @@ def key_problem(key: str) -> str:
         return f"an empty key ({EXAMPLES})"
     if _SPACE.search(key):
         return f'{key!r} is not a key: a key name has no spaces ("pageup", "space"; {EXAMPLES})'
+    if key.endswith("+"):
+        return f'{key!r} is not a key: the + key is "plus" (and the comma "comma")'
     *modifiers, name = key.split("+")
     unknown = [modifier for modifier in modifiers if modifier not in MODIFIERS]
     if unknown or not name:

@@ -66,6 +66,7 @@ def test_an_unknown_quoted_binding_id_with_nothing_close_points_at_the_listing(
         pytest.param('"ctl+r"', "'ctl+r' is not a key: modifiers are alt, ctrl,", id="modifier"),
         pytest.param('"F5"', "'F5' is not a key: Textual has no key 'F5' (did you mean f5?)"),
         pytest.param('"f5,f5"', "'f5,f5' lists a key twice", id="twice"),
+        pytest.param('"ctrl++"', "'ctrl++' is not a key: the + key is \"plus\"", id="plus"),
         pytest.param("5", "must be a string of keys", id="not-a-string"),
     ],
 )
