@@ -41,6 +41,7 @@ from screens.history.filters import HistoryFilter
 from screens.history.log import DeployLogScreen
 from screens.history.redeploy import DeployLogAsked, RedeployAsked
 from screens.history.screen import HistoryScreen
+from screens.keymap import config_keymap, shown_key
 from screens.keys import KEYMAP
 from screens.messages import (
     AuditAnchorChecked,
@@ -129,6 +130,9 @@ class DeployConsoleApp(FleetRefreshApp):
         """Rounds of the anchor's schedule ended: tests wait on it."""
         self.stored_marks: dict[tuple[str, str], PairMark] = {}
         """What the queue and the store said of each pair at the last read."""
+        self.keymap = config_keymap(config)
+        """The config's [keymap] (binding id -> keys): footer and help show the keys it gives."""
+        self.set_keymap(self.keymap)
 
     def get_default_screen(self) -> Screen[None]:
         return DashboardScreen(self.config, self.clock, may_deploy=self.may_deploy)
@@ -338,7 +342,8 @@ class DeployConsoleApp(FleetRefreshApp):
         project = self.config.project(project_name)
         if cluster_name is None or cluster_name not in project.clusters:
             self.notify(
-                f"Put the cursor on a cluster {project.name} runs in, then press d.",
+                f"Put the cursor on a cluster {project.name} runs in, then press "
+                f"{shown_key(self.keymap, 'deploy.open')}.",
                 title="Deploy where?",
                 severity="warning",
             )

@@ -76,11 +76,7 @@ class HelpScreen(ModalScreen[None]):
         with Vertical(id="help-box") as box:
             box.border_title = self.title_text
             yield DataTable(id="help-keys", cursor_type="none", zebra_stripes=True)
-            yield Static(
-                "The command palette (ctrl+p) offers the same actions by name. "
-                "Binding ids name keys for remapping. Escape closes this help.",
-                id="help-hint",
-            )
+            yield Static(id="help-hint")
 
     def on_mount(self) -> None:
         table = self.query_one("#help-keys", DataTable)
@@ -91,6 +87,25 @@ class HelpScreen(ModalScreen[None]):
         for item in self.keys:
             # Text, not str: a DataTable reads a str as markup, and a key may be "[".
             table.add_row(*(Text(value) for value in self.rows_of(item)))
+        self.query_one("#help-hint", Static).update(Text(self.hint))
+
+    @property
+    def hint(self) -> str:
+        """Where the keys come from and how to change one, with an example from this list."""
+        example = next((item.binding_id for item in self.keys if item.binding_id), "app.help")
+        close = next(
+            (
+                self.app.get_key_display(active.binding)
+                for active in self.active_bindings.values()
+                if active.binding.id == "help.close"
+            ),
+            "escape",
+        )
+        return (
+            f"Your own keys: in the config's [keymap], a binding id and its keys, e.g. "
+            f'{example} = "f5" (`deploy-console config keys` lists every id). '
+            f"ctrl+p: the same actions by name. {close} closes this help."
+        )
 
     @staticmethod
     def rows_of(item: KeyHelp) -> tuple[str, str, str, str]:

@@ -44,7 +44,8 @@ def redeploy_keys(prefix: str) -> list[BindingType]:
 
 
 # Each screen's BINDINGS is its entry here (the key is its HELP_NAMESPACE: the help's "where");
-# a binding's id names it for remapping, so ids never change.
+# a binding's id names it for remapping in the config's [keymap] (screens/keymap.py), so ids
+# never change.
 KEYMAP: dict[str, list[BindingType]] = {
     "app": [
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
@@ -157,5 +158,9 @@ KEYMAP: dict[str, list[BindingType]] = {
     "deploy log": [
         Binding("escape", "back", "Back", id="history.log.back"),
         Binding("r", "refresh", "Refresh", id="history.log.refresh"),
+    ],
+    # The kiosk's one key (its own app: `deploy-console kiosk --quit-key` overrides it).
+    "kiosk": [
+        Binding("ctrl+q", "quit", "Quit the kiosk", show=False, priority=True, id="kiosk.quit")
     ],
 }

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from console.config.doors import parse_access, parse_audit, parse_sshd
+from console.config.keymap import KeymapSettings, parse_keymap
 from console.config.reader import DAY, HOUR, MAX_PORT, Table
 from console.config.schema import (
     AccessSettings,
@@ -56,6 +57,7 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
     audit = _section(top, "audit", lambda table: parse_audit(table, names), AuditSettings())
     sshd = _section(top, "sshd", parse_sshd, SshdSettings())
     web = _section(top, "web", parse_web, WebSettings())
+    keymap = _section(top, "keymap", parse_keymap, KeymapSettings())
     top.done()
     return Config(
         source=source,
@@ -73,6 +75,7 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
         runner_socket=runner_socket,
         digest=document_digest(data),
         web=web,
+        keymap=keymap,
     )
 
 

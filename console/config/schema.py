@@ -7,6 +7,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from console.config.keymap import KeymapSettings
 from console.config.web import WebSettings
 from console.errors import ConfigError
 
@@ -285,6 +286,8 @@ class Config:
     audit: AuditSettings = AuditSettings()
     sshd: SshdSettings = SshdSettings()
     web: WebSettings = field(default_factory=WebSettings)
+    # [keymap]: binding id -> keys; checked against the screens' bindings where a screen runs.
+    keymap: KeymapSettings = field(default_factory=KeymapSettings)
     # The runner service's socket on a shared console host (console.servers.runner_door):
     # commands that
     # change something ask it instead of writing the store themselves.

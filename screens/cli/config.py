@@ -1,4 +1,5 @@
-"""`deploy-console config check`: validate the config and say what it holds, in one line."""
+"""`deploy-console config check` and `config keys`: validate the config and say what it holds;
+list every key binding with its keys in effect, for the config's [keymap]."""
 
 from __future__ import annotations
 
@@ -12,9 +13,17 @@ def register(commands: Commands) -> None:
     config = commands.add("config", "configuration commands", common=False)
     checks = commands.nested(config, "config_command", required=True, metavar=None)
     checks.add("check", "validate the config", with_config(check_command))
+    checks.add(
+        "keys",
+        "list every key binding: its id (for [keymap]), keys in effect, where, what it does",
+        with_config(keys_command),
+    )
 
 
 def check_command(config: Config, _args: argparse.Namespace) -> int:
+    from screens.keymap import config_keymap
+
+    config_keymap(config)  # the [keymap] names bindings the screens define, and keys
     lb_count = sum(
         len(settings.load_balancers)
         for project in config.projects
@@ -26,4 +35,28 @@ def check_command(config: Config, _args: argparse.Namespace) -> int:
         f"({', '.join(config.cluster_names)}; protected: {', '.join(protected) or 'none'}), "
         f"{len(config.projects)} projects, {lb_count} load balancers"
     )
+    return 0
+
+
+def keys_command(config: Config, _args: argparse.Namespace) -> int:
+    """Plain columns, one binding a line (a header first): `| grep dashboard` keeps a
+    screen's, and the first two columns are what a [keymap] line takes."""
+    from screens.keymap import binding_lines
+
+    lines = binding_lines(config)
+    rows = [("binding id", "keys", "where", "what it does")] + [
+        (
+            line.id,
+            line.keys,
+            line.where,
+            f"{line.description} (keymap; default {line.default})"
+            if line.remapped
+            else line.description,
+        )
+        for line in lines
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        print("  ".join([*cells, row[3]]))
     return 0

@@ -19,6 +19,9 @@ def console_handler(args: argparse.Namespace) -> int:
 
 def run_console(config: Config, store: str | None, *, runs_deploys: bool = False) -> int:
     from console.deploy.services import store_path
+    from screens.keymap import config_keymap
+
+    config_keymap(config)  # a [keymap] mistake is one line before the screen starts
 
     return asyncio.run(_run_console(config, store_path(config, store), runs_deploys))
 

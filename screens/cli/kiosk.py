@@ -24,23 +24,31 @@ def register(commands: Commands) -> None:
         help="show the next page every SECONDS when the fleet needs several (default: 15)",
     )
     kiosk.add_argument(
-        "--quit-key", default="ctrl+q", metavar="KEY", help="the one key that does anything"
+        "--quit-key",
+        metavar="KEY",
+        help="the one key that does anything (else kiosk.quit in [keymap], else ctrl+q)",
     )
 
 
 def kiosk_command(config: Config, args: argparse.Namespace) -> int:
     from console.deploy.services import store_path
+    from screens.keymap import kiosk_keymap
     from screens.kiosk.screen import check_quit_key
 
+    keymap = kiosk_keymap(config)
     try:
-        quit_key = check_quit_key(args.quit_key)
+        quit_key = check_quit_key(args.quit_key or "ctrl+q")
     except ValueError as error:
         raise UsageError(str(error)) from None
     store = store_path(config, getattr(args, "store", None))
-    return asyncio.run(_run_kiosk(config, store, args.rotate, quit_key))
+    # --quit-key given wins over the config's [keymap].
+    keymap = {} if args.quit_key else keymap
+    return asyncio.run(_run_kiosk(config, store, args.rotate, quit_key, keymap))
 
 
-async def _run_kiosk(config: Config, store_file: Path, rotate: float, quit_key: str) -> int:
+async def _run_kiosk(
+    config: Config, store_file: Path, rotate: float, quit_key: str, keymap: dict[str, str]
+) -> int:
     from console.fleet.share import shared_fleet
     from console.queue.board import DeployBoard, read_board
     from console.queue.release_queue import DeployQueue
@@ -61,6 +69,7 @@ async def _run_kiosk(config: Config, store_file: Path, rotate: float, quit_key: 
     # Read-only here too: without a store file the kiosk polls AWS on its own.
     fleet = shared_fleet(config, store_file, "kiosk", create_store=False)
     app = build_kiosk(config, fleet, board, rotate_seconds=rotate, quit_key=quit_key)
+    app.set_keymap(keymap)
     try:
         await app.run_async()
     finally:

@@ -19,8 +19,10 @@ import termios
 import warnings
 from collections.abc import Sequence
 from multiprocessing import forkserver, reduction
+from multiprocessing.connection import Connection
 from typing import Any
 
+from console.errors import ConfigError, ConsoleError
 from console.identity import Actor, enter_session
 from screens import PROG
 
@@ -29,6 +31,11 @@ from screens import PROG
 warnings.filterwarnings(
     "ignore", message="'screens.main' found in sys.modules", category=RuntimeWarning
 )
+
+CONSOLE_ENTRY = "screens.main:main"
+# How long the fork server's first child may take to import and check the config (a loaded
+# host, a fresh clone compiling every module).
+WARM_UP_SECONDS = 300.0
 
 # What every session runs, imported once by the fork server.
 PRELOAD = (
@@ -106,8 +113,23 @@ def _run_entry(entry: str, argv: list[str], env: dict[str, str], actor: Actor) -
     getattr(importlib.import_module(module), function)(argv)
 
 
-def _started() -> None:
-    """In a child of the fork server: nothing (ForkedConsoles.start waits for its start)."""
+def _started(argv: list[str] | None, answer: Connection) -> None:
+    """In a child of the fork server (ForkedConsoles.start waits for its start): with the
+    console's `argv`, what each session would refuse at its start (the config's [keymap],
+    checked against the screens' bindings), so that the server says it once, before serving."""
+    problem = ""
+    if argv is not None:
+        from console.config import find_config
+        from screens.keymap import config_keymap
+
+        # The doors' argv: --config PATH first (sshd.console_command, web.served_argv).
+        explicit = argv[argv.index("--config") + 1] if "--config" in argv[:-1] else None
+        try:
+            config_keymap(find_config(explicit))
+        except ConsoleError as error:
+            problem = error.message
+    answer.send(problem)
+    answer.close()
 
 
 class ForkedConsole:
@@ -149,7 +171,7 @@ class ForkedConsoles:
     """Starts each session's console (`entry`, `screens.main:main`, with `argv`) from the
     fork server."""
 
-    def __init__(self, argv: Sequence[str], entry: str = "screens.main:main") -> None:
+    def __init__(self, argv: Sequence[str], entry: str = CONSOLE_ENTRY) -> None:
         self.argv = list(argv)
         self.entry = entry
         self._context = multiprocessing.get_context("forkserver")
@@ -165,9 +187,20 @@ class ForkedConsoles:
         # The fork server imports PRELOAD before it forks anything: a child that started has
         # waited for the import to finish.
         forkserver.ensure_running()
-        child = self._context.Process(target=_started, daemon=False)
+        argv = self.argv if self.entry == CONSOLE_ENTRY else None
+        answer, send = self._context.Pipe(duplex=False)
+        child = self._context.Process(target=_started, args=(argv, send), daemon=False)
         child.start()
+        send.close()
+        try:
+            problem = answer.recv() if answer.poll(WARM_UP_SECONDS) else ""
+        except EOFError:
+            problem = ""  # the child ended without a word: the sessions will say what is wrong
+        finally:
+            answer.close()
         child.join()
+        if problem:
+            raise ConfigError(problem)
 
     async def spawn(self, terminal: int, env: dict[str, str], actor: Actor) -> ForkedConsole:
         process = self._context.Process(
