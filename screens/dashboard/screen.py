@@ -12,6 +12,7 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.widgets import DataTable, Footer, Input, Static
 
+from console.access import Access
 from console.config import Config
 from console.fleet.jump import Jump
 from console.fleet.order import RowOrder, sort_projects
@@ -97,7 +98,13 @@ class DashboardScreen(FilteringScreen, SaysWhyNot):
         return self.query_one(FleetHeader)
 
     def compose(self) -> ComposeResult:
-        yield FleetHeader(self.config.clusters, len(self.config.projects), self.clock, id="header")
+        yield FleetHeader(
+            self.config.clusters,
+            len(self.config.projects),
+            self.clock,
+            read_only=Access(self.config).read_only,
+            id="header",
+        )
         yield Input(placeholder="filter projects by name (Escape clears)", id="filter")
         yield Static("", id="no-match")
         yield FleetMatrix(self.config.projects, self.config.clusters, id="matrix")

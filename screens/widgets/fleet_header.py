@@ -43,10 +43,12 @@ class FleetHeader(Static):
         project_count: int,
         clock: Callable[[], datetime],
         *,
+        read_only: bool = False,
         id: str | None = None,
         classes: str | None = None,
     ) -> None:
         super().__init__(id=id, classes=classes)
+        self.read_only = read_only
         self.clusters = clusters
         self.project_count = project_count
         self.clock = clock
@@ -76,6 +78,9 @@ class FleetHeader(Static):
         parts: list[str | tuple[str, str]] = [
             f"{self.project_count} projects · {len(self.clusters)} clusters · ",
         ]
+        if self.read_only:  # a web view without --allow-actions: no one deploys from here
+            parts.insert(0, ("READ-ONLY", "bold reverse $text-warning"))
+            parts.insert(1, " ")
         snapshot = self.snapshot
         if snapshot is None:
             parts.append(("reading the fleet…", "$text-muted"))

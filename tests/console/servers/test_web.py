@@ -393,8 +393,8 @@ async def _screen_text(devtools: _DevTools) -> str:
 
 
 # What a terminal shows of the read-only dashboard: the footer's keys (⏎ among them), the
-# legend's health and mark glyphs, the protected clusters' lock. The console is read-only by
-# offering no deploy key, as in a terminal (tests/screens/ui/test_roles.py).
+# legend's health and mark glyphs, the protected clusters' lock. The console is read-only: it
+# says so first in the header and offers no deploy key, as in a terminal.
 FOOTER_KEYS = ["⏎ Open project", "^q Quit", "? Help", "^p palette"]
 GLYPHS = [*HEALTH_GLYPHS.values(), *MARK_GLYPHS.values(), LOCK]
 SCREEN_DEADLINE = 60.0  # a first draw takes ~3 s; the rest is headroom for a loaded machine
@@ -418,6 +418,7 @@ async def test_headless_chromium_draws_the_consoles_glyphs_and_footer_with_the_s
     (tmp_path / "console.png").write_bytes(png)
     assert len(png) > SPLASH_PNG_BYTES, "the screenshot is (nearly) blank"
     assert "d Deploy" not in _footer(screen), screen
+    assert screen.lstrip().startswith("READ-ONLY 9 projects"), screen
     # Every character on the screen is ASCII or one the UI's glyph list names, which the served
     # fonts cover (test_web_fonts.py); and the browser loaded every face of the family.
     assert not set(screen) - set(ascii_and(ui_glyphs())), sorted(set(screen) - ui_glyphs())

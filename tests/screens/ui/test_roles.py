@@ -17,6 +17,7 @@ from textual.command import Command, CommandList, CommandPalette
 from textual.pilot import Pilot
 from textual.widgets._footer import FooterKey  # what the footer shows (no public name)
 
+from console.access import READ_ONLY_ENV
 from console.config import AccessSettings, Config, load_config
 from console.store import Store
 from screens.app import DeployConsoleApp
@@ -24,8 +25,9 @@ from screens.deploy.dialog import DeployDialog
 from screens.project.screen import ProjectScreen
 from screens.queue.dialogs import FreezeDialog, LockDialog
 from screens.queue.screen import QueueScreen
+from screens.widgets.fleet_header import FleetHeader
 from tests.conftest import DEMO_CONFIG
-from tests.screens.ui import SIZE, SteppingClock, wait_for
+from tests.screens.ui import SIZE, SteppingClock, stub_app, wait_for
 from tests.screens.ui.test_queue_screen import (
     NEXT_ID,
     QueueDeploys,
@@ -200,3 +202,23 @@ async def test_a_deployer_is_offered_deploys_only_where_the_role_allows(
         for search in ("lock", "freeze"):
             offered = await palette_search(pilot, search, None)
             assert not [t for t in offered if t.startswith("queue: ") and search in t], offered
+
+
+async def test_a_read_only_console_says_so_first_in_the_header(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `deploy-console web` serves without --allow-actions: an admin is a viewer too
+    (test_read_only_makes_everyone_a_viewer...), and the header's first word says so."""
+    for read_only in ("", "1"):
+        monkeypatch.setenv(READ_ONLY_ENV, read_only)
+        app = stub_app(config)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda app=app: app.refresh_count >= 1, "the first refresh")
+            text = header_text(app)
+            shown = "READ-ONLY 9 projects" if read_only else "9 projects"
+            assert text.startswith(f"{shown} · 4 clusters"), text
+
+
+def header_text(app: DeployConsoleApp) -> str:
+    header = app.screen.query_one(FleetHeader)
+    return header.describe(header.clock()).plain
