@@ -17,7 +17,7 @@ after each poll, the kiosk looking at the store only on that timer). Store chang
 freeze, a lock, a deploy queued) are read by the kiosk's deploy board every 2 s: until the
 tile says ❄ frozen, ⊘ locked, ◷ queued.
 
-    .venv/bin/python -m tests.bench.bench_kiosk_latency [--samples 8] [--quick]
+    .venv/bin/python -m tests.bench.bench_kiosk_latency [--samples 8] [--quick] [--only fleet|store]
 """
 
 from __future__ import annotations
@@ -251,7 +251,15 @@ async def poll_seconds(config: Config) -> float:
         fleet.close()
 
 
-async def measure(config: Config, workdir: Path, samples: int) -> None:
+async def measure(config: Config, workdir: Path, samples: int, only: str | None) -> None:
+    if only != "store":
+        await measure_fleet(config, workdir, samples)
+    if only != "fleet":
+        for name, times in (await store_samples(config, workdir, max(2, samples // 2))).items():
+            print(f"  store: {name:14} {figures(times)}")
+
+
+async def measure_fleet(config: Config, workdir: Path, samples: int) -> None:
     interval = config.refresh_seconds
     poll = await poll_seconds(config)
     print(f"refresh_seconds = {interval:g} (the default); one poll of the demo fleet {poll:.2f} s")
@@ -275,21 +283,20 @@ async def measure(config: Config, workdir: Path, samples: int) -> None:
             f"against {statistics.median(before):.2f} s ({middle:.1f}x); "
             f"one interval + one poll = {interval + poll:.2f} s"
         )
-    for name, times in (await store_samples(config, workdir, max(2, samples // 2))).items():
-        print(f"  store: {name:14} {figures(times)}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=int, default=8, help="changes per case (default 8)")
     parser.add_argument("--quick", action="store_true", help="3 changes per case")
+    parser.add_argument("--only", choices=("fleet", "store"), help="one kind of change")
     args = parser.parse_args()
     samples = 3 if args.quick else args.samples
     with tempfile.TemporaryDirectory(prefix="bench-kiosk-") as tmp:
         workdir = Path(tmp)
         with world_process(DEMO_CONFIG, workdir) as config:
             assert config.refresh_seconds == Config.refresh_seconds == 10.0
-            asyncio.run(measure(config, workdir, samples))
+            asyncio.run(measure(config, workdir, samples, args.only))
 
 
 if __name__ == "__main__":
