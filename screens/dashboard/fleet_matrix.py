@@ -202,14 +202,10 @@ class FleetMatrix(CursorCachedTable[Text], inherit_bindings=False):
             self.add_row(*cells, key=project.name)
 
     def _column_label(self, cluster: ClusterConfig) -> Text:
-        """In the cluster's colour (config); a protected cluster's is a bar across the column."""
+        """In the cluster's colour (config); a protected cluster's is a bar in it."""
         look = cluster_look(cluster)
-        label = cluster_label(cluster)
-        if look.plain:
-            return Text(label, style=self._style("fleet-matrix--cluster"), no_wrap=True)
-        if look.bar:
-            label += " " * (self.cell_width - cell_len(label))
-        return Text(label, style=look.rich_style, no_wrap=True)
+        style = self._style("fleet-matrix--cluster") if look.plain else look.rich_style
+        return Text(cluster_label(cluster), style=style, no_wrap=True)
 
     def _style(self, component: str) -> Style:
         # Cached here: every update_cell() clears the widget's own style cache.
