@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-deploys bench-audit bench-queue bench-actor install clean
+.PHONY: demo test lint bench bench-deploys bench-audit bench-queue bench-actor bench-kiosk install clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "deploy-console needs Python 3.11 or newer")'
@@ -49,6 +49,9 @@ bench-queue: $(STAMP)
 
 bench-actor: $(STAMP)
 	$(BIN)/python -m tests.bench.actor_filter
+
+bench-kiosk: $(STAMP)
+	$(BIN)/python -m tests.bench.bench_kiosk_latency
 
 clean:
 	rm -rf $(VENV) .venv-bench .mypy_cache .ruff_cache .pytest_cache

@@ -11,8 +11,10 @@ from typing import Any, TypeVar
 
 from console.config.doors import parse_access, parse_audit, parse_sshd
 from console.config.keymap import KeymapSettings, parse_keymap
+from console.config.locate import closest, key_line
 from console.config.reader import DAY, HOUR, MAX_PORT, Table
 from console.config.schema import (
+    CLUSTER_COLOURS,
     AccessSettings,
     AuditSettings,
     ClusterConfig,
@@ -29,6 +31,7 @@ from console.config.schema import (
 )
 from console.config.web import WebSettings, parse_web
 from console.config.world_seed import parse_world
+from console.errors import ConfigError
 
 MAX_PARALLEL = 1000
 LB_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")
@@ -230,6 +233,7 @@ def _parse_cluster(table: Table) -> ClusterConfig:
         mfa_serial=table.string("mfa_serial"),
         protected=table.boolean("protected", False),
         ssh=_parse_ssh(ssh_table) if ssh_table is not None else None,
+        colour=_cluster_colour(table),
     )
     if cluster.endpoint_url and not re.match(r"^https?://[^\s/]+", cluster.endpoint_url):
         table.fail(f"must be an http(s) URL, not {cluster.endpoint_url!r}", "endpoint_url")
@@ -239,6 +243,21 @@ def _parse_cluster(table: Table) -> ClusterConfig:
     _check_assume_role_settings(table, cluster)
     table.done()
     return cluster
+
+
+def _cluster_colour(table: Table) -> str | None:
+    """One of CLUSTER_COLOURS; else one line naming the file's line and the valid ones."""
+    value: str | None = table.string("colour")
+    if value is None or value.lower() in CLUSTER_COLOURS:
+        return None if value is None else value.lower()
+    line = key_line(table.source, table.key_path("colour"))
+    where = f"{table.source}:{line}" if line is not None else str(table.source)
+    meant = closest(value.lower(), CLUSTER_COLOURS)
+    hint = f"did you mean {meant}? " if meant else ""
+    raise ConfigError(
+        f"{where}: {table.key_path('colour')}: unknown colour {value!r} "
+        f"({hint}valid: {', '.join(CLUSTER_COLOURS)})"
+    )
 
 
 def _check_assume_role_settings(table: Table, cluster: ClusterConfig) -> None:

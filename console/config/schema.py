@@ -12,6 +12,7 @@ from console.config.web import WebSettings
 from console.errors import ConfigError
 
 __all__ = [
+    "CLUSTER_COLOURS",
     "DEFAULT_ANCHOR_KEY",
     "AccessSettings",
     "AuditSettings",
@@ -62,6 +63,10 @@ class SshSettings:
         return (host.strip("[]"), int(port))
 
 
+# The colours a cluster may be given (`colour = "..."`): names a person knows.
+CLUSTER_COLOURS = ("red", "orange", "yellow", "green", "cyan", "blue", "purple", "magenta", "grey")
+
+
 @dataclass(frozen=True)
 class ClusterConfig:
     name: str
@@ -78,6 +83,9 @@ class ClusterConfig:
     mfa_serial: str | None = None
     protected: bool = False
     ssh: SshSettings | None = None
+    # How its column and tiles look (one of CLUSTER_COLOURS); a protected cluster's header
+    # is a bar in it (red when unset), so production is unmistakable.
+    colour: str | None = None
 
     @property
     def account_key(self) -> tuple[str | None, ...]:

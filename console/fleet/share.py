@@ -36,6 +36,9 @@ READ_ONLY_FLEET_ENV = "DEPLOY_CONSOLE_FLEET_FROM_STORE"
 STALE_INTERVALS = 3
 MIN_STALE_SECONDS = 15.0
 SNAPSHOT_FORMAT = 1
+# While another process polls, a reader looks this often for its next snapshot: one row read
+# (the snapshot itself only when new), so a new snapshot reaches every wall within this.
+FOLLOW_SECONDS = 0.5
 
 
 class FleetShareError(ConsoleError):
@@ -49,6 +52,13 @@ def poller_name(role: str) -> str:
 
 def stale_seconds(config: Config) -> float:
     return max(STALE_INTERVALS * config.refresh_seconds, MIN_STALE_SECONDS)
+
+
+def next_poll_in(interval: float, elapsed: float) -> float:
+    """Polls start on a fixed cadence, every `interval` from the last one's start however long
+    it took (one that overran waits for the next tick, no burst): sleeping `interval` after
+    each poll made the period interval + poll time, and a change waited up to both."""
+    return interval - (elapsed % interval)
 
 
 # -- the snapshot as stored: compressed JSON, read back to equal values ---------------------
@@ -238,13 +248,22 @@ class SharedFleet:
             self._polling = asyncio.create_task(self.keep_polling())
 
     async def keep_polling(self) -> None:
-        """For servers: poll every refresh interval while holding the lease, and take it
-        whenever it frees; runs until cancelled."""
+        """For servers: poll every refresh interval (start to start) while holding the lease,
+        and take it whenever it frees; runs until cancelled."""
+        loop = asyncio.get_running_loop()
         while True:
+            started = loop.time()
             # A store busy or unreadable, AWS failing: readers are told; try again next round.
             with contextlib.suppress(ConsoleError, sqlite3.Error):
                 await self.poll_if_holder()
-            await asyncio.sleep(self.config.refresh_seconds)
+            await asyncio.sleep(next_poll_in(self.config.refresh_seconds, loop.time() - started))
+
+    def follow_seconds(self) -> float | None:
+        """How soon to look for the next snapshot while another process polls; None while
+        this one polls AWS itself (or has no store to share through): then every interval."""
+        if self._held or self._store is None:
+            return None
+        return FOLLOW_SECONDS
 
     async def _poll(self, store: Store) -> FleetSnapshot:
         polled = asyncio.Event()

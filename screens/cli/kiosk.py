@@ -52,6 +52,7 @@ async def _run_kiosk(
     from console.fleet.share import shared_fleet
     from console.queue.board import DeployBoard, read_board
     from console.queue.release_queue import DeployQueue
+    from console.queue.wall import PairNotes, read_pair_notes
     from console.store import Store
     from screens.kiosk.screen import build_kiosk
 
@@ -66,9 +67,17 @@ async def _run_kiosk(
             opened.append(await Store.open(store_file, create=False))
         return await read_board(opened[0], DeployQueue(opened[0], config))
 
+    pairs = [(project.name, cluster) for project in config.projects for cluster in project.clusters]
+
+    async def notes() -> PairNotes:
+        """Each pair's mark and last deploy, on the store board() opened (read just after it)."""
+        if not opened:
+            return PairNotes()
+        return await read_pair_notes(DeployQueue(opened[0], config), pairs)
+
     # Read-only here too: without a store file the kiosk polls AWS on its own.
     fleet = shared_fleet(config, store_file, "kiosk", create_store=False)
-    app = build_kiosk(config, fleet, board, rotate_seconds=rotate, quit_key=quit_key)
+    app = build_kiosk(config, fleet, board, notes=notes, rotate_seconds=rotate, quit_key=quit_key)
     app.set_keymap(keymap)
     try:
         await app.run_async()

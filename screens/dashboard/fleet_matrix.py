@@ -11,6 +11,7 @@ from textual.widgets.data_table import CellDoesNotExist, RowKey
 from console.config import ClusterConfig, ProjectConfig
 from console.model import EnvStatus, FleetSnapshot, Health
 from console.queue.marks import Mark, PairMark
+from screens.widgets.cluster_look import cluster_look
 from screens.widgets.format import (
     HEALTH_GLYPHS,
     LOCK,
@@ -244,8 +245,10 @@ class FleetMatrix(CursorCachedTable[Text], inherit_bindings=False):
             self.add_row(*cells, key=name)
 
     def _column_label(self, cluster: ClusterConfig) -> Text:
-        component = "fleet-matrix--protected" if cluster.protected else "fleet-matrix--cluster"
-        return Text(cluster_label(cluster), style=self._style(component), no_wrap=True)
+        """In the cluster's colour (config); a protected cluster's is a bar in it."""
+        look = cluster_look(cluster)
+        style = self._style("fleet-matrix--cluster") if look.plain else look.rich_style
+        return Text(cluster_label(cluster), style=style, no_wrap=True)
 
     def _style(self, component: str) -> Style:
         # Cached here: every update_cell() clears the widget's own style cache.

@@ -1,5 +1,6 @@
-"""The kiosk: a read-only wall screen of the fleet. Tiles per project and cluster, a clock,
-the data's age, a ticker of the latest deploys; pages rotate; one key quits, none acts."""
+"""The kiosk: a read-only wall screen of the fleet. Tiles per project and cluster (health,
+version, the deploy in flight, its mark, the last deploy), a clock, the data's age, a ticker
+of the latest deploys; pages rotate; one key quits, none acts."""
 
 from __future__ import annotations
 
@@ -27,37 +28,37 @@ from textual.widgets import Static
 
 from console.config import Config
 from console.fleet.inventory import FleetSource
-from console.model import DeployState, EnvStatus, FleetSnapshot, Health
-from console.queue.board import ROLLBACK, DeployBoard, InFlight, finished_at
+from console.model import EnvStatus, FleetSnapshot, Health
+from console.queue.board import DeployBoard, finished_at
+from console.queue.marks import Mark
+from console.queue.wall import PairNotes
 from screens import PROG
+from screens.kiosk.tile import OUTCOME_GLYPHS, KioskTile, TileView, clock_text, rough_age
 from screens.messages import error_text
 from screens.refresh import FleetRefreshApp
+from screens.widgets.cluster_look import cluster_look
 from screens.widgets.format import (
     HEALTH_GLYPHS,
     HEALTH_STYLES,
-    LOCK,
+    MARK_GLYPHS,
+    MARK_STYLES,
     format_age,
     health_word,
-    version_summary,
 )
 
 BoardSource = Callable[[], Awaitable[DeployBoard]]
 """Reads the deploys to show (in flight, latest finished) from the store."""
+NotesSource = Callable[[], Awaitable[PairNotes]]
+"""Reads each pair's mark and last deploy from the store (console.queue.wall)."""
 
 TILE_WIDTH = 26
 TILE_HEIGHT = 6  # the border, and four lines: cluster, health, version, deploy or staleness
+# (a fifth, the last deploy, when the tile has room)
 DENSE_WIDTH = 40  # one line: glyph, project, cluster, version, deploy progress
 DENSE_AFTER_PAGES = 4
 """Past this many pages of large tiles, the tiles are dense (one line each)."""
 CHROME_HEIGHT = 3  # the header's two lines and the ticker
 BOARD_SECONDS = 2.0
-OUTCOME_GLYPHS: dict[str, tuple[str, str]] = {
-    DeployState.SUCCEEDED: ("✔", "$text-success"),
-    DeployState.FAILED: ("✖", "bold $text-error"),
-    DeployState.ROLLED_BACK: ("↩", "$text-warning"),
-    DeployState.CANCELLED: ("⊘", "$text-muted"),
-    DeployState.INTERRUPTED: ("!", "$text-warning"),
-}
 MODIFIERS = {"ctrl", "shift", "alt", "meta", "super", "hyper"}
 
 
@@ -112,109 +113,13 @@ def page_layout(tiles: int, width: int, height: int) -> PageLayout:
     return best
 
 
-def _rough_age(age: timedelta) -> str:
-    """An age to its largest unit: 45s, 38m, 2h, 3d (a ticker is read in passing)."""
-    return format_age(age.total_seconds()).split()[0]
-
-
-def _clock_text(moment: datetime) -> str:
-    return moment.strftime("%H:%M:%S")
-
-
 @dataclass
 class DeployBoardRead(Message):
     """The deploys were read from the store (or not: `error`, and the last board stays)."""
 
     board: DeployBoard | None
     error: str | None = None
-
-
-class KioskTile(Static):
-    """One project in one cluster."""
-
-    def show(
-        self,
-        project: str,
-        cluster: str,
-        protected: bool,
-        env: EnvStatus | None,
-        stale_since: datetime | None,
-        flight: InFlight | None,
-        local_zone: tzinfo | None,
-    ) -> None:
-        health = env.health if env is not None else Health.UNKNOWN
-        for name in Health:
-            self.set_class(health is name, f"-{name.value}")
-        self.set_class(stale_since is not None, "-stale")
-        self.set_class(flight is not None, "-deploying")
-        if self.has_class("-dense"):
-            self._show_dense(project, cluster, protected, env, health, stale_since, flight)
-            return
-        self.border_title = project
-        title = f"{cluster} {LOCK}" if protected else cluster
-        counts = f"{env.serving_count}/{env.total_count}" if env and env.total_count else ""
-        version = version_summary(_versions(env)) if env is not None else ""
-        if flight is not None:
-            version = f"{version} → {flight.record.release}" if version else flight.record.release
-        lines: list[Content] = [
-            Content.assemble((title, "bold"), f"  {counts}" if counts else ""),
-            Content.styled(f"{HEALTH_GLYPHS[health]} {health_word(health)}", HEALTH_STYLES[health])
-            if env is not None
-            else Content.styled("? no data yet", "italic $text-muted"),
-            Content(version),
-        ]
-        if flight is not None:
-            lines.append(_flight_line(flight))
-        if stale_since is not None:
-            lines.append(
-                Content.styled(
-                    f"stale since {_clock_text(stale_since.astimezone(local_zone))}",
-                    "$text-warning",
-                )
-            )
-        self.update(Content("\n").join(lines))
-
-    def _show_dense(
-        self,
-        project: str,
-        cluster: str,
-        protected: bool,
-        env: EnvStatus | None,
-        health: Health,
-        stale_since: datetime | None,
-        flight: InFlight | None,
-    ) -> None:
-        """One line: ● project cluster🔒 version [→ release ⟳ 3/9] [stale]."""
-        version = version_summary(_versions(env)) if env is not None else "no data"
-        parts: list[Content | str | tuple[str, str]] = [
-            (HEALTH_GLYPHS[health], HEALTH_STYLES[health]),
-            " ",
-            (project, "bold"),
-            f" {cluster}{LOCK if protected else ''} {version}",
-        ]
-        if flight is not None:
-            progress = f"{flight.steps_done}/{flight.steps_total}" if flight.running else "queued"
-            parts.append((f" → {flight.record.release} ⟳{progress}", "bold $text-primary"))
-        if stale_since is not None:
-            parts.append((" stale", "$text-warning"))
-        self.border_title = None
-        self.update(Content.assemble(*parts))
-
-
-def _versions(env: EnvStatus) -> tuple[str, ...]:
-    """The versions running; when none runs (all stopped), what the instances hold."""
-    return env.versions or tuple(dict.fromkeys(i.version for i in env.instances if i.version))
-
-
-def _flight_line(flight: InFlight) -> Content:
-    """The deploy's progress (its release is on the version line): ⟳ 3/9 configure +1."""
-    more = f" +{flight.queued_behind}" if flight.queued_behind else ""
-    if not flight.running:
-        return Content.styled(f"queued{more}", "$text-primary")
-    step = "rolling back" if flight.current_step == ROLLBACK else (flight.current_step or "")
-    return Content.styled(
-        f"⟳ {flight.steps_done}/{flight.steps_total} {step}".rstrip() + more, "bold $text-primary"
-    )
+    notes: PairNotes | None = None
 
 
 class KioskScreen(Screen[None], inherit_bindings=False):
@@ -261,6 +166,7 @@ class KioskApp(FleetRefreshApp, inherit_bindings=False):
         fleet: FleetSource,
         board: BoardSource | None = None,
         *,
+        notes: NotesSource | None = None,
         clock: Callable[[], datetime] | None = None,
         local_zone: tzinfo | None = None,
         rotate_seconds: float = 15.0,
@@ -274,6 +180,8 @@ class KioskApp(FleetRefreshApp, inherit_bindings=False):
             [Binding(quit_key, "quit", "Quit", show=False, priority=True, id="kiosk.quit")]
         )
         self.board_source = board
+        self.notes_source = notes
+        self.looks = {cluster.name: cluster_look(cluster) for cluster in config.clusters}
         self.clock = clock or (lambda: datetime.now(UTC))
         self.local_zone = local_zone
         self.rotate_seconds = rotate_seconds
@@ -288,6 +196,7 @@ class KioskApp(FleetRefreshApp, inherit_bindings=False):
         """Each pair's last data read without error: what a stale tile keeps showing."""
         self.failed_at: datetime | None = None
         self.board: DeployBoard | None = None
+        self.notes = PairNotes()
         self.board_error: str | None = None
         self.board_count = 0
         """Reads of the deploys ended: tests wait on it."""
@@ -345,13 +254,17 @@ class KioskApp(FleetRefreshApp, inherit_bindings=False):
     async def _board_worker(self) -> None:
         assert self.board_source is not None
         try:
-            self.post_message(DeployBoardRead(await self.board_source()))
+            board = await self.board_source()
+            notes = await self.notes_source() if self.notes_source is not None else None
+            self.post_message(DeployBoardRead(board, notes=notes))
         except Exception as error:
             self.post_message(DeployBoardRead(None, error_text(error)))
 
     def on_deploy_board_read(self, message: DeployBoardRead) -> None:
         if message.board is not None:
             self.board = message.board
+        if message.notes is not None:
+            self.notes = message.notes
         self.board_error = message.error
         self.board_count += 1
         self.update_view()
@@ -410,43 +323,58 @@ class KioskApp(FleetRefreshApp, inherit_bindings=False):
         screen.query_one("#kiosk-ticker", Static).update(self._ticker(now))
         start = self.page * self.page_shape.per_page
         on_page = self.pairs[start : start + self.page_shape.per_page]
-        in_flight = self.board.in_flight if self.board is not None else {}
         for index, tile in enumerate(screen.query(KioskTile)):
             tile.display = index < len(on_page)
-            if index >= len(on_page):
-                continue
-            project, cluster, protected = on_page[index]
-            pair = (project, cluster)
-            since = self.stale_since(pair)
-            env = self.last_good.get(pair) if since is not None else None
-            if env is None and self.snapshot is not None:
-                env = self.snapshot.env(project, cluster)
-            tile.show(project, cluster, protected, env, since, in_flight.get(pair), self.local_zone)
+            if index < len(on_page):
+                tile.show(self._tile_view(*on_page[index]), now, self.local_zone)
+
+    def _tile_view(self, project: str, cluster: str, protected: bool) -> TileView:
+        pair = (project, cluster)
+        since = self.stale_since(pair)
+        env = self.last_good.get(pair) if since is not None else None
+        if env is None and self.snapshot is not None:
+            env = self.snapshot.env(project, cluster)
+        in_flight = self.board.in_flight if self.board is not None else {}
+        return TileView(
+            project,
+            cluster,
+            protected,
+            self.looks[cluster],
+            env,
+            since,
+            in_flight.get(pair),
+            self.notes.marks.get(pair),
+            self.notes.last.get(pair),
+        )
 
     def _summary(self) -> Content:
+        """How many pairs are in each health, then in each mark: ● 24 healthy  ❄ 4 frozen."""
         counts: dict[Health, int] = {}
+        marks: dict[Mark, int] = {}
         for project, cluster, _ in self.pairs:
             env = self.snapshot.env(project, cluster) if self.snapshot else None
             health = env.health if env is not None else Health.UNKNOWN
             counts[health] = counts.get(health, 0) + 1
+            mark = self.notes.marks.get((project, cluster))
+            if mark is not None and mark.mark is not None:
+                marks[mark.mark] = marks.get(mark.mark, 0) + 1
         parts: list[str | tuple[str, str]] = []
         for health, glyph in HEALTH_GLYPHS.items():
             if counts.get(health):
-                parts.extend(
-                    [
-                        (f"{glyph} {counts[health]} {health_word(health)}", HEALTH_STYLES[health]),
-                        "  ",
-                    ]
-                )
+                words = f"{glyph} {counts[health]} {health_word(health)}"
+                parts.extend([(words, HEALTH_STYLES[health]), "  "])
+        for kind, glyph in MARK_GLYPHS.items():
+            if marks.get(kind):
+                parts.extend([(f"{glyph} {marks[kind]} {kind}", MARK_STYLES[kind]), "  "])
         return Content.assemble(*parts)
 
     def _clock(self, now: datetime) -> Content:
-        utc = Content.assemble((_clock_text(now.astimezone(UTC)), "bold"), " UTC")
+        utc = Content.assemble((clock_text(now.astimezone(UTC)), "bold"), " UTC")
         local = now.astimezone(self.local_zone)
         if local.utcoffset() == timedelta(0):
             return Content.assemble(utc, " (local time too)")
         return Content.assemble(
-            utc, "  ", (_clock_text(local), "bold"), f" {local.tzname() or 'local'}"
+            utc, "  ", (clock_text(local), "bold"), f" {local.tzname() or 'local'}"
         )
 
     def _age(self, now: datetime) -> Content:
@@ -482,7 +410,7 @@ class KioskApp(FleetRefreshApp, inherit_bindings=False):
                     (f"{record.project} → {record.cluster}", "bold"),
                     f" {record.release} ",
                     (record.state.replace("_", " "), style),
-                    (f" {_rough_age(now - finished_at(record))} ago", "$text-muted"),
+                    (f" {rough_age(now - finished_at(record))} ago", "$text-muted"),
                 )
             )
         return Content("   ").join([Content.styled("latest", "bold reverse"), *items])

@@ -162,9 +162,9 @@ async def test_tiles_show_health_versions_and_the_deploy_in_flight(
         assert app.page_count == 1
         shown = tiles(app)
         assert len(shown) == len(app.pairs) == 27
-        assert shown["storefront/prod1"] == "prod1 🔒  2/2 | ● healthy | 2.15.0"
-        assert shown["media-service/prod1"] == "prod1 🔒  1/2 | ◐ degraded | 1.6.0"
-        assert shown["checkout-api/prod2"] == "prod2 🔒  0/2 | ✖ down | 5.2.3"
+        assert shown["storefront/prod1"] == " prod1 🔒   2/2 | ● healthy | 2.15.0"
+        assert shown["media-service/prod1"] == " prod1 🔒   1/2 | ◐ degraded | 1.6.0"
+        assert shown["checkout-api/prod2"] == " prod2 🔒   0/2 | ✖ down | 5.2.3"
         assert shown["search-api/staging"] == "staging | ○ no instances | "
         # The running deploy: its release, steps done of all, the step running; one behind it.
         assert shown["storefront/staging"] == (
@@ -236,7 +236,7 @@ async def test_a_failed_refresh_keeps_the_tiles_dimmed_and_stale(config: Config)
         clock.advance(95)
         shown = await tiles_after_refresh(app, pilot)
         assert shown["storefront/prod1"] == (
-            "prod1 🔒  2/2 | ● healthy | 2.15.0 | stale since 13:00:00"
+            " prod1 🔒   2/2 | ● healthy | 2.15.0 | stale since 13:00:00"
         )
         assert len(app.screen.query(".-stale")) == 27
         age = static(app, "kiosk-age")
@@ -253,7 +253,7 @@ async def test_a_cluster_that_cannot_be_read_goes_stale_alone(config: Config) ->
     async with kiosk(config, StubFleet(config, [good, stale]), None) as (app, pilot):
         shown = await tiles_after_refresh(app, pilot)
         assert shown["checkout-api/prod2"] == (
-            "prod2 🔒  0/2 | ✖ down | 5.2.3 | stale since 13:00:00"
+            " prod2 🔒   0/2 | ✖ down | 5.2.3 | stale since 13:00:00"
         )
         assert "stale" not in shown["checkout-api/prod1"]
         assert {tile.border_title for tile in app.screen.query(".-stale")} == {
