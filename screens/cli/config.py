@@ -21,9 +21,10 @@ def register(commands: Commands) -> None:
 
 
 def check_command(config: Config, _args: argparse.Namespace) -> int:
-    from screens.keymap import config_keymap
+    if config.keymap.keys:  # the screens' bindings (and Textual) are read only to check one
+        from screens.keymap import config_keymap
 
-    config_keymap(config)  # the [keymap] names bindings the screens define, and keys
+        config_keymap(config)  # the [keymap] names bindings the screens define, and keys
     lb_count = sum(
         len(settings.load_balancers)
         for project in config.projects
