@@ -100,6 +100,16 @@ KEYMAP: dict[str, list[BindingType]] = {
     "deploy dialog": [
         *form_keys("deploy_dialog", "Deploy", cancel="cancel", submit="confirm"),
         Binding("ctrl+y", "anyway", "Deploy anyway", id="deploy_dialog.anyway"),
+        Binding(
+            "ctrl+down",
+            "scroll_plan(3)",
+            "Scroll the plan",
+            show=False,
+            id="deploy_dialog.plan_down",
+        ),
+        Binding(
+            "ctrl+up", "scroll_plan(-3)", "Scroll the plan", show=False, id="deploy_dialog.plan_up"
+        ),
     ],
     "deploy": [
         Binding("escape", "back", "Back (deploy goes on)", id="deploy.back"),

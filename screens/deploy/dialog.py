@@ -258,10 +258,12 @@ class DeployDialog(ModalScreen[DeployRequest | None]):
                 id="releases-hint",
             )
             yield DataTable(id="releases", cursor_type="row", zebra_stripes=True)
-            # The plan scrolls on a short terminal; the confirmation below it stays in view.
-            with VerticalScroll(id="plan-area"):
+            # The plan scrolls on a short terminal (ctrl+up/down, the wheel); the confirmation
+            # below it stays in view. Not in the Tab order: one Tab goes from the releases to
+            # the name to type.
+            with VerticalScroll(id="plan-area", can_focus=False):
                 yield Static("reading the releases…", id="plan")
-            with VerticalScroll(id="warnings-area"):
+            with VerticalScroll(id="warnings-area", can_focus=False):
                 yield Static(id="warnings")
             if self.cluster.protected:
                 yield Static(
@@ -282,6 +284,10 @@ class DeployDialog(ModalScreen[DeployRequest | None]):
                     disabled=True,
                 )
                 yield Button("Cancel", id="cancel")
+
+    def action_scroll_plan(self, lines: int) -> None:
+        """The plan (and its warnings) on a short terminal, without leaving the releases."""
+        self.query_one("#plan-area", VerticalScroll).scroll_relative(y=lines, animate=False)
 
     def on_mount(self) -> None:
         table = self.release_table

@@ -366,6 +366,7 @@ class HistoryScreen(FilteringScreen, RedeployKeys):
                     for column, cell in zip(table.columns, self._cells(record), strict=True):
                         table.update_cell(record.id, column, cell, update_width=False)
             self._show_empty()
+            self._show_preview()  # the highlighted deploy may have ended: its line says so
             return
         offset = cursor_row - round(table.scroll_y)
         at_top = table.scroll_y == 0

@@ -118,8 +118,11 @@ async def test_a_protected_deploy_is_confirmed_at_80x24_by_typing_the_cluster_na
 
 
 async def _type_prod1_and_deploy(pilot: Pilot[None], deploys: ScriptedDeploys) -> None:
-    """Type prod1 in the name field, press Enter: storefront's newest release deploys."""
-    await pilot.click("#confirm-name")
+    """Tab once from the releases to the name field (as a person does), type prod1, press
+    Enter: storefront's newest release deploys."""
+    await pilot.press("tab")
+    await pilot.pause()
+    assert pilot.app.focused is not None and pilot.app.focused.id == "confirm-name"
     await pilot.press(*"prod1", "enter")
     await wait_for(pilot, lambda: deploys.started, "the deploy to start")
     assert deploys.started == [DeployRequest("storefront", "prod1", "2.15.0", "alice")]
@@ -132,10 +135,14 @@ async def test_the_plan_scrolls_at_80x24_and_the_buttons_stay(
         dialog = await open_dialog(pilot, 3)
         area = dialog.query_one("#plan-area")
         await pilot.pause()
-        # The plan is longer than its area here: its last line is reached by scrolling.
+        # The plan is longer than its area here: its last line is reached by scrolling, with
+        # the keys while the releases keep the cursor.
         assert area.max_scroll_y > 0
-        area.scroll_end(animate=False)
+        for _ in range(area.max_scroll_y):
+            await pilot.press("ctrl+down")
         await pilot.pause()
+        assert area.scroll_y == area.max_scroll_y
+        assert dialog.release_table.has_focus
         assert "expected" in dialog.plan_text
         assert hidden(dialog, "#confirm-name", "#confirm", "#cancel") == []
 
