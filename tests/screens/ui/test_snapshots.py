@@ -113,6 +113,13 @@ def test_project_storefront(snap_compare: SnapCompare, make_app) -> None:
     )
 
 
+def test_project_at_80x24(snap_compare: SnapCompare, make_app) -> None:
+    """A failing instance's reason and the footer's keys on a standard terminal."""
+    assert snap_compare(
+        make_app(), terminal_size=(80, 24), run_before=open_project("media-service", "prod1")
+    )
+
+
 def test_help(snap_compare: SnapCompare, make_app) -> None:
     async def run_before(pilot: Pilot[None]) -> None:
         await first_refresh(pilot)
