@@ -9,17 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-import tomlkit
-from tomlkit.exceptions import TOMLKitError
-
-from console.config.locate import closest
+from console.config.locate import closest, parts_line
 from console.config.reader import Table
 from console.errors import ConfigError
 
 MODIFIERS = frozenset({"ctrl", "shift", "alt", "meta", "super", "hyper"})
 EXAMPLES = 'e.g. "ctrl+d", "f5", "x" or "ctrl+d,f5"'
 # A value no config holds: the first line that changes when a key is set to it is the key's.
-_MARK = "\x00deploy-console: keymap\x00"
 _SPACE = re.compile(r"\s")
 
 
@@ -89,7 +85,7 @@ def _keys(source: Path, parts: tuple[str, ...], binding_id: str, value: Any) -> 
 
 
 def _fail(source: Path | None, parts: tuple[str, ...], binding_id: str, message: str) -> NoReturn:
-    line = None if source is None else entry_line(source, ("keymap", *parts))
+    line = None if source is None else parts_line(source, ("keymap", *parts))
     where = "" if source is None else f"{source}:{line}: " if line is not None else f"{source}: "
     raise ConfigError(f"{where}keymap.{binding_id}: {message}")
 
@@ -178,26 +174,3 @@ def _check_clashes(
         if other.id and other.id not in mapped:
             what = f"{other.id} (its default key)"
         settings.fail(first.id, f"{key} is also {what} on the {group} screen: pick another key")
-
-
-def entry_line(source: Path, parts: tuple[str, ...]) -> int | None:
-    """The line (from 1) where the entry at `parts` is written in `source`; None when the file
-    cannot be read or holds no such entry."""
-    try:
-        text = source.read_text(encoding="utf-8")
-        document = tomlkit.parse(text)
-        node: Any = document
-        for part in parts[:-1]:
-            node = node[part]
-        if parts[-1] not in node:
-            return None
-        node[parts[-1]] = _MARK
-        marked = document.as_string()
-    except (OSError, UnicodeDecodeError, TOMLKitError, LookupError, TypeError, ValueError):
-        return None
-    for number, (before, after) in enumerate(
-        zip(text.splitlines(), marked.splitlines(), strict=False), 1
-    ):
-        if before != after:
-            return number
-    return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,14 @@ def path_parts(key_path: str) -> list[str | int]:
 def key_line(source: Path, key_path: str) -> int | None:
     """The line (from 1) where `key_path` is written in `source`; None when the file cannot
     be read or the key is not found in it (a config built in memory, a file since changed)."""
+    return parts_line(source, path_parts(key_path))
+
+
+def parts_line(source: Path, parts: Sequence[str | int]) -> int | None:
+    """key_line for a path already split (a quoted key may hold dots: `"deploy.open"`)."""
     try:
         text = source.read_text(encoding="utf-8")
         document = tomlkit.parse(text)
-        parts = path_parts(key_path)
         node: Any = document
         for part in parts[:-1]:
             node = node[part]
