@@ -108,7 +108,6 @@ class FleetMatrix(CursorCachedTable[Text], inherit_bindings=False):
         "fleet-matrix--not-deployed",
         "fleet-matrix--loading",
         "fleet-matrix--cluster",
-        "fleet-matrix--protected",
         "fleet-matrix--deploying",
         "fleet-matrix--queued",
         "fleet-matrix--frozen",
@@ -128,7 +127,6 @@ class FleetMatrix(CursorCachedTable[Text], inherit_bindings=False):
     FleetMatrix > .fleet-matrix--not-deployed { color: $text-disabled; }
     FleetMatrix > .fleet-matrix--loading { color: $text-disabled; }
     FleetMatrix > .fleet-matrix--cluster { color: $text-primary; text-style: bold; }
-    FleetMatrix > .fleet-matrix--protected { color: $text-error; text-style: bold; }
     FleetMatrix > .fleet-matrix--deploying { color: $text-accent; text-style: bold; }
     FleetMatrix > .fleet-matrix--queued { color: $text-accent; }
     FleetMatrix > .fleet-matrix--frozen { color: $text-primary; text-style: bold; }
