@@ -14,10 +14,11 @@ __all__ = ["DeployWindow", "is_open", "next_open", "outside_windows"]
 
 
 def _intervals(window: DeployWindow, now: datetime) -> Iterator[tuple[datetime, datetime]]:
-    """The window's open intervals (UTC) that end after `now`, earliest first, for 8 days."""
+    """The window's open intervals (UTC) that end after `now`, earliest first, for two weeks
+    (a week's only interval may fall in a DST gap)."""
     zone = window.tz
     today = now.astimezone(zone).date()
-    for offset in range(-1, 8):
+    for offset in range(-1, 15):
         day = today + timedelta(days=offset)
         if day.weekday() not in window.days:
             continue

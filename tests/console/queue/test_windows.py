@@ -107,3 +107,12 @@ def test_a_malformed_window_in_a_config_is_one_line_with_file_and_line(tmp_path:
     source.write_text(source.read_text().replace(', "Sun 9-10 UTC"', ""))
     (cluster,) = load_config(source).clusters
     assert cluster.windows == (BERLIN,)
+
+
+def test_a_window_lost_in_the_dst_gap_opens_the_week_after() -> None:
+    gap = parse_window("Sun 02:10-02:50 Europe/Berlin")
+    saturday = utc(2026, 3, 28, 12, 0)  # the Sunday after has no 02:10-02:50
+    assert next_open([gap], saturday) == utc(2026, 4, 5, 0, 10)  # 02:10 CEST
+    assert outside_windows("prod1", [gap], saturday).endswith(
+        "until Sun 02:10 Europe/Berlin (00:10 UTC)"
+    )
