@@ -30,6 +30,7 @@ from console.config.schema import (
     TagKeys,
 )
 from console.config.web import WebSettings, parse_web
+from console.config.windows import DeployWindow, WindowSpecError, parse_window
 from console.config.world_seed import parse_world
 from console.errors import ConfigError
 
@@ -234,6 +235,7 @@ def _parse_cluster(table: Table) -> ClusterConfig:
         protected=table.boolean("protected", False),
         ssh=_parse_ssh(ssh_table) if ssh_table is not None else None,
         colour=_cluster_colour(table),
+        windows=_cluster_windows(table),
     )
     if cluster.endpoint_url and not re.match(r"^https?://[^\s/]+", cluster.endpoint_url):
         table.fail(f"must be an http(s) URL, not {cluster.endpoint_url!r}", "endpoint_url")
@@ -258,6 +260,17 @@ def _cluster_colour(table: Table) -> str | None:
         f"{where}: {table.key_path('colour')}: unknown colour {value!r} "
         f"({hint}valid: {', '.join(CLUSTER_COLOURS)})"
     )
+
+
+def _cluster_windows(table: Table) -> tuple[DeployWindow, ...]:
+    """The cluster's deploy windows; a malformed one fails naming its line."""
+    windows = []
+    for spec in table.strings("windows"):
+        try:
+            windows.append(parse_window(spec))
+        except WindowSpecError as error:
+            table.fail(str(error), "windows")
+    return tuple(windows)
 
 
 def _check_assume_role_settings(table: Table, cluster: ClusterConfig) -> None:

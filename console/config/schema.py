@@ -9,6 +9,7 @@ from pathlib import Path
 
 from console.config.keymap import KeymapSettings
 from console.config.web import WebSettings
+from console.config.windows import DeployWindow
 from console.errors import ConfigError
 
 __all__ = [
@@ -86,6 +87,8 @@ class ClusterConfig:
     # How its column and tiles look (one of CLUSTER_COLOURS); a protected cluster's header
     # is a bar in it (red when unset), so production is unmistakable.
     colour: str | None = None
+    # When deploys may start ([] : any time); a deploy queued outside them waits.
+    windows: tuple[DeployWindow, ...] = ()
 
     @property
     def account_key(self) -> tuple[str | None, ...]:

@@ -80,6 +80,7 @@ class DeployQueue(QueueHolds):
             prerequisites,
             tx.now,
             self.config.queue.parallel,
+            {cluster.name: cluster.windows for cluster in self.config.clusters if cluster.windows},
         )
 
     # enqueueing

@@ -4,11 +4,13 @@ promotions stopped; read from one QueueView (DEPLOY_SEMANTICS.md, "Queue and loc
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
+from console.config.windows import DeployWindow
 from console.errors import ConsoleError
 from console.identity import person
+from console.queue.windows import outside_windows
 from console.safe_text import has_controls
 from console.store import (
     INTERRUPTED,
@@ -40,6 +42,7 @@ class QueueView:
 
     deploys: queued, running, and interrupted ones not yet reconciled, in queue order.
     prerequisites: the state of every deploy a queued one waits for (promotions).
+    windows: each cluster's deploy windows (a cluster not named: deploys any time).
     """
 
     deploys: tuple[DeployRecord, ...]
@@ -49,6 +52,7 @@ class QueueView:
     prerequisites: dict[str, DeployRecord]
     now: datetime
     parallel: int
+    windows: dict[str, tuple[DeployWindow, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -95,8 +99,9 @@ def stopped_promotions(view: QueueView) -> dict[str, str]:
 def waiting_reasons(view: QueueView) -> dict[str, str]:
     """Why each queued deploy waits; "" for those that may start now.
 
-    In order: the promotion stage before it, a freeze, a blocking lock, the deploy ahead of
-    it on its pair (running, being reconciled, or queued before it), the global limit.
+    In order: the promotion stage before it, a freeze, its cluster's deploy windows, a
+    blocking lock, the deploy ahead of it on its pair (running, being reconciled, or queued
+    before it), the global limit.
     """
     reasons: dict[str, str] = {}
     ahead: dict[tuple[str, str], DeployRecord] = {}
@@ -142,6 +147,9 @@ def _blocked(view: QueueView, record: DeployRecord) -> str:
     for freeze in view.freezes:
         if freeze.cluster == record.cluster:
             return freeze.describe()
+    closed = outside_windows(record.cluster, view.windows.get(record.cluster, ()), view.now)
+    if closed:
+        return closed
     for lock in view.manual_locks:
         if (
             not lock.warning
