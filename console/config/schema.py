@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from console.config.keymap import KeymapSettings
+from console.config.tickets import TicketSettings
 from console.config.web import WebSettings
 from console.errors import ConfigError
 
@@ -28,6 +29,7 @@ __all__ = [
     "SshdKey",
     "SshdSettings",
     "TagKeys",
+    "TicketSettings",
     "WorldConfig",
     "WorldEnv",
     "WorldProject",
@@ -86,6 +88,9 @@ class ClusterConfig:
     # How its column and tiles look (one of CLUSTER_COLOURS); a protected cluster's header
     # is a bar in it (red when unset), so production is unmistakable.
     colour: str | None = None
+    # `ticket = { required, pattern }`: the change ticket a deploy to it carries (None: no
+    # ticket field is offered, and one given is only checked for its form).
+    ticket: TicketSettings | None = None
 
     @property
     def account_key(self) -> tuple[str | None, ...]:
