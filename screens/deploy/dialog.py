@@ -158,7 +158,7 @@ class DeployDialog(ModalScreen[DeployRequest | None]):
     # The change ticket's field (a cluster with a `ticket` setting): beside the buttons.
     DEFAULT_CSS = """
     DeployDialog #ticket { width: 1fr; }
-    DeployDialog #ticket-hint { color: $text-muted; }
+    DeployDialog #ticket-hint { color: $text-muted; margin-top: 1; }
     DeployDialog #ticket-hint.-problem { color: $text-warning; }
     """
 
@@ -287,16 +287,19 @@ class DeployDialog(ModalScreen[DeployRequest | None]):
                 yield Static("reading the releases…", id="plan")
             with VerticalScroll(id="warnings-area", can_focus=False):
                 yield Static(id="warnings")
+            if self.cluster.ticket is not None:  # its field comes first, as its line
+                yield Static(self._ticket_hint(), id="ticket-hint")
             if self.cluster.protected:
-                yield Static(
+                protect_hint = Static(
                     Content.assemble(
                         (f"{self.cluster.name} is protected.", "bold $text-error"),
                         " Type its name to confirm:",
                     ),
                     id="protect-hint",
                 )
-            if self.cluster.ticket is not None:
-                yield Static(self._ticket_hint(), id="ticket-hint")
+                if self.cluster.ticket is not None:  # right under the ticket's line
+                    protect_hint.styles.margin = (0, 0, 0, 0)
+                yield protect_hint
             with Horizontal(id="buttons"):
                 yield TickBox(ANYWAY, id="anyway")
                 if self.cluster.ticket is not None:
