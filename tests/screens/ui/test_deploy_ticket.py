@@ -13,8 +13,9 @@ from console.config import Config, TicketSettings
 from console.model import DeployRequest, FleetSnapshot
 from screens.deploy.dialog import DeployDialog
 from tests.screens.ui import wait_for
-from tests.screens.ui.deploy_fakes import open_dialog
-from tests.screens.ui.test_small_terminal import hidden, small_console
+from tests.screens.ui import stub_app
+from tests.screens.ui.deploy_fakes import ScriptedDeploys, open_dialog
+from tests.screens.ui.test_small_terminal import SMALL, _warned_prod1, hidden, small_console
 
 TICKETS = TicketSettings(required=True, pattern="^CHG-[0-9]+$")
 
@@ -77,3 +78,23 @@ async def test_a_cluster_without_the_setting_shows_no_ticket_field(
         dialog = await open_dialog(pilot, 1)  # storefront in staging
         assert not dialog.query("#ticket") and not dialog.query("#ticket-hint")
         assert not dialog.confirm_button.disabled or dialog.warnings
+
+
+async def test_a_warned_protected_deploy_with_a_ticket_keeps_every_field_in_view_at_80x24(
+    world_config: Config, demo_snapshot: FleetSnapshot
+) -> None:
+    """The most crowded dialog: warnings, "deploy anyway", the ticket and the name to type."""
+    config = needing_tickets(world_config, "prod1")
+    deploys = ScriptedDeploys(demo_snapshot, recent=_warned_prod1())
+    app = stub_app(config, demo_snapshot, deploys=deploys)
+    async with app.run_test(size=SMALL) as pilot:
+        dialog = await open_dialog(pilot, 3)  # storefront in prod1
+        shown = ("#warnings-area", "#anyway", "#ticket-hint", "#ticket", "#confirm-name")
+        assert hidden(dialog, *shown, "#confirm", "#cancel") == []
+        await pilot.click("#anyway")
+        await pilot.click("#ticket")
+        await pilot.press(*"CHG-7")
+        await pilot.click("#confirm-name")
+        await pilot.press(*"prod1", "enter")
+        await wait_for(pilot, lambda: deploys.started, "the deploy to start")
+        assert deploys.started[0].ticket == "CHG-7"
