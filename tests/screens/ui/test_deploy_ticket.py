@@ -12,8 +12,7 @@ from textual.widgets import Input, Static
 from console.config import Config, TicketSettings
 from console.model import DeployRequest, FleetSnapshot
 from screens.deploy.dialog import DeployDialog
-from tests.screens.ui import wait_for
-from tests.screens.ui import stub_app
+from tests.screens.ui import stub_app, wait_for
 from tests.screens.ui.deploy_fakes import ScriptedDeploys, open_dialog
 from tests.screens.ui.test_small_terminal import SMALL, _warned_prod1, hidden, small_console
 
