@@ -227,6 +227,8 @@ class DeployRequest:
     actor: str
     # Set when this deploy puts back the release a finished deploy replaced.
     rollback_of: str | None = None
+    # The change ticket it goes with (a cluster's `ticket` setting says whether one is needed).
+    ticket: str | None = None
 
 
 @dataclass(frozen=True)

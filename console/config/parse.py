@@ -29,6 +29,7 @@ from console.config.schema import (
     SshSettings,
     TagKeys,
 )
+from console.config.tickets import parse_ticket
 from console.config.web import WebSettings, parse_web
 from console.config.windows import DeployWindow, WindowSpecError, parse_window
 from console.config.world_seed import parse_world
@@ -236,6 +237,7 @@ def _parse_cluster(table: Table) -> ClusterConfig:
         ssh=_parse_ssh(ssh_table) if ssh_table is not None else None,
         colour=_cluster_colour(table),
         windows=_cluster_windows(table),
+        ticket=_section(table, "ticket", parse_ticket, None),
     )
     if cluster.endpoint_url and not re.match(r"^https?://[^\s/]+", cluster.endpoint_url):
         table.fail(f"must be an http(s) URL, not {cluster.endpoint_url!r}", "endpoint_url")

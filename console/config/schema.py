@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from console.config.keymap import KeymapSettings
+from console.config.tickets import TicketSettings
 from console.config.web import WebSettings
 from console.config.windows import DeployWindow
 from console.errors import ConfigError
@@ -29,6 +30,7 @@ __all__ = [
     "SshdKey",
     "SshdSettings",
     "TagKeys",
+    "TicketSettings",
     "WorldConfig",
     "WorldEnv",
     "WorldProject",
@@ -89,6 +91,9 @@ class ClusterConfig:
     colour: str | None = None
     # When deploys may start ([] : any time); a deploy queued outside them waits.
     windows: tuple[DeployWindow, ...] = ()
+    # `ticket = { required, pattern }`: the change ticket a deploy to it carries (None: no
+    # ticket field is offered, and one given is only checked for its form).
+    ticket: TicketSettings | None = None
 
     @property
     def account_key(self) -> tuple[str | None, ...]:

@@ -23,11 +23,19 @@ async def append(tx: Tx, values: Mapping[str, object]) -> int:
     last = await tx.one("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1")
     row_id, prev_hash = (last["id"] + 1, last["hash"]) if last else (1, chain.GENESIS_HASH)
     row: dict[str, object] = dict.fromkeys(chain.AUDIT_HASHED) | {"reason": ""} | dict(values)
+    if row["ticket"] is None and row["deploy_id"] is not None:
+        row["ticket"] = await _deploy_ticket(tx, str(row["deploy_id"]))
     row["instance_ids"] = json.dumps(list(values.get("instance_ids", ())))  # type: ignore[call-overload]
     row |= {"id": row_id, "at": text(tx.now), "prev_hash": prev_hash}
     row["hash"] = chain.audit_hash(prev_hash, row)
     await tx.execute(insert("audit", row), row)
     return row_id
+
+
+async def _deploy_ticket(tx: Tx, deploy_id: str) -> str | None:
+    """The change ticket of a deploy, which every audit row about it carries."""
+    found = await tx.one("SELECT ticket FROM deploys WHERE id = ?", (deploy_id,))
+    return None if found is None else found["ticket"]
 
 
 async def record_config(tx: Tx, actor: str, digest: str, rules: str, source: str) -> bool:

@@ -154,6 +154,8 @@ class DeployRecord:
     runner: str | None = None
     cancel_requested: str | None = None
     reconciled_at: datetime | None = None
+    # The change ticket it goes with (since schema 7); its audit rows carry it too.
+    ticket: str | None = None
 
     @classmethod
     def new(
@@ -173,7 +175,7 @@ class DeployRecord:
             created_at=at,
             started_at=at if running else None,
             after_deploy=after_deploy,
-            **asdict(request),  # project, cluster, release, actor, rollback_of
+            **asdict(request),  # project, cluster, release, actor, rollback_of, ticket
         )
 
 

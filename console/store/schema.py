@@ -167,6 +167,8 @@ MIGRATIONS: list[tuple[str, ...]] = [
             anchored_at TEXT NOT NULL
         )""",
     ),
+    # 7 (change tickets): the ticket a deploy goes with; its audit rows' `ticket` copies it.
+    ("ALTER TABLE deploys ADD COLUMN ticket TEXT",),
 ]
 
 # The schema this console reads and writes (PRAGMA user_version: how many migrations ran).

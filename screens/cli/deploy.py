@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TextIO
 
-from console.config import Config
+from console.config import Config, TicketSettings
 from console.errors import ConsoleError, DeployError, LockBusy, ReleaseWarned
 from console.events import (
     DeployEvent,
@@ -65,6 +66,7 @@ def register(commands: Commands) -> None:
         "or was rolled back in the last days",
     )
     deploy.add_argument("--json", action="store_true", help="one JSON event per line")
+    deploy.add_argument("--ticket", metavar="ID", help=TICKET_HELP)
     deploy.add_argument(
         "--no-wait", action="store_true", help="queue it, print its id and exit (a runner runs it)"
     )
@@ -76,12 +78,26 @@ def register(commands: Commands) -> None:
     rollback.add_argument("deploy_id", metavar="DEPLOY_ID")
     rollback.add_argument("--yes", action="store_true", help="confirm a protected cluster")
     rollback.add_argument("--json", action="store_true", help="one JSON event per line")
+    rollback.add_argument("--ticket", metavar="ID", help=TICKET_HELP)
     releases = commands.add(
         "releases", "a project's releases, newest first", with_config(releases_command)
     )
     releases.add_argument("project")
     releases.add_argument("--cluster", metavar="NAME", help="the cluster's region (default: first)")
     releases.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+TICKET_HELP = "the change ticket it goes with (a cluster's `ticket` setting may require one)"
+
+
+def _check_ticket(config: Config, cluster: str, ticket: str | None) -> None:
+    """A ticket the cluster needs and lacks, or one of the wrong form: refused in one line,
+    before anything is read from AWS or queued."""
+    settings = config.cluster(cluster).ticket or TicketSettings()
+    problem = settings.problem(ticket, cluster)
+    if problem is not None:
+        hint = "" if ticket else " (--ticket ID)"
+        raise DeployError(f"{problem}{hint}: nothing deployed")
 
 
 def _confirm_protected(config: Config, cluster: str, yes: bool) -> None:
@@ -340,6 +356,8 @@ async def _deploy_through_service(config: Config, args: argparse.Namespace) -> i
     wait = not getattr(args, "no_wait", False)
     outcome = DeployState.FAILED
     pair = {"project": args.project, "cluster": args.cluster, "release": args.release}
+    if args.ticket:
+        pair["ticket"] = args.ticket
     answers = client.stream("deploy", **pair, follow=wait, anyway=args.anyway)
     try:
         first = await anext(answers)
@@ -374,7 +392,9 @@ async def _deploy_through_service(config: Config, args: argparse.Namespace) -> i
 async def _deploy(config: Config, args: argparse.Namespace, fleet: Fleet) -> int:
     from console.deploy.services import actor, deploy_services, store_path
 
-    request = DeployRequest(args.project, args.cluster, args.release, actor())
+    request = DeployRequest(
+        args.project, args.cluster, args.release, actor(), ticket=args.ticket or None
+    )
     # Planned before the store is opened: an unknown release leaves no store file behind.
     store = store_path(config, args.store)
     with _Interrupts() as interrupts:
@@ -393,6 +413,7 @@ def deploy_command(config: Config, args: argparse.Namespace) -> int:
     config.cluster(args.cluster)
     if args.cluster not in config.project(args.project).clusters:
         raise DeployError(f"project {args.project} is not configured in cluster {args.cluster}")
+    _check_ticket(config, args.cluster, args.ticket)
     from console.access import Action
     from console.deploy.services import check_allowed, store_path
 
@@ -428,6 +449,8 @@ async def _rollback(config: Config, args: argparse.Namespace) -> int:
         raise DeployError(f"unknown deploy {args.deploy_id!r} (no store at {store})")
     async with deploy_services(config, store, mfa_prompt=terminal_mfa_prompt()) as services:
         request = await services.engine.rollback_request(args.deploy_id, actor())
+        _check_ticket(config, request.cluster, args.ticket)
+        request = dataclasses.replace(request, ticket=args.ticket or None)
         if not args.json:
             print(
                 f"rolling back {args.deploy_id}: deploying {request.release} of "

@@ -97,6 +97,8 @@ def _print_detail(deploy: dict[str, Any], steps: list[dict[str, Any]]) -> None:
         print(f"  {deploy['reason']}")
     if deploy["rollback_of"]:
         print(f"  rolls back {deploy['rollback_of']}")
+    if deploy["ticket"]:
+        print(f"  change ticket {deploy['ticket']}")
     for step in steps:
         seconds = "" if step["seconds"] is None else f"{step['seconds']:6.1f}s"
         detail = f"  {step['detail']}" if step["detail"] else ""

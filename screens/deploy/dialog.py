@@ -155,6 +155,13 @@ class DeployDialog(ModalScreen[DeployRequest | None]):
     # Moving the cursor through the list reads only the plan the cursor stops on.
     PLAN_DELAY: ClassVar[float] = 0.2
 
+    # The change ticket's field (a cluster with a `ticket` setting): beside the buttons.
+    DEFAULT_CSS = """
+    DeployDialog #ticket { width: 1fr; }
+    DeployDialog #ticket-hint { color: $text-muted; margin-top: 1; }
+    DeployDialog #ticket-hint.-problem { color: $text-warning; }
+    """
+
     # Under 40 rows the box takes the whole height and the plan scrolls inside it.
     VERTICAL_BREAKPOINTS = [(0, "-short"), (40, "-tall")]
 
@@ -213,9 +220,24 @@ class DeployDialog(ModalScreen[DeployRequest | None]):
             return False
         if self.warnings is None or (self.warnings and not self.anyway.value):
             return False
+        if self.ticket_problem is not None:
+            return False
         if self.cluster.protected:
             return self.query_one("#confirm-name", Input).value.strip() == self.cluster.name
         return True
+
+    @property
+    def ticket(self) -> str | None:
+        """The change ticket typed (None: no field, or left empty)."""
+        if self.cluster.ticket is None:
+            return None
+        return self.query_one("#ticket", Input).value.strip() or None
+
+    @property
+    def ticket_problem(self) -> str | None:
+        """Why the typed ticket cannot go with the deploy (one line), None when it can."""
+        settings = self.cluster.ticket
+        return None if settings is None else settings.problem(self.ticket, self.cluster.name)
 
     @property
     def anyway(self) -> Checkbox:
@@ -265,16 +287,23 @@ class DeployDialog(ModalScreen[DeployRequest | None]):
                 yield Static("reading the releases…", id="plan")
             with VerticalScroll(id="warnings-area", can_focus=False):
                 yield Static(id="warnings")
+            if self.cluster.ticket is not None:  # its field comes first, as its line
+                yield Static(self._ticket_hint(), id="ticket-hint")
             if self.cluster.protected:
-                yield Static(
+                protect_hint = Static(
                     Content.assemble(
                         (f"{self.cluster.name} is protected.", "bold $text-error"),
                         " Type its name to confirm:",
                     ),
                     id="protect-hint",
                 )
+                if self.cluster.ticket is not None:  # right under the ticket's line
+                    protect_hint.styles.margin = (0, 0, 0, 0)
+                yield protect_hint
             with Horizontal(id="buttons"):
                 yield TickBox(ANYWAY, id="anyway")
+                if self.cluster.ticket is not None:
+                    yield Input(placeholder="change ticket", id="ticket")
                 if self.cluster.protected:
                     yield Input(placeholder=self.cluster.name, id="confirm-name")
                 yield Button(
@@ -441,7 +470,27 @@ class DeployDialog(ModalScreen[DeployRequest | None]):
     def _name_typed(self) -> None:
         self._update_confirm()
 
+    @on(Input.Changed, "#ticket")
+    def _ticket_typed(self) -> None:
+        hint = self.query_one("#ticket-hint", Static)
+        hint.update(self._ticket_hint())
+        hint.set_class(bool(self.ticket) and self.ticket_problem is not None, "-problem")
+        self._update_confirm()
+
+    def _ticket_hint(self) -> str:
+        """One line over the field: what the cluster asks for, or what is wrong with it."""
+        settings = self.cluster.ticket
+        problem = self.ticket_problem if self.is_mounted else None
+        if settings is None:
+            return ""
+        if problem is not None and self.ticket:
+            return f"✖ {problem}"
+        form = f" like {settings.pattern}" if settings.pattern else ""
+        need = "needed" if settings.required else "optional"
+        return f"Change ticket ({need}){form}:"
+
     @on(Input.Submitted, "#confirm-name")
+    @on(Input.Submitted, "#ticket")
     def _name_submitted(self) -> None:
         self.action_confirm()
 
@@ -463,6 +512,7 @@ class DeployDialog(ModalScreen[DeployRequest | None]):
             release.version,
             self.deploys.actor,
             rollback_of=rollback_of,
+            ticket=self.ticket,
         )
 
     @on(Button.Pressed, "#confirm")

@@ -310,6 +310,8 @@ class DeployDetailScreen(RedeployKeys):
         ]
         if record.rollback_of:
             rows.append(("rollback", f"of {record.rollback_of}"))
+        if record.ticket:
+            rows.append(("ticket", record.ticket))
         return rows
 
     def _show_header(self, record: DeployRecord, now: datetime) -> None:
