@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any, Unpack
 
 from console import errors
 from console.access import AccessDenied, Action
-from console.errors import ConsoleError, ReleaseWarned
+from console.config.tickets import TicketSettings
+from console.errors import ConsoleError, DeployError, ReleaseWarned
 from console.events import DeployFinished, event_json
 from console.identity import LOCAL, Actor, IdentityError, acting_for, unix_groups
 from console.model import DeployPlan, DeployRequest
@@ -190,8 +191,17 @@ class RunnerDoor:
             yield {"result": {"actor": actor, "groups": list(who.groups)}}
             return
         if op == "deploy":
-            deploy_request = DeployRequest(args["project"], args["cluster"], args["release"], actor)
+            ticket = args.get("ticket")
+            deploy_request = DeployRequest(
+                args["project"], args["cluster"], args["release"], actor, ticket=ticket
+            )
             try:
+                # The cluster's ticket rule holds on a shared host too (the caller's own
+                # command checked it; the service does not take its word for it).
+                settings = self.queue.config.cluster(args["cluster"]).ticket or TicketSettings()
+                problem = settings.problem(ticket, args["cluster"])
+                if problem is not None:
+                    raise DeployError(f"{problem}: nothing deployed")
                 # Who asks first, then AWS (an unknown release is refused before anything).
                 self.queue.access.check(
                     actor, Action.DEPLOY, args["cluster"], project=args["project"]

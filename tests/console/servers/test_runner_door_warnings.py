@@ -13,7 +13,7 @@ import pytest
 
 from console.config import Config, load_config
 from console.deploy.services import deploy_services
-from console.errors import ReleaseWarned
+from console.errors import DeployError, ReleaseWarned
 from console.queue.release_queue import DeployQueue
 from console.queue.runner import Runner
 from console.servers.runner_door import DoorClient, RunnerDoor
@@ -34,14 +34,22 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Config]:
 @pytest.fixture
 async def door(world: Config, tmp_path: Path) -> AsyncIterator[tuple[Config, Path, Path]]:
     """A runner service's door on the world (its runner does not run deploys: what it
-    queued stays queued); the config a user's command line reaches it with; its store."""
+    queued stays queued); the config a user's command line reaches it with; its store. Its
+    qaprod1 asks every deploy for a change ticket."""
     store, socket = tmp_path / "store.db", tmp_path / "run" / "runner.sock"
+    ticketed = tmp_path / "world.toml"
+    ticketed.write_text(
+        world.source.read_text().replace(
+            'name = "qaprod1"\n', 'name = "qaprod1"\nticket = { required = true }\n', 1
+        )
+    )
+    world = load_config(ticketed)
     async with deploy_services(world, store) as services:
         runner = Runner(services.engine, DeployQueue(services.store, world), executes=False)
         served = RunnerDoor(runner, socket)
         await served.start()
         config = tmp_path / "host.toml"
-        config.write_text(world.source.read_text() + f'\n[runner]\nsocket = "{socket}"\n')
+        config.write_text(ticketed.read_text() + f'\n[runner]\nsocket = "{socket}"\n')
         try:
             yield load_config(config), config, store
         finally:
@@ -91,3 +99,19 @@ async def test_the_command_line_says_the_warning_in_one_line_without_a_terminal(
     out, err = await asyncio.wait_for(anyway.communicate(), DEADLINE)
     assert anyway.returncode == 0, err
     assert await queued(store) == ["5.2.3"]
+
+
+async def test_the_service_holds_a_clusters_ticket_rule_and_stores_the_ticket(
+    door: tuple[Config, Path, Path],
+) -> None:
+    """A caller that skips its own check (any program on the socket) is refused the same."""
+    config, _, store = door
+    assert config.runner_socket is not None
+    client = DoorClient(config.runner_socket)
+    pair = {"project": "checkout-api", "cluster": "qaprod1", "release": "5.2.0"}
+    with pytest.raises(DeployError) as refused:
+        await client.call("deploy", **pair, follow=False, anyway=True)
+    assert refused.value.message == "cluster qaprod1 needs a change ticket: nothing deployed"
+    assert await queued(store) == []
+    record = await client.call("deploy", **pair, follow=False, anyway=True, ticket="CHG-7")
+    assert (record.release, record.ticket) == ("5.2.0", "CHG-7")
