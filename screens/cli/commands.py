@@ -11,6 +11,7 @@ from screens.cli import (
     config,
     console,
     deploy,
+    gate,
     history,
     iam,
     kiosk,
@@ -28,6 +29,7 @@ from screens.cli.command_line import Commands, Parser
 GROUPS: tuple[Callable[[Commands], None], ...] = (
     status.register,
     deploy.register,
+    gate.register,
     history.register,
     queue.register,
     runner.register,

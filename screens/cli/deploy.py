@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 EXIT_SUCCEEDED = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
-EXIT_BUSY = 3
+EXIT_BUSY = 3  # refused: a permission, a busy pair, or --fail-if-blocked
 
 MARKS = {StepState.SUCCEEDED: "ok", StepState.FAILED: "FAILED", StepState.SKIPPED: "skipped"}
 
@@ -69,6 +69,12 @@ def register(commands: Commands) -> None:
     deploy.add_argument("--ticket", metavar="ID", help=TICKET_HELP)
     deploy.add_argument(
         "--no-wait", action="store_true", help="queue it, print its id and exit (a runner runs it)"
+    )
+    deploy.add_argument(
+        "--fail-if-blocked",
+        action="store_true",
+        help="exit 3 with why instead of queueing a deploy that would wait (a lock, a freeze, "
+        "another deploy of the pair)",
     )
     rollback = commands.add(
         "rollback",
@@ -408,7 +414,36 @@ def _busy(busy: LockBusy) -> int:
     return EXIT_BUSY
 
 
+def _refuse_if_blocked(config: Config, args: argparse.Namespace) -> None:
+    """--fail-if-blocked: why the deploy would wait, read from the store before anything is
+    queued (a deploy queued by someone else in between still waits: checked, not reserved)."""
+    if not getattr(args, "fail_if_blocked", False):
+        return
+    from console.deploy.services import actor, store_path
+    from screens.cli.gate import blocked
+
+    request = DeployRequest(args.project, args.cluster, args.release, actor())
+    why = asyncio.run(blocked(config, store_path(config, args.store), request))
+    if why:
+        raise Blocked(f"blocked: {why}")
+
+
+class Blocked(ConsoleError):
+    """--fail-if-blocked: the deploy would wait; nothing was queued."""
+
+
 def deploy_command(config: Config, args: argparse.Namespace) -> int:
+    """Exit 0 succeeded, 1 failed, 2 bad input, 3 refused (permission, busy, blocked)."""
+    from console.access import AccessDenied
+
+    try:
+        return _deploy_command(config, args)
+    except (AccessDenied, Blocked) as refused:
+        say(f"refused: {refused.message}")
+        return EXIT_BUSY
+
+
+def _deploy_command(config: Config, args: argparse.Namespace) -> int:
     config.project(args.project)
     config.cluster(args.cluster)
     if args.cluster not in config.project(args.project).clusters:
@@ -418,6 +453,8 @@ def deploy_command(config: Config, args: argparse.Namespace) -> int:
     from console.deploy.services import check_allowed, store_path
 
     if config.runner_socket is not None:  # a shared host: the runner service checks and runs
+        if getattr(args, "fail_if_blocked", False):
+            raise DeployError("--fail-if-blocked is not available through a runner service yet")
         _confirm_protected(config, args.cluster, args.yes)
         return asyncio.run(_deploy_through_service(config, args))
     # Before AWS or the queue: a refusal is only written to the audit.
@@ -425,6 +462,7 @@ def deploy_command(config: Config, args: argparse.Namespace) -> int:
         config, store_path(config, args.store), Action.DEPLOY, args.cluster, project=args.project
     )
     _confirm_protected(config, args.cluster, args.yes)
+    _refuse_if_blocked(config, args)  # before the warnings: nothing to confirm if it would wait
     from console.fleet.inventory import Fleet
 
     # One fleet for the warnings and the deploy: an MFA code is typed once.

@@ -207,7 +207,8 @@ def test_the_command_line_refuses_in_one_line_before_touching_aws(
     config = with_access(open_dir)
     store = open_dir / "console.db"
     result = cli(*argv, user=user, config=config.source, store=store)
-    assert result.returncode == 2, (result.stdout, result.stderr)
+    refused = 3 if argv[0] == "deploy" else 2  # a deploy refused is exit 3 (CI tells it apart)
+    assert result.returncode == refused, (result.stdout, result.stderr)
     (line,) = result.stderr.strip().splitlines()
     assert expected in line and "Traceback" not in line
     # Nothing was queued or changed: the store holds only the refusal, with the real user.
@@ -241,7 +242,7 @@ def test_a_claimed_identity_is_ignored_the_os_account_acts(open_dir: Path) -> No
         env={"PATH": "/usr/bin:/bin", "HOME": str(open_dir), **claim},
         user=account.pw_uid, group=account.pw_gid, extra_groups=[],
     )  # fmt: skip
-    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert result.returncode == 3, (result.stdout, result.stderr)
     (line,) = result.stderr.strip().splitlines()
     assert "victor is a viewer in prod1: may not deploy" in line, line
     history = cli("history", "--json", user="ada", config=config.source, store=store)

@@ -93,8 +93,8 @@ def audit(host: Host) -> list[tuple[str, str, str]]:
 
 def test_the_service_knows_who_asks_from_the_socket(host: Host) -> None:
     refused = host.cli("victor", "deploy", "storefront", "prod1", "2.15.0", "--yes", **CLAIMS)
-    assert refused.returncode == 2, (refused.stdout, refused.stderr)
-    assert "victor is a viewer in prod1: may not deploy" in refused.stderr
+    assert refused.returncode == 3, (refused.stdout, refused.stderr)
+    assert "refused: victor is a viewer in prod1: may not deploy" in refused.stderr
     locked = host.cli("ada", "lock", "add", "--project", "storefront", "--reason", "sale")
     assert locked.returncode == 0, locked.stderr
     assert "locked on project storefront by ada" in locked.stdout
