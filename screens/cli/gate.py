@@ -169,7 +169,11 @@ def check_command(config: Config, args: argparse.Namespace) -> int:
         raise DeployError(f"project {args.project} is not configured in cluster {args.cluster}")
     env = asyncio.run(_env(config, args.project, args.cluster))
     view = asyncio.run(queue_view(store_path(config.store, args.store), config))
-    reasons = [why for why in [_health_reason(env)] if why]
+    from console.queue.windows import outside_windows
+    from console.store import utc_now
+
+    closed = outside_windows(args.cluster, config.cluster(args.cluster).windows, utc_now())
+    reasons = [why for why in [_health_reason(env), closed] if why]
     if view is not None:
         reasons += pair_holds(view, args.project, args.cluster, actor())
     version = env.versions[0] if env.versions else None
@@ -213,7 +217,7 @@ async def _wait(path: Path, deploy_id: str, timeout: float | None) -> tuple[Any,
 def wait_command(config: Config, args: argparse.Namespace) -> int:
     """`wait DEPLOY_ID`: follows the deploy through the store (whichever console runs it)."""
     from console.model import DeployState
-    from screens.cli.history import _deploy_json as deploy_json
+    from screens.cli.history import deploy_json
 
     path = store_path(config.store, args.store)
     started = time.monotonic()

@@ -49,7 +49,7 @@ def _plain(record: Any) -> dict[str, Any]:
     return data
 
 
-def _deploy_json(record: Any) -> dict[str, Any]:
+def deploy_json(record: Any) -> dict[str, Any]:
     took = None
     if record.started_at is not None and record.finished_at is not None:
         took = round((record.finished_at - record.started_at).total_seconds(), 1)
@@ -119,7 +119,7 @@ async def _history(config: Config, args: argparse.Namespace) -> int:
             record = await store.deploy(args.deploy_id)
             if record is None:
                 raise DeployError(f"unknown deploy {args.deploy_id!r} in {path}")
-            deploy = _deploy_json(record)
+            deploy = deploy_json(record)
             steps = [_plain(step) for step in await store.steps(record.id)]
             if args.json:
                 json.dump({**deploy, "steps": steps}, sys.stdout, indent=2)
@@ -134,7 +134,7 @@ async def _history(config: Config, args: argparse.Namespace) -> int:
             state=args.state,
             limit=args.limit,
         )
-    deploys = [_deploy_json(record) for record in records]
+    deploys = [deploy_json(record) for record in records]
     if args.json:
         json.dump(deploys, sys.stdout, indent=2)
         sys.stdout.write("\n")

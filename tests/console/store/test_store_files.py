@@ -192,6 +192,7 @@ READ_ONLY_COMMANDS = [
     ["audit", "export"],
     ["queue", "--json"],
     ["lock", "list"],
+    ["wait", "d-1"],
 ]
 
 
@@ -254,6 +255,7 @@ def _check_reads(store: Path, run_as: list[str] | None = None) -> None:
             "audit": "audit ok: 1 rows verified" if argv[1] == "verify" else '"actor": "alice"',
             "queue": '"reason": "maintenance"',
             "lock": "#1: locked on everything by bob: maintenance",
+            "wait": "deploy d-1 succeeded",
         }[argv[0]]
         assert expected in result.stdout, (argv, result.stdout)
 

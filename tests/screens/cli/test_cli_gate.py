@@ -7,6 +7,7 @@ import asyncio
 import json
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,28 @@ def test_check_passes_a_healthy_idle_pair_and_creates_no_store(
     assert (data["ok"], data["reasons"], data["health"]) == (True, [], "healthy")
     assert data["version"]
     assert not store.exists()
+
+
+def test_check_fails_a_pair_outside_its_deploy_windows(world: Config, tmp_path: Path) -> None:
+    """A window that never includes now (it closed a minute ago, a week from its opening)."""
+    now = datetime.now(UTC)
+    day = f"{now - timedelta(minutes=2):%a}"
+    start, end = now - timedelta(minutes=3), now - timedelta(minutes=1)
+    if start.date() != end.date():  # around midnight: a window of yesterday's noon
+        day, span = f"{now - timedelta(days=1):%a}", "12:00-13:00"
+    else:
+        span = f"{start:%H:%M}-{end:%H:%M}"
+    config = tmp_path / "windows.toml"
+    config.write_text(
+        world.source.read_text().replace(
+            'name = "staging"\n', f'name = "staging"\nwindows = ["{day} {span} UTC"]\n', 1
+        )
+    )
+    result = cli("check", "storefront", "staging", config=config, store=tmp_path / "s.db")
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert result.stdout.startswith(
+        "storefront in staging: outside deploy windows of staging until "
+    ), result.stdout
 
 
 def test_check_says_every_reason_one_line_each(world: Config, tmp_path: Path) -> None:
