@@ -12,6 +12,7 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import timedelta
 
 from console.access import AccessDenied, Action
+from console.config.tickets import TicketSettings
 from console.model import DeployRequest
 from console.queue.holds import QueueHolds, audit_change, drop_expired_locks
 from console.queue.rules import (
@@ -139,11 +140,13 @@ class DeployQueue(QueueHolds):
         ids: Sequence[str],
         *,
         skip: Collection[str] = (),
+        ticket: str | None = None,
     ) -> list[DeployRecord]:
         """Queue `release` along the promotion chain: each stage's deploys wait for the stage
         before to succeed; `ids` gives one new deploy id per cluster, in chain order. The
         clusters in `skip` (they run the release already) get no deploy: the next stage waits
-        for the last stage queued."""
+        for the last stage queued. Every stage carries `ticket`, and each stage's cluster's
+        ticket rule holds before anything is queued."""
         stages = [
             tuple(c for c in stage if c in self.config.project(project).clusters)
             for stage in self.config.promotion
@@ -151,6 +154,11 @@ class DeployQueue(QueueHolds):
         stages = [stage for stage in stages if stage]
         if not stages:
             raise QueueError(f"{project} is in no cluster of the promotion chain")
+        for cluster in (c for stage in stages for c in stage if c not in skip):
+            settings = self.config.cluster(cluster).ticket or TicketSettings()
+            problem = settings.problem(ticket, cluster)
+            if problem is not None:
+                raise QueueError(f"{problem}: nothing promoted")
         queued: list[DeployRecord] = []
         ids = list(ids)
         async with self.store.transaction() as tx:
@@ -158,7 +166,10 @@ class DeployQueue(QueueHolds):
             for stage in stages:
                 made = [
                     await self._enqueue(
-                        tx, DeployRequest(project, cluster, release, actor), ids.pop(0), after
+                        tx,
+                        DeployRequest(project, cluster, release, actor, ticket=ticket),
+                        ids.pop(0),
+                        after,
                     )
                     for cluster in stage
                     if cluster not in skip

@@ -260,7 +260,9 @@ class RunnerDoor:
                 if first:  # the release is checked where the chain starts, before anything
                     plan = DeployRequest(args["project"], first[0], args["release"], actor)
                     await self.runner.engine.plan(plan)
-                return await queue.promote(args["project"], args["release"], actor, args["ids"])
+                return await queue.promote(
+                    args["project"], args["release"], actor, args["ids"], ticket=args.get("ticket")
+                )
         except AccessDenied as denied:
             await queue.record_denial(actor, denied, args.get("cluster"), args.get("project"))
             raise
@@ -369,9 +371,14 @@ class RemoteQueue:
         return result
 
     async def promote(
-        self, project: str, release: str, actor: str, ids: Sequence[str]
+        self,
+        project: str,
+        release: str,
+        actor: str,
+        ids: Sequence[str],
+        ticket: str | None = None,
     ) -> list[DeployRecord]:
         result: list[DeployRecord] = await self.client.call(
-            "promote", project=project, release=release, ids=list(ids)
+            "promote", project=project, release=release, ids=list(ids), ticket=ticket
         )
         return result

@@ -58,6 +58,9 @@ def register(commands: Commands) -> None:
         help="deploy also to the stages that run the release already (skipped by default)",
     )
     promote.add_argument("--json", action="store_true", help="machine-readable output")
+    promote.add_argument(
+        "--ticket", metavar="ID", help="the change ticket every stage goes with (see deploy)"
+    )
 
 
 def _register_locks(commands: Commands) -> None:
@@ -380,7 +383,9 @@ async def _promote(config: Config, args: argparse.Namespace, clusters: list[str]
         from console.servers.runner_door import DoorClient, RemoteQueue
 
         remote = RemoteQueue(DoorClient(config.runner_socket))
-        records = await remote.promote(args.project, args.release, first.actor, ids)
+        records = await remote.promote(
+            args.project, args.release, first.actor, ids, ticket=args.ticket
+        )
     else:
         # The release is checked where it starts, before anything is queued or created.
         async with deploy_services(config, _store(config, args), plan=first) as services:
@@ -388,7 +393,7 @@ async def _promote(config: Config, args: argparse.Namespace, clusters: list[str]
                 skipped = await _running_already(services.engine, first, clusters)
             queue = DeployQueue(services.store, config)
             records = await queue.promote(
-                args.project, args.release, first.actor, ids, skip=skipped
+                args.project, args.release, first.actor, ids, skip=skipped, ticket=args.ticket
             )
     _print_promotion(args, clusters, records, skipped)
     return 0

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from console.config import Config, QueueSettings, load_config
+from console.config.tickets import TicketSettings
 from console.errors import ConfigError
 from console.model import DeployRequest
 from console.queue.release_queue import DeployQueue, QueueError
@@ -234,6 +235,32 @@ async def test_a_promotion_runs_stage_after_stage(queue: DeployQueue) -> None:
         record = await queue.store.deploy(deploy_id)
         assert record is not None and record.state == "cancelled"
         assert record.reason == "promotion stopped: d-q (qaprod1) rolled back"
+
+
+async def test_a_promotion_holds_each_stages_ticket_rule_and_carries_the_ticket(
+    queue: DeployQueue, config: Config
+) -> None:
+    """prod1 asks for a change ticket: a promotion reaching it needs one, and every stage's
+    deploy (and its audit rows) carries it."""
+    clusters = tuple(
+        dataclasses.replace(c, ticket=TicketSettings(required=True, pattern="^CHG-[0-9]+$"))
+        if c.name == "prod1"
+        else c
+        for c in config.clusters
+    )
+    queue.config = dataclasses.replace(config, clusters=clusters)
+    ids = ["d-s", "d-q", "d-p1", "d-p2"]
+    with pytest.raises(
+        QueueError, match=r"^cluster prod1 needs a change ticket: nothing promoted$"
+    ):
+        await queue.promote("storefront", "2.15.0", "alice", ids)
+    with pytest.raises(QueueError, match="does not match"):
+        await queue.promote("storefront", "2.15.0", "alice", ids, ticket="chg-1")
+    assert await queue.store.deploys() == []
+    records = await queue.promote("storefront", "2.15.0", "alice", ids, ticket="CHG-9")
+    assert [(r.cluster, r.ticket) for r in records] == [
+        ("staging", "CHG-9"), ("qaprod1", "CHG-9"), ("prod1", "CHG-9"), ("prod2", "CHG-9"),
+    ]  # fmt: skip
 
 
 async def test_a_console_that_stops_heartbeating_leaves_an_interrupted_deploy(
