@@ -203,7 +203,16 @@ class DeployScreen(SaysWhyNot):
             (f" · by {request.actor} · ", "$text-muted"),
             (state_word(tracked.state), STATE_STYLES[tracked.state]),
             f" · {took}",
+            *self._waiting(),
         )
+
+    def _waiting(self) -> tuple[str | tuple[str, str], ...]:
+        """Why a queued deploy waits, on its own line under the title: on a short terminal
+        the outcome line below the steps is out of view."""
+        tracked = self.tracked
+        if tracked.state is not DeployState.QUEUED or not tracked.waiting or tracked.finished:
+            return ()
+        return ("\n", ("waiting: ", "bold $text-warning"), tracked.waiting)
 
     def _outcome(self) -> Content:
         tracked = self.tracked

@@ -12,22 +12,26 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from textual.app import App
 from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Input
+from textual.widgets import Input, Static
 
 from console.config import Config, load_config
+from console.events import DeployWaiting
 from console.model import DeployRequest, FleetSnapshot, Step
 from console.store import DeployRecord
 from screens.app import DeployConsoleApp
 from screens.deploy.dialog import DeployDialog
 from screens.deploy.picker import DeployListDialog
+from screens.deploy.screen import DeployScreen
+from screens.deploy.tracking import TrackedDeploy
 from screens.help import HelpScreen
 from screens.queue.dialogs import FreezeDialog, HoldsDialog, LockDialog
 from screens.widgets.confirm import ConfirmDialog
 from tests.conftest import DEMO_CONFIG
-from tests.screens.ui import stub_app, wait_for
+from tests.screens.ui import FROZEN_NOW, stub_app, wait_for
 from tests.screens.ui.deploy_fakes import (
     ScriptedDeploys,
     failed_deploy,
@@ -365,3 +369,23 @@ def test_snapshot_queue_screen(
 ) -> None:
     """The queue at 80x24: the holds above, every row's state and the footer's keys."""
     assert _snap_queue(snap_compare, config, snapshot_store, size=SMALL)
+
+
+async def test_a_waiting_deploy_says_why_under_its_title_at_80x24() -> None:
+    """On a short terminal the outcome line under the steps is out of view: the reason a
+    queued deploy waits (a window, a lock, the deploy ahead) is under its title."""
+    why = "outside deploy windows of prod1 until Mon 09:00 Europe/Berlin (08:00 UTC)"
+    tracked = TrackedDeploy(0, DeployRequest("storefront", "prod1", "2.15.0", "alice"))
+    tracked.apply(DeployWaiting("d-1", why))
+
+    class Shows(App[None]):
+        def on_mount(self) -> None:
+            self.push_screen(DeployScreen(tracked, lambda: FROZEN_NOW, protected=True))
+
+    app = Shows()
+    async with app.run_test(size=SMALL) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DeployScreen), "the deploy screen")
+        await pilot.pause()
+        visual = app.screen.query_one("#deploy-title", Static).visual
+        assert f"\nwaiting: {why}" in str(getattr(visual, "plain", visual))
+        assert hidden(app.screen, "#deploy-title") == []
