@@ -62,4 +62,4 @@ async def test_a_store_of_schema_6_gets_the_ticket_column_and_keeps_its_deploys(
         record = await store.deploy("d-old")
         assert record is not None and record.release == "2.14.0" and record.ticket is None
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 7
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
