@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from console.config.doors import parse_access, parse_audit, parse_sshd
 from console.config.keymap import KeymapSettings, parse_keymap
 from console.config.locate import closest, key_line
+from console.config.notify import NotifySettings, parse_notify
 from console.config.reader import DAY, HOUR, MAX_PORT, Table
 from console.config.schema import (
     CLUSTER_COLOURS,
@@ -63,6 +64,7 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
     sshd = _section(top, "sshd", parse_sshd, SshdSettings())
     web = _section(top, "web", parse_web, WebSettings())
     keymap = _section(top, "keymap", parse_keymap, KeymapSettings())
+    notify = _section(top, "notify", lambda table: parse_notify(table, names), NotifySettings())
     top.done()
     return Config(
         source=source,
@@ -81,6 +83,7 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
         digest=document_digest(data),
         web=web,
         keymap=keymap,
+        notify=notify,
     )
 
 

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from console.config.keymap import KeymapSettings
+from console.config.notify import NotifySettings
 from console.config.tickets import TicketSettings
 from console.config.web import WebSettings
 from console.config.windows import DeployWindow
@@ -304,6 +305,8 @@ class Config:
     web: WebSettings = field(default_factory=WebSettings)
     # [keymap]: binding id -> keys; checked against the screens' bindings where a screen runs.
     keymap: KeymapSettings = field(default_factory=KeymapSettings)
+    # [notify]: channels and routes of the notifications the runner delivers (console/notify/).
+    notify: NotifySettings = field(default_factory=NotifySettings)
     # The runner service's socket on a shared console host (console.servers.runner_door):
     # commands that
     # change something ask it instead of writing the store themselves.

@@ -25,6 +25,7 @@ from console.events import (
 )
 from console.identity import current_actor
 from console.model import DeployRequest, DeployState, Step, StepState
+from console.notify.delivery import notifier_for
 from console.queue.release_queue import DeployQueue, QueueEntry
 from console.store import DeployRecord
 
@@ -89,6 +90,10 @@ class Runner:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._followed: dict[str, _Followed] = {}
         self.errors: list[str] = []
+        # A runner serving the queue (not one `deploy` command's) delivers the notification
+        # outbox (console/notify/).
+        serves = reconcile and only is None
+        self.notifier = notifier_for(queue.store, queue.config, self.name) if serves else None
 
     # -- what callers use ------------------------------------------------------------------
 
@@ -210,6 +215,9 @@ class Runner:
             await self.queue.store.record_config(
                 str(current_actor()), config.digest, config.rules, str(config.source)
             )
+        delivering = None
+        if self.notifier is not None and self.executes:
+            delivering = asyncio.create_task(self.notifier.run_forever())
         try:
             while True:
                 try:
@@ -219,6 +227,10 @@ class Runner:
                 await self._sleep()
         finally:
             await self.stop()
+            if delivering is not None:
+                delivering.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await delivering
 
     async def tick(self) -> None:
         """One look at the queue: reconcile what died, then start what may start."""
@@ -278,6 +290,8 @@ class Runner:
             followed.changed.set()
             self._forget_old()
             self.wake()  # the pair is free: the next deploy may start
+            if self.notifier is not None:
+                self.notifier.wake()  # its end is in the outbox: tell it now
 
     async def _reconcile(self, record: DeployRecord) -> None:
         stale = self.queue.stale_after

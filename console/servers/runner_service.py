@@ -184,6 +184,10 @@ class RunnerService:
     async def _idle(self) -> bool:
         if self.runner.running_here:
             return False
+        notifier = self.runner.notifier
+        with contextlib.suppress(ConsoleError):  # notifications still to deliver keep it up
+            if notifier is not None and await notifier.outbox.busy():
+                return False
         with contextlib.suppress(ConsoleError):
             return not await self.runner.queue.entries()
         return False  # the store is busy: look again

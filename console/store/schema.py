@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from console.store import notify_events
+
 
 def _actor_fields(table: str, order: str) -> tuple[str, ...]:
     """Generated columns that split a table's actor text ("alice (ssh SHA256:... from
@@ -169,6 +171,9 @@ MIGRATIONS: list[tuple[str, ...]] = [
     ),
     # 7 (change tickets): the ticket a deploy goes with; its audit rows' `ticket` copies it.
     ("ALTER TABLE deploys ADD COLUMN ticket TEXT",),
+    # (notify): the notification outbox, filled by a trigger on audit INSERT (the event commits
+    # with its audit row), and each event's deliveries per channel (console/notify/).
+    notify_events.MIGRATION,
 ]
 
 # The schema this console reads and writes (PRAGMA user_version: how many migrations ran).

@@ -14,6 +14,7 @@ from console.errors import LockBusy
 from console.store import audit_log, deploys, locks, poller, queue_order
 from console.store.chain import GENESIS_HASH
 from console.store.connection import BUSY_TIMEOUT, Connection, Tx
+from console.store.outbox import Outbox
 from console.store.records import (
     AnchorRecord,
     AuditCheck,
@@ -154,6 +155,11 @@ class Store(Closing):
 
     async def close(self) -> None:
         await self._connection.close()
+
+    @property
+    def outbox(self) -> Outbox:
+        """The notification outbox and its deliveries (console/store/outbox.py)."""
+        return Outbox(self._connection)
 
     def _write(self) -> AbstractAsyncContextManager[Tx]:
         return self._connection.write()
