@@ -54,7 +54,8 @@ _EVENT_FROM = """notify_outbox o JOIN audit a ON a.id = o.audit_id
     LEFT JOIN deploys d ON d.id = a.deploy_id"""
 _DELIVERY_SELECT = f"""SELECT n.id, n.channel, n.state, n.attempts, n.next_at, n.last_error,
     n.delivered_at, {_EVENT_COLUMNS}
-    FROM notify_deliveries n JOIN {_EVENT_FROM} ON o.id = n.outbox_id"""
+    FROM notify_deliveries n JOIN notify_outbox o ON o.id = n.outbox_id
+    JOIN audit a ON a.id = o.audit_id LEFT JOIN deploys d ON d.id = a.deploy_id"""
 
 
 def _time(value: str | None) -> datetime | None:
