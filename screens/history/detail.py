@@ -4,7 +4,7 @@ and the output lines the store kept, in time order)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from rich.text import Text
@@ -19,6 +19,7 @@ from textual.widgets import DataTable, Footer, RichLog, Static
 from console.identity import describe
 from console.model import DeployState, StepState
 from console.store import AuditRow, DeployRecord, LogLine, StepRecord, Store
+from console.store.outbox import Delivery
 from screens.deploy.screen import log_palette
 from screens.history.redeploy import LOG, RERUN, ROLLBACK, RedeployKeys
 from screens.keys import KEYMAP
@@ -82,6 +83,7 @@ class DeployDetailRead(Message):
     steps: list[StepRecord]
     audit: list[AuditRow]
     output: list[LogLine]
+    notices: list[Delivery] = field(default_factory=list)
 
 
 class DeployDetailReadFailed(ReadFailed):
@@ -123,6 +125,27 @@ def log_lines(
         entries.append((output_line.at, 1, line))
     entries.sort(key=lambda entry: (entry[0], entry[1]))
     return [line for _, _, line in entries]
+
+
+def notices_text(deliveries: Sequence[Delivery]) -> Content:
+    """The notifications of a deploy: how many were delivered, and each one not delivered
+    (failed for good, or pending its next retry) with its channel and last error."""
+    delivered = sum(1 for delivery in deliveries if delivery.state == "delivered")
+    parts: list[Content] = [Content(f"{delivered} delivered")] if delivered else []
+    for delivery in deliveries:
+        if delivery.state == "delivered":
+            continue
+        failed = delivery.state == "failed"
+        what = f"{delivery.event.event} to {delivery.channel}"
+        when = "gave up" if failed else f"retry {utc(delivery.next_at, '%H:%M:%S')}"
+        error = " ".join(delivery.last_error.split()) or "not sent yet"
+        parts.append(
+            Content.assemble(
+                ("✖ failed " if failed else "… pending ", "bold $text-error" if failed else ""),
+                f"{what}: {error} ({delivery.attempts} attempts, {when})",
+            )
+        )
+    return Content(" · ").join(parts)
 
 
 class StepTable(DataTable[Text]):
@@ -179,6 +202,7 @@ class DeployDetailScreen(RedeployKeys):
         """Reads handled (good or failed): tests wait on it."""
         self._log_lines: list[Text] = []
         self._refresh_timer: Timer | None = None
+        self.notices: list[Delivery] = []
 
     @property
     def redeploy_record(self) -> DeployRecord | None:
@@ -239,10 +263,11 @@ class DeployDetailScreen(RedeployKeys):
             steps = await self.store.steps(self.deploy_id)
             audit = await self.store.audit_rows(deploy_id=self.deploy_id)
             output = await self.store.deploy_log(self.deploy_id)
+            notices = await self.store.outbox.for_deploy(self.deploy_id)
         except Exception as error:
             self.post_message(DeployDetailReadFailed(error_text(error)))
         else:
-            self.post_message(DeployDetailRead(record, steps, audit, output))
+            self.post_message(DeployDetailRead(record, steps, audit, output, notices))
 
     def on_deploy_detail_read(self, message: DeployDetailRead) -> None:
         self.read_count += 1
@@ -256,6 +281,7 @@ class DeployDetailScreen(RedeployKeys):
             return
         now = self.clock()
         self.query_one("#detail-title", Static).update(self._title(message.record))
+        self.notices = message.notices
         self._show_header(message.record, now)
         self._show_steps(message.steps, now)
         self._show_log(message.record.actor, message.audit, message.output)
@@ -312,6 +338,8 @@ class DeployDetailScreen(RedeployKeys):
             rows.append(("rollback", f"of {record.rollback_of}"))
         if record.ticket:
             rows.append(("ticket", record.ticket))
+        if self.notices:
+            rows.append(("notified", notices_text(self.notices)))
         return rows
 
     def _show_header(self, record: DeployRecord, now: datetime) -> None:
