@@ -18,7 +18,7 @@ from console.store.outbox import Delivery, Outbox, OutboxEvent
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 0.5
+POLL_SECONDS = 0.25
 CONCURRENCY = 8
 LEASE_MARGIN = 30.0  # a claim outlives the longest attempt by this much
 

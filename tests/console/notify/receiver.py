@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+    arrived: float = field(default_factory=time.time)  # the wall clock, as audit rows'
 
 
 @dataclass

@@ -41,7 +41,11 @@ async def deploy_that_ends(
     the engine write them)."""
     deploy_id = f"d-{datetime.now(UTC):%H%M%S%f}"
     record = DeployRecord(
-        id=deploy_id, project="storefront", cluster=cluster, release="2.15.0", actor="alice",
+        id=deploy_id,
+        project="storefront",
+        cluster=cluster,
+        release="2.15.0",
+        actor="alice",
         ticket=ticket,
     )
     await store.create_deploy(record)
@@ -59,7 +63,9 @@ async def deploy_that_ends(
     return record
 
 
-async def settle(notifier: Notifier, what: str = "the outbox to settle", timeout: float = 30.0) -> None:
+async def settle(
+    notifier: Notifier, what: str = "the outbox to settle", timeout: float = 30.0
+) -> None:
     """Drive the notifier until nothing is pending or unrouted."""
 
     async def settled() -> bool:

@@ -64,9 +64,11 @@ class Mailbox:
         self.messages: list[tuple[Envelope, Any]] = []
         self.logins: list[str] = []
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Envelope) -> str:
         assert isinstance(envelope.content, bytes)
-        self.messages.append((envelope, message_from_bytes(envelope.content, policy=policy.default)))
+        self.messages.append(
+            (envelope, message_from_bytes(envelope.content, policy=policy.default))
+        )
         return "250 OK"
 
     def authenticate(

@@ -3,6 +3,7 @@ line; a password in the config text is refused (its value never repeated)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,18 @@ def test_a_bad_notify_setting_is_one_line_naming_its_file_and_line(
     assert expected in message, message
     for secret in ("hunter2", "abcdefgh", "secretpath"):
         assert secret not in message
+
+
+def test_the_example_configs_notify_block_reads_once_uncommented(tmp_path: Path) -> None:
+    example = (Path(__file__).parents[3] / "config" / "example.toml").read_text()
+    start = example.index("# [notify]\n")
+    lines = []
+    for line in example[start:].splitlines():
+        if not line.startswith("#"):
+            break
+        if re.match(r"^# (\[|[a-z_]+ = )", line):
+            lines.append(line[2:])
+    prod2 = '[[clusters]]\nname = "prod2"\nregion = "eu-west-1"\n\n'
+    notify = load_config(write(tmp_path, prod2 + "\n".join(lines) + "\n")).notify
+    assert set(notify.channels) == {"ops-chat", "oncall", "pager"}
+    assert notify.channels_for("failed", "prod1") == ["oncall", "pager", "ops-chat"]

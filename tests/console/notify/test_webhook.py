@@ -117,7 +117,10 @@ async def test_a_500_is_retried_with_backoff_and_the_same_key_until_it_is_taken(
 async def test_a_receiver_that_never_answers_times_out_and_is_retried(
     tmp_path: Path, store: Store, receiver: Receiver
 ) -> None:
-    config = notify_config(tmp_path, hook(receiver, timeout="0.3").replace('timeout = "0.3"', "timeout = 0.3") + route("ops"))
+    config = notify_config(
+        tmp_path,
+        hook(receiver, timeout="0.3").replace('timeout = "0.3"', "timeout = 0.3") + route("ops"),
+    )
     receiver.stall = 1.5
     await store.audit("queue.unfreeze", actor="alice", cluster="prod1", outcome="unfrozen")
     notifier = Notifier(store.outbox, config.notify, holder="test")

@@ -95,7 +95,9 @@ async def test_notify_test_sends_one_message_and_says_so(
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"sent a test message to ops ({receiver.url}/…)\n"
     (request,) = receiver.requests
-    assert request.body["event"] == "test" and request.headers["Idempotency-Key"].startswith("test-")
+    assert request.body["event"] == "test" and request.headers["Idempotency-Key"].startswith(
+        "test-"
+    )
     assert not store.exists()  # a test message touches no store
 
 
