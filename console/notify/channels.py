@@ -113,7 +113,8 @@ async def _webhook(channel: WebhookChannel, event: OutboxEvent) -> None:
         session.post(webhook_url(channel), data=data, headers=headers, allow_redirects=False) as r,
     ):
         if r.status >= 300:
-            answer = (await r.text(errors="replace"))[:120].strip()
+            answer = " ".join((await r.text(errors="replace"))[:400].split())
+            answer = "" if answer.startswith("<") else answer[:120]  # an HTML page says nothing
             raise NotifyError(f"HTTP {r.status} {r.reason or ''}: {answer}".strip(": "))
 
 
