@@ -90,7 +90,7 @@ async def send(channel: Channel, event: OutboxEvent) -> None:
         raise NotifyError(f"no answer within {channel.timeout:g}s") from None
     except NotifyError as error:
         raise NotifyError(_clean(secrets, error.message)) from None
-    except (aiohttp.ClientError, OSError, smtplib.SMTPException, ValueError) as error:
+    except Exception as error:  # aiohttp, OSError, SMTP, a bad URL...: said, masked, retried
         words = str(error) or type(error).__name__
         raise NotifyError(_clean(secrets, f"{type(error).__name__}: {words}")) from None
 

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.25
 CONCURRENCY = 8
-LEASE_MARGIN = 30.0  # a claim outlives the longest attempt by this much
+LEASE_MARGIN = 10.0  # a claim outlives the longest attempt by this much
 
 
 class Notifier:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from console.config.notify import AUDIT_EVENTS, event_of
 from console.notify.delivery import Notifier
 from console.store import Store
 from tests.console.notify.receiver import Receiver
@@ -172,3 +173,18 @@ async def test_the_urls_token_is_never_in_an_error_kept_or_logged(
     for secret in ("T0SECRET", "B0SECRET", "XyZzyTokenValue", "QuerySecret99"):
         assert secret not in errors
     assert receiver.requests[0].path == token  # it was sent where the config said
+
+
+async def test_every_mapped_audit_action_writes_its_event(store: Store) -> None:
+    """The trigger and the one table agree, the other parts' actions (approvals, bake)
+    included: their rows reach the outbox as soon as those parts write them."""
+    wanted: dict[int, str] = {}
+    for action, outcome, event in AUDIT_EVENTS:
+        row_id = await store.audit(action, actor="alice", cluster="prod1", outcome=outcome or "x")
+        wanted[row_id] = event
+        assert event_of(action, outcome or "x") == event
+    await store.audit("deploy.finished", actor="alice", outcome="running")  # no event
+    await store.audit("deploy.step", actor="alice", outcome="failed")  # no event
+    seen: dict[int, str] = {}
+    await store.outbox.route(lambda e: seen.update({e.audit_id: e.event}) or [])
+    assert seen == wanted
