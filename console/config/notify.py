@@ -47,6 +47,7 @@ AUDIT_EVENTS: tuple[tuple[str, str | None, str], ...] = (
     ("deploy.finished", "interrupted", "interrupted"),
     ("queue.cancel", None, "cancelled"),
     ("deploy.interrupted", None, "interrupted"),
+    ("lock.taken_over", "interrupted", "interrupted"),  # a stale deploy's lock taken over
     ("queue.freeze", None, "freeze-set"),
     ("queue.unfreeze", None, "freeze-lifted"),
     ("lock.add", None, "lock-taken"),
