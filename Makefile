@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-deploys bench-audit bench-queue bench-actor bench-kiosk install clean
+.PHONY: demo test lint bench bench-deploys bench-audit bench-queue bench-actor bench-kiosk bench-notify install clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "deploy-console needs Python 3.11 or newer")'
@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.bench.audit_query
 	$(BIN)/python -m tests.bench.queue
 	$(BIN)/python -m tests.bench.actor_filter
+	$(BIN)/python -m tests.bench.notify_delay
 
 bench-deploys: $(STAMP)
 	$(BIN)/python -m tests.bench.deploys
@@ -52,6 +53,9 @@ bench-actor: $(STAMP)
 
 bench-kiosk: $(STAMP)
 	$(BIN)/python -m tests.bench.bench_kiosk_latency
+
+bench-notify: $(STAMP)
+	$(BIN)/python -m tests.bench.notify_delay
 
 clean:
 	rm -rf $(VENV) .venv-bench .mypy_cache .ruff_cache .pytest_cache
