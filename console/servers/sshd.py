@@ -2,13 +2,17 @@
 
 Public-key authentication only; the key names the user (config `[[sshd.keys]]`, or an
 authorized_keys line with `environment="DEPLOY_CONSOLE_USER=alice"`). Everything but an
-interactive shell on a terminal is refused: passwords, keyboard-interactive, agent, port and
-X11 forwarding, exec and subsystem requests, sessions without a pty. The console itself never
-runs in this process (one slow session would block all, colours would be lost): each session
-spawns `command` on a pseudo-terminal in a new session (process group), pumps bytes both ways,
-forwards window changes, and ends the SSH session with the console's exit status. A client
-that vanishes has its console's process group killed. What a client may ask for (terminal
-sizes and types, sessions, logins in progress) is bounded by console/servers/sshd_limits.py.
+interactive shell on a terminal, or (with `commands`) an exec request that is an allowed
+console subcommand (console/servers/sshd_exec.py), is refused: passwords,
+keyboard-interactive, agent, port and X11 forwarding, other exec requests, subsystems,
+sessions without a pty. The console itself never runs in this process (one slow session would
+block all, colours would be lost): each session spawns `command` on a pseudo-terminal in a new
+session (process group), pumps bytes both ways, forwards window changes, and ends the SSH
+session with the console's exit status; a subcommand without a terminal runs on pipes, its
+stdout and stderr to the channel's. A client that vanishes has its console's process group
+killed (a subcommand's is hung up, as a closed terminal: a deploy goes on to its end). What
+a client may ask for (terminal sizes and types, sessions, logins in progress) is bounded by
+console/servers/sshd_limits.py.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import asyncssh
 
 from console.config import SshdSettings
 from console.identity import SSH, Actor
+from console.servers.sshd_exec import ExecRefused, OutputPump, exec_argv
 from console.servers.sshd_keys import (
     GROUPS_ENV,
     HOST_KEY_FILE,
@@ -70,6 +75,7 @@ KEEPALIVE_COUNT = 3
 STOP_GRACE_SECONDS = 2.0
 # An exit status for a session refused before any console ran.
 REFUSED_STATUS = 2
+NO_COMMANDS = "commands are refused: connect without one to get the console"
 CHUNK = 65536
 
 
@@ -89,8 +95,12 @@ class SshServer:
         environment: Mapping[str, str] | None = None,
         spawner: SessionSpawner | None = None,
         settings: SshdSettings | None = None,
+        commands: bool = False,
     ) -> None:
         self.host_key = host_key
+        # Whether exec requests may run allowed console subcommands (`deploy-console sshd`;
+        # not its kiosk): else every exec request is refused.
+        self.commands = commands
         # The limits (sessions, logins in progress, login grace time); listen/port are start's.
         self.settings = settings or SshdSettings()
         self.allowed = dict(allowed)
@@ -231,6 +241,8 @@ class _ConsoleSession(asyncssh.SSHServerSession[bytes]):
         self.term = ""
         self.size: TermSize | None = None
         self.refusal: str | None = None
+        self.command: list[str] | None = None  # an exec request's subcommand
+        self.pump: OutputPump | None = None  # its output, without a terminal
         self.process: SessionProcess | None = None
         self.master: int | None = None
         self._pending_input = bytearray()
@@ -255,16 +267,24 @@ class _ConsoleSession(asyncssh.SSHServerSession[bytes]):
         return True
 
     def exec_requested(self, command: str) -> bool:
-        # Accepted only to say why no command runs: a bare refusal reads as a network error.
-        self.refusal = "commands are refused: connect without one to get the console"
+        # A refusal is accepted too, to say why no command runs: a bare refusal reads as a
+        # network error.
+        if not self.owner.commands:
+            self.refusal = NO_COMMANDS
+            return True
+        try:
+            self.command = exec_argv(command)
+        except ExecRefused as refused:
+            self.refusal = refused.message
         return True
 
     def subsystem_requested(self, subsystem: str) -> bool:
-        return False
+        self.refusal = f"subsystem {subsystem[:40]!r} is refused (no sftp, no scp)"
+        return True
 
     def session_started(self) -> None:
         self.owner.sessions.add(self)
-        if self.refusal is None and self.size is None:
+        if self.refusal is None and self.size is None and self.command is None:
             self.refusal = "a terminal is required: connect with ssh -t"
         if self.refusal is None:
             settings = self.owner.settings
@@ -311,6 +331,8 @@ class _ConsoleSession(asyncssh.SSHServerSession[bytes]):
             self.chan.exit(status)
 
     async def _spawn_and_pump(self) -> int:
+        if self.command is not None and self.size is None:
+            return await self._run_command(self.command)
         master, slave = pty.openpty()
         self.master = master
         try:
@@ -318,7 +340,8 @@ class _ConsoleSession(asyncssh.SSHServerSession[bytes]):
                 set_size(master, self.size)
             os.set_blocking(master, False)
             env = self.owner.child_environment(self.term)
-            self.process = await self.owner.spawner.spawn(slave, env, self.actor)
+            command = self.command or ()
+            self.process = await self.owner.spawner.spawn(slave, env, self.actor, command)
         finally:
             os.close(slave)
         self._start_reading()
@@ -327,6 +350,30 @@ class _ConsoleSession(asyncssh.SSHServerSession[bytes]):
         returncode = await self.process.wait()
         # What the console wrote last (its screen reset) still goes out before the exit.
         self._drain_output()
+        return returncode if returncode >= 0 else 128 - returncode
+
+    async def _run_command(self, command: list[str]) -> int:
+        """A subcommand without a terminal: stdin /dev/null, stdout and stderr on pipes to
+        the channel's; its exit status once it ended and its output is out."""
+        assert self.chan is not None
+        stdout, child_stdout = os.pipe()
+        stderr, child_stderr = os.pipe()
+        stdin = os.open(os.devnull, os.O_RDONLY)
+        self.pump = OutputPump(stdout, stderr, self.chan.write, self.chan.write_stderr)
+        try:
+            env = self.owner.child_environment("dumb")
+            stdio = (stdin, child_stdout, child_stderr)
+            self.process = await self.owner.spawner.spawn_command(stdio, env, self.actor, command)
+        except BaseException:
+            self.pump.close()
+            raise
+        finally:
+            for fd in (stdin, child_stdout, child_stderr):
+                os.close(fd)
+        returncode = await self.process.wait()
+        # What it left behind in its group holds the pipes open no longer.
+        self._signal_group(signal.SIGKILL)
+        await self.pump.drained()
         return returncode if returncode >= 0 else 128 - returncode
 
     def _start_reading(self) -> None:
@@ -411,16 +458,25 @@ class _ConsoleSession(asyncssh.SSHServerSession[bytes]):
     def pause_writing(self) -> None:
         # The client reads slower than the console draws: stop reading until it catches up.
         self._stop_reading()
+        if self.pump is not None:
+            self.pump.pause()
 
     def resume_writing(self) -> None:
         if self.process is not None and self.process.returncode is None:
             self._start_reading()
+            if self.pump is not None:
+                self.pump.resume()
 
     def eof_received(self) -> bool:
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
-        # The client went away (or the session ended): the console must not outlive it.
+        # The client went away (or the session ended): the console must not outlive it. A
+        # subcommand without a terminal is hung up instead, as by a closed terminal: a deploy
+        # goes on to its end, with nobody reading (CI's connection is not the deploy's life).
+        if self.pump is not None and self._task is not None and not self._task.done():
+            self._signal_group(signal.SIGHUP)
+            return
         if self._task is not None and not self._task.done():
             stopping = asyncio.ensure_future(self.stop())
             self.owner.stopping.add(stopping)
