@@ -340,8 +340,11 @@ class _ConsoleSession(asyncssh.SSHServerSession[bytes]):
                 set_size(master, self.size)
             os.set_blocking(master, False)
             env = self.owner.child_environment(self.term)
-            command = self.command or ()
-            self.process = await self.owner.spawner.spawn(slave, env, self.actor, command)
+            spawn = self.owner.spawner.spawn
+            if self.command is None:  # the console
+                self.process = await spawn(slave, env, self.actor)
+            else:  # a subcommand on a terminal (ssh -t)
+                self.process = await spawn(slave, env, self.actor, self.command)
         finally:
             os.close(slave)
         self._start_reading()
