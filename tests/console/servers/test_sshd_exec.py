@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shlex
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,9 +17,11 @@ from console.servers.sshd import SshServer, authorized_keys, load_host_key
 from console.servers.sshd_exec import EXEC_COMMANDS, ExecRefused, exec_argv
 from screens.cli.commands import has_command
 from screens.cli.session_fork import ForkedConsoles
+from tests.console.servers.processes import alive
 from tests.console.servers.test_sshd import DEADLINE, _connect
 from tests.console.servers.test_sshd import keys as keys  # fixtures
 from tests.console.servers.test_sshd import sshd_config_path as sshd_config_path
+from tests.waiting import await_until
 
 
 @pytest.mark.parametrize(
@@ -147,3 +150,45 @@ async def test_everything_else_is_refused_with_a_line_on_stderr_and_status_2(
             await conn.open_connection("127.0.0.1", forked.port)  # ssh -L
         with pytest.raises(asyncssh.ChannelListenError):
             await conn.forward_remote_port("127.0.0.1", 0, "127.0.0.1", 9)  # ssh -R
+
+
+# A command that says it is ready, notes a hangup in its file and goes on for a moment, then
+# ends by itself (as `deploy` does: a closed connection is not the end of a deploy).
+HANGUP_PROBE = (
+    "import os, signal, sys, time\n"
+    "note = sys.argv[-1]\n"
+    "def hung_up(*_):\n"
+    "    with open(note, 'a') as out: out.write('hung up\\n')\n"
+    "signal.signal(signal.SIGHUP, hung_up)\n"
+    "print('ready', os.getpid(), flush=True)\n"
+    "while 'hung up' not in open(note).read(): time.sleep(0.05)\n"
+    "for _ in range(20): print('x' * 4000, flush=True)\n"  # to nobody: never stuck on a pipe
+    "with open(note, 'a') as out: out.write('ended\\n')\n"
+)
+
+
+async def test_a_command_whose_client_vanished_is_hung_up_and_ends_by_itself(
+    sshd_config_path: Path, keys: dict[str, Path], tmp_path: Path
+) -> None:
+    config = load_config(sshd_config_path)
+    note = tmp_path / "note"
+    note.write_text("")
+    server = SshServer(
+        load_host_key(tmp_path / "data"),
+        authorized_keys(config.sshd, config.source),
+        [sys.executable, "-c", HANGUP_PROBE],
+        settings=config.sshd,
+        commands=True,
+    )
+    await server.start("127.0.0.1", 0)
+    try:
+        conn = await _connect(server, keys["alice"])
+        process = await conn.create_process(f"wait {shlex.quote(str(note))}", encoding=None)
+        line = await asyncio.wait_for(process.stdout.readline(), DEADLINE)
+        pid = int(line.split()[1])
+        conn.abort()  # the CI job was cancelled, its runner lost
+        await await_until(lambda: "ended" in note.read_text(), "the command to end", DEADLINE)
+        assert note.read_text() == "hung up\nended\n"
+        await await_until(lambda: not alive(pid) and not server.sessions, "its reaping", DEADLINE)
+    finally:
+        await server.close()
