@@ -421,6 +421,8 @@ class _ConsoleSession(asyncssh.SSHServerSession[bytes]):
         return True
 
     def data_received(self, data: bytes, datatype: int | None) -> None:
+        if self.command is not None and self.size is None:
+            return  # a subcommand without a terminal reads /dev/null: nothing is kept
         self._pending_input += data
         if self.master is not None:
             self._flush_input()

@@ -109,7 +109,7 @@ async def test_a_command_runs_forked_as_the_keys_user_with_its_status_and_stream
         # What the client sends in its environment names nobody.
         env = {"DEPLOY_CONSOLE_USER": "root", "USER": "root"}
         done = await asyncio.wait_for(
-            conn.run("deploy checkout-api 'prod 1' 5.2.3; id", env=env), DEADLINE
+            conn.run("deploy checkout-api 'prod 1' 5.2.3; id", env=env, input="yes\n"), DEADLINE
         )
         argv = ["--config", "the-servers.toml", "deploy", "checkout-api", "prod 1", "5.2.3;", "id"]
         assert done.stdout == f"{who} {argv} False False\n"
