@@ -73,6 +73,8 @@ KEEPALIVE_SECONDS = 30.0
 KEEPALIVE_COUNT = 3
 # How long a console asked to stop (SIGTERM) gets before its process group is killed.
 STOP_GRACE_SECONDS = 2.0
+# A subcommand asked to stop (the server stopping) gets longer: a deploy it runs rolls back.
+COMMAND_STOP_GRACE_SECONDS = 60.0
 # An exit status for a session refused before any console ran.
 REFUSED_STATUS = 2
 NO_COMMANDS = "commands are refused: connect without one to get the console"
@@ -477,9 +479,9 @@ class _ConsoleSession(asyncssh.SSHServerSession[bytes]):
 
     def connection_lost(self, exc: Exception | None) -> None:
         # The client went away (or the session ended): the console must not outlive it. A
-        # subcommand without a terminal is hung up instead, as by a closed terminal: a deploy
-        # goes on to its end, with nobody reading (CI's connection is not the deploy's life).
-        if self.pump is not None and self._task is not None and not self._task.done():
+        # subcommand is hung up instead, as by a closed terminal: a deploy goes on to its
+        # end, with nobody reading (CI's connection is not the deploy's life).
+        if self.command is not None and self._task is not None and not self._task.done():
             self._signal_group(signal.SIGHUP)
             return
         if self._task is not None and not self._task.done():
@@ -502,7 +504,8 @@ class _ConsoleSession(asyncssh.SSHServerSession[bytes]):
         if process.returncode is None:
             self._signal_group(signal.SIGTERM)
             try:
-                await asyncio.wait_for(process.wait(), STOP_GRACE_SECONDS)
+                grace = STOP_GRACE_SECONDS if self.command is None else COMMAND_STOP_GRACE_SECONDS
+                await asyncio.wait_for(process.wait(), grace)
             except TimeoutError:
                 self._signal_group(signal.SIGKILL)
                 await process.wait()

@@ -192,3 +192,40 @@ async def test_a_command_whose_client_vanished_is_hung_up_and_ends_by_itself(
         await await_until(lambda: not alive(pid) and not server.sessions, "its reaping", DEADLINE)
     finally:
         await server.close()
+
+
+# A command that, asked to stop, takes longer than a console's grace to end (as a deploy
+# rolling back does) and notes that it ended by itself.
+STOP_PROBE = (
+    "import signal, sys, time\n"
+    "note = sys.argv[-1]\n"
+    "def stop(*_):\n"
+    "    time.sleep(3)\n"
+    "    open(note, 'a').write('rolled back\\n')\n"
+    "    sys.exit(1)\n"
+    "signal.signal(signal.SIGTERM, stop)\n"
+    "print('ready', flush=True)\n"
+    "time.sleep(600)\n"
+)
+
+
+async def test_a_stopping_server_gives_a_command_time_to_roll_back(
+    sshd_config_path: Path, keys: dict[str, Path], tmp_path: Path
+) -> None:
+    config = load_config(sshd_config_path)
+    note = tmp_path / "note"
+    note.write_text("")
+    server = SshServer(
+        load_host_key(tmp_path / "data"),
+        authorized_keys(config.sshd, config.source),
+        [sys.executable, "-c", STOP_PROBE],
+        settings=config.sshd,
+        commands=True,
+    )
+    await server.start("127.0.0.1", 0)
+    async with _connect(server, keys["alice"]) as conn:
+        process = await conn.create_process(f"deploy {shlex.quote(str(note))}", encoding=None)
+        await asyncio.wait_for(process.stdout.readline(), DEADLINE)
+        await asyncio.wait_for(server.close(), DEADLINE)
+        assert note.read_text() == "rolled back\n"  # not killed after a console's 2 s
+        assert (await asyncio.wait_for(process.wait(), DEADLINE)).exit_status == 1
