@@ -1,5 +1,4 @@
-"""SSH `exec` requests: which console subcommands a key may run (argv, never a shell), and
-the pump that carries a command's stdout, stderr and end to its SSH channel."""
+"""SSH exec requests: the console subcommands a key may run (argv, never a shell), their output."""
 
 from __future__ import annotations
 
