@@ -27,3 +27,12 @@ def main(argv: list[str]) -> None:
     line = sys.stdin.readline()
     print("got", line.strip(), flush=True)
     sys.exit(3)
+
+
+def command(argv: list[str]) -> None:
+    """What a forked SSH command runs in tests/console/servers/test_sshd_exec.py: its actor,
+    argv and terminal on stdout, a line on stderr, exit status 7."""
+    actor = current_actor()
+    print(f"{actor}/{','.join(actor.groups)}", argv, os.isatty(0), os.isatty(1), flush=True)
+    print("on stderr", file=sys.stderr, flush=True)
+    sys.exit(7)

@@ -2,13 +2,17 @@
 
 Public-key authentication only; the key names the user (config `[[sshd.keys]]`, or an
 authorized_keys line with `environment="DEPLOY_CONSOLE_USER=alice"`). Everything but an
-interactive shell on a terminal is refused: passwords, keyboard-interactive, agent, port and
-X11 forwarding, exec and subsystem requests, sessions without a pty. The console itself never
-runs in this process (one slow session would block all, colours would be lost): each session
-spawns `command` on a pseudo-terminal in a new session (process group), pumps bytes both ways,
-forwards window changes, and ends the SSH session with the console's exit status. A client
-that vanishes has its console's process group killed. What a client may ask for (terminal
-sizes and types, sessions, logins in progress) is bounded by console/servers/sshd_limits.py.
+interactive shell on a terminal, or (with `commands`) an exec request that is an allowed
+console subcommand (console/servers/sshd_exec.py), is refused: passwords,
+keyboard-interactive, agent, port and X11 forwarding, other exec requests, subsystems,
+sessions without a pty. The console itself never runs in this process (one slow session would
+block all, colours would be lost): each session spawns `command` on a pseudo-terminal in a new
+session (process group), pumps bytes both ways, forwards window changes, and ends the SSH
+session with the console's exit status; a subcommand without a terminal runs on pipes, its
+stdout and stderr to the channel's. A client that vanishes has its console's process group
+killed (a subcommand's is hung up, as a closed terminal: a deploy goes on to its end). What
+a client may ask for (terminal sizes and types, sessions, logins in progress) is bounded by
+console/servers/sshd_limits.py.
 """
 
 from __future__ import annotations
@@ -18,18 +22,25 @@ import contextlib
 import logging
 import os
 import pty
-import re
 import signal
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 
 import asyncssh
 
 from console.config import SshdSettings
-from console.config.paths import private_dir
-from console.errors import ConfigError, ConsoleError
 from console.identity import SSH, Actor
+from console.servers.sshd_exec import ExecRefused, OutputPump, exec_argv
+from console.servers.sshd_keys import (
+    GROUPS_ENV,
+    HOST_KEY_FILE,
+    USER_ENV,
+    AuthorizedKey,
+    SshdError,
+    authorized_keys,
+    load_host_key,
+    read_authorized_keys,
+)
+from console.servers.sshd_keys import reason_of as _reason
 from console.servers.sshd_limits import (
     STARTUPS_REFUSAL,
     TermSize,
@@ -44,168 +55,30 @@ from console.servers.sshd_spawn import CommandSpawner, SessionProcess, SessionSp
 logging.getLogger("asyncssh").setLevel(logging.WARNING)
 _log = logging.getLogger(__name__)
 
-HOST_KEY_FILE = "sshd_host_ed25519_key"
+# The keys' part (console/servers/sshd_keys.py), importable from here as before.
+__all__ = [
+    "GROUPS_ENV",
+    "HOST_KEY_FILE",
+    "USER_ENV",
+    "AuthorizedKey",
+    "SshServer",
+    "SshdError",
+    "authorized_keys",
+    "load_host_key",
+    "read_authorized_keys",
+]
+
 # A client whose TCP connection silently died is dropped after ~90 s of unanswered keepalives.
 KEEPALIVE_SECONDS = 30.0
 KEEPALIVE_COUNT = 3
 # How long a console asked to stop (SIGTERM) gets before its process group is killed.
 STOP_GRACE_SECONDS = 2.0
+# A subcommand asked to stop (the server stopping) gets longer: a deploy it runs rolls back.
+COMMAND_STOP_GRACE_SECONDS = 60.0
 # An exit status for a session refused before any console ran.
 REFUSED_STATUS = 2
+NO_COMMANDS = "commands are refused: connect without one to get the console"
 CHUNK = 65536
-# The authorized_keys option that names a key's user (read from the file, never from a
-# process's environment: the session's console is handed its actor by the spawner).
-USER_ENV = "DEPLOY_CONSOLE_USER"
-GROUPS_ENV = "DEPLOY_CONSOLE_GROUPS"  # likewise the key's groups, comma-separated
-USER_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$")
-# Options of an authorized_keys line that this server enforces anyway (or that restrict more).
-HARMLESS_OPTIONS = frozenset(
-    {"no-agent-forwarding", "no-port-forwarding", "no-x11-forwarding", "no-user-rc", "restrict"}
-)
-_OPTION = re.compile(r'([A-Za-z0-9-]+)(?:="((?:[^"\\]|\\.)*)")?')
-
-
-class SshdError(ConsoleError):
-    """The SSH server cannot start (bad keys, address in use, host key unreadable)."""
-
-
-@dataclass(frozen=True)
-class AuthorizedKey:
-    """A public key allowed in, the user it logs in as, and where it was configured."""
-
-    user: str
-    key: asyncssh.SSHKey
-    origin: str
-    groups: tuple[str, ...] = ()  # what roles may be granted to (config's "@name")
-
-    @property
-    def fingerprint(self) -> str:
-        return str(self.key.get_fingerprint("sha256"))
-
-
-# -- keys ------------------------------------------------------------------------------------
-
-
-def load_host_key(data_dir: Path) -> asyncssh.SSHKey:
-    """The server's host key, generated on first start (mode 0600) and reused after."""
-    path = data_dir / HOST_KEY_FILE
-    try:
-        return asyncssh.read_private_key(path)
-    except FileNotFoundError:
-        pass
-    except (OSError, asyncssh.KeyImportError) as error:
-        raise SshdError(f"{path}: cannot read the SSH host key: {_reason(error)}") from None
-    key = asyncssh.generate_private_key("ssh-ed25519", comment="deploy-console sshd")
-    try:
-        private_dir(data_dir)
-        # O_EXCL: two servers starting at once must not both write (the second reads it).
-        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return load_host_key(data_dir)
-    except OSError as error:
-        raise SshdError(f"{path}: cannot write the SSH host key: {_reason(error)}") from None
-    with os.fdopen(handle, "wb") as output:
-        output.write(key.export_private_key())
-    return key
-
-
-def authorized_keys(settings: SshdSettings, source: Path) -> dict[bytes, AuthorizedKey]:
-    """Every key allowed in, by its public blob: the config's keys, then the file's."""
-    allowed: dict[bytes, AuthorizedKey] = {}
-
-    def add(entry: AuthorizedKey) -> None:
-        blob = entry.key.public_data
-        known = allowed.get(blob)
-        if known is not None and known.user != entry.user:
-            raise ConfigError(
-                f"{entry.origin}: the same key is already {known.user!r}'s ({known.origin})"
-            )
-        allowed.setdefault(blob, entry)
-
-    for index, configured in enumerate(settings.keys):
-        origin = f"{source}: sshd.keys[{index}].key"
-        key = _public_key(configured.key, origin)
-        add(AuthorizedKey(configured.user, key, origin, configured.groups))
-    if settings.authorized_keys is not None:
-        for entry in read_authorized_keys(settings.authorized_keys):
-            add(entry)
-    return allowed
-
-
-def read_authorized_keys(path: Path) -> list[AuthorizedKey]:
-    """An OpenSSH authorized_keys file whose every line names its user (environment=...)."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path}: cannot read authorized keys: {_reason(error)}") from None
-    entries = []
-    for number, raw in enumerate(lines, start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        origin = f"{path}:{number}"
-        options, key_text = _split_options(line, origin)
-        user = None
-        groups: tuple[str, ...] = ()
-        for name, value in options:
-            lowered = name.lower()
-            if lowered == "environment" and value is not None:
-                variable, _, named = value.partition("=")
-                if variable == USER_ENV:
-                    user = named
-                elif variable == GROUPS_ENV:
-                    groups = tuple(group for group in named.split(",") if group)
-                    if not all(USER_PATTERN.match(group) for group in groups):
-                        raise ConfigError(
-                            f"{origin}: groups {named!r} must be names, comma-separated"
-                        )
-                else:
-                    raise ConfigError(
-                        f'{origin}: only environment="{USER_ENV}=..." and "{GROUPS_ENV}=..." '
-                        f"are accepted, not {variable!r}"
-                    )
-            elif lowered not in HARMLESS_OPTIONS:
-                raise ConfigError(f"{origin}: option {name!r} is not supported here")
-        if user is None:
-            raise ConfigError(f'{origin}: name the key\'s user with environment="{USER_ENV}=NAME"')
-        if not USER_PATTERN.match(user):
-            raise ConfigError(f"{origin}: user {user!r} must be letters, digits and . _ @ -")
-        entries.append(AuthorizedKey(user, _public_key(key_text, origin), origin, groups))
-    return entries
-
-
-def _split_options(line: str, origin: str) -> tuple[list[tuple[str, str | None]], str]:
-    """(options, the key and its comment) of an authorized_keys line."""
-    if line.startswith(("ssh-", "ecdsa-", "sk-")):
-        return [], line
-    options: list[tuple[str, str | None]] = []
-    position = 0
-    while True:
-        match = _OPTION.match(line, position)
-        if match is None:
-            raise ConfigError(f"{origin}: cannot read the options before the key")
-        value = match.group(2)
-        options.append((match.group(1), None if value is None else value.replace('\\"', '"')))
-        position = match.end()
-        if line[position : position + 1] == ",":
-            position += 1
-            continue
-        if line[position : position + 1] in (" ", "\t"):
-            return options, line[position:].strip()
-        raise ConfigError(f"{origin}: cannot read the options before the key")
-
-
-def _public_key(text: str, origin: str) -> asyncssh.SSHKey:
-    try:
-        return asyncssh.import_public_key(text.strip())
-    except (asyncssh.KeyImportError, ValueError):
-        raise ConfigError(f"{origin}: not an OpenSSH public key") from None
-
-
-def _reason(error: BaseException) -> str:
-    if isinstance(error, OSError) and error.strerror:
-        return error.strerror.lower()
-    return str(error) or type(error).__name__
 
 
 # -- the server --------------------------------------------------------------------------------
@@ -224,8 +97,12 @@ class SshServer:
         environment: Mapping[str, str] | None = None,
         spawner: SessionSpawner | None = None,
         settings: SshdSettings | None = None,
+        commands: bool = False,
     ) -> None:
         self.host_key = host_key
+        # Whether exec requests may run allowed console subcommands (`deploy-console sshd`;
+        # not its kiosk): else every exec request is refused.
+        self.commands = commands
         # The limits (sessions, logins in progress, login grace time); listen/port are start's.
         self.settings = settings or SshdSettings()
         self.allowed = dict(allowed)
@@ -366,6 +243,8 @@ class _ConsoleSession(asyncssh.SSHServerSession[bytes]):
         self.term = ""
         self.size: TermSize | None = None
         self.refusal: str | None = None
+        self.command: list[str] | None = None  # an exec request's subcommand
+        self.pump: OutputPump | None = None  # its output, without a terminal
         self.process: SessionProcess | None = None
         self.master: int | None = None
         self._pending_input = bytearray()
@@ -390,16 +269,24 @@ class _ConsoleSession(asyncssh.SSHServerSession[bytes]):
         return True
 
     def exec_requested(self, command: str) -> bool:
-        # Accepted only to say why no command runs: a bare refusal reads as a network error.
-        self.refusal = "commands are refused: connect without one to get the console"
+        # A refusal is accepted too, to say why no command runs: a bare refusal reads as a
+        # network error.
+        if not self.owner.commands:
+            self.refusal = NO_COMMANDS
+            return True
+        try:
+            self.command = exec_argv(command)
+        except ExecRefused as refused:
+            self.refusal = refused.message
         return True
 
     def subsystem_requested(self, subsystem: str) -> bool:
-        return False
+        self.refusal = f"subsystem {subsystem[:40]!r} is refused (no sftp, no scp)"
+        return True
 
     def session_started(self) -> None:
         self.owner.sessions.add(self)
-        if self.refusal is None and self.size is None:
+        if self.refusal is None and self.size is None and self.command is None:
             self.refusal = "a terminal is required: connect with ssh -t"
         if self.refusal is None:
             settings = self.owner.settings
@@ -446,6 +333,8 @@ class _ConsoleSession(asyncssh.SSHServerSession[bytes]):
             self.chan.exit(status)
 
     async def _spawn_and_pump(self) -> int:
+        if self.command is not None and self.size is None:
+            return await self._run_command(self.command)
         master, slave = pty.openpty()
         self.master = master
         try:
@@ -453,7 +342,11 @@ class _ConsoleSession(asyncssh.SSHServerSession[bytes]):
                 set_size(master, self.size)
             os.set_blocking(master, False)
             env = self.owner.child_environment(self.term)
-            self.process = await self.owner.spawner.spawn(slave, env, self.actor)
+            spawn = self.owner.spawner.spawn
+            if self.command is None:  # the console
+                self.process = await spawn(slave, env, self.actor)
+            else:  # a subcommand on a terminal (ssh -t)
+                self.process = await spawn(slave, env, self.actor, self.command)
         finally:
             os.close(slave)
         self._start_reading()
@@ -462,6 +355,30 @@ class _ConsoleSession(asyncssh.SSHServerSession[bytes]):
         returncode = await self.process.wait()
         # What the console wrote last (its screen reset) still goes out before the exit.
         self._drain_output()
+        return returncode if returncode >= 0 else 128 - returncode
+
+    async def _run_command(self, command: list[str]) -> int:
+        """A subcommand without a terminal: stdin /dev/null, stdout and stderr on pipes to
+        the channel's; its exit status once it ended and its output is out."""
+        assert self.chan is not None
+        stdout, child_stdout = os.pipe()
+        stderr, child_stderr = os.pipe()
+        stdin = os.open(os.devnull, os.O_RDONLY)
+        self.pump = OutputPump(stdout, stderr, self.chan.write, self.chan.write_stderr)
+        try:
+            env = self.owner.child_environment("dumb")
+            stdio = (stdin, child_stdout, child_stderr)
+            self.process = await self.owner.spawner.spawn_command(stdio, env, self.actor, command)
+        except BaseException:
+            self.pump.close()
+            raise
+        finally:
+            for fd in (stdin, child_stdout, child_stderr):
+                os.close(fd)
+        returncode = await self.process.wait()
+        # What it left behind in its group holds the pipes open no longer.
+        self._signal_group(signal.SIGKILL)
+        await self.pump.drained()
         return returncode if returncode >= 0 else 128 - returncode
 
     def _start_reading(self) -> None:
@@ -506,6 +423,8 @@ class _ConsoleSession(asyncssh.SSHServerSession[bytes]):
         return True
 
     def data_received(self, data: bytes, datatype: int | None) -> None:
+        if self.command is not None and self.size is None:
+            return  # a subcommand without a terminal reads /dev/null: nothing is kept
         self._pending_input += data
         if self.master is not None:
             self._flush_input()
@@ -546,16 +465,25 @@ class _ConsoleSession(asyncssh.SSHServerSession[bytes]):
     def pause_writing(self) -> None:
         # The client reads slower than the console draws: stop reading until it catches up.
         self._stop_reading()
+        if self.pump is not None:
+            self.pump.pause()
 
     def resume_writing(self) -> None:
         if self.process is not None and self.process.returncode is None:
             self._start_reading()
+            if self.pump is not None:
+                self.pump.resume()
 
     def eof_received(self) -> bool:
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
-        # The client went away (or the session ended): the console must not outlive it.
+        # The client went away (or the session ended): the console must not outlive it. A
+        # subcommand is hung up instead, as by a closed terminal: a deploy goes on to its
+        # end, with nobody reading (CI's connection is not the deploy's life).
+        if self.command is not None and self._task is not None and not self._task.done():
+            self._signal_group(signal.SIGHUP)
+            return
         if self._task is not None and not self._task.done():
             stopping = asyncio.ensure_future(self.stop())
             self.owner.stopping.add(stopping)
@@ -576,7 +504,8 @@ class _ConsoleSession(asyncssh.SSHServerSession[bytes]):
         if process.returncode is None:
             self._signal_group(signal.SIGTERM)
             try:
-                await asyncio.wait_for(process.wait(), STOP_GRACE_SECONDS)
+                grace = STOP_GRACE_SECONDS if self.command is None else COMMAND_STOP_GRACE_SECONDS
+                await asyncio.wait_for(process.wait(), grace)
             except TimeoutError:
                 self._signal_group(signal.SIGKILL)
                 await process.wait()

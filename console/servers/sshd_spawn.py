@@ -27,9 +27,19 @@ class SessionProcess(Protocol):
 class SessionSpawner(Protocol):
     """Starts a session's console on the pty `terminal` (its stdio and controlling terminal),
     in its own session and process group, with the environment `env`, acting for `actor` (a
-    spawner that can hand it over does so in memory; never through `env`)."""
+    spawner that can hand it over does so in memory; never through `env`). `command`: a
+    console subcommand's argv (an SSH exec request) after the console's own arguments."""
 
-    async def spawn(self, terminal: int, env: dict[str, str], actor: Actor) -> SessionProcess: ...
+    async def spawn(
+        self, terminal: int, env: dict[str, str], actor: Actor, command: Sequence[str] = ()
+    ) -> SessionProcess: ...
+
+    async def spawn_command(
+        self, stdio: tuple[int, int, int], env: dict[str, str], actor: Actor,
+        command: Sequence[str],
+    ) -> SessionProcess:  # fmt: skip
+        """As `spawn`, with no terminal: `stdio` (stdin, stdout, stderr) are its own."""
+        ...
 
 
 class CommandSpawner:
@@ -40,12 +50,21 @@ class CommandSpawner:
     def __init__(self, command: Sequence[str]) -> None:
         self.command = list(command)
 
-    async def spawn(self, terminal: int, env: dict[str, str], actor: Actor) -> SessionProcess:
+    async def spawn(
+        self, terminal: int, env: dict[str, str], actor: Actor, command: Sequence[str] = ()
+    ) -> SessionProcess:
+        return await self.spawn_command((terminal, terminal, terminal), env, actor, command)
+
+    async def spawn_command(
+        self, stdio: tuple[int, int, int], env: dict[str, str], actor: Actor,
+        command: Sequence[str],
+    ) -> SessionProcess:  # fmt: skip
         process = await asyncio.create_subprocess_exec(
             *self.command,
-            stdin=terminal,
-            stdout=terminal,
-            stderr=terminal,
+            *command,
+            stdin=stdio[0],
+            stdout=stdio[1],
+            stderr=stdio[2],
             env=env,
             start_new_session=True,
             close_fds=True,

@@ -503,9 +503,15 @@ async def _rollback(config: Config, args: argparse.Namespace) -> int:
 
 
 def rollback_command(config: Config, args: argparse.Namespace) -> int:
-    """`rollback DEPLOY_ID`: a new deploy of the release that deploy replaced."""
+    """`rollback DEPLOY_ID`: a new deploy of the release that deploy replaced. Exits as
+    `deploy`: 3 when refused (the role may not deploy there, the pair is busy)."""
+    from console.access import AccessDenied
+
     try:
         return asyncio.run(_rollback(config, args))
+    except AccessDenied as refused:
+        say(f"refused: {refused.message}")
+        return EXIT_BUSY
     except LockBusy as busy:
         return _busy(busy)
 

@@ -88,8 +88,9 @@ def _piped_session_main(
     env: dict[str, str],
     actor: Actor,
 ) -> None:
-    """In the forked child of a web session: pipes as stdio (textual-serve's protocol), its
-    own process group, then as `_session_main`."""
+    """In the forked child of a web session (pipes as stdio, textual-serve's protocol) or of
+    an SSH command (pipes and /dev/null): its own session and process group, then as
+    `_session_main`."""
     gc.freeze()
     os.setsid()
     for std, passed in enumerate(stdio):
@@ -202,12 +203,34 @@ class ForkedConsoles:
         if problem:
             raise ConfigError(problem)
 
-    async def spawn(self, terminal: int, env: dict[str, str], actor: Actor) -> ForkedConsole:
+    async def spawn(
+        self, terminal: int, env: dict[str, str], actor: Actor, command: Sequence[str] = ()
+    ) -> ForkedConsole:
+        """A session's console on the pty `terminal`; `command`: a subcommand's argv after
+        the console's own (an SSH exec request on a terminal)."""
         process = self._context.Process(
             target=_session_main,
-            args=(_PassedFd(terminal), self.entry, self.argv, env, actor),
+            args=(_PassedFd(terminal), self.entry, [*self.argv, *command], env, actor),
             daemon=False,
         )
+        await asyncio.to_thread(process.start)
+        return ForkedConsole(process)
+
+    async def spawn_command(
+        self, stdio: tuple[int, int, int], env: dict[str, str], actor: Actor,
+        command: Sequence[str],
+    ) -> ForkedConsole:  # fmt: skip
+        """A console subcommand (an SSH exec request without a terminal) on the three file
+        descriptors `stdio`, in its own session, acting for `actor` handed in memory as for
+        an interactive session: `command` is its argv after the console's own."""
+        process = self._context.Process(
+            target=_piped_session_main,
+            args=(
+                tuple(_PassedFd(fd) for fd in stdio), self.entry, [*self.argv, *command], env,
+                actor,
+            ),
+            daemon=False,
+        )  # fmt: skip
         await asyncio.to_thread(process.start)
         return ForkedConsole(process)
 

@@ -76,6 +76,8 @@ def sshd_command(config: Config, args: argparse.Namespace) -> int:
         environment={**os.environ, READ_ONLY_FLEET_ENV: "1"},
         spawner=spawner,
         settings=config.sshd,
+        # CI runs console subcommands over SSH (sshd_exec.EXEC_COMMANDS); a kiosk runs none.
+        commands=not args.kiosk,
     )
     store_file = paths.store_path(config.store, store)
     fleet = shared_fleet(config, store_file, "sshd")

@@ -523,7 +523,7 @@ def test_openssh_commands_and_passwords_are_refused(alice_ssh: list[str]) -> Non
     argv = alice_ssh
     command = _run_ssh([*argv, "id"])
     assert command.returncode == 2 and command.stdout == ""
-    assert "deploy-console: commands are refused" in command.stderr
+    assert "deploy-console: 'id' is not a command over SSH: run one of" in command.stderr
     password = _run_ssh(
         [*argv[:-1], "-o", "PreferredAuthentications=password,keyboard-interactive", argv[-1]]
     )
