@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
 KEEP_FINISHED = 50  # followed deploys whose events stay in memory after they end
+REAP_SECONDS = 30.0  # (bake) how often kept old instances past their keep_old are looked for
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,8 @@ class Runner:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._followed: dict[str, _Followed] = {}
         self.errors: list[str] = []
+        self._reaped_at = -REAP_SECONDS
+        self._reaping: asyncio.Task[None] | None = None
 
     # -- what callers use ------------------------------------------------------------------
 
@@ -234,6 +237,7 @@ class Runner:
             pass
 
     async def _tick(self) -> None:
+        self._start_reaper()
         if self.reconcile:
             for record in await self.queue.take_interrupted(self.name):
                 if record.id not in self._tasks or self._tasks[record.id].done():
@@ -244,8 +248,32 @@ class Runner:
             self._followed[claimed.id] = _Followed()
             self._tasks[claimed.id] = asyncio.create_task(self._run(claimed))
 
+    def _start_reaper(self) -> None:
+        """(bake) Now and then, the kept old instances whose keep_old passed are terminated
+        (engine.reap_kept); only by a runner that reconciles, only if a cluster keeps any."""
+        clusters = self.engine.config.clusters
+        if not self.reconcile or not any(c.bake.keeps_old for c in clusters):
+            return
+        if self._reaping is not None and not self._reaping.done():
+            return
+        if asyncio.get_running_loop().time() - self._reaped_at < REAP_SECONDS:
+            return
+        self._reaped_at = asyncio.get_running_loop().time()
+        self._reaping = asyncio.create_task(self._reap())
+
+    async def _reap(self) -> None:
+        try:
+            gone = await self.engine.reap_kept()
+        except ConsoleError as error:
+            self._note_error(f"reaping kept instances: {error.message}")
+            return
+        if gone:
+            log.info("terminated kept old instances past their keep_old: %s", ", ".join(gone))
+
     async def stop(self) -> None:
         """Cancel the deploys running here (each rolls back) and wait for them to end."""
+        if self._reaping is not None:
+            self._reaping.cancel()
         for deploy_id in self.running_here:
             self.engine.cancel(deploy_id, "the console stopping")
         tasks = [task for task in self._tasks.values() if not task.done()]

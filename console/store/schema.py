@@ -169,6 +169,9 @@ MIGRATIONS: list[tuple[str, ...]] = [
     ),
     # 7 (change tickets): the ticket a deploy goes with; its audit rows' `ticket` copies it.
     ("ALTER TABLE deploys ADD COLUMN ticket TEXT",),
+    # (bake): a decision on a baking deploy asked from any console ("end:alice" ends the bake
+    # early, "rollback:alice" rolls back now); the engine that runs it reads it each round.
+    ("ALTER TABLE deploys ADD COLUMN bake_request TEXT",),
 ]
 
 # The schema this console reads and writes (PRAGMA user_version: how many migrations ran).
