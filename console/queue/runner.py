@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
 KEEP_FINISHED = 50  # followed deploys whose events stay in memory after they end
-REAP_SECONDS = 30.0  # (bake) how often kept old instances past their keep_old are looked for
+REAP_SECONDS = 60.0  # (bake) how often kept old instances past their keep_old are looked for
 
 
 @dataclass(frozen=True)

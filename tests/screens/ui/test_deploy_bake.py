@@ -154,3 +154,28 @@ async def test_a_refused_decision_is_said_and_the_bake_goes_on(
         )
         assert screen.tracked.baking and screen.tracked.bake_asked is None
         assert keys_shown(app)["rollback_now"]
+
+
+def test_a_rollback_plan_within_keep_old_says_it_starts_the_kept_instances() -> None:
+    from datetime import timedelta
+
+    from console.model import DeployPlan, LoadBalancerKind, PlannedLoadBalancer, Release
+    from screens.deploy.dialog import plan_content
+
+    plan = DeployPlan(
+        project="storefront",
+        cluster="prod2",
+        protected=True,
+        release=Release("2.14.1", "ami-0123", FROZEN_NOW - timedelta(days=3)),
+        current_versions=("2.15.0",),
+        old_instances=("i-0new1",),
+        instance_type="t3.small",
+        count=1,
+        load_balancers=(
+            PlannedLoadBalancer("storefront-prod2", LoadBalancerKind.TARGET_GROUP, (), 15, 5),
+        ),
+        reuses=("i-0kept1", "i-0kept2"),
+    )
+    text = plan_content(plan).plain
+    assert "start kept     i-0kept1, i-0kept2 (stopped, kept: no launch)" in text
+    assert "launch " not in text
