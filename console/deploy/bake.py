@@ -192,7 +192,8 @@ async def watch(
         missing = [
             p for p in settings.alarms if not any(fnmatch.fnmatchcase(w, p) for w in watched)
         ]
-        deployment.note(f"bake: watching alarms {', '.join(watched) or 'none found'}")
+        if watched:
+            deployment.note(f"bake: watching alarms {', '.join(watched)}")
         if missing:
             deployment.note(f"bake: no alarm matches {', '.join(missing)}")
     while True:
@@ -224,7 +225,7 @@ async def _decision(store: Store, deployment: Deployment) -> BakeOutcome | None:
         return None
     decision, _, actor = asked.partition(":")
     if decision == ROLLBACK:
-        return BakeOutcome(rollback=f"rolled back by {actor} during the bake")
+        return BakeOutcome(rollback=f"roll back asked by {actor} during the bake")
     return BakeOutcome(ended_by=actor)
 
 

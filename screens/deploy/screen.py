@@ -15,7 +15,7 @@ from textual.widgets import Footer, ProgressBar, RichLog, Static
 from console import events
 from console.config.bake import format_span
 from console.errors import ConsoleError
-from console.model import DeployState, StepState
+from console.model import DeployState, Step, StepState
 from screens.deploy.tracking import TrackedDeploy
 from screens.keys import KEYMAP
 from screens.messages import DeployCancelAsked
@@ -212,6 +212,10 @@ class DeployScreen(SaysWhyNot):
     def _baking(self, now: datetime) -> tuple[str | tuple[str, str], ...]:
         """A baking deploy's countdown and what it watches, on its own line under the title."""
         tracked = self.tracked
+        if tracked.rolling_back and Step.BAKE in tracked.steps and not tracked.finished:
+            # At 80x24 the step list's last rows and the outcome line are out of view.
+            back = "the kept old instances come back first, then the new leave"
+            return ("\n", ("rolling back: ", "bold $text-warning"), back)
         if not tracked.baking:
             return ()
         ends, watches = tracked.bake_ends()

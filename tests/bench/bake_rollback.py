@@ -3,11 +3,12 @@
 Against a world of its own (moto's CloudWatch, EC2 and target groups, the SSH jump host; the
 world of tests/console/deploy/test_bake.py), one engine in this process deploys checkout 1.1.0
 to a cluster with `bake = "60s"` and `alarms = ["checkout-*"]`. Once the bake step starts, the
-bench sets the alarm to ALARM (set_alarm_state) and a thread polls the target group every
-20 ms: the figure is the time from the alarm to the first poll where every old instance is
-healthy again, and to the deploy's end (the new ones drained and terminated). Each run ends
-rolled back, so the next one deploys the same release again. Runs at the engine's poll
-interval of the test configs (0.5 s) and at its default (2 s).
+bench sets the alarm to ALARM (set_alarm_state; 1 s + a point spread over one engine poll
+interval later, so the engine's next look is waited for as in life) and a thread polls the
+target group every 20 ms: the figure is the time from the alarm to the first poll where
+every old instance is healthy again, and to the deploy's end (the new ones drained and
+terminated). Each run ends rolled back, so the next one deploys the same release again. Runs
+at the engine's poll interval of the test configs (0.5 s) and at its default (2 s).
 
 The world's target group takes `registration_seconds = 1` to call a registered target healthy
 (AWS: healthy threshold x interval, 10-150 s by its settings): the figure is the console's
@@ -58,7 +59,7 @@ def alarm(config: Config, state: str) -> None:
     )
 
 
-async def one_run(config: Config, store: Path) -> tuple[float, float]:
+async def one_run(config: Config, store: Path, offset: float) -> tuple[float, float]:
     """(alarm -> every old instance healthy, alarm -> deploy rolled back), in seconds."""
     alarm(config, "OK")
     old = live(config, "checkout", CLUSTER)
@@ -76,16 +77,26 @@ async def one_run(config: Config, store: Path) -> tuple[float, float]:
 
     watcher = threading.Thread(target=poll, daemon=True)
     ended = 0.0
+
+    async def fire(after: float) -> None:
+        await asyncio.sleep(after)
+        await asyncio.to_thread(alarm, config, "ALARM")
+        fired.append(time.monotonic())
+        watcher.start()
+
+    firing: asyncio.Task[None] | None = None
     async with deploy_services(config, store) as services:
         request = DeployRequest("checkout", CLUSTER, "1.1.0", "bench")
         async for event in services.engine.run(request):
             if isinstance(event, StepStarted) and event.step is Step.BAKE:
-                await asyncio.to_thread(alarm, config, "ALARM")
-                fired.append(time.monotonic())
-                watcher.start()
+                # At a random moment of the bake, not at its first look: the alarm waits for
+                # the engine's next look, up to one poll interval.
+                firing = asyncio.create_task(fire(offset))
             if isinstance(event, DeployFinished):
                 ended = time.monotonic()
                 assert event.state is DeployState.ROLLED_BACK, event.reason
+    assert firing is not None
+    await firing
     watcher.join(30)
     stop.set()
     alarm(config, "OK")
@@ -116,8 +127,10 @@ async def bench(runs: int) -> None:
                 )
                 serving: list[float] = []
                 finished: list[float] = []
-                for _ in range(runs):
-                    to_serving, to_end = await one_run(config, workdir / f"store-{poll}.db")
+                for run in range(runs):
+                    offset = 1.0 + poll * (run + 0.5) / runs  # spread over one poll interval
+                    store = workdir / f"store-{poll}.db"
+                    to_serving, to_end = await one_run(config, store, offset)
                     serving.append(to_serving)
                     finished.append(to_end)
                 print(f"engine poll_seconds = {poll}")

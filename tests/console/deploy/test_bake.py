@@ -371,7 +371,7 @@ async def test_an_admin_ends_the_bake_early_or_rolls_back_from_another_console(
     events = await deploy(config, store, "decide", "1.0.0", during_bake=roll_back_now)
     outcome = finished(events)
     assert outcome.state is DeployState.ROLLED_BACK, outcome.reason
-    assert "rolled back by alice during the bake" in outcome.reason
+    assert "roll back asked by alice during the bake" in outcome.reason
     assert live(config, "checkout", "decide") == serving
     async with deploy_services(config, store) as services:
         rows = await services.engine.store.audit_rows(deploy_id=outcome.deploy_id)

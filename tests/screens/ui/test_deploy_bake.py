@@ -52,7 +52,7 @@ class BakingDeploys(ScriptedDeploys):
         decision = self.decisions[-1][2]
         yield events.StepFinished(deploy_id, Step.BAKE, StepState.SUCCEEDED, 42.0, decision)
         if decision == "rollback":
-            reason = "rolled back by alice during the bake; rolled back: started i-old"
+            reason = "roll back asked by alice during the bake; rolled back: started i-old"
             yield events.DeployFinished(deploy_id, DeployState.ROLLED_BACK, reason, 60.0, 1.0)
         else:
             reason = "2.14.1 serves; bake ended early by alice"
@@ -117,7 +117,7 @@ async def test_r_rolls_back_now_with_one_key(
         await wait_for(pilot, lambda: screen.tracked.finished, "the rollback")
         assert deploys.decisions == [("d-20261126-120000-bake", "alice", "rollback")]
         assert screen.tracked.state is DeployState.ROLLED_BACK
-        assert "rolled back by alice during the bake" in screen.tracked.reason
+        assert "roll back asked by alice during the bake" in screen.tracked.reason
         assert not keys_shown(app).get("rollback_now")
 
 
