@@ -34,6 +34,7 @@ class BakeOutcome:
 
     rollback: str | None = None
     ended_by: str | None = None
+    cancelled: bool = False
 
     @property
     def summary(self) -> str:
@@ -202,7 +203,7 @@ async def watch(
             return decided
         if deployment.cancelled.is_set():
             why = deployment.cancel_reason or "cancelled"
-            return BakeOutcome(rollback=f"{why} during the bake")
+            return BakeOutcome(rollback=f"{why} during the bake", cancelled=True)
         trouble = await watcher.look()
         if trouble:
             return BakeOutcome(rollback=trouble)

@@ -520,6 +520,10 @@ class DeployEngine(DeployPlanner):
             )
             await self._audit(deployment, "bake-end", "succeeded", f"{outcome.summary}; {kept}")
             return DeployState.SUCCEEDED, f"{serves}; bake {outcome.summary}; {kept}"
+        if not old:  # a first deploy: removing the new would leave nothing serving
+            why = f"{outcome.rollback}; no old instance to roll back to: the new ones stay"
+            await self._audit(deployment, "bake-rollback", "failed", why)
+            return DeployState.FAILED, why
         await self._audit(deployment, "bake-rollback", "rolling back", outcome.rollback)
         deployment.note(f"bake: {outcome.rollback}: rolling back to the kept old instances")
         back, how = await bring_back_kept(
@@ -532,7 +536,9 @@ class DeployEngine(DeployPlanner):
         )
         if not back:
             return DeployState.FAILED, f"{outcome.rollback}; {how}"
-        return DeployState.ROLLED_BACK, f"{outcome.rollback}; rolled back: {how}"
+        # A cancel during the bake ends cancelled, as one before the switch does.
+        state = DeployState.CANCELLED if outcome.cancelled else DeployState.ROLLED_BACK
+        return state, f"{outcome.rollback}; rolled back: {how}"
 
     async def _audit(self, deployment: Deployment, action: str, outcome: str, reason: str) -> None:
         """An audit row of the bake; one the store refused is said in the deploy's end."""

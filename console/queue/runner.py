@@ -188,7 +188,8 @@ class Runner:
             known = seen[index] if index < len(seen) else None
             if known is None:
                 seen.append((step.step, "running"))
-                events.append(StepStarted(deploy_id, Step(step.step), step.started_at))
+                # Its detail too: the bake's says how long it runs and what it watches.
+                events.append(StepStarted(deploy_id, Step(step.step), step.started_at, step.detail))
                 known = seen[index]
             if step.state != "running" and known[1] == "running":
                 seen[index] = (step.step, step.state)

@@ -27,6 +27,7 @@ from console.events import DeployEvent, OutputLine, StepFinished, StepStarted
 from console.model import DeployRequest, DeployState, Step, StepState
 from tests.console.deploy.test_engine import config_head, finished, steps, world_fixture
 from tests.deploy_world import ServingWatcher, client, instances, live, serving_in
+from tests.waiting import await_until
 
 CLUSTERS = {
     "alarm": 'bake = "60s"\nalarms = ["checkout-*"]\nkeep_old = "1h"',
@@ -380,3 +381,95 @@ async def test_an_admin_ends_the_bake_early_or_rolls_back_from_another_console(
             raise AssertionError("a finished deploy has no bake to end")
     asked = [row for row in rows if row.action == "bake-requested"]
     assert [(row.actor, row.outcome) for row in asked] == [("alice", "rollback")]
+
+
+async def test_the_runner_reaps_stopped_instances_past_keep_old_and_nothing_else(
+    checkout_world: Config, tmp_path: Path
+) -> None:
+    """The runner serving the store, on its own loop: an expired kept instance is
+    terminated; a kept one not yet due, and a running one marked expired, are left alone."""
+    from console.queue.release_queue import DeployQueue
+    from console.queue.runner import Runner
+
+    config = checkout_world
+    ec2 = client(config, "decide", "ec2")
+    subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
+    image = ec2.describe_images(Owners=["self"])["Images"][0]["ImageId"]
+    made = ec2.run_instances(ImageId=image, MinCount=3, MaxCount=3, SubnetId=subnet)
+    expired, due_later, running = (i["InstanceId"] for i in made["Instances"])
+    now = datetime.now(UTC)
+    for instance_id, until in (
+        (expired, now - timedelta(minutes=1)),
+        (due_later, now + timedelta(hours=1)),
+        (running, now - timedelta(minutes=1)),
+    ):
+        ec2.create_tags(
+            Resources=[instance_id],
+            Tags=[
+                {"Key": retention.KEPT_UNTIL, "Value": retention.stamp(until)},
+                {"Key": retention.REPLACED_BY, "Value": "d-test"},
+            ],
+        )
+    ec2.stop_instances(InstanceIds=[expired, due_later])
+
+    def state(instance_id: str) -> str:
+        found = ec2.describe_instances(InstanceIds=[instance_id])
+        return str(found["Reservations"][0]["Instances"][0]["State"]["Name"])
+
+    async with deploy_services(config, tmp_path / "s.db") as services:
+        runner = Runner(services.engine, DeployQueue(services.store, config), poll_seconds=0.1)
+        task = asyncio.create_task(runner.run_forever())
+        try:
+            await await_until(
+                lambda: state(expired) in ("shutting-down", "terminated"), "the reaper"
+            )
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    assert state(due_later) == "stopped"
+    assert state(running) == "running"
+    assert runner.errors == []
+
+
+async def test_a_console_following_a_runners_deploy_sees_the_bake_and_rolls_it_back(
+    checkout_world: Config, tmp_path: Path
+) -> None:
+    """The deploy runs in a runner; another console (not executing) queues and follows it
+    through the store: the bake step comes with its length and what it watches (the deploy
+    screen's countdown), and its roll back reaches the runner through the store."""
+    from console.queue.release_queue import DeployQueue
+    from console.queue.runner import Runner
+
+    config = checkout_world
+    store = tmp_path / "s.db"
+    serving = live(config, "checkout", "decide")
+    versions = {
+        t["Value"]
+        for i in serving
+        for t in instances(config, "checkout", "decide")[i]["Tags"]
+        if t["Key"] == "Version"
+    }
+    release = "1.0.0" if versions == {"1.1.0"} else "1.1.0"
+    seen: list[DeployEvent] = []
+    async with deploy_services(config, store) as runs, deploy_services(config, store) as follows:
+        runner = Runner(runs.engine, DeployQueue(runs.store, config), poll_seconds=0.1)
+        follower = Runner(
+            follows.engine, DeployQueue(follows.store, config), executes=False, poll_seconds=0.1
+        )
+        task = asyncio.create_task(runner.run_forever())
+        try:
+            record = await follower.enqueue(DeployRequest("checkout", "decide", release, "bob"))
+            async for event in follower.follow(record.id, output=True):
+                seen.append(event)
+                if isinstance(event, StepStarted) and event.step is Step.BAKE:
+                    assert event.detail.startswith("60 s; no alarms; unhealthy > 0"), event
+                    await follows.engine.decide_bake(record.id, "bob", "rollback")
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    outcome = finished(seen)
+    assert outcome.state is DeployState.ROLLED_BACK, outcome.reason
+    assert "roll back asked by bob during the bake" in outcome.reason
+    assert live(config, "checkout", "decide") == serving
