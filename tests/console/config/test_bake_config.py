@@ -86,3 +86,25 @@ def test_spans_read_and_said_the_same_way() -> None:
         "2h",
         "1h05m",
     ]
+
+
+def test_ending_or_rolling_back_a_bake_is_allowed_as_a_cancel(tmp_path: Path) -> None:
+    """A deployer for their own deploy on an unprotected cluster; an admin otherwise."""
+    from console.access import Access, AccessDenied, Action
+
+    path = tmp_path / "access.toml"
+    path.write_text(
+        '[access]\ndeployers = ["dana"]\nadmins = ["ada"]\nviewers = ["victor"]\n\n'
+        + CLUSTER.format(bake='bake = "10m"')
+        + '\n[[clusters]]\nname = "staging"\nregion = "us-east-1"\nbake = "1m"\n'
+    )
+    access = Access(load_config(path), read_only=False)
+    assert access.allows("dana", Action.BAKE, "staging", owner="dana")
+    assert access.allows("ada", Action.BAKE, "staging", owner="dana")
+    assert access.allows("ada", Action.BAKE, "prod1", owner="dana")
+    assert not access.allows("victor", Action.BAKE, "staging", owner="victor")
+    with pytest.raises(AccessDenied) as refused:
+        access.check("dana", Action.BAKE, "staging", owner="erin")
+    assert str(refused.value) == (
+        "dana is a deployer in staging: may not end or roll back a bake (needs admin)"
+    )
