@@ -75,6 +75,7 @@ class Runner:
         on_event: Callable[[str, object], None] | None = None,
         executes: bool = True,
         on_queued: Callable[[], Awaitable[object]] | None = None,
+        reap_seconds: float = REAP_SECONDS,
     ) -> None:
         self.engine = engine
         self.queue = queue
@@ -90,7 +91,8 @@ class Runner:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._followed: dict[str, _Followed] = {}
         self.errors: list[str] = []
-        self._reaped_at = -REAP_SECONDS
+        self.reap_seconds = reap_seconds
+        self._reaped_at: float | None = None  # the first look waits a period: a start is busy
         self._reaping: asyncio.Task[None] | None = None
 
     # -- what callers use ------------------------------------------------------------------
@@ -257,9 +259,12 @@ class Runner:
             return
         if self._reaping is not None and not self._reaping.done():
             return
-        if asyncio.get_running_loop().time() - self._reaped_at < REAP_SECONDS:
+        now = asyncio.get_running_loop().time()
+        if self._reaped_at is None:
+            self._reaped_at = now
+        if now - self._reaped_at < self.reap_seconds:
             return
-        self._reaped_at = asyncio.get_running_loop().time()
+        self._reaped_at = now
         self._reaping = asyncio.create_task(self._reap())
 
     async def _reap(self) -> None:

@@ -417,7 +417,12 @@ async def test_the_runner_reaps_stopped_instances_past_keep_old_and_nothing_else
         return str(found["Reservations"][0]["Instances"][0]["State"]["Name"])
 
     async with deploy_services(config, tmp_path / "s.db") as services:
-        runner = Runner(services.engine, DeployQueue(services.store, config), poll_seconds=0.1)
+        runner = Runner(
+            services.engine,
+            DeployQueue(services.store, config),
+            poll_seconds=0.1,
+            reap_seconds=0.5,
+        )
         task = asyncio.create_task(runner.run_forever())
         try:
             await await_until(
