@@ -41,6 +41,7 @@ class Action(StrEnum):
     MOVE = "move"
     FREEZE = "freeze"  # and unfreeze
     LOCK = "lock"  # and unlock
+    BAKE = "end or roll back a bake"  # as cancel: their own for a deployer, else an admin
     SSH = "ssh"  # open one's own shell on an instance (as a deploy: admin on protected ones)
 
 

@@ -204,10 +204,15 @@ class Step(StrEnum):
     TRAFFIC_GUARD = "traffic-guard"
     DEREGISTER = "deregister"
     TERMINATE = "terminate"
+    # Only with a cluster's `bake`: watching alarms and load balancers after the switch.
+    BAKE = "bake"
     ROLLBACK = "rollback"
 
 
-DEPLOY_STEPS: tuple[Step, ...] = tuple(step for step in Step if step is not Step.ROLLBACK)
+# The steps every deploy shows; bake and rollback join the list when they start.
+DEPLOY_STEPS: tuple[Step, ...] = tuple(
+    step for step in Step if step not in (Step.ROLLBACK, Step.BAKE)
+)
 
 
 class StepState(StrEnum):
@@ -253,6 +258,9 @@ class DeployPlan:
     instance_type: str
     count: int
     load_balancers: tuple[PlannedLoadBalancer, ...]
+    # A rollback within the cluster's keep_old: the kept old instances it starts again
+    # instead of launching (console/deploy/retention.py).
+    reuses: tuple[str, ...] = ()
 
     @property
     def expected_healthy_seconds(self) -> int:

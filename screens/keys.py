@@ -114,6 +114,8 @@ KEYMAP: dict[str, list[BindingType]] = {
     "deploy": [
         Binding("escape", "back", "Back (deploy goes on)", id="deploy.back"),
         Binding("c", "cancel_deploy", "Cancel deploy", id="deploy.cancel"),
+        Binding("e", "end_bake", "End bake", id="deploy.end_bake"),
+        Binding("r", "rollback_now", "Roll back now", id="deploy.rollback_now"),
     ],
     "deploys": [close_key("deploy_list")],
     "confirm": [

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from console.config.bake import parse_bake
 from console.config.doors import parse_access, parse_audit, parse_sshd
 from console.config.keymap import KeymapSettings, parse_keymap
 from console.config.locate import closest, key_line
@@ -241,6 +242,7 @@ def _parse_cluster(table: Table) -> ClusterConfig:
         colour=_cluster_colour(table),
         windows=_cluster_windows(table),
         ticket=_section(table, "ticket", parse_ticket, None),
+        bake=parse_bake(table),
     )
     if cluster.endpoint_url and not re.match(r"^https?://[^\s/]+", cluster.endpoint_url):
         table.fail(f"must be an http(s) URL, not {cluster.endpoint_url!r}", "endpoint_url")

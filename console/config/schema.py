@@ -7,6 +7,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from console.config.bake import BakeSettings
 from console.config.keymap import KeymapSettings
 from console.config.notify import NotifySettings
 from console.config.tickets import TicketSettings
@@ -95,6 +96,9 @@ class ClusterConfig:
     # `ticket = { required, pattern }`: the change ticket a deploy to it carries (None: no
     # ticket field is offered, and one given is only checked for its form).
     ticket: TicketSettings | None = None
+    # `bake`, `alarms`, `keep_old`, `bake_max_5xx`, `bake_max_unhealthy`: what is watched once
+    # the new instances serve, and how long the old are kept stopped (default: not at all).
+    bake: BakeSettings = field(default_factory=BakeSettings)
 
     @property
     def account_key(self) -> tuple[str | None, ...]:

@@ -54,12 +54,17 @@ class Deployment:
         self.cancelled = asyncio.Event()
         self.cancel_reason = ""
         self.new_ids: list[str] = []
+        self.reused: list[str] = []  # kept old instances a rollback started as its new ones
         self.registered: set[tuple[str, str]] = set()  # (balancer key, instance id)
         self.log: list[tuple[datetime, str, str, str]] = []  # output not yet stored
         self.unrecorded: list[str] = []  # writes the store refused, said in the deploy's end
         # Every text of this deploy passes it before it is shown or stored: the secrets it
         # read from SSM, in every form, never leave the engine.
         self.masker = SecretMasker()
+        # A decision on its bake asked in this process ("end:ACTOR" or "rollback:ACTOR");
+        # one asked from another console comes through the store (console/deploy/bake.py).
+        self.bake_request: str | None = None
+        self.bake_decided = asyncio.Event()
         self.started = time.perf_counter()
         self.waiting = 0.0
         self._io_depth = 0
@@ -68,6 +73,11 @@ class Deployment:
     def cancel(self, reason: str = "cancelled") -> None:
         self.cancel_reason = reason
         self.cancelled.set()
+
+    def decide_bake(self, request: str) -> None:
+        """End the bake early ("end:ACTOR") or roll back now ("rollback:ACTOR")."""
+        self.bake_request = self.bake_request or request
+        self.bake_decided.set()
 
     @contextlib.asynccontextmanager
     async def io(self) -> AsyncIterator[None]:

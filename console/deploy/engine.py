@@ -14,12 +14,17 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from console.access import Access, Action
 from console.config import ClusterConfig, Config, ProjectConfig
-from console.deploy import traffic
+from console.config.bake import BakeSettings, format_span
+from console.deploy import retention, traffic
+from console.deploy.bake import END as BAKE_END
+from console.deploy.bake import ROLLBACK as BAKE_ROLLBACK
+from console.deploy.bake import BakeWatch
+from console.deploy.bake import watch as bake_watch
 from console.deploy.balancers import GONE_STATES
 from console.deploy.configure import OpenHost, RemoteHost, configure
 from console.deploy.deployment import (
@@ -34,11 +39,11 @@ from console.deploy.launch import MANAGED_BY, launch
 from console.deploy.planner import DeployPlanner, Gateways, Source
 from console.deploy.releases import resolve_release
 from console.deploy.risks import ReleaseWarning, plan_warnings
-from console.deploy.rollback import put_right, roll_back
+from console.deploy.rollback import bring_back_kept, put_right, roll_back
 from console.deploy.steps import recorded
-from console.errors import DeployError, StoreError
+from console.errors import ConsoleError, DeployError, StoreError
 from console.events import DeployEvent, DeployFinished, DeployStarted
-from console.identity import person
+from console.identity import current_actor, person
 from console.model import DeployPlan, DeployRequest, DeployState, Release, Step
 from console.store import DeployRecord, Store
 
@@ -166,6 +171,53 @@ class DeployEngine(DeployPlanner):
                 # Let the rollback finish even if our caller is being cancelled.
                 await asyncio.shield(task)
             self.running.pop(deploy_id, None)
+
+    async def decide_bake(self, deploy_id: str, actor: str, decision: str) -> None:
+        """End a baking deploy's bake early (decision "end") or roll it back now
+        ("rollback"), wherever it runs: asked through the store (the engine running it reads
+        it each round) and audited; at once when it runs here. DeployError if it is not
+        baking; AccessDenied as for a cancel (one's own deploy, else an admin)."""
+        if decision not in (BAKE_END, BAKE_ROLLBACK):
+            raise DeployError(f"unknown bake decision {decision!r} (end or rollback)")
+        steps = {step.step: step.state for step in await self.store.steps(deploy_id)}
+        async with self.store.transaction() as tx:
+            record = await tx.deploy(deploy_id)
+            if record is None:
+                raise DeployError(f"unknown deploy {deploy_id!r}")
+            if record.state != DeployState.RUNNING.value or steps.get(Step.BAKE.value) != "running":
+                raise DeployError(f"deploy {deploy_id} is not baking")
+            Access(self.config).check(
+                actor, Action.BAKE, record.cluster, owner=record.actor, project=record.project
+            )
+            await tx.request_bake(deploy_id, f"{decision}:{person(actor)}")
+            await tx.audit(
+                "bake-requested",
+                actor=actor,
+                project=record.project,
+                cluster=record.cluster,
+                deploy_id=deploy_id,
+                step=Step.BAKE.value,
+                outcome=decision,
+                reason="end the bake early" if decision == BAKE_END else "roll back now",
+            )
+        deployment = self.running.get(deploy_id)
+        if deployment is not None:
+            deployment.decide_bake(f"{decision}:{person(actor)}")
+
+    async def reap_kept(self) -> list[str]:
+        """Terminates, in every cluster, the kept old instances whose keep_old has passed
+        (stopped ones only); the ids terminated. A cluster AWS does not answer is skipped."""
+        gone: list[str] = []
+        accounts = {c.account_key: c for c in self.config.clusters}  # one look per account
+        for cluster in accounts.values():
+            try:
+                gateway = await asyncio.to_thread(
+                    self._deploy_gateway, cluster.name, person(str(current_actor()))
+                )
+                gone += await retention.reap(gateway, self._clock())
+            except ConsoleError:
+                continue
+        return gone
 
     def cancel(self, deploy_id: str, actor: str) -> bool:
         deployment = self.running.get(deploy_id)
@@ -297,13 +349,16 @@ class DeployEngine(DeployPlanner):
             return state, f"{why}; rolled back: {how}"
         # From here the new instances serve: a failure stops the deploy, it never undoes it.
         try:
-            await self._switch(deployment, gateway, source)
+            await self._switch(deployment, gateway, source, cluster.bake)
         except Exception as error:
             return (
                 DeployState.FAILED,
                 f"{message(error)} (the new instances serve; finish by hand)",
             )
-        return DeployState.SUCCEEDED, f"{release.version} serves on {', '.join(deployment.new_ids)}"
+        serves = f"{release.version} serves on {', '.join(deployment.new_ids)}"
+        if cluster.bake.seconds > 0:
+            return await self._bake(deployment, gateway, source, cluster.bake, serves)
+        return DeployState.SUCCEEDED, serves
 
     async def _resolve(
         self,
@@ -355,10 +410,14 @@ class DeployEngine(DeployPlanner):
         project, cluster = pair
         engine = self.config.engine
         async with self._step(deployment, Step.LAUNCH) as closing:
-            await deployment.cancellable(
-                launch(deployment, gateway, self.config, pair, release, source)
-            )
-            closing.append(", ".join(deployment.new_ids))
+            reused = await self._reuse_kept(deployment, gateway, release)
+            if reused:
+                closing.append(f"reused kept {', '.join(reused)} (started, not launched)")
+            else:
+                await deployment.cancellable(
+                    launch(deployment, gateway, self.config, pair, release, source)
+                )
+                closing.append(", ".join(deployment.new_ids))
         async with self._step(deployment, Step.CONFIGURE):
             await deployment.cancellable(
                 configure(deployment, gateway, project, cluster, self._open_host)
@@ -378,8 +437,33 @@ class DeployEngine(DeployPlanner):
         async with self._step(deployment, Step.TRAFFIC_GUARD), deployment.io():
             await traffic.traffic_guard(deployment, source.balancers)
 
-    async def _switch(self, deployment: Deployment, gateway: AwsGateway, source: Source) -> None:
-        """The old instances out of every load balancer (drained), then terminated."""
+    async def _reuse_kept(
+        self, deployment: Deployment, gateway: AwsGateway, release: Release
+    ) -> list[str]:
+        """A rollback within keep_old: the kept old instances started again as its new ones
+        (they keep their marks until the rollback succeeds: one that fails stops them again)."""
+        ids = await self._reusable(gateway, deployment.request, release.version)
+        if not ids:
+            return []
+        deployment.note(f"rollback: {', '.join(ids)} were kept stopped: starting them")
+        await deployment.cancellable(
+            retention.start(
+                deployment,
+                gateway,
+                ids,
+                self.config.engine.rollback_timeout_seconds,
+                self.config.engine.poll_seconds,
+            )
+        )
+        deployment.new_ids = list(ids)
+        deployment.reused = list(ids)
+        return ids
+
+    async def _switch(
+        self, deployment: Deployment, gateway: AwsGateway, source: Source, bake: BakeSettings
+    ) -> None:
+        """The old instances out of every load balancer (drained), then terminated, or
+        stopped and kept (a cluster's bake and keep_old: a rollback starts them again)."""
         async with self._step(deployment, Step.DEREGISTER) as closing:
             old_members = {b.key: b.old_members for b in source.balancers}
             drained = await traffic.drain(
@@ -388,10 +472,91 @@ class DeployEngine(DeployPlanner):
             closing.append(drained)
         async with self._step(deployment, Step.TERMINATE) as closing:
             old = [raw["InstanceId"] for raw in source.instances]
-            if old:
+            if old and bake.keeps_old:
+                until = self._clock() + timedelta(seconds=bake.seconds + bake.keep_old_seconds)
+                async with deployment.io():
+                    await retention.keep(gateway, old, until, deployment.deploy_id)
+                closing.append(f"stopped, kept until {retention.stamp(until)}: {', '.join(old)}")
+            elif old:
                 async with deployment.io():
                     await gateway.call("ec2", "terminate_instances", InstanceIds=old)
-            closing.append(", ".join(old) or "no old instances")
+                closing.append(", ".join(old))
+            else:
+                closing.append("no old instances")
+            if deployment.reused:  # a rollback's kept instances serve again: not kept now
+                async with deployment.io():
+                    await retention.forget(gateway, deployment.reused)
+
+    async def _bake(
+        self,
+        deployment: Deployment,
+        gateway: AwsGateway,
+        source: Source,
+        settings: BakeSettings,
+        serves: str,
+    ) -> tuple[DeployState, str]:
+        """Watches for the cluster's bake: trouble (or an admin) rolls back to the kept old
+        instances; a bake that passes (or is ended early) leaves them kept for keep_old."""
+        engine = self.config.engine
+        old = [raw["InstanceId"] for raw in source.instances]
+        span = format_span(settings.seconds)
+        await self._audit(deployment, "bake-start", "baking", f"{span}; {settings.watches()}")
+        watcher = BakeWatch(deployment, gateway, source.balancers, settings)
+        detail = f"{settings.seconds} s; {settings.watches()}"
+        async with self._step(deployment, Step.BAKE, detail) as closing:
+            outcome = await bake_watch(self.store, deployment, watcher, engine.poll_seconds)
+            closing.append(outcome.summary)
+        if outcome.rollback is None:
+            until = self._clock() + timedelta(seconds=settings.keep_old_seconds)
+            async with deployment.io():
+                if settings.keep_old_seconds:
+                    await retention.keep_until(gateway, old, until)
+                elif old:
+                    await gateway.call("ec2", "terminate_instances", InstanceIds=old)
+            kept = (
+                f"old kept stopped until {retention.stamp(until)}"
+                if settings.keep_old_seconds and old
+                else "old terminated"
+            )
+            await self._audit(deployment, "bake-end", "succeeded", f"{outcome.summary}; {kept}")
+            return DeployState.SUCCEEDED, f"{serves}; bake {outcome.summary}; {kept}"
+        if not old:  # a first deploy: removing the new would leave nothing serving
+            why = f"{outcome.rollback}; no old instance to roll back to: the new ones stay"
+            await self._audit(deployment, "bake-rollback", "failed", why)
+            return DeployState.FAILED, why
+        await self._audit(deployment, "bake-rollback", "rolling back", outcome.rollback)
+        deployment.note(f"bake: {outcome.rollback}: rolling back to the kept old instances")
+        back, how = await bring_back_kept(
+            self.store,
+            deployment,
+            gateway,
+            source,
+            timeout=engine.rollback_timeout_seconds,
+            poll_seconds=engine.poll_seconds,
+        )
+        if not back:
+            return DeployState.FAILED, f"{outcome.rollback}; {how}"
+        # A cancel during the bake ends cancelled, as one before the switch does.
+        state = DeployState.CANCELLED if outcome.cancelled else DeployState.ROLLED_BACK
+        return state, f"{outcome.rollback}; rolled back: {how}"
+
+    async def _audit(self, deployment: Deployment, action: str, outcome: str, reason: str) -> None:
+        """An audit row of the bake; one the store refused is said in the deploy's end."""
+        request = deployment.request
+        try:
+            await self.store.audit(
+                action,
+                actor=request.actor,
+                project=request.project,
+                cluster=request.cluster,
+                deploy_id=deployment.deploy_id,
+                instance_ids=tuple(deployment.new_ids),
+                step=Step.BAKE.value,
+                outcome=outcome,
+                reason=deployment.masker.mask(reason),
+            )
+        except StoreError as error:
+            deployment.unrecorded.append(f"the store did not record {action}: {error.message}")
 
     # -- after a console died --------------------------------------------------------------
 

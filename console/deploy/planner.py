@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from console.config import ClusterConfig, Config, ProjectConfig
+from console.deploy import retention
 from console.deploy.balancers import Balancer, health_of, read_balancers
 from console.deploy.releases import resolve_release
 from console.errors import ConsoleError, DeployError
@@ -64,6 +66,7 @@ class DeployPlanner:
             self.config, gateway, project.name, cluster.name, request.release
         )
         source = await self._read_source(gateway, project, cluster)
+        reuses = await self._reusable(gateway, request, release.version)
         return DeployPlan(
             project=project.name,
             cluster=cluster.name,
@@ -85,6 +88,23 @@ class DeployPlanner:
                 )
                 for b in source.balancers
             ),
+            reuses=tuple(reuses),
+        )
+
+    async def _reusable(
+        self, gateway: AwsGateway, request: DeployRequest, version: str
+    ) -> list[str]:
+        """A rollback's kept old instances it can start instead of launching (none for a
+        deploy that rolls nothing back, or once the cluster's keep_old has passed)."""
+        if request.rollback_of is None:
+            return []
+        tags = self.config.tags
+        return await retention.reusable(
+            gateway,
+            ({tags.project: request.project, tags.environment: request.cluster}, tags.version),
+            request.rollback_of,
+            version,
+            datetime.now(UTC),
         )
 
     @staticmethod

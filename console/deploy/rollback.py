@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from console.deploy import traffic
+from console.deploy import retention, traffic
 from console.deploy.balancers import health_of
 from console.deploy.deployment import Deployment, message
 from console.deploy.planner import Source
@@ -38,9 +38,15 @@ async def roll_back(
                     if trouble:
                         closing.append(trouble)
                         return False, trouble
+                reused = [i for i in new_ids if i in deployment.reused]
+                new_ids = [i for i in new_ids if i not in deployment.reused]
                 if new_ids:
                     async with deployment.io():
                         await gateway.call("ec2", "terminate_instances", InstanceIds=new_ids)
+                if reused:  # kept instances a rollback started: kept again, not terminated
+                    async with deployment.io():
+                        await gateway.call("ec2", "stop_instances", InstanceIds=reused)
+                    new_ids.append(f"stopped kept {', '.join(reused)}")
                 closing.append(f"terminated {', '.join(new_ids) or 'nothing'}")
                 return True, f"terminated {', '.join(new_ids) or 'nothing'}; old instances serve"
     except TimeoutError:
@@ -125,3 +131,66 @@ async def new_instances(deployment: Deployment, gateway: AwsGateway) -> list[str
     except AwsError:
         found = []
     return sorted(set(deployment.new_ids) | {raw["InstanceId"] for raw in found})
+
+
+async def bring_back_kept(
+    store: Store,
+    deployment: Deployment,
+    gateway: AwsGateway,
+    source: Source,
+    *,
+    timeout: float,
+    poll_seconds: float,
+) -> tuple[bool, str]:
+    """After the switch (a bake that went wrong): the kept old instances started, registered
+    in every load balancer they served in and healthy there, and only then the new drained
+    and terminated (enable before disable). Whether it did, and what it did or why not."""
+    old = [raw["InstanceId"] for raw in source.instances]
+    try:
+        async with recorded(store, deployment, Step.ROLLBACK) as closing:
+            async with asyncio.timeout(timeout):
+                if old:
+                    await retention.start(deployment, gateway, old, timeout, poll_seconds)
+                for balancer in source.balancers:
+                    back = sorted(balancer.old_members)
+                    if back:
+                        async with deployment.io():
+                            await balancer.register(back)
+                        deployment.note(f"registered {', '.join(back)} in {balancer.label} again")
+                serving = sorted(set().union(*(b.old_members for b in source.balancers)))
+                if serving:
+                    try:
+                        await traffic.wait_healthy(
+                            deployment,
+                            source.balancers,
+                            serving,
+                            timeout,
+                            poll_seconds,
+                            cancellable=False,
+                        )
+                    except DeployError as error:
+                        trouble = (
+                            f"old instances not healthy ({error.message}); "
+                            f"new instances left in service"
+                        )
+                        closing.append(trouble)
+                        return False, trouble
+                    deployment.note(f"old instances serve again: {', '.join(serving)}")
+                new_members = {b.key: set(deployment.new_ids) for b in source.balancers}
+                await traffic.drain(deployment, source.balancers, new_members, poll_seconds)
+                new_ids = list(deployment.new_ids)
+                if new_ids:
+                    async with deployment.io():
+                        await gateway.call("ec2", "terminate_instances", InstanceIds=new_ids)
+                async with deployment.io():
+                    await retention.forget(gateway, old)
+                done = (
+                    f"started {', '.join(old) or 'nothing'} (kept), serving again; "
+                    f"terminated {', '.join(new_ids) or 'nothing'}"
+                )
+                closing.append(done)
+                return True, done
+    except TimeoutError:
+        return False, f"rollback did not finish in {timeout:.0f} s"
+    except Exception as error:
+        return False, f"rollback failed: {message(error)}"

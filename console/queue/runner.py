@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
 KEEP_FINISHED = 50  # followed deploys whose events stay in memory after they end
+REAP_SECONDS = 60.0  # (bake) how often kept old instances past their keep_old are looked for
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class Runner:
         on_event: Callable[[str, object], None] | None = None,
         executes: bool = True,
         on_queued: Callable[[], Awaitable[object]] | None = None,
+        reap_seconds: float = REAP_SECONDS,
     ) -> None:
         self.engine = engine
         self.queue = queue
@@ -94,6 +96,9 @@ class Runner:
         # outbox (console/notify/).
         serves = reconcile and only is None
         self.notifier = notifier_for(queue.store, queue.config, self.name) if serves else None
+        self.reap_seconds = reap_seconds
+        self._reaped_at: float | None = None  # the first look waits a period: a start is busy
+        self._reaping: asyncio.Task[None] | None = None
 
     # -- what callers use ------------------------------------------------------------------
 
@@ -190,7 +195,8 @@ class Runner:
             known = seen[index] if index < len(seen) else None
             if known is None:
                 seen.append((step.step, "running"))
-                events.append(StepStarted(deploy_id, Step(step.step), step.started_at))
+                # Its detail too: the bake's says how long it runs and what it watches.
+                events.append(StepStarted(deploy_id, Step(step.step), step.started_at, step.detail))
                 known = seen[index]
             if step.state != "running" and known[1] == "running":
                 seen[index] = (step.step, step.state)
@@ -246,6 +252,7 @@ class Runner:
             pass
 
     async def _tick(self) -> None:
+        self._start_reaper()
         if self.reconcile:
             for record in await self.queue.take_interrupted(self.name):
                 if record.id not in self._tasks or self._tasks[record.id].done():
@@ -256,8 +263,35 @@ class Runner:
             self._followed[claimed.id] = _Followed()
             self._tasks[claimed.id] = asyncio.create_task(self._run(claimed))
 
+    def _start_reaper(self) -> None:
+        """(bake) Now and then, the kept old instances whose keep_old passed are terminated
+        (engine.reap_kept); only by a runner that reconciles, only if a cluster keeps any."""
+        clusters = self.engine.config.clusters
+        if not self.reconcile or not any(c.bake.keeps_old for c in clusters):
+            return
+        if self._reaping is not None and not self._reaping.done():
+            return
+        now = asyncio.get_running_loop().time()
+        if self._reaped_at is None:
+            self._reaped_at = now
+        if now - self._reaped_at < self.reap_seconds:
+            return
+        self._reaped_at = now
+        self._reaping = asyncio.create_task(self._reap())
+
+    async def _reap(self) -> None:
+        try:
+            gone = await self.engine.reap_kept()
+        except ConsoleError as error:
+            self._note_error(f"reaping kept instances: {error.message}")
+            return
+        if gone:
+            log.info("terminated kept old instances past their keep_old: %s", ", ".join(gone))
+
     async def stop(self) -> None:
         """Cancel the deploys running here (each rolls back) and wait for them to end."""
+        if self._reaping is not None:
+            self._reaping.cancel()
         for deploy_id in self.running_here:
             self.engine.cancel(deploy_id, "the console stopping")
         tasks = [task for task in self._tasks.values() if not task.done()]

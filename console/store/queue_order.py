@@ -58,6 +58,15 @@ async def cancel_requested(tx: Tx, deploy_id: str) -> str | None:
     return None if row is None else row[0]
 
 
+async def request_bake(tx: Tx, deploy_id: str, request: str) -> None:
+    await tx.execute("UPDATE deploys SET bake_request = ? WHERE id = ?", (request, deploy_id))
+
+
+async def bake_requested(tx: Tx, deploy_id: str) -> str | None:
+    row = await tx.one("SELECT bake_request FROM deploys WHERE id = ?", (deploy_id,))
+    return None if row is None else row[0]
+
+
 async def set_positions(tx: Tx, positions: Sequence[tuple[str, float | None]]) -> None:
     """Each (deploy id, position): lower runs first within its pair."""
     for deploy_id, position in positions:

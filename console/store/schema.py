@@ -174,6 +174,9 @@ MIGRATIONS: list[tuple[str, ...]] = [
     # (notify): the notification outbox, filled by a trigger on audit INSERT (the event commits
     # with its audit row), and each event's deliveries per channel (console/notify/).
     notify_events.MIGRATION,
+    # (bake): a decision on a baking deploy asked from any console ("end:alice" ends the bake
+    # early, "rollback:alice" rolls back now); the engine that runs it reads it each round.
+    ("ALTER TABLE deploys ADD COLUMN bake_request TEXT",),
 ]
 
 # The schema this console reads and writes (PRAGMA user_version: how many migrations ran).

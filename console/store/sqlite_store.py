@@ -68,6 +68,9 @@ class Transaction:
     async def request_cancel(self, deploy_id: str, actor: str) -> None:
         await queue_order.request_cancel(self._tx, deploy_id, actor)
 
+    async def request_bake(self, deploy_id: str, request: str) -> None:
+        await queue_order.request_bake(self._tx, deploy_id, request)
+
     async def set_positions(self, positions: Sequence[tuple[str, float | None]]) -> None:
         await queue_order.set_positions(self._tx, positions)
 
@@ -349,6 +352,12 @@ class Store(Closing):
         """Who asked this deploy to cancel from another console (None: nobody)."""
         async with self._read() as tx:
             return await queue_order.cancel_requested(tx, deploy_id)
+
+    async def bake_requested(self, deploy_id: str) -> str | None:
+        """A decision on a baking deploy asked from any console ("end:ACTOR" or
+        "rollback:ACTOR"), or None."""
+        async with self._read() as tx:
+            return await queue_order.bake_requested(tx, deploy_id)
 
     async def append_log(
         self, deploy_id: str, lines: Sequence[tuple[datetime, str, str, str]]

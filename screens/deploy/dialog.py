@@ -59,10 +59,7 @@ def plan_content(plan: DeployPlan) -> Content:
         (f"  {release.name}" if release.name else "", "$text-muted"),
         (f"  created {format_launched(release.created_at)}", "$text-muted"),
         "\n",
-        ("  launch         ", "$text-muted"),
-        f"{plan.count} x {plan.instance_type}",
-        (" (as many as serve now, at least 1)", "$text-muted"),
-        "\n",
+        *_launch_line(plan),
         ("  replace        ", "$text-muted"),
         ", ".join(plan.old_instances) or "no instance (first deploy)",
         "\n",
@@ -99,6 +96,24 @@ def plan_content(plan: DeployPlan) -> Content:
         ]
     )
     return Content.assemble(*parts)
+
+
+def _launch_line(plan: DeployPlan) -> tuple[str | tuple[str, str], ...]:
+    """What the deploy brings up: new instances, or (a rollback within the cluster's
+    keep_old) the kept old ones started again, in seconds."""
+    if plan.reuses:
+        return (
+            ("  start kept     ", "$text-muted"),
+            (", ".join(plan.reuses), "bold $text-success"),
+            (" (stopped, kept: no launch)", "$text-muted"),
+            "\n",
+        )
+    return (
+        ("  launch         ", "$text-muted"),
+        f"{plan.count} x {plan.instance_type}",
+        (" (as many as serve now, at least 1)", "$text-muted"),
+        "\n",
+    )
 
 
 def warnings_content(

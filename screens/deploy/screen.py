@@ -1,4 +1,4 @@
-"""The deploy screen: one running deploy's steps, progress and live log, and its cancel."""
+"""The deploy screen: one running deploy's steps, progress and live log, its cancel and bake."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from textual.content import Content
 from textual.widgets import Footer, ProgressBar, RichLog, Static
 
 from console import events
-from console.model import DeployState, StepState
+from console.config.bake import format_span
+from console.errors import ConsoleError
+from console.model import DeployState, Step, StepState
 from screens.deploy.tracking import TrackedDeploy
 from screens.keys import KEYMAP
 from screens.messages import DeployCancelAsked
@@ -204,7 +206,24 @@ class DeployScreen(SaysWhyNot):
             (state_word(tracked.state), STATE_STYLES[tracked.state]),
             f" · {took}",
             *self._waiting(),
+            *self._baking(now),
         )
+
+    def _baking(self, now: datetime) -> tuple[str | tuple[str, str], ...]:
+        """A baking deploy's countdown and what it watches, on its own line under the title."""
+        tracked = self.tracked
+        if tracked.rolling_back and Step.BAKE in tracked.steps and not tracked.finished:
+            # At 80x24 the step list's last rows and the outcome line are out of view.
+            back = "the kept old instances come back first, then the new leave"
+            return ("\n", ("rolling back: ", "bold $text-warning"), back)
+        if not tracked.baking:
+            return ()
+        ends, watches = tracked.bake_ends()
+        left = f"{format_span((ends - now).total_seconds())} left" if ends else "running"
+        asked = {"end": "ending the bake…", "rollback": "rolling back now…"}
+        if tracked.bake_asked:
+            return ("\n", ("baking: ", "bold $text-warning"), asked[tracked.bake_asked])
+        return ("\n", ("baking: ", "bold $text-warning"), f"{left} · ", (watches, "$text-muted"))
 
     def _waiting(self) -> tuple[str | tuple[str, str], ...]:
         """Why a queued deploy waits, on its own line under the title: on a short terminal
@@ -232,6 +251,10 @@ class DeployScreen(SaysWhyNot):
         current = tracked.current_step
         if tracked.rolling_back:
             return Content.styled("rolling back: the old instances keep serving", "$text-warning")
+        if tracked.baking:
+            return Content.styled(
+                "baking: the new instances serve, the old are kept stopped", "$text-warning"
+            )
         if current is None:
             return Content.styled("starting…", "$text-muted")
         return Content.styled(f"{current}…", "$text-muted")
@@ -239,6 +262,10 @@ class DeployScreen(SaysWhyNot):
     # -- actions -----------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("end_bake", "rollback_now"):
+            if not self.tracked.baking:
+                return False
+            return None if self.tracked.bake_asked else True
         if action == "cancel_deploy":
             if self.tracked.finished:
                 return False
@@ -247,6 +274,10 @@ class DeployScreen(SaysWhyNot):
         return True
 
     def why_not(self, action: str, parameters: tuple[object, ...]) -> str:
+        if action in ("end_bake", "rollback_now"):
+            if self.tracked.bake_asked:
+                return "A decision on the bake is already on its way."
+            return "The deploy is not baking: nothing to end or roll back now."
         if action != "cancel_deploy":
             return ""
         if self.tracked.finished:
@@ -273,3 +304,41 @@ class DeployScreen(SaysWhyNot):
         )
         if confirmed and not self.tracked.finished:
             self.post_message(DeployCancelAsked(self.key))
+
+    # -- the bake: one key each -----------------------------------------------------------
+
+    @work(exclusive=True, group="bake")
+    async def action_rollback_now(self) -> None:
+        """Rolls back at once: the safe direction (the kept old release comes back first)."""
+        await self._decide_bake("rollback")
+
+    @work(exclusive=True, group="bake")
+    async def action_end_bake(self) -> None:
+        """Ends the bake early, once confirmed: it gives up the watching."""
+        question = Content.assemble(
+            "End the bake of ",
+            (f"{self.tracked.request.project} {self.tracked.release}", "bold"),
+            f" in {self.tracked.request.cluster} now?\n\nNothing is watched any more; the old "
+            "instances stay kept (stopped) for the cluster's keep_old.",
+        )
+        confirmed = await self.app.push_screen_wait(
+            ConfirmDialog("end bake", question, "End the bake", "Keep baking")
+        )
+        if confirmed:
+            await self._decide_bake("end")
+
+    async def _decide_bake(self, decision: str) -> None:
+        tracked = self.tracked
+        decide = getattr(getattr(self.app, "deploys", None), "decide_bake", None)
+        if not tracked.baking or tracked.bake_asked or tracked.deploy_id is None:
+            return
+        if decide is None:
+            self.notify("This console cannot reach the deploy's bake.", severity="error")
+            return
+        try:
+            await decide(tracked.deploy_id, decision)
+        except ConsoleError as error:
+            self.notify(error.message, title="Bake", severity="error")
+            return
+        tracked.bake_asked = decision
+        self.show_event()

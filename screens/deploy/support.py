@@ -46,6 +46,11 @@ class DeploySupport(Protocol):
         """Cancel a deploy: queued, it never starts; running, it rolls back."""
         ...
 
+    async def decide_bake(self, deploy_id: str, decision: str) -> None:
+        """End a baking deploy's bake early ("end") or roll it back now ("rollback"), as this
+        console's actor, wherever it runs; a ConsoleError (one line) if refused."""
+        ...
+
 
 class EngineDeploys:
     """DeploySupport over console.deploy.engine.DeployEngine (see
@@ -95,6 +100,9 @@ class EngineDeploys:
         # The runner process that runs it may be another: its output comes through the store.
         async for event in runner.follow(record.id, output=True):
             yield event
+
+    async def decide_bake(self, deploy_id: str, decision: str) -> None:
+        await self.engine.decide_bake(deploy_id, self._actor, decision)
 
     def cancel(self, deploy_id: str, actor: str) -> bool:
         if self.engine.cancel(deploy_id, actor):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from console.events import (
     DeployEvent,
@@ -19,6 +20,8 @@ from screens.widgets.step_list import StepView
 
 # Enough to scroll back through a long configure step; older events are dropped.
 MAX_LINES = 5000
+# The bake step's detail (console.deploy.engine): "600 s; what it watches".
+BAKE_DETAIL = re.compile(r"^(\d+) s; (.*)$")
 
 
 @dataclass
@@ -39,6 +42,8 @@ class TrackedDeploy:
     cancel_requested: bool = False
     waiting: str = ""
     """Why it waits in the queue (the deploy ahead, a lock, a freeze...)."""
+    bake_asked: str | None = None
+    """A decision on its bake this console asked ("end" or "rollback"), on its way."""
     steps: dict[Step, StepView] = field(default_factory=dict)
     log: deque[DeployEvent] = field(default_factory=lambda: deque(maxlen=MAX_LINES))
     """Every event in order, for a deploy screen opened (again) mid-way."""
@@ -75,6 +80,20 @@ class TrackedDeploy:
             if view.state is StepState.RUNNING:
                 return view.step
         return None
+
+    @property
+    def baking(self) -> bool:
+        """Whether the bake step runs now (the new instances serve; alarms are watched)."""
+        view = self.steps.get(Step.BAKE)
+        return view is not None and view.state is StepState.RUNNING and not self.finished
+
+    def bake_ends(self) -> tuple[datetime | None, str]:
+        """When the running bake ends (None: unknown) and what it watches."""
+        view = self.steps.get(Step.BAKE)
+        match = BAKE_DETAIL.match(view.detail or "") if view is not None else None
+        if view is None or match is None or view.started_at is None:
+            return None, view.detail if view is not None else ""
+        return view.started_at + timedelta(seconds=int(match[1])), match[2]
 
     @property
     def title(self) -> str:
