@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-deploys bench-audit bench-queue bench-actor bench-kiosk bench-notify install clean
+.PHONY: demo test lint bench bench-deploys bench-audit bench-queue bench-actor bench-kiosk bench-notify bench-bake install clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "deploy-console needs Python 3.11 or newer")'
@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.bench.queue
 	$(BIN)/python -m tests.bench.actor_filter
 	$(BIN)/python -m tests.bench.notify_delay
+	$(BIN)/python -m tests.bench.bake_rollback
 
 bench-deploys: $(STAMP)
 	$(BIN)/python -m tests.bench.deploys
@@ -56,6 +57,9 @@ bench-kiosk: $(STAMP)
 
 bench-notify: $(STAMP)
 	$(BIN)/python -m tests.bench.notify_delay
+
+bench-bake: $(STAMP)
+	$(BIN)/python -m tests.bench.bake_rollback
 
 clean:
 	rm -rf $(VENV) .venv-bench .mypy_cache .ruff_cache .pytest_cache
