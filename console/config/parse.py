@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from console.config.doors import parse_access, parse_audit, parse_sshd
+from console.config.gates import parse_hooks, parse_probe
 from console.config.keymap import KeymapSettings, parse_keymap
 from console.config.locate import closest, key_line
 from console.config.reader import DAY, HOUR, MAX_PORT, Table
@@ -63,6 +64,7 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
     sshd = _section(top, "sshd", parse_sshd, SshdSettings())
     web = _section(top, "web", parse_web, WebSettings())
     keymap = _section(top, "keymap", parse_keymap, KeymapSettings())
+    hooks = parse_hooks(top, names, tuple(projects))
     top.done()
     return Config(
         source=source,
@@ -81,6 +83,7 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
         digest=document_digest(data),
         web=web,
         keymap=keymap,
+        hooks=hooks,
     )
 
 
@@ -238,6 +241,7 @@ def _parse_cluster(table: Table) -> ClusterConfig:
         colour=_cluster_colour(table),
         windows=_cluster_windows(table),
         ticket=_section(table, "ticket", parse_ticket, None),
+        require_build=_section(table, "require_build", parse_probe, None),
     )
     if cluster.endpoint_url and not re.match(r"^https?://[^\s/]+", cluster.endpoint_url):
         table.fail(f"must be an http(s) URL, not {cluster.endpoint_url!r}", "endpoint_url")

@@ -7,6 +7,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from console.config.gates import HookSettings, ProbeSettings
 from console.config.keymap import KeymapSettings
 from console.config.tickets import TicketSettings
 from console.config.web import WebSettings
@@ -22,7 +23,9 @@ __all__ = [
     "Config",
     "DeploySettings",
     "EngineSettings",
+    "HookSettings",
     "LaunchSettings",
+    "ProbeSettings",
     "ProjectClusterConfig",
     "ProjectConfig",
     "QueueSettings",
@@ -94,6 +97,9 @@ class ClusterConfig:
     # `ticket = { required, pattern }`: the change ticket a deploy to it carries (None: no
     # ticket field is offered, and one given is only checked for its form).
     ticket: TicketSettings | None = None
+    # `require_build = { url } | { command }`: must say a release's build passed before a
+    # deploy of it is queued here (gates: console/gates/).
+    require_build: ProbeSettings | None = None
 
     @property
     def account_key(self) -> tuple[str | None, ...]:
@@ -308,6 +314,8 @@ class Config:
     # commands that
     # change something ask it instead of writing the store themselves.
     runner_socket: Path | None = None
+    # [[hooks]]: commands run before and after deploys (console/gates/hooks.py).
+    hooks: tuple[HookSettings, ...] = ()
     # sha256 of the parsed document (comments and layout do not count): the audit records it
     # with each deploy, and a row whenever a console starts on rules that changed.
     digest: str = ""
