@@ -245,6 +245,8 @@ class WorldProject:
     clusters: dict[str, WorldEnv] = field(default_factory=dict)
     # Releases whose health command fails on the world's instances (a bad build to deploy).
     broken: tuple[str, ...] = ()
+    # Releases whose AMI says BuildStatus=failed (the others: passed), for a require_build gate.
+    failed_builds: tuple[str, ...] = ()
     # The HTTP paths a release answers 200 on, by version (a load balancer's health check
     # path must be one of them); a version not listed serves the world's default routes.
     routes: dict[str, tuple[str, ...]] = field(default_factory=dict)

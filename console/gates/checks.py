@@ -61,11 +61,12 @@ async def queue_checks(config: Config, request: DeployRequest, image_id: str = "
     check = cluster.ticket.check if cluster.ticket else None
     if check is not None and request.ticket:
         answer = await probe(check, filled)
-        _refuse_unless(answer, f"ticket {request.ticket} check", request)
+        _refuse_unless(answer, f"ticket {request.ticket} check of {request.cluster}", request)
         answers.append(f"ticket {request.ticket} check passed ({answer.text})")
     if cluster.require_build is not None and request.rollback_of is None:
         answer = await probe(cluster.require_build, filled)
-        _refuse_unless(answer, f"build of {request.project} {request.release}", request)
+        what = f"release gate of {request.cluster} ({request.project} {request.release})"
+        _refuse_unless(answer, what, request)
         answers.append(f"build passed ({answer.text})")
     return Passed(tuple(answers))
 
@@ -73,7 +74,7 @@ async def queue_checks(config: Config, request: DeployRequest, image_id: str = "
 def _refuse_unless(answer: Answer, what: str, request: DeployRequest) -> None:
     if not answer.passed:
         raise GateRefused(
-            f"{what} did not pass for {request.cluster} ({answer.text}): nothing queued",
+            f"{what} said no: {answer.text}; nothing queued",
             project=request.project,
             cluster=request.cluster,
         )

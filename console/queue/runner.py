@@ -358,10 +358,8 @@ class Runner:
                     outcome="passed" if run.passed else "failed",
                     reason=run.summary(),
                 )
-                if not run.passed:
-                    self._note_error(f"deploy {record.id}: {run.summary()}")
-                    if event == "pre-deploy":
-                        return runs  # the deploy stops here: no later hook is asked
+                if not run.passed and event == "pre-deploy":
+                    return runs  # the deploy stops here: no later hook is asked
         return runs
 
     async def _reconcile(self, record: DeployRecord) -> None:

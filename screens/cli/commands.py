@@ -16,6 +16,7 @@ from screens.cli import (
     iam,
     kiosk,
     queue,
+    release,
     runner,
     sshd,
     status,
@@ -29,6 +30,7 @@ from screens.cli.command_line import Commands, Parser
 GROUPS: tuple[Callable[[Commands], None], ...] = (
     status.register,
     deploy.register,
+    release.register,
     gate.register,
     history.register,
     queue.register,
