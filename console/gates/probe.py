@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import aiohttp
+from yarl import URL
 
 from console.config.gates import ProbeSettings, fill
 from console.safe_text import SecretMasker, harmless
@@ -118,7 +119,8 @@ async def _get(settings: ProbeSettings, values: Mapping[str, str], masker: Secre
     try:
         async with (
             aiohttp.ClientSession(timeout=timeout, trust_env=False) as session,
-            session.get(url, headers={"Accept": "application/json, text/plain"}) as response,
+            # encoded: the quoted values reach the server as they are (no requoting).
+            session.get(URL(url, encoded=True), headers={"Accept": "application/json, text/plain"}) as response,
         ):
             body = await response.content.read(BODY_BYTES)
             status = response.status
