@@ -116,11 +116,12 @@ async def _get(settings: ProbeSettings, values: Mapping[str, str], masker: Secre
         masker.add(parts.password)
     host = parts.hostname or "?"
     timeout = aiohttp.ClientTimeout(total=settings.timeout)
+    # encoded: the quoted values reach the server as they are (no requoting).
+    target = URL(url, encoded=True)
     try:
         async with (
             aiohttp.ClientSession(timeout=timeout, trust_env=False) as session,
-            # encoded: the quoted values reach the server as they are (no requoting).
-            session.get(URL(url, encoded=True), headers={"Accept": "application/json, text/plain"}) as response,
+            session.get(target, headers={"Accept": "application/json, text/plain"}) as response,
         ):
             body = await response.content.read(BODY_BYTES)
             status = response.status
