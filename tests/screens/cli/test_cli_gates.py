@@ -153,3 +153,59 @@ def test_a_failing_post_hook_never_undoes_a_finished_deploy(world: Config, tmp_p
         ("failed", "post-deploy hook pager: exit 2: pager unreachable"),
         ("failed", "succeeded hook pager: exit 2: pager unreachable"),
     ]
+
+
+def test_a_promotion_that_reaches_a_gate_saying_no_queues_no_stage(
+    world: Config, tmp_path: Path
+) -> None:
+    store = tmp_path / "store.db"
+    refused = cli("promote", "storefront", "2.16.0", "--yes", config=world.source, store=store)
+    assert refused.returncode == 3, refused.stderr
+    (line,) = refused.stderr.splitlines()
+    assert line.startswith("deploy-console: refused: release gate of prod2 (storefront 2.16.0)")
+    assert line.endswith("; nothing queued"), line
+
+    async def deploys() -> list[Any]:
+        async with await Store.open(store, create=False, read_only=True) as opened:
+            return await opened.deploys()
+
+    assert asyncio.run(deploys()) == []
+
+
+async def test_a_shared_hosts_runner_service_holds_the_gate_and_the_command_exits_3(
+    world: Config, tmp_path: Path
+) -> None:
+    """Through the runner service's door (a shared console host) the service asks the gate
+    itself, and its refusal reaches the command line as a refusal."""
+    from console.config import load_config
+    from console.deploy.services import deploy_services
+    from console.queue.release_queue import DeployQueue
+    from console.queue.runner import Runner
+    from console.servers.runner_door import RunnerDoor
+
+    store, socket = tmp_path / "store.db", tmp_path / "run" / "runner.sock"
+    async with deploy_services(world, store) as services:
+        runner = Runner(services.engine, DeployQueue(services.store, world), executes=False)
+        door = RunnerDoor(runner, socket)
+        await door.start()
+        host = tmp_path / "host.toml"
+        host.write_text(world.source.read_text() + f'\n[runner]\nsocket = "{socket}"\n')
+        load_config(host)
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "screens.main", "deploy", "storefront", "prod2",
+                "2.16.0", "--yes", "--anyway", "--no-wait", "--config", str(host),
+                cwd=ROOT, stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            out, err = await asyncio.wait_for(process.communicate(), TIMEOUT)
+        finally:
+            await door.close()
+        assert process.returncode == 3, err
+        assert out == b""
+        assert err.decode().startswith(
+            "deploy-console: refused: release gate of prod2 (storefront 2.16.0) said no: exit 1"
+        )
+        assert await services.store.deploys() == []
+        rows = await services.store.audit_rows()
+        assert [r.action for r in rows if r.action == "gate.refused"] == ["gate.refused"]
