@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from console.config.bake import parse_bake
 from console.config.doors import parse_access, parse_audit, parse_sshd
+from console.config.gates import parse_hooks, parse_probe
 from console.config.keymap import KeymapSettings, parse_keymap
 from console.config.locate import closest, key_line
 from console.config.notify import NotifySettings, parse_notify
@@ -66,6 +67,7 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
     web = _section(top, "web", parse_web, WebSettings())
     keymap = _section(top, "keymap", parse_keymap, KeymapSettings())
     notify = _section(top, "notify", lambda table: parse_notify(table, names), NotifySettings())
+    hooks = parse_hooks(top, names, tuple(projects))
     top.done()
     return Config(
         source=source,
@@ -85,6 +87,7 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
         web=web,
         keymap=keymap,
         notify=notify,
+        hooks=hooks,
     )
 
 
@@ -243,6 +246,7 @@ def _parse_cluster(table: Table) -> ClusterConfig:
         windows=_cluster_windows(table),
         ticket=_section(table, "ticket", parse_ticket, None),
         bake=parse_bake(table),
+        require_build=_section(table, "require_build", parse_probe, None),
     )
     if cluster.endpoint_url and not re.match(r"^https?://[^\s/]+", cluster.endpoint_url):
         table.fail(f"must be an http(s) URL, not {cluster.endpoint_url!r}", "endpoint_url")

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from console.config.bake import BakeSettings
+from console.config.gates import HookSettings, ProbeSettings
 from console.config.keymap import KeymapSettings
 from console.config.notify import NotifySettings
 from console.config.tickets import TicketSettings
@@ -24,7 +25,9 @@ __all__ = [
     "Config",
     "DeploySettings",
     "EngineSettings",
+    "HookSettings",
     "LaunchSettings",
+    "ProbeSettings",
     "ProjectClusterConfig",
     "ProjectConfig",
     "QueueSettings",
@@ -99,6 +102,9 @@ class ClusterConfig:
     # `bake`, `alarms`, `keep_old`, `bake_max_5xx`, `bake_max_unhealthy`: what is watched once
     # the new instances serve, and how long the old are kept stopped (default: not at all).
     bake: BakeSettings = field(default_factory=BakeSettings)
+    # `require_build = { url } | { command }`: must say a release's build passed before a
+    # deploy of it is queued here (gates: console/gates/).
+    require_build: ProbeSettings | None = None
 
     @property
     def account_key(self) -> tuple[str | None, ...]:
@@ -244,6 +250,8 @@ class WorldProject:
     clusters: dict[str, WorldEnv] = field(default_factory=dict)
     # Releases whose health command fails on the world's instances (a bad build to deploy).
     broken: tuple[str, ...] = ()
+    # Releases whose AMI says BuildStatus=failed (the others: passed), for a require_build gate.
+    failed_builds: tuple[str, ...] = ()
     # The HTTP paths a release answers 200 on, by version (a load balancer's health check
     # path must be one of them); a version not listed serves the world's default routes.
     routes: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -315,6 +323,8 @@ class Config:
     # commands that
     # change something ask it instead of writing the store themselves.
     runner_socket: Path | None = None
+    # [[hooks]]: commands run before and after deploys (console/gates/hooks.py).
+    hooks: tuple[HookSettings, ...] = ()
     # sha256 of the parsed document (comments and layout do not count): the audit records it
     # with each deploy, and a row whenever a console starts on rules that changed.
     digest: str = ""

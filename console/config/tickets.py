@@ -1,10 +1,11 @@
-"""Change tickets per cluster: the `ticket = { required, pattern }` setting and its check."""
+"""Change tickets per cluster: the `ticket = { required, pattern, check }` setting and its check."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
+from console.config.gates import DEFAULT_TIMEOUT, ProbeSettings, parse_probe, parse_timeout
 from console.config.reader import Table
 
 __all__ = ["MAX_TICKET_LENGTH", "TicketSettings", "parse_ticket"]
@@ -20,6 +21,8 @@ class TicketSettings:
 
     required: bool = False
     pattern: str | None = None
+    # Asked before a deploy with a ticket is queued (an issue tracker's "change approved").
+    check: ProbeSettings | None = None
 
     def problem(self, ticket: str | None, cluster: str) -> str | None:
         """Why `ticket` cannot go with a deploy to `cluster` (one line), or None when it can."""
@@ -42,5 +45,13 @@ def parse_ticket(table: Table) -> TicketSettings:
             re.compile(pattern)
         except re.error as error:
             table.fail(f"is not a regular expression ({error})", "pattern")
+    # `timeout` beside `check` (or inside it) bounds the check.
+    timeout = parse_timeout(table, "timeout", DEFAULT_TIMEOUT)
+    check_table = table.table("check")
+    if check_table is None and "timeout" in table.data:
+        table.fail(
+            "bounds the ticket's check: set check = { url = ... } or { command = [...] }", "timeout"
+        )
+    check = parse_probe(check_table, timeout) if check_table is not None else None
     table.done()
-    return TicketSettings(required=required, pattern=pattern)
+    return TicketSettings(required=required, pattern=pattern, check=check)

@@ -38,9 +38,11 @@ def _parse_project(entry: Table, project: ProjectConfig) -> WorldProject:
         entry.fail("must list at least one version", "versions")
     dns = entry.string("dns", default=project.name)
     broken = entry.strings("broken")
-    for version in broken:
-        if version not in versions:
-            entry.fail(f"{version!r} is not in versions", "broken")
+    failed_builds = entry.strings("failed_builds")
+    for key, listed in (("broken", broken), ("failed_builds", failed_builds)):
+        for version in listed:
+            if version not in versions:
+                entry.fail(f"{version!r} is not in versions", key)
     routes: dict[str, tuple[str, ...]] = {}
     routes_table = entry.table("routes")
     if routes_table is not None:
@@ -58,7 +60,14 @@ def _parse_project(entry: Table, project: ProjectConfig) -> WorldProject:
     for cluster_name, env_table in entry.named_tables("clusters", project.clusters, unknown):
         envs[cluster_name] = _parse_env(env_table, versions)
     entry.done()
-    return WorldProject(versions=versions, dns=dns, clusters=envs, broken=broken, routes=routes)
+    return WorldProject(
+        versions=versions,
+        dns=dns,
+        clusters=envs,
+        broken=broken,
+        routes=routes,
+        failed_builds=failed_builds,
+    )
 
 
 def _parse_env(table: Table, versions: tuple[str, ...]) -> WorldEnv:

@@ -8,11 +8,12 @@ deploys. Each operation is one store transaction with its audit rows.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from datetime import timedelta
 
 from console.access import AccessDenied, Action
 from console.config.tickets import TicketSettings
+from console.gates.checks import GateRefused, Passed, needs_image, queue_checks
 from console.model import DeployRequest
 from console.queue.holds import QueueHolds, audit_change, drop_expired_locks
 from console.queue.rules import (
@@ -43,6 +44,7 @@ __all__ = [
     "INTERRUPTED",
     "DeployQueue",
     "Freeze",
+    "GateRefused",
     "ManualLock",
     "QueueEntry",
     "QueueError",
@@ -53,6 +55,10 @@ __all__ = [
 
 class DeployQueue(QueueHolds):
     """Queue operations on the store; each is one transaction with its audit rows."""
+
+    # The AMI id a request's release resolves to, for a check that names {image_id} (a
+    # runner sets it: it reads AWS); without it {image_id} is empty.
+    images: Callable[[DeployRequest], Awaitable[str]] | None = None
 
     @property
     def stale_after(self) -> float:
@@ -90,20 +96,52 @@ class DeployQueue(QueueHolds):
         self, request: DeployRequest, deploy_id: str, *, after: str | None = None
     ) -> DeployRecord:
         """Queue a deploy (it runs when its turn comes); a project with newest_wins cancels
-        the older queued deploys of the pair."""
+        the older queued deploys of the pair. The cluster's checks (ticket check,
+        require_build) are asked first: GateRefused, on record, when one says no."""
+        self._allowed(request)
+        passed = await self.checks(request)
         async with self.store.transaction() as tx:
-            return await self._enqueue(tx, request, deploy_id, after)
+            return await self._enqueue(tx, request, deploy_id, after, passed)
 
-    async def _enqueue(
-        self, tx: QueueTransaction, request: DeployRequest, deploy_id: str, after: str | None
-    ) -> DeployRecord:
+    def _allowed(self, request: DeployRequest) -> None:
         project = self.config.project(request.project)
         self.config.cluster(request.cluster)
         if request.cluster not in project.clusters:
             raise QueueError(f"{request.project} is not deployed to {request.cluster}")
         self.access.check(request.actor, Action.DEPLOY, request.cluster, project=request.project)
+
+    async def checks(self, request: DeployRequest) -> Passed:
+        """The checks outside the console (console/gates/checks.py), before anything is
+        queued; a refusal is on record (a `gate.refused` audit row with the answer)."""
+        image_id = ""
+        if self.images is not None and needs_image(self.config, request.cluster):
+            image_id = await self.images(request)
+        try:
+            return await queue_checks(self.config, request, image_id)
+        except GateRefused as refused:
+            async with self.store.transaction() as tx:
+                await tx.audit(
+                    "gate.refused",
+                    actor=request.actor,
+                    project=request.project,
+                    cluster=request.cluster,
+                    outcome="refused",
+                    reason=refused.message,
+                    ticket=request.ticket,
+                )
+            raise
+
+    async def _enqueue(
+        self,
+        tx: QueueTransaction,
+        request: DeployRequest,
+        deploy_id: str,
+        after: str | None,
+        passed: Passed | None = None,
+    ) -> DeployRecord:
+        self._allowed(request)
         record = DeployRecord.new(deploy_id, request, tx.now, after_deploy=after)
-        if project.newest_wins:
+        if self.config.project(request.project).newest_wins:
             reason = f"{SUPERSEDED} ({deploy_id}, {request.release})"
             for old in await tx.queued_in_pair(request.project, request.cluster):
                 await _cancel(tx, old, request.actor, reason)
@@ -113,6 +151,7 @@ class DeployQueue(QueueHolds):
                 request.actor, self.config.digest, self.config.rules, str(self.config.source)
             )
         rollback = f"(rollback of {request.rollback_of})" if request.rollback_of else ""
+        checked = passed.text() if passed is not None else ""
         await audit_change(
             tx,
             "queue.enqueue",
@@ -120,7 +159,9 @@ class DeployQueue(QueueHolds):
             record,
             QUEUED,
             " ".join(
-                part for part in (request.release, rollback, after and f"after {after}") if part
+                part
+                for part in (request.release, rollback, after and f"after {after}", checked)
+                if part
             ),
             config=self.config.digest or None,
         )
@@ -159,6 +200,11 @@ class DeployQueue(QueueHolds):
             problem = settings.problem(ticket, cluster)
             if problem is not None:
                 raise QueueError(f"{problem}: nothing promoted")
+        passed: dict[str, Passed] = {}
+        for cluster in (c for stage in stages for c in stage if c not in skip):
+            stage_request = DeployRequest(project, cluster, release, actor, ticket=ticket)
+            self._allowed(stage_request)
+            passed[cluster] = await self.checks(stage_request)
         queued: list[DeployRecord] = []
         ids = list(ids)
         async with self.store.transaction() as tx:
@@ -170,6 +216,7 @@ class DeployQueue(QueueHolds):
                         DeployRequest(project, cluster, release, actor, ticket=ticket),
                         ids.pop(0),
                         after,
+                        passed[cluster],
                     )
                     for cluster in stage
                     if cluster not in skip

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import secrets
@@ -23,6 +24,8 @@ from console.events import (
     StepFinished,
     StepStarted,
 )
+from console.gates.hooks import END_EVENTS, HookRun, hooks_for, run_hook
+from console.gates.hooks import reason as hooks_reason
 from console.identity import current_actor
 from console.model import DeployRequest, DeployState, Step, StepState
 from console.notify.delivery import notifier_for
@@ -99,6 +102,8 @@ class Runner:
         self.reap_seconds = reap_seconds
         self._reaped_at: float | None = None  # the first look waits a period: a start is busy
         self._reaping: asyncio.Task[None] | None = None
+        if queue.images is None:  # a check naming {image_id} gets the release's AMI
+            queue.images = self._image_id
 
     # -- what callers use ------------------------------------------------------------------
 
@@ -116,6 +121,9 @@ class Runner:
 
     def wake(self) -> None:
         self._wake.set()
+
+    async def _image_id(self, request: DeployRequest) -> str:
+        return (await self.engine.plan(request)).release.image_id
 
     def runs(self, deploy_id: str) -> bool:
         task = self._tasks.get(deploy_id)
@@ -312,11 +320,13 @@ class Runner:
             record.project, record.cluster, record.release, record.actor, record.rollback_of
         )
         try:
-            async for event in self.engine.run(request, claimed=record):
-                followed.events.append(event)
-                followed.changed.set()
-                if self.on_event is not None:
-                    self.on_event(record.id, event)
+            if await self._pre_deploy(record, followed):
+                async for event in self.engine.run(request, claimed=record):
+                    self._tell(followed, record.id, event)
+                # After its end is recorded: a post hook never undoes the deploy.
+                ended = await self.queue.store.deploy(record.id)
+                if ended is not None and ended.state in END_EVENTS:
+                    await self._hooks(ended, ("post-deploy", END_EVENTS[ended.state]), followed)
         except Exception as error:  # the engine records its own failures; this is a last resort
             self._note_error(f"deploy {record.id}: {error}")
         finally:
@@ -326,6 +336,79 @@ class Runner:
             self.wake()  # the pair is free: the next deploy may start
             if self.notifier is not None:
                 self.notifier.wake()  # its end is in the outbox: tell it now
+
+    def _tell(self, followed: _Followed, deploy_id: str, event: DeployEvent) -> None:
+        followed.events.append(event)
+        followed.changed.set()
+        if self.on_event is not None:
+            self.on_event(deploy_id, event)
+
+    async def _pre_deploy(self, record: DeployRecord, followed: _Followed) -> bool:
+        """The pre-deploy hooks, before the engine changes anything: False when one failed
+        (the deploy is then ended as failed, its reason their output, its pair let go)."""
+        if not hooks_for(self.queue.config, "pre-deploy", record.project, record.cluster):
+            return True
+        with contextlib.suppress(ConsoleError):  # unresolved: the engine will say why
+            request = DeployRequest(record.project, record.cluster, record.release, record.actor)
+            record = dataclasses.replace(record, image_id=await self._image_id(request))
+        # The pair's lock is the claim's: kept fresh while the hooks run (no engine beats yet).
+        beat = asyncio.create_task(self._keep_lock(record, max(0.5, self.queue.stale_after / 3)))
+        try:
+            runs = await self._hooks(record, ("pre-deploy",), followed)
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+        if all(run.passed for run in runs):
+            return True
+        reason = f"{hooks_reason(runs)}: nothing changed"
+        await self.queue.store.set_deploy_state(
+            record.id,
+            DeployState.FAILED.value,
+            reason=reason,
+            release=(record.project, record.cluster),
+            audit={
+                "action": "deploy.finished",
+                "actor": record.actor,
+                "project": record.project,
+                "cluster": record.cluster,
+                "deploy_id": record.id,
+                "outcome": DeployState.FAILED.value,
+                "reason": reason,
+            },
+        )
+        self._tell(followed, record.id, DeployFinished(record.id, DeployState.FAILED, reason, 0, 0))
+        return False
+
+    async def _hooks(
+        self, record: DeployRecord, events: tuple[str, ...], followed: _Followed
+    ) -> list[HookRun]:
+        """Run the hooks of `events` for the deploy, one after another: their output into
+        its log (and to whoever follows it), each on a `hook` audit row."""
+        runs: list[HookRun] = []
+        config = self.queue.config
+        for event in events:
+            for hook in hooks_for(config, event, record.project, record.cluster):
+                run = await run_hook(hook, event, record, config)
+                runs.append(run)
+                now = self.engine.now()
+                await self.queue.store.append_log(
+                    record.id, [(now, run.source, "stdout", line) for line in run.lines]
+                )
+                for line in run.lines:
+                    self._tell(followed, record.id, OutputLine(record.id, run.source, line))
+                await self.queue.store.audit(
+                    "hook",
+                    actor=record.actor,
+                    project=record.project,
+                    cluster=record.cluster,
+                    deploy_id=record.id,
+                    outcome="passed" if run.passed else "failed",
+                    reason=run.summary(),
+                )
+                if not run.passed and event == "pre-deploy":
+                    return runs  # the deploy stops here: no later hook is asked
+        return runs
 
     async def _reconcile(self, record: DeployRecord) -> None:
         stale = self.queue.stale_after

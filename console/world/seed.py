@@ -102,6 +102,9 @@ class Seeder:
 
     def _seed_image(self, region: str, project: str, version: str) -> str:
         ec2 = self.client("ec2", region)
+        spec = self.world.projects.get(project)
+        # What CI said of the build (a require_build gate reads it): a listed one failed.
+        build = "failed" if spec is not None and version in spec.failed_builds else "passed"
         image_id: str = ec2.register_image(
             Name=f"{project}-{version}",
             Description=f"{project} {version}, built by CircleCI",
@@ -114,6 +117,7 @@ class Seeder:
                 {"Key": "Project", "Value": project},
                 {"Key": "Version", "Value": version},
                 {"Key": "BuiltBy", "Value": "circleci"},
+                {"Key": "BuildStatus", "Value": build},
             ],
         )
         self.report.images += 1

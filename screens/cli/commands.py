@@ -17,6 +17,7 @@ from screens.cli import (
     kiosk,
     notify,
     queue,
+    release,
     runner,
     sshd,
     status,
@@ -30,6 +31,7 @@ from screens.cli.command_line import Commands, Parser
 GROUPS: tuple[Callable[[Commands], None], ...] = (
     status.register,
     deploy.register,
+    release.register,
     gate.register,
     history.register,
     queue.register,

@@ -433,12 +433,14 @@ class Blocked(ConsoleError):
 
 
 def deploy_command(config: Config, args: argparse.Namespace) -> int:
-    """Exit 0 succeeded, 1 failed, 2 bad input, 3 refused (permission, busy, blocked)."""
+    """Exit 0 succeeded, 1 failed, 2 bad input, 3 refused (permission, busy, blocked, a
+    ticket check or release gate that said no)."""
     from console.access import AccessDenied
+    from console.gates.checks import GateRefused
 
     try:
         return _deploy_command(config, args)
-    except (AccessDenied, Blocked) as refused:
+    except (AccessDenied, Blocked, GateRefused) as refused:
         say(f"refused: {refused.message}")
         return EXIT_BUSY
 
@@ -506,6 +508,7 @@ def rollback_command(config: Config, args: argparse.Namespace) -> int:
     """`rollback DEPLOY_ID`: a new deploy of the release that deploy replaced. Exits as
     `deploy`: 3 when refused (the role may not deploy there, the pair is busy)."""
     from console.access import AccessDenied
+    from console.gates.checks import GateRefused
 
     try:
         return asyncio.run(_rollback(config, args))
@@ -514,6 +517,9 @@ def rollback_command(config: Config, args: argparse.Namespace) -> int:
         return EXIT_BUSY
     except LockBusy as busy:
         return _busy(busy)
+    except GateRefused as refused:
+        say(f"refused: {refused.message}")
+        return EXIT_BUSY
 
 
 async def _releases(config: Config, args: argparse.Namespace) -> list[dict[str, object]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -366,7 +367,13 @@ def promote_command(config: Config, args: argparse.Namespace) -> int:
             raise QueueInputError(
                 f"the promotion reaches protected cluster {cluster}: pass --yes to queue it"
             )
-    return asyncio.run(_promote(config, args, stages))
+    from console.gates.checks import GateRefused
+
+    try:
+        return asyncio.run(_promote(config, args, stages))
+    except GateRefused as refused:  # a ticket check or release gate said no: exit 3
+        print(f"{PROG}: refused: {refused.message}", file=sys.stderr, flush=True)
+        return 3
 
 
 async def _promote(config: Config, args: argparse.Namespace, clusters: list[str]) -> int:

@@ -62,6 +62,8 @@ def allowed(role: Role, operation: str, protected: bool) -> bool:
 
 def with_access(tmp_path: Path, text: str = ACCESS) -> Config:
     demo = re.sub(r"\n\[access\]\n.*?\n\n", "\n", DEMO.read_text(), flags=re.S)
+    # prod2's release gate asks the demo's world, which these tests do not start.
+    demo = re.sub(r"(?m)^require_build = .*\n", "", demo)
     path = tmp_path / "access.toml"
     path.write_text(demo + text)
     return load_config(path)
