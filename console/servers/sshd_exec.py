@@ -24,6 +24,7 @@ EXEC_COMMANDS: dict[str, tuple[str, ...] | None] = {
     "releases": None,
     "queue": ("",),  # the listing (not cancel, up, down)
     "lock": ("list",),
+    "release": ("build-status",),  # the release gate's answer (read-only)
     "approve": None,  # issue 14's approvals
     "reject": None,
 }
