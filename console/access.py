@@ -41,6 +41,7 @@ class Action(StrEnum):
     MOVE = "move"
     FREEZE = "freeze"  # and unfreeze
     LOCK = "lock"  # and unlock
+    DEPLOY_OUTSIDE_WINDOW = "deploy outside its window"  # admins only (checked with no owner)
     SSH = "ssh"  # open one's own shell on an instance (as a deploy: admin on protected ones)
 
 

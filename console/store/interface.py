@@ -183,6 +183,9 @@ class QueueTransaction(Protocol):
 
     async def request_cancel(self, deploy_id: str, actor: str) -> None: ...
 
+    async def override_window(self, deploy_id: str, reason: str, actor: str) -> None:
+        """The deploy may start outside its cluster's deploy windows (an admin's reason)."""
+
     async def set_positions(self, positions: Sequence[tuple[str, float | None]]) -> None: ...
 
     async def start(self, record: DeployRecord, runner: str) -> None:

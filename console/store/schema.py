@@ -169,6 +169,13 @@ MIGRATIONS: list[tuple[str, ...]] = [
     ),
     # 7 (change tickets): the ticket a deploy goes with; its audit rows' `ticket` copies it.
     ("ALTER TABLE deploys ADD COLUMN ticket TEXT",),
+    # (schedule): when a deploy may start at the earliest (`deploy --at`, UTC), and an admin's
+    # reason to start it outside its cluster's deploy windows, with who gave it.
+    (
+        "ALTER TABLE deploys ADD COLUMN not_before TEXT",
+        "ALTER TABLE deploys ADD COLUMN window_override TEXT",
+        "ALTER TABLE deploys ADD COLUMN window_override_by TEXT",
+    ),
 ]
 
 # The schema this console reads and writes (PRAGMA user_version: how many migrations ran).
