@@ -15,6 +15,7 @@ from console.store import DeployRecord
 
 # A deploy may be scheduled at most this far ahead (further is a typo).
 LONGEST_SCHEDULE = timedelta(days=90)
+_TOO_FAR = f"more than {LONGEST_SCHEDULE.days} days ahead (schedule it later)"
 CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
 AT_FORMS = (
     "an ISO 8601 time with an offset (2026-12-04T14:00+01:00 or ...Z), HH:MM (the next such "
@@ -27,7 +28,10 @@ def parse_at(text: str, now: datetime) -> datetime:
     `now`'s zone (the caller's local zone). InputError (one line) when malformed or past."""
     written = text.strip()
     if written.startswith("+"):
-        span = duration(written[1:], "--at", LONGEST_SCHEDULE)
+        try:
+            span = duration(written[1:], "--at", LONGEST_SCHEDULE)
+        except InputError:
+            raise InputError(f"--at {shown(text)!r}: {_TOO_FAR}") from None
         if span is None:
             raise InputError(f"--at {shown(text)!r}: {AT_FORMS}")
         return _ahead((now + span).astimezone(UTC), text, now)
@@ -78,7 +82,7 @@ def _ahead(moment: datetime, text: str, now: datetime) -> datetime:
             f"now {now.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC)"
         )
     if moment - now > LONGEST_SCHEDULE:
-        raise InputError(f"--at {shown(text)!r} is more than {LONGEST_SCHEDULE.days} days ahead")
+        raise InputError(f"--at {shown(text)!r}: {_TOO_FAR}")
     return moment
 
 
