@@ -162,3 +162,27 @@ def test_a_scheduled_deploy_outside_its_window_starts_on_time(
     assert f"  outside its window by {ME}: hotfix\n" in shown
     # The runner the command started leaves once nothing is queued or running.
     wait_until(lambda: not runner_serves(store), "the detached runner to leave", timeout=60)
+
+
+def test_fail_if_blocked_with_an_override_still_stops_at_a_freeze(tmp_path: Path) -> None:
+    """The window alone blocks a plain deploy; the override lets it past the window, but a
+    freeze still holds it (exit 3 either way, nothing queued)."""
+    config = team(DEMO_CONFIG, tmp_path / "team.toml")
+    store = tmp_path / "store.db"
+    argv = ("deploy", "storefront", "staging", "2.15.0", "--fail-if-blocked")
+    # (a store must exist: without one, --fail-if-blocked reads no queue and asks AWS)
+    locked = ("lock", "add", "--project", "checkout-api", "--reason", "elsewhere")
+    assert cli(*locked, config=config, store=store).returncode == 0
+    plain = cli(*argv, config=config, store=store)
+    assert plain.returncode == 3, plain.stderr
+    assert one_line_error(plain).startswith(
+        "deploy-console: refused: blocked: outside deploy windows of staging until "
+    )
+    assert cli("freeze", "staging", "--reason", "sale", config=config, store=store).returncode == 0
+    overridden = cli(*argv, "--outside-window", "hotfix", config=config, store=store)
+    assert overridden.returncode == 3, overridden.stderr
+    line = one_line_error(overridden)
+    assert (
+        line.startswith("deploy-console: refused: blocked: staging frozen by ") and "sale" in line
+    )
+    assert not any(row[0] == "queue.enqueue" for row in asyncio.run(_audit(store)))
