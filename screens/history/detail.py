@@ -314,7 +314,7 @@ class DeployDetailScreen(RedeployKeys):
         if record.ticket:
             rows.append(("ticket", record.ticket))
         if record.not_before:
-            rows.append(("scheduled", f"not before {utc(record.not_before)} UTC"))
+            rows.append(("schedule", f"not before {utc(record.not_before)} UTC"))
         if record.window_override:
             rows.append(("window", override_note(record)))
         return rows

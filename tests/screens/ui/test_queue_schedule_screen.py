@@ -17,7 +17,7 @@ from console.config import Config, load_config
 from console.config.windows import parse_window
 from console.model import DeployRequest
 from console.queue.release_queue import DeployQueue
-from console.store import Store
+from console.store import DeployRecord, Store
 from screens.app import DeployConsoleApp
 from screens.queue.dialogs import OverrideDialog
 from screens.queue.screen import QueueScreen
@@ -137,3 +137,21 @@ async def test_a_deployer_is_told_why_not(tmp_path: Path) -> None:
         )
         assert not isinstance(app.screen, OverrideDialog)
         assert status(screen, WINDOW_ID) == CLOSED
+
+
+async def test_the_history_detail_shows_the_schedule_and_the_override(tmp_path: Path) -> None:
+    from tests.screens.ui.test_history import header_text, running, shown_detail, shown_history
+
+    at = FROZEN_NOW + timedelta(hours=1)
+    request = DeployRequest(
+        "storefront", "staging", "2.15.0", "carol", not_before=at, window_override="INC-88"
+    )
+    async with await Store.open(tmp_path / "console.db") as store:
+        await store.create_deploy(DeployRecord.new(WINDOW_ID, request, FROZEN_NOW))
+        async with running(store, (80, 24)) as (_app, pilot):
+            await pilot.press("h")
+            await shown_history(pilot)
+            detail = await shown_detail(pilot, "enter")
+            header = header_text(detail)
+    assert "schedule not before 2026-11-26 13:00:00 UTC" in header, header
+    assert "window   outside its window by carol: INC-88" in header, header
