@@ -24,6 +24,7 @@ from console.queue.rules import (
     queue_entries,
     stopped_promotions,
 )
+from console.queue.schedule import override_note
 from console.store import (
     CANCELLED,
     INTERRUPTED,
@@ -168,7 +169,7 @@ class DeployQueue(QueueHolds):
             if record.window_override:
                 raise QueueError(
                     f"deploy {deploy_id} may already start outside its window "
-                    f"({record.window_override_by}: {record.window_override})"
+                    f"({override_note(record)})"
                 )
             await tx.override_window(deploy_id, reason, actor)
             await audit_change(tx, WINDOW_OVERRIDE, actor, record, "overridden", reason)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from console.config.windows import DeployWindow
 from console.identity import person
@@ -23,9 +24,10 @@ AT_FORMS = (
 )
 
 
-def parse_at(text: str, now: datetime) -> datetime:
-    """--at: the UTC time a deploy may start at the earliest. `now` is aware; HH:MM is read in
-    `now`'s zone (the caller's local zone). InputError (one line) when malformed or past."""
+def parse_at(text: str, now: datetime, zone: ZoneInfo | None = None) -> datetime:
+    """--at: the UTC time a deploy may start at the earliest (`now` is aware). HH:MM is the next
+    such wall-clock time in `zone` (None: this system's local zone, its DST rules included).
+    InputError (one line) when malformed, past, or too far ahead."""
     written = text.strip()
     if written.startswith("+"):
         try:
@@ -40,7 +42,7 @@ def parse_at(text: str, now: datetime) -> datetime:
         hours, minutes = int(clock[1]), int(clock[2])
         if hours > 23 or minutes > 59:
             raise InputError(f"--at {shown(text)!r} is not a time of day (00:00 to 23:59)")
-        return _ahead(_next_local(now, time(hours, minutes)), text, now)
+        return _ahead(_next_wall_time(now, time(hours, minutes), zone), text, now)
     try:
         parsed = datetime.fromisoformat(written)
     except ValueError:
@@ -56,23 +58,16 @@ def parse_at(text: str, now: datetime) -> datetime:
     return _ahead(moment, text, now)
 
 
-def _next_local(now: datetime, at: time) -> datetime:
-    """The next time the wall clock of `now`'s zone reads `at` (today, else tomorrow), in UTC."""
-    zone = now.tzinfo
-    day = now.date()
+def _next_wall_time(now: datetime, at: time, zone: ZoneInfo | None) -> datetime:
+    """The next time the wall clock of `zone` (None: the system's) reads `at`, in UTC."""
+    day = (now.astimezone(zone) if zone is not None else now.astimezone()).date()
     for offset in (0, 1, 2):
-        # A naive wall time read in the zone (local: the system's rules, DST included).
         wall = datetime.combine(day + timedelta(days=offset), at)
-        candidate = wall.replace(tzinfo=zone) if _is_fixed(now) else wall.astimezone()
+        # A naive time's astimezone() reads it in the system's zone, with its DST rules.
+        candidate = wall.replace(tzinfo=zone) if zone is not None else wall.astimezone()
         if candidate > now:
             return candidate.astimezone(UTC)
     raise InputError(f"--at {at:%H:%M}: no such time in the next days")  # pragma: no cover
-
-
-def _is_fixed(now: datetime) -> bool:
-    """Whether `now` carries a zone of its own (ZoneInfo, a fixed offset) rather than the
-    system's local one (`datetime.now().astimezone()`)."""
-    return getattr(now.tzinfo, "key", None) is not None or now.tzinfo is UTC
 
 
 def _ahead(moment: datetime, text: str, now: datetime) -> datetime:

@@ -52,7 +52,7 @@ def not_before(args: argparse.Namespace) -> datetime | None:
         )
     from console.queue.schedule import parse_at
 
-    return parse_at(text, datetime.now().astimezone())
+    return parse_at(text, datetime.now(UTC))
 
 
 def override(config: Config, cluster: str, args: argparse.Namespace) -> str | None:

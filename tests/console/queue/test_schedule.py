@@ -66,7 +66,7 @@ def view(*records: DeployRecord, **changes: object) -> QueueView:
     ],
 )
 def test_at_forms(text: str, expected: datetime) -> None:
-    assert parse_at(text, NOW.astimezone(BERLIN)) == expected
+    assert parse_at(text, NOW, BERLIN) == expected
 
 
 @pytest.mark.parametrize(
@@ -87,6 +87,13 @@ def test_at_mistakes_are_one_line(text: str, message: str) -> None:
         parse_at(text, NOW)
     assert raised.value.message.startswith(message)
     assert "\n" not in raised.value.message
+
+
+def test_hh_mm_without_a_zone_is_the_systems_local_time() -> None:
+    at = parse_at("14:00", NOW)
+    local = at.astimezone()
+    assert (local.hour, local.minute) == (14, 0)
+    assert timedelta(0) < at - NOW <= timedelta(days=1)
 
 
 def test_scheduled_for_says_when_and_how_long() -> None:
