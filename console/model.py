@@ -234,6 +234,10 @@ class DeployRequest:
     rollback_of: str | None = None
     # The change ticket it goes with (a cluster's `ticket` setting says whether one is needed).
     ticket: str | None = None
+    # Not before this time (`deploy --at`, aware); an admin's reason to start it outside its
+    # cluster's deploy windows (`--outside-window`).
+    not_before: datetime | None = None
+    window_override: str | None = None
 
 
 @dataclass(frozen=True)

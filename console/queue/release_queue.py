@@ -9,7 +9,7 @@ deploys. Each operation is one store transaction with its audit rows.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from console.access import AccessDenied, Action
 from console.config.tickets import TicketSettings
@@ -25,6 +25,7 @@ from console.queue.rules import (
     queue_entries,
     stopped_promotions,
 )
+from console.queue.schedule import override_note
 from console.store import (
     CANCELLED,
     INTERRUPTED,
@@ -37,6 +38,7 @@ from console.store import (
 )
 
 SUPERSEDED = "superseded by a newer queued deploy"
+WINDOW_OVERRIDE = "window-override"  # the audit action of an admin's override of the windows
 
 # What callers import from here: the queue, its records and states, and the rules' types.
 __all__ = [
@@ -140,6 +142,7 @@ class DeployQueue(QueueHolds):
         passed: Passed | None = None,
     ) -> DeployRecord:
         self._allowed(request)
+        self._check_timing(request, tx.now)
         record = DeployRecord.new(deploy_id, request, tx.now, after_deploy=after)
         if self.config.project(request.project).newest_wins:
             reason = f"{SUPERSEDED} ({deploy_id}, {request.release})"
@@ -152,6 +155,10 @@ class DeployQueue(QueueHolds):
             )
         rollback = f"(rollback of {request.rollback_of})" if request.rollback_of else ""
         checked = passed.text() if passed is not None else ""
+        at = (
+            request.not_before
+            and f"not before {request.not_before.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+        )
         await audit_change(
             tx,
             "queue.enqueue",
@@ -160,12 +167,54 @@ class DeployQueue(QueueHolds):
             QUEUED,
             " ".join(
                 part
-                for part in (request.release, rollback, after and f"after {after}", checked)
+                for part in (request.release, rollback, after and f"after {after}", checked, at)
                 if part
             ),
             config=self.config.digest or None,
         )
+        if request.window_override:
+            await audit_change(
+                tx, WINDOW_OVERRIDE, request.actor, record, "overridden", request.window_override
+            )
         return await _stored(tx, deploy_id)
+
+    def _check_timing(self, request: DeployRequest, now: datetime) -> None:
+        """A schedule must lie ahead; an override of the windows needs an admin, a reason,
+        and a cluster that has windows (QueueError or AccessDenied otherwise)."""
+        if request.not_before is not None and request.not_before <= now:
+            raise QueueError(
+                f"the deploy's time {request.not_before.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC "
+                "is already past"
+            )
+        if request.window_override is not None:
+            self._check_override(request.actor, request.cluster, request.project)
+            _override_reason(request.window_override)
+
+    def _check_override(self, actor: str, cluster: str, project: str) -> None:
+        self.access.check(actor, Action.DEPLOY_OUTSIDE_WINDOW, cluster, project=project)
+        if not self.config.cluster(cluster).windows:
+            raise QueueError(f"{cluster} has no deploy windows: there is nothing to override")
+
+    async def override_window(self, deploy_id: str, actor: str, reason: str) -> DeployRecord:
+        """An admin lets a queued deploy start outside its cluster's deploy windows (its
+        schedule, a freeze, a lock and its turn still hold); with its audit row."""
+        _override_reason(reason)
+        async with self.store.transaction() as tx:
+            record = await _stored(tx, deploy_id)
+            self._check_override(actor, record.cluster, record.project)
+            if record.state != QUEUED:
+                raise QueueError(
+                    f"deploy {deploy_id} is {record.state.replace('_', ' ')}: only a queued "
+                    "deploy waits for a window"
+                )
+            if record.window_override:
+                raise QueueError(
+                    f"deploy {deploy_id} may already start outside its window "
+                    f"({override_note(record)})"
+                )
+            await tx.override_window(deploy_id, reason, actor)
+            await audit_change(tx, WINDOW_OVERRIDE, actor, record, "overridden", reason)
+            return await _stored(tx, deploy_id)
 
     async def record_denial(
         self, actor: str, denied: AccessDenied, cluster: str | None, project: str | None
@@ -346,6 +395,12 @@ class DeployQueue(QueueHolds):
                 summary,
                 instance_ids=tuple(instance_ids),
             )
+
+
+def _override_reason(reason: str) -> None:
+    if not reason.strip():
+        raise QueueError("deploying outside the window needs a reason (everyone sees it)")
+    plain_reason(reason)
 
 
 async def _stored(tx: QueueTransaction, deploy_id: str) -> DeployRecord:

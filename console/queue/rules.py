@@ -10,7 +10,7 @@ from datetime import datetime
 from console.config.windows import DeployWindow
 from console.errors import ConsoleError
 from console.identity import person
-from console.queue.windows import outside_windows
+from console.queue.schedule import override_note, waits_for_time
 from console.safe_text import has_controls
 from console.store import (
     INTERRUPTED,
@@ -67,7 +67,8 @@ class QueueEntry:
         """Why it waits, or where it runs, in a few words for a person."""
         record = self.record
         if record.state == QUEUED:
-            return self.waiting or "starts next"
+            note = override_note(record)  # an admin's window override, shown while it waits
+            return " · ".join(part for part in (self.waiting or "starts next", note) if part)
         if record.state == RUNNING:
             asked = (
                 f"; cancel asked by {record.cancel_requested}" if record.cancel_requested else ""
@@ -99,7 +100,8 @@ def stopped_promotions(view: QueueView) -> dict[str, str]:
 def waiting_reasons(view: QueueView) -> dict[str, str]:
     """Why each queued deploy waits; "" for those that may start now.
 
-    In order: the promotion stage before it, a freeze, its cluster's deploy windows, a
+    In order: the promotion stage before it, a freeze, its schedule, its cluster's deploy
+    windows (unless an admin overrode them), a
     blocking lock, the deploy ahead of it on its pair (running, being reconciled, or queued
     before it), the global limit.
     """
@@ -147,9 +149,9 @@ def _blocked(view: QueueView, record: DeployRecord) -> str:
     for freeze in view.freezes:
         if freeze.cluster == record.cluster:
             return freeze.describe()
-    closed = outside_windows(record.cluster, view.windows.get(record.cluster, ()), view.now)
-    if closed:
-        return closed
+    timed = waits_for_time(record, view.windows.get(record.cluster, ()), view.now)
+    if timed:  # its schedule (`deploy --at`), its cluster's windows unless an admin overrode them
+        return timed
     for lock in view.manual_locks:
         if (
             not lock.warning

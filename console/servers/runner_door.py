@@ -192,8 +192,15 @@ class RunnerDoor:
             return
         if op == "deploy":
             ticket = args.get("ticket")
+            at = args.get("at")  # `deploy --at`, checked ahead by the queue
             deploy_request = DeployRequest(
-                args["project"], args["cluster"], args["release"], actor, ticket=ticket
+                args["project"],
+                args["cluster"],
+                args["release"],
+                actor,
+                ticket=ticket,
+                not_before=None if at is None else datetime.fromisoformat(str(at)),
+                window_override=args.get("outside_window"),
             )
             try:
                 # The cluster's ticket rule holds on a shared host too (the caller's own
@@ -206,6 +213,13 @@ class RunnerDoor:
                 self.queue.access.check(
                     actor, Action.DEPLOY, args["cluster"], project=args["project"]
                 )
+                if deploy_request.window_override is not None:
+                    self.queue.access.check(
+                        actor,
+                        Action.DEPLOY_OUTSIDE_WINDOW,
+                        args["cluster"],
+                        project=args["project"],
+                    )
                 plan = await self.runner.engine.plan(deploy_request)
                 if not args.get("anyway"):  # the same warnings as a deploy on one's own
                     await self._refuse_warned(plan, actor)
@@ -238,6 +252,8 @@ class RunnerDoor:
                 return await self.runner.cancel(args["deploy_id"], actor, args.get("reason", ""))
             if op == "move":
                 return await queue.move(args["deploy_id"], int(args["steps"]), actor)
+            if op == "override_window":
+                return await queue.override_window(args["deploy_id"], actor, args["reason"])
             if op == "freeze":
                 return await queue.freeze(args["cluster"], actor, args["reason"])
             if op == "unfreeze":
@@ -344,6 +360,12 @@ class RemoteQueue:
 
     async def move(self, deploy_id: str, steps: int, actor: str) -> DeployRecord:
         result: DeployRecord = await self.client.call("move", deploy_id=deploy_id, steps=steps)
+        return result
+
+    async def override_window(self, deploy_id: str, actor: str, reason: str) -> DeployRecord:
+        result: DeployRecord = await self.client.call(
+            "override_window", deploy_id=deploy_id, reason=reason
+        )
         return result
 
     async def freeze(self, cluster: str, actor: str, reason: str) -> Freeze:

@@ -46,6 +46,7 @@ TIME_FIELDS = frozenset(
         "renewed_at",
         "written_at",
         "anchored_at",
+        "not_before",
     }
 )
 T = TypeVar("T")

@@ -67,6 +67,13 @@ async def bake_requested(tx: Tx, deploy_id: str) -> str | None:
     return None if row is None else row[0]
 
 
+async def override_window(tx: Tx, deploy_id: str, reason: str, actor: str) -> None:
+    await tx.execute(
+        "UPDATE deploys SET window_override = ?, window_override_by = ? WHERE id = ?",
+        (reason, actor, deploy_id),
+    )
+
+
 async def set_positions(tx: Tx, positions: Sequence[tuple[str, float | None]]) -> None:
     """Each (deploy id, position): lower runs first within its pair."""
     for deploy_id, position in positions:

@@ -156,6 +156,11 @@ class DeployRecord:
     reconciled_at: datetime | None = None
     # The change ticket it goes with (since schema 7); its audit rows carry it too.
     ticket: str | None = None
+    # Not started before this time (`deploy --at`); an admin's reason to start it outside its
+    # cluster's deploy windows, and who gave it (a `window-override` audit row says so too).
+    not_before: datetime | None = None
+    window_override: str | None = None
+    window_override_by: str | None = None
 
     @classmethod
     def new(
@@ -175,7 +180,9 @@ class DeployRecord:
             created_at=at,
             started_at=at if running else None,
             after_deploy=after_deploy,
-            **asdict(request),  # project, cluster, release, actor, rollback_of, ticket
+            # project, cluster, release, actor, rollback_of, ticket, not_before, window_override
+            **asdict(request),
+            window_override_by=request.actor if request.window_override else None,
         )
 
 

@@ -177,6 +177,13 @@ MIGRATIONS: list[tuple[str, ...]] = [
     # (bake): a decision on a baking deploy asked from any console ("end:alice" ends the bake
     # early, "rollback:alice" rolls back now); the engine that runs it reads it each round.
     ("ALTER TABLE deploys ADD COLUMN bake_request TEXT",),
+    # (schedule): when a deploy may start at the earliest (`deploy --at`, UTC), and an admin's
+    # reason to start it outside its cluster's deploy windows, with who gave it.
+    (
+        "ALTER TABLE deploys ADD COLUMN not_before TEXT",
+        "ALTER TABLE deploys ADD COLUMN window_override TEXT",
+        "ALTER TABLE deploys ADD COLUMN window_override_by TEXT",
+    ),
 ]
 
 # The schema this console reads and writes (PRAGMA user_version: how many migrations ran).

@@ -74,6 +74,9 @@ class Transaction:
     async def set_positions(self, positions: Sequence[tuple[str, float | None]]) -> None:
         await queue_order.set_positions(self._tx, positions)
 
+    async def override_window(self, deploy_id: str, reason: str, actor: str) -> None:
+        await queue_order.override_window(self._tx, deploy_id, reason, actor)
+
     async def start(self, record: DeployRecord, runner: str) -> None:
         await queue_order.start(self._tx, record.id, runner)
         await locks.take(self._tx, record.project, record.cluster, record.id, record.actor)

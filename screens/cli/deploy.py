@@ -31,6 +31,7 @@ from console.events import (
 )
 from console.model import DeployRequest, DeployState, Release, Step, StepState
 from screens import PROG
+from screens.cli import schedule
 from screens.cli.command_line import Commands, say, with_config
 from screens.cli.iam import terminal_mfa_prompt
 
@@ -76,6 +77,7 @@ def register(commands: Commands) -> None:
         help="exit 3 with why instead of queueing a deploy that would wait (a lock, a freeze, "
         "another deploy of the pair)",
     )
+    schedule.add_options(deploy)
     rollback = commands.add(
         "rollback",
         "deploy again the release a finished deploy replaced",
@@ -85,6 +87,7 @@ def register(commands: Commands) -> None:
     rollback.add_argument("--yes", action="store_true", help="confirm a protected cluster")
     rollback.add_argument("--json", action="store_true", help="one JSON event per line")
     rollback.add_argument("--ticket", metavar="ID", help=TICKET_HELP)
+    schedule.add_options(rollback, at=False)
     releases = commands.add(
         "releases", "a project's releases, newest first", with_config(releases_command)
     )
@@ -300,6 +303,10 @@ async def _follow(
     runner = Runner(services.engine, DeployQueue(services.store, services.config), only=())
     record = await runner.enqueue(request)
     _print_queued(record, args)
+    if record.not_before is not None:  # `deploy --at`: a runner starts it on time
+        schedule.print_scheduled(record, args)
+        await schedule.ensure_runner(services.config, services.store.path)
+        return EXIT_SUCCEEDED
     if getattr(args, "no_wait", False):
         return EXIT_SUCCEEDED
     interrupts.follow(runner, record.id, request.actor)
@@ -359,11 +366,16 @@ async def _deploy_through_service(config: Config, args: argparse.Namespace) -> i
 
     assert config.runner_socket is not None
     client = DoorClient(config.runner_socket)
-    wait = not getattr(args, "no_wait", False)
+    wait = not getattr(args, "no_wait", False) and args.not_before is None
     outcome = DeployState.FAILED
-    pair = {"project": args.project, "cluster": args.cluster, "release": args.release}
+    pair: dict[str, Any] = {
+        "project": args.project,
+        "cluster": args.cluster,
+        "release": args.release,
+    }
     if args.ticket:
         pair["ticket"] = args.ticket
+    pair.update(schedule.wire(args.not_before, args.window_override))
     answers = client.stream("deploy", **pair, follow=wait, anyway=args.anyway)
     try:
         first = await anext(answers)
@@ -382,6 +394,7 @@ async def _deploy_through_service(config: Config, args: argparse.Namespace) -> i
         async for answer in answers:
             if "result" in answer:
                 _print_queued(from_wire(answer["result"]), args)
+                schedule.print_scheduled(from_wire(answer["result"]), args)
                 if not wait:
                     return EXIT_SUCCEEDED
                 continue
@@ -399,7 +412,13 @@ async def _deploy(config: Config, args: argparse.Namespace, fleet: Fleet) -> int
     from console.deploy.services import actor, deploy_services, store_path
 
     request = DeployRequest(
-        args.project, args.cluster, args.release, actor(), ticket=args.ticket or None
+        args.project,
+        args.cluster,
+        args.release,
+        actor(),
+        ticket=args.ticket or None,
+        not_before=args.not_before,
+        window_override=args.window_override,
     )
     # Planned before the store is opened: an unknown release leaves no store file behind.
     store = store_path(config, args.store)
@@ -422,7 +441,9 @@ def _refuse_if_blocked(config: Config, args: argparse.Namespace) -> None:
     from console.deploy.services import actor, store_path
     from screens.cli.gate import blocked
 
-    request = DeployRequest(args.project, args.cluster, args.release, actor())
+    request = DeployRequest(
+        args.project, args.cluster, args.release, actor(), window_override=args.window_override
+    )
     why = asyncio.run(blocked(config, store_path(config, args.store), request))
     if why:
         raise Blocked(f"blocked: {why}")
@@ -451,6 +472,8 @@ def _deploy_command(config: Config, args: argparse.Namespace) -> int:
     if args.cluster not in config.project(args.project).clusters:
         raise DeployError(f"project {args.project} is not configured in cluster {args.cluster}")
     _check_ticket(config, args.cluster, args.ticket)
+    args.not_before = schedule.not_before(args)  # bad input before anything: exit 2
+    args.window_override = schedule.override(config, args.cluster, args)
     from console.access import Action
     from console.deploy.services import check_allowed, store_path
 
@@ -462,6 +485,9 @@ def _deploy_command(config: Config, args: argparse.Namespace) -> int:
     # Before AWS or the queue: a refusal is only written to the audit.
     check_allowed(
         config, store_path(config, args.store), Action.DEPLOY, args.cluster, project=args.project
+    )
+    schedule.check_override(
+        config, store_path(config, args.store), args.cluster, args.project, args.window_override
     )
     _confirm_protected(config, args.cluster, args.yes)
     _refuse_if_blocked(config, args)  # before the warnings: nothing to confirm if it would wait
@@ -490,7 +516,11 @@ async def _rollback(config: Config, args: argparse.Namespace) -> int:
     async with deploy_services(config, store, mfa_prompt=terminal_mfa_prompt()) as services:
         request = await services.engine.rollback_request(args.deploy_id, actor())
         _check_ticket(config, request.cluster, args.ticket)
-        request = dataclasses.replace(request, ticket=args.ticket or None)
+        outside = schedule.override(config, request.cluster, args)
+        await schedule.check_override_in(
+            config, services.store, request.actor, request.cluster, request.project, outside
+        )
+        request = dataclasses.replace(request, ticket=args.ticket or None, window_override=outside)
         if not args.json:
             print(
                 f"rolling back {args.deploy_id}: deploying {request.release} of "
@@ -518,6 +548,9 @@ def rollback_command(config: Config, args: argparse.Namespace) -> int:
     except LockBusy as busy:
         return _busy(busy)
     except GateRefused as refused:
+        say(f"refused: {refused.message}")
+        return EXIT_BUSY
+    except schedule.OverrideRefused as refused:
         say(f"refused: {refused.message}")
         return EXIT_BUSY
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from console.config import Config
 from console.errors import DeployError
-from console.identity import actor_fields, describe
+from console.identity import actor_fields, describe, person
 from console.model import DeployState
 from screens.cli.command_line import Commands, whole, with_config
 
@@ -99,6 +99,11 @@ def _print_detail(deploy: dict[str, Any], steps: list[dict[str, Any]]) -> None:
         print(f"  rolls back {deploy['rollback_of']}")
     if deploy["ticket"]:
         print(f"  change ticket {deploy['ticket']}")
+    if deploy.get("not_before"):
+        print(f"  scheduled: not before {_short(deploy['not_before'])} UTC")
+    if deploy.get("window_override"):
+        by = person(deploy["window_override_by"] or deploy["actor"])
+        print(f"  outside its window by {by}: {deploy['window_override']}")
     for step in steps:
         seconds = "" if step["seconds"] is None else f"{step['seconds']:6.1f}s"
         detail = f"  {step['detail']}" if step["detail"] else ""

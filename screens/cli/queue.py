@@ -41,6 +41,11 @@ def register(commands: Commands) -> None:
     cancel = queue_commands.add("cancel", "cancel a queued deploy (a running one rolls back)")
     cancel.add_argument("deploy_id", metavar="DEPLOY_ID")
     cancel.add_argument("--reason", help="why (kept in the audit)")
+    override = queue_commands.add(
+        "override", "admins: let a queued deploy start outside its cluster's deploy windows"
+    )
+    override.add_argument("deploy_id", metavar="DEPLOY_ID")
+    override.add_argument("--reason", required=True, help="why (shown in the queue, audited)")
     for direction in ("up", "down"):
         move = queue_commands.add(direction, f"move a queued deploy {direction} within its pair")
         move.add_argument("deploy_id", metavar="DEPLOY_ID")
@@ -164,6 +169,8 @@ def entry_json(entry: QueueEntry) -> dict[str, Any]:
         "runner": record.runner,
         "after": record.after_deploy,
         "waiting": entry.waiting or None,
+        "not_before": record.not_before.isoformat() if record.not_before else None,
+        "outside_window": record.window_override,
     }
 
 
@@ -258,6 +265,8 @@ def queue_command(config: Config, args: argparse.Namespace) -> int:
 
         print(_changed(config, args, cancel, _unknown_deploy(args)))
         return 0
+    if action == "override":
+        return _override(config, args, who)
     steps = -1 if action == "up" else 1
 
     async def move(queue: DeployQueue) -> str:
@@ -265,6 +274,30 @@ def queue_command(config: Config, args: argparse.Namespace) -> int:
         return f"moved {record.id} {action}"
 
     print(_changed(config, args, move, _unknown_deploy(args)))
+    return 0
+
+
+def _override(config: Config, args: argparse.Namespace, who: str) -> int:
+    """`queue override ID --reason`: exit 3 (and the refusal on the audit) for a role that
+    may not deploy outside windows, as `deploy --outside-window`."""
+    from console.access import AccessDenied
+    from screens.cli.command_line import say
+
+    async def read(queue: DeployQueue) -> DeployRecord | None:
+        return await queue.store.deploy(args.deploy_id)
+
+    async def outside(queue: DeployQueue) -> str:
+        record = await queue.override_window(args.deploy_id, who, args.reason)
+        return f"{record.id} ({record.project} → {record.cluster}) may start outside its window"
+
+    try:
+        record = asyncio.run(_with_queue(config, args, read, create=False, read_only=True))
+        if record is not None:
+            _allowed(config, args, Action.DEPLOY_OUTSIDE_WINDOW, record.cluster, record.project)
+        print(_changed(config, args, outside, _unknown_deploy(args)))
+    except AccessDenied as refused:
+        say(f"refused: {refused.message}")
+        return 3
     return 0
 
 

@@ -18,6 +18,7 @@ from textual.widgets import DataTable, Footer, RichLog, Static
 
 from console.identity import describe
 from console.model import DeployState, StepState
+from console.queue.schedule import override_note
 from console.store import AuditRow, DeployRecord, LogLine, StepRecord, Store
 from console.store.outbox import Delivery
 from screens.deploy.screen import log_palette
@@ -338,6 +339,10 @@ class DeployDetailScreen(RedeployKeys):
             rows.append(("rollback", f"of {record.rollback_of}"))
         if record.ticket:
             rows.append(("ticket", record.ticket))
+        if record.not_before:
+            rows.append(("schedule", f"not before {utc(record.not_before)} UTC"))
+        if record.window_override:
+            rows.append(("window", override_note(record)))
         if self.notices:
             rows.append(("notified", notices_text(self.notices)))
         return rows

@@ -1,4 +1,5 @@
-"""The queue screen's dialogs: freeze a cluster, add a lock, pick a lock or freeze to lift."""
+"""The queue screen's dialogs: freeze a cluster, add a lock, pick a lock or freeze to lift, let
+a deploy start outside its cluster's deploy windows."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from textual.widgets.option_list import Option
 from console.config import ClusterConfig
 from console.errors import ConsoleError
 from console.inputs import until
+from console.store import DeployRecord
 from screens.keys import KEYMAP
 from screens.widgets.format import LOCK
 
@@ -254,6 +256,51 @@ class LockDialog(FormDialog[LockRequest]):
             return
         warning = self.query_one("#lock-warning", Checkbox).value
         self.dismiss(LockRequest(self.scope, reason, expires_at, warning))
+
+
+OVERRIDE_HINT = (
+    "It may start outside {cluster}'s deploy windows as soon as nothing else holds it: a "
+    "freeze, a lock, its schedule and its turn still do. Your reason is audited and shown "
+    "in the queue."
+)
+
+
+class OverrideDialog(FormDialog[str]):
+    """An admin's reason to deploy now despite the window; dismisses the reason, or None."""
+
+    HELP_NAMESPACE = "outside window"
+    BINDINGS = KEYMAP[HELP_NAMESPACE]
+
+    def __init__(self, record: DeployRecord, waiting: str) -> None:
+        super().__init__(
+            "override",
+            "deploy now despite the window",
+            OVERRIDE_HINT.format(cluster=record.cluster),
+        )
+        self.record = record
+        self.waiting = waiting
+
+    def fields(self) -> ComposeResult:
+        record = self.record
+        yield Static(
+            Content.assemble(
+                (f"{record.project} {record.release} → {record.cluster}", "bold"),
+                f" ({record.id}, by {record.actor})",
+                f"\nwaits: {self.waiting}" if self.waiting else "",
+            ),
+            id="override-deploy",
+        )
+        yield from self.reason_field()
+        yield from self.form_end("Deploy now (ctrl+s)", "override")
+
+    @on(Input.Submitted, "#override-reason")
+    @on(Button.Pressed, "#override")
+    def action_submit(self) -> None:
+        reason = self.reason(
+            "#override-reason", "Deploying outside the window needs a reason: it is audited."
+        )
+        if reason is not None:
+            self.dismiss(reason)
 
 
 class HoldsDialog(QueueDialog[str]):

@@ -33,6 +33,7 @@ from screens.queue.dialogs import (
     HoldsDialog,
     LockDialog,
     LockRequest,
+    OverrideDialog,
     lock_scopes,
 )
 from screens.queue.table import QueueTable, hold_lines, queue_row
@@ -42,6 +43,7 @@ from screens.widgets.confirm import ConfirmDialog
 from screens.widgets.format import format_age
 
 FREEZE_MARK = "❄"
+OUTSIDE = Action.DEPLOY_OUTSIDE_WINDOW
 
 
 class QueueControl(Protocol):
@@ -200,6 +202,7 @@ class QueueScreen(SaysWhyNot):
                 ("open_deploy", ()),
                 ("deploy_log", ()),
                 ("unlock", ()),
+                ("outside_window", ()),
             )
         )
         if enabled != self._enabled:
@@ -289,6 +292,8 @@ class QueueScreen(SaysWhyNot):
                 self.actor, Action.MOVE, record.cluster, record.actor
             )
             return True if allowed and self.can_move(entry, steps) else None
+        if action == "outside_window":
+            return self._may_override(entry)
         if action in ("open_deploy", "deploy_log"):
             return True if entry is not None else None
         if action == "unlock":
@@ -323,10 +328,44 @@ class QueueScreen(SaysWhyNot):
             denied = _denied(access, self.actor, kind, record.cluster, record.actor)
             if denied:
                 return denied
+        if action == "outside_window":
+            return self._why_not_override(record)
         if action == "move":
             if record.state != DeployState.QUEUED:
                 return f"{record.id} is {record.state}: only a queued deploy moves."
             return f"{record.id} is already at that end of its pair's queue."
+        return ""
+
+    def _may_override(self, entry: QueueEntry | None) -> bool | None:
+        """w: hidden unless some cluster has windows and the role may override them there;
+        enabled on a queued deploy of such a cluster that has no override yet."""
+        access = self.control.queue.access
+        windowed = [cluster.name for cluster in self.config.clusters if cluster.windows]
+        if not any(access.allows(self.actor, OUTSIDE, cluster) for cluster in windowed):
+            return False
+        record = entry.record if entry is not None else None
+        usable = (
+            record is not None
+            and record.state == DeployState.QUEUED
+            and record.cluster in windowed
+            and not record.window_override
+            and access.allows(self.actor, OUTSIDE, record.cluster, project=record.project)
+        )
+        return True if usable else None
+
+    def _why_not_override(self, record: DeployRecord) -> str:
+        if record.state != DeployState.QUEUED:
+            return f"{record.id} is {record.state}: only a queued deploy waits for a window."
+        if not self.config.cluster(record.cluster).windows:
+            return f"{record.cluster} has no deploy windows: nothing to override."
+        if record.window_override:
+            return f"{record.id} may already start outside its window ({record.window_override})."
+        try:
+            self.control.queue.access.check(
+                self.actor, OUTSIDE, record.cluster, project=record.project
+            )
+        except AccessDenied as denied:
+            return denied.message
         return ""
 
     def _may_ever(self, action: Action) -> bool:
@@ -400,6 +439,22 @@ class QueueScreen(SaysWhyNot):
             return ""  # the table shows it
 
         self._act(move)
+
+    @work(exclusive=True, group="queue-dialog")
+    async def action_outside_window(self) -> None:
+        """w (admins): the selected queued deploy may start outside its cluster's windows,
+        for a reason they type (audited, shown in the queue)."""
+        entry = self.selected_entry
+        if entry is None or self.check_action("outside_window", ()) is not True:
+            return
+        record = entry.record
+        reason = await self.app.push_screen_wait(OverrideDialog(record, entry.waiting))
+        if reason is not None:
+            self._act(lambda: self._override(record, reason))
+
+    async def _override(self, record: DeployRecord, reason: str) -> str:
+        await self.control.queue.override_window(record.id, self.actor, reason)
+        return f"{record.id} may start outside {record.cluster}'s deploy window."
 
     @work(exclusive=True, group="queue-dialog")
     async def action_freeze(self) -> None:
