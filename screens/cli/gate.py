@@ -123,8 +123,15 @@ async def blocked(config: Config, store: Path, request: DeployRequest) -> str:
     """Why a deploy of `request` would wait if queued now ("" if it would start): what
     `deploy --fail-if-blocked` checks before it queues anything."""
     view = await queue_view(store, config)
-    if view is None:
-        return ""
+    if view is None:  # no store yet: nothing queued, no holds; the cluster's windows still rule
+        from datetime import UTC, datetime
+
+        from console.queue.windows import outside_windows
+
+        if request.window_override:
+            return ""
+        windows = config.cluster(request.cluster).windows
+        return outside_windows(request.cluster, windows, datetime.now(UTC))
     return why_waiting(view, request, config.project(request.project).newest_wins)
 
 

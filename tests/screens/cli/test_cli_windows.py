@@ -48,7 +48,21 @@ def test_the_queue_says_until_when_a_deploy_waits_for_its_window(tmp_path: Path)
 def test_a_malformed_window_is_one_line_exit_2(tmp_path: Path) -> None:
     config = with_window(tmp_path, "Mon-Fri 09:00-16:00 Berlin")
     line = error_line(cli("queue", store=tmp_path / "console.db", config=config))
+    lines = config.read_text().splitlines()
+    number = next(i for i, text in enumerate(lines, 1) if text.startswith("windows = "))
     assert line == (
-        f"deploy-console: error: {config}:56: clusters[2].windows: 'Mon-Fri 09:00-16:00 Berlin': "
+        f"deploy-console: error: {config}:{number}: clusters[2].windows: 'Mon-Fri 09:00-16:00 Berlin': "
         "unknown time zone 'Berlin' (a tz database name: UTC, Europe/Berlin, ...)"
     )
+
+
+def test_fail_if_blocked_sees_a_closed_window_before_any_store_exists(tmp_path: Path) -> None:
+    # A fresh host: no store yet, so nothing is queued, but prod1's window is still closed.
+    day = (datetime.now(UTC) + timedelta(days=2)).strftime("%a")
+    config = with_window(tmp_path, f"{day} 09:00-10:00 UTC")
+    store = tmp_path / "console.db"
+    argv = ("deploy", "storefront", "prod1", "2.15.0", "--yes", "--fail-if-blocked")
+    refused = cli(*argv, store=store, config=config)
+    assert refused.returncode == 3, refused.stderr
+    assert f"outside deploy windows of prod1 until {day} 09:00 UTC" in refused.stderr
+    assert not store.exists()  # refused before anything was queued
