@@ -42,6 +42,7 @@ class Action(StrEnum):
     FREEZE = "freeze"  # and unfreeze
     LOCK = "lock"  # and unlock
     SSH = "ssh"  # open one's own shell on an instance (as a deploy: admin on protected ones)
+    APPROVE = "approve"  # and reject: another's deploy (admin in that cluster; never one's own)
 
 
 class AccessDenied(ConsoleError):

@@ -94,6 +94,10 @@ class ClusterConfig:
     # `ticket = { required, pattern }`: the change ticket a deploy to it carries (None: no
     # ticket field is offered, and one given is only checked for its form).
     ticket: TicketSettings | None = None
+    # `approvals = N`: how many other people with `approve` on it approve a deploy before it
+    # starts (0: none); an approval counts for `approval_expires` seconds ("4h" in the file).
+    approvals: int = 0
+    approval_expires: float = 4 * 3600.0
 
     @property
     def account_key(self) -> tuple[str | None, ...]:

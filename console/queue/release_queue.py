@@ -14,7 +14,8 @@ from datetime import timedelta
 from console.access import AccessDenied, Action
 from console.config.tickets import TicketSettings
 from console.model import DeployRequest
-from console.queue.holds import QueueHolds, audit_change, drop_expired_locks
+from console.queue.approving import QueueApprovals
+from console.queue.holds import audit_change, drop_expired_locks
 from console.queue.rules import (
     QueueEntry,
     QueueError,
@@ -51,7 +52,7 @@ __all__ = [
 ]
 
 
-class DeployQueue(QueueHolds):
+class DeployQueue(QueueApprovals):
     """Queue operations on the store; each is one transaction with its audit rows."""
 
     @property
@@ -73,6 +74,7 @@ class DeployQueue(QueueHolds):
         after = {d.after_deploy for d in deploys if d.after_deploy}
         prerequisites = {record.id: record for record in await tx.deploys_by_id(after)}
         manual = await tx.manual_locks()
+        clusters = self.config.clusters
         return QueueView(
             tuple(deploys),
             tuple(await tx.execution_locks()),
@@ -81,21 +83,36 @@ class DeployQueue(QueueHolds):
             prerequisites,
             tx.now,
             self.config.queue.parallel,
-            {cluster.name: cluster.windows for cluster in self.config.clusters if cluster.windows},
+            {cluster.name: cluster.windows for cluster in clusters if cluster.windows},
+            {cluster.name: cluster.approvals for cluster in clusters if cluster.approvals},
+            await tx.approvals(d.id for d in deploys if d.state == QUEUED),
         )
 
     # enqueueing
 
     async def enqueue(
-        self, request: DeployRequest, deploy_id: str, *, after: str | None = None
+        self,
+        request: DeployRequest,
+        deploy_id: str,
+        *,
+        after: str | None = None,
+        break_glass: str = "",
     ) -> DeployRecord:
         """Queue a deploy (it runs when its turn comes); a project with newest_wins cancels
-        the older queued deploys of the pair."""
+        the older queued deploys of the pair. `break_glass`: an admin's rollback, with the
+        reason it waits for no approval."""
+        if break_glass:
+            self.check_break_glass(request, break_glass)
         async with self.store.transaction() as tx:
-            return await self._enqueue(tx, request, deploy_id, after)
+            return await self._enqueue(tx, request, deploy_id, after, break_glass)
 
     async def _enqueue(
-        self, tx: QueueTransaction, request: DeployRequest, deploy_id: str, after: str | None
+        self,
+        tx: QueueTransaction,
+        request: DeployRequest,
+        deploy_id: str,
+        after: str | None,
+        break_glass: str = "",
     ) -> DeployRecord:
         project = self.config.project(request.project)
         self.config.cluster(request.cluster)
@@ -124,6 +141,7 @@ class DeployQueue(QueueHolds):
             ),
             config=self.config.digest or None,
         )
+        await self.note_queued(tx, record, break_glass)
         return await _stored(tx, deploy_id)
 
     async def record_denial(

@@ -169,6 +169,23 @@ MIGRATIONS: list[tuple[str, ...]] = [
     ),
     # 7 (change tickets): the ticket a deploy goes with; its audit rows' `ticket` copies it.
     ("ALTER TABLE deploys ADD COLUMN ticket TEXT",),
+    # (approvals): who approved or rejected a queued deploy, for which image, until when; a
+    # break-glass rollback's reason (it waits for no approval). AUTOINCREMENT: ids never reused.
+    (
+        """CREATE TABLE approvals (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            deploy_id TEXT NOT NULL,
+            project TEXT NOT NULL,
+            cluster TEXT NOT NULL,
+            image_id TEXT,
+            actor TEXT NOT NULL,
+            verdict TEXT NOT NULL CHECK (verdict IN ('approve', 'reject', 'break-glass')),
+            comment TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            expires_at TEXT
+        )""",
+        "CREATE INDEX approvals_by_deploy ON approvals (deploy_id, id)",
+    ),
 ]
 
 # The schema this console reads and writes (PRAGMA user_version: how many migrations ran).
