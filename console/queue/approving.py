@@ -119,24 +119,29 @@ class QueueApprovals(QueueHolds):
     async def _judged(
         self, tx: QueueTransaction, deploy_id: str, actor: str, verb: str
     ) -> DeployRecord:
-        """The queued deploy `actor` may approve or reject (QueueError, AccessDenied if not)."""
         record = await _stored(tx, deploy_id)
+        self.check_judge(record, actor, verb)
+        return record
+
+    def check_judge(self, record: DeployRecord, actor: str, verb: str) -> None:
+        """Whether `actor` may approve or reject (`verb`) the deploy: QueueError when it is not
+        queued or needs no approval, OwnDeploy when it is theirs, AccessDenied without the
+        `approve` permission on its cluster."""
         if record.state != QUEUED:
             state = record.state.replace("_", " ")
-            raise QueueError(f"deploy {deploy_id} is {state}: only a queued deploy is {verb}d")
+            raise QueueError(f"deploy {record.id} is {state}: only a queued deploy is {verb}d")
         if not self.needs_approval(record.cluster):
             raise QueueError(
-                f"{record.cluster} needs no approval: deploy {deploy_id} waits for none"
+                f"{record.cluster} needs no approval: deploy {record.id} waits for none"
             )
         if person(actor) == person(record.actor):
             raise OwnDeploy(
-                f"{person(actor)} may not {verb} their own deploy {deploy_id}: another user "
+                f"{person(actor)} may not {verb} their own deploy {record.id}: another user "
                 f"with approve on {record.cluster} does"
             )
         self.access.check(
             actor, Action.APPROVE, record.cluster, owner=record.actor, project=record.project
         )
-        return record
 
     def check_break_glass(self, request: DeployRequest, reason: str) -> None:
         """A break-glass deploy is an admin's rollback with a reason (refused otherwise)."""

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from screens import PROG
 from screens.cli import (
+    approvals,
     audit,
     config,
     console,
@@ -32,6 +33,7 @@ GROUPS: tuple[Callable[[Commands], None], ...] = (
     gate.register,
     history.register,
     queue.register,
+    approvals.register,
     runner.register,
     audit.register,
     iam.register,

@@ -32,6 +32,7 @@ from console.events import (
 from console.model import DeployRequest, DeployState, Release, Step, StepState
 from screens import PROG
 from screens.cli.command_line import Commands, say, with_config
+from screens.cli.gate import rejected
 from screens.cli.iam import terminal_mfa_prompt
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 EXIT_SUCCEEDED = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
-EXIT_BUSY = 3  # refused: a permission, a busy pair, or --fail-if-blocked
+EXIT_BUSY = 3  # refused: a permission, a busy pair, --fail-if-blocked, an approver's reject
 
 MARKS = {StepState.SUCCEEDED: "ok", StepState.FAILED: "FAILED", StepState.SKIPPED: "skipped"}
 
@@ -85,6 +86,12 @@ def register(commands: Commands) -> None:
     rollback.add_argument("--yes", action="store_true", help="confirm a protected cluster")
     rollback.add_argument("--json", action="store_true", help="one JSON event per line")
     rollback.add_argument("--ticket", metavar="ID", help=TICKET_HELP)
+    rollback.add_argument(
+        "--break-glass",
+        metavar="REASON",
+        help="an admin's rollback during an incident: it waits for no approval (audited, "
+        "notified loudly)",
+    )
     releases = commands.add(
         "releases", "a project's releases, newest first", with_config(releases_command)
     )
@@ -298,7 +305,10 @@ async def _follow(
     from console.queue.runner import Runner
 
     runner = Runner(services.engine, DeployQueue(services.store, services.config), only=())
-    record = await runner.enqueue(request)
+    glass = getattr(args, "break_glass", None) or ""
+    record = await runner.enqueue(request, break_glass=glass)
+    if glass:
+        say(f"BREAK GLASS: {record.id} rolls back {request.rollback_of} without approval: {glass}")
     _print_queued(record, args)
     if getattr(args, "no_wait", False):
         return EXIT_SUCCEEDED
@@ -317,6 +327,8 @@ async def _follow(
         loop.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await loop
+    if outcome is DeployState.CANCELLED and await rejected(services.store, record.id):
+        return EXIT_BUSY  # refused by an approver
     return EXIT_SUCCEEDED if outcome is DeployState.SUCCEEDED else EXIT_FAILED
 
 
@@ -504,10 +516,17 @@ async def _rollback(config: Config, args: argparse.Namespace) -> int:
 
 def rollback_command(config: Config, args: argparse.Namespace) -> int:
     """`rollback DEPLOY_ID`: a new deploy of the release that deploy replaced."""
+    from console.access import AccessDenied
+
+    if args.break_glass is not None and not args.break_glass.strip():
+        raise DeployError("--break-glass needs the reason (the incident): nothing rolled back")
     try:
         return asyncio.run(_rollback(config, args))
     except LockBusy as busy:
         return _busy(busy)
+    except AccessDenied as refused:  # e.g. breaking glass without being an admin
+        say(f"refused: {refused.message}")
+        return EXIT_BUSY
 
 
 async def _releases(config: Config, args: argparse.Namespace) -> list[dict[str, object]]:
