@@ -147,6 +147,12 @@ KEYMAP: dict[str, list[BindingType]] = {
         Binding("f", "freeze", "Freeze/unfreeze", id="queue.freeze"),
         Binding("l", "lock", "Lock", id="queue.lock"),
         Binding("L", "unlock", "Unlock", id="queue.unlock"),
+        Binding("a", "approve", "Approve/reject", id="queue.approve"),
+    ],
+    "approve": [
+        Binding("escape", "close", "Cancel", id="approve.cancel"),
+        Binding("ctrl+s", "approve", "Approve", id="approve.confirm"),
+        Binding("ctrl+r", "reject", "Reject", id="approve.reject"),
     ],
     "freeze": form_keys("freeze", "Freeze"),
     "lock": form_keys("lock", "Lock"),

@@ -15,7 +15,8 @@ from textual.widgets import DataTable, Footer, Static
 
 from console.access import Access, AccessDenied, Action
 from console.config import Config
-from console.model import DeployState
+from console.errors import ConsoleError
+from console.model import DeployPlan, DeployRequest, DeployState
 from console.queue.release_queue import (
     DeployQueue,
     QueueEntry,
@@ -27,6 +28,7 @@ from screens import PROG
 from screens.history.redeploy import DeployLogAsked
 from screens.keys import KEYMAP
 from screens.messages import QueueActed, QueuedDeployChosen, QueueRead, QueueReadFailed, error_text
+from screens.queue.approve_dialog import ApproveDialog, Verdict
 from screens.queue.dialogs import (
     FreezeDialog,
     FreezeRequest,
@@ -200,6 +202,7 @@ class QueueScreen(SaysWhyNot):
                 ("open_deploy", ()),
                 ("deploy_log", ()),
                 ("unlock", ()),
+                ("approve", ()),
             )
         )
         if enabled != self._enabled:
@@ -293,12 +296,20 @@ class QueueScreen(SaysWhyNot):
             return True if entry is not None else None
         if action == "unlock":
             return True if self.view and hold_lines(self.view) else None
+        if action == "approve":
+            if not self._may_approve_somewhere():
+                return False  # hidden from who may approve nowhere
+            return True if record is not None and not self._why_not_approve(record) else None
         return True
 
     def why_not(self, action: str, parameters: tuple[object, ...]) -> str:
         entry = self.selected_entry
         record = entry.record if entry is not None else None
         access = self.control.queue.access
+        if action == "approve":
+            if record is None:
+                return "No deploy is selected: the queue is empty."
+            return self._why_not_approve(record)
         kinds = {"freeze": Action.LOCK, "lock": Action.LOCK, "unlock": Action.LOCK}
         kinds |= {"cancel_deploy": Action.CANCEL, "move": Action.MOVE}
         kind = kinds.get(action)
@@ -337,7 +348,56 @@ class QueueScreen(SaysWhyNot):
             for cluster in self.config.cluster_names
         )
 
+    def _may_approve_somewhere(self) -> bool:
+        access = self.control.queue.access
+        return any(
+            cluster.approvals and access.allows(self.actor, Action.APPROVE, cluster.name)
+            for cluster in self.config.clusters
+        )
+
+    def _why_not_approve(self, record: DeployRecord) -> str:
+        """The queue's own refusal ("" when the actor may approve or reject it)."""
+        try:
+            self.control.queue.check_judge(record, self.actor, "approve")
+        except ConsoleError as refused:
+            return refused.message
+        return ""
+
     # -- actions: each goes through the queue (or the runner), which checks and audits it --
+
+    @work(exclusive=True, group="queue-dialog")
+    async def action_approve(self) -> None:
+        """The approve dialog of the selected deploy: its plan, approve or reject."""
+        entry = self.selected_entry
+        if entry is None or not self.check_action("approve", ()):
+            return
+        record = entry.record
+        deploys = getattr(self.app, "deploys", None)
+
+        async def plan() -> DeployPlan:
+            if deploys is None:
+                raise ConsoleError("this console reads no plans (it runs no deploys)")
+            release = record.image_id or record.release  # approved before: its pinned image
+            plan: DeployPlan = await deploys.plan(
+                DeployRequest(record.project, record.cluster, release, self.actor)
+            )
+            return plan
+
+        verdict = await self.app.push_screen_wait(ApproveDialog(entry, plan))
+        if verdict is not None:
+            self._act(lambda: self._judge(record, verdict))
+
+    async def _judge(self, record: DeployRecord, verdict: Verdict) -> str:
+        pair = f"{record.project} → {record.cluster}"
+        if not verdict.approve:
+            ended = await self.control.queue.reject(record.id, self.actor, verdict.text)
+            return f"{record.id} ({pair}) {ended.reason}: it will not run."
+        assert verdict.image_id is not None
+        given = await self.control.queue.approve(
+            record.id, self.actor, verdict.image_id, verdict.text
+        )
+        after = f"waits for {given.waiting}" if given.waiting else "it may start"
+        return f"{record.id} ({pair}) approved, {verdict.image_id}: {after}."
 
     def action_back(self) -> None:
         self.dismiss()
