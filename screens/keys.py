@@ -148,11 +148,16 @@ KEYMAP: dict[str, list[BindingType]] = {
         Binding("l", "lock", "Lock", id="queue.lock"),
         Binding("L", "unlock", "Unlock", id="queue.unlock"),
         Binding("a", "approve", "Approve/reject", id="queue.approve"),
+        Binding("g", "break_glass", "Break glass", id="queue.break_glass"),
     ],
     "approve": [
         Binding("escape", "close", "Cancel", id="approve.cancel"),
         Binding("ctrl+s", "approve", "Approve", id="approve.confirm"),
         Binding("ctrl+r", "reject", "Reject", id="approve.reject"),
+    ],
+    "break glass": [
+        Binding("escape", "close", "Cancel", id="break_glass.cancel"),
+        Binding("ctrl+s", "break_glass", "Break glass", id="break_glass.confirm"),
     ],
     "freeze": form_keys("freeze", "Freeze"),
     "lock": form_keys("lock", "Lock"),

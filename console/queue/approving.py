@@ -143,6 +143,21 @@ class QueueApprovals(QueueHolds):
             actor, Action.APPROVE, record.cluster, owner=record.actor, project=record.project
         )
 
+    async def break_glass(self, deploy_id: str, actor: str, reason: str) -> DeployRecord:
+        """An admin breaks glass on a queued rollback that waits for approval (one rolled back
+        from the console's history): it waits for no approval from now on."""
+        async with self.store.transaction() as tx:
+            record = await _stored(tx, deploy_id)
+            if record.state != QUEUED:
+                state = record.state.replace("_", " ")
+                raise QueueError(f"deploy {deploy_id} is {state}: only a queued rollback")
+            request = DeployRequest(
+                record.project, record.cluster, record.release, actor, record.rollback_of
+            )
+            self.check_break_glass(request, reason)
+            await self._glass(tx, record, actor, reason)
+            return await _stored(tx, deploy_id)
+
     def check_break_glass(self, request: DeployRequest, reason: str) -> None:
         """A break-glass deploy is an admin's rollback with a reason (refused otherwise)."""
         if request.rollback_of is None:
@@ -162,28 +177,29 @@ class QueueApprovals(QueueHolds):
         or, when it waits for approval, the `approval-wait` row (notifications read both)."""
         needed = self.needs_approval(record.cluster)
         if glass:
-            await tx.add_approval(
-                deploy_id=record.id,
-                project=record.project,
-                cluster=record.cluster,
-                image_id=None,
-                actor=record.actor,
-                verdict=BREAK_GLASS,
-                comment=glass,
-                expires_at=None,
-            )
-            skipped = f"; no approval waited for ({needed} needed)" if needed else ""
-            await audit_change(
-                tx,
-                BREAK_GLASS,
-                record.actor,
-                record,
-                QUEUED,
-                f"BREAK GLASS: rollback of {record.rollback_of}: {glass}{skipped}",
-            )
+            await self._glass(tx, record, record.actor, glass)
         elif needed:
             why = approval_wait(record, needed, (), tx.now)
             await audit_change(tx, APPROVAL_WAIT, record.actor, record, QUEUED, why)
+
+    async def _glass(
+        self, tx: QueueTransaction, record: DeployRecord, actor: str, reason: str
+    ) -> None:
+        """The break-glass verdict and its loud audit row, in the change's transaction."""
+        await tx.add_approval(
+            deploy_id=record.id,
+            project=record.project,
+            cluster=record.cluster,
+            image_id=None,
+            actor=actor,
+            verdict=BREAK_GLASS,
+            comment=reason,
+            expires_at=None,
+        )
+        needed = self.needs_approval(record.cluster)
+        skipped = f"; no approval waited for ({needed} needed)" if needed else ""
+        said = f"BREAK GLASS: rollback of {record.rollback_of}: {reason}{skipped}"
+        await audit_change(tx, BREAK_GLASS, actor, record, QUEUED, said)
 
 
 async def _stored(tx: QueueTransaction, deploy_id: str) -> DeployRecord:

@@ -120,3 +120,60 @@ class ApproveDialog(ModalScreen[Verdict | None]):
         error = self.query_one("#approve-error", Static)
         error.update(Content.styled(text, "$text-error"))
         error.display = True
+
+
+class BreakGlassDialog(ModalScreen[str | None]):
+    """An admin's rollback during an incident: the reason it waits for no approval."""
+
+    HELP_NAMESPACE = "break glass"
+    BINDINGS = KEYMAP[HELP_NAMESPACE]
+    DEFAULT_CSS = """
+    BreakGlassDialog { align: center middle; }
+    BreakGlassDialog #glass-box {
+        width: 72; max-width: 100%; height: auto; max-height: 100%;
+        border: heavy $error; border-title-color: $text-error; padding: 0 1;
+    }
+    BreakGlassDialog #glass-error { display: none; height: auto; }
+    BreakGlassDialog #glass-buttons { height: auto; align-horizontal: right; margin-top: 1; }
+    BreakGlassDialog #glass-buttons Button { margin-left: 2; }
+    """
+
+    def __init__(self, entry: QueueEntry) -> None:
+        super().__init__()
+        self.entry = entry
+
+    def compose(self) -> ComposeResult:
+        record = self.entry.record
+        with Vertical(id="glass-box") as box:
+            box.border_title = "BREAK GLASS"
+            yield Static(
+                Content.assemble(
+                    ("Roll back without approval? ", "bold $text-error"),
+                    f"{record.id} rolls {record.project} in {record.cluster} back to "
+                    f"{record.release} (rollback of {record.rollback_of}). It starts without "
+                    "waiting for approval; the audit and every notification say so loudly.",
+                )
+            )
+            yield Input(placeholder="the incident (required)", id="glass-reason")
+            yield Static(id="glass-error")
+            with Horizontal(id="glass-buttons"):
+                yield Button("Break glass", id="glass", variant="error")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#glass-reason", Input).focus()
+
+    @on(Button.Pressed, "#cancel")
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#glass")
+    @on(Input.Submitted, "#glass-reason")
+    def action_break_glass(self) -> None:
+        reason = self.query_one("#glass-reason", Input).value.strip()
+        if not reason:
+            error = self.query_one("#glass-error", Static)
+            error.update(Content.styled("Breaking glass needs the reason.", "$text-error"))
+            error.display = True
+            return
+        self.dismiss(reason)

@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.content import Content
 from textual.widgets import DataTable, Footer, Static
 
-from console.access import Access, AccessDenied, Action
+from console.access import Access, AccessDenied, Action, Role
 from console.config import Config
 from console.errors import ConsoleError
 from console.model import DeployPlan, DeployRequest, DeployState
@@ -28,7 +28,7 @@ from screens import PROG
 from screens.history.redeploy import DeployLogAsked
 from screens.keys import KEYMAP
 from screens.messages import QueueActed, QueuedDeployChosen, QueueRead, QueueReadFailed, error_text
-from screens.queue.approve_dialog import ApproveDialog, Verdict
+from screens.queue.approve_dialog import ApproveDialog, BreakGlassDialog, Verdict
 from screens.queue.dialogs import (
     FreezeDialog,
     FreezeRequest,
@@ -203,6 +203,7 @@ class QueueScreen(SaysWhyNot):
                 ("deploy_log", ()),
                 ("unlock", ()),
                 ("approve", ()),
+                ("break_glass", ()),
             )
         )
         if enabled != self._enabled:
@@ -296,6 +297,10 @@ class QueueScreen(SaysWhyNot):
             return True if entry is not None else None
         if action == "unlock":
             return True if self.view and hold_lines(self.view) else None
+        if action == "break_glass":
+            if not self._may_break_glass_somewhere():
+                return False
+            return True if entry is not None and not self._why_not_glass(entry) else None
         if action == "approve":
             if not self._may_approve_somewhere():
                 return False  # hidden from who may approve nowhere
@@ -306,10 +311,12 @@ class QueueScreen(SaysWhyNot):
         entry = self.selected_entry
         record = entry.record if entry is not None else None
         access = self.control.queue.access
-        if action == "approve":
-            if record is None:
+        if action in ("approve", "break_glass"):
+            if entry is None:
                 return "No deploy is selected: the queue is empty."
-            return self._why_not_approve(record)
+            if action == "break_glass":
+                return self._why_not_glass(entry)
+            return self._why_not_approve(entry.record)
         kinds = {"freeze": Action.LOCK, "lock": Action.LOCK, "unlock": Action.LOCK}
         kinds |= {"cancel_deploy": Action.CANCEL, "move": Action.MOVE}
         kind = kinds.get(action)
@@ -363,7 +370,40 @@ class QueueScreen(SaysWhyNot):
             return refused.message
         return ""
 
+    def _may_break_glass_somewhere(self) -> bool:
+        access = self.control.queue.access
+        return any(
+            cluster.approvals and access.role(self.actor, cluster.name) is Role.ADMIN
+            for cluster in self.config.clusters
+        )
+
+    def _why_not_glass(self, entry: QueueEntry) -> str:
+        record = entry.record
+        if record.rollback_of is None or not entry.waiting.startswith("waiting for approval"):
+            return f"{record.id} is no rollback waiting for approval: glass is not broken for it."
+        role = self.control.queue.access.role(self.actor, record.cluster, record.project)
+        if role is not Role.ADMIN:
+            return f"{self.actor} is a {role} in {record.cluster}: may not break glass"
+        return ""
+
     # -- actions: each goes through the queue (or the runner), which checks and audits it --
+
+    @work(exclusive=True, group="queue-dialog")
+    async def action_break_glass(self) -> None:
+        """An admin's queued rollback starts without approval, with the incident's reason."""
+        entry = self.selected_entry
+        if entry is None or not self.check_action("break_glass", ()):
+            return
+        reason = await self.app.push_screen_wait(BreakGlassDialog(entry))
+        if reason is None:
+            return
+        record = entry.record
+
+        async def glass() -> str:
+            await self.control.queue.break_glass(record.id, self.actor, reason)
+            return f"BREAK GLASS: {record.id} rolls back without approval: {reason}"
+
+        self._act(glass)
 
     @work(exclusive=True, group="queue-dialog")
     async def action_approve(self) -> None:

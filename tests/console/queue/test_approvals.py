@@ -242,3 +242,20 @@ def test_config_reads_approvals_and_their_expiry(tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match=said) as error:
             load_config(path)
         assert "c.toml:" in error.value.message
+
+
+async def test_an_admin_breaks_glass_on_a_queued_rollback(queue: DeployQueue) -> None:
+    """A rollback queued from the console's history waits for approval; its admin breaks
+    glass on it in the queue, and it waits no more."""
+    await queue.enqueue(request(rollback_of="d-0"), "d-1")
+    await queue.enqueue(request(), "d-2")
+    assert (await reasons(queue))["d-1"] == WAITS
+    with pytest.raises(QueueError, match="for a rollback only"):
+        await queue.break_glass("d-2", "alice", "site down")
+    with pytest.raises(AccessDenied, match="dave is a deployer in prod1: may not break glass"):
+        await queue.break_glass("d-1", "dave", "site down")
+    with pytest.raises(QueueError, match="needs a reason"):
+        await queue.break_glass("d-1", "alice", " ")
+    await queue.break_glass("d-1", "carol", "INC-9 checkout down")
+    assert (await reasons(queue))["d-1"] == ""
+    assert ("break-glass", "carol", "d-1", "queued") in await audit(queue)

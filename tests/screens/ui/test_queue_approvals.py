@@ -1,6 +1,7 @@
 """Approving on the queue screen through Pilot at 80x24, on a real store: the approve key
 opens the deploy's plan with approve and reject (a reason required), the requester's own
-deploy says why not, and each verdict goes through the queue with its audit row.
+deploy says why not, an admin breaks glass on a queued rollback, and each verdict goes
+through the queue with its audit row.
 
 Over SSH and the web view the console is this same app (a session's actor is the key's or
 the proxy's user), so approving there is this screen.
@@ -22,7 +23,7 @@ from console.model import DeployRequest
 from console.queue.release_queue import DeployQueue
 from console.store import Store
 from screens.app import DeployConsoleApp
-from screens.queue.approve_dialog import ApproveDialog
+from screens.queue.approve_dialog import ApproveDialog, BreakGlassDialog
 from screens.queue.screen import QueueScreen
 from tests.conftest import DEMO_CONFIG
 from tests.screens.ui import SteppingClock, wait_for
@@ -138,3 +139,37 @@ async def test_a_rejection_needs_a_reason_and_ends_the_deploy(
             "rejected by alice: not during the sale",
         )
         assert "reject" in [r.action for r in await queue.store.audit_rows(deploy_id=BOBS)]
+
+
+async def test_an_admin_breaks_glass_on_their_queued_rollback(
+    tmp_path: Path, config: Config
+) -> None:
+    async with approving(tmp_path, config) as (app, pilot, screen, queue):
+        rollback = DeployRequest("storefront", "prod1", "2.14.1", "alice", rollback_of="d-0")
+        glass_id = "d-20261126-115200-91a550"
+        await queue.enqueue(rollback, glass_id)
+        screen.poll_now()
+        await wait_for(pilot, lambda: len(rows(screen)) == 3, "the rollback in the queue")
+        await select(pilot, screen, BOBS)
+        await pilot.press("g")  # not a rollback: says why not
+        await wait_for(pilot, lambda: notifications(app), "why not")
+        assert "is no rollback waiting for approval" in notifications(app)[-1]
+
+        await select(pilot, screen, glass_id)
+        await pilot.press("g")
+        await wait_for(pilot, lambda: isinstance(app.screen, BreakGlassDialog), "the dialog")
+        dialog = app.screen
+        assert isinstance(dialog, BreakGlassDialog)
+        await pilot.click("#glass")  # no reason yet
+        assert dialog.query_one("#glass-error").display and app.screen is dialog
+        assert on_screen(dialog, "#glass") and on_screen(dialog, "#glass-reason")
+        dialog.query_one("#glass-reason", Input).value = "INC-9 checkout down"
+        await pilot.click("#glass")
+        await wait_for(pilot, lambda: app.screen is screen, "the queue again")
+        said = f"BREAK GLASS: {glass_id} rolls back without approval: INC-9 checkout down"
+        await wait_for(pilot, lambda: said in notifications(app), "it said so")
+        await wait_for(
+            pilot, lambda: WAITS not in rows(screen)[-1][-1], "the rollback to wait no more"
+        )
+        actions = [r.action for r in await queue.store.audit_rows(deploy_id=glass_id)]
+        assert "break-glass" in actions
