@@ -349,8 +349,9 @@ def _show(event: DeployEvent, args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(event_json(event)), flush=True)
     elif isinstance(event, DeployWaiting):
-        if event.reason:
-            print(f"  waiting: {event.reason}", flush=True)
+        if event.reason:  # "waiting for approval by ..." says it already
+            said = event.reason.startswith("waiting ")
+            print(f"  {'' if said else 'waiting: '}{event.reason}", flush=True)
     else:
         _print_event(event, sys.stdout)
 
