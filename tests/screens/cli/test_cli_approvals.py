@@ -14,6 +14,7 @@ import os
 import pwd
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -267,3 +268,42 @@ def test_break_glass_rolls_back_without_waiting_and_says_so_loudly(
     assert running_versions(world, "checkout-api", "prod2") == {"5.1.0"}
     _, audit = stored(store, finished["deploy_id"])
     assert ("break-glass", ME) in audit and ("approval-wait", ME) not in audit
+
+
+async def _approvals(store: Path, config: Config, *given: tuple[str, str, int]) -> None:
+    """Approvals written as another console would have: (who, image, hours until expiry)."""
+    async with await Store.open(store, create=False) as opened, opened.transaction() as tx:
+        for actor, image, hours in given:
+            await tx.add_approval(
+                deploy_id="d-1", project="storefront", cluster="prod1", image_id=image,
+                actor=actor, verdict="approve", comment="",
+                expires_at=tx.now + timedelta(hours=hours),
+            )  # fmt: skip
+
+
+def test_an_expired_approval_or_one_of_another_image_does_not_count(
+    world: Config, tmp_path: Path
+) -> None:
+    store = tmp_path / "store.db"
+    enqueue(store, world, "storefront", "prod1", "2.15.0")
+    ami = image_of(world, "storefront", "2.15.0")
+    asyncio.run(_pin(store, ami))
+    asyncio.run(_approvals(store, world, ("bob", ami, -1), ("carol", "ami-0fedcba987654321f", 4)))
+    queued = cli("queue", "--json", config=world.source, store=store)
+    (entry,) = json.loads(queued.stdout)["deploys"]
+    assert entry["waiting"] == f"{WAITS.format('prod1')}; expired: bob's"
+    blocked = cli(
+        "deploy", "storefront", "prod1", "2.15.0", "--yes", "--fail-if-blocked",
+        config=world.source, store=store,
+    )  # fmt: skip
+    assert blocked.returncode == 3
+    asyncio.run(_approvals(store, world, ("erin", ami, 4)))
+    (entry,) = json.loads(cli("queue", "--json", config=world.source, store=store).stdout)[
+        "deploys"
+    ]
+    assert entry["waiting"] is None  # it starts next
+
+
+async def _pin(store: Path, ami: str) -> None:
+    async with await Store.open(store, create=False) as opened, opened.transaction() as tx:
+        await tx.pin_image("d-1", ami)
