@@ -109,7 +109,7 @@ async def test_another_user_approves_seeing_the_plan_at_80x24(
         for part in ("#approve-plan", "#approve-text", "#approve", "#reject", "#cancel"):
             assert on_screen(dialog, part), part
         dialog.query_one("#approve-text", Input).value = "CAB-7 ok"
-        await pilot.click("#approve")
+        await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: app.screen is screen, "the queue again")
         done = f"{BOBS} (storefront → prod1) approved, {ami}: it may start."
         await wait_for(pilot, lambda: done in notifications(app), "the approval said")
@@ -125,11 +125,11 @@ async def test_a_rejection_needs_a_reason_and_ends_the_deploy(
 ) -> None:
     async with approving(tmp_path, config) as (app, pilot, screen, queue):
         dialog = await open_dialog(pilot, screen)
-        await pilot.click("#reject")
-        assert dialog.query_one("#approve-error").display
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: dialog.query_one("#approve-error").display, "the error")
         assert app.screen is dialog
         dialog.query_one("#approve-text", Input).value = "not during the sale"
-        await pilot.click("#reject")
+        await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: app.screen is screen, "the queue again")
         await wait_for(pilot, lambda: len(rows(screen)) == 1, "the rejected deploy to leave")
         record = await queue.store.deploy(BOBS)
@@ -160,11 +160,12 @@ async def test_an_admin_breaks_glass_on_their_queued_rollback(
         await wait_for(pilot, lambda: isinstance(app.screen, BreakGlassDialog), "the dialog")
         dialog = app.screen
         assert isinstance(dialog, BreakGlassDialog)
-        await pilot.click("#glass")  # no reason yet
-        assert dialog.query_one("#glass-error").display and app.screen is dialog
+        await pilot.press("ctrl+s")  # no reason yet (keys: a toast may cover the buttons)
+        await wait_for(pilot, lambda: dialog.query_one("#glass-error").display, "the error")
+        assert app.screen is dialog
         assert on_screen(dialog, "#glass") and on_screen(dialog, "#glass-reason")
         dialog.query_one("#glass-reason", Input).value = "INC-9 checkout down"
-        await pilot.click("#glass")
+        await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: app.screen is screen, "the queue again")
         said = f"BREAK GLASS: {glass_id} rolls back without approval: INC-9 checkout down"
         await wait_for(pilot, lambda: said in notifications(app), "it said so")
