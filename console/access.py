@@ -44,6 +44,7 @@ class Action(StrEnum):
     BAKE = "end or roll back a bake"  # as cancel: their own for a deployer, else an admin
     DEPLOY_OUTSIDE_WINDOW = "deploy outside its window"  # admins only (checked with no owner)
     SSH = "ssh"  # open one's own shell on an instance (as a deploy: admin on protected ones)
+    APPROVE = "approve"  # and reject: another's deploy (admin in that cluster; never one's own)
 
 
 class AccessDenied(ConsoleError):

@@ -150,6 +150,17 @@ KEYMAP: dict[str, list[BindingType]] = {
         Binding("l", "lock", "Lock", id="queue.lock"),
         Binding("L", "unlock", "Unlock", id="queue.unlock"),
         Binding("w", "outside_window", "Outside window", id="queue.outside_window"),
+        Binding("a", "approve", "Approve/reject", id="queue.approve"),
+        Binding("g", "break_glass", "Break glass", id="queue.break_glass"),
+    ],
+    "approve": [
+        Binding("escape", "close", "Cancel", id="approve.cancel"),
+        Binding("ctrl+s", "approve", "Approve", id="approve.confirm"),
+        Binding("ctrl+r", "reject", "Reject", id="approve.reject"),
+    ],
+    "break glass": [
+        Binding("escape", "close", "Cancel", id="break_glass.cancel"),
+        Binding("ctrl+s", "break_glass", "Break glass", id="break_glass.confirm"),
     ],
     "outside window": form_keys("outside_window", "Deploy now"),
     "freeze": form_keys("freeze", "Freeze"),

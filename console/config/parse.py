@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,6 +38,7 @@ from console.config.web import WebSettings, parse_web
 from console.config.windows import DeployWindow, WindowSpecError, parse_window
 from console.config.world_seed import parse_world
 from console.errors import ConfigError
+from console.inputs import InputError, duration
 
 MAX_PARALLEL = 1000
 LB_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")
@@ -247,6 +249,8 @@ def _parse_cluster(table: Table) -> ClusterConfig:
         ticket=_section(table, "ticket", parse_ticket, None),
         bake=parse_bake(table),
         require_build=_section(table, "require_build", parse_probe, None),
+        approvals=table.integer("approvals", 0, minimum=0, maximum=MAX_APPROVALS),
+        approval_expires=_approval_expires(table),
     )
     if cluster.endpoint_url and not re.match(r"^https?://[^\s/]+", cluster.endpoint_url):
         table.fail(f"must be an http(s) URL, not {cluster.endpoint_url!r}", "endpoint_url")
@@ -271,6 +275,26 @@ def _cluster_colour(table: Table) -> str | None:
         f"{where}: {table.key_path('colour')}: unknown colour {value!r} "
         f"({hint}valid: {', '.join(CLUSTER_COLOURS)})"
     )
+
+
+MAX_APPROVALS = 5  # more approvers than that is a typo
+
+
+def _approval_expires(table: Table) -> float:
+    """How long an approval counts: "30m", "4h", "2d" (at most 30 days); default 4h."""
+    text = table.string("approval_expires")
+    if text is None:
+        return ClusterConfig.approval_expires
+    try:
+        span = duration(text, "approval_expires", timedelta(days=30))
+    except InputError as error:
+        span, problem = None, error.message
+    else:
+        problem = f"must be a duration (30m, 4h, 2d), not {text!r}"
+    if span is None or span.total_seconds() <= 0:
+        table.fail(problem, "approval_expires")
+        raise AssertionError("unreachable")  # fail raises
+    return span.total_seconds()
 
 
 def _cluster_windows(table: Table) -> tuple[DeployWindow, ...]:

@@ -105,6 +105,10 @@ class ClusterConfig:
     # `require_build = { url } | { command }`: must say a release's build passed before a
     # deploy of it is queued here (gates: console/gates/).
     require_build: ProbeSettings | None = None
+    # `approvals = N`: how many other people with `approve` on it approve a deploy before it
+    # starts (0: none); an approval counts for `approval_expires` seconds ("4h" in the file).
+    approvals: int = 0
+    approval_expires: float = 4 * 3600.0
 
     @property
     def account_key(self) -> tuple[str | None, ...]:

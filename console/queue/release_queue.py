@@ -15,7 +15,8 @@ from console.access import AccessDenied, Action
 from console.config.tickets import TicketSettings
 from console.gates.checks import GateRefused, Passed, needs_image, queue_checks
 from console.model import DeployRequest
-from console.queue.holds import QueueHolds, audit_change, drop_expired_locks
+from console.queue.approving import QueueApprovals
+from console.queue.holds import audit_change, drop_expired_locks
 from console.queue.rules import (
     QueueEntry,
     QueueError,
@@ -55,7 +56,7 @@ __all__ = [
 ]
 
 
-class DeployQueue(QueueHolds):
+class DeployQueue(QueueApprovals):
     """Queue operations on the store; each is one transaction with its audit rows."""
 
     # The AMI id a request's release resolves to, for a check that names {image_id} (a
@@ -81,6 +82,7 @@ class DeployQueue(QueueHolds):
         after = {d.after_deploy for d in deploys if d.after_deploy}
         prerequisites = {record.id: record for record in await tx.deploys_by_id(after)}
         manual = await tx.manual_locks()
+        clusters = self.config.clusters
         return QueueView(
             tuple(deploys),
             tuple(await tx.execution_locks()),
@@ -89,21 +91,31 @@ class DeployQueue(QueueHolds):
             prerequisites,
             tx.now,
             self.config.queue.parallel,
-            {cluster.name: cluster.windows for cluster in self.config.clusters if cluster.windows},
+            {cluster.name: cluster.windows for cluster in clusters if cluster.windows},
+            {cluster.name: cluster.approvals for cluster in clusters if cluster.approvals},
+            await tx.approvals(d.id for d in deploys if d.state == QUEUED),
         )
 
     # enqueueing
 
     async def enqueue(
-        self, request: DeployRequest, deploy_id: str, *, after: str | None = None
+        self,
+        request: DeployRequest,
+        deploy_id: str,
+        *,
+        after: str | None = None,
+        break_glass: str = "",
     ) -> DeployRecord:
         """Queue a deploy (it runs when its turn comes); a project with newest_wins cancels
         the older queued deploys of the pair. The cluster's checks (ticket check,
-        require_build) are asked first: GateRefused, on record, when one says no."""
+        require_build) are asked first: GateRefused, on record, when one says no.
+        `break_glass`: an admin's rollback, with the reason it waits for no approval."""
         self._allowed(request)
+        if break_glass:
+            self.check_break_glass(request, break_glass)
         passed = await self.checks(request)
         async with self.store.transaction() as tx:
-            return await self._enqueue(tx, request, deploy_id, after, passed)
+            return await self._enqueue(tx, request, deploy_id, after, passed, break_glass)
 
     def _allowed(self, request: DeployRequest) -> None:
         project = self.config.project(request.project)
@@ -140,6 +152,7 @@ class DeployQueue(QueueHolds):
         deploy_id: str,
         after: str | None,
         passed: Passed | None = None,
+        break_glass: str = "",
     ) -> DeployRecord:
         self._allowed(request)
         self._check_timing(request, tx.now)
@@ -176,6 +189,7 @@ class DeployQueue(QueueHolds):
             await audit_change(
                 tx, WINDOW_OVERRIDE, request.actor, record, "overridden", request.window_override
             )
+        await self.note_queued(tx, record, break_glass)
         return await _stored(tx, deploy_id)
 
     def _check_timing(self, request: DeployRequest, now: datetime) -> None:

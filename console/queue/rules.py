@@ -10,6 +10,7 @@ from datetime import datetime
 from console.config.windows import DeployWindow
 from console.errors import ConsoleError
 from console.identity import person
+from console.queue.approvals import approval_wait
 from console.queue.schedule import override_note, waits_for_time
 from console.safe_text import has_controls
 from console.store import (
@@ -17,6 +18,7 @@ from console.store import (
     QUEUED,
     RUNNING,
     SUCCEEDED,
+    Approval,
     DeployRecord,
     Freeze,
     LockInfo,
@@ -43,6 +45,8 @@ class QueueView:
     deploys: queued, running, and interrupted ones not yet reconciled, in queue order.
     prerequisites: the state of every deploy a queued one waits for (promotions).
     windows: each cluster's deploy windows (a cluster not named: deploys any time).
+    approvals_needed: each cluster's `approvals` (a cluster not named: none); approvals: the
+    verdicts given on the queued deploys (console/queue/approvals.py).
     """
 
     deploys: tuple[DeployRecord, ...]
@@ -53,6 +57,8 @@ class QueueView:
     now: datetime
     parallel: int
     windows: dict[str, tuple[DeployWindow, ...]] = field(default_factory=dict)
+    approvals_needed: dict[str, int] = field(default_factory=dict)
+    approvals: dict[str, tuple[Approval, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -100,10 +106,10 @@ def stopped_promotions(view: QueueView) -> dict[str, str]:
 def waiting_reasons(view: QueueView) -> dict[str, str]:
     """Why each queued deploy waits; "" for those that may start now.
 
-    In order: the promotion stage before it, a freeze, its schedule, its cluster's deploy
-    windows (unless an admin overrode them), a
-    blocking lock, the deploy ahead of it on its pair (running, being reconciled, or queued
-    before it), the global limit.
+    In order: the promotion stage before it, the approvals it still needs, a freeze, its
+    schedule, its cluster's deploy windows (unless an admin overrode them), a blocking lock,
+    the deploy ahead of it on its pair (running, being reconciled, or queued before it), the
+    global limit.
     """
     reasons: dict[str, str] = {}
     ahead: dict[tuple[str, str], DeployRecord] = {}
@@ -146,6 +152,11 @@ def _blocked(view: QueueView, record: DeployRecord) -> str:
     before = view.prerequisites.get(record.after_deploy or "")
     if before is not None and before.state != SUCCEEDED:
         return f"waits for {before.id} ({before.project} in {before.cluster}) to succeed"
+    needed = view.approvals_needed.get(record.cluster, 0)
+    if needed and (
+        waiting := approval_wait(record, needed, view.approvals.get(record.id, ()), view.now)
+    ):
+        return waiting
     for freeze in view.freezes:
         if freeze.cluster == record.cluster:
             return freeze.describe()

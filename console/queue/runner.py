@@ -107,11 +107,13 @@ class Runner:
 
     # -- what callers use ------------------------------------------------------------------
 
-    async def enqueue(self, request: DeployRequest, *, after: str | None = None) -> DeployRecord:
+    async def enqueue(
+        self, request: DeployRequest, *, after: str | None = None, break_glass: str = ""
+    ) -> DeployRecord:
         """Queue a deploy and wake the runner; it starts here when its turn comes (or, when
         this runner does not execute, in the runner process that serves the store)."""
         deploy_id = new_deploy_id(self.engine.now())
-        record = await self.queue.enqueue(request, deploy_id, after=after)
+        record = await self.queue.enqueue(request, deploy_id, after=after, break_glass=break_glass)
         if self.executes and self.only is not None:
             self.only.add(record.id)
         self.wake()
@@ -316,8 +318,13 @@ class Runner:
 
     async def _run(self, record: DeployRecord) -> None:
         followed = self._followed[record.id]
+        # An approved deploy is pinned to the image its approvers were shown (its AMI id).
         request = DeployRequest(
-            record.project, record.cluster, record.release, record.actor, record.rollback_of
+            record.project,
+            record.cluster,
+            record.image_id or record.release,
+            record.actor,
+            record.rollback_of,
         )
         try:
             if await self._pre_deploy(record, followed):

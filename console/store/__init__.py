@@ -3,8 +3,9 @@ freezes, the fleet poller's lease, and the hash-chained audit. The only SQL in t
 
 Parts: `records` (the rows as dataclasses), `schema` (migrations), `connection` (the SQLite
 dialect: pragmas, BEGIN IMMEDIATE, busy retries), one repository per table family (`locks`,
-`deploys`, `queue_order`, `audit_log`, `poller`), `chain` (the audit hash, pure), `interface`
-(what the core needs, for a second engine) and `sqlite_store` (Store, the SQLite engine).
+`deploys`, `queue_order`, `audit_log`, `poller`, `approvals`), `chain` (the audit hash, pure),
+`interface` (what the core needs, for a second engine) and `sqlite_store` (Store, the SQLite
+engine).
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from typing import Any, Protocol, Unpack
 
 from console.store.records import (
     AnchorRecord,
+    Approval,
     AuditCheck,
     AuditFields,
     AuditFilters,
@@ -27,6 +28,7 @@ from console.store.records import (
     LockInfo,
     LogLine,
     ManualLock,
+    NewApproval,
     NewManualLock,
     PollerLease,
     StepRecord,
@@ -221,6 +223,14 @@ class QueueTransaction(Protocol):
 
     async def unfreeze(self, cluster: str) -> bool:
         """Whether the cluster was frozen."""
+
+    async def approvals(self, deploy_ids: Iterable[str]) -> dict[str, tuple[Approval, ...]]:
+        """Each deploy's verdicts (approve, reject, break-glass), oldest first."""
+
+    async def add_approval(self, **approval: Unpack[NewApproval]) -> Approval: ...
+
+    async def pin_image(self, deploy_id: str, image_id: str) -> None:
+        """A queued deploy without an image yet runs this one (its first approval's)."""
 
     async def audit(self, action: str, *, actor: str, **fields: Unpack[AuditFields]) -> int: ...
 

@@ -11,15 +11,19 @@ from console.model import DeployRequest, DeployState, StepState
 
 # console.store exports all of these: listed here once.
 __all__ = [
+    "APPROVE",
+    "BREAK_GLASS",
     "CANCELLED",
     "DEPLOY_STATES",
     "INTERRUPTED",
     "QUEUED",
+    "REJECT",
     "RUNNING",
     "STEP_STATES",
     "SUCCEEDED",
     "UNFINISHED_STATES",
     "AnchorRecord",
+    "Approval",
     "AuditCheck",
     "AuditFields",
     "AuditFilters",
@@ -31,6 +35,7 @@ __all__ = [
     "LockInfo",
     "LogLine",
     "ManualLock",
+    "NewApproval",
     "NewManualLock",
     "PollerLease",
     "StepRecord",
@@ -114,6 +119,43 @@ class Freeze:
             f"{self.cluster} frozen by {self.actor} since {self.created_at:%Y-%m-%d %H:%M} UTC: "
             f"{self.reason}"
         )
+
+
+# An approval's verdicts, as the approvals table and the audit's actions spell them.
+APPROVE, REJECT, BREAK_GLASS = "approve", "reject", "break-glass"
+
+
+@dataclass(frozen=True)
+class Approval:
+    """One person's verdict on a queued deploy: approve (for one image, until it expires),
+    reject (with the reason), or break-glass (an admin's rollback that waits for no one)."""
+
+    id: int
+    deploy_id: str
+    project: str
+    cluster: str
+    image_id: str | None
+    actor: str
+    verdict: str
+    comment: str
+    created_at: datetime
+    expires_at: datetime | None
+
+    def active(self, now: datetime) -> bool:
+        return self.expires_at is None or self.expires_at > now
+
+
+class NewApproval(TypedDict):
+    """An approval to add (its id and time are the store's)."""
+
+    deploy_id: str
+    project: str
+    cluster: str
+    image_id: str | None
+    actor: str
+    verdict: str
+    comment: str
+    expires_at: datetime | None
 
 
 @dataclass(frozen=True)

@@ -171,18 +171,35 @@ MIGRATIONS: list[tuple[str, ...]] = [
     ),
     # 7 (change tickets): the ticket a deploy goes with; its audit rows' `ticket` copies it.
     ("ALTER TABLE deploys ADD COLUMN ticket TEXT",),
-    # (notify): the notification outbox, filled by a trigger on audit INSERT (the event commits
+    # 8 (notify): the notification outbox, filled by a trigger on audit INSERT (the event commits
     # with its audit row), and each event's deliveries per channel (console/notify/).
     notify_events.MIGRATION,
-    # (bake): a decision on a baking deploy asked from any console ("end:alice" ends the bake
+    # 9 (bake): a decision on a baking deploy asked from any console ("end:alice" ends the bake
     # early, "rollback:alice" rolls back now); the engine that runs it reads it each round.
     ("ALTER TABLE deploys ADD COLUMN bake_request TEXT",),
-    # (schedule): when a deploy may start at the earliest (`deploy --at`, UTC), and an admin's
+    # 10 (schedule): when a deploy may start at the earliest (`deploy --at`, UTC), and an admin's
     # reason to start it outside its cluster's deploy windows, with who gave it.
     (
         "ALTER TABLE deploys ADD COLUMN not_before TEXT",
         "ALTER TABLE deploys ADD COLUMN window_override TEXT",
         "ALTER TABLE deploys ADD COLUMN window_override_by TEXT",
+    ),
+    # 11 (approvals): who approved or rejected a queued deploy, for which image, until when; a
+    # break-glass rollback's reason (it waits for no approval). AUTOINCREMENT: ids never reused.
+    (
+        """CREATE TABLE approvals (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            deploy_id TEXT NOT NULL,
+            project TEXT NOT NULL,
+            cluster TEXT NOT NULL,
+            image_id TEXT,
+            actor TEXT NOT NULL,
+            verdict TEXT NOT NULL CHECK (verdict IN ('approve', 'reject', 'break-glass')),
+            comment TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            expires_at TEXT
+        )""",
+        "CREATE INDEX approvals_by_deploy ON approvals (deploy_id, id)",
     ),
 ]
 

@@ -11,12 +11,13 @@ from typing import Any, Unpack
 
 from console.closing import Closing
 from console.errors import LockBusy
-from console.store import audit_log, deploys, locks, poller, queue_order
+from console.store import approvals, audit_log, deploys, locks, poller, queue_order
 from console.store.chain import GENESIS_HASH
 from console.store.connection import BUSY_TIMEOUT, Connection, Tx
 from console.store.outbox import Outbox
 from console.store.records import (
     AnchorRecord,
+    Approval,
     AuditCheck,
     AuditFields,
     AuditFilters,
@@ -27,6 +28,7 @@ from console.store.records import (
     LockInfo,
     LogLine,
     ManualLock,
+    NewApproval,
     NewManualLock,
     PollerLease,
     StepRecord,
@@ -119,6 +121,15 @@ class Transaction:
 
     async def unfreeze(self, cluster: str) -> bool:
         return await locks.unfreeze(self._tx, cluster)
+
+    async def approvals(self, deploy_ids: Iterable[str]) -> dict[str, tuple[Approval, ...]]:
+        return await approvals.of_deploys(self._tx, deploy_ids)
+
+    async def add_approval(self, **approval: Unpack[NewApproval]) -> Approval:
+        return await approvals.add(self._tx, approval)
+
+    async def pin_image(self, deploy_id: str, image_id: str) -> None:
+        await approvals.pin_image(self._tx, deploy_id, image_id)
 
     async def audit(self, action: str, *, actor: str, **fields: Unpack[AuditFields]) -> int:
         """Append an audit row in this transaction (fields as Store.audit takes them)."""

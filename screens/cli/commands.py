@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from screens import PROG
 from screens.cli import (
+    approvals,
     audit,
     config,
     console,
@@ -35,6 +36,7 @@ GROUPS: tuple[Callable[[Commands], None], ...] = (
     gate.register,
     history.register,
     queue.register,
+    approvals.register,
     runner.register,
     notify.register,
     audit.register,

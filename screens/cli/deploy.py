@@ -33,6 +33,7 @@ from console.model import DeployRequest, DeployState, Release, Step, StepState
 from screens import PROG
 from screens.cli import schedule
 from screens.cli.command_line import Commands, say, with_config
+from screens.cli.gate import rejected
 from screens.cli.iam import terminal_mfa_prompt
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
 EXIT_SUCCEEDED = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
-EXIT_BUSY = 3  # refused: a permission, a busy pair, or --fail-if-blocked
+EXIT_BUSY = 3  # refused: a permission, a busy pair, --fail-if-blocked, an approver's reject
 
 MARKS = {StepState.SUCCEEDED: "ok", StepState.FAILED: "FAILED", StepState.SKIPPED: "skipped"}
 
@@ -88,6 +89,12 @@ def register(commands: Commands) -> None:
     rollback.add_argument("--json", action="store_true", help="one JSON event per line")
     rollback.add_argument("--ticket", metavar="ID", help=TICKET_HELP)
     schedule.add_options(rollback, at=False)
+    rollback.add_argument(
+        "--break-glass",
+        metavar="REASON",
+        help="an admin's rollback during an incident: it waits for no approval (audited, "
+        "notified loudly)",
+    )
     releases = commands.add(
         "releases", "a project's releases, newest first", with_config(releases_command)
     )
@@ -301,7 +308,10 @@ async def _follow(
     from console.queue.runner import Runner
 
     runner = Runner(services.engine, DeployQueue(services.store, services.config), only=())
-    record = await runner.enqueue(request)
+    glass = getattr(args, "break_glass", None) or ""
+    record = await runner.enqueue(request, break_glass=glass)
+    if glass:
+        say(f"BREAK GLASS: {record.id} rolls back {request.rollback_of} without approval: {glass}")
     _print_queued(record, args)
     if record.not_before is not None:  # `deploy --at`: a runner starts it on time
         schedule.print_scheduled(record, args)
@@ -324,6 +334,8 @@ async def _follow(
         loop.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await loop
+    if outcome is DeployState.CANCELLED and await rejected(services.store, record.id):
+        return EXIT_BUSY  # refused by an approver
     return EXIT_SUCCEEDED if outcome is DeployState.SUCCEEDED else EXIT_FAILED
 
 
@@ -344,8 +356,9 @@ def _show(event: DeployEvent, args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(event_json(event)), flush=True)
     elif isinstance(event, DeployWaiting):
-        if event.reason:
-            print(f"  waiting: {event.reason}", flush=True)
+        if event.reason:  # "waiting for approval by ..." says it already
+            said = event.reason.startswith("waiting ")
+            print(f"  {'' if said else 'waiting: '}{event.reason}", flush=True)
     else:
         _print_event(event, sys.stdout)
 
@@ -540,6 +553,8 @@ def rollback_command(config: Config, args: argparse.Namespace) -> int:
     from console.access import AccessDenied
     from console.gates.checks import GateRefused
 
+    if args.break_glass is not None and not args.break_glass.strip():
+        raise DeployError("--break-glass needs the reason (the incident): nothing rolled back")
     try:
         return asyncio.run(_rollback(config, args))
     except AccessDenied as refused:

@@ -2,7 +2,8 @@
 
 Both read the store read-only and never create it: no store means nothing queued, locked or
 frozen. Exit codes (README, "Pipeline gates and exit codes"): 0 yes / succeeded, 1 no /
-failed, 2 bad input, 4 `wait --timeout` ran out with the deploy still queued or running.
+failed, 2 bad input, 3 (`wait`) a deploy rejected by an approver, 4 `wait --timeout` ran out
+with the deploy still queued or running.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 EXIT_OK = 0
 EXIT_NO = 1
+EXIT_REJECTED = 3
 EXIT_TIMEOUT = 4
 MAX_WAIT = 7 * 24 * 3600.0  # --timeout: a week is already more than any pipeline waits
 POLL_SECONDS = 0.5
@@ -122,16 +124,17 @@ async def queue_view(path: Path, config: Config) -> QueueView | None:
 async def blocked(config: Config, store: Path, request: DeployRequest) -> str:
     """Why a deploy of `request` would wait if queued now ("" if it would start): what
     `deploy --fail-if-blocked` checks before it queues anything."""
+    from console.queue.rules import QueueView
+    from console.store import utc_now
+
     view = await queue_view(store, config)
-    if view is None:  # no store yet: nothing queued, no holds; the cluster's windows still rule
-        from datetime import UTC, datetime
-
-        from console.queue.windows import outside_windows
-
-        if request.window_override:
-            return ""
-        windows = config.cluster(request.cluster).windows
-        return outside_windows(request.cluster, windows, datetime.now(UTC))
+    if view is None:  # nothing queued yet: the config's own rules still hold
+        clusters = config.clusters
+        view = QueueView(
+            (), (), (), (), {}, utc_now(), config.queue.parallel,
+            {cluster.name: cluster.windows for cluster in clusters if cluster.windows},
+            {cluster.name: cluster.approvals for cluster in clusters if cluster.approvals},
+        )  # fmt: skip
     return why_waiting(view, request, config.project(request.project).newest_wins)
 
 
@@ -200,8 +203,18 @@ def check_command(config: Config, args: argparse.Namespace) -> int:
 # -- wait -------------------------------------------------------------------------------------
 
 
-async def _wait(path: Path, deploy_id: str, timeout: float | None) -> tuple[Any, bool]:
-    """The deploy's record once it ended (True), or as it stands when the timeout came."""
+async def rejected(store: Any, deploy_id: str) -> bool:
+    """Whether an approver rejected the deploy (console/queue/approving.py)."""
+    from console.queue.approvals import rejection
+
+    async with store.snapshot() as tx:
+        given = (await tx.approvals([deploy_id])).get(deploy_id, ())
+    return rejection(given) is not None
+
+
+async def _wait(path: Path, deploy_id: str, timeout: float | None) -> tuple[Any, bool, bool]:
+    """The deploy's record once it ended (True), or as it stands when the timeout came; and
+    whether it ended rejected."""
     from console.model import DeployState
     from console.store import Store
 
@@ -214,9 +227,9 @@ async def _wait(path: Path, deploy_id: str, timeout: float | None) -> tuple[Any,
             if record is None:
                 raise DeployError(f"unknown deploy {deploy_id!r} in {path}")
             if DeployState(record.state).finished:
-                return record, True
+                return record, True, await rejected(store, deploy_id)
             if deadline is not None and time.monotonic() >= deadline:
-                return record, False
+                return record, False, False
             left = POLL_SECONDS if deadline is None else deadline - time.monotonic()
             await asyncio.sleep(max(0.0, min(POLL_SECONDS, left)))
 
@@ -228,7 +241,7 @@ def wait_command(config: Config, args: argparse.Namespace) -> int:
 
     path = store_path(config.store, args.store)
     started = time.monotonic()
-    record, ended = asyncio.run(_wait(path, args.deploy_id, args.timeout))
+    record, ended, was_rejected = asyncio.run(_wait(path, args.deploy_id, args.timeout))
     state = DeployState(record.state)
     if args.json:
         json.dump(deploy_json(record), sys.stdout, indent=2)
@@ -240,4 +253,6 @@ def wait_command(config: Config, args: argparse.Namespace) -> int:
         waited = time.monotonic() - started
         say(f"deploy {record.id} still {state.words} after {waited:.0f} s")
         return EXIT_TIMEOUT
+    if was_rejected:
+        return EXIT_REJECTED
     return ENDED.get(state.value, EXIT_NO)

@@ -13,9 +13,10 @@ from textual.app import ComposeResult
 from textual.content import Content
 from textual.widgets import DataTable, Footer, Static
 
-from console.access import Access, AccessDenied, Action
+from console.access import Access, AccessDenied, Action, Role
 from console.config import Config
-from console.model import DeployState
+from console.errors import ConsoleError
+from console.model import DeployPlan, DeployRequest, DeployState
 from console.queue.release_queue import (
     DeployQueue,
     QueueEntry,
@@ -27,6 +28,7 @@ from screens import PROG
 from screens.history.redeploy import DeployLogAsked
 from screens.keys import KEYMAP
 from screens.messages import QueueActed, QueuedDeployChosen, QueueRead, QueueReadFailed, error_text
+from screens.queue.approve_dialog import ApproveDialog, BreakGlassDialog, Verdict
 from screens.queue.dialogs import (
     FreezeDialog,
     FreezeRequest,
@@ -203,6 +205,8 @@ class QueueScreen(SaysWhyNot):
                 ("deploy_log", ()),
                 ("unlock", ()),
                 ("outside_window", ()),
+                ("approve", ()),
+                ("break_glass", ()),
             )
         )
         if enabled != self._enabled:
@@ -298,12 +302,26 @@ class QueueScreen(SaysWhyNot):
             return True if entry is not None else None
         if action == "unlock":
             return True if self.view and hold_lines(self.view) else None
+        if action == "break_glass":
+            if not self._may_break_glass_somewhere():
+                return False
+            return True if entry is not None and not self._why_not_glass(entry) else None
+        if action == "approve":
+            if not self._may_approve_somewhere():
+                return False  # hidden from who may approve nowhere
+            return True if record is not None and not self._why_not_approve(record) else None
         return True
 
     def why_not(self, action: str, parameters: tuple[object, ...]) -> str:
         entry = self.selected_entry
         record = entry.record if entry is not None else None
         access = self.control.queue.access
+        if action in ("approve", "break_glass"):
+            if entry is None:
+                return "No deploy is selected: the queue is empty."
+            if action == "break_glass":
+                return self._why_not_glass(entry)
+            return self._why_not_approve(entry.record)
         kinds = {"freeze": Action.LOCK, "lock": Action.LOCK, "unlock": Action.LOCK}
         kinds |= {"cancel_deploy": Action.CANCEL, "move": Action.MOVE}
         kind = kinds.get(action)
@@ -376,7 +394,89 @@ class QueueScreen(SaysWhyNot):
             for cluster in self.config.cluster_names
         )
 
+    def _may_approve_somewhere(self) -> bool:
+        access = self.control.queue.access
+        return any(
+            cluster.approvals and access.allows(self.actor, Action.APPROVE, cluster.name)
+            for cluster in self.config.clusters
+        )
+
+    def _why_not_approve(self, record: DeployRecord) -> str:
+        """The queue's own refusal ("" when the actor may approve or reject it)."""
+        try:
+            self.control.queue.check_judge(record, self.actor, "approve")
+        except ConsoleError as refused:
+            return refused.message
+        return ""
+
+    def _may_break_glass_somewhere(self) -> bool:
+        access = self.control.queue.access
+        return any(
+            cluster.approvals and access.role(self.actor, cluster.name) is Role.ADMIN
+            for cluster in self.config.clusters
+        )
+
+    def _why_not_glass(self, entry: QueueEntry) -> str:
+        record = entry.record
+        if record.rollback_of is None or not entry.waiting.startswith("waiting for approval"):
+            return f"{record.id} is no rollback waiting for approval: glass is not broken for it."
+        role = self.control.queue.access.role(self.actor, record.cluster, record.project)
+        if role is not Role.ADMIN:
+            return f"{self.actor} is a {role} in {record.cluster}: may not break glass"
+        return ""
+
     # -- actions: each goes through the queue (or the runner), which checks and audits it --
+
+    @work(exclusive=True, group="queue-dialog")
+    async def action_break_glass(self) -> None:
+        """An admin's queued rollback starts without approval, with the incident's reason."""
+        entry = self.selected_entry
+        if entry is None or not self.check_action("break_glass", ()):
+            return
+        reason = await self.app.push_screen_wait(BreakGlassDialog(entry))
+        if reason is None:
+            return
+        record = entry.record
+
+        async def glass() -> str:
+            await self.control.queue.break_glass(record.id, self.actor, reason)
+            return f"BREAK GLASS: {record.id} rolls back without approval: {reason}"
+
+        self._act(glass)
+
+    @work(exclusive=True, group="queue-dialog")
+    async def action_approve(self) -> None:
+        """The approve dialog of the selected deploy: its plan, approve or reject."""
+        entry = self.selected_entry
+        if entry is None or not self.check_action("approve", ()):
+            return
+        record = entry.record
+        deploys = getattr(self.app, "deploys", None)
+
+        async def plan() -> DeployPlan:
+            if deploys is None:
+                raise ConsoleError("this console reads no plans (it runs no deploys)")
+            release = record.image_id or record.release  # approved before: its pinned image
+            plan: DeployPlan = await deploys.plan(
+                DeployRequest(record.project, record.cluster, release, self.actor)
+            )
+            return plan
+
+        verdict = await self.app.push_screen_wait(ApproveDialog(entry, plan))
+        if verdict is not None:
+            self._act(lambda: self._judge(record, verdict))
+
+    async def _judge(self, record: DeployRecord, verdict: Verdict) -> str:
+        pair = f"{record.project} → {record.cluster}"
+        if not verdict.approve:
+            ended = await self.control.queue.reject(record.id, self.actor, verdict.text)
+            return f"{record.id} ({pair}) {ended.reason}: it will not run."
+        assert verdict.image_id is not None
+        given = await self.control.queue.approve(
+            record.id, self.actor, verdict.image_id, verdict.text
+        )
+        after = f"waits for {given.waiting}" if given.waiting else "it may start"
+        return f"{record.id} ({pair}) approved, {verdict.image_id}: {after}."
 
     def action_back(self) -> None:
         self.dismiss()
