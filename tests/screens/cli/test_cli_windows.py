@@ -51,7 +51,8 @@ def test_a_malformed_window_is_one_line_exit_2(tmp_path: Path) -> None:
     lines = config.read_text().splitlines()
     number = next(i for i, text in enumerate(lines, 1) if text.startswith("windows = "))
     assert line == (
-        f"deploy-console: error: {config}:{number}: clusters[2].windows: 'Mon-Fri 09:00-16:00 Berlin': "
+        f"deploy-console: error: {config}:{number}: clusters[2].windows: "
+        "'Mon-Fri 09:00-16:00 Berlin': "
         "unknown time zone 'Berlin' (a tz database name: UTC, Europe/Berlin, ...)"
     )
 
