@@ -5,17 +5,21 @@ must keep its pair's lock fresh, or the deploy would be cancelled as having lost
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from console.config import Config, load_config
+from console.model import Step
+from console.store import Store
 from tests.conftest import DEMO_CONFIG, ROOT
 from tests.deploy_world import live, running_versions, serving_in, world_process
 from tests.waiting import wait_until
@@ -58,6 +62,20 @@ def cli(*args: str, config: Path, store: Path) -> subprocess.CompletedProcess[st
         command(*args, config=config, store=store), cwd=ROOT, capture_output=True, text=True,
         timeout=TIMEOUT, stdin=subprocess.DEVNULL,
     )  # fmt: skip
+
+
+def lock_kept_into_bake(store: Path, deploy_id: str, seconds: float) -> bool:
+    """Whether the deploy's pair lock had a heartbeat `seconds` after its bake started."""
+
+    async def read() -> bool:
+        async with await Store.open(store, read_only=True) as opened:
+            bake = [s for s in await opened.steps(deploy_id) if s.step == Step.BAKE.value]
+            lock = await opened.lock_holder(PROJECT, CLUSTER)
+        assert bake and bake[0].state == "running", bake
+        assert lock is not None and lock.deploy_id == deploy_id, lock
+        return lock.heartbeat_at >= bake[0].started_at + timedelta(seconds=seconds)
+
+    return asyncio.run(read())
 
 
 class Following:
@@ -107,6 +125,13 @@ def test_bake_end_and_rollback_from_the_command_line(
     try:
         deploy_id = deploy.until(r"^queued (d-\S+):")[1]
         deploy.until(r"^  bake: started")
+        # Locks go stale after 2 s: the engine keeps the pair's lock fresh through the bake.
+        wait_until(
+            lambda: lock_kept_into_bake(store, deploy_id, seconds=3),
+            "the pair's lock kept fresh 3 s into the bake",
+            timeout=TIMEOUT,
+            every=0.2,
+        )
         refused = cli("bake", "end", deploy_id, config=viewer, store=store)
         assert refused.returncode == 3, refused.stderr
         assert refused.stderr.startswith("deploy-console: refused: "), refused.stderr
