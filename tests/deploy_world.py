@@ -73,10 +73,10 @@ BAKE_KEYS = ("bake", "alarms", "keep_old", "bake_max_5xx", "bake_max_unhealthy")
 
 
 def without_bake(text: str) -> str:
-    """A config's text with every cluster's bake keys dropped: a deploy to prod2 then ends at
-    its switch. The one place the tests take the demo's bake away, for the tests that deploy
-    through the demo config and do not test the bake (tests/console/deploy/test_bake.py,
-    tests/screens/cli/test_cli_bake.py do)."""
+    """A config's text with every cluster's bake keys (one line each, as demo.toml writes
+    them) dropped: a deploy to prod2 then ends at its switch. The one place the tests take
+    the demo's bake away, for the tests that deploy through the demo config and do not test
+    the bake (tests/console/deploy/test_bake.py, tests/screens/cli/test_cli_bake.py do)."""
     return re.sub(rf"(?m)^(?:{'|'.join(BAKE_KEYS)}) = .*\n", "", text)
 
 
