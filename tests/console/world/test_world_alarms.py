@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -90,3 +91,16 @@ def test_world_alarm_sets_a_state_and_refuses_an_unknown_alarm_in_one_line(
     assert real.stderr.startswith(
         "deploy-console: error: cluster staging is not on the embedded world"
     )
+
+
+def test_a_whole_alarm_name_is_seeded_as_given_and_a_pattern_per_project() -> None:
+    demo = load_config(DEMO_CONFIG)
+    clusters = tuple(
+        dataclasses.replace(c, bake=BakeSettings(60, ("orders-latency", "storefront-*")))
+        if c.name == "prod1"
+        else c
+        for c in demo.clusters
+    )
+    wanted = wanted_alarms(dataclasses.replace(demo, clusters=clusters))
+    east = [name for region, name in wanted if region == "us-east-1"]
+    assert east == ["orders-latency", "storefront-5xx"]  # checkout-api-5xx: not its pattern
