@@ -68,10 +68,31 @@ def world_process(source: Path, workdir: Path) -> Iterator[Config]:
             process.wait()
 
 
+# A cluster's watch after cutover (console/config/bake.py): the demo bakes prod2.
+BAKE_KEYS = ("bake", "alarms", "keep_old", "bake_max_5xx", "bake_max_unhealthy")
+
+
+def without_bake(text: str) -> str:
+    """A config's text with every cluster's bake keys (one line each, as demo.toml writes
+    them) dropped: a deploy to prod2 then ends at its switch. The one place the tests take
+    the demo's bake away, for the tests that deploy through the demo config and do not test
+    the bake (tests/console/deploy/test_bake.py, tests/screens/cli/test_cli_bake.py do)."""
+    return re.sub(rf"(?m)^(?:{'|'.join(BAKE_KEYS)}) = .*\n", "", text)
+
+
+def demo_seed(workdir: Path) -> Path:
+    """The demo config without its bake (see without_bake), written in `workdir`: the seed's
+    path, for world_process."""
+    seed = workdir / "demo-no-bake.toml"
+    seed.write_text(without_bake(DEMO_CONFIG.read_text()))
+    return seed
+
+
 def quick_seed(workdir: Path, seconds: int) -> Path:
-    """The demo config, its world registering and draining instances in `seconds` each (a
-    deploy that is quick, or one long enough to be cut in the middle): the seed's path."""
-    text = DEMO_CONFIG.read_text()
+    """The demo config without its bake (see without_bake), its world registering and
+    draining instances in `seconds` each (a deploy that is quick, or one long enough to be
+    cut in the middle): the seed's path."""
+    text = without_bake(DEMO_CONFIG.read_text())
     for key in ("registration_seconds", "deregistration_delay_seconds"):
         text = re.sub(rf"(?m)^{key} = .*$", f"{key} = {seconds}", text)
     seed = workdir / "seed.toml"

@@ -10,6 +10,7 @@ from typing import Any
 
 from console.config import ClusterConfig, Config, ProjectConfig, WorldConfig, WorldEnv
 from console.world import moto_patches as world_moto
+from console.world.alarms import seed_alarms
 from console.world.balancers import seed_load_balancers
 from console.world.network import Network, seed_network
 
@@ -29,6 +30,7 @@ class SeedReport:
     stopped: list[str] = field(default_factory=list)
     failing: list[str] = field(default_factory=list)
     secrets: int = 0
+    alarms: int = 0
 
 
 @dataclass
@@ -72,6 +74,7 @@ class Seeder:
         self._seed_secrets()
         self._seed_instance_profiles()
         self._seed_anchor_bucket()
+        self.report.alarms = seed_alarms(self.config, self.client)
 
     def _seed_cluster(
         self, cluster: ClusterConfig, index: int, images: dict[tuple[str, str, str], str]

@@ -31,7 +31,7 @@ from console.events import (
 )
 from console.model import DeployRequest, DeployState, Release, Step, StepState
 from screens import PROG
-from screens.cli import schedule
+from screens.cli import bake, schedule
 from screens.cli.command_line import Commands, say, with_config
 from screens.cli.gate import rejected
 from screens.cli.iam import terminal_mfa_prompt
@@ -101,6 +101,7 @@ def register(commands: Commands) -> None:
     releases.add_argument("project")
     releases.add_argument("--cluster", metavar="NAME", help="the cluster's region (default: first)")
     releases.add_argument("--json", action="store_true", help="machine-readable output")
+    bake.register(commands)
 
 
 TICKET_HELP = "the change ticket it goes with (a cluster's `ticket` setting may require one)"
@@ -542,7 +543,9 @@ async def _rollback(config: Config, args: argparse.Namespace) -> int:
             )
         _confirm_protected(config, request.cluster, args.yes)
         with _Interrupts() as interrupts:
-            await services.engine.plan(request)  # refused before anything changes
+            plan = await services.engine.plan(request)  # refused before anything changes
+            if plan.reuses and not args.json:  # within the cluster's keep_old: seconds
+                print(f"starts kept {', '.join(plan.reuses)}: no launch", flush=True)
             return await _follow(services, request, args, interrupts)
         return EXIT_FAILED  # a signal stopped it before the deploy started
 

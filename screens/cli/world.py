@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING
 from console.config import load_config, sample_config, write_world_config
 from console.config.paths import DemoFiles, user_data_dir
 from screens import PROG
-from screens.cli.command_line import PORT, Commands, UsageError, say
+from screens.cli.command_line import PORT, Commands, UsageError, say, with_config
 
 if TYPE_CHECKING:
+    from console.config import Config
     from console.world.server import World
 
 
@@ -28,6 +29,20 @@ def register_world(commands: Commands) -> None:
     world.add_argument(
         "--write-config", metavar="PATH", help="where to write a config that points at it"
     )
+    alarm = commands.nested(world, "world_command").add(
+        "alarm",
+        "set a CloudWatch alarm's state in the running world (e.g. fire one during a bake)",
+        with_config(alarm_command),
+    )
+    alarm.add_argument("name", metavar="NAME", help="the alarm, e.g. checkout-api-5xx")
+    alarm.add_argument(
+        "state",
+        metavar="STATE",
+        type=str.upper,
+        choices=("ALARM", "OK", "INSUFFICIENT_DATA"),
+        help="ALARM, OK or INSUFFICIENT_DATA",
+    )
+    alarm.add_argument("--reason", default="set by hand", help="the state's reason (CloudWatch's)")
 
 
 def register_demo(commands: Commands) -> None:
@@ -70,6 +85,16 @@ def world_command(args: argparse.Namespace) -> int:
         stop.wait()
     finally:
         world.stop()
+    return 0
+
+
+def alarm_command(config: Config, args: argparse.Namespace) -> int:
+    """`world alarm NAME STATE`: the running world's alarm set (moto never evaluates one);
+    a bake watching it sees the new state at its next look."""
+    from console.world.alarms import set_alarm_state
+
+    regions = set_alarm_state(config, args.name, args.state, args.reason)
+    print(f"alarm {args.name} is {args.state} in {', '.join(regions)}")
     return 0
 
 

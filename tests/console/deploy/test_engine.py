@@ -24,10 +24,11 @@ from console.errors import DeployError, LockBusy, StoreError
 from console.events import DeployEvent, DeployFinished, OutputLine, StepFinished, StepStarted
 from console.model import DeployRequest, DeployState, Step, StepState
 from console.store import DeployRecord, Store
-from tests.conftest import DEMO_CONFIG, ROOT
+from tests.conftest import ROOT
 from tests.deploy_world import (
     ServingWatcher,
     client,
+    demo_seed,
     faster,
     instances,
     live,
@@ -60,7 +61,8 @@ def world_fixture(name: str, text: str) -> Any:
 
 @pytest.fixture(scope="module")
 def deploy_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Config]:
-    with world_process(DEMO_CONFIG, tmp_path_factory.mktemp("deploy-world")) as config:
+    workdir = tmp_path_factory.mktemp("deploy-world")
+    with world_process(demo_seed(workdir), workdir) as config:  # no bake: not tested here
         yield config
 
 

@@ -32,6 +32,7 @@ from console.store import DeployRecord, Store
 from tests.conftest import DEMO_CONFIG, ROOT, run_python
 from tests.deploy_world import (
     client,
+    demo_seed,
     instances,
     live,
     running_versions,
@@ -46,7 +47,8 @@ COMMAND_TIMEOUT = 120.0
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Config]:
-    with world_process(DEMO_CONFIG, tmp_path_factory.mktemp("cli-deploy-world")) as config:
+    workdir = tmp_path_factory.mktemp("cli-deploy-world")
+    with world_process(demo_seed(workdir), workdir) as config:  # no bake: not tested here
         yield config
 
 
