@@ -25,6 +25,7 @@ EXEC_COMMANDS: dict[str, tuple[str, ...] | None] = {
     "queue": ("",),  # the listing (not cancel, up, down)
     "lock": ("list",),
     "release": ("build-status",),  # the release gate's answer (read-only)
+    "bake": None,  # end a bake early or roll back now (as the deploy screen's e and r)
     "approve": None,  # issue 14's approvals
     "reject": None,
 }
