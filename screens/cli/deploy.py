@@ -296,6 +296,7 @@ async def _follow(
     takes it first: then follow it through the store), and exit with its outcome."""
     from console.queue.release_queue import DeployQueue
     from console.queue.runner import Runner
+    from screens.cli.outbox_after import deliver_after_deploy
 
     runner = Runner(services.engine, DeployQueue(services.store, services.config), only=())
     record = await runner.enqueue(request)
@@ -317,6 +318,8 @@ async def _follow(
         loop.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await loop
+    # With no runner serving the store, its events would wait in the outbox for one.
+    await deliver_after_deploy(services)
     return EXIT_SUCCEEDED if outcome is DeployState.SUCCEEDED else EXIT_FAILED
 
 
