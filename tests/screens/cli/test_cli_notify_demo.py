@@ -18,7 +18,7 @@ import tomli_w
 from console.config import Config, read_toml
 from console.config.notify import INBOX_PREFIX
 from console.servers.runner_service import runner_serves
-from tests.conftest import DEMO_CONFIG, ROOT
+from tests.conftest import DEMO_CONFIG, EXAMPLE_CONFIG, ROOT
 from tests.console.notify.receiver import Receiver
 from tests.deploy_world import world_process
 from tests.waiting import await_until, wait_until
@@ -62,12 +62,10 @@ def about(messages: list[dict[str, Any]], deploy_id: str) -> list[tuple[str, str
 def test_the_demo_config_points_its_webhooks_at_the_world(world: Config) -> None:
     for channel in world.notify.channels.values():
         url = getattr(channel, "url", "")
-        assert url.startswith(world.clusters[0].endpoint_url + INBOX_PREFIX + "/"), url
+        assert url.startswith(f"{world.clusters[0].endpoint_url}{INBOX_PREFIX}/"), url
 
 
-def test_a_deploy_with_no_runner_delivers_its_notifications(
-    world: Config, tmp_path: Path
-) -> None:
+def test_a_deploy_with_no_runner_delivers_its_notifications(world: Config, tmp_path: Path) -> None:
     store = tmp_path / "store.db"
     result = cli(
         "deploy", "storefront", "staging", "2.14.1", "--json", "--anyway",
@@ -79,9 +77,11 @@ def test_a_deploy_with_no_runner_delivers_its_notifications(
     assert not runner_serves(store)
     # Everything on staging goes to team-chat, in the Slack-style text form.
     events = wait_until(
-        lambda: (found := about(inbox(world.source), deploy_id))
-        and ("team-chat", "succeeded") in found
-        and found,
+        lambda: (
+            (found := about(inbox(world.source), deploy_id))
+            and ("team-chat", "succeeded") in found
+            and found
+        ),
         "the deploy's notifications in the world's inbox",
         timeout=30,
     )
@@ -97,9 +97,7 @@ def test_a_deploy_with_no_runner_delivers_its_notifications(
     assert status.stdout.startswith("notifications: 0 pending, 0 failed, "), status.stdout
 
 
-def test_a_prod_rollback_goes_to_oncall_alone(
-    world: Config, tmp_path: Path
-) -> None:
+def test_a_prod_rollback_goes_to_oncall_alone(world: Config, tmp_path: Path) -> None:
     failed = cli(
         "deploy", "storefront", "prod1", "2.16.0", "--json", "--yes", "--anyway",
         config=world.source, store=tmp_path / "store.db",
@@ -147,3 +145,21 @@ async def test_a_failed_delivery_is_left_to_a_runner_the_deploy_starts(
     (delivered,) = receiver.delivered
     assert delivered.body["deploy_id"] == deploy_id and delivered.body["event"] == "succeeded"
     assert delivered.headers["Idempotency-Key"] == receiver.requests[0].headers["Idempotency-Key"]
+
+
+def test_notify_inbox_says_why_it_shows_nothing() -> None:
+    down = cli("notify", "inbox", config=DEMO_CONFIG)  # no world: the URL's port 9 refuses
+    assert down.returncode == 1 and down.stdout == ""
+    assert down.stderr == (
+        "deploy-console: error: notify inbox: http://127.0.0.1:9/_deploy-console/inbox does not "
+        "answer ([Errno 111] Connection refused): is the demo running?\n"
+    )
+    none = cli("notify", "inbox", config=EXAMPLE_CONFIG)
+    assert none.returncode == 2
+    assert none.stderr.startswith("deploy-console: error: no channel of this config posts to")
+    assert len(none.stderr.splitlines()) == 1
+    bad = cli("notify", "inbox", "--last", "0", config=DEMO_CONFIG)
+    assert (bad.returncode, bad.stderr.splitlines()) == (
+        2,
+        ["deploy-console: error: --last must be 1 or more, not 0"],
+    )
