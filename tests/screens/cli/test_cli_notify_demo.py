@@ -140,7 +140,9 @@ async def test_a_failed_delivery_is_left_to_a_runner_the_deploy_starts(
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     deploy_id = json.loads(result.stdout.splitlines()[0])["deploy_id"]
-    assert len(receiver.requests) == 1  # its attempt, answered 500; the retry is a runner's
+    assert receiver.requests[0].headers["X-Answered"] == "500"  # its own attempt
+    # The command left the retry to a runner it started (no other starts one on this store).
+    await await_until(lambda: runner_serves(store), "the runner the deploy started", timeout=30)
     await await_until(lambda: receiver.delivered, "the retry, by the runner", timeout=60)
     (delivered,) = receiver.delivered
     assert delivered.body["deploy_id"] == deploy_id and delivered.body["event"] == "succeeded"
