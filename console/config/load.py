@@ -11,6 +11,7 @@ from typing import Any
 
 import tomli_w
 
+from console.config.notify import inbox_at, is_inbox_url
 from console.config.parse import parse_config
 from console.config.paths import config_candidates, private_dir
 from console.config.schema import Config
@@ -89,6 +90,7 @@ def write_world_config(
             cluster.pop(key, None)
         if ssh is not None:
             cluster["ssh"] = dict(ssh)
+    _inbox_at(data, endpoint_url)
     if store is not None:
         data["store"] = str(store)
     parse_config(data, destination)
@@ -101,3 +103,13 @@ def write_world_config(
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _inbox_at(data: dict[str, Any], endpoint_url: str) -> None:
+    """Point every webhook channel at a world inbox (its URL's path under
+    /_deploy-console/inbox/) at this world's: the demo's notifications reach only loopback."""
+    channels = data.get("notify", {}).get("channels", {})
+    for channel in channels.values():
+        url = channel.get("url") if isinstance(channel, dict) else None
+        if isinstance(url, str) and is_inbox_url(url):
+            channel["url"] = inbox_at(url, endpoint_url)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from console.config.reader import DAY, ENV_NAME_PATTERN, HOUR, MAX_PORT, NAME_PATTERN, Table
 
@@ -20,6 +20,8 @@ __all__ = [
     "Route",
     "WebhookChannel",
     "event_of",
+    "inbox_listing_url",
+    "is_inbox_url",
     "masked_url",
     "parse_notify",
 ]
@@ -65,6 +67,28 @@ def event_of(action: str, outcome: str | None) -> str | None:
         if known == action and (wanted is None or wanted == outcome):
             return event
     return None
+
+
+# A webhook whose URL's path is under this goes to a world's inbox (console/world/inbox.py):
+# writing a world's config points it at that world (console/config/load.py).
+INBOX_PREFIX = "/_deploy-console/inbox"
+
+
+def is_inbox_url(url: str) -> bool:
+    """Whether a webhook URL is a world inbox's."""
+    return urlsplit(url).path.startswith(INBOX_PREFIX + "/")
+
+
+def inbox_at(url: str, endpoint_url: str) -> str:
+    """An inbox URL moved to the world serving at `endpoint_url` (its path kept)."""
+    parts, endpoint = urlsplit(url), urlsplit(endpoint_url)
+    return urlunsplit((endpoint.scheme, endpoint.netloc, parts.path, parts.query, ""))
+
+
+def inbox_listing_url(url: str) -> str:
+    """Where the inbox that `url` posts to lists what it received."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, INBOX_PREFIX, "", ""))
 
 
 FORMATS = ("json", "text")

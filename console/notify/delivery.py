@@ -88,6 +88,17 @@ class Notifier:
         while self._sending:
             await asyncio.gather(*list(self._sending), return_exceptions=True)
 
+    async def drain(self) -> None:
+        """Send what is due now until nothing due is left (a command delivering the events it
+        wrote before it exits; what fails waits for its retry in the outbox)."""
+        try:
+            while await self.once():
+                await self.settle()
+        finally:
+            for task in self._sending:
+                task.cancel()
+            await self.settle()
+
     def _route(self, event: OutboxEvent) -> list[str]:
         return self.settings.channels_for(event.event, event.cluster)
 

@@ -20,17 +20,40 @@ from console.errors import WorldError
 
 # moto is the [demo] extra: without it `deploy-console world` and `demo` say what to install.
 try:
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
     from moto.server import ThreadedMotoServer
+    from werkzeug.serving import make_server
 except ModuleNotFoundError as missing:
     raise WorldError(
         "the embedded world needs the demo extra: pip install 'deploy-console[demo]'"
     ) from missing
 
 from console.world import moto_patches as world_moto
+from console.world.inbox import Inbox, with_inbox
 from console.world.seed import Seeder, SeedReport
 from console.world.ssh import DEFAULT_ROUTES, WorldSsh, WorldSshThread
 
 __all__ = ["SeedReport", "World"]
+
+
+class _Server(ThreadedMotoServer):
+    """moto's threaded server with the world's notification inbox in front of its app."""
+
+    def __init__(self, inbox: Inbox, port: int) -> None:
+        super().__init__(ip_address="127.0.0.1", port=port, verbose=False)
+        self.inbox = inbox
+
+    def _server_entry(self) -> None:  # ThreadedMotoServer's, with the app wrapped
+        app = with_inbox(DomainDispatcherApplication(create_backend_app), self.inbox)
+        self._server = make_server(
+            self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
+        )
+        self._server_ready_event.set()
+        self._server.serve_forever()
 
 
 class World:
@@ -51,6 +74,8 @@ class World:
         self.ssh: WorldSsh | None = None
         self._ssh_thread: WorldSshThread | None = None
         self._root: Path | None = None
+        # Webhooks to PREFIX on this port land here (console/world/inbox.py).
+        self.inbox = Inbox()
 
     def start(self, seed: bool = True) -> str:
         """Start the server and seed it; returns the endpoint URL.
@@ -63,7 +88,7 @@ class World:
         os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
         world_moto.apply()
         self._check_port_free()
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server = _Server(self.inbox, self.port)
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.port = port

@@ -307,6 +307,7 @@ async def _follow(
     takes it first: then follow it through the store), and exit with its outcome."""
     from console.queue.release_queue import DeployQueue
     from console.queue.runner import Runner
+    from screens.cli.outbox_after import deliver_after_deploy
 
     runner = Runner(services.engine, DeployQueue(services.store, services.config), only=())
     glass = getattr(args, "break_glass", None) or ""
@@ -335,6 +336,8 @@ async def _follow(
         loop.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await loop
+    # With no runner serving the store, its events would wait in the outbox for one.
+    await deliver_after_deploy(services)
     if outcome is DeployState.CANCELLED and await rejected(services.store, record.id):
         return EXIT_BUSY  # refused by an approver
     return EXIT_SUCCEEDED if outcome is DeployState.SUCCEEDED else EXIT_FAILED

@@ -1,5 +1,6 @@
-"""`deploy-console notify`: what the notification outbox still has to deliver (`status`), and a
-test message on one channel (`test CHANNEL`)."""
+"""`deploy-console notify`: what the notification outbox still has to deliver (`status`), a
+test message on one channel (`test CHANNEL`), and what the demo world's inbox received
+(`inbox`)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,12 @@ def register(commands: Commands) -> None:
     test = notify_commands.add("test", "send a test message on a channel (exit 1 if it fails)")
     test.set_defaults(handler=with_config(test_command))
     test.add_argument("channel", metavar="CHANNEL", help="a channel of [notify.channels]")
+    inbox = notify_commands.add(
+        "inbox", "the last messages the demo world's loopback inbox received"
+    )
+    inbox.set_defaults(handler=with_config(inbox_command))
+    inbox.add_argument("-n", "--last", type=int, default=20, help="how many (default 20)")
+    inbox.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def status_command(config: Config, args: argparse.Namespace) -> int:
@@ -122,3 +129,58 @@ def test_command(config: Config, args: argparse.Namespace) -> int:
         return 1
     print(f"sent a test message to {args.channel} ({channel.where()})")
     return 0
+
+
+def inbox_command(config: Config, args: argparse.Namespace) -> int:
+    from console.config.notify import WebhookChannel, inbox_listing_url, is_inbox_url
+
+    if args.last < 1:
+        return fail(f"--last must be 1 or more, not {args.last}")
+    urls = [
+        channel.url
+        for channel in config.notify.channels.values()
+        if isinstance(channel, WebhookChannel) and channel.url and is_inbox_url(channel.url)
+    ]
+    if not urls:
+        return fail(
+            "no channel of this config posts to a world's inbox (the demo's do: "
+            f"`{PROG} demo`, then `{PROG} notify inbox` in another terminal)"
+        )
+    where = inbox_listing_url(urls[0])
+    try:
+        messages = _read_inbox(where)
+    except OSError as error:
+        reason = getattr(error, "reason", None) or error.strerror or error
+        print(
+            error_line(f"notify inbox: {where} does not answer ({reason}): is the demo running?"),
+            file=sys.stderr,
+        )
+        return 1
+    messages = messages[-args.last :]
+    if args.json:
+        print(json.dumps(messages, indent=2, ensure_ascii=False))
+        return 0
+    if not messages:
+        print(f"the inbox at {where} is empty: nothing delivered yet")
+        return 0
+    width = max(len(str(message.get("channel", ""))) for message in messages)
+    for message in messages:
+        print(_inbox_line(message, width))
+    return 0
+
+
+def _read_inbox(url: str) -> list[dict[str, Any]]:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=5) as answer:  # loopback: the world's own port
+        data = json.loads(answer.read())
+    return [item for item in data if isinstance(item, dict)] if isinstance(data, list) else []
+
+
+def _inbox_line(message: dict[str, Any], width: int) -> str:
+    from console.safe_text import harmless
+
+    body = message.get("body")
+    text = body.get("text") if isinstance(body, dict) else body
+    at = str(message.get("received_at", ""))[11:19]
+    return harmless(f"{at} {message.get('channel', '')!s:<{width}}  {text}")

@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from console.config import load_config, sample_config, write_world_config
+from console.config import Config, load_config, sample_config, write_world_config
 from console.config.paths import DemoFiles, user_data_dir
 from screens import PROG
 from screens.cli.command_line import PORT, Commands, UsageError, say, with_config
@@ -126,9 +126,26 @@ def demo_command(args: argparse.Namespace) -> int:
             source, world.endpoint_url, demo.config, world.start_ssh(), store=demo.store
         )
         demo.mark_running()
+        _say_inbox(load_config(demo.config))
         # The world lives in this process: a deploy cannot outlive it, so this console runs
         # its deploys itself.
         return run_console(load_config(demo.config), args.store, runs_deploys=True)
     finally:
         demo.mark_stopped()
         world.stop()
+
+
+def _say_inbox(config: Config) -> None:
+    """Where the demo's notifications go, when its config sends some to the world's inbox."""
+    from console.config.notify import WebhookChannel, is_inbox_url
+
+    names = [
+        name
+        for name, channel in config.notify.channels.items()
+        if isinstance(channel, WebhookChannel) and channel.url and is_inbox_url(channel.url)
+    ]
+    if names:
+        say(
+            f"notifications ({', '.join(names)}) go to the world's inbox on loopback: "
+            f"`{PROG} notify inbox` in another terminal shows them"
+        )
