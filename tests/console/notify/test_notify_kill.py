@@ -77,7 +77,8 @@ async def test_a_runner_killed_after_the_deploy_ended_loses_no_notification(
         record = await opened.deploy(deploy_id)
         assert record is not None and record.state == "succeeded", record
         expected = {(d.event.event, d.event.key) for d in await opened.outbox.for_deploy(deploy_id)}
-        assert {event for event, _ in expected} == {"queued", "started", "succeeded"}
+        # (a loaded machine may add an `interrupted`: a lock taken over; it must arrive too)
+        assert {"queued", "started", "succeeded"} <= {event for event, _ in expected}
 
     receiver.down = False
     second = start("runner", config=notify_source, store=store)
