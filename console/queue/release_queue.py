@@ -110,9 +110,9 @@ class DeployQueue(QueueApprovals):
         the older queued deploys of the pair. The cluster's checks (ticket check,
         require_build) are asked first: GateRefused, on record, when one says no.
         `break_glass`: an admin's rollback, with the reason it waits for no approval."""
-        self._allowed(request)
-        if break_glass:
+        if break_glass:  # its own refusal first: "may not break glass" says more than "deploy"
             self.check_break_glass(request, break_glass)
+        self._allowed(request)
         passed = await self.checks(request)
         async with self.store.transaction() as tx:
             return await self._enqueue(tx, request, deploy_id, after, passed, break_glass)

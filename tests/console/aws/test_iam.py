@@ -221,13 +221,20 @@ def test_the_poller_only_reads_and_the_runner_reads_what_it_reads() -> None:
 
 def test_the_runners_writes_are_limited_to_the_consoles_instances() -> None:
     for statement in statements("runner", "Allow"):
-        if "ec2:TerminateInstances" in statement["Action"]:
-            assert statement["Condition"]["Null"] == {
-                "aws:ResourceTag/Project": "false",
-                "aws:ResourceTag/Environment": "false",
-            }
-        if "ec2:CreateTags" in statement["Action"]:
-            assert statement["Condition"] == {"StringEquals": {"ec2:CreateAction": "RunInstances"}}
+        # Terminating, stopping, starting (the instances a bake keeps) and re-tagging: only
+        # instances of a project and cluster; tagging otherwise only while launching.
+        tagged = {
+            "Null": {"aws:ResourceTag/Project": "false", "aws:ResourceTag/Environment": "false"}
+        }
+        acts = statement["Action"]
+        if any(a in acts for a in ("ec2:TerminateInstances", "ec2:StopInstances",
+                                   "ec2:StartInstances", "ec2:DeleteTags")):  # fmt: skip
+            assert statement["Condition"] == tagged
+        if "ec2:CreateTags" in acts:
+            assert statement["Condition"] in (
+                {"StringEquals": {"ec2:CreateAction": "RunInstances"}},
+                tagged,
+            )
         if "iam:PassRole" in statement["Action"]:
             assert statement["Condition"]["StringEquals"] == {
                 "iam:PassedToService": "ec2.amazonaws.com"

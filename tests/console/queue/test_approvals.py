@@ -18,7 +18,7 @@ from console.queue.approvals import approval_wait, approvers
 from console.queue.approving import OwnDeploy
 from console.queue.release_queue import DeployQueue, QueueError
 from console.store import MIGRATIONS, Approval, DeployRecord, Store
-from tests.console.queue.test_queue import DEMO
+from tests.console.queue.test_queue import DEMO, without_gates
 from tests.console.store.test_store import Clock
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -37,7 +37,7 @@ def with_approvals(config: Config, **needed: int) -> Config:
 @pytest.fixture(scope="module")
 def config() -> Config:
     """prod1 and prod2 need one approval; bob and carol are admins, dave a deployer in prod1."""
-    demo = with_approvals(load_config(DEMO), prod1=1, prod2=1)
+    demo = with_approvals(without_gates(load_config(DEMO)), prod1=1, prod2=1)
     access = AccessSettings(
         users={"alice": "admin", "bob": "admin", "carol": "admin", "dave": "deployer"},
         clusters={"prod1": {"dave": "deployer"}},
