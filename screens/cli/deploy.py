@@ -188,7 +188,7 @@ def _print_event(event: DeployEvent, out: TextIO) -> None:
         print(f"    {event.source} | {event.text}", file=out)
     elif isinstance(event, DeployFinished):
         print(
-            f"{event.state}: {event.reason} ({event.seconds:.1f} s, console's own time "
+            f"{event.state.words}: {event.reason} ({event.seconds:.1f} s, console's own time "
             f"{event.own_seconds:.2f} s)",
             file=out,
         )

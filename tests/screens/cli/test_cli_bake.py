@@ -162,7 +162,7 @@ def test_bake_end_and_rollback_from_the_command_line(
     finally:
         back.kill()
     assert code == 1, (errors, back.lines[-5:])  # rolled back: the rollback did not stay
-    assert back.lines[-1].startswith("rolled_back: roll back asked by"), back.lines[-1]
+    assert back.lines[-1].startswith("rolled back: roll back asked by"), back.lines[-1]
     assert running_versions(config, PROJECT, CLUSTER) == {"5.2.3"}
 
 
@@ -202,7 +202,7 @@ def test_an_alarm_set_in_the_world_during_the_bake_rolls_the_deploy_back(
             cwd=ROOT, capture_output=True, timeout=TIMEOUT,
         )  # fmt: skip
     assert code == 1, (errors, deploy.lines[-5:])
-    assert deploy.lines[-1].startswith(f"rolled_back: alarm {ALARM} in ALARM during the bake"), (
+    assert deploy.lines[-1].startswith(f"rolled back: alarm {ALARM} in ALARM during the bake"), (
         deploy.lines[-1]
     )
     assert running_versions(config, PROJECT, CLUSTER) == {current}
