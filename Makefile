@@ -26,10 +26,10 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# Four workers, one test file each at a time (a file's world is started once): most tests
+# Three workers, one test file each at a time (a file's world is started once): most tests
 # wait on the world's health checks and drains, not on the CPU.
 test: lint
-	$(BIN)/pytest -q -n 4 --dist loadfile
+	$(BIN)/pytest -q -n 3 --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench.run
