@@ -220,38 +220,3 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     # Before the test's fixtures: a missing tool costs no world, server or browser start.
     for marker in item.iter_markers("tools"):
         need_tool(*marker.args)
-
-
-# The heaviest test files first (measured: `pytest --durations=0`, summed per file): with
-# `--dist loadfile` the workers take files in collection order, so a long file collected last
-# keeps one worker busy after the others are done. Within a file the order is unchanged.
-HEAVY_FIRST = (
-    "tests/screens/cli/test_cli_deploy.py",
-    "tests/console/deploy/test_engine.py",
-    "tests/console/servers/test_deploy_outlives_session.py",
-    "tests/screens/cli/test_cli_audit.py",
-    "tests/console/queue/test_queue_crash.py",
-    "tests/console/servers/test_sshd.py",
-    "tests/console/servers/test_web_door.py",
-    "tests/console/deploy/test_bake.py",
-    "tests/screens/cli/test_cli_schedule.py",
-    "tests/screens/cli/test_cli_notify_demo.py",
-    "tests/screens/cli/test_cli_gate.py",
-    "tests/screens/ui/test_small_terminal.py",
-    "tests/screens/ui/test_deploy_real.py",
-    "tests/console/deploy/test_step_audit_kill.py",
-    "tests/screens/ui/test_dashboard_jump.py",
-    "tests/screens/cli/test_cli_approvals.py",
-    "tests/screens/cli/test_cli_bake.py",
-    "tests/console/servers/test_sshd_poller.py",
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    rank = {path: n for n, path in enumerate(HEAVY_FIRST)}
-    root = Path(__file__).resolve().parent.parent
-
-    def weight(item: pytest.Item) -> int:
-        return rank.get(item.path.resolve().relative_to(root).as_posix(), len(rank))
-
-    items.sort(key=weight)  # stable: every file keeps its own order
