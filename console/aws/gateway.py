@@ -19,6 +19,7 @@ import botocore.loaders
 import botocore.parsers
 import botocore.session
 
+from console.aws import retries
 from console.aws.role import RoleSessions, process_user
 from console.aws.waits import call_deadline
 from console.config import ClusterConfig
@@ -26,32 +27,8 @@ from console.errors import AwsError, AwsNoAnswer
 
 T = TypeVar("T")
 
-# Bounded concurrency for health calls; botocore's pool must be at least as large.
-MAX_CONCURRENT_CALLS = 16
-
-CONNECT_TIMEOUT = 3
-READ_TIMEOUT = 30
-# botocore's `max_attempts` counts retries: 3 means 4 attempts in all, each up to
-# CONNECT_TIMEOUT + READ_TIMEOUT (with backoff, the 121 s a silent endpoint once took).
-MAX_RETRIES = 3
-RETRY_CONFIG = botocore.config.Config(
-    retries={"mode": "standard", "max_attempts": MAX_RETRIES},
-    connect_timeout=CONNECT_TIMEOUT,
-    read_timeout=READ_TIMEOUT,
-    max_pool_connections=MAX_CONCURRENT_CALLS,
-)
-# Read timeouts a call made during a wait may get: the largest that fits the time left. Few
-# values, so that a client per value (made once) serves every wait.
-BOUNDED_READ_TIMEOUTS = (1, 2, 3, 5, 10, 20, READ_TIMEOUT)
-
-
-def bounded_settings(left: float) -> tuple[int, int, int]:
-    """(connect timeout, read timeout, attempts in all) for a call that must end within
-    `left` s: a deadline wins over the retry settings."""
-    read = max((t for t in BOUNDED_READ_TIMEOUTS if t <= left), default=1)
-    connect = min(CONNECT_TIMEOUT, read)
-    attempts = max(1, min(MAX_RETRIES + 1, int(left // (connect + read))))
-    return connect, read, attempts
+# Where the retry settings come from, and the timeouts, live in console.aws.retries.
+MAX_CONCURRENT_CALLS = retries.MAX_CONCURRENT_CALLS
 
 
 def is_loopback_endpoint(endpoint_url: str | None) -> bool:
@@ -81,15 +58,20 @@ def _core_session(cluster: ClusterConfig) -> botocore.session.Session:
     return core
 
 
-def _session(cluster: ClusterConfig, user: str, roles: RoleSessions) -> boto3.session.Session:
-    """The cluster's credentials; with role_arn, the role assumed as `user` (SourceIdentity)."""
+def _session(
+    cluster: ClusterConfig, user: str, roles: RoleSessions
+) -> tuple[boto3.session.Session, retries.RetrySettings]:
+    """The cluster's credentials (with role_arn, the role assumed as `user`, SourceIdentity)
+    and the retry settings of its profile and environment."""
     source = _core_session(cluster)
+    settings = retries.retry_settings(source)
     if not cluster.role_arn:
-        return boto3.session.Session(botocore_session=source, region_name=cluster.region)
+        session = boto3.session.Session(botocore_session=source, region_name=cluster.region)
+        return session, settings
     core = botocore.session.Session()
     core.register_component("data_loader", _SHARED_LOADER)
-    roles.use(core, source, cluster, user, RETRY_CONFIG)
-    return boto3.session.Session(botocore_session=core, region_name=cluster.region)
+    roles.use(core, source, cluster, user, settings.config())
+    return boto3.session.Session(botocore_session=core, region_name=cluster.region), settings
 
 
 def describe_error(error: BaseException) -> str:
@@ -139,7 +121,7 @@ class AwsGateway:
         self._on_call = on_call
         self.calls: Counter[str] = Counter()
         self._calls_lock = threading.Lock()
-        kwargs: dict[str, Any] = {"config": RETRY_CONFIG}
+        kwargs: dict[str, Any] = {}
         if cluster.endpoint_url:
             kwargs["endpoint_url"] = cluster.endpoint_url
         self._client_kwargs = kwargs
@@ -149,8 +131,12 @@ class AwsGateway:
         self._bounded_clients: dict[tuple[str, int, int, int], Any] = {}
         self._clients_lock = threading.Lock()
         try:
-            session = _session(cluster, self.user, roles if roles is not None else RoleSessions())
+            session, self.retries = _session(
+                cluster, self.user, roles if roles is not None else RoleSessions()
+            )
             self._session = session
+            self._retry_config = self.retries.config()
+            kwargs["config"] = self._retry_config
             self.ec2 = session.client("ec2", **kwargs)
             self.elb = session.client("elb", **kwargs)
             self.elbv2 = session.client("elbv2", **kwargs)
@@ -175,20 +161,20 @@ class AwsGateway:
             # not with every gateway.
             with self._clients_lock:
                 if service not in self._lazy_clients:
-                    self._lazy_clients[service] = self._new_client(service, RETRY_CONFIG)
+                    self._lazy_clients[service] = self._new_client(service, self._retry_config)
             return self._lazy_clients[service]
         return {"ec2": self.ec2, "elb": self.elb, "elbv2": self.elbv2}[service]
 
     def _bounded_client(self, service: str, left: float) -> Any:
-        connect, read, attempts = bounded_settings(left)
+        connect, read, attempts = retries.bounded_settings(left, self.retries.attempts)
         key = (service, connect, read, attempts)
         with self._clients_lock:
             if key not in self._bounded_clients:
-                config = RETRY_CONFIG.merge(
+                config = self._retry_config.merge(
                     botocore.config.Config(
                         connect_timeout=connect,
                         read_timeout=read,
-                        retries={"mode": "standard", "total_max_attempts": attempts},
+                        retries={"mode": self.retries.mode, "total_max_attempts": attempts},
                     )
                 )
                 self._bounded_clients[key] = self._new_client(service, config)

@@ -4,9 +4,10 @@ list every key binding with its keys in effect, for the config's [keymap]."""
 from __future__ import annotations
 
 import argparse
+import sys
 
 from console.config import Config
-from screens.cli.command_line import Commands, with_config
+from screens.cli.command_line import Commands, error_line, with_config
 
 
 def register(commands: Commands) -> None:
@@ -36,7 +37,24 @@ def check_command(config: Config, _args: argparse.Namespace) -> int:
         f"({', '.join(config.cluster_names)}; protected: {', '.join(protected) or 'none'}), "
         f"{len(config.projects)} projects, {lb_count} load balancers"
     )
-    return 0
+    return _print_credential_sources(config)
+
+
+def _print_credential_sources(config: Config) -> int:
+    """Per cluster, where its AWS keys and retry settings come from (nothing is resolved):
+    a retry setting AWS would reject fails the check (a profile this host lacks is said only:
+    the config may be written for the console host)."""
+    from console.aws.credentials import credential_source
+
+    sources = [credential_source(cluster) for cluster in config.clusters]
+    width = max(len(source.cluster) for source in sources)
+    for source in sources:
+        print(f"  {source.cluster.ljust(width)}  credentials: {source.source}")
+        print(f"  {''.ljust(width)}  retries: {source.retries}")
+    problems = [source for source in sources if source.problem]
+    for source in problems:
+        print(error_line(f"cluster {source.cluster}: {source.problem}"), file=sys.stderr)
+    return 2 if problems else 0
 
 
 def keys_command(config: Config, _args: argparse.Namespace) -> int:

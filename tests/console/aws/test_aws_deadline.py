@@ -11,7 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from console.aws.gateway import AwsGateway, bounded_settings
+from console.aws.gateway import AwsGateway
+from console.aws.retries import bounded_settings
 from console.aws.waits import deadline
 from console.config import ClusterConfig
 from console.errors import AwsNoAnswer

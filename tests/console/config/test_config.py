@@ -125,10 +125,13 @@ def test_example_config_loads_and_documents_every_field() -> None:
         assert field in text, field
 
 
-def test_config_check_prints_a_one_line_summary(capsys: pytest.CaptureFixture[str]) -> None:
+def test_config_check_prints_a_summary_then_each_clusters_aws_settings(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert run(["config", "check", "--config", str(DEMO_CONFIG)]) == 0
     out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1
+    assert len(out) == 1 + 2 * 4  # the summary, then credentials and retries per cluster
+    assert [line.split()[0] for line in out[1::2]] == ["staging", "qaprod1", "prod1", "prod2"]
     assert "4 clusters" in out[0] and "9 projects" in out[0] and "21 load balancers" in out[0]
 
 
