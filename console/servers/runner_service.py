@@ -34,6 +34,7 @@ from console.config import ClusterConfig, Config
 from console.deploy.services import deploy_services
 from console.errors import ConsoleError
 from console.identity import current_actor
+from console.notify.delivery import LEASE_MARGIN
 from console.queue.release_queue import DeployQueue
 from console.queue.runner import Runner
 
@@ -207,6 +208,8 @@ class RunnerService:
         notifier = self.runner.notifier
         if notifier is not None:
             notifier.settings = new.notify
+            longest = max((c.timeout for c in new.notify.channels.values()), default=0.0)
+            notifier.lease_seconds = longest + LEASE_MARGIN
         if new.digest:  # a `config` audit row when the rules changed, as at a start
             await self.runner.queue.store.record_config(
                 str(current_actor()), new.digest, new.rules, str(new.source)

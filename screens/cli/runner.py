@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from console.servers.runner_service import RunnerService
 
 log = logging.getLogger("console.runner")
+DOOR_SECONDS = 2.0  # a runner handing over closes its socket; followers are not waited for
 
 
 def register(commands: Commands) -> None:
@@ -136,8 +138,11 @@ async def _runner(config: Config, args: argparse.Namespace) -> int:
                 left = await _drain(service, signals)
                 if left:
                     reloading.cancel()
-                    if door is not None:
-                        await door.close()
+                    if door is not None:  # its followers are not waited for: they see it go
+                        with contextlib.suppress(TimeoutError):
+                            async with asyncio.timeout(DOOR_SECONDS):
+                                await door.close()
+                        door.path.unlink(missing_ok=True)
                         door = None
                     why = f"{signals.how}, twice" if signals.again.is_set() else signals.how
                     if not signals.again.is_set():

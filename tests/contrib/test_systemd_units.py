@@ -15,7 +15,11 @@ from tests.conftest import need_tool
 from tests.deploy_world import ROOT
 
 UNITS = ROOT / "contrib" / "systemd"
-NAMES = ("deploy-console-runner.service", "deploy-console-sshd.service", "deploy-console-web.service")
+NAMES = (
+    "deploy-console-runner.service",
+    "deploy-console-sshd.service",
+    "deploy-console-web.service",
+)
 INSTALLED = "/usr/local/bin/deploy-console"
 SPANS = {"ms": 0.001, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600}
 
