@@ -183,7 +183,7 @@ async def _drain(service: RunnerService, signals: Signals) -> list[str]:
     The ids still running."""
     runner = service.runner
     in_flight = runner.running_here
-    if in_flight:
+    if in_flight and service.config.runner_stop_grace > 0:
         log.info(
             "runner %s: stopping (%s): taking no new deploys; %s may run %s to end "
             "(%s again hands over now)",
