@@ -33,11 +33,13 @@ class Stderr:
         self._reader.start()
 
     def wait_for(self, text: str, timeout: float = TIMEOUT) -> str:
-        return wait_until(
+        line = wait_until(
             lambda: next((line for line in list(self.lines) if text in line), None),
             f"{text!r} on stderr",
             timeout,
         )
+        assert line is not None  # wait_until returns only what is true
+        return line
 
     def all(self) -> str:
         self._reader.join(timeout=TIMEOUT)
@@ -61,9 +63,11 @@ def queue_deploy(source: Path, store: Path, project: str, cluster: str, release:
     return deploy_id
 
 
-def other_release(config: Config, project: str, cluster: str) -> str:
+def other_release(
+    config: Config, project: str, cluster: str, releases: tuple[str, str] = ("2.14.1", "2.15.0")
+) -> str:
     (current,) = running_versions(config, project, cluster)
-    return "2.14.1" if current != "2.14.1" else "2.15.0"
+    return releases[0] if current != releases[0] else releases[1]
 
 
 async def at_step(store: Path, deploy_id: str, step: Step) -> None:
@@ -152,6 +156,34 @@ async def test_with_no_grace_left_the_deploy_is_handed_over_and_the_next_start_r
     served, alive = serving_in(config, project, cluster), live(config, project, cluster)
     assert alive and all(members == alive for members in served.values()), (alive, served)
     assert len(running_versions(config, project, cluster)) == 1
+
+
+async def test_a_second_sigterm_hands_over_at_once_within_the_grace(
+    world: tuple[Config, Path], tmp_path: Path
+) -> None:
+    config, source = world
+    service = with_grace(source, tmp_path, "5m")
+    store = tmp_path / "store.db"
+    release = other_release(config, "checkout-api", "staging", ("5.2.0", "5.2.3"))
+    deploy_id = queue_deploy(service, store, "checkout-api", "staging", release)
+    runner = start("runner", config=service, store=store)
+    stderr = Stderr(runner)
+    try:
+        await at_step(store, deploy_id, Step.LAUNCH)
+        runner.send_signal(signal.SIGTERM)
+        stderr.wait_for("SIGTERM again hands over now")
+        runner.send_signal(signal.SIGTERM)
+        runner.wait(timeout=TIMEOUT)
+    finally:
+        stop(runner)
+    assert runner.returncode == 0, stderr.all()
+    assert f"handing over {deploy_id}" in stderr.all()
+    async with await Store.open(store) as opened:
+        left = await opened.deploy(deploy_id)
+        (row,) = [r for r in await opened.audit_rows(deploy_id=deploy_id)][-1:]
+    assert left is not None and left.state == "running"
+    assert row.action == "deploy.handed_over" and "(SIGTERM, twice)" in row.reason, row.reason
+    # (What the next start does with it: the test above.)
 
 
 async def test_sighup_reloads_a_good_config_and_keeps_the_old_one_for_a_bad_one(
