@@ -275,7 +275,8 @@ async def runner_service(
             presence.release()
 
 
-# What a running runner's deploys act on: these parts of a new config wait for a restart.
+# A cluster's rules, which a reload takes; the rest of a cluster (its account, region, roles,
+# SSH, bake) is what deploys act on, and waits for a restart, as do the parts in _FIXED.
 _RELOADED_CLUSTER_FIELDS = (
     "protected", "colour", "windows", "ticket", "require_build", "approvals", "approval_expires",
 )  # fmt: skip

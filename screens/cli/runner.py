@@ -15,7 +15,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from console.config import Config, load_config
 from console.config.paths import store_path
@@ -144,15 +144,7 @@ async def _runner(config: Config, args: argparse.Namespace) -> int:
                                 await door.close()
                         door.path.unlink(missing_ok=True)
                         door = None
-                    why = f"{signals.how}, twice" if signals.again.is_set() else signals.how
-                    if not signals.again.is_set():
-                        why += f", after its stop grace of {grace}"
-                    log.warning(
-                        "runner %s: handing over %s to the next start (not rolled back)",
-                        runner.name,
-                        ", ".join(left),
-                    )
-                    await service.hand_over_and_exit(why)
+                    await _hand_over(service, signals, left)
                 log.info("runner %s: stopped; no deploy left running", runner.name)
         finally:
             reloading.cancel()
@@ -202,6 +194,20 @@ async def _drain(service: RunnerService, signals: Signals) -> list[str]:
         await asyncio.gather(draining, return_exceptions=True)
         await runner.pause()
     return runner.running_here
+
+
+async def _hand_over(service: RunnerService, signals: Signals, left: list[str]) -> NoReturn:
+    """Leave the deploys still running to the next start, audited; the process ends here."""
+    if signals.again.is_set():
+        why = f"{signals.how}, twice"
+    else:
+        why = f"{signals.how}, after its stop grace of {_shown(service.config.runner_stop_grace)}"
+    log.warning(
+        "runner %s: handing over %s to the next start (not rolled back)",
+        service.runner.name,
+        ", ".join(left),
+    )
+    await service.hand_over_and_exit(why)
 
 
 async def _reload_on_hup(service: RunnerService, signals: Signals) -> None:
