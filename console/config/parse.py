@@ -63,7 +63,8 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
         top, "access", lambda table: parse_access(table, names, tuple(projects)), AccessSettings()
     )
     queue = _section(top, "queue", lambda table: _parse_queue(table, names), QueueSettings())
-    runner_socket = _section(top, "runner", _parse_runner, None)
+    no_runner: tuple[Path | None, float] = (None, Config.runner_stop_grace)
+    runner_socket, stop_grace = _section(top, "runner", _parse_runner, no_runner)
     audit = _section(top, "audit", lambda table: parse_audit(table, names), AuditSettings())
     sshd = _section(top, "sshd", parse_sshd, SshdSettings())
     web = _section(top, "web", parse_web, WebSettings())
@@ -85,6 +86,7 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
         audit=audit,
         sshd=sshd,
         runner_socket=runner_socket,
+        runner_stop_grace=stop_grace,
         digest=document_digest(data),
         web=web,
         keymap=keymap,
@@ -136,10 +138,29 @@ def _parse_projects(top: Table, cluster_names: tuple[str, ...]) -> dict[str, Pro
     return projects
 
 
-def _parse_runner(table: Table) -> Path | None:
-    socket = table.file_path("socket", required=True)
+def _parse_runner(table: Table) -> tuple[Path | None, float]:
+    socket = table.file_path("socket")
+    grace = _stop_grace(table)
     table.done()
-    return socket
+    return socket, grace
+
+
+def _stop_grace(table: Table) -> float:
+    """(service) How long a stopping runner lets its deploys run to their end: "10m", "90s",
+    "0s" (hand them over at once), at most a day; default 10m."""
+    text = table.string("stop_grace")
+    if text is None:
+        return Config.runner_stop_grace
+    try:
+        span = duration(text, "stop_grace", timedelta(days=1))
+    except InputError as error:
+        span, problem = None, error.message
+    else:
+        problem = f"must be a duration (90s, 10m, 1h; 0s hands over at once), not {text!r}"
+    if span is None:
+        table.fail(problem, "stop_grace")
+        raise AssertionError("unreachable")  # fail raises
+    return span.total_seconds()
 
 
 def _parse_ssh(table: Table) -> SshSettings:

@@ -327,6 +327,9 @@ class Config:
     # commands that
     # change something ask it instead of writing the store themselves.
     runner_socket: Path | None = None
+    # (service) [runner] stop_grace: how long a stopping runner lets its deploys reach their
+    # end before it hands them to the next start (screens/cli/runner.py).
+    runner_stop_grace: float = 600.0
     # [[hooks]]: commands run before and after deploys (console/gates/hooks.py).
     hooks: tuple[HookSettings, ...] = ()
     # sha256 of the parsed document (comments and layout do not count): the audit records it

@@ -308,6 +308,45 @@ class Runner:
         if tasks:
             await asyncio.shield(asyncio.gather(*tasks, return_exceptions=True))
 
+    async def drain(self, grace: float) -> list[str]:
+        """(service) A stopping runner: claim and reconcile nothing more, and give what runs
+        here `grace` seconds to reach its end (no rollback asked); the ids still running."""
+        await self.pause()
+        tasks = [task for task in self._tasks.values() if not task.done()]
+        if tasks and grace > 0:
+            await asyncio.wait(tasks, timeout=grace)
+        return self.running_here
+
+    async def hand_over(self, why: str) -> list[str]:
+        """(service) Leave the deploys running here, as they are, to the next runner: one
+        `deploy.handed_over` audit row each; nothing is cancelled or rolled back. The caller
+        then ends the process without stopping them (console/servers/runner_service.py), so
+        their lock goes stale and the next runner reconciles them (resumes or rolls back)."""
+        await self.pause()
+        left = self.running_here
+        for deploy_id in left:
+            record = await self.queue.store.deploy(deploy_id)
+            if record is None or record.state not in (
+                DeployState.RUNNING.value,
+                DeployState.INTERRUPTED.value,
+            ):
+                continue  # it ended meanwhile
+            steps = await self.queue.store.steps(deploy_id)
+            where = f"at step {steps[-1].step}" if steps else "before its first step"
+            what = "its reconcile" if record.state == DeployState.INTERRUPTED.value else "it"
+            await self.queue.store.audit(
+                "deploy.handed_over",
+                actor=str(current_actor()),
+                project=record.project,
+                cluster=record.cluster,
+                deploy_id=deploy_id,
+                outcome=record.state,
+                reason=f"runner {self.name} stopped ({why}) {where}: {what} is left as it is, "
+                "not rolled back; the next runner reconciles it (finishes or rolls back)",
+            )
+            log.info("handed over %s %s", deploy_id, where, extra={"deploy_id": deploy_id})
+        return left
+
     async def _sleep(self) -> None:
         # asyncio.timeout, not wait_for: 3.11's wait_for can lose a cancel that races its
         # timeout, and the runner then never stops.

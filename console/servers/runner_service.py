@@ -6,12 +6,19 @@ runner holds a shared flock on a file beside the store (`<store>.runners`); the 
 when the process ends, however it ends, so "is a runner serving this store?" has no stale
 answer. A console that queues a deploy and finds no runner starts `deploy-console runner
 --exit-when-idle` detached (its own session: closing the console's terminal never reaches it).
+
+(service) A runner stopped as a service does not roll back what it runs: `drain` stops taking
+deploys and lets those in flight reach their end within the config's stop grace, then
+`hand_over_and_exit` records each one left and ends the process without touching them; the
+next runner reconciles them by the usual rules. `reload` takes a new config (SIGHUP) where
+that is safe while deploys run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import fcntl
 import logging
 import os
@@ -21,10 +28,13 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
-from console.config import Config
+from console.config import ClusterConfig, Config
 from console.deploy.services import deploy_services
 from console.errors import ConsoleError
+from console.identity import current_actor
+from console.notify.delivery import LEASE_MARGIN
 from console.queue.release_queue import DeployQueue
 from console.queue.runner import Runner
 
@@ -155,6 +165,57 @@ class RunnerService:
     runner: Runner
     task: asyncio.Task[None]
     presence: Presence
+    config: Config
+
+    async def drain(self) -> list[str]:
+        """Take no new deploys; let those in flight end within the config's stop grace. The
+        ids still running after it (to hand over)."""
+        return await self.runner.drain(self.config.runner_stop_grace)
+
+    async def hand_over_and_exit(self, why: str) -> NoReturn:
+        """Record the deploys still running here as handed over, then end the process at
+        once, exit code 0: nothing rolls back (the engine's tasks never run their cleanup),
+        the presence and the pairs' locks go with the process, and the next runner
+        reconciles what is left once their heartbeat is stale, as after a crash."""
+        try:
+            await self.runner.hand_over(why)
+        finally:
+            logging.shutdown()  # flushes every handler: the last lines reach the journal
+            os._exit(0)
+
+    async def reload(self, new: Config) -> str:
+        """Take `new` where that is safe while deploys run: who may do what, the queue's
+        rules, deploy windows, approvals, tickets and build checks, protected clusters,
+        notifications, hooks, the stop grace. What deploys act on (clusters' accounts,
+        regions, roles and SSH, their bake, the projects, the engine, the store, the socket)
+        is refused as a whole: RunnerServiceError names it; the old config stays. Returns
+        what changed, in a few words."""
+        fixed = _fixed_parts(self.config, new)
+        if fixed:
+            raise RunnerServiceError(
+                f"{new.source}: {', '.join(fixed)} changed: a runner takes that only when it "
+                "starts (restart it: deploys in flight get the stop grace); kept the config "
+                "it runs on"
+            )
+        changed = [
+            name
+            for name in ("access", "queue", "notify", "hooks", "clusters", "runner_stop_grace")
+            if getattr(self.config, name) != getattr(new, name)
+        ]
+        self.config = new
+        self.runner.queue.config = new
+        self.runner.engine.config = new
+        notifier = self.runner.notifier
+        if notifier is not None:
+            notifier.settings = new.notify
+            longest = max((c.timeout for c in new.notify.channels.values()), default=0.0)
+            notifier.lease_seconds = longest + LEASE_MARGIN
+        if new.digest:  # a `config` audit row when the rules changed, as at a start
+            await self.runner.queue.store.record_config(
+                str(current_actor()), new.digest, new.rules, str(new.source)
+            )
+        self.runner.wake()  # a window or an approval may let a deploy start now
+        return ", ".join(changed) or "nothing"
 
     async def until_idle(self, idle_seconds: float = IDLE_SECONDS) -> None:
         """Return once nothing was queued, running or left to reconcile on the store, and
@@ -198,16 +259,40 @@ async def runner_service(
     config: Config, store: Path, *, on_event: Callable[[str, object], None] | None = None
 ) -> AsyncIterator[RunnerService]:
     """The engine on `store`, its runner claiming, running and reconciling deploys in the
-    background, the store's presence held; on exit the deploys running here roll back."""
+    background, the store's presence held; on exit the deploys running here roll back (unless
+    handed over first: RunnerService.hand_over_and_exit)."""
     async with deploy_services(config, store) as services:
         runner = Runner(services.engine, DeployQueue(services.store, config), on_event=on_event)
         presence = Presence(store)
         await asyncio.to_thread(presence.hold)
         task = asyncio.create_task(runner.run_forever())
         try:
-            yield RunnerService(runner, task, presence)
+            yield RunnerService(runner, task, presence, config)
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             presence.release()
+
+
+# A cluster's rules, which a reload takes; the rest of a cluster (its account, region, roles,
+# SSH, bake) is what deploys act on, and waits for a restart, as do the parts in _FIXED.
+_RELOADED_CLUSTER_FIELDS = (
+    "protected", "colour", "windows", "ticket", "require_build", "approvals", "approval_expires",
+)  # fmt: skip
+_FIXED = ("projects", "tags", "world", "engine", "store", "runner_socket", "audit")
+
+
+def _fixed_parts(old: Config, new: Config) -> list[str]:
+    """The parts of `new` that differ from `old` and that a running runner cannot take."""
+    differ = [name for name in _FIXED if getattr(old, name) != getattr(new, name)]
+    if [_aws_part(c) for c in old.clusters] != [_aws_part(c) for c in new.clusters]:
+        differ.insert(0, "clusters (names, accounts, regions, roles, ssh, bake)")
+    return differ
+
+
+def _aws_part(cluster: ClusterConfig) -> ClusterConfig:
+    defaults = ClusterConfig(cluster.name, cluster.region)
+    return dataclasses.replace(
+        cluster, **{name: getattr(defaults, name) for name in _RELOADED_CLUSTER_FIELDS}
+    )

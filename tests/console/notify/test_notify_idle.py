@@ -56,5 +56,5 @@ async def test_an_idle_runner_waits_for_its_pending_deliveries(
             runner.kill()
         await asyncio.to_thread(runner.wait)
     assert runner.returncode == 0
-    assert runner.stdout is not None and "idle, exiting" in runner.stdout.read()
+    assert runner.stderr is not None and "idle, exiting" in runner.stderr.read()
     assert [r.body["event"] for r in receiver.delivered] == ["freeze-set"]

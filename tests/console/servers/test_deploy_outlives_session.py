@@ -307,9 +307,9 @@ def _runner_pids(store: Path) -> list[int]:
     if not log.is_file():
         return []
     return [
-        int(line.split()[1].split(":")[1])
+        int(found[1])
         for line in log.read_text().splitlines()
-        if line.startswith("runner ") and "running queued deploys" in line
+        if (found := re.search(r"runner [^:\s]+:(\d+):\S+: running queued deploys", line))
     ]
 
 

@@ -115,12 +115,13 @@ def test_a_store_on_proc_is_one_line_through_the_command_line() -> None:
 # -- private files, whatever the umask -------------------------------------------------------
 
 
-def _first_line(child: subprocess.Popen[str], timeout: float = 60.0) -> str:
-    """The child's first line of output, waited for at most timeout seconds."""
+def _first_line(child: subprocess.Popen[str], timeout: float = 60.0, stderr: bool = False) -> str:
+    """The child's first line of output (of stderr, where the runner logs, with `stderr`),
+    waited for at most timeout seconds."""
     lines: queue.Queue[str] = queue.Queue()
-    assert child.stdout is not None
-    stdout = child.stdout
-    threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
+    stream = child.stderr if stderr else child.stdout
+    assert stream is not None
+    threading.Thread(target=lambda: lines.put(stream.readline()), daemon=True).start()
     try:
         return lines.get(timeout=timeout)
     except queue.Empty:
@@ -137,9 +138,9 @@ def _mode(path: Path) -> str:
 
 
 @contextlib.contextmanager
-def _under_umask_000(*args: str, data: Path | None = None) -> Iterator[str]:
+def _under_umask_000(*args: str, data: Path | None = None, stderr: bool = False) -> Iterator[str]:
     """`deploy-console <args>` started under umask 000 (with `data` as its data dir): its
-    first line of output; stopped on exit."""
+    first line of output (see _first_line); stopped on exit."""
     env = {**os.environ} if data is None else {**os.environ, "DEPLOY_CONSOLE_DATA_DIR": str(data)}
     child = subprocess.Popen(
         [sys.executable, "-m", "screens.main", *args],
@@ -147,7 +148,7 @@ def _under_umask_000(*args: str, data: Path | None = None) -> Iterator[str]:
         preexec_fn=_umask_000,
     )  # fmt: skip
     try:
-        yield _first_line(child)
+        yield _first_line(child, stderr=stderr)
     finally:
         child.send_signal(signal.SIGTERM)
         child.communicate(timeout=60)
@@ -158,7 +159,7 @@ def umask_000_runner(world_config_path: Path, tmp_path: Path) -> Iterator[Path]:
     """A headless runner, started under umask 000, with its new store open (WAL files too)."""
     store = tmp_path / "team" / "console" / "store.db"
     with _under_umask_000(
-        "runner", "--config", str(world_config_path), "--store", str(store)
+        "runner", "--config", str(world_config_path), "--store", str(store), stderr=True
     ) as line:
         assert "running queued deploys" in line, line  # said once its store is open
         yield store
