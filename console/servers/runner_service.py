@@ -27,6 +27,7 @@ from console.deploy.services import deploy_services
 from console.errors import ConsoleError
 from console.queue.release_queue import DeployQueue
 from console.queue.runner import Runner
+from console.store.backup import scheduled_backups
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +200,11 @@ async def runner_service(
 ) -> AsyncIterator[RunnerService]:
     """The engine on `store`, its runner claiming, running and reconciling deploys in the
     background, the store's presence held; on exit the deploys running here roll back."""
-    async with deploy_services(config, store) as services:
+    backup = config.backup  # (backup) the store copied on a schedule while the runner serves
+    async with (
+        deploy_services(config, store) as services,
+        scheduled_backups(store, backup.dir, backup.every_seconds, backup.keep),
+    ):
         runner = Runner(services.engine, DeployQueue(services.store, config), on_event=on_event)
         presence = Presence(store)
         await asyncio.to_thread(presence.hold)
