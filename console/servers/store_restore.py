@@ -28,7 +28,6 @@ from console.store.backup import (
     summarize,
     temporary_beside,
 )
-from console.store.files import read_only_uri
 
 if TYPE_CHECKING:
     from console.aws.gateway import AwsGateway
@@ -169,7 +168,7 @@ async def restore(
             )
         candidate = temporary_beside(into)
         try:
-            await copy_database(read_only_uri(copy_path), candidate)
+            await copy_database(copy_path, candidate)
             summary = await summarize(candidate)
             copy = CopySummary(copy_path, *_counts(summary))
             taken = datetime.fromtimestamp(copy_path.stat().st_mtime, UTC)

@@ -59,11 +59,21 @@ def _destination_problem(destination: Path, force: bool) -> str | None:
     return None
 
 
-async def copy_database(source: str, target: Path) -> None:
-    """Copy the SQLite database at `source` (a path or URI) into the new file `target` with the
+async def copy_database(path: Path, target: Path) -> None:
+    """Copy the SQLite database at `path` (read only) into the new file `target` with the
     backup API (one read transaction: a consistent copy, writers never wait), as one file
-    (journal mode DELETE: no -wal beside it), synced."""
-    reader = await aiosqlite.connect(source, uri=source.startswith("file:"))
+    (journal mode DELETE: no -wal beside it), synced; StoreError when it cannot."""
+    try:
+        await _copy(files.read_only_uri(path), target)
+    except sqlite3.Error as error:
+        if "not a database" in str(error):
+            raise StoreError(f"{path} is not a deploy-console store (not SQLite)") from None
+        raise StoreError(f"cannot copy {path}: {error}") from None
+    await asyncio.to_thread(_sync, target)
+
+
+async def _copy(source: str, target: Path) -> None:
+    reader = await aiosqlite.connect(source, uri=True)
     try:
         writer = await aiosqlite.connect(str(target), isolation_level=None)
         try:
@@ -73,7 +83,6 @@ async def copy_database(source: str, target: Path) -> None:
             await writer.close()
     finally:
         await reader.close()
-    await asyncio.to_thread(_sync, target)
 
 
 def _sync(path: Path) -> None:
@@ -131,10 +140,7 @@ async def take_backup(store: Path, destination: Path, *, force: bool = False) ->
         raise StoreError(problem)
     temporary = temporary_beside(destination)
     try:
-        try:
-            await copy_database(files.read_only_uri(store), temporary)
-        except sqlite3.Error as error:
-            raise StoreError(f"cannot copy the store {store}: {error}") from None
+        await copy_database(store, temporary)
         summary = await summarize(temporary)
         os.replace(temporary, destination)
     except BaseException:
