@@ -41,8 +41,8 @@ def test_restore_says_how_far_behind_the_anchor_the_copy_is(
     missing = f" says #{ROWS + 3}: 3 entries are missing"
     assert gap in out and missing in out
     with closing(sqlite3.connect(into)) as db:
-        action, reason = db.execute(
-            "SELECT action, reason FROM audit WHERE action = 'store.restored'"
+        (reason,) = db.execute(
+            "SELECT reason FROM audit WHERE action = 'store.restored'"
         ).fetchone()
     assert reason.startswith("restored from backup copy.db taken at ")
     assert f"entries after #{ROWS} were lost: {gap}" in reason and missing in reason
