@@ -84,8 +84,7 @@ def _restore(args: argparse.Namespace) -> int:
         print(f"  {adoption.described}")
     if outcome.queued:
         print(f"  {outcome.queued} deploy(s) queued in the copy will run when a runner starts")
-    print("  next: start the runner; it reconciles these deploys (README: When the console host")
-    print("  dies mid-deploy)")
+    print('  next: start the runner (README "When the console host dies mid-deploy")')
     return 0
 
 
