@@ -26,6 +26,7 @@ from console.store.backup import (
     fold_wal,
     remove_database,
     summarize,
+    taken_at,
     temporary_beside,
 )
 
@@ -171,7 +172,7 @@ async def restore(
             await copy_database(copy_path, candidate)
             summary = await summarize(candidate)
             copy = CopySummary(copy_path, *_counts(summary))
-            taken = datetime.fromtimestamp(copy_path.stat().st_mtime, UTC)
+            taken = taken_at(copy_path)
             outcome = RestoreOutcome(copy, into, taken, "")
             await _prepare(candidate, outcome, config, actor, fleet)
             await fold_wal(candidate)

@@ -184,6 +184,14 @@ def scheduled_name(store: Path, at: datetime) -> str:
     return f"{store.stem}-{at.astimezone(UTC):%Y%m%dT%H%M%SZ}.db"
 
 
+def taken_at(copy: Path) -> datetime:
+    """When a copy was taken: the time in a scheduled copy's name, else the file's mtime."""
+    named = SCHEDULED_NAME.search(copy.name)
+    if named is not None:
+        return datetime.strptime(named.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    return datetime.fromtimestamp(copy.stat().st_mtime, UTC)
+
+
 def scheduled_copies(folder: Path, store: Path) -> list[Path]:
     """The schedule's copies of `store` in `folder`, oldest first (other files are not its)."""
     if not folder.is_dir():

@@ -16,6 +16,7 @@ from tests.screens.cli.test_cli_audit import (
     Anchored,
     _append,
     anchored,
+    anchored_config,
     rewrite_chain,
     store,
 )
@@ -46,6 +47,17 @@ def test_restore_says_how_far_behind_the_anchor_the_copy_is(
         ).fetchone()
     assert reason.startswith("restored from backup copy.db taken at ")
     assert f"entries after #{ROWS} were lost: {gap}" in reason and missing in reason
+
+    # The runbook: verify keeps naming the lost rows against the old anchor; a new anchor key
+    # starts again from the restored chain.
+    verify = ["audit", "verify", "--config", str(anchored.config), "--store", str(into)]
+    assert run(verify) == 1
+    assert f"row {ROWS + 3} is missing" in capsys.readouterr().err
+    moved = anchored_config(
+        anchored.config, tmp_path / "moved.toml", into, anchor_key=f"{anchored.key}.after-restore"
+    )
+    assert run(["audit", "anchor", "--config", str(moved)]) == 0
+    assert run(["audit", "verify", "--config", str(moved)]) == 0, capsys.readouterr().err
 
 
 def test_restore_refuses_a_copy_whose_history_contradicts_the_anchor(
