@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from contextlib import closing
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from console.config import load_config
+from console.config import BackupSettings, load_config
 from console.errors import ConfigError
 from console.servers.runner_service import Presence
 from console.store import Store
@@ -216,3 +217,16 @@ def test_the_backup_table_is_read(tmp_path: Path) -> None:
     backup = load_config(path).backup
     assert (backup.dir, backup.every_seconds, backup.keep) == (tmp_path / "copies", 7200.0, 24)
     assert load_config(DEMO_CONFIG).backup.dir is None
+
+
+async def test_a_runner_with_a_backup_dir_copies_its_store(tmp_path: Path, store: Path) -> None:
+    from console.servers.runner_service import runner_service
+
+    folder = tmp_path / "backups"
+    config = replace(load_config(DEMO_CONFIG), backup=BackupSettings(folder, 0.05, 2))
+    async with runner_service(config, store):
+        await await_until(
+            lambda: len(scheduled_copies(folder, store)) >= 1, "the runner's first copy", 30
+        )
+    [copy, *_] = scheduled_copies(folder, store)
+    assert len(audit_of(copy)) >= 5
