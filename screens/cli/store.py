@@ -79,7 +79,10 @@ def _restore(args: argparse.Namespace) -> int:
     if outcome.replaced is not None:
         print(f"  the store it replaced is kept at {outcome.replaced}")
     if outcome.aws_problem is not None:
-        print(f"  AWS was not read ({outcome.aws_problem}): start the runner with the config")
+        print(
+            f"  AWS was not read ({outcome.aws_problem}): deploys the copy does not know were "
+            "not looked for (restore with --config to find them)"
+        )
     for adoption in outcome.adoptions:
         print(f"  {adoption.described}")
     if outcome.queued:
