@@ -5,6 +5,7 @@ and the audit states the gap."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import pytest
 
 from console.config import Config, load_config
 from console.store import DeployRecord, Store
+from screens.main import run
 from tests.console.queue.test_queue_crash import command, start, stop, store_until
 from tests.deploy_world import (
     instances,
@@ -75,7 +77,7 @@ def switched(config: Config, deploy_id: str) -> bool:
 
 @pytest.mark.parametrize("moment", ["launched", "switched"])
 async def test_the_runbook_restores_a_backup_after_the_host_died_mid_deploy(
-    world: tuple[Config, Path], tmp_path: Path, moment: str
+    world: tuple[Config, Path], tmp_path: Path, moment: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Killed once its new instances run (the reconcile rolls it back: the old serve), or once
     they serve alone (it finishes forward: rolling back would leave nothing serving)."""
@@ -110,11 +112,12 @@ async def test_the_runbook_restores_a_backup_after_the_host_died_mid_deploy(
         assert len(running_versions(config, PROJECT, CLUSTER)) == 2  # the fleet is mid-deploy
 
     # The runbook: restore the last backup on the new host, then start the runner there.
-    restored = cli("store", "restore", str(backup), "--into", str(fresh),
-                   config=source, store=fresh)  # fmt: skip
-    assert restored.returncode == 0, restored.stderr
-    assert f"{deploy_id} ({PROJECT} → {CLUSTER} {release}" in restored.stdout
-    assert "not in the copy" in restored.stdout
+    capsys.readouterr()
+    restore = ["store", "restore", str(backup), "--into", str(fresh), "--config", str(source)]
+    assert await asyncio.to_thread(run, restore) == 0, capsys.readouterr().err
+    restored = capsys.readouterr().out
+    assert f"{deploy_id} ({PROJECT} → {CLUSTER} {release}" in restored
+    assert "not in the copy" in restored
     runner = start("runner", config=source, store=fresh)
     try:
 
@@ -148,7 +151,9 @@ async def test_the_runbook_restores_a_backup_after_the_host_died_mid_deploy(
     )
     actions = [row.action for row in rows if row.deploy_id == deploy_id]
     assert actions == ["deploy.adopted", "deploy.interrupted", "deploy.reconciled"]
-    history = cli("history", config=source, store=fresh)
-    assert history.returncode == 0 and deploy_id in history.stdout, history
-    exported = cli("audit", "export", config=source, store=fresh)
-    assert "store.restored" in exported.stdout and "deploy.adopted" in exported.stdout
+    store_options = ["--config", str(source), "--store", str(fresh)]
+    assert await asyncio.to_thread(run, ["history", *store_options]) == 0
+    assert deploy_id in capsys.readouterr().out
+    assert await asyncio.to_thread(run, ["audit", "export", *store_options]) == 0
+    exported = capsys.readouterr().out
+    assert "store.restored" in exported and "deploy.adopted" in exported
