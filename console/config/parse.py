@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+from console.config.backup import parse_backup
 from console.config.bake import parse_bake
 from console.config.doors import parse_access, parse_audit, parse_sshd
 from console.config.gates import parse_hooks, parse_probe
@@ -21,6 +22,7 @@ from console.config.schema import (
     CLUSTER_COLOURS,
     AccessSettings,
     AuditSettings,
+    BackupSettings,
     ClusterConfig,
     Config,
     DeploySettings,
@@ -71,6 +73,7 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
     keymap = _section(top, "keymap", parse_keymap, KeymapSettings())
     notify = _section(top, "notify", lambda table: parse_notify(table, names), NotifySettings())
     hooks = parse_hooks(top, names, tuple(projects))
+    backup = _section(top, "backup", parse_backup, BackupSettings())  # (backup)
     top.done()
     return Config(
         source=source,
@@ -92,6 +95,7 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
         keymap=keymap,
         notify=notify,
         hooks=hooks,
+        backup=backup,
     )
 
 

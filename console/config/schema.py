@@ -7,6 +7,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from console.config.backup import BackupSettings
 from console.config.bake import BakeSettings
 from console.config.gates import HookSettings, ProbeSettings
 from console.config.keymap import KeymapSettings
@@ -21,6 +22,7 @@ __all__ = [
     "DEFAULT_ANCHOR_KEY",
     "AccessSettings",
     "AuditSettings",
+    "BackupSettings",
     "ClusterConfig",
     "Config",
     "DeploySettings",
@@ -332,6 +334,8 @@ class Config:
     runner_stop_grace: float = 600.0
     # [[hooks]]: commands run before and after deploys (console/gates/hooks.py).
     hooks: tuple[HookSettings, ...] = ()
+    # (backup) [backup]: the runner's scheduled copies of the store (console/store/backup.py).
+    backup: BackupSettings = field(default_factory=BackupSettings)
     # sha256 of the parsed document (comments and layout do not count): the audit records it
     # with each deploy, and a row whenever a console starts on rules that changed.
     digest: str = ""

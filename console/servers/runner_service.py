@@ -37,6 +37,7 @@ from console.identity import current_actor
 from console.notify.delivery import LEASE_MARGIN
 from console.queue.release_queue import DeployQueue
 from console.queue.runner import Runner
+from console.store.backup import scheduled_backups
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +262,11 @@ async def runner_service(
     """The engine on `store`, its runner claiming, running and reconciling deploys in the
     background, the store's presence held; on exit the deploys running here roll back (unless
     handed over first: RunnerService.hand_over_and_exit)."""
-    async with deploy_services(config, store) as services:
+    backup = config.backup  # (backup) the store copied on a schedule while the runner serves
+    async with (
+        deploy_services(config, store) as services,
+        scheduled_backups(store, backup.dir, backup.every_seconds, backup.keep),
+    ):
         runner = Runner(services.engine, DeployQueue(services.store, config), on_event=on_event)
         presence = Presence(store)
         await asyncio.to_thread(presence.hold)

@@ -22,6 +22,7 @@ from screens.cli import (
     runner,
     sshd,
     status,
+    store,
     web,
     world,
 )
@@ -40,6 +41,7 @@ GROUPS: tuple[Callable[[Commands], None], ...] = (
     runner.register,
     notify.register,
     audit.register,
+    store.register,
     iam.register,
     config.register,
     world.register_world,
