@@ -186,19 +186,19 @@ def _log_event(event: events.DeployEvent) -> None:
             extra={**extra, "project": event.project, "cluster": event.cluster},
         )  # fmt: skip
     elif isinstance(event, events.StepStarted):
-        log.debug("step %s started%s", event.step.value, _detail(event.detail), extra=extra)
+        log.debug("step %s started%s", str(event.step), _detail(event.detail), extra=extra)
     elif isinstance(event, events.StepFinished):
         log.info(
             "step %s %s in %.1fs%s",
-            event.step.value, event.state.value, event.seconds, _detail(event.detail),
-            extra={**extra, "step": event.step.value},
+            str(event.step), str(event.state), event.seconds, _detail(event.detail),
+            extra={**extra, "step": str(event.step)},
         )  # fmt: skip
     elif isinstance(event, events.OutputLine):
         log.debug("%s: %s", event.source, event.text, extra={**extra, "stream": event.stream})
     elif isinstance(event, events.DeployFinished):
-        level = logging.INFO if event.state.value == "succeeded" else logging.WARNING
-        log.log(
-            level, "deploy %s: %s", event.state.value, event.reason,
+        # At info whatever its outcome: a failed deploy is the command's answer, not a fault.
+        log.info(
+            "deploy %s: %s", str(event.state), event.reason,
             extra={**extra, "seconds": round(event.seconds, 1)},
         )  # fmt: skip
 
