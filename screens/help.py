@@ -12,6 +12,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Static
 
 from screens.keys import KEYMAP
+from screens.logging_setup import log_file
 
 
 @dataclass(frozen=True)
@@ -101,11 +102,12 @@ class HelpScreen(ModalScreen[None]):
             ),
             "escape",
         )
+        logs = log_file()
         return (
             f"Your own keys: in the config's [keymap], a binding id and its keys, e.g. "
             f'{example} = "f5" (`deploy-console config keys` lists every id). '
             f"ctrl+p: the same actions by name. {close} closes this help."
-        )
+        ) + (f"\nLogs: {logs}" if logs is not None else "")
 
     @staticmethod
     def rows_of(item: KeyHelp) -> tuple[str, str, str, str]:

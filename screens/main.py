@@ -14,6 +14,7 @@ from screens.cli.command_line import Handler, check_text, fail
 from screens.cli.commands import has_command, parser
 from screens.cli.console import runner_argv
 from screens.cli.world import DEMO_CONFIG
+from screens.logging_setup import configured as logs_configured
 
 __all__ = ["DEMO_CONFIG", "has_command", "main", "run", "runner_argv"]
 
@@ -38,7 +39,12 @@ def run(argv: list[str]) -> int:
         args = parser().parse_args(argv)
         check_text(args)
         handler: Handler = args.handler
-        return handler(args)
+        with logs_configured(
+            getattr(args, "command", None),
+            getattr(args, "log_level", None),
+            getattr(args, "log_format", None) or "text",
+        ):
+            return handler(args)
     except ConsoleError as error:
         return fail(error.message)
     except KeyboardInterrupt:

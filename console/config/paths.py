@@ -27,6 +27,15 @@ def user_data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME))
 
 
+def user_state_dir() -> Path:
+    """Where the console keeps its logs: the user state dir (XDG_STATE_HOME on Linux), or
+    `state/` in the data dir when that is overridden (tests, a demo's own directory)."""
+    override = os.environ.get("DEPLOY_CONSOLE_DATA_DIR")
+    if override:
+        return Path(override) / "state"
+    return Path(platformdirs.user_state_dir(APP_NAME))
+
+
 @dataclass(frozen=True)
 class DemoFiles:
     """What `deploy-console demo` keeps in the user data dir, apart from a real console's:

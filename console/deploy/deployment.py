@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import secrets as random_tokens
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -16,6 +17,8 @@ from console.aws.waits import Wait
 from console.errors import ConsoleError
 from console.model import DeployRequest
 from console.safe_text import SecretMasker
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -97,6 +100,7 @@ class Deployment:
     def emit(self, event: events.DeployEvent) -> None:
         """Shows the event (masked); output lines are kept to be stored."""
         event = _masked(event, self.masker)
+        _log_event(event)
         if isinstance(event, events.OutputLine):
             self.log.append((self.clock(), event.source, event.stream, event.text))
         self.events.put_nowait(event)
@@ -169,3 +173,35 @@ def _masked(event: events.DeployEvent, masker: SecretMasker) -> events.DeployEve
     if isinstance(event, events.DeployFinished | events.DeployWaiting):
         return dataclasses.replace(event, reason=masker.mask(event.reason))
     return event
+
+
+def _log_event(event: events.DeployEvent) -> None:
+    """The deploy's own lines in the log (already masked): its start, steps and end at info,
+    remote output at debug."""
+    extra: dict[str, object] = {"deploy_id": event.deploy_id}
+    if isinstance(event, events.DeployStarted):
+        log.info(
+            "deploy started: %s -> %s %s by %s",
+            event.project, event.cluster, event.release, event.actor,
+            extra={**extra, "project": event.project, "cluster": event.cluster},
+        )  # fmt: skip
+    elif isinstance(event, events.StepStarted):
+        log.debug("step %s started%s", str(event.step), _detail(event.detail), extra=extra)
+    elif isinstance(event, events.StepFinished):
+        log.info(
+            "step %s %s in %.1fs%s",
+            str(event.step), str(event.state), event.seconds, _detail(event.detail),
+            extra={**extra, "step": str(event.step)},
+        )  # fmt: skip
+    elif isinstance(event, events.OutputLine):
+        log.debug("%s: %s", event.source, event.text, extra={**extra, "stream": event.stream})
+    elif isinstance(event, events.DeployFinished):
+        # At info whatever its outcome: a failed deploy is the command's answer, not a fault.
+        log.info(
+            "deploy %s: %s", str(event.state), event.reason,
+            extra={**extra, "seconds": round(event.seconds, 1)},
+        )  # fmt: skip
+
+
+def _detail(text: str) -> str:
+    return f": {text}" if text else ""

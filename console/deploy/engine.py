@@ -44,6 +44,7 @@ from console.deploy.steps import recorded
 from console.errors import ConsoleError, DeployError, StoreError
 from console.events import DeployEvent, DeployFinished, DeployStarted
 from console.identity import current_actor, person
+from console.logs import deploy_context
 from console.model import DeployPlan, DeployRequest, DeployState, Release, Step
 from console.store import DeployRecord, Store
 
@@ -149,7 +150,9 @@ class DeployEngine(DeployPlanner):
             deploy_id = claimed.id
         deployment = Deployment(deploy_id, request, self._clock)
         self.running[deploy_id] = deployment
-        task = asyncio.create_task(self._execute(deployment, project, cluster))
+        task = asyncio.create_task(
+            self._execute(deployment, project, cluster), context=deploy_context(deploy_id)
+        )
         try:
             while True:
                 getter = asyncio.ensure_future(deployment.events.get())

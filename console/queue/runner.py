@@ -27,6 +27,7 @@ from console.events import (
 from console.gates.hooks import END_EVENTS, HookRun, hooks_for, run_hook
 from console.gates.hooks import reason as hooks_reason
 from console.identity import current_actor
+from console.logs import deploy_context
 from console.model import DeployRequest, DeployState, Step, StepState
 from console.notify.delivery import notifier_for
 from console.queue.release_queue import DeployQueue, QueueEntry
@@ -266,12 +267,17 @@ class Runner:
         if self.reconcile:
             for record in await self.queue.take_interrupted(self.name):
                 if record.id not in self._tasks or self._tasks[record.id].done():
-                    self._tasks[record.id] = asyncio.create_task(self._reconcile(record))
+                    self._tasks[record.id] = asyncio.create_task(
+                        self._reconcile(record), context=deploy_context(record.id)
+                    )
         if self.only is not None and not self.only:
             return
         while (claimed := await self.queue.claim(self.name, only=self.only)) is not None:
             self._followed[claimed.id] = _Followed()
-            self._tasks[claimed.id] = asyncio.create_task(self._run(claimed))
+            # Every record logged by the deploy's work carries its id (console.logs).
+            self._tasks[claimed.id] = asyncio.create_task(
+                self._run(claimed), context=deploy_context(claimed.id)
+            )
 
     def _start_reaper(self) -> None:
         """(bake) Now and then, the kept old instances whose keep_old passed are terminated

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 IDLE_SECONDS = 10.0  # a runner started for a console's deploy stays this long after the last
 HOLD_SECONDS = 5.0  # a checker holds the file exclusively for microseconds; never this long
 STARTUP_SECONDS = 30.0  # a runner just started gets this long to take its place
+LOG_BYTES, LOG_BACKUPS = 1_000_000, 5  # a detached runner's log, rotated when one starts
 
 
 class RunnerServiceError(ConsoleError):
@@ -55,7 +56,7 @@ def presence_path(store: Path) -> Path:
 
 
 def log_path(store: Path) -> Path:
-    """Where a detached runner writes what it prints (beside the store, private)."""
+    """Where a detached runner logs (beside the store it serves, 0600; rotated at start)."""
     return store.with_name(f"{store.name}.runner.log")
 
 
@@ -112,9 +113,25 @@ def runner_serves(store: Path) -> bool:
     return False
 
 
+def rotate_log(log_file: Path, max_bytes: int = LOG_BYTES, backups: int = LOG_BACKUPS) -> None:
+    """Shift `log_file` to `.1` (and `.1` to `.2`...) once it holds `max_bytes` or more."""
+    try:
+        if log_file.stat().st_size < max_bytes:
+            return
+        for n in range(backups - 1, 0, -1):
+            older = log_file.with_name(f"{log_file.name}.{n}")
+            if older.exists():
+                older.replace(log_file.with_name(f"{log_file.name}.{n + 1}"))
+        log_file.replace(log_file.with_name(f"{log_file.name}.1"))
+    except OSError:
+        return  # no log yet, or one we may not move: appended to as before
+
+
 def start_detached(argv: Sequence[str], log_file: Path) -> subprocess.Popen[bytes]:
     """Start `argv` in a session of its own, its output appended to `log_file` (0600): the
-    hangup of the caller's terminal, or the caller's death, never reaches it."""
+    hangup of the caller's terminal, or the caller's death, never reaches it. A log past
+    LOG_BYTES moves to `.1` first (`.1` to `.2`..., LOG_BACKUPS kept)."""
+    rotate_log(log_file)
     try:
         fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
     except OSError as error:

@@ -303,15 +303,20 @@ class _ConsoleSession(asyncssh.SSHServerSession[bytes]):
 
     def _refuse(self, message: str) -> None:
         assert self.chan is not None
+        _log.warning("session refused: %s", message, extra=self._who())
         self.chan.write_stderr(f"deploy-console: {message}\r\n".encode())
         self.chan.exit(REFUSED_STATUS)
         self.owner.sessions.discard(self)
 
     # -- the console ------------------------------------------------------------------------
 
+    def _who(self) -> dict[str, str]:
+        return {"user": self.actor.user, "key": self.actor.key, "source": self.actor.source}
+
     async def _run(self) -> None:
         assert self.chan is not None
         status = 1
+        _log.info("session opened", extra=self._who())
         try:
             status = await self._spawn_and_pump()
         except OSError as error:
@@ -329,6 +334,7 @@ class _ConsoleSession(asyncssh.SSHServerSession[bytes]):
             await self._kill_group()
             self._close_master()
             self.owner.sessions.discard(self)
+        _log.info("session ended (status %d)", status, extra=self._who())
         with contextlib.suppress(OSError, asyncssh.Error):
             self.chan.exit(status)
 

@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable
 
 from screens import PROG
+from screens import logging_setup as logs
 from screens.cli import (
     approvals,
     audit,
@@ -66,6 +67,7 @@ def _options(default: object) -> Parser:
         default=default,
         help="the deploy and audit store (else the config's `store`, else the user data dir)",
     )
+    logs.add_arguments(shared, default)
     return shared
 
 
