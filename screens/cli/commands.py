@@ -9,6 +9,7 @@ from screens import PROG
 from screens.cli import (
     approvals,
     audit,
+    completion,
     config,
     console,
     deploy,
@@ -26,6 +27,7 @@ from screens.cli import (
     world,
 )
 from screens.cli.command_line import Commands, Parser
+from screens.cli.version import VersionAction
 
 # Each group's module is light to import: what a command needs (boto3, asyncssh, textual...)
 # is imported when it runs.
@@ -46,6 +48,7 @@ GROUPS: tuple[Callable[[Commands], None], ...] = (
     sshd.register,
     web.register,
     kiosk.register,
+    completion.register,
     world.register_demo,
 )
 
@@ -74,6 +77,7 @@ def parser() -> argparse.ArgumentParser:
         description="A terminal console for the fleet: health, versions, deploys.",
         parents=[_options(None)],
     )
+    top.add_argument("--version", action=VersionAction)
     top.set_defaults(handler=console.console_handler)
     subparsers = top.add_subparsers(dest="command", parser_class=Parser, metavar="COMMAND")
     # Given before the command or after it: a command's own default must not undo the first.
