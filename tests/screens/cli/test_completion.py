@@ -17,7 +17,7 @@ import pytest
 from console.fleet.share import encode_snapshot
 from console.model import ClusterStatus, EnvStatus, FleetSnapshot, Health, Instance
 from console.store import DeployRecord, Store
-from tests.conftest import DEMO_CONFIG, ROOT, need_tool, run_python
+from tests.conftest import DEMO_CONFIG, ROOT, run_python
 
 BIN = Path(sys.executable).parent
 PROJECTS = ["storefront", "checkout-api", "search-api"]
@@ -195,10 +195,10 @@ def test_completion_loads_neither_aws_nor_textual_nor_the_async_store(folder: Pa
     assert result.stdout == "[]\n"
 
 
+@pytest.mark.tools("zsh")
 def test_zsh_completes_names_with_their_descriptions(folder: Path) -> None:
     """The script's function under real zsh; _describe and compdef (compsys, which needs a
     terminal) print what they were given."""
-    need_tool("zsh")
 
     def described(*words: str) -> list[str]:
         quoted = " ".join(f"'{word}'" for word in ("deploy-console", *words))
@@ -226,8 +226,9 @@ def test_zsh_completes_names_with_their_descriptions(folder: Path) -> None:
     assert described("status", "--config", "") == ["FILES"]
 
 
+@pytest.mark.tools("fish")
 def test_fish_completes_names_with_their_descriptions(folder: Path) -> None:
-    need_tool("fish")
+    """fish's own completion (`complete -C`) of a command line, with the script loaded."""
 
     def completed(line: str) -> list[str]:
         script = f"deploy-console completion fish | source; complete -C '{line}'"
