@@ -197,6 +197,8 @@ class _Line:
         return [action for action in self.parser._actions if not action.option_strings]
 
     def take(self, word: str) -> None:
+        if self.waiting is not None and word == "=":
+            return  # bash splits `--config=PATH` into three words (COMP_WORDBREAKS)
         if self.waiting is not None:
             self.values[self.waiting.dest] = word
             self.waiting = None

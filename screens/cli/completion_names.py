@@ -45,7 +45,9 @@ class NameSource:
     @cached_property
     def config(self) -> Config | None:
         try:
-            return find_config(self.config_path)
+            # As the shell would pass it, had the word been expanded (`--config ~/x.toml`).
+            explicit = str(Path(self.config_path).expanduser()) if self.config_path else None
+            return find_config(explicit)
         except Exception:  # a broken or missing config completes nothing
             return None
 

@@ -153,6 +153,12 @@ def test_a_path_option_completes_files(folder: Path) -> None:
     assert _bash(folder, "status", "--config", str(folder / "conf")) == [
         str(folder / "config.toml")
     ]
+    # bash splits `--config=PATH` at "=": the value is still a path, and still names the config.
+    assert _bash(folder, "status", "--config", "=", str(folder / "conf")) == [
+        str(folder / "config.toml")
+    ]
+    config = str(folder / "config.toml")
+    assert _bash(folder, "--config", "=", config, "deploy", "sto") == ["storefront"]
 
 
 def test_a_broken_or_missing_config_completes_no_names_and_says_nothing(tmp_path: Path) -> None:
