@@ -1,5 +1,6 @@
 """`deploy-console --version` and shell completion, driven through the real shells: bash's
-completion function, zsh's (its completion system's builtins stood in), fish's `complete -C`."""
+completion function, zsh's (its compsys builtins stood in, and compsys itself on a tmux
+terminal), fish's `complete -C`."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from console.fleet.share import encode_snapshot
 from console.model import ClusterStatus, EnvStatus, FleetSnapshot, Health, Instance
 from console.store import DeployRecord, Store
 from tests.conftest import DEMO_CONFIG, ROOT, run_python
+from tests.waiting import wait_until
 
 BIN = Path(sys.executable).parent
 PROJECTS = ["storefront", "checkout-api", "search-api"]
@@ -254,3 +256,29 @@ def test_fish_completes_names_with_their_descriptions(folder: Path) -> None:
     assert "search-api\tNode.js product search API" in completed("deploy-console deploy ")
     assert completed("deploy-console promote search-api ") == ["3.1.0\trunning in prod1"]
     assert completed("deploy-console --vers") == ["--version\tprint the installed version and exit"]
+
+
+@pytest.mark.tools("zsh", "tmux")
+def test_zsh_completion_system_lists_the_clusters_on_tab(folder: Path) -> None:
+    """The whole path as a zsh user meets it: compinit, the script sourced, Tab on a terminal
+    (tmux), and compsys lists the project's clusters with their regions."""
+    socket = str(folder / "zsh.tmux")
+    tmux = ["tmux", "-S", socket, "-f", "/dev/null"]
+    env = {**_env(folder), "HOME": str(folder), "ZDOTDIR": str(folder)}
+    subprocess.run([*tmux, "new-session", "-d", "-s", "z", "-x", "100", "-y", "24", "zsh -f"],
+                   env=env, check=True)  # fmt: skip
+
+    def screen() -> str:
+        return subprocess.run(
+            [*tmux, "capture-pane", "-p", "-t", "z"], capture_output=True, text=True
+        ).stdout
+
+    try:
+        setup = "autoload -Uz compinit && compinit -u && source <(deploy-console completion zsh)"
+        subprocess.run([*tmux, "send-keys", "-t", "z", setup, "Enter"], check=True)
+        typed = "deploy-console deploy search-api "
+        subprocess.run([*tmux, "send-keys", "-t", "z", typed, "Tab"], check=True)
+        wait_until(lambda: "-- us-west-2, protected" in screen(), "zsh to list", timeout=60)
+        assert "prod2" in screen() and "qaprod1" not in screen(), screen()
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True)
