@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from console.errors import ConsoleError
 from screens.cli.command_line import Handler, check_text, fail
 from screens.cli.commands import has_command, parser
+from screens.cli.completion import COMPLETE, complete_command
 from screens.cli.console import runner_argv
 from screens.cli.world import DEMO_CONFIG
 from screens.logging_setup import configured as logs_configured
@@ -35,6 +36,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def run(argv: list[str]) -> int:
+    if argv[:1] == [COMPLETE]:
+        # The completion scripts' helper: not a command (no --help line, no SSH door).
+        return complete_command(parser(), argv[1:])
     try:
         args = parser().parse_args(argv)
         check_text(args)

@@ -69,11 +69,10 @@ def test_the_wheel_ships_every_package_the_samples_and_the_styles(wheel: Path) -
     assert any(name.endswith(".woff") for name in fonts) and fonts <= names
 
 
-@pytest.fixture(scope="module")
-def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh venv with the wheel installed; its dependencies are this venv's (a .pth file adds
-    this site-packages after its own, so the installed console comes first)."""
-    root = tmp_path_factory.mktemp("venv") / "venv"
+def _fresh_venv(wheel: Path, root: Path) -> Path:
+    """A venv at root with the wheel installed; its dependencies are this venv's (a .pth file
+    adds this site-packages after its own, so the installed console comes first). Returns its
+    site-packages folder."""
     _run(sys.executable, "-m", "venv", "--without-pip", root, cwd=root.parent)
     python = root / "bin" / "python"
     _run(
@@ -82,6 +81,50 @@ def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     )  # fmt: skip
     site = _run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])", cwd=root)
     (Path(site.strip()) / "test-dependencies.pth").write_text(sysconfig.get_paths()["purelib"])
+    return Path(site.strip())
+
+
+@pytest.fixture(scope="module")
+def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv with the wheel installed (and this venv's dependencies)."""
+    root = tmp_path_factory.mktemp("venv") / "venv"
+    _fresh_venv(wheel, root)
+    return root
+
+
+# Stands in for an install without the [demo] extra: every `import moto...` fails as it does
+# where moto is not installed, and is logged (with the module that asked) to $MOTO_ASKED_LOG.
+NO_MOTO = """\
+import os
+import sys
+
+
+class NoMoto:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] != "moto":
+            return None
+        log = os.environ.get("MOTO_ASKED_LOG")
+        if log:
+            frame = sys._getframe(1)
+            while frame and frame.f_globals.get("__name__", "").startswith("importlib"):
+                frame = frame.f_back
+            asker = frame.f_globals.get("__name__") if frame else "?"
+            with open(log, "a") as out:
+                out.write(f"{name} imported by {asker}\\n")
+        raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
+sys.meta_path.insert(0, NoMoto())
+"""
+
+
+@pytest.fixture(scope="module")
+def venv_without_moto(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv with the wheel, where moto (the [demo] extra) cannot be imported."""
+    root = tmp_path_factory.mktemp("plain") / "venv"
+    site = _fresh_venv(wheel, root)
+    (site / "no_moto.py").write_text(NO_MOTO)
+    (site / "00-no-moto.pth").write_text("import no_moto\n")
     return root
 
 
@@ -149,3 +192,60 @@ def test_without_the_demo_extra_config_check_works_and_world_says_what_to_instal
         "deploy-console: error: the embedded world needs the demo extra: "
         "pip install 'deploy-console[demo]'\n"
     )
+
+
+def test_a_plain_install_runs_the_service_commands_and_says_how_to_get_the_world(
+    venv_without_moto: Path, wheel: Path, tmp_path: Path
+) -> None:
+    """Without the [demo] extra: --version, completion and the --help of the commands a host
+    runs work; `demo` and `world` say in one line which extra to install (exit 2)."""
+    console = venv_without_moto / "bin" / "deploy-console"
+    env = {**os.environ, "DEPLOY_CONSOLE_DATA_DIR": str(tmp_path / "data")}
+    absent = subprocess.run(
+        [venv_without_moto / "bin" / "python", "-c", "import moto"], capture_output=True, text=True
+    )
+    assert absent.returncode == 1 and "No module named 'moto'" in absent.stderr
+    version = wheel.name.split("-")[1]
+    assert _run(console, "--version", cwd=tmp_path, env=env) == f"deploy-console {version}\n"
+    script = _run(console, "completion", "bash", cwd=tmp_path, env=env)
+    assert "complete -F _deploy_console deploy-console" in script
+    for command in ("status", "runner", "sshd", "web"):
+        shown = _run(console, command, "--help", cwd=tmp_path, env=env)
+        assert shown.startswith(f"usage: deploy-console {command}"), shown
+    for argv in (["demo"], ["world", "--write-config", str(tmp_path / "world.toml")]):
+        result = subprocess.run(
+            [console, *argv], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 2, result.stderr
+        assert result.stderr == (
+            "deploy-console: error: the embedded world needs the demo extra: "
+            "pip install 'deploy-console[demo]'\n"
+        )
+
+
+def test_no_module_but_the_worlds_asks_for_moto_on_import(tmp_path: Path) -> None:
+    """Every module of console/ and screens/ but console.world's imports with moto missing,
+    and none even tries: the runner, sshd, web and status paths never need the extra."""
+    asked = tmp_path / "asked.log"
+    script = NO_MOTO + (
+        "import importlib, pkgutil\n"
+        "import console, screens\n"
+        "count = 0\n"
+        "for package in (console, screens):\n"
+        "    for found in pkgutil.walk_packages(package.__path__, package.__name__ + '.'):\n"
+        "        if not found.name.startswith('console.world'):\n"
+        "            importlib.import_module(found.name)\n"
+        "            count += 1\n"
+        "print(count)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={**os.environ, "MOTO_ASKED_LOG": str(asked)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert int(result.stdout) > 150, result.stdout
+    assert not asked.exists(), asked.read_text()

@@ -10,6 +10,7 @@ from screens import logging_setup as logs
 from screens.cli import (
     approvals,
     audit,
+    completion,
     config,
     console,
     deploy,
@@ -28,6 +29,7 @@ from screens.cli import (
     world,
 )
 from screens.cli.command_line import Commands, Parser
+from screens.cli.version import VersionAction
 
 # Each group's module is light to import: what a command needs (boto3, asyncssh, textual...)
 # is imported when it runs.
@@ -49,6 +51,7 @@ GROUPS: tuple[Callable[[Commands], None], ...] = (
     sshd.register,
     web.register,
     kiosk.register,
+    completion.register,
     world.register_demo,
 )
 
@@ -78,6 +81,7 @@ def parser() -> argparse.ArgumentParser:
         description="A terminal console for the fleet: health, versions, deploys.",
         parents=[_options(None)],
     )
+    top.add_argument("--version", action=VersionAction)
     top.set_defaults(handler=console.console_handler)
     subparsers = top.add_subparsers(dest="command", parser_class=Parser, metavar="COMMAND")
     # Given before the command or after it: a command's own default must not undo the first.
