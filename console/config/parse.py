@@ -26,6 +26,7 @@ from console.config.schema import (
     DeploySettings,
     EngineSettings,
     LaunchSettings,
+    MetricsSettings,
     ProjectClusterConfig,
     ProjectConfig,
     QueueSettings,
@@ -39,6 +40,7 @@ from console.config.windows import DeployWindow, WindowSpecError, parse_window
 from console.config.world_seed import parse_world
 from console.errors import ConfigError
 from console.inputs import InputError, duration
+from console.metrics.address import MetricsAddressError, parse_address
 
 MAX_PARALLEL = 1000
 LB_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")
@@ -70,6 +72,7 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
     keymap = _section(top, "keymap", parse_keymap, KeymapSettings())
     notify = _section(top, "notify", lambda table: parse_notify(table, names), NotifySettings())
     hooks = parse_hooks(top, names, tuple(projects))
+    metrics = _section(top, "metrics", _parse_metrics, MetricsSettings())
     top.done()
     return Config(
         source=source,
@@ -90,6 +93,7 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
         keymap=keymap,
         notify=notify,
         hooks=hooks,
+        metrics=metrics,
     )
 
 
@@ -140,6 +144,21 @@ def _parse_runner(table: Table) -> Path | None:
     socket = table.file_path("socket", required=True)
     table.done()
     return socket
+
+
+def _parse_metrics(table: Table) -> MetricsSettings:
+    """Each server's endpoint: PORT or HOST:PORT, on loopback only."""
+    found: dict[str, str | None] = {}
+    for key in ("runner", "sshd", "web"):
+        value = table.string(key)
+        if value is not None:
+            try:
+                value = str(parse_address(value))
+            except MetricsAddressError as error:
+                table.fail(str(error), key)
+        found[key] = value
+    table.done()
+    return MetricsSettings(**found)
 
 
 def _parse_ssh(table: Table) -> SshSettings:

@@ -27,6 +27,7 @@ from console.deploy.services import deploy_services
 from console.errors import ConsoleError
 from console.queue.release_queue import DeployQueue
 from console.queue.runner import Runner
+from console.servers.runner_metrics import runner_metrics
 
 log = logging.getLogger(__name__)
 
@@ -199,8 +200,12 @@ async def runner_service(
 ) -> AsyncIterator[RunnerService]:
     """The engine on `store`, its runner claiming, running and reconciling deploys in the
     background, the store's presence held; on exit the deploys running here roll back."""
-    async with deploy_services(config, store) as services:
-        runner = Runner(services.engine, DeployQueue(services.store, config), on_event=on_event)
+    async with contextlib.AsyncExitStack() as stack:
+        services = await stack.enter_async_context(deploy_services(config, store))
+        queue = DeployQueue(services.store, config)
+        # With metrics on (console/metrics), the deploy events feed them too.
+        told = await stack.enter_async_context(runner_metrics(config, services, queue, on_event))
+        runner = Runner(services.engine, queue, on_event=told)
         presence = Presence(store)
         await asyncio.to_thread(presence.hold)
         task = asyncio.create_task(runner.run_forever())

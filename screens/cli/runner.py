@@ -10,6 +10,7 @@ from console.config import Config
 from console.config.paths import store_path
 from screens import PROG
 from screens.cli.command_line import Commands, stop_on_signals, with_config
+from screens.cli.metrics_option import add_metrics_option, metrics_served
 
 
 def register(commands: Commands) -> None:
@@ -30,14 +31,17 @@ def register(commands: Commands) -> None:
         help="serve people's commands on this Unix socket (a shared console host; a caller is "
         "known by its uid, SO_PEERCRED; default: config [runner] socket)",
     )
+    add_metrics_option(runner, "runner")
 
 
 def runner_command(config: Config, args: argparse.Namespace) -> int:
-    return asyncio.run(_runner(config, args))
+    with metrics_served(config.metrics.runner, args):
+        return asyncio.run(_runner(config, args))
 
 
 async def _runner(config: Config, args: argparse.Namespace) -> int:
     from console.events import DeployFinished, DeployStarted
+    from console.metrics.current import count_sessions
     from console.queue.runner import Reconciled
     from console.servers.runner_service import runner_service
 
@@ -67,6 +71,7 @@ async def _runner(config: Config, args: argparse.Namespace) -> int:
 
             door = RunnerDoor(runner, Path(socket_path))
             await door.start()
+            count_sessions("local", lambda: door.requests if door else 0)
         try:
             until = "until idle" if exit_when_idle else "ctrl+c stops"
             where = f"; requests on {socket_path}" if socket_path else ""
