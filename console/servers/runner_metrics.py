@@ -52,7 +52,7 @@ async def runner_metrics(
             record = await services.store.anchor_record(location)
             if record is not None:
                 age = (datetime.now(UTC) - record.anchored_at).total_seconds()
-                metrics.anchor_age.set(max(0.0, age))
+                metrics.anchor_age.labels(location=location).set(max(0.0, age))
 
         samples.append(anchor_age)
     async with sampling(samples):

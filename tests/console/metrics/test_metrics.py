@@ -3,14 +3,16 @@ events they count, and the AWS calls and errors the gateway reports (on the sess
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from console.aws.gateway import AwsGateway
-from console.config import Config
+from console.config import Config, load_config
 from console.errors import AwsError
 from console.events import DeployFinished, DeployStarted, StepFinished
 from console.metrics.address import MetricsAddress, MetricsAddressError, parse_address
@@ -18,6 +20,9 @@ from console.metrics.current import install, installed
 from console.metrics.deploys import DeployMetrics
 from console.metrics.registry import Metrics
 from console.model import DeployState, Step, StepState
+from screens.cli.metrics_option import metrics_served
+from tests.conftest import EXAMPLE_CONFIG
+from tests.waiting import await_until
 
 
 def value(metrics: Metrics, name: str, **labels: str) -> float:
@@ -134,3 +139,74 @@ async def test_the_gateway_counts_calls_and_errors_by_operation(world_config: Co
     ]
     assert codes and codes[0] != "", codes
     assert errors("deploy_console_aws_errors_total", {**elb, "code": codes[0]}) == 1
+
+
+def test_the_example_configs_metrics_block_reads_once_uncommented(tmp_path: Path) -> None:
+    text = EXAMPLE_CONFIG.read_text()
+    start = text.index("# [metrics]")
+    block = text[start : text.index("\n\n", start)]
+    uncommented = "\n".join(line.removeprefix("# ") for line in block.splitlines())
+    path = tmp_path / "example.toml"
+    path.write_text(text + "\n" + uncommented + "\n")
+    metrics = load_config(path).metrics
+    assert (metrics.runner, metrics.sshd, metrics.web) == (
+        "127.0.0.1:9464",
+        "127.0.0.1:9465",
+        "127.0.0.1:9466",
+    )
+    assert load_config(EXAMPLE_CONFIG).metrics.runner is None  # nothing listens unless asked
+
+
+def test_nothing_is_served_or_installed_unless_asked() -> None:
+    args = argparse.Namespace(metrics=None)
+    with metrics_served(None, args):
+        assert installed() is None
+
+
+async def test_a_runner_samples_queue_depth_and_the_anchors_age(
+    world_config: Config, tmp_path: Path
+) -> None:
+    """The gauges a serving runner reads from its store: no anchor age before the store first
+    anchored, then the seconds since."""
+    from console.deploy.services import deploy_services
+    from console.queue.release_queue import DeployQueue
+    from console.servers.runner_metrics import runner_metrics
+
+    metrics = Metrics()
+    location = "s3://deploy-console-audit/deploy-console/audit-anchor.json"
+    age = "deploy_console_audit_anchor_age_seconds"
+    install(metrics)
+    try:
+        async with deploy_services(world_config, tmp_path / "store.db") as services:
+            queue = DeployQueue(services.store, world_config)
+            async with runner_metrics(world_config, services, queue, None) as told:
+                assert told is not None
+                await await_until(
+                    lambda: (
+                        metrics.registry.get_sample_value(
+                            "deploy_console_queue_depth", {"state": "queued"}
+                        )
+                        == 0
+                    ),
+                    "the queue's depth sampled",
+                )
+                assert metrics.registry.get_sample_value(age, {"location": location}) is None
+            anchored = datetime.now(UTC) - timedelta(minutes=10)
+            await services.store.record_anchor(location, 1, "0" * 64, anchored)
+            async with runner_metrics(world_config, services, queue, None):
+                seconds = await await_until(
+                    lambda: metrics.registry.get_sample_value(age, {"location": location}),
+                    "the anchor's age sampled",
+                )
+    finally:
+        install(None)
+    assert 600 <= seconds < 900
+
+
+def test_sessions_are_read_at_each_scrape() -> None:
+    metrics = Metrics()
+    open_now = {"alice", "bob"}
+    metrics.count_sessions("ssh", lambda: len(open_now))
+    assert value(metrics, "deploy_console_sessions", door="ssh") == 2
+    open_now.discard("bob")
+    assert value(metrics, "deploy_console_sessions", door="ssh") == 1
