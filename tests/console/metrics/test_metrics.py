@@ -21,7 +21,7 @@ from console.metrics.deploys import DeployMetrics
 from console.metrics.registry import Metrics
 from console.model import DeployState, Step, StepState
 from screens.cli.metrics_option import metrics_served
-from tests.conftest import EXAMPLE_CONFIG
+from tests.conftest import EXAMPLE_CONFIG, run_python
 from tests.waiting import await_until
 
 
@@ -210,3 +210,15 @@ def test_sessions_are_read_at_each_scrape() -> None:
     assert value(metrics, "deploy_console_sessions", door="ssh") == 2
     open_now.discard("bob")
     assert value(metrics, "deploy_console_sessions", door="ssh") == 1
+
+
+def test_only_a_process_that_serves_metrics_loads_prometheus_client() -> None:
+    done = run_python(
+        "import sys\n"
+        "import console.aws.gateway, console.fleet.share, console.servers.runner_service\n"
+        "import screens.main, screens.cli.runner, screens.cli.sshd, screens.cli.web\n"
+        "assert 'prometheus_client' not in sys.modules\n"
+        "import console.metrics.serve\n"
+        "assert 'prometheus_client' in sys.modules\n"
+    )
+    assert done.returncode == 0, done.stderr
