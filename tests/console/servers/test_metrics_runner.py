@@ -66,15 +66,17 @@ def runner(world: Config, tmp_path: Path) -> Iterator[tuple[str, list[str], dict
     command line on the same store, the environment."""
     env = {**os.environ, "DEPLOY_CONSOLE_DATA_DIR": str(tmp_path / "data")}
     base = cli(world, tmp_path / "store.db")
-    process = subprocess.Popen(
-        [*base, "runner", "--metrics", "127.0.0.1:0"], cwd=ROOT, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )  # fmt: skip
+    stderr = tmp_path / "runner.stderr"  # a file: a full pipe would stall the runner
+    with stderr.open("wb") as errors:
+        process = subprocess.Popen(
+            [*base, "runner", "--metrics", "127.0.0.1:0"], cwd=ROOT, env=env,
+            stdout=subprocess.PIPE, stderr=errors, text=True, start_new_session=True,
+        )  # fmt: skip
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
         found = re.match(r"metrics on (http://127\.0\.0\.1:\d+/metrics)$", line.strip())
-        assert found, f"{line!r} {process.stderr.read() if process.poll() is not None else ''}"
+        assert found, f"{line!r} {stderr.read_text()[-2000:]}"
         yield found.group(1), base, env
     finally:
         process.send_signal(signal.SIGTERM)
