@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-deploys bench-audit bench-queue bench-actor bench-kiosk bench-notify bench-bake bench-backup install clean
+.PHONY: demo test lint bench bench-deploys bench-audit bench-queue bench-actor bench-kiosk bench-notify bench-bake bench-backup bench-metrics install clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "deploy-console needs Python 3.11 or newer")'
@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.bench.notify_delay
 	$(BIN)/python -m tests.bench.bake_rollback
 	$(BIN)/python -m tests.bench.store_backup
+	$(BIN)/python -m tests.bench.metrics_overhead
 
 bench-deploys: $(STAMP)
 	$(BIN)/python -m tests.bench.deploys
@@ -64,6 +65,9 @@ bench-bake: $(STAMP)
 
 bench-backup: $(STAMP)
 	$(BIN)/python -m tests.bench.store_backup
+
+bench-metrics: $(STAMP)
+	$(BIN)/python -m tests.bench.metrics_overhead
 
 clean:
 	rm -rf $(VENV) .venv-bench .mypy_cache .ruff_cache .pytest_cache

@@ -24,6 +24,7 @@ from console.aws.role import RoleSessions, process_user
 from console.aws.waits import call_deadline
 from console.config import ClusterConfig
 from console.errors import AwsError, AwsNoAnswer
+from console.metrics.aws import count_call, count_outcomes
 
 T = TypeVar("T")
 
@@ -149,6 +150,7 @@ class AwsGateway:
         for client in (self.ec2, self.elb, self.elbv2):
             # Counts API operations, retries excluded: what "calls made" means to a person.
             client.meta.events.register("before-call", self._count_call)
+            count_outcomes(client)  # errors, for the process's metrics (console/metrics)
 
     def _client(self, service: str) -> Any:
         """The client for a call made now: one whose timeouts and retries end by the
@@ -183,6 +185,7 @@ class AwsGateway:
     def _new_client(self, service: str, config: botocore.config.Config) -> Any:
         client = self._session.client(service, **{**self._client_kwargs, "config": config})
         client.meta.events.register("before-call", self._count_call)
+        count_outcomes(client)
         return client
 
     async def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
@@ -226,6 +229,7 @@ class AwsGateway:
             self.calls[model.name] += 1
         if self._on_call is not None:
             self._on_call(model.name)
+        count_call(model)
 
     async def _run(self, function: Callable[[], T]) -> T:
         loop = asyncio.get_running_loop()

@@ -28,6 +28,7 @@ from console.config.schema import (
     DeploySettings,
     EngineSettings,
     LaunchSettings,
+    MetricsSettings,
     ProjectClusterConfig,
     ProjectConfig,
     QueueSettings,
@@ -41,6 +42,7 @@ from console.config.windows import DeployWindow, WindowSpecError, parse_window
 from console.config.world_seed import parse_world
 from console.errors import ConfigError
 from console.inputs import InputError, duration
+from console.metrics.address import MetricsAddressError, parse_address
 
 MAX_PARALLEL = 1000
 LB_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")
@@ -74,6 +76,7 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
     notify = _section(top, "notify", lambda table: parse_notify(table, names), NotifySettings())
     hooks = parse_hooks(top, names, tuple(projects))
     backup = _section(top, "backup", parse_backup, BackupSettings())  # (backup)
+    metrics = _section(top, "metrics", _parse_metrics, MetricsSettings())
     top.done()
     return Config(
         source=source,
@@ -96,6 +99,7 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
         notify=notify,
         hooks=hooks,
         backup=backup,
+        metrics=metrics,
     )
 
 
@@ -165,6 +169,21 @@ def _stop_grace(table: Table) -> float:
         table.fail(problem, "stop_grace")
         raise AssertionError("unreachable")  # fail raises
     return span.total_seconds()
+
+
+def _parse_metrics(table: Table) -> MetricsSettings:
+    """Each server's endpoint: PORT or HOST:PORT, on loopback only."""
+    found: dict[str, str | None] = {}
+    for key in ("runner", "sshd", "web"):
+        value = table.string(key)
+        if value is not None:
+            try:
+                value = str(parse_address(value))
+            except MetricsAddressError as error:
+                table.fail(str(error), key)
+        found[key] = value
+    table.done()
+    return MetricsSettings(**found)
 
 
 def _parse_ssh(table: Table) -> SshSettings:

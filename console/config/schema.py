@@ -307,6 +307,16 @@ class SshdSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """[metrics]: where each serving command serves Prometheus metrics (loopback HOST:PORT,
+    console.metrics.address); None: it serves none unless `--metrics` says."""
+
+    runner: str | None = None
+    sshd: str | None = None
+    web: str | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     source: Path
     clusters: tuple[ClusterConfig, ...]
@@ -336,6 +346,8 @@ class Config:
     hooks: tuple[HookSettings, ...] = ()
     # (backup) [backup]: the runner's scheduled copies of the store (console/store/backup.py).
     backup: BackupSettings = field(default_factory=BackupSettings)
+    # [metrics]: the opt-in Prometheus endpoints of runner, sshd and web (console/metrics/).
+    metrics: MetricsSettings = MetricsSettings()
     # sha256 of the parsed document (comments and layout do not count): the audit records it
     # with each deploy, and a row whenever a console starts on rules that changed.
     digest: str = ""

@@ -16,6 +16,7 @@ import json
 import os
 import socket
 import sqlite3
+import time
 import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from console import model
 from console.config import Config
 from console.errors import ConsoleError, StoreError
 from console.fleet.inventory import FleetSource
+from console.metrics.current import observe_refresh
 from console.model import FleetSnapshot
 from console.store import PollerLease, Store
 
@@ -268,6 +270,7 @@ class SharedFleet:
     async def _poll(self, store: Store) -> FleetSnapshot:
         polled = asyncio.Event()
         renewing = asyncio.create_task(self._renew(store, polled))
+        started = time.monotonic()
         try:
             snapshot = await self._source().refresh()
         except ConsoleError as error:
@@ -277,6 +280,7 @@ class SharedFleet:
             await store.fleet_poll_failed(self.name, f"{type(error).__name__}: {error}")
             raise
         finally:
+            observe_refresh(time.monotonic() - started)  # console/metrics, when on
             polled.set()  # the renewer ends its round (never cancelled inside a write)
             await renewing
         self.polls += 1

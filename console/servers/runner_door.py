@@ -116,6 +116,7 @@ class RunnerDoor:
         self.path = path
         self.own_uid = os.geteuid()
         self._server: asyncio.AbstractServer | None = None
+        self.requests = 0  # connections being answered now (a followed deploy stays open)
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -161,6 +162,7 @@ class RunnerDoor:
             writer.write(json.dumps(data).encode() + b"\n")
             await writer.drain()
 
+        self.requests += 1
         try:
             request = json.loads(await reader.readline())
             if not isinstance(request, dict):
@@ -178,6 +180,7 @@ class RunnerDoor:
         except ConnectionError:
             pass  # the caller left: what it asked for goes on regardless
         finally:
+            self.requests -= 1
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()

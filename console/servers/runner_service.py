@@ -37,6 +37,7 @@ from console.identity import current_actor
 from console.notify.delivery import LEASE_MARGIN
 from console.queue.release_queue import DeployQueue
 from console.queue.runner import Runner
+from console.servers.runner_metrics import runner_metrics
 from console.store.backup import scheduled_backups
 
 log = logging.getLogger(__name__)
@@ -280,11 +281,15 @@ async def runner_service(
     background, the store's presence held; on exit the deploys running here roll back (unless
     handed over first: RunnerService.hand_over_and_exit)."""
     backup = config.backup  # (backup) the store copied on a schedule while the runner serves
-    async with (
-        deploy_services(config, store) as services,
-        scheduled_backups(store, backup.dir, backup.every_seconds, backup.keep),
-    ):
-        runner = Runner(services.engine, DeployQueue(services.store, config), on_event=on_event)
+    async with contextlib.AsyncExitStack() as stack:
+        services = await stack.enter_async_context(deploy_services(config, store))
+        await stack.enter_async_context(
+            scheduled_backups(store, backup.dir, backup.every_seconds, backup.keep)
+        )
+        queue = DeployQueue(services.store, config)
+        # With metrics on (console/metrics), the deploy events feed them too.
+        told = await stack.enter_async_context(runner_metrics(config, services, queue, on_event))
+        runner = Runner(services.engine, queue, on_event=told)
         presence = Presence(store)
         await asyncio.to_thread(presence.hold)
         task = asyncio.create_task(runner.run_forever())

@@ -21,6 +21,7 @@ from console.config import Config, load_config
 from console.config.paths import store_path
 from console.errors import ConsoleError
 from screens.cli.command_line import Commands, with_config
+from screens.cli.metrics_option import add_metrics_option, metrics_served
 
 if TYPE_CHECKING:
     from console.servers.runner_service import RunnerService
@@ -48,11 +49,13 @@ def register(commands: Commands) -> None:
         help="serve people's commands on this Unix socket (a shared console host; a caller is "
         "known by its uid, SO_PEERCRED; default: config [runner] socket)",
     )
+    add_metrics_option(runner, "runner")
 
 
 def runner_command(config: Config, args: argparse.Namespace) -> int:
     _log_to_stderr()
-    return asyncio.run(_runner(config, args))
+    with metrics_served(config.metrics.runner, args):
+        return asyncio.run(_runner(config, args))
 
 
 def _log_to_stderr() -> None:
@@ -112,6 +115,7 @@ def report(deploy_id: str, event: object) -> None:
 
 
 async def _runner(config: Config, args: argparse.Namespace) -> int:
+    from console.metrics.current import count_sessions
     from console.servers.runner_service import runner_service
 
     signals = Signals()
@@ -128,6 +132,7 @@ async def _runner(config: Config, args: argparse.Namespace) -> int:
 
             door = RunnerDoor(runner, Path(socket_path))
             await door.start()
+            count_sessions("local", lambda: door.requests if door else 0)
         reloading = asyncio.create_task(_reload_on_hup(service, signals))
         try:
             grace = _shown(config.runner_stop_grace)

@@ -17,6 +17,7 @@ from console.config import Config, find_config, paths
 from console.config.paths import user_data_dir
 from console.errors import ConsoleError
 from screens.cli.command_line import PORT, Commands, serve_until_stopped, stop_on_signals
+from screens.cli.metrics_option import add_metrics_option, metrics_served
 
 if TYPE_CHECKING:
     from console.fleet.share import SharedFleet
@@ -31,6 +32,7 @@ def register(commands: Commands) -> None:
     sshd.add_argument("--listen", metavar="ADDR", help="address to listen on (127.0.0.1)")
     sshd.add_argument("--port", type=PORT, metavar="N", help="port to listen on (2222)")
     sshd.add_argument("--kiosk", action="store_true", help="serve the read-only kiosk instead")
+    add_metrics_option(sshd, "sshd")
 
 
 def _sshd_handler(args: argparse.Namespace) -> int:
@@ -50,6 +52,7 @@ def console_command(config: Config, store: str | None, kiosk: bool) -> list[str]
 def sshd_command(config: Config, args: argparse.Namespace) -> int:
     # asyncssh and the fork server are loaded only when the server starts.
     from console.fleet.share import READ_ONLY_FLEET_ENV, shared_fleet
+    from console.metrics.current import count_sessions
     from console.servers.sshd import SshServer, authorized_keys, load_host_key
     from screens.cli.session_fork import ForkedConsoles
 
@@ -81,7 +84,11 @@ def sshd_command(config: Config, args: argparse.Namespace) -> int:
     )
     store_file = paths.store_path(config.store, store)
     fleet = shared_fleet(config, store_file, "sshd")
-    return asyncio.run(_serve(server, spawner, listen, port, fleet, config, store_file, args.kiosk))
+    with metrics_served(config.metrics.sshd, args):
+        count_sessions("ssh", lambda: len(server.sessions))
+        return asyncio.run(
+            _serve(server, spawner, listen, port, fleet, config, store_file, args.kiosk)
+        )
 
 
 async def _serve(

@@ -23,6 +23,7 @@ from console.config.web import new_token, token_hash
 from console.errors import ConsoleError
 from console.identity import Actor, IdentityError
 from screens.cli.command_line import PORT, Commands
+from screens.cli.metrics_option import add_metrics_option, metrics_served
 
 DEFAULT_LISTEN = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -52,6 +53,7 @@ def register(commands: Commands) -> None:
     web.add_argument(
         "--public-url", metavar="URL", help="the URL browsers reach it by (behind a proxy)"
     )
+    add_metrics_option(web, "web")
 
 
 def _web_handler(args: argparse.Namespace) -> int:
@@ -102,6 +104,7 @@ def new_token_command(user: str) -> int:
 def web_command(config: Config, args: argparse.Namespace) -> int:
     # aiohttp, textual-serve and the fork server are loaded only when the server starts.
     from console.fleet.share import shared_fleet
+    from console.metrics.current import count_sessions
     from console.servers.web_front import Front, check_exposure
     from screens.cli.session_fork import ForkedConsoles
     from screens.cli.web_server import WebServer, serve
@@ -120,4 +123,6 @@ def web_command(config: Config, args: argparse.Namespace) -> int:
     server = WebServer(front, spawner, extra_env, args.listen, args.port)
     store_file = paths.store_path(config.store, store)
     fleet = shared_fleet(config, store_file, "web")
-    return asyncio.run(serve(server, args, fleet, config, store_file))
+    with metrics_served(config.metrics.web, args):
+        count_sessions("web", lambda: len(server.live_sessions))
+        return asyncio.run(serve(server, args, fleet, config, store_file))
