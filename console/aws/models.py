@@ -103,7 +103,7 @@ def _undocumented(item: dict[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
-class ConsoleLoader(botocore.loaders.Loader):
+class ConsoleLoader(botocore.loaders.Loader):  # type: ignore[misc]
     """botocore's loader, serving cut models to clients made under `reading()`."""
 
     def __init__(self) -> None:
