@@ -48,6 +48,7 @@ class SnapshotKeeper:
             waiter.cancel()
             if self._latest is None:
                 self._task.result()  # the keeper failed: its error goes to the asker
+            self._asked_at = time.monotonic()  # idle from when the asker got its answer
         assert self._latest is not None
         return self._latest
 
@@ -59,7 +60,7 @@ class SnapshotKeeper:
         if self._fleet is None:
             self._fleet = Fleet(self.config)
         interval = self.config.refresh_seconds
-        while time.monotonic() - self._asked_at < self.idle_stop:
+        while True:
             started = time.monotonic()
             try:
                 self._latest = await self._fleet.refresh()
@@ -69,7 +70,13 @@ class SnapshotKeeper:
                 log.exception("fleet refresh for status failed")
                 if self._latest is None:
                     raise
+            if time.monotonic() - self._asked_at >= self.idle_stop:
+                return  # nobody asks any more: the next ask starts again
             await asyncio.sleep(next_poll_in(interval, time.monotonic() - started))
+
+    @property
+    def polling(self) -> bool:
+        return self._task is not None and not self._task.done()
 
     async def aclose(self) -> None:
         if self._task is not None:

@@ -10,16 +10,20 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from console.config import Config
+from console.fleet.keeper import SnapshotKeeper
 from console.fleet.wire import ask_runner
+from console.model import FleetSnapshot
 from screens.cli.status import age
 from tests.conftest import ROOT, run_python
-from tests.waiting import wait_until
+from tests.waiting import await_until, wait_until
 
 RUNNER_READY = 120.0
 
@@ -130,3 +134,24 @@ def test_age_is_said_for_a_person() -> None:
     assert age(now - timedelta(minutes=5), now) == "5 min ago"
     assert age(now - timedelta(hours=3), now) == "3 h ago"
     assert age(now + timedelta(seconds=2), now) == "0 s ago"  # a clock a little ahead
+
+
+async def test_the_runner_refreshes_while_asked_and_stops_when_not(world_config: Config) -> None:
+    keeper = SnapshotKeeper(replace(world_config, refresh_seconds=1.0), "r1", idle_stop=5.0)
+    try:
+        first = await keeper.latest()
+        assert keeper.polling
+
+        async def newer_than_first() -> FleetSnapshot | None:
+            latest = await keeper.latest()
+            return latest if latest.generated_at > first.generated_at else None
+
+        newer = await await_until(newer_than_first, "a second refresh", timeout=60)
+        assert newer.generated_at > first.generated_at
+        await await_until(lambda: not keeper.polling, "the keeper to stop", timeout=60)
+        again = await keeper.latest()  # asked again: polls again, and answers a new one
+        assert again.generated_at > newer.generated_at and keeper.polling
+        answer = await keeper.answer()
+        assert answer["runner"] == "r1" and answer["format"] == 1
+    finally:
+        await keeper.aclose()
