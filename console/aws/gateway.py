@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import threading
 import time
@@ -12,10 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
-import boto3
 import botocore.config
 import botocore.exceptions
-import botocore.loaders
 import botocore.parsers
 import botocore.session
 
@@ -40,13 +39,13 @@ def is_loopback_endpoint(endpoint_url: str | None) -> bool:
 
 
 # Service models are big JSON files: one loader shared by every session parses each once
-# (measured: 3 clients in 0.39 s with a loader of their own, 0.05 s with the shared one).
-_SHARED_LOADER = botocore.loaders.create_loader()
-
-
+# (measured: 3 clients in 0.39 s with a loader of their own, 0.05 s with the shared one);
+# the fleet's read clients get models cut to their calls (console/aws/models.py). Sessions
+# are botocore's own: boto3 adds nothing these clients use, and importing it (s3transfer
+# with it) cost a cold `status` 0.1 s.
 def _core_session(cluster: ClusterConfig) -> botocore.session.Session:
     core = botocore.session.Session()
-    core.register_component("data_loader", _SHARED_LOADER)
+    core.register_component("data_loader", models.shared_loader())
     core.set_config_variable("region", cluster.region)
     if is_loopback_endpoint(cluster.endpoint_url):
         # The embedded world accepts any key; never let the credential chain reach for
@@ -61,18 +60,18 @@ def _core_session(cluster: ClusterConfig) -> botocore.session.Session:
 
 def _session(
     cluster: ClusterConfig, user: str, roles: RoleSessions
-) -> tuple[boto3.session.Session, retries.RetrySettings]:
+) -> tuple[botocore.session.Session, retries.RetrySettings]:
     """The cluster's credentials (with role_arn, the role assumed as `user`, SourceIdentity)
     and the retry settings of its profile and environment."""
     source = _core_session(cluster)
     settings = retries.retry_settings(source)
     if not cluster.role_arn:
-        session = boto3.session.Session(botocore_session=source, region_name=cluster.region)
-        return session, settings
+        return source, settings
     core = botocore.session.Session()
-    core.register_component("data_loader", _SHARED_LOADER)
+    core.register_component("data_loader", models.shared_loader())
+    core.set_config_variable("region", cluster.region)
     roles.use(core, source, cluster, user, settings.config())
-    return boto3.session.Session(botocore_session=core, region_name=cluster.region), settings
+    return core, settings
 
 
 def describe_error(error: BaseException) -> str:
@@ -122,7 +121,7 @@ class AwsGateway:
         self._on_call = on_call
         self.calls: Counter[str] = Counter()
         self._calls_lock = threading.Lock()
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {"region_name": cluster.region}
         if cluster.endpoint_url:
             kwargs["endpoint_url"] = cluster.endpoint_url
         self._client_kwargs = kwargs
@@ -138,9 +137,11 @@ class AwsGateway:
             self._session = session
             self._retry_config = self.retries.config()
             kwargs["config"] = self._retry_config
-            self.ec2 = session.client("ec2", **kwargs)
-            self.elb = session.client("elb", **kwargs)
-            self.elbv2 = session.client("elbv2", **kwargs)
+            # The fleet's read clients, on cut models; the full ones are made on first use.
+            with models.reading():
+                self.ec2 = session.create_client("ec2", **kwargs)
+                self.elb = session.create_client("elb", **kwargs)
+                self.elbv2 = session.create_client("elbv2", **kwargs)
         except botocore.exceptions.ProfileNotFound:
             raise AwsError(
                 f"cluster {cluster.name}: AWS profile {cluster.profile!r} not found"
@@ -152,20 +153,21 @@ class AwsGateway:
             client.meta.events.register("before-call", self._count_call)
             count_outcomes(client)  # errors, for the process's metrics (console/metrics)
 
-    def _client(self, service: str) -> Any:
+    def _client(self, service: str, operation: str = "") -> Any:
         """The client for a call made now: one whose timeouts and retries end by the
-        deadline of the wait that makes it (console.aws.waits), if any."""
+        deadline of the wait that makes it (console.aws.waits), if any. The fleet's reads
+        use the read clients; any other call a client on the service's full model."""
         at = call_deadline()
         if at is not None:
             return self._bounded_client(service, at - time.monotonic())
-        if service in ("ssm", "s3"):
-            # Only deploys read secrets and only the audit anchor uses S3: made on first use,
-            # not with every gateway.
-            with self._clients_lock:
-                if service not in self._lazy_clients:
-                    self._lazy_clients[service] = self._new_client(service, self._retry_config)
-            return self._lazy_clients[service]
-        return {"ec2": self.ec2, "elb": self.elb, "elbv2": self.elbv2}[service]
+        if service in models.READ_OPERATIONS and models.read_operation(service, operation):
+            return {"ec2": self.ec2, "elb": self.elb, "elbv2": self.elbv2}[service]
+        # Deploys (ssm for secrets, ec2 and the load balancers' writes) and the audit
+        # anchor (s3): made on first use, not with every gateway.
+        with self._clients_lock:
+            if service not in self._lazy_clients:
+                self._lazy_clients[service] = self._new_client(service, self._retry_config)
+        return self._lazy_clients[service]
 
     def _bounded_client(self, service: str, left: float) -> Any:
         connect, read, attempts = retries.bounded_settings(left, self.retries.attempts)
@@ -183,7 +185,7 @@ class AwsGateway:
             return self._bounded_clients[key]
 
     def _new_client(self, service: str, config: botocore.config.Config) -> Any:
-        client = self._session.client(service, **{**self._client_kwargs, "config": config})
+        client = self._session.create_client(service, **{**self._client_kwargs, "config": config})
         client.meta.events.register("before-call", self._count_call)
         count_outcomes(client)
         return client
@@ -192,7 +194,9 @@ class AwsGateway:
         """One API call (e.g. `call("ec2", "run_instances", ...)`) in a worker thread."""
 
         def run() -> dict[str, Any]:
-            response: dict[str, Any] = getattr(self._client(service), operation)(**kwargs)
+            response: dict[str, Any] = getattr(self._client(service, operation), operation)(
+                **kwargs
+            )
             return response
 
         return await self._run(run)
@@ -206,7 +210,9 @@ class AwsGateway:
 
         def call() -> bytes | None:
             try:
-                response = self._client("s3").get_object(Bucket=bucket, Key=key, **version)
+                response = self._client("s3", "get_object").get_object(
+                    Bucket=bucket, Key=key, **version
+                )
             except botocore.exceptions.ClientError as error:
                 if error.response.get("Error", {}).get("Code") == "NoSuchKey":
                     return None
@@ -221,7 +227,9 @@ class AwsGateway:
         self, service: str, operation: str, key: str, page_size: int, **kwargs: Any
     ) -> list[Any]:
         return await self._run(
-            lambda: self._paginate(self._client(service), operation, key, page_size, **kwargs)
+            lambda: self._paginate(
+                self._client(service, operation), operation, key, page_size, **kwargs
+            )
         )
 
     def _count_call(self, model: Any, **_: Any) -> None:
@@ -261,17 +269,26 @@ class AwsGateway:
     ) -> list[Any]:
         """Every page, each as large as the API allows: pages are calls too."""
         items: list[Any] = []
-        pages = client.get_paginator(operation).paginate(
-            PaginationConfig={"PageSize": page_size}, **kwargs
+        # A read's paginator comes from the cut paginator model (loaded on first use).
+        cut = (
+            models.reading()
+            if models.read_operation(client.meta.service_model.service_name, operation)
+            else contextlib.nullcontext()
         )
-        for page in pages:
+        with cut:
+            paginator = client.get_paginator(operation)
+        for page in paginator.paginate(PaginationConfig={"PageSize": page_size}, **kwargs):
             items.extend(page.get(key, []))
         return items
 
     async def describe_instances(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
         def call() -> list[dict[str, Any]]:
             reservations = self._paginate(
-                self._client("ec2"), "describe_instances", "Reservations", 1000, Filters=filters
+                self._client("ec2", "describe_instances"),
+                "describe_instances",
+                "Reservations",
+                1000,
+                Filters=filters,
             )
             return [
                 instance for reservation in reservations for instance in reservation["Instances"]
@@ -282,14 +299,20 @@ class AwsGateway:
     async def classic_load_balancers(self) -> list[dict[str, Any]]:
         return await self._run(
             lambda: self._paginate(
-                self._client("elb"), "describe_load_balancers", "LoadBalancerDescriptions", 400
+                self._client("elb", "describe_load_balancers"),
+                "describe_load_balancers",
+                "LoadBalancerDescriptions",
+                400,
             )
         )
 
     async def target_groups(self) -> list[dict[str, Any]]:
         return await self._run(
             lambda: self._paginate(
-                self._client("elbv2"), "describe_target_groups", "TargetGroups", 400
+                self._client("elbv2", "describe_target_groups"),
+                "describe_target_groups",
+                "TargetGroups",
+                400,
             )
         )
 

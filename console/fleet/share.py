@@ -28,6 +28,7 @@ from console.config import Config
 from console.errors import ConsoleError, StoreError
 from console.fleet.inventory import FleetSource
 from console.metrics.current import observe_refresh
+from console.fleet.wire import SNAPSHOT_FORMAT, snapshot_data, snapshot_from_data
 from console.model import FleetSnapshot
 from console.store import PollerLease, Store
 
@@ -37,7 +38,6 @@ READ_ONLY_FLEET_ENV = "DEPLOY_CONSOLE_FLEET_FROM_STORE"
 # A lease not renewed for this many refresh intervals (and at least MIN_STALE_SECONDS) is free.
 STALE_INTERVALS = 3
 MIN_STALE_SECONDS = 15.0
-SNAPSHOT_FORMAT = 1
 # While another process polls, a reader looks this often for its next snapshot: one row read
 # (the snapshot itself only when new), so a new snapshot reaches every wall within this.
 FOLLOW_SECONDS = 0.5
@@ -63,49 +63,11 @@ def next_poll_in(interval: float, elapsed: float) -> float:
     return interval - (elapsed % interval)
 
 
-# -- the snapshot as stored: compressed JSON, read back to equal values ---------------------
-
-
-def _when(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat()
-
-
-def _at(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
+# -- the snapshot as stored: compressed JSON (console/fleet/wire.py), read back to equal values
 
 
 def encode_snapshot(snapshot: FleetSnapshot) -> bytes:
-    data = {
-        "format": SNAPSHOT_FORMAT,
-        "generated_at": _when(snapshot.generated_at),
-        "projects": list(snapshot.projects),
-        "clusters": [
-            [c.name, c.protected, c.error, _when(c.fetched_at)] for c in snapshot.clusters
-        ],
-        "envs": [
-            [
-                env.project,
-                env.cluster,
-                env.health.value,
-                [
-                    [
-                        i.id,
-                        i.state,
-                        i.image_id,
-                        i.version,
-                        _when(i.launched_at),
-                        i.private_address,
-                        [[t.load_balancer, t.kind.value, t.state, t.reason] for t in i.targets],
-                    ]
-                    for i in env.instances
-                ],
-                list(env.load_balancers),
-                env.error,
-                _when(env.fetched_at),
-            ]
-            for env in snapshot.envs.values()
-        ],
-    }
+    data = snapshot_data(snapshot)
     return zlib.compress(json.dumps(data, separators=(",", ":")).encode(), 1)
 
 
@@ -119,42 +81,7 @@ def decode_snapshot(body: bytes) -> FleetSnapshot:
             f"the stored fleet snapshot has format {data.get('format')!r}; this console reads "
             f"format {SNAPSHOT_FORMAT} (a different deploy-console version polls this store)"
         )
-    envs: dict[tuple[str, str], model.EnvStatus] = {}
-    for project, cluster, health, instances, balancers, error, fetched in data["envs"]:
-        envs[(project, cluster)] = model.EnvStatus(
-            project,
-            cluster,
-            model.Health(health),
-            tuple(
-                model.Instance(
-                    id_,
-                    state,
-                    image,
-                    version,
-                    _at(launched),
-                    address,
-                    tuple(
-                        model.TargetState(lb, model.LoadBalancerKind(kind), s, r)
-                        for lb, kind, s, r in targets
-                    ),
-                )
-                for id_, state, image, version, launched, address, targets in instances
-            ),
-            tuple(balancers),
-            error,
-            _at(fetched),
-        )
-    generated = _at(data["generated_at"])
-    assert generated is not None
-    return FleetSnapshot(
-        generated_at=generated,
-        clusters=tuple(
-            model.ClusterStatus(name, protected, error, _at(fetched))
-            for name, protected, error, fetched in data["clusters"]
-        ),
-        projects=tuple(data["projects"]),
-        envs=envs,
-    )
+    return snapshot_from_data(data)
 
 
 # -- the shared fleet ---------------------------------------------------------------------

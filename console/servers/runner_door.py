@@ -35,6 +35,7 @@ from console.queue.release_queue import Freeze, ManualLock
 from console.store import DeployRecord, NewManualLock
 
 if TYPE_CHECKING:
+    from console.fleet.keeper import SnapshotKeeper
     from console.queue.runner import Runner
 
 # Anyone on the host may ask; the service decides who they are and what they may do.
@@ -117,6 +118,7 @@ class RunnerDoor:
         self.own_uid = os.geteuid()
         self._server: asyncio.AbstractServer | None = None
         self.requests = 0  # connections being answered now (a followed deploy stays open)
+        self._snapshots: SnapshotKeeper | None = None  # from the first `status` that asks
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -143,6 +145,8 @@ class RunnerDoor:
             self._server = None
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+        if self._snapshots is not None:
+            await self._snapshots.aclose()
 
     def actor(self, uid: int, claimed: dict[str, Any] | None) -> Actor:
         """Who a request acts for: the caller's account; a trusted door (a caller running as
@@ -192,6 +196,13 @@ class RunnerDoor:
         args: dict[str, Any] = request.get("args") or {}
         if op == "whoami":
             yield {"result": {"actor": actor, "groups": list(who.groups)}}
+            return
+        if op == "snapshot":  # plain `status`: the fleet as last refreshed (console/fleet/wire)
+            if self._snapshots is None:
+                from console.fleet.keeper import SnapshotKeeper
+
+                self._snapshots = SnapshotKeeper(self.queue.config, self.runner.name)
+            yield {"result": await self._snapshots.answer()}
             return
         if op == "deploy":
             ticket = args.get("ticket")
