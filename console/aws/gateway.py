@@ -18,7 +18,7 @@ import botocore.exceptions
 import botocore.parsers
 import botocore.session
 
-from console.aws import retries
+from console.aws import models, retries
 from console.aws.role import RoleSessions, process_user
 from console.aws.waits import call_deadline
 from console.config import ClusterConfig

@@ -27,8 +27,8 @@ from console import model
 from console.config import Config
 from console.errors import ConsoleError, StoreError
 from console.fleet.inventory import FleetSource
-from console.metrics.current import observe_refresh
 from console.fleet.wire import SNAPSHOT_FORMAT, snapshot_data, snapshot_from_data
+from console.metrics.current import observe_refresh
 from console.model import FleetSnapshot
 from console.store import PollerLease, Store
 
