@@ -4,6 +4,7 @@ list every key binding with its keys in effect, for the config's [keymap]."""
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from console.config import Config
 from screens.cli.command_line import Commands, with_config
@@ -12,15 +13,36 @@ from screens.cli.command_line import Commands, with_config
 def register(commands: Commands) -> None:
     config = commands.add("config", "configuration commands", common=False)
     checks = commands.nested(config, "config_command", required=True, metavar=None)
-    checks.add("check", "validate the config", with_config(check_command))
-    checks.add(
+    check = checks.add("check", "validate the config", with_config(check_command))
+    check.add_argument("--json", action="store_true", help="machine-readable output")
+    keys = checks.add(
         "keys",
         "list every key binding: its id (for [keymap]), keys in effect, where, what it does",
         with_config(keys_command),
     )
+    keys.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def check_command(config: Config, _args: argparse.Namespace) -> int:
+def check_json(config: Config) -> dict[str, Any]:
+    """What `config check --json` says of a valid config: its file, clusters and projects."""
+    return {
+        "ok": True,
+        "source": str(config.source),
+        "clusters": [
+            {"name": c.name, "region": c.region, "protected": c.protected} for c in config.clusters
+        ],
+        "projects": [
+            {
+                "name": project.name,
+                "clusters": list(project.clusters),
+                "load_balancers": sum(len(s.load_balancers) for s in project.clusters.values()),
+            }
+            for project in config.projects
+        ],
+    }
+
+
+def check_command(config: Config, args: argparse.Namespace) -> int:
     if config.keymap.keys:  # the screens' bindings (and Textual) are read only to check one
         from screens.keymap import config_keymap
 
@@ -30,6 +52,11 @@ def check_command(config: Config, _args: argparse.Namespace) -> int:
         for project in config.projects
         for settings in project.clusters.values()
     )
+    if args.json:
+        from screens.cli.json_out import emit
+
+        emit("config-check", **check_json(config))
+        return 0
     protected = [cluster.name for cluster in config.clusters if cluster.protected]
     print(
         f"{config.source}: ok: {len(config.clusters)} clusters "
@@ -39,13 +66,23 @@ def check_command(config: Config, _args: argparse.Namespace) -> int:
     return 0
 
 
-def keys_command(config: Config, _args: argparse.Namespace) -> int:
+def keys_command(config: Config, args: argparse.Namespace) -> int:
     """Plain columns, one binding a line (a header first): `| grep dashboard` keeps a
     screen's, and the first two columns are what a [keymap] line takes."""
     from screens.keymap import binding_lines
 
     lines = binding_lines(config)
-    rows = [("binding id", "keys", "where", "what it does")] + [
+    if args.json:
+        from screens.cli.json_out import emit
+
+        emit("config-keys", bindings=[
+            {"id": line.id, "keys": line.keys, "where": line.where.split(","),
+             "description": line.description, "default": line.default,
+             "remapped": line.remapped}
+            for line in lines
+        ])  # fmt: skip
+        return 0
+    rows = [
         (
             line.id,
             line.keys,
@@ -56,8 +93,7 @@ def keys_command(config: Config, _args: argparse.Namespace) -> int:
         )
         for line in lines
     ]
-    widths = [max(len(row[column]) for row in rows) for column in range(3)]
-    for row in rows:
-        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
-        print("  ".join([*cells, row[3]]))
+    from screens.cli.tables import print_table
+
+    print_table(("binding id", "keys", "where", "what it does"), rows)
     return 0

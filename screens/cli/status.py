@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 
 from console.config import Config
@@ -37,8 +36,9 @@ def status_command(config: Config, args: argparse.Namespace) -> int:
     finally:
         fleet.close()
     if args.json:
-        json.dump(snapshot_json(snapshot, projects, clusters), sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        from screens.cli.json_out import emit
+
+        emit("status", **snapshot_json(snapshot, projects, clusters))
     else:
         from screens.cli.status_table import print_status
 
