@@ -161,11 +161,14 @@ def _print_rules(rows: list[Any], as_json: bool) -> int:
         emit("history-rules", changes=changes)
     elif not changes:
         print("no rules recorded yet (a console or runner records them when it starts)")
-    for change in [] if as_json else changes:
-        print(
-            f"{_short(change['at'])}  {change['outcome']:<7}  {change['by']}  "
-            f"{change['rules']}  (sha256 {str(change['config'])[:12]})"
-        )
+    else:
+        from screens.cli.tables import print_table
+
+        rows = [
+            (_short(c["at"]), c["outcome"], c["by"], c["rules"], str(c["config"])[:12])
+            for c in changes
+        ]
+        print_table(("at (UTC)", "outcome", "by", "rules", "sha256"), rows)
     return 0
 
 

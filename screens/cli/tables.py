@@ -52,7 +52,9 @@ def print_table(
         console.file.write("".join(line + "\n" for line in lines))
         console.file.flush()
         return
-    table = Table(title=title, box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
+    table = Table(
+        title=title, box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False, show_edge=False
+    )
     for index, name in enumerate(header):
         table.add_column(name, no_wrap=index < no_wrap, overflow="fold")
     for row in rows:

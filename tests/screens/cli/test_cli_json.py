@@ -208,6 +208,7 @@ LISTINGS = [
     ["lock", "list"],
     ["freeze", "list"],
     ["history"],
+    ["history", "--rules"],
     ["releases", "checkout-api"],
     ["status"],
     ["config", "keys"],
