@@ -387,7 +387,9 @@ def lock_command(config: Config, args: argparse.Namespace) -> int:
 def _freeze_list(config: Config, args: argparse.Namespace) -> int:
     """`freeze list`: the clusters frozen now, who froze them, since when, why."""
     if args.reason is not None:
-        raise UsageError(f"freeze list lists the freezes: it takes no --reason (see {PROG} --help)")
+        raise UsageError(
+            f"freeze list lists the freezes: it takes no --reason (see {PROG} freeze --help)"
+        )
 
     async def listing(queue: DeployQueue) -> QueueView:
         return await queue.view()
