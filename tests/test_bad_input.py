@@ -295,7 +295,11 @@ def test_a_5000_digit_number_is_named_not_printed(store: Path) -> None:
         ["history"],
         ["queue", "--json"],
         ["lock", "list"],
+        ["lock", "list", "--json"],
+        ["freeze", "list"],
+        ["freeze", "list", "--json"],
         ["audit", "verify"],
+        ["audit", "verify", "--json"],
         ["audit", "export"],
     ],
     ids=" ".join,
@@ -306,7 +310,7 @@ def test_a_closed_pipe_ends_every_command_quietly(
     """`deploy-console … | head -1`, with the reader gone before the first line is written
     (so that it does not depend on how much fits in the pipe)."""
     args = [*argv, "--config", str(world_config_path)]
-    if argv[0] in ("history", "queue", "lock", "audit"):
+    if argv[0] in ("history", "queue", "lock", "freeze", "audit"):
         args += ["--store", str(store)]
     child = subprocess.Popen(
         [sys.executable, "-m", "screens.main", *args],

@@ -52,7 +52,8 @@ def register(commands: Commands) -> None:
         "audit", "verify, anchor or export the store's audit log", command, common=False
     )
     audit_commands = commands.nested(audit, "audit_command", required=True)
-    audit_commands.add("verify", "recompute the audit hash chain (exit 1 if it breaks)")
+    verify = audit_commands.add("verify", "recompute the audit hash chain (exit 1 if it breaks)")
+    verify.add_argument("--json", action="store_true", help="machine-readable output")
     audit_commands.add("anchor", "write the chain's head to the S3 anchor ([audit])")
     export = audit_commands.add("export", "write the audit rows as CSV or JSON lines")
     # Checked by export_command, not with choices=: one line naming the value, like every
@@ -102,7 +103,7 @@ def _moment(option: str, text: str | None) -> datetime | None:
 def command(args: argparse.Namespace) -> int:
     if args.audit_command == "verify":
         config = _config(args)
-        return asyncio.run(_verify(_store(args, config), config))
+        return asyncio.run(_verify(_store(args, config), config, as_json=args.json))
     if args.audit_command == "anchor":
         config = find_config(args.config)
         return asyncio.run(_anchor(_store(args, config), config))
@@ -134,7 +135,22 @@ def _tampered(message: str) -> int:
     return EXIT_TAMPERED
 
 
-async def _verify(path: Path, config: Config | None) -> int:
+def _verdict(rows: int, head: str, problem: str | None, anchor: str | None, as_json: bool) -> int:
+    """What verify says: the JSON (ok or not) on stdout, else its line; a problem is also one
+    line on stderr, and exit 1."""
+    if as_json:
+        from screens.cli.json_out import emit
+
+        ok = problem is None
+        emit("audit-verify", ok=ok, rows=rows, head=head, problem=problem, anchor=anchor)
+    if problem is not None:
+        return _tampered(problem)
+    if not as_json:
+        print(f"audit ok: {rows} rows verified, head {head}; {anchor or 'no anchor configured'}")
+    return EXIT_OK
+
+
+async def _verify(path: Path, config: Config | None, *, as_json: bool = False) -> int:
     from console.audit.anchor import chain_problem
     from console.audit.anchor_verify import verify_anchors
     from console.store import Store
@@ -142,17 +158,13 @@ async def _verify(path: Path, config: Config | None) -> int:
     async with await Store.open(path, read_only=True) as store:
         check = await store.check_audit()
         if check.problem is not None:
-            return _tampered(f"{chain_problem(check)} ({check.rows} rows before it verify)")
+            problem = f"{chain_problem(check)} ({check.rows} rows before it verify)"
+            return _verdict(check.rows, check.head, problem, None, as_json)
         with _anchors(config) as anchors:
             if anchors is None:
-                note = "no anchor configured"
-            else:
-                verdict = await verify_anchors(store, anchors)
-                if verdict.problem is not None:
-                    return _tampered(verdict.problem)
-                note = verdict.note
-    print(f"audit ok: {check.rows} rows verified, head {check.head}; {note}")
-    return EXIT_OK
+                return _verdict(check.rows, check.head, None, None, as_json)
+            verdict = await verify_anchors(store, anchors)
+    return _verdict(check.rows, check.head, verdict.problem, verdict.note or None, as_json)
 
 
 async def _anchor(path: Path, config: Config) -> int:

@@ -1,4 +1,4 @@
-"""The `deploy` and `releases` commands: deploys for CI, readable or one JSON event per line.
+"""The `deploy` and `rollback` commands: deploys for CI, readable or one JSON event per line.
 
 Bad input is refused from the config alone, before the engine (boto3, SSH, SQLite) is even
 imported, and before the store is opened: a mistake answers at once and creates nothing.
@@ -31,7 +31,7 @@ from console.events import (
 )
 from console.model import DeployRequest, DeployState, Release, Step, StepState
 from screens import PROG
-from screens.cli import bake, schedule
+from screens.cli import bake, releases, schedule
 from screens.cli.command_line import Commands, say, with_config
 from screens.cli.gate import rejected
 from screens.cli.iam import terminal_mfa_prompt
@@ -95,12 +95,7 @@ def register(commands: Commands) -> None:
         help="an admin's rollback during an incident: it waits for no approval (audited, "
         "notified loudly)",
     )
-    releases = commands.add(
-        "releases", "a project's releases, newest first", with_config(releases_command)
-    )
-    releases.add_argument("project")
-    releases.add_argument("--cluster", metavar="NAME", help="the cluster's region (default: first)")
-    releases.add_argument("--json", action="store_true", help="machine-readable output")
+    releases.register(commands)  # `releases` in --help's order, after rollback
     bake.register(commands)
 
 
@@ -574,44 +569,3 @@ def rollback_command(config: Config, args: argparse.Namespace) -> int:
     except schedule.OverrideRefused as refused:
         say(f"refused: {refused.message}")
         return EXIT_BUSY
-
-
-async def _releases(config: Config, args: argparse.Namespace) -> list[dict[str, object]]:
-    project = config.project(args.project)
-    cluster = args.cluster or next(iter(project.clusters), None)
-    if cluster is None:
-        raise ConsoleError(f"project {project.name} is not configured in any cluster")
-    config.cluster(cluster)
-    from console.deploy.releases import list_releases
-    from console.fleet.inventory import Fleet
-
-    fleet = Fleet(config, mfa_prompt=terminal_mfa_prompt())
-    try:
-        snapshot = await fleet.refresh()
-        gateway = await asyncio.to_thread(fleet.gateway, cluster)
-        releases = await list_releases(config, gateway, project.name, snapshot)
-    finally:
-        fleet.close()
-    return [
-        {
-            "version": r.version,
-            "image_id": r.image_id,
-            "created_at": r.created_at.isoformat() if r.created_at else None,
-            "clusters": list(r.clusters),
-        }
-        for r in releases
-    ]
-
-
-def releases_command(config: Config, args: argparse.Namespace) -> int:
-    releases = asyncio.run(_releases(config, args))
-    if args.json:
-        json.dump(releases, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-        return 0
-    print(f"{'version':<14} {'image':<22} {'created':<20} running in")
-    for release in releases:
-        created = str(release["created_at"] or "")[:19].replace("T", " ")
-        clusters = ", ".join(release["clusters"]) or "-"  # type: ignore[arg-type]
-        print(f"{release['version']!s:<14} {release['image_id']!s:<22} {created:<20} {clusters}")
-    return 0

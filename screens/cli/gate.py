@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -188,10 +186,10 @@ def check_command(config: Config, args: argparse.Namespace) -> int:
         reasons += pair_holds(view, args.project, args.cluster, actor())
     version = env.versions[0] if env.versions else None
     if args.json:
-        print(json.dumps({
-            "ok": not reasons, "project": args.project, "cluster": args.cluster,
-            "reasons": reasons, "health": str(env.health), "version": version,
-        }))  # fmt: skip
+        from screens.cli.json_out import emit
+
+        emit("check", ok=not reasons, project=args.project, cluster=args.cluster,
+             reasons=reasons, health=str(env.health), version=version)  # fmt: skip
     elif reasons:
         for reason in reasons:
             print(f"{args.project} in {args.cluster}: {reason}")
@@ -244,8 +242,9 @@ def wait_command(config: Config, args: argparse.Namespace) -> int:
     record, ended, was_rejected = asyncio.run(_wait(path, args.deploy_id, args.timeout))
     state = DeployState(record.state)
     if args.json:
-        json.dump(deploy_json(record), sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        from screens.cli.json_out import emit
+
+        emit("wait", **deploy_json(record))
     elif ended:
         reason = f": {record.reason}" if record.reason else ""
         print(f"deploy {record.id} {state.words}{reason}")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import sys
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
@@ -15,6 +13,7 @@ from console.errors import DeployError
 from console.identity import actor_fields, describe, person
 from console.model import DeployState
 from screens.cli.command_line import Commands, whole, with_config
+from screens.cli.json_out import emit, iso
 
 STATES = tuple(state.value for state in DeployState)
 MAX_LIMIT = 1_000_000  # --limit
@@ -45,7 +44,7 @@ def _plain(record: Any) -> dict[str, Any]:
     data = asdict(record)
     for key, value in data.items():
         if isinstance(value, datetime):
-            data[key] = value.isoformat()
+            data[key] = iso(value)
     return data
 
 
@@ -77,10 +76,9 @@ def _print_list(deploys: list[dict[str, Any]]) -> None:
         for d in deploys
     ]
     header = ("deploy", "pair", "release", "actor", "state", "started (UTC)", "took")
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        cells = zip(row, widths, strict=True)
-        print("  ".join(str(cell).ljust(width) for cell, width in cells).rstrip())
+    from screens.cli.tables import print_table
+
+    print_table(header, rows)
 
 
 def _print_detail(deploy: dict[str, Any], steps: list[dict[str, Any]]) -> None:
@@ -127,8 +125,7 @@ async def _history(config: Config, args: argparse.Namespace) -> int:
             deploy = deploy_json(record)
             steps = [_plain(step) for step in await store.steps(record.id)]
             if args.json:
-                json.dump({**deploy, "steps": steps}, sys.stdout, indent=2)
-                sys.stdout.write("\n")
+                emit("history-deploy", **deploy, steps=steps)
             else:
                 _print_detail(deploy, steps)
             return 0
@@ -141,8 +138,7 @@ async def _history(config: Config, args: argparse.Namespace) -> int:
         )
     deploys = [deploy_json(record) for record in records]
     if args.json:
-        json.dump(deploys, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        emit("history", deploys=deploys)
     else:
         _print_list(deploys)
     return 0
@@ -153,7 +149,7 @@ def _print_rules(rows: list[Any], as_json: bool) -> int:
     console or runner on them."""
     changes = [
         {
-            "at": row.at.isoformat(),
+            "at": iso(row.at),
             "by": row.actor,
             "outcome": row.outcome,
             "rules": row.reason,
@@ -162,15 +158,17 @@ def _print_rules(rows: list[Any], as_json: bool) -> int:
         for row in rows
     ]
     if as_json:
-        json.dump(changes, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        emit("history-rules", changes=changes)
     elif not changes:
         print("no rules recorded yet (a console or runner records them when it starts)")
-    for change in [] if as_json else changes:
-        print(
-            f"{_short(change['at'])}  {change['outcome']:<7}  {change['by']}  "
-            f"{change['rules']}  (sha256 {str(change['config'])[:12]})"
-        )
+    else:
+        from screens.cli.tables import print_table
+
+        rows = [
+            (_short(c["at"]), c["outcome"], c["by"], c["rules"], str(c["config"])[:12])
+            for c in changes
+        ]
+        print_table(("at (UTC)", "outcome", "by", "rules", "sha256"), rows)
     return 0
 
 

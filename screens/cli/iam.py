@@ -21,10 +21,18 @@ def register(commands: Commands) -> None:
     )
     # Checked by console.aws.iam, not with choices=: one line naming the roles, exit 2.
     iam.add_argument("role", nargs="?", metavar="ROLE", help="poller, runner, anchor-writer, trust")
+    iam.add_argument(
+        "--json", action="store_true", help="the roles, machine-readable (a policy is JSON already)"
+    )
 
 
 def iam_policy_command(args: argparse.Namespace) -> int:
     """Print the policy document of ROLE (or, without one, the roles and what each is for)."""
+    if args.role is None and args.json:
+        from screens.cli.json_out import emit
+
+        emit("iam-policy", roles=[{"name": role, "purpose": why} for role, why in ROLES.items()])
+        return 0
     if args.role is None:
         width = max(len(role) for role in ROLES)
         for role, purpose in ROLES.items():

@@ -17,6 +17,7 @@ from console.config.paths import store_path
 from console.errors import ConsoleError
 from screens import PROG
 from screens.cli.command_line import Commands, error_line, fail, with_config
+from screens.cli.json_out import iso
 
 if TYPE_CHECKING:
     from console.store.outbox import Delivery
@@ -46,7 +47,9 @@ def status_command(config: Config, args: argparse.Namespace) -> int:
     counts, unsettled = asyncio.run(_status(path)) if path.exists() else ({}, [])
     rows = [_row(config, delivery) for delivery in unsettled]
     if args.json:
-        print(json.dumps({"counts": counts, "deliveries": rows}, indent=2))
+        from screens.cli.json_out import emit
+
+        emit("notify-status", counts=counts, deliveries=rows)
         return 0
     if not counts:
         print("no notifications yet (no store)")
@@ -89,9 +92,7 @@ def _row(config: Config, delivery: Delivery) -> dict[str, Any]:
         "attempts": delivery.attempts,
         "last_error": delivery.last_error,
         "next_retry": (
-            delivery.next_at.astimezone(UTC).isoformat(timespec="seconds")
-            if delivery.state == "pending"
-            else None
+            iso(delivery.next_at.replace(microsecond=0)) if delivery.state == "pending" else None
         ),
         "idempotency_key": delivery.event.key,
     }
@@ -158,7 +159,9 @@ def inbox_command(config: Config, args: argparse.Namespace) -> int:
         return 1
     messages = messages[-args.last :]
     if args.json:
-        print(json.dumps(messages, indent=2, ensure_ascii=False))
+        from screens.cli.json_out import emit
+
+        emit("notify-inbox", inbox=where, messages=messages)
         return 0
     if not messages:
         print(f"the inbox at {where} is empty: nothing delivered yet")

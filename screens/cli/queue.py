@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -19,7 +18,8 @@ from console.errors import ConsoleError
 from console.inputs import SQLITE_INTEGER_MAX, until
 from console.model import DeployState
 from screens import PROG
-from screens.cli.command_line import Commands, whole, with_config
+from screens.cli.command_line import Commands, UsageError, whole, with_config
+from screens.cli.json_out import emit, iso
 
 if TYPE_CHECKING:
     from console.deploy.engine import DeployEngine
@@ -83,14 +83,19 @@ def _register_locks(commands: Commands) -> None:
     add.add_argument("--reason", required=True, help="why (shown to whoever waits)")
     add.add_argument("--until", metavar="WHEN", help="expiry: 30m, 2h, 1d or an ISO time")
     add.add_argument("--warning", action="store_true", help="only warn: deploys still start")
-    lock_commands.add("list", "the locks in force")
+    listing = lock_commands.add("list", "the locks in force")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
     remove = lock_commands.add("remove", "remove a lock")
     remove.add_argument("lock_id", metavar="LOCK_ID", type=whole("LOCK_ID", 1, SQLITE_INTEGER_MAX))
     freeze = commands.add(
-        "freeze", "hold every queued deploy of a cluster", with_config(freeze_command)
+        "freeze",
+        "hold every queued deploy of a cluster (`freeze list`: the freezes in force)",
+        with_config(freeze_command),
     )
-    freeze.add_argument("cluster")
-    freeze.add_argument("--reason", required=True, help="why (shown to whoever waits)")
+    freeze.add_argument("cluster", help="the cluster to freeze, or `list`")
+    # Required for a freeze, refused with `list`: checked by freeze_command.
+    freeze.add_argument("--reason", help="why (shown to whoever waits; required)")
+    freeze.add_argument("--json", action="store_true", help="`freeze list` machine-readable")
     unfreeze = commands.add("unfreeze", "lift a cluster's freeze", with_config(freeze_command))
     unfreeze.add_argument("cluster")
 
@@ -164,41 +169,45 @@ def entry_json(entry: QueueEntry) -> dict[str, Any]:
         "cluster": record.cluster,
         "release": record.release,
         "actor": record.actor,
-        "queued_at": record.created_at.isoformat(),
-        "started_at": record.started_at.isoformat() if record.started_at else None,
+        "queued_at": iso(record.created_at),
+        "started_at": iso(record.started_at),
         "runner": record.runner,
         "after": record.after_deploy,
         "waiting": entry.waiting or None,
-        "not_before": record.not_before.isoformat() if record.not_before else None,
+        "not_before": iso(record.not_before),
         "outside_window": record.window_override,
     }
+
+
+def freezes_json(view: QueueView) -> list[dict[str, Any]]:
+    return [
+        {"cluster": f.cluster, "actor": f.actor, "reason": f.reason, "since": iso(f.created_at)}
+        for f in view.freezes
+    ]
+
+
+def locks_json(view: QueueView) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": lock.id,
+            "scope": lock.scope,
+            "project": lock.project,
+            "cluster": lock.cluster,
+            "owner": lock.owner,
+            "reason": lock.reason,
+            "warning": lock.warning,
+            "until": iso(lock.expires_at),
+            "since": iso(lock.created_at),
+        }
+        for lock in view.manual_locks
+    ]
 
 
 def view_json(view: QueueView, entries: list[QueueEntry]) -> dict[str, Any]:
     return {
         "deploys": [entry_json(entry) for entry in entries],
-        "freezes": [
-            {
-                "cluster": f.cluster,
-                "actor": f.actor,
-                "reason": f.reason,
-                "since": f.created_at.isoformat(),
-            }
-            for f in view.freezes
-        ],
-        "locks": [
-            {
-                "id": lock.id,
-                "scope": lock.scope,
-                "project": lock.project,
-                "cluster": lock.cluster,
-                "owner": lock.owner,
-                "reason": lock.reason,
-                "warning": lock.warning,
-                "until": lock.expires_at.isoformat() if lock.expires_at else None,
-            }
-            for lock in view.manual_locks
-        ],
+        "freezes": freezes_json(view),
+        "locks": locks_json(view),
         "parallel": view.parallel,
     }
 
@@ -224,9 +233,9 @@ def print_queue(view: QueueView, entries: list[QueueEntry]) -> None:
         for e in entries
     ]
     header = ("deploy", "state", "pair", "release", "actor", "queued", "why / where")
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    from screens.cli.tables import print_table
+
+    print_table(header, rows)
 
 
 # -- queue ------------------------------------------------------------------------------------
@@ -244,13 +253,13 @@ def queue_command(config: Config, args: argparse.Namespace) -> int:
         found = asyncio.run(_with_queue(config, args, show, create=False, read_only=True))
         if found is None:
             if args.json:
-                print(json.dumps({"deploys": [], "freezes": [], "locks": []}))
+                emit("queue", deploys=[], freezes=[], locks=[], parallel=config.queue.parallel)
             else:
                 print("the queue is empty (no store yet)")
             return 0
         view, entries = found
         if args.json:
-            print(json.dumps(view_json(view, entries), indent=2))
+            emit("queue", **view_json(view, entries))
         else:
             print_queue(view, entries)
         return 0
@@ -351,17 +360,66 @@ def lock_command(config: Config, args: argparse.Namespace) -> int:
         return await queue.view()
 
     view = asyncio.run(_with_queue(config, args, listing, create=False, read_only=True))
+    if args.json:
+        emit("lock-list", locks=locks_json(view) if view else [])
+        return 0
     locks = view.manual_locks if view else ()
-    for lock in locks:
-        print(f"#{lock.id}: {lock.describe()}")
-    if not locks:
+    rows = [
+        (
+            f"#{lock.id}",
+            lock.scope,
+            lock.owner,
+            "warning" if lock.warning else "blocks",
+            f"{lock.expires_at:%Y-%m-%d %H:%M}" if lock.expires_at else "-",
+            lock.reason,
+        )
+        for lock in locks
+    ]
+    if rows:
+        from screens.cli.tables import print_table
+
+        print_table(("lock", "scope", "owner", "kind", "until (UTC)", "reason"), rows)
+    else:
         print("no locks")
+    return 0
+
+
+def _freeze_list(config: Config, args: argparse.Namespace) -> int:
+    """`freeze list`: the clusters frozen now, who froze them, since when, why."""
+    if args.reason is not None:
+        raise UsageError(
+            f"freeze list lists the freezes: it takes no --reason (see {PROG} freeze --help)"
+        )
+
+    async def listing(queue: DeployQueue) -> QueueView:
+        return await queue.view()
+
+    view = asyncio.run(_with_queue(config, args, listing, create=False, read_only=True))
+    if args.json:
+        emit("freeze-list", freezes=freezes_json(view) if view else [])
+        return 0
+    freezes = view.freezes if view else ()
+    rows = [(f.cluster, f.actor, f"{f.created_at:%Y-%m-%d %H:%M}", f.reason) for f in freezes]
+    if rows:
+        from screens.cli.tables import print_table
+
+        print_table(("cluster", "frozen by", "since (UTC)", "reason"), rows)
+    else:
+        print("no freezes")
     return 0
 
 
 def freeze_command(config: Config, args: argparse.Namespace) -> int:
     from console.deploy.services import actor
 
+    if args.command == "freeze" and args.cluster == "list":
+        return _freeze_list(config, args)
+    if getattr(args, "json", False):
+        raise UsageError(f"--json goes with `freeze list` (see {PROG} freeze --help)")
+    if args.command == "freeze" and args.reason is None:
+        raise UsageError(
+            f"the following arguments are required: --reason (see {PROG} freeze --help)"
+        )
     who = actor()
     config.cluster(args.cluster)
     _allowed(config, args, Action.FREEZE, args.cluster)
@@ -461,12 +519,12 @@ def _print_promotion(
     """Each stage in chain order: its deploy, or why it was skipped."""
     queued = {record.cluster: record for record in records}
     if args.json:
-        print(json.dumps([
+        emit("promote", project=args.project, release=args.release, stages=[
             {"id": None, "cluster": c, "after": None, "skipped": why[c]} if c in why
             else {"id": queued[c].id, "cluster": c, "after": queued[c].after_deploy,
                   "skipped": None}
             for c in clusters if c in why or c in queued
-        ]))  # fmt: skip
+        ])  # fmt: skip
         return
     print(f"promoting {args.project} {args.release}:")
     for cluster in clusters:

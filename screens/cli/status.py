@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from datetime import UTC, datetime
 
@@ -52,8 +51,9 @@ def status_command(config: Config, args: argparse.Namespace) -> int:
     if snapshot is None:
         snapshot = poll(config)
     if args.json:
-        json.dump(snapshot_json(snapshot, projects, clusters), sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        from screens.cli.json_out import emit
+
+        emit("status", **snapshot_json(snapshot, projects, clusters))
         if note:  # stdout stays JSON alone
             print(note, file=sys.stderr)
     else:

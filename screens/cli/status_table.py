@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from console.model import FleetSnapshot, Health
+from screens.cli.tables import out, print_table
 from screens.widgets.format import health_word
 
 GLYPHS = {
@@ -18,24 +18,18 @@ GLYPHS = {
 }
 
 
-class _Console(Console):
-    """Rich exits 1 on a closed pipe; screens.main ends every command alike (quietly, 0)."""
-
-    def on_broken_pipe(self) -> None:
-        self.quiet = True
-        raise BrokenPipeError
-
-
 def print_status(
     snapshot: FleetSnapshot,
     projects: tuple[str, ...] | None = None,
     clusters: tuple[str, ...] | None = None,
+    console: Console | None = None,
 ) -> None:
+    """The matrix as a table (a Rich one at a terminal, plain columns in a pipe), then each
+    shown cluster's error."""
     shown = [c for c in snapshot.clusters if clusters is None or c.name in clusters]
-    table = Table(title=f"fleet at {snapshot.generated_at:%Y-%m-%d %H:%M:%S} UTC")
-    table.add_column("project", style="bold", no_wrap=True)
-    for cluster in shown:
-        table.add_column(f"{cluster.name} (protected)" if cluster.protected else cluster.name)
+    header = ["project"]
+    header += [f"{c.name} (protected)" if c.protected else c.name for c in shown]
+    rows: list[list[str | Text]] = []
     for project in snapshot.projects:
         if projects is not None and project not in projects:
             continue
@@ -56,9 +50,10 @@ def print_status(
             words = [health_word(env.health), version, counts]
             cell.append(" ".join(word for word in words if word))
             cells.append(cell)
-        table.add_row(project, *cells)
-    console = _Console()
-    console.print(table)
+        rows.append([Text(project, style="bold"), *cells])
+    console = console or out()
+    title = f"fleet at {snapshot.generated_at:%Y-%m-%d %H:%M:%S} UTC"
+    print_table(header, rows, title=title, console=console)
     for cluster in shown:
         if cluster.error:
             console.print(Text(f"{cluster.name}: {cluster.error}", style="red"))

@@ -52,7 +52,7 @@ async def test_a_rules_change_is_recorded_once_and_each_deploy_names_its_rules(
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert listed.returncode == 0, listed.stderr
-    changes = json.loads(listed.stdout)
+    changes = json.loads(listed.stdout)["changes"]
     assert [(c["outcome"], c["config"], c["by"]) for c in changes] == [
         ("changed", second.digest, "ada"), ("first", first.digest, "ada")
     ]  # fmt: skip

@@ -56,7 +56,7 @@ def test_releases_cli_json(world_config_path: object, capsys: pytest.CaptureFixt
     code = run(["releases", "search-api", "--json", "--config", str(world_config_path)])
     out = capsys.readouterr().out
     assert code == 0
-    releases = json.loads(out)
+    releases = json.loads(out)["releases"]
     assert [r["version"] for r in releases] == ["c93a5e8", "b7e0d13", "a41f9c2"]
     assert set(releases[0]) == {"version", "image_id", "created_at", "clusters"}
     assert releases[1]["clusters"] == ["prod1", "prod2"]

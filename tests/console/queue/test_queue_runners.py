@@ -95,7 +95,7 @@ async def test_a_promotion_runs_stage_after_stage_to_production(
         cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    stages = json.loads(result.stdout)
+    stages = json.loads(result.stdout)["stages"]
     assert [(s["cluster"], s["after"]) for s in stages] == [
         ("staging", None),
         ("qaprod1", stages[0]["id"]),

@@ -193,6 +193,9 @@ READ_ONLY_COMMANDS = [
     ["audit", "export"],
     ["queue", "--json"],
     ["lock", "list"],
+    ["lock", "list", "--json"],
+    ["freeze", "list", "--json"],
+    ["audit", "verify", "--json"],
     ["wait", "d-1"],
 ]
 
@@ -255,9 +258,12 @@ def _check_reads(store: Path, run_as: list[str] | None = None) -> None:
             "history": '"id": "d-1"',
             "audit": "audit ok: 1 rows verified" if argv[1] == "verify" else '"actor": "alice"',
             "queue": '"reason": "maintenance"',
-            "lock": "#1: locked on everything by bob: maintenance",
+            "lock": "#1    everything  bob    blocks  -            maintenance",
+            "freeze": '"freezes": []',
             "wait": "deploy d-1 succeeded",
         }[argv[0]]
+        if "--json" in argv and argv[0] in ("lock", "audit"):
+            expected = '"owner": "bob"' if argv[0] == "lock" else '"rows": 1'
         assert expected in result.stdout, (argv, result.stdout)
 
 

@@ -24,7 +24,8 @@ def test_status_json_has_the_documented_shape(
     captured = capsys.readouterr()
     assert captured.err == ""
     data = json.loads(captured.out)
-    assert set(data) == {"generated_at", "clusters", "projects"}
+    assert set(data) == {"schema", "generated_at", "clusters", "projects"}
+    assert data["schema"] == "deploy-console.status/1"
     assert data["clusters"][2] == {"name": "prod1", "protected": True, "error": None}
     projects = {p["name"]: p for p in data["projects"]}
     assert list(projects) == [p.name for p in load_config(DEMO_CONFIG).projects]

@@ -49,7 +49,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Config]:
 def image_of(world: Config, project: str, version: str) -> str:
     result = cli("releases", project, "--json", config=world.source)
     assert result.returncode == 0, result.stderr
-    return next(r["image_id"] for r in json.loads(result.stdout) if r["version"] == version)
+    return next(
+        r["image_id"] for r in json.loads(result.stdout)["releases"] if r["version"] == version
+    )
 
 
 async def _enqueue(store: Path, config: Config, request: DeployRequest, deploy_id: str) -> None:

@@ -171,7 +171,7 @@ def test_deploy_json_succeeds_and_never_shows_a_secret(world: Config, tmp_path: 
     assert not old & live(world, "storefront", "staging")
     listed = cli("releases", "storefront", "--json", config=world.source)
     assert listed.returncode == 0, listed.stderr
-    clusters = {r["version"]: r["clusters"] for r in json.loads(listed.stdout)}
+    clusters = {r["version"]: r["clusters"] for r in json.loads(listed.stdout)["releases"]}
     assert "staging" in clusters["2.14.1"]
     assert "staging" not in clusters["2.15.0"]
 
@@ -464,7 +464,10 @@ def test_promote_skips_the_stages_that_run_the_release_unless_again(
     result = cli("promote", "checkout-api", "5.2.3", "--yes", "--json", config=world.source,
                  store=store)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    rows = json.loads(result.stdout)
+    promoted = json.loads(result.stdout)
+    assert promoted["schema"] == "deploy-console.promote/1"
+    assert (promoted["project"], promoted["release"]) == ("checkout-api", "5.2.3")
+    rows = promoted["stages"]
     assert [(r["cluster"], r["skipped"], r["after"]) for r in rows] == [
         ("staging", "already runs 5.2.3", None),
         ("qaprod1", "already runs 5.2.3", None),
@@ -481,7 +484,7 @@ def test_promote_skips_the_stages_that_run_the_release_unless_again(
     again = cli("promote", "checkout-api", "5.2.3", "--yes", "--again", "--json",
                 config=world.source, store=tmp_path / "again.db")  # fmt: skip
     assert again.returncode == 0, again.stderr
-    rows = json.loads(again.stdout)
+    rows = json.loads(again.stdout)["stages"]
     assert [r["cluster"] for r in rows] == ["staging", "qaprod1", "prod1", "prod2"]
     assert all(r["id"] and r["skipped"] is None for r in rows)
     assert rows[1]["after"] == rows[0]["id"] and rows[2]["after"] == rows[1]["id"]
@@ -493,7 +496,10 @@ def test_promote_skips_the_stages_that_run_the_release_unless_again(
 def test_releases_json_shape(world: Config) -> None:
     result = cli("releases", "checkout-api", "--json", config=world.source)
     assert result.returncode == 0, result.stderr
-    releases = json.loads(result.stdout)
+    listed = json.loads(result.stdout)
+    assert (listed["schema"], listed["project"]) == ("deploy-console.releases/1", "checkout-api")
+    assert listed["cluster"] == "staging"  # the project's first: its region's AMIs
+    releases = listed["releases"]
     assert isinstance(releases, list)
     assert [r["version"] for r in releases] == ["5.2.3", "5.2.0", "5.1.0"]
     for release in releases:

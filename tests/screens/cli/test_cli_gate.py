@@ -197,6 +197,10 @@ def test_wait_follows_a_queued_deploy_to_its_end(tmp_path: Path) -> None:
     history = cli("history", "d-1", "--json", config=DEMO_CONFIG, store=store)
     expected = json.loads(history.stdout)
     del expected["steps"]
+    assert (record.pop("schema"), expected.pop("schema")) == (
+        "deploy-console.wait/1",
+        "deploy-console.history-deploy/1",
+    )
     assert record == expected
     assert (record["state"], record["reason"]) == ("cancelled", "not today")
 

@@ -71,7 +71,9 @@ def test_the_states_offered_are_the_stores() -> None:
 def test_history_lists_the_latest_deploys_newest_first(store: Path) -> None:
     result = history("--json", store=store)
     assert result.returncode == 0, result.stderr
-    deploys = json.loads(result.stdout)
+    listed = json.loads(result.stdout)
+    assert listed["schema"] == "deploy-console.history/1"
+    deploys = listed["deploys"]
     assert [d["id"] for d in deploys] == ["d-3", "d-2", "d-1"]
     second = deploys[1]
     assert (second["project"], second["cluster"], second["release"]) == (
@@ -110,13 +112,14 @@ def test_history_lists_the_latest_deploys_newest_first(store: Path) -> None:
 def test_filters_narrow_the_list(store: Path, filters: list[str], expected: list[str]) -> None:
     result = history("--json", *filters, store=store)
     assert result.returncode == 0, result.stderr
-    assert [d["id"] for d in json.loads(result.stdout)] == expected
+    assert [d["id"] for d in json.loads(result.stdout)["deploys"]] == expected
 
 
 def test_one_deploy_shows_its_steps_and_timings(store: Path) -> None:
     result = history("d-2", "--json", store=store)
     assert result.returncode == 0, result.stderr
     deploy = json.loads(result.stdout)
+    assert deploy["schema"] == "deploy-console.history-deploy/1"
     assert deploy["id"] == "d-2" and deploy["state"] == "rolled_back"
     assert [(s["step"], s["state"], s["detail"]) for s in deploy["steps"]] == [
         ("lock", "succeeded", "lock done"),
@@ -187,7 +190,7 @@ def test_the_actor_filter_matches_the_user_whatever_door_they_came_by(tmp_path: 
     asyncio.run(_record_by_doors(path))
     listed = history("--actor", "alice", "--json", store=path)
     assert listed.returncode == 0, listed.stderr
-    deploys = json.loads(listed.stdout)
+    deploys = json.loads(listed.stdout)["deploys"]
     assert [d["id"] for d in deploys] == ["d-local", "d-web", "d-ssh"]
     # Each door's fields are there apart: user, door, key fingerprint, source address.
     assert deploys[2]["by"] == {

@@ -44,7 +44,7 @@ def cli(*args: str, config: Path, store: Path | None = None) -> subprocess.Compl
 def inbox(config: Path) -> list[dict[str, Any]]:
     result = cli("notify", "inbox", "--json", "--last", "200", config=config)
     assert result.returncode == 0, result.stderr
-    messages: list[dict[str, Any]] = json.loads(result.stdout)
+    messages: list[dict[str, Any]] = json.loads(result.stdout)["messages"]
     return messages
 
 

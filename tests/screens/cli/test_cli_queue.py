@@ -56,7 +56,15 @@ def test_an_empty_queue_without_a_store_creates_nothing(tmp_path: Path) -> None:
     listed = cli("queue", store=store)
     assert listed.returncode == 0 and "the queue is empty" in listed.stdout
     as_json = cli("queue", "--json", store=store)
-    assert json.loads(as_json.stdout) == {"deploys": [], "freezes": [], "locks": []}
+    assert json.loads(as_json.stdout) == {
+        "schema": "deploy-console.queue/1",
+        "deploys": [],
+        "freezes": [],
+        "locks": [],
+        "parallel": load_config(DEMO).queue.parallel,
+    }
+    assert json.loads(cli("lock", "list", "--json", store=store).stdout)["locks"] == []
+    assert json.loads(cli("freeze", "list", "--json", store=store).stdout)["freezes"] == []
     assert "unknown deploy 'd-9'" in error_line(cli("queue", "cancel", "d-9", store=store))
     assert not store.exists()
 
@@ -117,6 +125,8 @@ def test_freeze_lock_and_the_queue_say_why_each_deploy_waits(tmp_path: Path) -> 
     [
         (["freeze", "prod9", "--reason", "x"], "unknown cluster 'prod9'"),
         (["freeze", "prod1"], "the following arguments are required: --reason"),
+        (["freeze", "list", "--reason", "x"], "freeze list lists the freezes: it takes no"),
+        (["freeze", "prod1", "--reason", "x", "--json"], "--json goes with `freeze list`"),
         (["freeze", "prod1", "--reason", " "], "a freeze needs a reason"),
         (["unfreeze", "prod1"], "prod1 is not frozen"),
         (["lock", "add", "--reason", "x", "--until", "soon"], "--until 'soon' is neither"),
