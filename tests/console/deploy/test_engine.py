@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import tomli_w
 
-from console.config import Config
+from console.config import Config, read_toml
 from console.deploy.services import deploy_services
 from console.errors import DeployError, LockBusy, StoreError
 from console.events import DeployEvent, DeployFinished, OutputLine, StepFinished, StepStarted
@@ -28,10 +29,10 @@ from tests.conftest import ROOT
 from tests.deploy_world import (
     ServingWatcher,
     client,
-    demo_seed,
     faster,
     instances,
     live,
+    quick_seed,
     serving_in,
     world_process,
 )
@@ -62,7 +63,8 @@ def world_fixture(name: str, text: str) -> Any:
 @pytest.fixture(scope="module")
 def deploy_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Config]:
     workdir = tmp_path_factory.mktemp("deploy-world")
-    with world_process(demo_seed(workdir), workdir) as config:  # no bake: not tested here
+    # No bake, registration and drains of 1 s: what the tests here do not test, made quick.
+    with world_process(quick_seed(workdir, 1), workdir) as config:
         yield config
 
 
@@ -249,37 +251,69 @@ async def test_host_key_that_does_not_verify_aborts_before_any_command(
         assert not (sandboxes / instance_id / "run").exists()
 
 
+def held_until(config: Config, project: str, gate: Path, destination: Path) -> Path:
+    """A copy of the world's config file in which `project` configures its instances only once
+    `gate` exists (the test creates it): a deploy of it holds its pair until the test lets it
+    go, however quick the world and however slow the machine."""
+    data = read_toml(config.source)
+    for entry in data["projects"]:
+        if entry["name"] == project:
+            wait = f"while [ ! -e '{gate}' ]; do sleep 0.1; done"
+            entry["deploy"]["configure"] = f"{wait}; {entry['deploy']['configure']}"
+            entry["deploy"]["startup_timeout_seconds"] = 300
+    with destination.open("wb") as output:
+        tomli_w.dump(data, output)
+    return destination
+
+
 async def test_two_processes_one_pair_run_one_after_the_other(
     deploy_world: Config, tmp_path: Path
 ) -> None:
     """The second deploy of a busy pair waits its turn, says behind which deploy, then runs:
-    the two never overlap."""
+    the two never overlap. (The first configures only once the second has said it waits.)"""
     store = tmp_path / "shared.db"
+    gate = tmp_path / "the-second-waits"
+    held = held_until(deploy_world, "media-service", gate, tmp_path / "held.toml")
 
     def command(release: str) -> list[str]:
         return [
             sys.executable, "-m", "screens.main", "deploy", "--anyway", "media-service", "qaprod1",
-            release, "--json", "--config", str(deploy_world.source), "--store", str(store),
+            release, "--json", "--config", str(held), "--store", str(store),
         ]  # fmt: skip
 
     first = subprocess.Popen(command("1.5.0"), cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    assert first.stdout is not None
-    while True:
-        started = json.loads(await asyncio.to_thread(first.stdout.readline))
-        if started["event"] == "StepStarted":
-            break
-    assert started["step"] == "lock"
-    second = subprocess.Popen(
-        command("1.6.0"),
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    second_out, second_err = await asyncio.to_thread(second.communicate, timeout=180)
-    first_out, _ = await asyncio.to_thread(first.communicate, timeout=120)
+    second: subprocess.Popen[str] | None = None
+    try:
+        assert first.stdout is not None
+        while True:
+            started = json.loads(await asyncio.to_thread(first.stdout.readline))
+            if started["event"] == "StepStarted":
+                break
+        assert started["step"] == "lock"
+        second = subprocess.Popen(
+            command("1.6.0"),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert second.stdout is not None
+        events: list[dict[str, Any]] = []
+        while not any(e["event"] == "DeployWaiting" and e["reason"] for e in events):
+            line = await asyncio.to_thread(second.stdout.readline)
+            assert line, f"the second deploy ended without waiting: {events[-3:]}"
+            events.append(json.loads(line))
+        gate.touch()
+        second_out, second_err = await asyncio.to_thread(second.communicate, timeout=180)
+        first_out, _ = await asyncio.to_thread(first.communicate, timeout=120)
+    finally:
+        gate.touch()
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
     assert first.returncode == 0 and second.returncode == 0, second_err
-    events = [json.loads(line) for line in second_out.splitlines()]
+    events += [json.loads(line) for line in second_out.splitlines()]
     waiting = [e["reason"] for e in events if e["event"] == "DeployWaiting" and e["reason"]]
     assert waiting[0] == f"behind {started['deploy_id']} (running) on media-service in qaprod1"
     assert events[-1]["event"] == "DeployFinished" and events[-1]["state"] == "succeeded"

@@ -38,6 +38,7 @@ from tests.deploy_world import ROOT, quick_seed, running_versions, world_process
 from tests.waiting import wait_until
 
 PROJECT, CLUSTER = "checkout-api", "staging"
+# What a screen takes to show after a key: seconds, far more on a loaded 2-core host.
 SCREEN_TIMEOUT = 60.0
 END_TIMEOUT = 150.0  # a deploy with nobody left to run it never ends: this is the verdict
 ENDED = ("succeeded", "rolled_back")
@@ -156,13 +157,13 @@ def _start_deploy(tmux: Tmux, release: str) -> None:
             break
         tmux.keys("Down")
         wait_until(partial(_moved_on, planned, shown), "the next plan", SCREEN_TIMEOUT)
-    tmux.wait_for(f"→ {release} in {CLUSTER}", what=f"the plan of {release}", timeout=10)
+    tmux.wait_for(f"→ {release} in {CLUSTER}", what=f"the plan of {release}")
     # A release with warnings (older than the one running: a downgrade) is deployed only
     # "anyway" (ctrl+y); the warnings are read once the store has answered.
     tmux.wait_for("running now in", what="the release's warnings", timeout=SCREEN_TIMEOUT)
     if "WARNING" in tmux.screen():
         tmux.keys("C-y")
-        tmux.wait_for("▐X▌", what='"deploy anyway" ticked', timeout=10)
+        tmux.wait_for("▐X▌", what='"deploy anyway" ticked')
     tmux.keys("C-s")
 
 

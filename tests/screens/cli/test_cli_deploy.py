@@ -32,9 +32,9 @@ from console.store import DeployRecord, Store
 from tests.conftest import DEMO_CONFIG, ROOT, run_python
 from tests.deploy_world import (
     client,
-    demo_seed,
     instances,
     live,
+    quick_seed,
     running_versions,
     serving_in,
     watching,
@@ -48,7 +48,8 @@ COMMAND_TIMEOUT = 120.0
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Config]:
     workdir = tmp_path_factory.mktemp("cli-deploy-world")
-    with world_process(demo_seed(workdir), workdir) as config:  # no bake: not tested here
+    # No bake, registration and drains of 1 s: what the tests here do not test, made quick.
+    with world_process(quick_seed(workdir, 1), workdir) as config:
         yield config
 
 

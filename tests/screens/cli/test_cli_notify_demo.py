@@ -20,15 +20,20 @@ from console.config.notify import INBOX_PREFIX
 from console.servers.runner_service import runner_serves
 from tests.conftest import DEMO_CONFIG, EXAMPLE_CONFIG, ROOT
 from tests.console.notify.receiver import Receiver
-from tests.deploy_world import world_process
+from tests.deploy_world import quick_seed, world_process
 from tests.waiting import await_until, wait_until
 
 COMMAND_TIMEOUT = 120.0
+# A delivery or a runner's start: seconds, a minute and more on a loaded 2-core host (each inbox
+# read is a command's start-up).
+DELIVERY_TIMEOUT = 90.0
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Config]:
-    with world_process(DEMO_CONFIG, tmp_path_factory.mktemp("cli-notify-world")) as config:
+    # The demo's notify settings; registration and drains of 1 s (deploys quick), no bake.
+    workdir = tmp_path_factory.mktemp("cli-notify-world")
+    with world_process(quick_seed(workdir, 1), workdir) as config:
         yield config
 
 
@@ -83,7 +88,7 @@ def test_a_deploy_with_no_runner_delivers_its_notifications(world: Config, tmp_p
             and found
         ),
         "the deploy's notifications in the world's inbox",
-        timeout=30,
+        timeout=DELIVERY_TIMEOUT,
     )
     # Sent concurrently: in any order, each once.
     assert sorted(events) == sorted(
@@ -107,7 +112,7 @@ def test_a_prod_rollback_goes_to_oncall_alone(world: Config, tmp_path: Path) -> 
     events = wait_until(
         lambda: about(inbox(world.source), deploy_id),
         "the failed deploy's notification",
-        timeout=30,
+        timeout=DELIVERY_TIMEOUT,
     )
     # prod1 routes failures only, to oncall: not its queued and started, not to team-chat.
     assert events == [("oncall", "rolled-back")]
@@ -142,8 +147,10 @@ async def test_a_failed_delivery_is_left_to_a_runner_the_deploy_starts(
     deploy_id = json.loads(result.stdout.splitlines()[0])["deploy_id"]
     assert receiver.requests[0].headers["X-Answered"] == "500"  # its own attempt
     # The command left the retry to a runner it started (no other starts one on this store).
-    await await_until(lambda: runner_serves(store), "the runner the deploy started", timeout=30)
-    await await_until(lambda: receiver.delivered, "the retry, by the runner", timeout=60)
+    await await_until(
+        lambda: runner_serves(store), "the runner the deploy started", timeout=DELIVERY_TIMEOUT
+    )
+    await await_until(lambda: receiver.delivered, "the retry, by the runner", DELIVERY_TIMEOUT)
     (delivered,) = receiver.delivered
     assert delivered.body["deploy_id"] == deploy_id and delivered.body["event"] == "succeeded"
     assert delivered.headers["Idempotency-Key"] == receiver.requests[0].headers["Idempotency-Key"]
