@@ -2,12 +2,17 @@
 
 Textual is never imported here: each session's console is forked from a fork server that
 imported it (screens/cli/session_fork.py).
+
+As a service: SIGTERM ends the sessions, then its runner stops as `deploy-console runner` does
+(screens/cli/server_runner.py: a grace, then a hand-over, never a rollback; none of its own
+with `[runner] socket`); SIGHUP reloads the config and the authorized keys for new logins.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from pathlib import Path
@@ -16,13 +21,16 @@ from typing import TYPE_CHECKING
 from console.config import Config, find_config, paths
 from console.config.paths import user_data_dir
 from console.errors import ConsoleError
-from screens.cli.command_line import PORT, Commands, serve_until_stopped, stop_on_signals
+from screens.cli.command_line import PORT, Commands, serve_until_stopped
 from screens.cli.metrics_option import add_metrics_option, metrics_served
 
 if TYPE_CHECKING:
     from console.fleet.share import SharedFleet
+    from console.servers.runner_service import RunnerService
     from console.servers.sshd import SshServer
     from screens.cli.session_fork import ForkedConsoles
+
+log = logging.getLogger("console.sshd")
 
 
 def register(commands: Commands) -> None:
@@ -101,15 +109,47 @@ async def _serve(
     store: Path,
     kiosk: bool,
 ) -> int:
-    from console.servers.runner_service import runner_service
+    from screens.cli.server_runner import on_hangup, server_runner, server_signals
 
-    stop = stop_on_signals()
-    if kiosk:
-        return await _serve_sessions(server, spawner, listen, port, fleet, stop)
-    # The server's one runner executes every deploy its sessions queue: a session only queues
-    # and follows, so a dropped connection changes nothing about a deploy.
-    async with runner_service(config, store):
-        return await _serve_sessions(server, spawner, listen, port, fleet, stop)
+    signals = server_signals()
+    # The server's one runner executes every deploy its sessions queue (unless the runner
+    # service of [runner] socket does): a session only queues and follows, so a dropped
+    # connection changes nothing about a deploy.
+    async with server_runner(config, store, signals, "sshd", not kiosk) as service:
+        reloading = asyncio.create_task(
+            on_hangup(signals, lambda: _reload(server, config.source, service))
+        )
+        try:
+            return await _serve_sessions(server, spawner, listen, port, fleet, signals.stop)
+        finally:
+            reloading.cancel()
+
+
+async def _reload(server: SshServer, source: Path, service: RunnerService | None) -> None:
+    """SIGHUP: read the config and the authorized keys again; new sessions log in with the
+    new keys (those open continue). A config or a key that does not read is refused in one
+    line and the old keys stay."""
+    from console.config import load_config
+    from console.servers.runner_service import RunnerServiceError
+    from console.servers.sshd import authorized_keys
+
+    try:
+        new = await asyncio.to_thread(load_config, source)
+        allowed = await asyncio.to_thread(authorized_keys, new.sshd, new.source)
+        if not allowed:
+            raise ConsoleError(f"{source}: no SSH keys may log in")
+    except ConsoleError as error:
+        log.error("sshd: reload refused: %s; kept the keys it had", error.message)
+        return
+    server.allowed = dict(allowed)
+    log.info("sshd: reloaded %s: %d key(s) may log in", source, len(allowed))
+    if service is not None:
+        try:
+            changed = await service.reload(new)
+        except RunnerServiceError as error:
+            log.error("sshd: runner config reload refused: %s", error.message)
+        else:
+            log.info("sshd: runner config reloaded: %s", changed)
 
 
 async def _serve_sessions(

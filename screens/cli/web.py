@@ -9,7 +9,10 @@ Origin and Host, caps sessions and clamps terminal sizes. Each browser's console
 a fork server (screens/cli/session_fork.py) with the actor handed in memory; it is read-only unless
 --allow-actions. Every session's process group is killed when the server stops.
 With --allow-actions the server runs the queue's runner: a browser's console only queues and
-follows, so a closed tab never leaves a deploy half-done.
+follows, so a closed tab never leaves a deploy half-done (with `[runner] socket` the runner
+service runs them instead). SIGTERM stops it as `deploy-console runner` (a grace, then a
+hand-over, never a rollback: screens/cli/server_runner.py); SIGHUP reloads its [web] settings
+(tokens).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import re
 import signal
@@ -18,14 +19,15 @@ from aiohttp import WSMsgType, web
 from textual_serve.app_service import AppService
 from textual_serve.server import Server, log
 
-from console.config import Config
+from console.config import Config, WebSettings, load_config
 from console.errors import ConsoleError
 from console.fleet.share import SharedFleet
 from console.identity import Actor
-from console.servers.runner_service import runner_service
-from console.servers.web_front import ACTOR_KEY, Front, clamp_size
+from console.servers.runner_service import RunnerService, RunnerServiceError
+from console.servers.web_front import ACTOR_KEY, Front, check_exposure, clamp_size
 from screens import PROG
-from screens.cli.command_line import serve_until_stopped, stop_on_signals
+from screens.cli.command_line import serve_until_stopped
+from screens.cli.server_runner import on_hangup, server_runner, server_signals
 from screens.cli.session_fork import ForkedConsoles, PipedConsole
 
 REAP_SECONDS = 3.0  # a child gets this long after SIGTERM, then SIGKILL
@@ -78,6 +80,7 @@ FONTS_FIRST = """
         });
       };
     </script>"""
+reports = logging.getLogger("console.web")  # (textual-serve's own logger is `log`)
 TEXTUAL_JS = re.compile(r"<script src=\"[^\"]*js/textual\.js\"></script>")
 
 
@@ -289,16 +292,60 @@ async def _stop(app_service: _ForkedAppService) -> None:
 async def serve(
     server: WebServer, args: argparse.Namespace, fleet: SharedFleet, config: Config, store: Path
 ) -> int:
-    if args.kiosk or not args.allow_actions:
-        return await _serve_sessions(server, args, fleet)  # no session can queue a deploy
-    # The server's one runner executes every deploy a browser's console queues: a session only
-    # queues and follows, so a closed tab changes nothing about a deploy.
-    async with runner_service(config, store):
-        return await _serve_sessions(server, args, fleet)
+    signals = server_signals()
+    # The server's one runner executes every deploy a browser's console queues (unless the
+    # runner service of [runner] socket does): a session only queues and follows, so a closed
+    # tab changes nothing about a deploy. Without actions no session can queue one.
+    runs_deploys = args.allow_actions and not args.kiosk
+    async with server_runner(config, store, signals, "web", runs_deploys) as service:
+        reloading = asyncio.create_task(
+            on_hangup(signals, lambda: _reload(server, args, config.source, service))
+        )
+        try:
+            return await _serve_sessions(server, args, fleet, signals.stop)
+        finally:
+            reloading.cancel()
 
 
-async def _serve_sessions(server: WebServer, args: argparse.Namespace, fleet: SharedFleet) -> int:
-    stop = stop_on_signals()
+async def _reload(
+    server: WebServer, args: argparse.Namespace, source: Path, service: RunnerService | None
+) -> None:
+    """SIGHUP: read the config again and take its [web] settings (tokens, limits, proxies):
+    new requests are checked against them; a browser logged in with a token no longer
+    configured is logged out. A config that does not read, or that would expose actions
+    without authentication, is refused in one line and the old settings stay."""
+    try:
+        new = await asyncio.to_thread(load_config, source)
+        check_exposure(args.listen, args.allow_actions, new.web, str(new.source))
+    except ConsoleError as error:
+        reports.error("web: reload refused: %s; kept the settings it had", error.message)
+        return
+    _take_settings(server.front, new.web)
+    reports.info(
+        "web: reloaded %s: auth %s, %d token(s)", source, new.web.auth, len(new.web.tokens)
+    )
+    if service is not None:
+        try:
+            changed = await service.reload(new)
+        except RunnerServiceError as error:
+            reports.error("web: runner config reload refused: %s", error.message)
+        else:
+            reports.info("web: runner config reloaded: %s", changed)
+
+
+def _take_settings(front: Front, settings: WebSettings) -> None:
+    """The front checks new requests against `settings`; a browser's login whose token is
+    no longer configured (same user, same groups) ends."""
+    kept = {(entry.user, entry.groups) for entry in settings.tokens}
+    front.settings = settings
+    for key, login in list(front._logins.items()):
+        if (login.actor.user, login.actor.groups) not in kept:
+            del front._logins[key]
+
+
+async def _serve_sessions(
+    server: WebServer, args: argparse.Namespace, fleet: SharedFleet, stop: asyncio.Event
+) -> int:
     await server.start()
     # No access log: a request line could carry a token (?token= before the login redirect).
     runner = web.AppRunner(

@@ -217,3 +217,60 @@ async def test_sighup_reloads_a_good_config_and_keeps_the_old_one_for_a_bad_one(
     async with await Store.open(store) as opened:
         rows = [row for row in await opened.audit_rows() if row.action == "config"]
     assert [row.outcome for row in rows] == ["first", "changed"]
+
+
+def web(config: Path, store: Path) -> subprocess.Popen[str]:
+    """`deploy-console web --allow-actions` on a free loopback port; its banner read."""
+    process = start("web", "--allow-actions", "--port", "0", config=config, store=store)
+    assert process.stdout is not None
+    banner = wait_until(process.stdout.readline, "the web banner", TIMEOUT)
+    assert banner.startswith("web serving the console"), banner
+    return process
+
+
+async def test_web_stopped_hands_its_runners_deploy_over_not_rolled_back(
+    world: tuple[Config, Path], tmp_path: Path
+) -> None:
+    config, source = world
+    service = with_grace(source, tmp_path, "0s")
+    store = tmp_path / "store.db"
+    release = other_release(config, "media-service", "qaprod1", ("1.5.0", "1.6.0"))
+    deploy_id = queue_deploy(service, store, "media-service", "qaprod1", release)
+    server = web(service, store)  # its own runner takes the deploy
+    stderr = Stderr(server)
+    try:
+        await at_step(store, deploy_id, Step.LAUNCH)
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=TIMEOUT)
+    finally:
+        stop(server)
+    assert server.returncode == 0, stderr.all()
+    assert f"handing over {deploy_id} to the next start (not rolled back)" in stderr.all()
+    async with await Store.open(store) as opened:
+        left = await opened.deploy(deploy_id)
+        actions = [row.action for row in await opened.audit_rows(deploy_id=deploy_id)]
+    assert left is not None and left.state == "running", left  # the next start reconciles it
+    assert actions[-1] == "deploy.handed_over" and "deploy.finished" not in actions
+
+
+async def test_with_a_runner_service_configured_web_runs_no_runner_of_its_own(
+    world: tuple[Config, Path], tmp_path: Path
+) -> None:
+    _, source = world
+    service = tmp_path / "service.toml"
+    door = tmp_path / "runner.sock"
+    service.write_text(source.read_text() + f'\n[runner]\nsocket = "{door}"\n')
+    store = tmp_path / "store.db"
+    # Queued on the store (with the socket set, `deploy` would hand it to the service's door).
+    deploy_id = queue_deploy(source, store, "storefront", "staging", "2.15.0")
+    server = web(service, store)
+    stderr = Stderr(server)
+    try:
+        warning = stderr.wait_for("no runner serves")
+        assert f"until the runner service ({door}) starts" in warning, warning
+    finally:
+        stop(server)
+    assert server.returncode == 0, stderr.all()
+    async with await Store.open(store) as opened:
+        record = await opened.deploy(deploy_id)
+    assert record is not None and record.state == "queued", record  # left to the service
