@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
-from datetime import UTC, datetime
 
 from console.config import Config
 from console.model import FleetSnapshot
-from screens.cli.command_line import Commands, error_line, with_config
+from screens.cli.command_line import Commands, with_config
+from screens.cli.status_show import age, show
+
+__all__ = ["age", "register", "show"]
 
 
 def register(commands: Commands) -> None:
@@ -32,44 +33,23 @@ def register(commands: Commands) -> None:
 
 
 def status_command(config: Config, args: argparse.Namespace) -> int:
-    from console.fleet.report import snapshot_json
-
     projects = tuple(args.project) if args.project else None
     clusters = tuple(args.cluster) if args.cluster else None
     for name in clusters or ():
         config.cluster(name)
     for name in projects or ():
         config.project(name)
-    snapshot, note = None, ""
+    snapshot = None
     if not args.fresh and config.runner_socket is not None:
         from console.fleet.wire import ask_runner
 
         answer = ask_runner(config.runner_socket)
         if answer is not None:
             snapshot = answer.snapshot
-            note = f"as of {age(snapshot.generated_at)}, from the runner"
+    from_runner = snapshot is not None
     if snapshot is None:
         snapshot = poll(config)
-    if args.json:
-        from screens.cli.json_out import emit
-
-        emit("status", **snapshot_json(snapshot, projects, clusters))
-        if note:  # stdout stays JSON alone
-            print(note, file=sys.stderr)
-    else:
-        from screens.cli.status_table import print_status
-
-        if note:
-            print(note)
-        print_status(snapshot, projects, clusters)
-    failed = [
-        cluster
-        for cluster in snapshot.clusters
-        if cluster.error and (clusters is None or cluster.name in clusters)
-    ]
-    for cluster in failed:
-        print(error_line(f"cluster {cluster.name}: {cluster.error}"), file=sys.stderr)
-    return 2 if failed else 0
+    return show(snapshot, projects, clusters, as_json=args.json, from_runner=from_runner)
 
 
 def poll(config: Config) -> FleetSnapshot:
@@ -82,13 +62,3 @@ def poll(config: Config) -> FleetSnapshot:
         return asyncio.run(fleet.refresh())
     finally:
         fleet.close()
-
-
-def age(moment: datetime, now: datetime | None = None) -> str:
-    """How long ago, for a person: "12 s ago", "4 min ago", "2 h ago"."""
-    seconds = max(0, round(((now or datetime.now(UTC)) - moment).total_seconds()))
-    if seconds < 120:
-        return f"{seconds} s ago"
-    if seconds < 7200:
-        return f"{seconds // 60} min ago"
-    return f"{seconds // 3600} h ago"

@@ -155,3 +155,81 @@ async def test_the_runner_refreshes_while_asked_and_stops_when_not(world_config:
         assert answer["runner"] == "r1" and answer["format"] == 1
     finally:
         await keeper.aclose()
+
+
+def entry(*argv: str, importtime: bool = False) -> subprocess.CompletedProcess[str]:
+    """The console script's own entry (screens.entry, as pyproject names it) in a process."""
+    flags = ["-X", "importtime"] if importtime else []
+    script = (
+        f"import sys; sys.argv = ['deploy-console', *{list(argv)!r}]\n"
+        "from screens.entry import main\nmain()\n"
+    )
+    return subprocess.run(
+        [sys.executable, *flags, "-c", script],
+        cwd=ROOT, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+
+
+def test_the_console_script_answers_from_the_runner_before_the_command_line_loads(
+    runner: tuple[Path, Path],
+) -> None:
+    import tomllib
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["deploy-console"] == "screens.entry:main"
+    config, _socket = runner
+    done = entry("status", "--json", "--config", str(config), importtime=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["schema"] == "deploy-console.status/1"
+    loaded = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+    assert "console.fleet.wire" in loaded
+    # Neither the command line, nor the config's schema, nor AWS, nor Textual: a start-up of
+    # a few imports, so a script's most frequent call costs little more than Python itself.
+    assert not loaded & {"screens.main", "argparse", "console.config", "botocore", "textual"}
+    assert "from the runner" in done.stderr
+    # Anything the fast path does not answer exactly as the command line would, it hands over.
+    done = entry("status", "--json", "--project", "nope", "--config", str(config))
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith("deploy-console: error: unknown project 'nope'")
+    done = entry("status", "--json", "--cluster=staging", "--config", str(config))
+    assert done.returncode == 0, done.stderr
+    assert [c["name"] for c in json.loads(done.stdout)["clusters"]] == ["staging"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "answered"),
+    [
+        (["status"], True),
+        (["status", "--json", "--project", "a", "--cluster=b", "--config", "c.toml"], True),
+        (["status", "--fresh"], False),
+        (["status", "--store", "x.db"], False),
+        (["status", "--help"], False),
+        (["status", "--project"], False),
+        (["status", "--log-level", "debug"], False),
+        (["deploy", "a", "b", "1.0"], False),
+        ([], False),
+    ],
+)
+def test_the_fast_path_takes_plain_status_only(argv: list[str], answered: bool) -> None:
+    from screens.entry import _parse
+
+    assert (_parse(argv) is not None) == answered
+
+
+def test_the_fast_path_finds_the_config_the_command_line_finds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from console.config.paths import config_candidates
+    from screens.entry import _config_file
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("DEPLOY_CONSOLE_CONFIG", raising=False)
+    assert _config_file("given.toml") == config_candidates("given.toml")[0][1]
+    monkeypatch.setenv("DEPLOY_CONSOLE_CONFIG", str(tmp_path / "env.toml"))
+    assert _config_file(None) == config_candidates(None)[0][1]
+    monkeypatch.delenv("DEPLOY_CONSOLE_CONFIG")
+    user = config_candidates(None)[0][1]
+    assert _config_file(None) is None  # no user config yet: the command line says so
+    user.parent.mkdir(parents=True)
+    user.write_text("")
+    assert _config_file(None) == user
