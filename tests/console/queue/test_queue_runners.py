@@ -5,6 +5,7 @@ the crash tests' under pytest-xdist.)"""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -77,7 +78,7 @@ async def test_two_runners_on_one_store_run_each_deploy_once(
             line
             for out in outputs
             for line in out.splitlines()
-            if f"{deploy_id}: " in line and line.endswith(": running")
+            if f"{deploy_id}: " in line and re.search(r": running( deploy=|$)", line)
         ]
         assert len(starts) == 1, (deploy_id, outputs)
     assert running_versions(config, "checkout-api", "staging") == {"5.2.3"}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import select
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,8 +65,11 @@ def launched_by(config: Config, deploy_id: str) -> set[str]:
 
 
 def first_line(process: subprocess.Popen[str]) -> str:
-    assert process.stdout is not None
-    return process.stdout.readline()
+    """The runner's first log line (stderr), or a failure at TIMEOUT: never a hang."""
+    assert process.stderr is not None
+    ready, _, _ = select.select([process.stderr], [], [], TIMEOUT)
+    assert ready, f"the runner said nothing in {TIMEOUT:.0f} s"
+    return process.stderr.readline()
 
 
 def switched(config: Config, deploy_id: str) -> bool:
