@@ -8,11 +8,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from console.model import DeployState
-from console.queue.release_queue import DeployQueue
-from console.queue.rules import QueueView, queue_entries
-from console.store import DeployRecord
+
+if TYPE_CHECKING:  # the marks themselves stay light: `status`'s table imports them
+    from console.queue.release_queue import DeployQueue
+    from console.queue.rules import QueueView
+    from console.store import DeployRecord
 
 # The finished deploys read to find each pair's last one: the newest this many.
 RECENT_DEPLOYS = 500
@@ -90,6 +93,8 @@ def pair_marks(
 ) -> dict[Pair, PairMark]:
     """What each of `pairs` shows, for those with a mark or a last deploy. `finished` is newest
     first: a pair's first one there is its last deploy."""
+    from console.queue.rules import queue_entries
+
     live: dict[Pair, PairMark] = {}
     for entry in queue_entries(view):
         record = entry.record
