@@ -187,6 +187,12 @@ def test_the_console_script_answers_from_the_runner_before_the_command_line_load
     # a few imports, so a script's most frequent call costs little more than Python itself.
     assert not loaded & {"screens.main", "argparse", "console.config", "botocore", "textual"}
     assert "from the runner" in done.stderr
+    done = entry("status", "--config", str(config), importtime=True)  # the table, for a person
+    assert done.returncode == 0, done.stderr
+    assert "from the runner" in done.stdout.splitlines()[0]
+    loaded = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+    assert "rich.table" in loaded or "rich.console" in loaded
+    assert not loaded & {"screens.main", "console.config", "console.queue.release_queue", "aiohttp"}
     # Anything the fast path does not answer exactly as the command line would, it hands over.
     done = entry("status", "--json", "--project", "nope", "--config", str(config))
     assert done.returncode == 2
