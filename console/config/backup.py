@@ -7,7 +7,6 @@ from datetime import timedelta
 from pathlib import Path
 
 from console.config.reader import Table
-from console.inputs import InputError, duration
 
 __all__ = ["BackupSettings", "parse_backup"]
 
@@ -25,21 +24,14 @@ class BackupSettings:
 
 
 def _every(table: Table) -> float:
-    text = table.string("every")
-    if text is None:
-        return BackupSettings.every_seconds
-    try:
-        span = duration(text, "every", timedelta(days=30))
-    except InputError as error:
-        span, problem = None, error.message
-    else:
-        problem = f"must be a duration (30m, 1h, 1d), not {text!r}"
-    if span is None or span.total_seconds() < MIN_EVERY_SECONDS:
-        if span is not None:
-            problem = f"must be at least 1m (a copy a minute at most), not {text!r}"
-        table.fail(problem, "every")
-        raise AssertionError("unreachable")  # fail raises
-    return span.total_seconds()
+    return table.seconds(
+        "every",
+        BackupSettings.every_seconds,
+        timedelta(days=30),
+        "30m, 1h, 1d",
+        MIN_EVERY_SECONDS,
+        "must be at least 1m (a copy a minute at most), not {text}",
+    )
 
 
 def parse_backup(table: Table) -> BackupSettings:

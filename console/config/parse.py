@@ -41,7 +41,6 @@ from console.config.web import WebSettings, parse_web
 from console.config.windows import DeployWindow, WindowSpecError, parse_window
 from console.config.world_seed import parse_world
 from console.errors import ConfigError
-from console.inputs import InputError, duration
 from console.metrics.address import MetricsAddressError, parse_address
 
 MAX_PARALLEL = 1000
@@ -156,19 +155,12 @@ def _parse_runner(table: Table) -> tuple[Path | None, float]:
 def _stop_grace(table: Table) -> float:
     """(service) How long a stopping runner lets its deploys run to their end: "10m", "90s",
     "0s" (hand them over at once), at most a day; default 10m."""
-    text = table.string("stop_grace")
-    if text is None:
-        return Config.runner_stop_grace
-    try:
-        span = duration(text, "stop_grace", timedelta(days=1))
-    except InputError as error:
-        span, problem = None, error.message
-    else:
-        problem = f"must be a duration (90s, 10m, 1h; 0s hands over at once), not {text!r}"
-    if span is None:
-        table.fail(problem, "stop_grace")
-        raise AssertionError("unreachable")  # fail raises
-    return span.total_seconds()
+    return table.seconds(
+        "stop_grace",
+        Config.runner_stop_grace,
+        timedelta(days=1),
+        "90s, 10m, 1h; 0s hands over at once",
+    )
 
 
 def _parse_metrics(table: Table) -> MetricsSettings:
@@ -326,19 +318,9 @@ MAX_APPROVALS = 5  # more approvers than that is a typo
 
 def _approval_expires(table: Table) -> float:
     """How long an approval counts: "30m", "4h", "2d" (at most 30 days); default 4h."""
-    text = table.string("approval_expires")
-    if text is None:
-        return ClusterConfig.approval_expires
-    try:
-        span = duration(text, "approval_expires", timedelta(days=30))
-    except InputError as error:
-        span, problem = None, error.message
-    else:
-        problem = f"must be a duration (30m, 4h, 2d), not {text!r}"
-    if span is None or span.total_seconds() <= 0:
-        table.fail(problem, "approval_expires")
-        raise AssertionError("unreachable")  # fail raises
-    return span.total_seconds()
+    return table.seconds(
+        "approval_expires", ClusterConfig.approval_expires, timedelta(days=30), "30m, 4h, 2d", 1
+    )
 
 
 def _cluster_windows(table: Table) -> tuple[DeployWindow, ...]:

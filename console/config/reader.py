@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Collection, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from console.config.locate import closest, key_line
 from console.errors import ConfigError
+from console.inputs import InputError, duration
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -94,6 +96,33 @@ class Table:
             )
         self._bounds(key, value, minimum, maximum)
         return float(value)
+
+    def seconds(
+        self,
+        key: str,
+        default: float,
+        longest: timedelta,
+        examples: str,
+        least: float = 0.0,
+        too_short: str | None = None,
+    ) -> float:
+        """A span written as a duration ("90s", "10m", "4h", "2d"), in seconds: at most
+        `longest`, at least `least` (else `too_short`, else the examples are the error)."""
+        text = self.string(key)
+        if text is None:
+            return default
+        try:
+            span = duration(text, key, longest)
+        except InputError as error:
+            self.fail(error.message, key)
+            raise AssertionError("unreachable") from None  # fail raises
+        problem = f"must be a duration ({examples}), not {text!r}"
+        if span is None:
+            self.fail(problem, key)
+            raise AssertionError("unreachable")
+        if span.total_seconds() < least:
+            self.fail((too_short or problem).format(text=repr(text)), key)
+        return span.total_seconds()
 
     def _bounds(self, key: str, value: float, minimum: float, maximum: float) -> None:
         if value < minimum:
