@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import tomli_w
 
 from console.config import Config, read_toml
 from tests.conftest import ROOT
-from tests.deploy_world import client, demo_seed, running_versions, world_process
+from tests.deploy_world import client, quick_seed, running_versions, world_process
 
 TIMEOUT = 180.0
 ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00"
@@ -27,8 +28,9 @@ ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00"
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Config]:
+    """A world of its own whose instances register and drain in 1 s: a deploy is quick."""
     workdir = tmp_path_factory.mktemp("logs-world")
-    with world_process(demo_seed(workdir), workdir) as config:
+    with world_process(quick_seed(workdir, 1), workdir) as config:
         yield config
 
 
@@ -61,12 +63,21 @@ def test_a_bad_log_level_is_one_line_and_exit_2(tmp_path: Path) -> None:
     ]
 
 
-def test_the_runner_logs_a_deploy_at_info_each_line_with_its_id(
+def test_the_runner_logs_a_deploy_at_info_with_its_id_and_at_error_keeps_info_out(
     world: Config, tmp_path: Path
 ) -> None:
-    store = tmp_path / "store.db"
-    deploy_id = queued(world, "storefront", "staging", world.source, store)
-    result = cli("runner", "--exit-when-idle", config=world.source, store=store)
+    """Two runners at once (each on its own store and pair): one at the runner's default
+    level, one at --log-level error; each runs a deploy (waiting, mostly: run side by side)."""
+    info_store, error_store = tmp_path / "info.db", tmp_path / "error.db"
+    deploy_id = queued(world, "storefront", "staging", world.source, info_store)
+    queued(world, "checkout-api", "staging", world.source, error_store)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        at_info = pool.submit(cli, "runner", "--exit-when-idle", config=world.source,
+                              store=info_store)  # fmt: skip
+        at_error = pool.submit(cli, "runner", "--exit-when-idle", "--log-level", "error",
+                               config=world.source, store=error_store)  # fmt: skip
+        result, quiet = at_info.result(), at_error.result()
+
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stderr.splitlines() if " console." in line]
     started = next(line for line in lines if "deploy started" in line)
@@ -79,15 +90,8 @@ def test_the_runner_logs_a_deploy_at_info_each_line_with_its_id(
     assert any(succeeded in line and f"deploy={deploy_id}" in line for line in lines), lines
     assert not any(" DEBUG " in line for line in lines)  # info is the runner's default
 
-
-def test_log_level_error_keeps_the_info_lines_out(world: Config, tmp_path: Path) -> None:
-    store = tmp_path / "store.db"
-    queued(world, "checkout-api", "staging", world.source, store)
-    result = cli(
-        "runner", "--exit-when-idle", "--log-level", "error", config=world.source, store=store
-    )
-    assert result.returncode == 0, result.stderr
-    assert not re.search(r" (INFO|DEBUG|WARNING) \S+: ", result.stderr), result.stderr
+    assert quiet.returncode == 0, quiet.stderr
+    assert not re.search(r" (INFO|DEBUG|WARNING) \S+: ", quiet.stderr), quiet.stderr
 
 
 def _free_port() -> int:
