@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,37 +64,6 @@ def test_a_bad_log_level_is_one_line_and_exit_2(tmp_path: Path) -> None:
     ]
 
 
-def test_the_runner_logs_a_deploy_at_info_with_its_id_and_at_error_keeps_info_out(
-    world: Config, tmp_path: Path
-) -> None:
-    """Two runners at once (each on its own store and pair): one at the runner's default
-    level, one at --log-level error; each runs a deploy (waiting, mostly: run side by side)."""
-    info_store, error_store = tmp_path / "info.db", tmp_path / "error.db"
-    deploy_id = queued(world, "storefront", "staging", world.source, info_store)
-    queued(world, "checkout-api", "staging", world.source, error_store)
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        at_info = pool.submit(cli, "runner", "--exit-when-idle", config=world.source,
-                              store=info_store)  # fmt: skip
-        at_error = pool.submit(cli, "runner", "--exit-when-idle", "--log-level", "error",
-                               config=world.source, store=error_store)  # fmt: skip
-        result, quiet = at_info.result(), at_error.result()
-
-    assert result.returncode == 0, result.stderr
-    lines = [line for line in result.stderr.splitlines() if " console." in line]
-    started = next(line for line in lines if "deploy started" in line)
-    assert re.fullmatch(
-        rf"{ISO} INFO console\.deploy\.deployment: deploy started: storefront -> staging \S+ "
-        rf"by \S+ deploy={deploy_id} project=storefront cluster=staging",
-        started,
-    ), started
-    succeeded = "INFO console.deploy.deployment: deploy succeeded: "
-    assert any(succeeded in line and f"deploy={deploy_id}" in line for line in lines), lines
-    assert not any(" DEBUG " in line for line in lines)  # info is the runner's default
-
-    assert quiet.returncode == 0, quiet.stderr
-    assert not re.search(r" (INFO|DEBUG|WARNING) \S+: ", quiet.stderr), quiet.stderr
-
-
 def _free_port() -> int:
     """A loopback port nothing listens on (deliveries to it fail: their errors get logged)."""
     with socket.socket() as probe:
@@ -138,14 +108,72 @@ def secret_config(world: Config, folder: Path) -> tuple[Path, list[str]]:
     return path, secrets
 
 
-def test_a_deploy_logged_at_debug_in_json_logs_no_secret(world: Config, tmp_path: Path) -> None:
-    config, secrets = secret_config(world, tmp_path)
-    store = tmp_path / "store.db"
-    deploy_id = queued(world, "storefront", "staging", config, store)
-    result = cli(
-        "runner", "--exit-when-idle", "--log-level", "debug", "--log-format", "json",
-        config=config, store=store,
-    )  # fmt: skip
+@dataclass(frozen=True)
+class Run:
+    """A runner (`runner --exit-when-idle` and options) that ran one queued deploy."""
+
+    deploy_id: str
+    result: subprocess.CompletedProcess[str]
+    secrets: list[str]
+
+
+@pytest.fixture(scope="module")
+def runs(world: Config, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
+    """Three runners side by side, each on a store and a pair of its own (a deploy is mostly
+    waiting): at the runner's default level, at --log-level error, and at debug in JSON
+    with a config full of secrets."""
+    folder = tmp_path_factory.mktemp("logs-runs")
+    config, secrets = secret_config(world, folder)
+    plans = {
+        "info": ("media-service", world.source, ()),
+        "error": ("checkout-api", world.source, ("--log-level", "error")),
+        "debug-json": ("storefront", config, ("--log-level", "debug", "--log-format", "json")),
+    }
+    ids = {
+        name: queued(world, project, "staging", source, folder / f"{name}.db")
+        for name, (project, source, _) in plans.items()
+    }
+    with ThreadPoolExecutor(max_workers=len(plans)) as pool:
+        results = {
+            name: pool.submit(
+                cli,
+                "runner",
+                "--exit-when-idle",
+                *options,
+                config=source,
+                store=folder / f"{name}.db",
+            )
+            for name, (_, source, options) in plans.items()
+        }
+        return {
+            name: Run(ids[name], done.result(), secrets if name == "debug-json" else [])
+            for name, done in results.items()
+        }
+
+
+def test_the_runner_logs_a_deploy_at_info_each_line_with_its_id(runs: dict[str, Run]) -> None:
+    deploy_id, result = runs["info"].deploy_id, runs["info"].result
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if " console." in line]
+    started = next(line for line in lines if "deploy started" in line)
+    assert re.fullmatch(
+        rf"{ISO} INFO console\.deploy\.deployment: deploy started: media-service -> staging "
+        rf"\S+ by \S+ deploy={deploy_id} project=media-service cluster=staging",
+        started,
+    ), started
+    succeeded = "INFO console.deploy.deployment: deploy succeeded: "
+    assert any(succeeded in line and f"deploy={deploy_id}" in line for line in lines), lines
+    assert not any(" DEBUG " in line for line in lines)  # info is the runner's default
+
+
+def test_log_level_error_keeps_the_info_lines_out(runs: dict[str, Run]) -> None:
+    result = runs["error"].result
+    assert result.returncode == 0, result.stderr
+    assert not re.search(r" (INFO|DEBUG|WARNING) \S+: ", result.stderr), result.stderr
+
+
+def test_a_deploy_logged_at_debug_in_json_logs_no_secret(runs: dict[str, Run]) -> None:
+    deploy_id, result = runs["debug-json"].deploy_id, runs["debug-json"].result
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     mine = [r for r in records if r.get("deploy_id") == deploy_id]
@@ -155,5 +183,6 @@ def test_a_deploy_logged_at_debug_in_json_logs_no_secret(world: Config, tmp_path
     # The notifications failed (nothing listens): said, and masked.
     said = [r["msg"] for r in records if r["logger"] == "console.notify.delivery"]
     assert said, result.stderr
-    for secret in secrets:
+    assert runs["debug-json"].secrets
+    for secret in runs["debug-json"].secrets:
         assert secret not in result.stderr and secret not in result.stdout, secret
