@@ -1,4 +1,5 @@
-"""The deploy screen driven through Pilot with the real engine: moto, loopback SSH, SQLite."""
+"""The deploy screen driven through Pilot with the real engine: moto, loopback SSH, SQLite
+(one world for the module: each test deploys a pair of its own)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from screens.app import DeployConsoleApp, build_app
 from screens.deploy.screen import DeployScreen
 from screens.deploy.support import EngineDeploys
 from tests.conftest import DEMO_CONFIG
+from tests.console.deploy.test_deploy_output import CONFIGURE, HEALTH
 from tests.deploy_world import ServingWatcher, client, faster, live, world_process
 from tests.screens.ui import SIZE, confirm, wait_for
 from tests.screens.ui.test_deploy import cell, deploy_screen, log_text, states
@@ -128,3 +130,22 @@ async def test_cancel_on_the_deploy_screen_rolls_back(world: Config, tmp_path: P
         assert states(screen)["rollback"] is StepState.SUCCEEDED
         assert "rollback succeeded" in log_text(screen)
     assert live(world, "admin-portal", "staging") == old
+
+
+# The live log with the real engine: what an instance prints to take over the operator's
+# terminal (OSC 52, title, cursor moves, C1, overprints) is shown as text.
+async def test_the_deploy_log_shows_escape_sequences_as_text(world: Config, tmp_path: Path) -> None:
+    config = faster(world, "marketing-site", configure=CONFIGURE, health=HEALTH)
+    old = live(world, "marketing-site", "staging")
+    async with console(config, tmp_path / "store.db") as (app, pilot):
+        screen = await start(app, pilot, "marketing-site", "staging", "24.11.0")
+        await wait_for(pilot, lambda: screen.tracked.finished, "the deploy's end", DEPLOY_TIMEOUT)
+        await pilot.pause()
+        assert screen.tracked.state is DeployState.SUCCEEDED
+        shown = [strip.text for strip in screen.log_widget.lines]
+        shown.append(app.export_screenshot())
+    joined = "".join("".join(shown).split())
+    assert r"\x1b]52;c;ZWNobyBwd25lZA==\x07\x1b]0;owned\x07" in joined
+    assert r"\x1b]0;health-title\x07" in joined
+    assert all("\x1b" not in text and "\x07" not in text and "\x9b" not in text for text in shown)
+    assert live(world, "marketing-site", "staging").isdisjoint(old)
