@@ -11,12 +11,14 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Static
 
 from console.config import Config
 from console.deploy.services import deploy_services
 from console.model import DeployRequest, DeployState, Step, StepState
 from console.queue.release_queue import DeployQueue
 from console.queue.runner import Runner
+from console.store import Store
 from screens.app import DeployConsoleApp, build_app
 from screens.deploy.screen import DeployScreen
 from screens.deploy.support import EngineDeploys
@@ -149,3 +151,29 @@ async def test_the_deploy_log_shows_escape_sequences_as_text(world: Config, tmp_
     assert r"\x1b]0;health-title\x07" in joined
     assert all("\x1b" not in text and "\x07" not in text and "\x9b" not in text for text in shown)
     assert live(world, "marketing-site", "staging").isdisjoint(old)
+
+
+# At 80x24: a deploy of storefront 2.16.0 (its build failed) to prod2 is refused by prod2's
+# release gate, said on screen, and nothing is queued (nothing changes in the world).
+async def test_the_console_says_the_release_gate_refused_a_failed_build(
+    world: Config, tmp_path: Path
+) -> None:
+    store = tmp_path / "store.db"
+    async with console(world, store) as (app, pilot):
+        screen = await start(app, pilot, "storefront", "prod2", "2.16.0")
+        await wait_for(pilot, lambda: bool(app._notifications), "the refusal", timeout=60)
+        (note,) = list(app._notifications)
+        assert note.severity == "error"
+        assert note.message.startswith(
+            "storefront → prod2 2.16.0: release gate of prod2 (storefront 2.16.0) said no: "
+            "exit 1: storefront 2.16.0 (ami-"
+        ), note.message
+        assert note.message.endswith("build did not pass (BuildStatus=failed); nothing queued")
+        # The deploy screen's title line says it failed at once, without a step run.
+        title = str(screen.query_one("#deploy-title", Static).render())
+        assert "failed" in title, title
+    async with await Store.open(store, create=False, read_only=True) as opened:
+        assert await opened.deploys() == []
+        assert [r.action for r in await opened.audit_rows() if r.action == "gate.refused"] == [
+            "gate.refused"
+        ]
