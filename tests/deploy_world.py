@@ -7,6 +7,7 @@ the session world that read-only tests share.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import dataclasses
 import os
@@ -61,10 +62,22 @@ def world_process(source: Path, workdir: Path) -> Iterator[Config]:
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
+        _stopping.append(process)  # it stops while the next tests run; reaped at exit
+
+
+_stopping: list[subprocess.Popen[bytes]] = []
+
+
+@atexit.register
+def _reap_worlds() -> None:
+    """Wait for the worlds told to stop (each stops its servers and removes its files), then
+    kill any that did not within 10 s."""
+    for process in _stopping:
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
 

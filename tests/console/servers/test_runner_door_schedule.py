@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,23 +17,18 @@ from console.queue.release_queue import DeployQueue, QueueError
 from console.queue.runner import Runner
 from console.servers.runner_door import DoorClient, RemoteQueue, RunnerDoor
 from console.store import DeployRecord, Store
-from tests.conftest import DEMO_CONFIG, ROOT
-from tests.deploy_world import world_process
+from tests.conftest import ROOT
 
 DEADLINE = 120.0
 DAY = f"{datetime.now(UTC) + timedelta(days=2):%a}"  # a window closed whenever this runs
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Config]:
-    with world_process(DEMO_CONFIG, tmp_path_factory.mktemp("door-schedule-world")) as config:
-        yield config
-
-
 @pytest.fixture
-async def door(world: Config, tmp_path: Path) -> AsyncIterator[tuple[Config, Path, Path]]:
-    """A runner service's door on the world, staging with a closed window (its runner does
-    not run deploys); the config a user's command line reaches it with; its store."""
+async def door(world_config: Config, tmp_path: Path) -> AsyncIterator[tuple[Config, Path, Path]]:
+    """A runner service's door on the session's world (nothing here changes it), staging with
+    a closed window (its runner does not run deploys); the config a user's command line
+    reaches it with; its store."""
+    world = world_config
     store, socket = tmp_path / "store.db", tmp_path / "run" / "runner.sock"
     windowed = tmp_path / "world.toml"
     windowed.write_text(

@@ -5,36 +5,56 @@ config where safe and keeps the old one when the new one is bad."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import re
 import signal
 import subprocess
-import threading
 from pathlib import Path
 
 from console.config import Config
 from console.model import Step
 from console.store import DeployRecord, Store
-from tests.console.queue.test_queue_crash import TIMEOUT, command, start, stop, store_until, world
+from tests.console.queue.test_queue_crash import TIMEOUT, command, stop, store_until, world
 from tests.deploy_world import ROOT, live, running_versions, serving_in
 from tests.waiting import wait_until
 
 __all__ = ["world"]  # the module-scoped world fixture (quick, locks stale after 2 s)
 
 
+def start(*args: str, config: Path, store: Path) -> subprocess.Popen[str]:
+    """The command in a process whose stderr goes to a file beside the store (read by
+    Stderr): a pipe would end only once every process holding it (a child, say) is gone."""
+    log = store.with_name(f"{store.stem}-{args[0]}-{next(_starts)}.stderr")
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            command(*args, config=config, store=store), cwd=ROOT, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=stderr, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+    _logs[process.pid] = log
+    return process
+
+
+_starts = itertools.count()
+_logs: dict[int, Path] = {}
+
+
 class Stderr:
     """The lines a process writes on stderr (where the runner logs), read as they come."""
 
     def __init__(self, process: subprocess.Popen[str]) -> None:
-        assert process.stderr is not None
-        self.lines: list[str] = []
-        stream = process.stderr
-        self._reader = threading.Thread(target=lambda: self.lines.extend(stream), daemon=True)
-        self._reader.start()
+        self.process = process
+        self.log = _logs[process.pid]
+
+    @property
+    def lines(self) -> list[str]:
+        return self.log.read_text(errors="replace").splitlines(keepends=True)
 
     def wait_for(self, text: str, timeout: float = TIMEOUT) -> str:
         line = wait_until(
-            lambda: next((line for line in list(self.lines) if text in line), None),
+            lambda: next((line for line in self.lines if text in line), None),
             f"{text!r} on stderr",
             timeout,
         )
@@ -42,7 +62,8 @@ class Stderr:
         return line
 
     def all(self) -> str:
-        self._reader.join(timeout=TIMEOUT)
+        """Everything it wrote (asked once it ended)."""
+        assert self.process.poll() is not None
         return "".join(self.lines)
 
 

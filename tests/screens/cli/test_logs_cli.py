@@ -11,6 +11,8 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ import tomli_w
 
 from console.config import Config, read_toml
 from tests.conftest import ROOT
-from tests.deploy_world import client, demo_seed, running_versions, world_process
+from tests.deploy_world import client, quick_seed, running_versions, world_process
 
 TIMEOUT = 180.0
 ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00"
@@ -27,8 +29,9 @@ ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00"
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Config]:
+    """A world of its own whose instances register and drain in 1 s: a deploy is quick."""
     workdir = tmp_path_factory.mktemp("logs-world")
-    with world_process(demo_seed(workdir), workdir) as config:
+    with world_process(quick_seed(workdir, 1), workdir) as config:
         yield config
 
 
@@ -59,35 +62,6 @@ def test_a_bad_log_level_is_one_line_and_exit_2(tmp_path: Path) -> None:
         "deploy-console: error: argument --log-level: invalid choice: 'loud' (choose from "
         "'debug', 'info', 'warning', 'error') (see deploy-console --help)"
     ]
-
-
-def test_the_runner_logs_a_deploy_at_info_each_line_with_its_id(
-    world: Config, tmp_path: Path
-) -> None:
-    store = tmp_path / "store.db"
-    deploy_id = queued(world, "storefront", "staging", world.source, store)
-    result = cli("runner", "--exit-when-idle", config=world.source, store=store)
-    assert result.returncode == 0, result.stderr
-    lines = [line for line in result.stderr.splitlines() if " console." in line]
-    started = next(line for line in lines if "deploy started" in line)
-    assert re.fullmatch(
-        rf"{ISO} INFO console\.deploy\.deployment: deploy started: storefront -> staging \S+ "
-        rf"by \S+ deploy={deploy_id} project=storefront cluster=staging",
-        started,
-    ), started
-    succeeded = "INFO console.deploy.deployment: deploy succeeded: "
-    assert any(succeeded in line and f"deploy={deploy_id}" in line for line in lines), lines
-    assert not any(" DEBUG " in line for line in lines)  # info is the runner's default
-
-
-def test_log_level_error_keeps_the_info_lines_out(world: Config, tmp_path: Path) -> None:
-    store = tmp_path / "store.db"
-    queued(world, "checkout-api", "staging", world.source, store)
-    result = cli(
-        "runner", "--exit-when-idle", "--log-level", "error", config=world.source, store=store
-    )
-    assert result.returncode == 0, result.stderr
-    assert not re.search(r" (INFO|DEBUG|WARNING) \S+: ", result.stderr), result.stderr
 
 
 def _free_port() -> int:
@@ -134,14 +108,72 @@ def secret_config(world: Config, folder: Path) -> tuple[Path, list[str]]:
     return path, secrets
 
 
-def test_a_deploy_logged_at_debug_in_json_logs_no_secret(world: Config, tmp_path: Path) -> None:
-    config, secrets = secret_config(world, tmp_path)
-    store = tmp_path / "store.db"
-    deploy_id = queued(world, "storefront", "staging", config, store)
-    result = cli(
-        "runner", "--exit-when-idle", "--log-level", "debug", "--log-format", "json",
-        config=config, store=store,
-    )  # fmt: skip
+@dataclass(frozen=True)
+class Run:
+    """A runner (`runner --exit-when-idle` and options) that ran one queued deploy."""
+
+    deploy_id: str
+    result: subprocess.CompletedProcess[str]
+    secrets: list[str]
+
+
+@pytest.fixture(scope="module")
+def runs(world: Config, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
+    """Three runners side by side, each on a store and a pair of its own (a deploy is mostly
+    waiting): at the runner's default level, at --log-level error, and at debug in JSON
+    with a config full of secrets."""
+    folder = tmp_path_factory.mktemp("logs-runs")
+    config, secrets = secret_config(world, folder)
+    plans = {
+        "info": ("media-service", world.source, ()),
+        "error": ("checkout-api", world.source, ("--log-level", "error")),
+        "debug-json": ("storefront", config, ("--log-level", "debug", "--log-format", "json")),
+    }
+    ids = {
+        name: queued(world, project, "staging", source, folder / f"{name}.db")
+        for name, (project, source, _) in plans.items()
+    }
+    with ThreadPoolExecutor(max_workers=len(plans)) as pool:
+        results = {
+            name: pool.submit(
+                cli,
+                "runner",
+                "--exit-when-idle",
+                *options,
+                config=source,
+                store=folder / f"{name}.db",
+            )
+            for name, (_, source, options) in plans.items()
+        }
+        return {
+            name: Run(ids[name], done.result(), secrets if name == "debug-json" else [])
+            for name, done in results.items()
+        }
+
+
+def test_the_runner_logs_a_deploy_at_info_each_line_with_its_id(runs: dict[str, Run]) -> None:
+    deploy_id, result = runs["info"].deploy_id, runs["info"].result
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if " console." in line]
+    started = next(line for line in lines if "deploy started" in line)
+    assert re.fullmatch(
+        rf"{ISO} INFO console\.deploy\.deployment: deploy started: media-service -> staging "
+        rf"\S+ by \S+ deploy={deploy_id} project=media-service cluster=staging",
+        started,
+    ), started
+    succeeded = "INFO console.deploy.deployment: deploy succeeded: "
+    assert any(succeeded in line and f"deploy={deploy_id}" in line for line in lines), lines
+    assert not any(" DEBUG " in line for line in lines)  # info is the runner's default
+
+
+def test_log_level_error_keeps_the_info_lines_out(runs: dict[str, Run]) -> None:
+    result = runs["error"].result
+    assert result.returncode == 0, result.stderr
+    assert not re.search(r" (INFO|DEBUG|WARNING) \S+: ", result.stderr), result.stderr
+
+
+def test_a_deploy_logged_at_debug_in_json_logs_no_secret(runs: dict[str, Run]) -> None:
+    deploy_id, result = runs["debug-json"].deploy_id, runs["debug-json"].result
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     mine = [r for r in records if r.get("deploy_id") == deploy_id]
@@ -151,5 +183,6 @@ def test_a_deploy_logged_at_debug_in_json_logs_no_secret(world: Config, tmp_path
     # The notifications failed (nothing listens): said, and masked.
     said = [r["msg"] for r in records if r["logger"] == "console.notify.delivery"]
     assert said, result.stderr
-    for secret in secrets:
+    assert runs["debug-json"].secrets
+    for secret in runs["debug-json"].secrets:
         assert secret not in result.stderr and secret not in result.stdout, secret

@@ -6,9 +6,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -36,9 +38,11 @@ def served_config(world_config_path: Path, directory: Path) -> tuple[Path, Path]
     return config, socket
 
 
-@pytest.fixture
-def runner(world_config_path: Path, open_dir: Path) -> Iterator[tuple[Path, Path]]:
-    """`deploy-console runner` serving its door on the embedded world; (config, socket)."""
+@pytest.fixture(scope="module")
+def runner(world_config_path: Path) -> Iterator[tuple[Path, Path]]:
+    """`deploy-console runner` serving its door on the embedded world; (config, socket). One
+    for the module: the tests only ask it (a snapshot of any age is said with its age)."""
+    open_dir = Path(tempfile.mkdtemp(prefix="dc-status-runner-"))
     config, socket = served_config(world_config_path, open_dir)
     env = {**os.environ, "DEPLOY_CONSOLE_DATA_DIR": str(open_dir / "data")}
     process = subprocess.Popen(
@@ -58,6 +62,7 @@ def runner(world_config_path: Path, open_dir: Path) -> Iterator[tuple[Path, Path
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+        shutil.rmtree(open_dir, ignore_errors=True)
 
 
 def status(config: Path, *options: str) -> tuple[int, str, str, bool]:

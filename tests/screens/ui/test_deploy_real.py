@@ -1,4 +1,5 @@
-"""The deploy screen driven through Pilot with the real engine: moto, loopback SSH, SQLite."""
+"""The deploy screen driven through Pilot with the real engine: moto, loopback SSH, SQLite
+(one world for the module: each test deploys a pair of its own)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,19 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Static
 
 from console.config import Config
 from console.deploy.services import deploy_services
 from console.model import DeployRequest, DeployState, Step, StepState
 from console.queue.release_queue import DeployQueue
 from console.queue.runner import Runner
+from console.store import Store
 from screens.app import DeployConsoleApp, build_app
 from screens.deploy.screen import DeployScreen
 from screens.deploy.support import EngineDeploys
 from tests.conftest import DEMO_CONFIG
+from tests.console.deploy.test_deploy_output import CONFIGURE, HEALTH
 from tests.deploy_world import ServingWatcher, client, faster, live, world_process
 from tests.screens.ui import SIZE, confirm, wait_for
 from tests.screens.ui.test_deploy import cell, deploy_screen, log_text, states
@@ -128,3 +132,48 @@ async def test_cancel_on_the_deploy_screen_rolls_back(world: Config, tmp_path: P
         assert states(screen)["rollback"] is StepState.SUCCEEDED
         assert "rollback succeeded" in log_text(screen)
     assert live(world, "admin-portal", "staging") == old
+
+
+# The live log with the real engine: what an instance prints to take over the operator's
+# terminal (OSC 52, title, cursor moves, C1, overprints) is shown as text.
+async def test_the_deploy_log_shows_escape_sequences_as_text(world: Config, tmp_path: Path) -> None:
+    config = faster(world, "marketing-site", configure=CONFIGURE, health=HEALTH)
+    old = live(world, "marketing-site", "staging")
+    async with console(config, tmp_path / "store.db") as (app, pilot):
+        screen = await start(app, pilot, "marketing-site", "staging", "24.11.0")
+        await wait_for(pilot, lambda: screen.tracked.finished, "the deploy's end", DEPLOY_TIMEOUT)
+        await pilot.pause()
+        assert screen.tracked.state is DeployState.SUCCEEDED
+        shown = [strip.text for strip in screen.log_widget.lines]
+        shown.append(app.export_screenshot())
+    joined = "".join("".join(shown).split())
+    assert r"\x1b]52;c;ZWNobyBwd25lZA==\x07\x1b]0;owned\x07" in joined
+    assert r"\x1b]0;health-title\x07" in joined
+    assert all("\x1b" not in text and "\x07" not in text and "\x9b" not in text for text in shown)
+    assert live(world, "marketing-site", "staging").isdisjoint(old)
+
+
+# At 80x24: a deploy of storefront 2.16.0 (its build failed) to prod2 is refused by prod2's
+# release gate, said on screen, and nothing is queued (nothing changes in the world).
+async def test_the_console_says_the_release_gate_refused_a_failed_build(
+    world: Config, tmp_path: Path
+) -> None:
+    store = tmp_path / "store.db"
+    async with console(world, store) as (app, pilot):
+        screen = await start(app, pilot, "storefront", "prod2", "2.16.0")
+        await wait_for(pilot, lambda: bool(app._notifications), "the refusal", timeout=60)
+        (note,) = list(app._notifications)
+        assert note.severity == "error"
+        assert note.message.startswith(
+            "storefront → prod2 2.16.0: release gate of prod2 (storefront 2.16.0) said no: "
+            "exit 1: storefront 2.16.0 (ami-"
+        ), note.message
+        assert note.message.endswith("build did not pass (BuildStatus=failed); nothing queued")
+        # The deploy screen's title line says it failed at once, without a step run.
+        title = str(screen.query_one("#deploy-title", Static).render())
+        assert "failed" in title, title
+    async with await Store.open(store, create=False, read_only=True) as opened:
+        assert await opened.deploys() == []
+        assert [r.action for r in await opened.audit_rows() if r.action == "gate.refused"] == [
+            "gate.refused"
+        ]
