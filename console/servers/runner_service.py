@@ -177,6 +177,21 @@ class DetachedRunners:
         return True
 
 
+def _end_children() -> None:
+    """Stop the helper processes this one started (a server's fleet poller): os._exit skips
+    the exit handlers that would, and an orphan would poll AWS, and hold the server's stderr
+    open, long after the server ended."""
+    import multiprocessing
+
+    children = multiprocessing.active_children()
+    for child in children:
+        child.terminate()
+    for child in children:
+        child.join(2)
+        if child.is_alive():
+            child.kill()
+
+
 @dataclass
 class RunnerService:
     """A runner running in the background, holding the store's presence."""
@@ -200,6 +215,7 @@ class RunnerService:
             await self.runner.hand_over(why)
         finally:
             logging.shutdown()  # flushes every handler: the last lines reach the journal
+            _end_children()
             os._exit(0)
 
     async def reload(self, new: Config) -> str:

@@ -240,6 +240,14 @@ async def test_sighup_reloads_a_good_config_and_keeps_the_old_one_for_a_bad_one(
     assert [row.outcome for row in rows] == ["first", "changed"]
 
 
+def children_of(pid: int) -> list[int]:
+    """The processes `pid` started that still run (Linux: /proc/PID/task/*/children)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
 def web(config: Path, store: Path) -> subprocess.Popen[str]:
     """`deploy-console web --allow-actions` on a free loopback port; its banner read."""
     process = start("web", "--allow-actions", "--port", "0", config=config, store=store)
@@ -261,12 +269,19 @@ async def test_web_stopped_hands_its_runners_deploy_over_not_rolled_back(
     stderr = Stderr(server)
     try:
         await at_step(store, deploy_id, Step.LAUNCH)
+        helpers = children_of(server.pid)  # the fleet poller: it must not outlive the server
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=TIMEOUT)
     finally:
         stop(server)
     assert server.returncode == 0, stderr.all()
     assert f"handing over {deploy_id} to the next start (not rolled back)" in stderr.all()
+    assert helpers, "the web server started no helper process"
+    wait_until(
+        lambda: not any(Path(f"/proc/{pid}").exists() for pid in helpers),
+        "the web server's helper processes to end with it",
+        10,
+    )
     async with await Store.open(store) as opened:
         left = await opened.deploy(deploy_id)
         actions = [row.action for row in await opened.audit_rows(deploy_id=deploy_id)]
