@@ -11,7 +11,9 @@ import os
 import re
 import signal
 import subprocess
+import threading
 from pathlib import Path
+from typing import IO
 
 from console.config import Config
 from console.model import Step
@@ -46,10 +48,22 @@ class Stderr:
 
     def __init__(self, process: subprocess.Popen[str]) -> None:
         self.process = process
-        self.log = _logs[process.pid]
+        self.log = _logs.get(process.pid)  # started by start(): its stderr is a file
+        self._piped: list[str] = []
+        self._reader: threading.Thread | None = None
+        if self.log is None:  # started elsewhere with stderr a pipe: read as it comes
+            assert process.stderr is not None
+            self._reader = threading.Thread(target=self._read, args=(process.stderr,), daemon=True)
+            self._reader.start()
+
+    def _read(self, pipe: IO[str]) -> None:
+        for line in pipe:
+            self._piped.append(line)
 
     @property
     def lines(self) -> list[str]:
+        if self.log is None:
+            return list(self._piped)
         return self.log.read_text(errors="replace").splitlines(keepends=True)
 
     def wait_for(self, text: str, timeout: float = TIMEOUT) -> str:
@@ -64,6 +78,8 @@ class Stderr:
     def all(self) -> str:
         """Everything it wrote (asked once it ended)."""
         assert self.process.poll() is not None
+        if self._reader is not None:
+            self._reader.join(TIMEOUT)
         return "".join(self.lines)
 
 
