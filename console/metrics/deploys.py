@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -87,6 +86,8 @@ class DeployMetrics:
         task.add_done_callback(self._lookups.discard)
 
     async def aclose(self) -> None:
-        for task in list(self._lookups):
-            with contextlib.suppress(Exception):
-                await task
+        """Let the look-ups in flight end (each logs its own failure; a cancelled one is
+        over)."""
+        for ended in await asyncio.gather(*self._lookups, return_exceptions=True):
+            if isinstance(ended, Exception):  # counting it failed: said, not hidden
+                log.warning("metrics: counting a deploy: %s", ended)
