@@ -238,6 +238,9 @@ class DeployRequest:
     # cluster's deploy windows (`--outside-window`).
     not_before: datetime | None = None
     window_override: str | None = None
+    # (provisioning) What the queue runs for the pair: "deploy" (red/black to `release`),
+    # "stack" (a stack change: `release` is its change id) or "scale" (`release`: the count).
+    kind: str = "deploy"
 
 
 @dataclass(frozen=True)

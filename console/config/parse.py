@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -17,6 +18,14 @@ from console.config.gates import parse_hooks, parse_probe
 from console.config.keymap import KeymapSettings, parse_keymap
 from console.config.locate import closest, key_line
 from console.config.notify import NotifySettings, parse_notify
+from console.config.provisioning import (
+    DnsSettings,
+    check_dns_name,
+    desired_count,
+    pair_dns_name,
+    parse_dns,
+    parse_stack,
+)
 from console.config.reader import DAY, HOUR, MAX_PORT, Table
 from console.config.schema import (
     CLUSTER_COLOURS,
@@ -76,6 +85,7 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
     hooks = parse_hooks(top, names, tuple(projects))
     backup = _section(top, "backup", parse_backup, BackupSettings())  # (backup)
     metrics = _section(top, "metrics", _parse_metrics, MetricsSettings())
+    dns = _section(top, "dns", parse_dns, DnsSettings())  # (provisioning)
     top.done()
     return Config(
         source=source,
@@ -99,6 +109,7 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
         hooks=hooks,
         backup=backup,
         metrics=metrics,
+        dns=dns,
     )
 
 
@@ -379,9 +390,25 @@ def _parse_project_cluster(table: Table) -> ProjectClusterConfig:
     launch = _parse_launch(launch_table) if launch_table else None
     env = table.environment("env")
     secrets = table.environment("secrets", secrets=True)
+    desired = desired_count(table)  # (provisioning)
+    dns = check_dns_name(table, "dns")
+    stack_table = table.table("stack")
+    stack = parse_stack(stack_table) if stack_table is not None else None
+    if stack is not None and len(classic + groups) != 1:
+        table.fail(
+            "a stack builds one load balancer: name exactly one in classic_elbs or target_groups",
+            "stack",
+        )
     table.done()
     return ProjectClusterConfig(
-        classic_elbs=classic, target_groups=groups, launch=launch, env=env, secrets=secrets
+        classic_elbs=classic,
+        target_groups=groups,
+        launch=launch,
+        env=env,
+        secrets=secrets,
+        desired=desired,
+        dns=dns,
+        stack=stack,
     )
 
 
@@ -396,6 +423,10 @@ def _parse_project(table: Table, cluster_names: tuple[str, ...]) -> ProjectConfi
     deploy_table = table.table("deploy")
     deploy = _parse_deploy(deploy_table) if deploy_table is not None else None
     newest_wins = table.boolean("newest_wins", False)
+    dns = check_dns_name(table, "dns")  # (provisioning)
+    for cluster_name, settings in clusters.items():
+        own = pair_dns_name(settings.dns or dns, name, cluster_name)
+        clusters[cluster_name] = dataclasses.replace(settings, dns=own)
     table.done()
     return ProjectConfig(
         name=name,
@@ -404,4 +435,5 @@ def _parse_project(table: Table, cluster_names: tuple[str, ...]) -> ProjectConfi
         clusters=clusters,
         deploy=deploy,
         newest_wins=newest_wins,
+        dns=dns,
     )

@@ -12,6 +12,7 @@ from console.config.bake import BakeSettings
 from console.config.gates import HookSettings, ProbeSettings
 from console.config.keymap import KeymapSettings
 from console.config.notify import NotifySettings
+from console.config.provisioning import DnsSettings, StackSettings
 from console.config.tickets import TicketSettings
 from console.config.web import WebSettings
 from console.config.windows import DeployWindow
@@ -26,6 +27,7 @@ __all__ = [
     "ClusterConfig",
     "Config",
     "DeploySettings",
+    "DnsSettings",
     "EngineSettings",
     "HookSettings",
     "LaunchSettings",
@@ -36,6 +38,7 @@ __all__ = [
     "SshSettings",
     "SshdKey",
     "SshdSettings",
+    "StackSettings",
     "TagKeys",
     "TicketSettings",
     "WorldConfig",
@@ -142,6 +145,12 @@ class ProjectClusterConfig:
     # Added to (and overriding) the project's deploy env and secrets in this cluster.
     env: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
+    # (provisioning) How many instances the pair should run (drift compares; `scale` changes
+    # it); its DNS record's name (the pair's `dns`, else the project's filled in); the stack
+    # the console owns for it (opt-in: None leaves the infrastructure to someone else).
+    desired: int | None = None
+    dns: str | None = None
+    stack: StackSettings | None = None
 
     @property
     def load_balancers(self) -> tuple[str, ...]:
@@ -173,6 +182,8 @@ class ProjectConfig:
     deploy: DeploySettings | None = None
     # A newer queued deploy of a pair cancels the older ones still queued (not running).
     newest_wins: bool = False
+    # (provisioning) The DNS name of each cluster's record, with {project} and {cluster}.
+    dns: str | None = None
 
     def deploy_env(self, cluster: str) -> tuple[dict[str, str], dict[str, str]]:
         """(plain values, secret parameter names) for a deploy to `cluster`."""
@@ -348,6 +359,8 @@ class Config:
     backup: BackupSettings = field(default_factory=BackupSettings)
     # [metrics]: the opt-in Prometheus endpoints of runner, sshd and web (console/metrics/).
     metrics: MetricsSettings = MetricsSettings()
+    # (provisioning) [dns]: the hosted zones records are read in (console/fleet DNS reading).
+    dns: DnsSettings = field(default_factory=DnsSettings)
     # sha256 of the parsed document (comments and layout do not count): the audit records it
     # with each deploy, and a row whenever a console starts on rules that changed.
     digest: str = ""

@@ -236,7 +236,7 @@ class DeployEngine(DeployPlanner):
         reason = ""
         heartbeat = asyncio.create_task(self._heartbeat(deployment))
         try:
-            state, reason = await self._red_black(deployment, project, cluster)
+            state, reason = await self._operation(deployment, project, cluster)
         except Exception as error:  # the engine must always finish what it started
             reason = message(error)
             state = DeployState.FAILED
@@ -245,6 +245,15 @@ class DeployEngine(DeployPlanner):
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat  # it ends by itself only if the lock or the store failed it
             await self._finish(deployment, state, reason)
+
+    async def _operation(
+        self, deployment: Deployment, project: ProjectConfig, cluster: ClusterConfig
+    ) -> tuple[DeployState, str]:
+        """What the queue entry runs, by its kind (DeployRequest.kind)."""
+        kind = deployment.request.kind
+        if kind == "deploy":
+            return await self._red_black(deployment, project, cluster)
+        return DeployState.FAILED, f"this console cannot run a {kind!r} entry (a newer one did)"
 
     async def _finish(self, deployment: Deployment, state: DeployState, reason: str) -> None:
         """Stores the output, the outcome with its audit row and the pair's lock let go, and

@@ -370,6 +370,7 @@ class Runner:
             record.image_id or record.release,
             record.actor,
             record.rollback_of,
+            kind=record.kind,
         )
         try:
             if await self._pre_deploy(record, followed):

@@ -203,6 +203,8 @@ class DeployRecord:
     not_before: datetime | None = None
     window_override: str | None = None
     window_override_by: str | None = None
+    # (provisioning, schema 12) deploy | stack | scale: see DeployRequest.kind.
+    kind: str = "deploy"
 
     @classmethod
     def new(

@@ -201,6 +201,8 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )""",
         "CREATE INDEX approvals_by_deploy ON approvals (deploy_id, id)",
     ),
+    # 12 (provisioning): what a queued entry runs: a deploy, a stack change or a scale.
+    ("ALTER TABLE deploys ADD COLUMN kind TEXT NOT NULL DEFAULT 'deploy'",),
 ]
 
 # The schema this console reads and writes (PRAGMA user_version: how many migrations ran).

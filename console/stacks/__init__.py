@@ -1,0 +1,1 @@
+"""CloudFormation stacks the console owns per project x cluster: templates, plans, changes."""
