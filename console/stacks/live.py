@@ -161,7 +161,9 @@ async def _classic(gateway: AwsGateway, name: str, _: Mapping[str, Any]) -> Read
     draining = (await gateway.classic_attributes(name)).get("ConnectionDraining") or {}
     live = _pick(balancer, ("LoadBalancerName", "Scheme", "Subnets", "SecurityGroups"))
     live["Listeners"] = [
-        _pick(item["Listener"], ("Protocol", "LoadBalancerPort", "InstanceProtocol", "InstancePort"))
+        _pick(
+            item["Listener"], ("Protocol", "LoadBalancerPort", "InstanceProtocol", "InstancePort")
+        )
         for item in balancer.get("ListenerDescriptions", [])
     ]
     live["HealthCheck"] = _pick(
@@ -298,7 +300,9 @@ def _normal(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {str(key): _normal(item) for key, item in value.items()}
     if isinstance(value, list):
-        return sorted((_normal(item) for item in value), key=lambda v: json.dumps(v, sort_keys=True))
+        return sorted(
+            (_normal(item) for item in value), key=lambda v: json.dumps(v, sort_keys=True)
+        )
     return value
 
 
@@ -313,9 +317,7 @@ def _contains(expected: Any, actual: Any) -> bool:
     return bool(expected == actual)
 
 
-def differences(
-    template: Mapping[str, Any], live: list[LiveResource]
-) -> list[Difference]:
+def differences(template: Mapping[str, Any], live: list[LiveResource]) -> list[Difference]:
     """Where the running stack is not its template: per property the template names and the
     console reads (tags are not read), and each resource gone or never made."""
     by_id = {resource.logical_id: resource for resource in live}
