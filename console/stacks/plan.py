@@ -16,7 +16,7 @@ from console.aws.gateway import AwsGateway
 from console.config import Config
 from console.errors import AwsError, ConsoleError
 from console.stacks.diff import Action, ResourceChange, diff_templates
-from console.stacks.refs import resolve_refs
+from console.stacks.refs import pair_settings, resolve_refs
 from console.stacks.template import build_template, render, stack_name, stack_tags
 
 __all__ = [
@@ -24,10 +24,12 @@ __all__ = [
     "PlanError",
     "PlannedResource",
     "StackPlan",
+    "StackState",
     "current_stack",
     "current_template",
     "desired_template",
     "plan_stack",
+    "stack_state",
 ]
 
 # CloudFormation's reason for a change set with nothing to do (moto says the same).
@@ -264,3 +266,53 @@ def _combined(
         )
         planned.append(PlannedResource(change, physical.get(logical_id) or None))
     return tuple(planned)
+
+
+@dataclass(frozen=True)
+class StackState:
+    """A pair's stack as `stack status` tells it: not managed (no `stack` in the config), no
+    stack yet, or its status and whether its template is what the config asks for."""
+
+    project: str
+    cluster: str
+    stack_name: str
+    managed: bool
+    status: str | None = None  # None: no stack (or only planned)
+    last_updated: datetime | None = None
+    # The resources the config would change (0: in sync); None when not managed.
+    changes: int | None = None
+
+    @property
+    def in_sync(self) -> bool:
+        return not self.managed or (self.status is not None and self.changes == 0)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "cluster": self.cluster,
+            "managed": self.managed,
+            "stack": self.stack_name if self.managed else None,
+            "status": self.status,
+            "last_updated": self.last_updated,
+            "changes": self.changes,
+            "in_sync": self.in_sync,
+        }
+
+
+async def stack_state(
+    gateway: AwsGateway, config: Config, project: str, cluster: str
+) -> StackState:
+    """The pair's stack state; no AWS call for a pair the config leaves unmanaged. A stack
+    only planned (REVIEW_IN_PROGRESS) counts as none."""
+    name = stack_name(project, cluster)
+    settings = config.project(project).clusters.get(cluster)
+    if settings is None or settings.stack is None:
+        return StackState(project, cluster, name, managed=False)
+    pair_settings(config, project, cluster)  # a stack without launch settings: one line
+    stack = await current_stack(gateway, name)
+    desired = await desired_template(gateway, config, project, cluster)
+    if stack is None or stack.get("StackStatus") == REVIEW:
+        return StackState(project, cluster, name, True, changes=len(diff_templates(None, desired)))
+    changes = diff_templates(await current_template(gateway, name), desired)
+    status = str(stack.get("StackStatus"))
+    return StackState(project, cluster, name, True, status, _stamp(stack), len(changes))
