@@ -15,7 +15,8 @@ from typing import Any
 from console.aws.gateway import AwsGateway
 from console.config import Config
 from console.errors import AwsError, ConsoleError
-from console.stacks.diff import Action, ResourceChange, diff_templates
+from console.stacks.diff import LOAD_BALANCER_TYPES, Action, ResourceChange, diff_templates
+from console.stacks.live import READERS
 from console.stacks.refs import pair_settings, resolve_refs
 from console.stacks.template import build_template, render, stack_name, stack_tags
 
@@ -200,6 +201,7 @@ async def plan_stack(gateway: AwsGateway, config: Config, project: str, cluster:
     else:
         physical = {} if stack is None else await _physical_ids(gateway, name)
         resources = _combined(diff_templates(old, template), described, physical)
+        resources = await _with_dns_now(gateway, resources)
     return StackPlan(
         project=project, cluster=cluster, stack_name=name, change_set_type=kind,
         stack_status=status, change_set_name=change_set if resources else None,
@@ -231,6 +233,37 @@ async def _physical_ids(gateway: AwsGateway, name: str) -> dict[str, str]:
         str(item["LogicalResourceId"]): str(item.get("PhysicalResourceId") or "")
         for item in answer.get("StackResources", [])
     }
+
+
+async def _with_dns_now(
+    gateway: AwsGateway, resources: tuple[PlannedResource, ...]
+) -> tuple[PlannedResource, ...]:
+    """A replaced load balancer's plan says the DNS name its record points at now (one
+    describe per replaced load balancer; none when nothing moves)."""
+    now: list[str] = []
+    for resource in resources:
+        change = resource.change
+        if change.resource_type not in LOAD_BALANCER_TYPES or resource.action is not Action.REPLACE:
+            continue
+        if not resource.physical_id:
+            continue
+        found = await READERS[change.resource_type](gateway, resource.physical_id, {})
+        if found is not None and found[1].get("DNSName"):
+            now.append(f"{change.logical_id}'s DNS name now: {found[1]['DNSName']}")
+    if not now:
+        return resources
+    return tuple(
+        PlannedResource(
+            ResourceChange(
+                r.change.logical_id, r.change.resource_type, r.action, r.change.properties,
+                (*r.change.notes, *now),
+            ),
+            r.physical_id,
+        )
+        if any(note.startswith("DNS moves") for note in r.change.notes)
+        else r
+        for r in resources
+    )  # fmt: skip
 
 
 _ACTIONS = {"Add": Action.ADD, "Modify": Action.MODIFY, "Remove": Action.REMOVE}
