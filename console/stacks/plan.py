@@ -238,30 +238,34 @@ async def _physical_ids(gateway: AwsGateway, name: str) -> dict[str, str]:
 async def _with_dns_now(
     gateway: AwsGateway, resources: tuple[PlannedResource, ...]
 ) -> tuple[PlannedResource, ...]:
-    """A replaced load balancer's plan says the DNS name its record points at now (one
-    describe per replaced load balancer; none when nothing moves)."""
-    now: list[str] = []
+    """A DNS move says the name its record points at now: one describe per replaced load
+    balancer (none when nothing moves)."""
+    now: dict[str, str] = {}
     for resource in resources:
         change = resource.change
         if change.resource_type not in LOAD_BALANCER_TYPES or resource.action is not Action.REPLACE:
             continue
-        if not resource.physical_id:
-            continue
-        found = await READERS[change.resource_type](gateway, resource.physical_id, {})
-        if found is not None and found[1].get("DNSName"):
-            now.append(f"{change.logical_id}'s DNS name now: {found[1]['DNSName']}")
+        if resource.physical_id:
+            found = await READERS[change.resource_type](gateway, resource.physical_id, {})
+            if found is not None and found[1].get("DNSName"):
+                now[change.logical_id] = str(found[1]["DNSName"])
+
+    def told(note: str) -> str:
+        for logical_id, dns_name in now.items():
+            if note.startswith("DNS moves") and f"new {logical_id}'s" in note:
+                return f"{note}, away from {dns_name}"
+        return note
+
     if not now:
         return resources
     return tuple(
         PlannedResource(
             ResourceChange(
                 r.change.logical_id, r.change.resource_type, r.action, r.change.properties,
-                (*r.change.notes, *now),
+                tuple(told(note) for note in r.change.notes),
             ),
             r.physical_id,
         )
-        if any(note.startswith("DNS moves") for note in r.change.notes)
-        else r
         for r in resources
     )  # fmt: skip
 

@@ -116,14 +116,16 @@ def plan_lines(plan: StackPlan) -> list[str]:
     lines.append(f"plan {plan.change_set_name} ({plan.change_set_type}): {counts}")
     lines.append("")
     width = max(len(r.change.logical_id) for r in plan.resources)
+    types = max(len(_short_type(r.change.resource_type)) for r in plan.resources)
     for resource in plan.resources:
         change = resource.change
         replacement = "" if resource.action.value == "add" else (
             f"  replacement {change.replacement.value}"
         )  # fmt: skip
+        kind = _short_type(change.resource_type)
         lines.append(
             f"  {resource.action.value:<8} {change.logical_id:<{width}}  "
-            f"{_short_type(change.resource_type)}{replacement}"
+            f"{kind:<{types}}{replacement}".rstrip()
         )
         indent = " " * 11
         if resource.physical_id:
