@@ -111,3 +111,18 @@ def test_an_unreachable_endpoint_is_one_line_and_exit_2(
     err = capsys.readouterr().err
     assert err.startswith("deploy-console: error: ") and "cannot reach http://127.0.0.1:9" in err
     assert err.count("\n") == 1
+
+
+def test_the_demo_pairs_are_what_their_config_asks_for(
+    world_config_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The world builds the demo fleet through the stacks: a plan changes nothing, and the
+    hand-made pair (search-api in staging, for `stack adopt`) has no stack to plan."""
+    argv = ["stack", "plan", "storefront", "staging", "--json", "--config", str(world_config_path)]
+    assert run(argv) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["unchanged"], data["change_set"], data["stack_status"]) == (
+        True, None, "CREATE_COMPLETE",
+    )  # fmt: skip
+    assert run(["stack", "plan", "search-api", "staging", "--config", str(world_config_path)]) == 2
+    assert "search-api in staging has no stack" in capsys.readouterr().err
