@@ -150,3 +150,59 @@ def test_a_type_change_is_a_replace_and_values_read_well() -> None:
     assert readable(None) == "(none)" and readable(["a", True]) == "[a, true]"
     action = {"Type": "forward", "TargetGroupArn": {"Ref": "TargetGroup"}}
     assert readable([action]) == "[{Type: forward, TargetGroupArn: Ref TargetGroup}]"
+
+
+def test_a_classic_elb_health_check_and_draining_change_in_place() -> None:
+    def classic(target: str, draining: int, subnets: list[str] | None) -> Any:
+        properties: dict[str, Any] = {
+            "LoadBalancerName": "media-prod1",
+            "HealthCheck": {"Target": target, "Interval": "10"},
+            "ConnectionDrainingPolicy": {"Enabled": True, "Timeout": draining},
+        }
+        if subnets is not None:
+            properties["Subnets"] = subnets
+        kind = "AWS::ElasticLoadBalancing::LoadBalancer"
+        return {"Resources": {"LoadBalancer": {"Type": kind, "Properties": properties}}}
+
+    (change,) = diff_templates(
+        classic("HTTP:80/health", 30, ["s-1"]), classic("HTTP:80/up", 60, ["s-2"])
+    )
+    assert change.action is Action.MODIFY and change.replacement is Replacement.NO
+    assert [p.describe() for p in change.properties] == [
+        "HealthCheck.Target: HTTP:80/health -> HTTP:80/up",
+        "ConnectionDrainingPolicy.Timeout: 30 -> 60",
+        "Subnets: [s-1] -> [s-2]",
+    ]
+    # From availability zones (no subnets) to subnets: a new load balancer, a new DNS name.
+    (change,) = diff_templates(classic("HTTP:80/up", 60, None), classic("HTTP:80/up", 60, ["s-1"]))
+    assert change.action is Action.REPLACE
+    assert "a new load balancer with a new DNS name" in change.notes[0]
+
+
+def test_property_rows_three_ways_with_refs_resolved() -> None:
+    from console.stacks.live import NOT_READ, LiveResource, property_rows
+
+    config = alb_template(path="/healthz")
+    stack = alb_template()
+    live = [
+        LiveResource(
+            "TargetGroup", "AWS::ElasticLoadBalancingV2::TargetGroup", "arn:tg", "CREATE_COMPLETE",
+            {"Name": "shop-staging", "Port": 80, "HealthCheckPath": "/by-hand"},
+        ),
+        LiveResource(
+            "LoadBalancer", "AWS::ElasticLoadBalancingV2::LoadBalancer", "arn:lb",
+            "CREATE_COMPLETE", {"Name": "shop-staging", "Scheme": "internal"},
+            {"DNSName": "shop-1.elb.example"},
+        ),
+    ]  # fmt: skip
+    rows = {(r.logical_id, r.path): r for r in property_rows(config, stack, live)}
+    path = rows[("TargetGroup", "HealthCheckPath")]
+    assert (path.config, path.stack, path.running) == ("/healthz", "/health", "/by-hand")
+    assert path.planned and path.drifted
+    port = rows[("TargetGroup", "Port")]
+    assert not port.planned and not port.drifted
+    # Tags are not read; the listener's resource is not in what runs: a (resource) row.
+    assert rows[("LoadBalancer", "Tags.Project")].running is NOT_READ
+    assert rows[("Listener", "(resource)")].drifted
+    record = rows[("DnsRecord", "ResourceRecords")]
+    assert record.config == ["shop-1.elb.example"]  # Fn::GetAtt resolved in the running stack
