@@ -75,8 +75,14 @@ async def read_live(
     gateway: AwsGateway, stack: str, template: Mapping[str, Any] | None = None
 ) -> list[LiveResource]:
     """Each resource of `stack` as AWS runs it (one or two describes per resource, at once).
-    The template (the stack's own) says where a DNS record lives."""
+    The stack's own template (read when not given) says where its DNS record lives."""
     resources = await stack_resources(gateway, stack)
+    if template is None:
+        answer = await gateway.call(
+            "cloudformation", "get_template", StackName=stack, TemplateStage="Original"
+        )
+        body = answer.get("TemplateBody") or {}
+        template = json.loads(body) if isinstance(body, str) else body
     declared = dict((template or {}).get("Resources") or {})
     return list(
         await asyncio.gather(*(_read_one(gateway, resource, declared) for resource in resources))
@@ -215,7 +221,7 @@ async def _record(gateway: AwsGateway, name: str, properties: Mapping[str, Any])
     zone = properties.get("HostedZoneId")
     kind = properties.get("Type")
     if not isinstance(zone, str) or not isinstance(kind, str):
-        return None  # a zone by name, or an intrinsic: not read
+        return {}, {}  # a zone by name, or an intrinsic: nothing read
     answer = await gateway.call(
         "route53", "list_resource_record_sets", HostedZoneId=zone, StartRecordName=name,
         StartRecordType=kind, MaxItems="1",
