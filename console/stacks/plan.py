@@ -191,17 +191,17 @@ async def plan_stack(gateway: AwsGateway, config: Config, project: str, cluster:
     change_set_id = str(created["Id"])
     described = await _described(gateway, name, change_set_id)
     reason = str(described.get("StatusReason") or "")
-    if described.get("Status") == "FAILED":
-        await gateway.call(
-            "cloudformation", "delete_change_set", StackName=name, ChangeSetName=change_set_id
-        )
-        if not any(words in reason for words in NO_CHANGES):
-            raise PlanError(f"stack {name}: the change set failed: {reason or 'no reason given'}")
-        resources: tuple[PlannedResource, ...] = ()
-    else:
+    resources: tuple[PlannedResource, ...] = ()
+    if described.get("Status") != "FAILED":
         physical = {} if stack is None else await _physical_ids(gateway, name)
         resources = _combined(diff_templates(old, template), described, physical)
         resources = await _with_dns_now(gateway, resources)
+    if not resources:  # nothing to execute: no change set kept
+        await gateway.call(
+            "cloudformation", "delete_change_set", StackName=name, ChangeSetName=change_set_id
+        )
+    if described.get("Status") == "FAILED" and not any(words in reason for words in NO_CHANGES):
+        raise PlanError(f"stack {name}: the change set failed: {reason or 'no reason given'}")
     return StackPlan(
         project=project, cluster=cluster, stack_name=name, change_set_type=kind,
         stack_status=status, change_set_name=change_set if resources else None,
