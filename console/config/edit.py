@@ -160,8 +160,13 @@ def _raw_project(document: Any, name: str) -> Any:
 
 
 def _renamed(item: Item, old: str, new: str) -> Item:
-    """A copy of `item` (its layout kept) with `old` replaced by `new` in its strings."""
-    copied = copy.deepcopy(item)
+    """A copy of `item` (its layout kept; a [table] made an inline one, to sit among the
+    pair's keys) with `old` replaced by `new` in its strings."""
+    copied: Item = copy.deepcopy(item)
+    if isinstance(copied, Table):
+        inline = tomlkit.inline_table()
+        inline.update(copied.unwrap())
+        copied = inline
     _rename_in(copied, old, new)
     return copied
 

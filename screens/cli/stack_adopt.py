@@ -1,0 +1,110 @@
+"""`stack adopt PROJECT CLUSTER [--baseline]`: a hand-made pair kept as its stack's baseline."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import TYPE_CHECKING
+
+from console.config import Config
+from screens.cli.command_line import Commands, say, with_config
+
+if TYPE_CHECKING:
+    from console.store.adoptions import Adoption
+
+EXIT_REFUSED = 3
+KEPT = "its stack references these and never creates, changes or deletes them"
+
+
+def register(commands: Commands) -> None:
+    """A `stack` group of its own (until the stack commands' group holds `adopt`)."""
+    stack = commands.add("stack", "the CloudFormation stack of a project in a cluster")
+    register_adopt(commands.nested(stack, "stack_command", required=True))
+
+
+def register_adopt(stack: Commands) -> None:
+    """`adopt` (and, while no other `stack status` exists, `status`) in the `stack` group."""
+    adopt = stack.add(
+        "adopt",
+        "record a hand-made pair's load balancer, target group, security group and DNS "
+        "record as the baseline its stack keeps (admins)",
+        with_config(adopt_command),
+    )
+    adopt.add_argument("project")
+    adopt.add_argument("cluster")
+    adopt.add_argument(
+        "--baseline",
+        action="store_true",
+        help="record the pair's resources again, replacing the baseline it has",
+    )
+    status = stack.add(
+        "status", "what the pair's stack keeps: its adopted baseline", with_config(status_command)
+    )
+    status.add_argument("project")
+    status.add_argument("cluster")
+
+
+def adopt_command(config: Config, args: argparse.Namespace) -> int:
+    """Exit 0 recorded; 2 bad input (unknown pair, its stack exists, nothing in AWS, adopted
+    already without --baseline); 3 refused (not an admin)."""
+    from console.access import AccessDenied
+    from console.deploy.services import actor, store_path
+    from console.stacks.adopt import adopt_pair
+
+    store = store_path(config, args.store)
+    try:
+        adoption, found = asyncio.run(
+            adopt_pair(config, store, args.project, args.cluster, actor(), replace=args.baseline)
+        )
+    except AccessDenied as refused:
+        say(f"refused: {refused.message}")
+        return EXIT_REFUSED
+    print(
+        f"{args.project} in {args.cluster}: adopted as a baseline (not a CloudFormation "
+        f"import: CloudFormation cannot import a Route 53 record; audit #{adoption.audit_id})",
+        flush=True,
+    )
+    _print_resources(adoption)
+    for missing in found.missing:
+        print(f"  not found: {missing} (its stack will create it)")
+    return 0
+
+
+def status_command(config: Config, args: argparse.Namespace) -> int:
+    from console.deploy.services import store_path
+    from console.stacks.adopt import adoption_of, check_pair
+
+    check_pair(config, args.project, args.cluster)
+    adoption = asyncio.run(adoption_of(store_path(config, args.store), args.project, args.cluster))
+    for line in adoption_lines(adoption, args.project, args.cluster):
+        print(line)
+    return 0
+
+
+def adoption_lines(adoption: Adoption | None, project: str, cluster: str) -> list[str]:
+    """What `stack status` says of a pair's adoption (the stack status screen's lines)."""
+    if adoption is None:
+        return [f"{project} in {cluster}: not adopted: its stack (when opted in) creates it all"]
+    head = (
+        f"{project} in {cluster}: adopted as a baseline on {adoption.adopted_at:%Y-%m-%d %H:%M} "
+        f"UTC by {adoption.actor} (audit #{adoption.audit_id})"
+    )
+    return [head, *_resource_lines(adoption)]
+
+
+def _print_resources(adoption: Adoption) -> None:
+    for line in _resource_lines(adoption):
+        print(line)
+
+
+def _resource_lines(adoption: Adoption) -> list[str]:
+    from console.stacks.adopt import resource_line
+
+    rows = [resource_line(resource) for resource in adoption.resources]
+    kind_width = max((len(kind) for kind, _, _ in rows), default=0)
+    name_width = max((len(name) for _, name, _ in rows), default=0)
+    lines = [
+        f"  {kind.ljust(kind_width)}  {name.ljust(name_width)}  {detail}"
+        for kind, name, detail in rows
+    ]
+    return [*lines, f"  {KEPT}"]
