@@ -1,0 +1,216 @@
+"""`stack adopt` on a pair made by hand in a world of its own (a target group, an ALB with its
+listener and security group, an instance, a Route 53 record, all made with boto3), named in
+the config by `project add --write`; then `stack status`, the store and the audit."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from console.config import Config, load_config
+from console.store import Store
+from console.store.adoptions import adoptions_of
+from screens.main import run
+from tests.deploy_world import client, world_process
+
+SEED = """\
+[access]
+admins = ["*"]
+
+[[clusters]]
+name = "staging"
+region = "us-east-1"
+
+# The web projects (seeded by the world, the old way)
+[[projects]]
+name = "storefront"
+repository = "https://github.com/example-shop/storefront"
+dns = "www.{cluster}.example.internal"
+
+[projects.clusters.staging]
+target_groups = ["storefront-staging"]
+launch = { instance_type = "t3.small", subnet = "staging-app-a", security_groups = \
+["staging-web"], key_name = "deploy-staging", instance_profile = "storefront-staging" }
+
+[world]
+domain = "example.internal"
+seed = 42
+
+[world.projects.storefront]
+versions = ["2.15.0"]
+dns = "www"
+[world.projects.storefront.clusters]
+staging = { instances = 1, version = "2.15.0" }
+"""
+RECORD = "handmade.staging.example.internal"
+
+
+@pytest.fixture(scope="module")
+def hand_made(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
+    """A world with a pair made by hand (handmade in staging), and the config naming it
+    (written by `project add handmade --cluster staging --write`); the made resources' ids."""
+    workdir = tmp_path_factory.mktemp("stack-adopt-world")
+    seed = workdir / "seed.toml"
+    seed.write_text(SEED)
+    with world_process(seed, workdir) as world:
+        made = _make_pair(world)
+        config = workdir / "config.toml"
+        config.write_text(world.source.read_text())
+        store = str(workdir / "store.db")
+        added = run(["project", "add", "handmade", "--cluster", "staging", "--write",
+                     "--config", str(config), "--store", store])  # fmt: skip
+        assert added == 0
+        yield config, made
+
+
+def _make_pair(world: Config) -> dict[str, str]:
+    """What a person made in the console by hand for `handmade` in staging."""
+    ec2, elbv2 = client(world, "staging", "ec2"), client(world, "staging", "elbv2")
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": ["staging"]}])["Vpcs"][0]
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets(
+        Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["Subnets"]]  # fmt: skip
+    group = ec2.create_security_group(
+        GroupName="handmade-lb", Description="by hand", VpcId=vpc["VpcId"]
+    )["GroupId"]
+    ec2.authorize_security_group_ingress(
+        GroupId=group, IpProtocol="tcp", FromPort=80, ToPort=80, CidrIp="0.0.0.0/0"
+    )
+    target_group = elbv2.create_target_group(
+        Name="handmade-staging", Protocol="HTTP", Port=80, VpcId=vpc["VpcId"],
+        HealthCheckPath="/ready",
+    )["TargetGroups"][0]["TargetGroupArn"]  # fmt: skip
+    balancer = elbv2.create_load_balancer(
+        Name="handmade-staging", Subnets=subnets, SecurityGroups=[group]
+    )["LoadBalancers"][0]
+    listener = elbv2.create_listener(
+        LoadBalancerArn=balancer["LoadBalancerArn"], Protocol="HTTP", Port=80,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": target_group}],
+    )["Listeners"][0]["ListenerArn"]  # fmt: skip
+    image = ec2.describe_images(Owners=["self"])["Images"][0]["ImageId"]
+    instance = ec2.run_instances(
+        ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.small", SubnetId=subnets[0]
+    )["Instances"][0]["InstanceId"]
+    elbv2.register_targets(TargetGroupArn=target_group, Targets=[{"Id": instance}])
+    route53 = client(world, "staging", "route53")
+    zone = route53.list_hosted_zones()["HostedZones"][0]["Id"]
+    change: dict[str, Any] = {
+        "Action": "CREATE",
+        "ResourceRecordSet": {
+            "Name": RECORD, "Type": "CNAME", "TTL": 300,
+            "ResourceRecords": [{"Value": balancer["DNSName"]}],
+        },
+    }  # fmt: skip
+    route53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [change]})
+    return {
+        "group": group,
+        "target_group": target_group,
+        "balancer": balancer["LoadBalancerArn"],
+        "dns_name": balancer["DNSName"],
+        "listener": listener,
+        "instance": instance,
+    }
+
+
+def _adoptions(store: Path) -> list[Any]:
+    async def read() -> list[Any]:
+        async with await Store.open(store) as opened:
+            return await adoptions_of(opened).every()
+
+    return asyncio.run(read())
+
+
+def _audit(store: Path, action: str) -> list[Any]:
+    async def read() -> list[Any]:
+        async with await Store.open(store) as opened:
+            return [row for row in await opened.audit_rows() if row.action == action]
+
+    return asyncio.run(read())
+
+
+def test_adopt_records_the_hand_made_pair_and_stack_status_shows_it(
+    hand_made: tuple[Path, dict[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, made = hand_made
+    store = tmp_path / "store.db"
+    options = ["--config", str(config), "--store", str(store)]
+    assert run(["stack", "adopt", "handmade", "staging", *options]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("handmade in staging: adopted as a baseline (not a CloudFormation import")
+    lines = out.splitlines()
+    assert any(x.split()[:3] == ["load", "balancer", "handmade-staging"] for x in lines), out
+    assert made["balancer"] in out and made["listener"] in out
+    assert f"{made['group']}: tcp 80-80 from 0.0.0.0/0" in out
+    assert "health /ready, 1 target(s)" in out
+    assert f"CNAME → {made['dns_name'].lower()} (TTL 300; this load balancer)" in out
+    assert "never creates, changes or deletes them" in out and "not found" not in out
+
+    [adoption] = _adoptions(store)
+    kinds = {r.kind: r for r in adoption.resources}
+    assert set(kinds) == {"load_balancer", "listener", "target_group", "security_group",
+                          "dns_record"}  # fmt: skip
+    assert kinds["target_group"].physical_id == made["target_group"]
+    assert kinds["target_group"].properties["Targets"] == [made["instance"]]
+    assert kinds["dns_record"].properties["Values"] == [made["dns_name"].lower()]
+    assert kinds["load_balancer"].logical_id == "LoadBalancer"
+    [row] = _audit(store, "stack.adopted")
+    assert (row.project, row.cluster, row.outcome) == ("handmade", "staging", "baseline")
+    assert row.id == adoption.audit_id and "5 resources kept as they are" in row.reason
+
+    assert run(["stack", "status", "handmade", "staging", *options]) == 0
+    status = capsys.readouterr().out.splitlines()
+    assert status[0].startswith("handmade in staging: adopted as a baseline on ")
+    assert status[0].endswith(f"(audit #{adoption.audit_id})")
+    assert len(status) == 7 and made["target_group"] not in status[0]
+
+    # Adopted already: refused in one line; --baseline records it again.
+    assert run(["stack", "adopt", "handmade", "staging", *options]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.endswith("--baseline records it again")
+    assert run(["stack", "adopt", "handmade", "staging", "--baseline", *options]) == 0
+    capsys.readouterr()
+    assert [r.outcome for r in _audit(store, "stack.adopted")] == ["baseline", "re-baselined"]
+    assert len(_adoptions(store)) == 1
+
+
+def test_adopt_bad_input_exits_2_in_one_line_and_records_nothing(
+    hand_made: tuple[Path, dict[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, _ = hand_made
+    ghost = tmp_path / "ghost.toml"  # a project the config names, nothing made in AWS
+    ghost.write_text(config.read_text())
+    store = tmp_path / "store.db"
+    options = ["--config", str(ghost), "--store", str(store)]
+    assert run(["project", "add", "ghost", "--cluster", "staging", "--write", *options]) == 0
+    capsys.readouterr()
+    cases = {
+        ("nope", "staging"): "unknown project 'nope'",
+        ("handmade", "prod9"): "unknown cluster 'prod9'",
+        ("ghost", "staging"): "no target group ghost-staging in AWS: nothing to adopt",
+    }
+    for (project, cluster), message in cases.items():
+        assert run(["stack", "adopt", project, cluster, *options]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+    assert _adoptions(store) == []
+    assert run(["stack", "status", "ghost", "staging", *options]) == 0
+    assert capsys.readouterr().out.startswith("ghost in staging: not adopted")
+
+
+def test_a_viewer_may_not_adopt(
+    hand_made: tuple[Path, dict[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, _ = hand_made
+    viewer = tmp_path / "viewer.toml"
+    text = config.read_text()
+    viewer.write_text(text.replace('admins = [\n    "*",\n]', 'admins = ["someone-else"]'))
+    assert load_config(viewer).access.users.get("*") is None
+    store = tmp_path / "store.db"
+    options = ["--config", str(viewer), "--store", str(store)]
+    assert run(["stack", "adopt", "handmade", "staging", *options]) == 3
+    assert "may not adopt a stack (needs admin)" in capsys.readouterr().err
+    assert _adoptions(store) == []
+    assert [row.outcome for row in _audit(store, "denied")] == ["refused"]
