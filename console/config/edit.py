@@ -57,7 +57,8 @@ def add_project(
     config: Config, name: str, clusters: Sequence[str], repository: str | None = None
 ) -> ProjectAddition:
     """The config file with a new [[projects]] entry for `name` in `clusters` (each pair: a
-    target group NAME-CLUSTER, a sibling's launch settings, desired = 1, its stack opted in),
+    target group NAME-CLUSTER, a sibling's launch settings, desired = 1, its stack opted in:
+    the sibling's stack table, else `stack = true`, its cluster's defaults),
     the rest of the file byte for byte as it was. ConfigError (one line) for a name already
     used, an unknown cluster, or a result that would not load."""
     _check_request(config, name, clusters)
@@ -199,8 +200,9 @@ def _entry(
         pair.add("target_groups", [f"{name}-{cluster}"])
         pair.add("launch", _renamed(raw["launch"], sibling.name, name))
         pair.add("desired", 1)
-        own = _renamed(raw["stack"], sibling.name, name) if "stack" in raw else None
-        pair.add("stack", own if own is not None else tomlkit.inline_table())
+        # Its stack opted in: the sibling's own settings, else its cluster's defaults (true).
+        own = raw.get("stack")
+        pair.add("stack", _renamed(own, sibling.name, name) if hasattr(own, "keys") else True)
         pair.add(tomlkit.nl())
         pairs.add(cluster, pair)
     entry.add("clusters", pairs)

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from console.config import Config
 from console.errors import AwsError, AwsNoAnswer, ConfigError, ConsoleError
+from console.stacks.template import stack_name
 from console.store import Store
 from console.store.adoptions import AdoptedResource, Adoption, adoptions_of
 
@@ -30,7 +31,6 @@ __all__ = [
     "check_pair",
     "discover",
     "resource_line",
-    "stack_name",
 ]
 
 # The template's logical id each adopted kind stands in for (i16-template's names).
@@ -66,11 +66,6 @@ class Discovered:
 
     resources: tuple[AdoptedResource, ...]
     missing: tuple[str, ...]
-
-
-def stack_name(project: str, cluster: str) -> str:
-    """The pair's stack (until console/stacks/template.py's stack_name lands)."""
-    return f"deploy-console-{project}-{cluster}"
 
 
 def check_pair(config: Config, project: str, cluster: str) -> str:

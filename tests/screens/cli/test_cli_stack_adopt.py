@@ -214,3 +214,70 @@ def test_a_viewer_may_not_adopt(
     assert "may not adopt a stack (needs admin)" in capsys.readouterr().err
     assert _adoptions(store) == []
     assert [row.outcome for row in _audit(store, "denied")] == ["refused"]
+
+
+def test_the_adopted_pairs_stack_creates_none_of_what_it_adopted(
+    hand_made: tuple[Path, dict[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The template built from the config, with the baseline applied: only the launch
+    template is left to create; CloudFormation (moto's) creates the stack beside the hand-made
+    resources, which stay one of each. Then the pair has its stack: adopt refuses."""
+    from console.fleet.inventory import Fleet
+    from console.stacks.adopted import adopted_template
+    from console.stacks.refs import resolve_refs
+    from console.stacks.template import build_template, render, stack_name
+
+    config_path, made = hand_made
+    store = tmp_path / "store.db"
+    options = ["--config", str(config_path), "--store", str(store)]
+    assert run(["stack", "adopt", "handmade", "staging", *options]) == 0
+    capsys.readouterr()
+    [adoption] = _adoptions(store)
+    config = load_config(config_path)
+
+    async def build() -> dict[str, Any]:
+        fleet = Fleet(config)
+        try:
+            gateway = await asyncio.to_thread(fleet.gateway, "staging")
+            refs = await resolve_refs(gateway, config, "handmade", "staging")
+        finally:
+            fleet.close()
+        return build_template(config, "handmade", "staging", refs)
+
+    full = asyncio.run(build())
+    assert {"LoadBalancer", "Listener", "TargetGroup", "SecurityGroup", "DnsRecord"} <= set(
+        full["Resources"]
+    )
+    template = adopted_template(full, adoption)
+    assert set(template["Resources"]) == set(full["Resources"]) - {
+        "LoadBalancer", "Listener", "TargetGroup", "SecurityGroup", "DnsRecord"
+    }  # fmt: skip
+    outputs = {key: value["Value"] for key, value in template["Outputs"].items()}
+    assert outputs["LoadBalancerArn"] == made["balancer"]
+    assert outputs["TargetGroupArn"] == made["target_group"]
+    assert outputs["SecurityGroupId"] == made["group"]
+    assert outputs["LoadBalancerDns"] == made["dns_name"]
+    assert _refs(template) <= set(template["Resources"])  # nothing names what is left out
+
+    world = load_config(config_path)
+    cloudformation = client(world, "staging", "cloudformation")
+    name = stack_name("handmade", "staging")
+    cloudformation.create_stack(StackName=name, TemplateBody=render(template))
+    elbv2 = client(world, "staging", "elbv2")
+    balancers = [lb["LoadBalancerName"] for lb in elbv2.describe_load_balancers()["LoadBalancers"]]
+    assert balancers.count("handmade-staging") == 1 and len(balancers) == 2
+    assert run(["stack", "adopt", "handmade", "staging", "--baseline", *options]) == 2
+    assert f"has its stack {name} already" in capsys.readouterr().err
+
+
+def _refs(value: Any) -> set[str]:
+    """The logical ids a template's Ref and Fn::GetAtt name."""
+    if isinstance(value, list):
+        return set().union(*(_refs(item) for item in value)) if value else set()
+    if not isinstance(value, dict):
+        return set()
+    if "Ref" in value:
+        return {value["Ref"]}
+    if "Fn::GetAtt" in value:
+        return {value["Fn::GetAtt"][0]}
+    return set().union(*(_refs(item) for item in value.values())) if value else set()
