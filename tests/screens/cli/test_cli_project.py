@@ -71,7 +71,7 @@ def test_the_patch_applies_with_git_and_write_makes_the_same_file(
         'launch = { instance_type = "t3.small", subnet = "staging-app-a", security_groups = '
         '["staging-web"], key_name = "deploy-staging", instance_profile = "newapp-staging" }',
         "desired = 1",
-        "stack = {}",
+        "stack = true",
         "",
     ]
     (tmp_path / "add.patch").write_text(patch)
