@@ -7,6 +7,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from console.config import Config
+from screens import PROG
 from screens.cli.command_line import Commands, say, with_config
 
 if TYPE_CHECKING:
@@ -67,6 +68,11 @@ def adopt_command(config: Config, args: argparse.Namespace) -> int:
     _print_resources(adoption)
     for missing in found.missing:
         print(f"  not found: {missing} (its stack will create it)")
+    if config.project(args.project).clusters[args.cluster].stack is None:
+        print(
+            f"next: `stack = true` in [projects.clusters.{args.cluster}] of {args.project} "
+            f"opts its stack in; then `{PROG} stack plan {args.project} {args.cluster}`"
+        )
     return 0
 
 

@@ -200,6 +200,23 @@ def test_adopt_bad_input_exits_2_in_one_line_and_records_nothing(
     assert capsys.readouterr().out.startswith("ghost in staging: not adopted")
 
 
+def test_a_world_seeded_pair_without_a_stack_is_adopted_with_the_next_step(
+    hand_made: tuple[Path, dict[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """storefront's pair was seeded the old way and opts no stack in: its record is found by
+    its configured name, and the output says how to opt its stack in."""
+    config, _ = hand_made
+    store = tmp_path / "store.db"
+    assert run(["stack", "adopt", "storefront", "staging", "--config", str(config),
+                "--store", str(store)]) == 0  # fmt: skip
+    out = capsys.readouterr().out.splitlines()
+    assert any(x.split()[:3] == ["dns", "record", "www.staging.example.internal"] for x in out)
+    assert out[-1] == (
+        "next: `stack = true` in [projects.clusters.staging] of storefront opts its stack in; "
+        "then `deploy-console stack plan storefront staging`"
+    )
+
+
 def test_a_viewer_may_not_adopt(
     hand_made: tuple[Path, dict[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
