@@ -10,9 +10,10 @@ from console.access import Access, AccessDenied, Role
 from console.config import Config, document_digest
 from console.config.edit import ProjectAddition, write_config
 from console.identity import person
+from console.stacks.plan import StackPlan
 from console.store import Store
 
-__all__ = ["PROJECT_ADDED", "require_admin", "write_project"]
+__all__ = ["PROJECT_ADDED", "plan_pairs", "require_admin", "write_project"]
 
 PROJECT_ADDED = "project.added"
 
@@ -54,3 +55,32 @@ async def write_project(addition: ProjectAddition, store: Path, who: str) -> int
         )
         write_config(addition)
     return row
+
+
+async def plan_pairs(
+    config: Config, project: str, clusters: Sequence[str]
+) -> list[tuple[str, StackPlan | str]]:
+    """Each new pair's stack plan (console/stacks/plan.py: a CREATE change set), or why none
+    could be made (the config is written all the same: `stack plan` makes it later)."""
+    import asyncio
+
+    from console.errors import ConsoleError
+    from console.fleet.inventory import Fleet
+    from console.stacks.plan import plan_stack
+
+    fleet = Fleet(config)
+    plans: list[tuple[str, StackPlan | str]] = []
+    try:
+        for cluster in clusters:
+            if config.world is not None and config.cluster(cluster).endpoint_url is None:
+                # The demo's own config, its world not started: never ask the real AWS.
+                plans.append((cluster, "the demo's config without its world (no endpoint_url)"))
+                continue
+            try:
+                gateway = await asyncio.to_thread(fleet.gateway, cluster)
+                plans.append((cluster, await plan_stack(gateway, config, project, cluster)))
+            except ConsoleError as error:
+                plans.append((cluster, error.message))
+    finally:
+        fleet.close()
+    return plans

@@ -67,6 +67,17 @@ def add_command(config: Config, args: argparse.Namespace) -> int:
         f"(audit #{row}, patch sha256:{addition.digest[:12]})",
         flush=True,
     )
-    for cluster in args.clusters:
-        print(f"plan: {PROG} stack plan {args.name} {cluster}", flush=True)
+    from console.stacks.projects import plan_pairs
+
+    for cluster, plan in asyncio.run(plan_pairs(addition.config, args.name, args.clusters)):
+        again = f"{PROG} stack plan {args.name} {cluster}"
+        if isinstance(plan, str):
+            say(f"plan: not made for {cluster}: {plan} (`{again}` makes it)")
+            continue
+        counts = ", ".join(f"{n} to {action}" for action, n in plan.counts().items() if n)
+        print(f"plan: {plan.stack_name} ({plan.change_set_type}): {counts or 'no changes'}")
+        for resource in plan.resources:
+            change = resource.change
+            print(f"  {change.action.value:<8} {change.logical_id:<16} {change.resource_type}")
+        print(f"  `{again}` shows it in full", flush=True)
     return 0

@@ -81,13 +81,18 @@ def test_the_patch_applies_with_git_and_write_makes_the_same_file(
     config.write_text(before)
     assert run(["project", "add", "newapp", "--cluster", "staging", "--write",
                 *_options(config, store)]) == 0  # fmt: skip
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert config.read_text() == applied
     assert out.startswith(patch)
     assert out[len(patch) :].splitlines() == [
         f"wrote {config}: project newapp in staging (audit #1, patch sha256:{_sha(patch)[:12]})",
-        "plan: deploy-console stack plan newapp staging",
     ]
+    # No world behind the demo's config: the plan is not made (never the real AWS), and said.
+    assert captured.err == (
+        "deploy-console: plan: not made for staging: the demo's config without its world (no "
+        "endpoint_url) (`deploy-console stack plan newapp staging` makes it)\n"
+    )
 
 
 def _sha(text: str) -> str:

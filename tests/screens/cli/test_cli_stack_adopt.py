@@ -185,7 +185,12 @@ def test_adopt_bad_input_exits_2_in_one_line_and_records_nothing(
     store = tmp_path / "store.db"
     options = ["--config", str(ghost), "--store", str(store)]
     assert run(["project", "add", "ghost", "--cluster", "staging", "--write", *options]) == 0
-    capsys.readouterr()
+    # Written, then its stack planned: a CREATE change set, everything to add.
+    out = capsys.readouterr().out.split("wrote ")[1].splitlines()
+    assert out[1].startswith("plan: dc-ghost-staging (CREATE): ") and "to add" in out[1]
+    planned = {line.split()[1]: line.split()[0] for line in out[2:-1]}
+    assert planned["LoadBalancer"] == planned["DnsRecord"] == "add", out
+    assert out[-1] == "  `deploy-console stack plan ghost staging` shows it in full"
     cases = {
         ("nope", "staging"): "unknown project 'nope'",
         ("handmade", "prod9"): "unknown cluster 'prod9'",
@@ -279,6 +284,11 @@ def test_the_adopted_pairs_stack_creates_none_of_what_it_adopted(
     world = load_config(config_path)
     cloudformation = client(world, "staging", "cloudformation")
     name = stack_name("handmade", "staging")
+    # `project add --write` planned it (a stack in REVIEW_IN_PROGRESS): made here instead.
+    assert cloudformation.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"] == (
+        "REVIEW_IN_PROGRESS"
+    )
+    cloudformation.delete_stack(StackName=name)
     cloudformation.create_stack(StackName=name, TemplateBody=render(template))
     elbv2 = client(world, "staging", "elbv2")
     balancers = [lb["LoadBalancerName"] for lb in elbv2.describe_load_balancers()["LoadBalancers"]]
