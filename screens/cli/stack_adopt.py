@@ -18,13 +18,20 @@ KEPT = "its stack references these and never creates, changes or deletes them"
 
 
 def register(commands: Commands) -> None:
-    """A `stack` group of its own (until the stack commands' group holds `adopt`)."""
+    """A `stack` group of its own with `adopt` and `status` (until screens/cli/stack.py's
+    group holds `adopt` through register_stack, and its `status` says adoption_lines)."""
     stack = commands.add("stack", "the CloudFormation stack of a project in a cluster")
-    register_adopt(commands.nested(stack, "stack_command", required=True))
+    nested = commands.nested(stack, "stack_command", required=True)
+    register_stack(nested)
+    status = nested.add(
+        "status", "what the pair's stack keeps: its adopted baseline", with_config(status_command)
+    )
+    status.add_argument("project")
+    status.add_argument("cluster")
 
 
-def register_adopt(stack: Commands) -> None:
-    """`adopt` (and, while no other `stack status` exists, `status`) in the `stack` group."""
+def register_stack(stack: Commands) -> None:
+    """`stack adopt` in the `stack` group (screens/cli/stack.py's SUBCOMMANDS)."""
     adopt = stack.add(
         "adopt",
         "record a hand-made pair's load balancer, target group, security group and DNS "
@@ -38,11 +45,6 @@ def register_adopt(stack: Commands) -> None:
         action="store_true",
         help="record the pair's resources again, replacing the baseline it has",
     )
-    status = stack.add(
-        "status", "what the pair's stack keeps: its adopted baseline", with_config(status_command)
-    )
-    status.add_argument("project")
-    status.add_argument("cluster")
 
 
 def adopt_command(config: Config, args: argparse.Namespace) -> int:
