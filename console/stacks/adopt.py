@@ -28,6 +28,7 @@ __all__ = [
     "Discovered",
     "adopt_pair",
     "adoption_of",
+    "adoptions",
     "check_pair",
     "discover",
     "resource_line",
@@ -346,10 +347,15 @@ async def adopt_pair(
 
 async def adoption_of(store: Path, project: str, cluster: str) -> Adoption | None:
     """The pair's recorded baseline (None without one, or without a store)."""
+    return (await adoptions(store)).get((project, cluster))
+
+
+async def adoptions(store: Path) -> dict[tuple[str, str], Adoption]:
+    """Every recorded baseline by (project, cluster) (none without a store: none is made)."""
     if not store.exists():
-        return None
+        return {}
     async with await Store.open(store, create=False) as opened:
-        return await adoptions_of(opened).get(project, cluster)
+        return {(a.project, a.cluster): a for a in await adoptions_of(opened).every()}
 
 
 async def _no_stack_yet(gateway: Gateway, project: str, cluster: str) -> None:

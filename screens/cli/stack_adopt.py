@@ -1,4 +1,5 @@
-"""`stack adopt PROJECT CLUSTER [--baseline]`: a hand-made pair kept as its stack's baseline."""
+"""`stack adopt PROJECT CLUSTER [--baseline]` (in the `stack` group of screens/cli/stack.py):
+a hand-made pair kept as its stack's baseline; what `stack status` says of an adoption."""
 
 from __future__ import annotations
 
@@ -15,19 +16,6 @@ if TYPE_CHECKING:
 
 EXIT_REFUSED = 3
 KEPT = "its stack references these and never creates, changes or deletes them"
-
-
-def register(commands: Commands) -> None:
-    """A `stack` group of its own with `adopt` and `status` (until screens/cli/stack.py's
-    group holds `adopt` through register_stack, and its `status` says adoption_lines)."""
-    stack = commands.add("stack", "the CloudFormation stack of a project in a cluster")
-    nested = commands.nested(stack, "stack_command", required=True)
-    register_stack(nested)
-    status = nested.add(
-        "status", "what the pair's stack keeps: its adopted baseline", with_config(status_command)
-    )
-    status.add_argument("project")
-    status.add_argument("cluster")
 
 
 def register_stack(stack: Commands) -> None:
@@ -78,21 +66,22 @@ def adopt_command(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def status_command(config: Config, args: argparse.Namespace) -> int:
+def print_adoptions(config: Config, args: argparse.Namespace, pairs: list[tuple[str, str]]) -> None:
+    """Below `stack status`'s table: each listed pair's adopted baseline (screens/cli/stack.py
+    calls this; nothing for pairs without one, nor without a store)."""
     from console.deploy.services import store_path
-    from console.stacks.adopt import adoption_of, check_pair
+    from console.stacks.adopt import adoptions
 
-    check_pair(config, args.project, args.cluster)
-    adoption = asyncio.run(adoption_of(store_path(config, args.store), args.project, args.cluster))
-    for line in adoption_lines(adoption, args.project, args.cluster):
-        print(line)
-    return 0
+    found = asyncio.run(adoptions(store_path(config, args.store)))
+    for project, cluster in pairs:
+        adoption = found.get((project, cluster))
+        if adoption is not None:
+            for line in adoption_lines(adoption, project, cluster):
+                print(line)
 
 
-def adoption_lines(adoption: Adoption | None, project: str, cluster: str) -> list[str]:
-    """What `stack status` says of a pair's adoption (the stack status screen's lines)."""
-    if adoption is None:
-        return [f"{project} in {cluster}: not adopted: its stack (when opted in) creates it all"]
+def adoption_lines(adoption: Adoption, project: str, cluster: str) -> list[str]:
+    """What `stack status` says of a pair's adoption."""
     head = (
         f"{project} in {cluster}: adopted as a baseline on {adoption.adopted_at:%Y-%m-%d %H:%M} "
         f"UTC by {adoption.actor} (audit #{adoption.audit_id})"
