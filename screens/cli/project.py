@@ -23,7 +23,7 @@ def register(commands: Commands) -> None:
     add.add_argument("name", metavar="NAME", help="the new project's name")
     add.add_argument(
         "--cluster",
-        dest="clusters",
+        dest="cluster",
         metavar="CLUSTER",
         action="append",
         required=True,
@@ -47,7 +47,7 @@ def add_command(config: Config, args: argparse.Namespace) -> int:
     from console.config.edit import add_project
     from console.deploy.services import actor, store_path
 
-    addition = add_project(config, args.name, args.clusters, args.repository)
+    addition = add_project(config, args.name, args.cluster, args.repository)
     print(addition.patch, end="", flush=True)
     if not args.write:
         say(f"not written: `{PROG} project add ... --write` applies it to {addition.path}")
@@ -57,19 +57,19 @@ def add_command(config: Config, args: argparse.Namespace) -> int:
     store = store_path(config, args.store)
     who = actor()
     try:
-        asyncio.run(require_admin(config, store, who, args.clusters, args.name, "add a project"))
+        asyncio.run(require_admin(config, store, who, args.cluster, args.name, "add a project"))
     except AccessDenied as refused:
         say(f"refused: {refused.message}")
         return EXIT_REFUSED
     row = asyncio.run(write_project(addition, store, who))
     print(
-        f"wrote {addition.path}: project {args.name} in {', '.join(args.clusters)} "
+        f"wrote {addition.path}: project {args.name} in {', '.join(args.cluster)} "
         f"(audit #{row}, patch sha256:{addition.digest[:12]})",
         flush=True,
     )
     from console.stacks.projects import plan_pairs
 
-    for cluster, plan in asyncio.run(plan_pairs(addition.config, args.name, args.clusters)):
+    for cluster, plan in asyncio.run(plan_pairs(addition.config, args.name, args.cluster)):
         again = f"{PROG} stack plan {args.name} {cluster}"
         if isinstance(plan, str):
             say(f"plan: not made for {cluster}: {plan} (`{again}` makes it)")
