@@ -1,12 +1,14 @@
 """`stack adopt`: a hand-made pair's resources, described from AWS, kept as its stack's baseline.
 
-Why a baseline and not a CloudFormation import: an IMPORT change set cannot take a Route 53
-record set nor a classic ELB (CloudFormation has no import handler for
-AWS::Route53::RecordSet or AWS::ElasticLoadBalancing::LoadBalancer), and moto takes
-ChangeSetType="IMPORT" as a CREATE that ignores ResourcesToImport (it would make new
-resources beside the old ones). So the pair's load balancer, listener, target group,
+Why a baseline and not a CloudFormation import: an IMPORT change set cannot take the pair's
+Route 53 record (CloudFormation has no import for AWS::Route53::RecordSet: see
+aws-cloudformation/cloudformation-coverage-roadmap#560), and moto takes ChangeSetType="IMPORT"
+as a CREATE that ignores ResourcesToImport (executed, it makes new resources beside the old
+ones); teaching moto to adopt existing load balancers, groups and records into a stack's
+resource map is not a small patch. So the pair's load balancer, listener, target group,
 security groups and DNS record are recorded with their ids and described properties; the
-pair's stack references them instead of creating them, and never changes or deletes them.
+pair's stack references them instead of creating them (console/stacks/adopted.py), and never
+changes or deletes them.
 """
 
 from __future__ import annotations
