@@ -203,6 +203,21 @@ MIGRATIONS: list[tuple[str, ...]] = [
     ),
     # 12 (provisioning): what a queued entry runs: a deploy, a stack change or a scale.
     ("ALTER TABLE deploys ADD COLUMN kind TEXT NOT NULL DEFAULT 'deploy'",),
+    # (i16-adopt): a hand-made pair's resources recorded by `stack adopt` as the baseline its
+    # stack references and never touches (resources: JSON, each kind, logical and physical
+    # id, described properties); the audit row that recorded it.
+    (
+        """CREATE TABLE stack_adoptions (
+            project TEXT NOT NULL,
+            cluster TEXT NOT NULL,
+            mode TEXT NOT NULL CHECK (mode IN ('baseline')),
+            resources TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            adopted_at TEXT NOT NULL,
+            audit_id INTEGER NOT NULL,
+            PRIMARY KEY (project, cluster)
+        )""",
+    ),
 ]
 
 # The schema this console reads and writes (PRAGMA user_version: how many migrations ran).

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from console.config import Config
+from screens.cli import stack_adopt
 from screens.cli.command_line import Commands, with_config
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ EXIT_OK = 0
 EXIT_DIFFERENT = 1
 
 # Subcommands other modules add to `stack` (see the module's docstring): one line each.
-SUBCOMMANDS: tuple[Callable[[Commands], None], ...] = ()
+SUBCOMMANDS: tuple[Callable[[Commands], None], ...] = (stack_adopt.register_stack,)
 
 
 def register(commands: Commands) -> None:
