@@ -50,6 +50,8 @@ def snapshot_data(snapshot: FleetSnapshot) -> dict[str, Any]:
                         _when(i.launched_at),
                         i.private_address,
                         [[t.load_balancer, t.kind.value, t.state, t.reason] for t in i.targets],
+                        i.deploy_id,
+                        i.managed_by,
                     ]
                     for i in env.instances
                 ],
@@ -82,8 +84,9 @@ def snapshot_from_data(data: dict[str, Any]) -> FleetSnapshot:
                         model.TargetState(lb, model.LoadBalancerKind(kind), s, r)
                         for lb, kind, s, r in targets
                     ),
+                    *tags,  # (drift) DeployId and ManagedBy
                 )
-                for id_, state, image, version, launched, address, targets in instances
+                for id_, state, image, version, launched, address, targets, *tags in instances
             ),
             tuple(balancers),
             error,
