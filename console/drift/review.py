@@ -11,7 +11,7 @@ from console.model import FleetSnapshot
 from console.store import Store
 from console.store.drift import ACKNOWLEDGED, BASELINE, FindingRow, KnownFinding
 
-__all__ = ["Reviewed", "by_pair", "review", "row"]
+__all__ = ["Reviewed", "by_pair", "findings_json", "review", "row"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,13 @@ async def review(config: Config, snapshot: FleetSnapshot, store: Store | None) -
     ]
     known = await store.drift.known()
     return [Reviewed(f, known.get(f.id)) for f in find(config, snapshot, history)]
+
+
+async def findings_json(
+    config: Config, snapshot: FleetSnapshot, store: Store | None
+) -> list[dict[str, object]]:
+    """Every finding as `status --json` gives it (its pair's `findings`)."""
+    return [item.json() for item in await review(config, snapshot, store)]
 
 
 def by_pair(reviewed: list[Reviewed]) -> dict[tuple[str, str], list[Reviewed]]:

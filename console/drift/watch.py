@@ -61,12 +61,14 @@ class DriftWatch:
         return new
 
     async def run_forever(self) -> None:
+        """A look every period; the first after one period too (a runner that starts is busy
+        reconciling, and one started for a single deploy is often gone by then)."""
         while True:
+            await asyncio.sleep(self.period)
             try:
                 await self.look()
             except ConsoleError as error:
                 log.warning("drift watch: %s", error.message)
-            await asyncio.sleep(self.period)
 
 
 @asynccontextmanager

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -111,6 +111,8 @@ class RunnerSnapshot:
 
     snapshot: FleetSnapshot
     runner: str
+    # (drift) The findings the runner read beside it (console/drift/review.py findings_json).
+    findings: list[dict[str, Any]] = field(default_factory=list)
 
 
 def ask_runner(path: Path, timeout: float = ASK_TIMEOUT) -> RunnerSnapshot | None:
@@ -132,6 +134,8 @@ def ask_runner(path: Path, timeout: float = ASK_TIMEOUT) -> RunnerSnapshot | Non
         result = answer["result"]
         if result.get("format") != SNAPSHOT_FORMAT:
             return None
-        return RunnerSnapshot(snapshot_from_data(result), str(result.get("runner", "")))
+        return RunnerSnapshot(
+            snapshot_from_data(result), str(result.get("runner", "")), result.get("findings", [])
+        )
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
