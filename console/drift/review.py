@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from console.config import Config
@@ -58,17 +59,23 @@ def row(finding: Finding) -> FindingRow:
     )  # fmt: skip
 
 
-async def review(config: Config, snapshot: FleetSnapshot, store: Store | None) -> list[Reviewed]:
-    """Every finding in the snapshot, against the store's deploys and known findings (no
-    store: no history, every finding new)."""
+async def review(
+    config: Config,
+    snapshot: FleetSnapshot,
+    store: Store | None,
+    extra: Sequence[Finding] = (),
+) -> list[Reviewed]:
+    """Every finding in the snapshot (and `extra`: the stack findings, read from AWS apart),
+    against the store's deploys and known findings (no store: every finding new)."""
     if store is None:
-        return [Reviewed(finding) for finding in find(config, snapshot, ())]
+        return [Reviewed(finding) for finding in [*find(config, snapshot, ()), *extra]]
     history = [
         Deployed(d.project, d.cluster, d.release, d.image_id, d.state)
         for d in await store.drift.deployed()
     ]
     known = await store.drift.known()
-    return [Reviewed(f, known.get(f.id)) for f in find(config, snapshot, history)]
+    found = [*find(config, snapshot, history), *extra]
+    return [Reviewed(f, known.get(f.id)) for f in found]
 
 
 async def findings_json(

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 from console.config import Config
 from console.drift.review import review, row
+from console.drift.stacks import stack_findings
 from console.errors import ConsoleError
 from console.fleet.inventory import Fleet
 from console.store import Store
@@ -48,7 +49,8 @@ class DriftWatch:
     async def look(self) -> list[str]:
         """One look: the ids of the findings recorded as new."""
         snapshot = await self.fleet.refresh()
-        findings = await review(self.config, snapshot, self.store)
+        stacks = await stack_findings(self.config, self.fleet.gateway)
+        findings = await review(self.config, snapshot, self.store, stacks)
         fresh = [row(item.finding) for item in findings if item.known is None]
         self.looks += 1
         if not fresh:

@@ -16,6 +16,7 @@ from screens.cli.command_line import Commands, UsageError, with_config
 from screens.cli.json_out import emit
 
 if TYPE_CHECKING:
+    from console.drift.findings import Finding
     from console.drift.review import Reviewed
     from console.model import FleetSnapshot
     from console.store import Store
@@ -52,8 +53,8 @@ def drift_command(config: Config, args: argparse.Namespace) -> int:
         return _acknowledge(config, args)
     if args.baseline:
         return _baseline(config, args)
-    snapshot = _poll(config)
-    reviewed = asyncio.run(_review(config, args, snapshot))
+    snapshot, stacks = _poll(config)
+    reviewed = asyncio.run(_review(config, args, snapshot, stacks))
     open_ = [item for item in reviewed if item.counts]
     if args.json:
         emit(
@@ -68,10 +69,22 @@ def drift_command(config: Config, args: argparse.Namespace) -> int:
     return EXIT_FOUND if open_ else 0
 
 
-def _poll(config: Config) -> FleetSnapshot:
-    from screens.cli.status import poll
+def _poll(config: Config) -> tuple[FleetSnapshot, list[Finding]]:
+    """The fleet, and the stack findings of the pairs with a stack (read with it)."""
+    from console.drift.stacks import stack_findings
+    from console.fleet.inventory import Fleet
+    from screens.cli.iam import terminal_mfa_prompt
 
-    return poll(config)
+    fleet = Fleet(config, mfa_prompt=terminal_mfa_prompt())
+
+    async def read() -> tuple[FleetSnapshot, list[Finding]]:
+        snapshot = await fleet.refresh()
+        return snapshot, await stack_findings(config, fleet.gateway)
+
+    try:
+        return asyncio.run(read())
+    finally:
+        fleet.close()
 
 
 def _cluster_errors(snapshot: FleetSnapshot) -> None:
@@ -87,16 +100,16 @@ def _cluster_errors(snapshot: FleetSnapshot) -> None:
 
 
 async def _review(
-    config: Config, args: argparse.Namespace, snapshot: FleetSnapshot
+    config: Config, args: argparse.Namespace, snapshot: FleetSnapshot, stacks: list[Finding]
 ) -> list[Reviewed]:
     from console.drift.review import review
     from console.store import Store
 
     path = store_path(config.store, args.store)
     if not path.exists():
-        return await review(config, snapshot, None)
+        return await review(config, snapshot, None, stacks)
     async with await Store.open(path, create=False, read_only=True) as store:
-        return await review(config, snapshot, store)
+        return await review(config, snapshot, store, stacks)
 
 
 def _print(reviewed: list[Reviewed]) -> None:
@@ -135,12 +148,12 @@ def _baseline(config: Config, args: argparse.Namespace) -> int:
     except AccessDenied as refused:
         print(f"refused: {refused.message}")
         return EXIT_REFUSED
-    snapshot = _poll(config)
+    snapshot, stacks = _poll(config)
 
     async def work(store: Store) -> tuple[int, int]:
         from console.drift.review import review, row
 
-        reviewed = await review(config, snapshot, store)
+        reviewed = await review(config, snapshot, store, stacks)
         fresh = [row(item.finding) for item in reviewed if item.counts]
         return await store.drift.baseline(fresh, who), len(reviewed) - len(fresh)
 
@@ -159,8 +172,8 @@ def _acknowledge(config: Config, args: argparse.Namespace) -> int:
     from console.deploy.services import check_allowed
 
     path = store_path(config.store, args.store)
-    snapshot = _poll(config)
-    reviewed = asyncio.run(_review(config, args, snapshot))
+    snapshot, stacks = _poll(config)
+    reviewed = asyncio.run(_review(config, args, snapshot, stacks))
     found = next((item for item in reviewed if item.finding.id == args.finding_id), None)
     if found is None:
         known = ", ".join(item.finding.id for item in reviewed[:5]) or "none now"
