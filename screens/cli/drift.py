@@ -29,7 +29,7 @@ def register(commands: Commands) -> None:
     drift = commands.add(
         "drift",
         "what differs from what the console put there: provenance, unmanaged instances, "
-        "counts (exit 1 when a finding is neither baselined nor acknowledged)",
+        "counts, stacks (exit 1 when a finding is neither baselined nor acknowledged)",
         with_config(drift_command),
     )
     drift.add_argument("--json", action="store_true", help="machine-readable output")
@@ -121,7 +121,7 @@ def _print(reviewed: list[Reviewed]) -> None:
     from screens.cli.tables import print_table
 
     rows = []
-    for item in reviewed:
+    for item in sorted(reviewed, key=lambda item: not item.counts):  # to look at first
         finding = item.finding
         style = "dim" if not item.counts else ""
         cells = (
