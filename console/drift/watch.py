@@ -11,7 +11,6 @@ from contextlib import asynccontextmanager
 
 from console.config import Config
 from console.drift.review import review, row
-from console.drift.stacks import stack_findings
 from console.errors import ConsoleError
 from console.fleet.inventory import Fleet
 from console.store import Store
@@ -48,6 +47,10 @@ class DriftWatch:
 
     async def look(self) -> list[str]:
         """One look: the ids of the findings recorded as new."""
+        # Imported here: console.stacks loads boto3, which a runner's importer (a session
+        # console that reads the fleet from the store) must not load.
+        from console.drift.stacks import stack_findings
+
         snapshot = await self.fleet.refresh()
         stacks = await stack_findings(self.config, self.fleet.gateway)
         findings = await review(self.config, snapshot, self.store, stacks)
