@@ -4,7 +4,7 @@ functions of a fleet snapshot, the store's deploy history and the config."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from console.config import Config
@@ -89,8 +89,14 @@ def earlier_clusters(config: Config, project: str, cluster: str) -> tuple[str, .
     return None
 
 
-def find(config: Config, snapshot: FleetSnapshot, deploys: Iterable[Deployed]) -> list[Finding]:
-    """Every finding in the snapshot, pair by pair in config order."""
+def find(
+    config: Config,
+    snapshot: FleetSnapshot,
+    deploys: Iterable[Deployed],
+    desired: Mapping[tuple[str, str], int | None] | None = None,
+) -> list[Finding]:
+    """Every finding in the snapshot, pair by pair in config order. `desired`: each pair's
+    desired count as `scale` keeps it (a pair left out: the config's `desired`)."""
     history = list(deploys)
     found: list[Finding] = []
     for project in config.projects:
@@ -100,11 +106,16 @@ def find(config: Config, snapshot: FleetSnapshot, deploys: Iterable[Deployed]) -
             env = snapshot.env(project.name, cluster)
             if env is None or env.fetched_at is None or env.error is not None:
                 continue  # not read (yet): nothing is known of it
-            found += _pair_findings(config, env, history)
+            wanted = project.clusters[cluster].desired
+            if desired is not None and (project.name, cluster) in desired:
+                wanted = desired[(project.name, cluster)]
+            found += _pair_findings(config, env, history, wanted)
     return found
 
 
-def _pair_findings(config: Config, env: EnvStatus, history: list[Deployed]) -> list[Finding]:
+def _pair_findings(
+    config: Config, env: EnvStatus, history: list[Deployed], desired: int | None
+) -> list[Finding]:
     live = [instance for instance in env.instances if instance.state in LIVE]
     found = [_unmanaged(env, instance) for instance in live if _unmanaged_one(instance)]
     earlier = earlier_clusters(config, env.project, env.cluster)
@@ -115,7 +126,6 @@ def _pair_findings(config: Config, env: EnvStatus, history: list[Deployed]) -> l
             if instance.image_id not in proven and instance.version not in proven:
                 unproven.setdefault(instance.image_id, []).append(instance)
         found += [_provenance(env, same, earlier) for same in unproven.values()]
-    desired = config.project(env.project).clusters[env.cluster].desired
     running = any(
         d.project == env.project and d.cluster == env.cluster and d.state == "running"
         for d in history
