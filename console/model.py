@@ -49,6 +49,9 @@ class Instance:
     launched_at: datetime | None
     private_address: str
     targets: tuple[TargetState, ...] = ()
+    # (drift) Its DeployId and ManagedBy tags: who launched it (None: no such tag).
+    deploy_id: str | None = None
+    managed_by: str | None = None
 
     @property
     def serving(self) -> bool:

@@ -16,6 +16,7 @@ from textual.screen import Screen
 from console.access import Access, AccessDenied, Action
 from console.audit.anchor import AnchorOutcome, AnchorSchedule
 from console.config import Config
+from console.drift.review import Reviewed, by_pair, review
 from console.errors import ConsoleError
 from console.events import (
     DeployEvent,
@@ -129,6 +130,7 @@ class DeployConsoleApp(FleetRefreshApp):
         self.anchor_rounds = 0
         """Rounds of the anchor's schedule ended: tests wait on it."""
         self.stored_marks: dict[tuple[str, str], PairMark] = {}
+        self.findings: dict[tuple[str, str], list[Reviewed]] = {}  # (drift) by pair
         """What the queue and the store said of each pair at the last read."""
         self.keymap = config_keymap(config)
         """The config's [keymap] (binding id -> keys): footer and help show the keys it gives."""
@@ -193,6 +195,9 @@ class DeployConsoleApp(FleetRefreshApp):
         pairs = [(p.name, cluster) for p in self.config.projects for cluster in p.clusters]
         try:
             self.stored_marks = await read_marks(runner.queue, pairs)
+            if self.snapshot is not None:  # (drift) each pair's findings, for the screens
+                found = await review(self.config, self.snapshot, runner.engine.store)
+                self.findings = by_pair(found)
         except (ConsoleError, OSError):
             return
         self._show_deploying()
@@ -217,17 +222,17 @@ class DeployConsoleApp(FleetRefreshApp):
     # -- navigation --------------------------------------------------------------------
 
     def on_project_chosen(self, message: ProjectChosen) -> None:
-        self.push_screen(
-            ProjectScreen(
-                self.config.project(message.project),
-                self.config.clusters,
-                self.snapshot,
-                self.clock,
-                self.fleet.load_balancer_settings,
-                selected_cluster=message.cluster,
-                may_deploy=self.may_deploy,
-            )
+        screen = ProjectScreen(
+            self.config.project(message.project),
+            self.config.clusters,
+            self.snapshot,
+            self.clock,
+            self.fleet.load_balancer_settings,
+            selected_cluster=message.cluster,
+            may_deploy=self.may_deploy,
         )
+        screen.set_reactive(ProjectScreen.findings, self.findings)  # (drift)
+        self.push_screen(screen)
 
     async def on_history_asked(self, message: HistoryAsked) -> None:
         store = await self._history_store()
@@ -464,6 +469,8 @@ class DeployConsoleApp(FleetRefreshApp):
         for screen in self.screen_stack:
             if isinstance(screen, DashboardScreen):
                 screen.marks = marks
+            if isinstance(screen, DashboardScreen | ProjectScreen):
+                screen.findings = self.findings  # (drift)
         self.refresh_bindings()
 
     def open_deploy(self, key: int) -> None:

@@ -116,6 +116,7 @@ def fast_status(argv: list[str]) -> int | None:
         tuple(clusters) or None,
         as_json=options["json"],
         from_runner=True,
+        findings=answer.findings,
     )
 
 

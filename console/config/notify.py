@@ -55,6 +55,7 @@ AUDIT_EVENTS: tuple[tuple[str, str | None, str], ...] = (
     ("lock.add", None, "lock-taken"),
     ("lock.remove", None, "lock-released"),
     ("lock.expired", None, "lock-released"),
+    ("drift.found", None, "drift"),  # (drift) a new finding (console/drift/)
 )
 
 # Every event a route may name, in the order people read them.

@@ -354,6 +354,8 @@ class Fleet:
             launched_at=_utc(raw.get("LaunchTime")),
             private_address=raw.get("PrivateIpAddress", "") or "",
             targets=tuple(targets),
+            deploy_id=_tag(raw.get("Tags"), "DeployId"),
+            managed_by=_tag(raw.get("Tags"), "ManagedBy"),
         )
 
     async def load_balancer_settings(

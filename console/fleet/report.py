@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -32,7 +33,9 @@ def instance_json(instance: Instance) -> dict[str, Any]:
     }
 
 
-def env_json(env: EnvStatus, now: datetime) -> dict[str, Any]:
+def env_json(
+    env: EnvStatus, now: datetime, findings: Sequence[Mapping[str, Any]] = ()
+) -> dict[str, Any]:
     age = env.age_seconds(now)
     return {
         "health": str(env.health),
@@ -42,6 +45,10 @@ def env_json(env: EnvStatus, now: datetime) -> dict[str, Any]:
         "instances": [instance_json(instance) for instance in env.instances],
         "error": env.error,
         "age_seconds": round(age, 1) if age is not None else None,
+        # (drift) The pair's drift findings (console/drift/review.py: Reviewed.json).
+        "findings": [
+            dict(f) for f in findings if (f["project"], f["cluster"]) == (env.project, env.cluster)
+        ],
     }
 
 
@@ -49,6 +56,7 @@ def snapshot_json(
     snapshot: FleetSnapshot,
     projects: tuple[str, ...] | None = None,
     clusters: tuple[str, ...] | None = None,
+    findings: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """The documented JSON shape; projects and clusters narrow it down."""
     now = snapshot.generated_at
@@ -64,7 +72,7 @@ def snapshot_json(
             {
                 "name": project,
                 "clusters": {
-                    cluster.name: env_json(env, now)
+                    cluster.name: env_json(env, now, findings)
                     for cluster in shown_clusters
                     if (env := snapshot.env(project, cluster.name)) is not None
                 },

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,8 @@ def snapshot_data(snapshot: FleetSnapshot) -> dict[str, Any]:
                         _when(i.launched_at),
                         i.private_address,
                         [[t.load_balancer, t.kind.value, t.state, t.reason] for t in i.targets],
+                        i.deploy_id,
+                        i.managed_by,
                     ]
                     for i in env.instances
                 ],
@@ -82,8 +84,9 @@ def snapshot_from_data(data: dict[str, Any]) -> FleetSnapshot:
                         model.TargetState(lb, model.LoadBalancerKind(kind), s, r)
                         for lb, kind, s, r in targets
                     ),
+                    *tags,  # (drift) DeployId and ManagedBy
                 )
-                for id_, state, image, version, launched, address, targets in instances
+                for id_, state, image, version, launched, address, targets, *tags in instances
             ),
             tuple(balancers),
             error,
@@ -108,6 +111,8 @@ class RunnerSnapshot:
 
     snapshot: FleetSnapshot
     runner: str
+    # (drift) The findings the runner read beside it (console/drift/review.py findings_json).
+    findings: list[dict[str, Any]] = field(default_factory=list)
 
 
 def ask_runner(path: Path, timeout: float = ASK_TIMEOUT) -> RunnerSnapshot | None:
@@ -129,6 +134,8 @@ def ask_runner(path: Path, timeout: float = ASK_TIMEOUT) -> RunnerSnapshot | Non
         result = answer["result"]
         if result.get("format") != SNAPSHOT_FORMAT:
             return None
-        return RunnerSnapshot(snapshot_from_data(result), str(result.get("runner", "")))
+        return RunnerSnapshot(
+            snapshot_from_data(result), str(result.get("runner", "")), result.get("findings", [])
+        )
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None

@@ -189,6 +189,14 @@ class RunnerDoor:
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
 
+    async def _findings(self) -> list[dict[str, Any]]:
+        """(drift) The findings of the last snapshot, against the runner's store."""
+        from console.drift.review import findings_json
+
+        assert self._snapshots is not None
+        snapshot = await self._snapshots.latest()  # the one just answered: no wait
+        return await findings_json(self.queue.config, snapshot, self.runner.engine.store)
+
     async def _answer(
         self, who: Actor, op: str, request: dict[str, Any]
     ) -> AsyncIterator[dict[str, Any]]:
@@ -202,7 +210,10 @@ class RunnerDoor:
                 from console.fleet.keeper import SnapshotKeeper
 
                 self._snapshots = SnapshotKeeper(self.queue.config, self.runner.name)
-            yield {"result": await self._snapshots.answer()}
+            answer = await self._snapshots.answer()
+            # (drift) Its findings too: `status --json` gives each pair's.
+            answer["findings"] = await self._findings()
+            yield {"result": answer}
             return
         if op == "deploy":
             ticket = args.get("ticket")

@@ -32,6 +32,7 @@ from typing import NoReturn
 
 from console.config import ClusterConfig, Config
 from console.deploy.services import deploy_services
+from console.drift.watch import drift_watch
 from console.errors import ConsoleError
 from console.identity import current_actor
 from console.notify.delivery import LEASE_MARGIN
@@ -306,6 +307,12 @@ async def runner_service(
         # With metrics on (console/metrics), the deploy events feed them too.
         told = await stack.enter_async_context(runner_metrics(config, services, queue, on_event))
         runner = Runner(services.engine, queue, on_event=told)
+        # (drift) New findings recorded now and then, each a notification event.
+        wake = runner.notifier.wake if runner.notifier is not None else None
+        who = str(current_actor())
+        await stack.enter_async_context(
+            drift_watch(config, services.fleet, services.store, who, wake)
+        )
         presence = Presence(store)
         await asyncio.to_thread(presence.hold)
         task = asyncio.create_task(runner.run_forever())

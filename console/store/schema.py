@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from console.store import notify_events
+from console.store import drift_tables, notify_events
 
 
 def _actor_fields(table: str, order: str) -> tuple[str, ...]:
@@ -218,6 +218,9 @@ MIGRATIONS: list[tuple[str, ...]] = [
             PRIMARY KEY (project, cluster)
         )""",
     ),
+    # (i16-drift): drift findings seen, baselined or acknowledged; the notify trigger made
+    # again so that a new finding's audit row (`drift.found`) is a `drift` event.
+    (*drift_tables.MIGRATION, "DROP TRIGGER audit_notify", notify_events.notify_outbox_trigger()),
 ]
 
 # The schema this console reads and writes (PRAGMA user_version: how many migrations ran).

@@ -14,6 +14,7 @@ from console.errors import LockBusy
 from console.store import approvals, audit_log, deploys, locks, poller, queue_order
 from console.store.chain import GENESIS_HASH
 from console.store.connection import BUSY_TIMEOUT, Connection, Tx
+from console.store.drift import DriftStore
 from console.store.outbox import Outbox
 from console.store.records import (
     AnchorRecord,
@@ -177,6 +178,11 @@ class Store(Closing):
     def outbox(self) -> Outbox:
         """The notification outbox and its deliveries (console/store/outbox.py)."""
         return Outbox(self._connection)
+
+    @property
+    def drift(self) -> DriftStore:
+        """(drift) Findings seen, baselined, acknowledged (console/store/drift.py)."""
+        return DriftStore(self._connection)
 
     def _write(self) -> AbstractAsyncContextManager[Tx]:
         return self._connection.write()

@@ -30,6 +30,7 @@ SCHEMAS: dict[str, int] = {
     "stack-plan": 1,
     "stack-status": 1,
     "stack-diff": 1,
+    "drift": 1,
 }
 """Each command's JSON and its version: an added key keeps it, a removed or renamed one bumps
 it (docs/json.md)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from typing import Any
 
 from console.config import Config
 from console.model import FleetSnapshot
@@ -40,16 +41,36 @@ def status_command(config: Config, args: argparse.Namespace) -> int:
     for name in projects or ():
         config.project(name)
     snapshot = None
+    findings: list[dict[str, Any]] = []
     if not args.fresh and config.runner_socket is not None:
         from console.fleet.wire import ask_runner
 
         answer = ask_runner(config.runner_socket)
         if answer is not None:
-            snapshot = answer.snapshot
+            snapshot, findings = answer.snapshot, answer.findings
     from_runner = snapshot is not None
     if snapshot is None:
         snapshot = poll(config)
-    return show(snapshot, projects, clusters, as_json=args.json, from_runner=from_runner)
+        if args.json:
+            findings = asyncio.run(drift_findings(config, args, snapshot))
+    return show(
+        snapshot, projects, clusters, as_json=args.json, from_runner=from_runner, findings=findings
+    )
+
+
+async def drift_findings(
+    config: Config, args: argparse.Namespace, snapshot: FleetSnapshot
+) -> list[dict[str, Any]]:
+    """(drift) The snapshot's findings, against the store when there is one."""
+    from console.config.paths import store_path
+    from console.drift.review import findings_json
+    from console.store import Store
+
+    path = store_path(config.store, getattr(args, "store", None))
+    if not path.exists():
+        return await findings_json(config, snapshot, None)
+    async with await Store.open(path, create=False, read_only=True) as store:
+        return await findings_json(config, snapshot, store)
 
 
 def poll(config: Config) -> FleetSnapshot:

@@ -4,7 +4,9 @@ that could not be read), light to import: the runner fast path (screens/entry.py
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from console.model import FleetSnapshot
 from screens import PROG
@@ -17,6 +19,7 @@ def show(
     *,
     as_json: bool,
     from_runner: bool,
+    findings: Sequence[Mapping[str, Any]] = (),
 ) -> int:
     """Print the snapshot; exit 2 when a shown cluster could not be read."""
     from console.fleet.report import snapshot_json
@@ -25,7 +28,7 @@ def show(
     if as_json:
         from screens.cli.json_out import emit
 
-        emit("status", **snapshot_json(snapshot, projects, clusters))
+        emit("status", **snapshot_json(snapshot, projects, clusters, findings))
         if note:  # stdout stays JSON alone
             print(note, file=sys.stderr)
     else:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from textual.content import Content
 from textual.widgets import Static
@@ -11,6 +12,9 @@ from textual.widgets import Static
 from console.model import DeployState
 from console.queue.marks import LastDeploy, Mark, PairMark
 from screens.widgets.format import MARK_GLYPHS, MARK_STYLES, age_between
+
+if TYPE_CHECKING:
+    from console.drift.review import Reviewed
 
 Pair = tuple[str, str]
 Part = str | tuple[str, str]
@@ -51,12 +55,13 @@ def cell_detail(
     mark: PairMark | None,
     last: LastDeploy | None,
     now: datetime,
+    drift: Sequence[Reviewed] = (),
 ) -> Content:
     """One cell: `web · prod1  ❄ frozen: …  ·  last deploy 2.16.0 by alice 3h 04m ago, …`."""
     head = f"{project} · {cluster}  "
     if not deployed:
         return Content.assemble(head, (f"{project} is not in {cluster}", "$text-muted"))
-    parts: list[Part] = [head]
+    parts: list[Part] = [head, *drift_parts(drift)]
     if mark is not None and mark.mark is not None and mark.mark not in LAST_DEPLOY_MARKS:
         glyph, style = MARK_GLYPHS[mark.mark], MARK_STYLES[mark.mark]
         if str(mark.mark) in mark.why:
@@ -70,6 +75,17 @@ def cell_detail(
         parts.append((f"{MARK_GLYPHS[mark.mark]} ", MARK_STYLES[mark.mark]))
     parts.extend(last_deploy_parts(last, now))
     return Content.assemble(*parts)
+
+
+def drift_parts(drift: Sequence[Reviewed]) -> list[Part]:
+    """(drift) `! drift provenance: 2.14.1 … (+1 more)  ·  ` for a pair's findings to look at
+    (baselined and acknowledged ones say nothing here: the project screen lists them)."""
+    shown = [item.finding for item in drift if item.counts]
+    if not shown:
+        return []
+    more = f" (+{len(shown) - 1} more)" if len(shown) > 1 else ""
+    what = f"! drift {shown[0].kind}: {shown[0].what}{more}"
+    return [(what, "bold $text-warning"), "  ·  "]
 
 
 def project_detail(

@@ -26,6 +26,8 @@ PROJECT_COLUMN = "project"
 MIN_CELL_WIDTH = 20
 # A mark's word cut shorter than this (with its `…`) says nothing: the glyph alone is clearer.
 MIN_WORD = 4
+# (drift) After a cell's counts: the pair has a drift finding to look at (console/drift/).
+DRIFT_MARK = "!"
 # A cell's style by its mark: one class a kind (rolled back looks like failed).
 MARK_COMPONENTS: dict[Mark, str] = {
     Mark.DEPLOYING: "fleet-matrix--deploying",
@@ -113,6 +115,7 @@ class FleetMatrix(CursorCachedTable[Text], inherit_bindings=False):
         "fleet-matrix--frozen",
         "fleet-matrix--locked",
         "fleet-matrix--failed",
+        "fleet-matrix--drift",
     }
 
     DEFAULT_CSS = """
@@ -132,6 +135,7 @@ class FleetMatrix(CursorCachedTable[Text], inherit_bindings=False):
     FleetMatrix > .fleet-matrix--frozen { color: $text-primary; text-style: bold; }
     FleetMatrix > .fleet-matrix--locked { color: $text-warning; text-style: bold; }
     FleetMatrix > .fleet-matrix--failed { color: $text-error; text-style: bold; }
+    FleetMatrix > .fleet-matrix--drift { color: $text-warning; text-style: bold; }
     """
 
     snapshot: reactive[FleetSnapshot | None] = reactive(None, always_update=True, init=False)
@@ -141,6 +145,9 @@ class FleetMatrix(CursorCachedTable[Text], inherit_bindings=False):
         dict, always_update=True, init=False
     )
     """(project, cluster) -> what its cell shows of deploys and holds, over its health."""
+
+    drift: reactive[frozenset[tuple[str, str]]] = reactive(frozenset, init=False)
+    """(drift) The pairs with a finding to look at: `!` after their counts."""
 
     filter_text: reactive[str] = reactive("", init=False)
     """Only projects whose name contains this (case-insensitive) are shown."""
@@ -269,10 +276,16 @@ class FleetMatrix(CursorCachedTable[Text], inherit_bindings=False):
             plain, component = "…", "fleet-matrix--loading"
         else:
             env = self.snapshot.env(project, cluster.name)
-            plain = cell_text(env, self.cell_width)
+            drifted = env is not None and key in self.drift
+            plain = cell_text(env, self.cell_width - (2 if drifted else 0))
             component = (
                 "fleet-matrix--loading" if env is None else f"fleet-matrix--{env.health.value}"
             )
+            if drifted:
+                self._shown[key] = (f"{plain} {DRIFT_MARK}", component)
+                text = self._styled(plain, component)
+                text.append(f" {DRIFT_MARK}", self._style("fleet-matrix--drift"))
+                return text
         self._shown[key] = (plain, component)
         return self._styled(plain, component)
 
@@ -315,6 +328,9 @@ class FleetMatrix(CursorCachedTable[Text], inherit_bindings=False):
             self.update_cell(row_key, cluster.name, value, update_width=False)
 
     def watch_marks(self) -> None:
+        self.watch_snapshot(self.snapshot)
+
+    def watch_drift(self) -> None:
         self.watch_snapshot(self.snapshot)
 
     def watch_filter_text(self, _old: str, _new: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from textual import on
 from textual.app import ComposeResult
@@ -42,6 +43,9 @@ from screens.widgets.format import (
     health_word,
 )
 
+if TYPE_CHECKING:
+    from console.drift.review import Reviewed
+
 
 def legend() -> Content:
     parts: list[str | tuple[str, str]] = []
@@ -69,6 +73,10 @@ class DashboardScreen(FilteringScreen, SaysWhyNot):
         dict, always_update=True, init=False
     )
     """(project, cluster) -> what its cell shows of deploys and holds, and its last deploy."""
+    findings: reactive[dict[tuple[str, str], list[Reviewed]]] = reactive(
+        dict, always_update=True, init=False
+    )
+    """(drift) Each pair's drift findings (console/drift/review.py)."""
     order: reactive[RowOrder] = reactive(RowOrder, init=False)
     """How the rows are sorted (`s` picks the key, `S` reverses it)."""
 
@@ -117,7 +125,7 @@ class DashboardScreen(FilteringScreen, SaysWhyNot):
 
     def on_mount(self) -> None:
         self._ready = True
-        for name in ("snapshot", "refreshing", "refresh_error", "marks", "order"):
+        for name in ("snapshot", "refreshing", "refresh_error", "marks", "order", "findings"):
             self.watch(self, name, self._pass_down, init=False)
         self._pass_down()
         self.matrix.focus()
@@ -135,6 +143,9 @@ class DashboardScreen(FilteringScreen, SaysWhyNot):
             self.matrix.snapshot = self.snapshot
         if self.matrix.marks != self.marks:
             self.matrix.marks = dict(self.marks)
+        drifted = frozenset(p for p, found in self.findings.items() if any(f.counts for f in found))
+        if self.matrix.drift != drifted:
+            self.matrix.drift = drifted
         for pair, mark in self.marks.items():
             if mark.last is not None:
                 self.last_deploys[pair] = mark.last
@@ -176,6 +187,7 @@ class DashboardScreen(FilteringScreen, SaysWhyNot):
                 mark=self.marks.get((project, cluster)),
                 last=self.last_deploys.get((project, cluster)),
                 now=now,
+                drift=self.findings.get((project, cluster), ()),
             )
         detail = self.query_one("#detail", Static)
         if detail.visual != content:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from rich.style import Style
 from rich.text import Text
@@ -33,6 +34,9 @@ from screens.widgets.format import (
     health_word,
 )
 from screens.widgets.tables import TABLE_NAVIGATION, cell_style
+
+if TYPE_CHECKING:
+    from console.drift.review import Reviewed
 
 # (key, label, minimum width); each column is as wide as its longest value, and the load
 # balancer column takes the rest of the line.
@@ -232,6 +236,22 @@ def settings_lines(settings: LoadBalancerSettings) -> Content:
     )
 
 
+def drift_line(item: Reviewed) -> Content:
+    """(drift) `! drift unmanaged d-…: what — to do: …`; a baselined or acknowledged one dim,
+    with who knew it and why."""
+    finding = item.finding
+    head = f"! drift {finding.kind} {finding.id}: "
+    if item.counts:
+        return Content.assemble(
+            (head, "bold $text-warning"), (finding.what, "$text-warning"),
+            (f" — to do: {finding.todo}", "$text-muted"),
+        )  # fmt: skip
+    known = item.known
+    why = f": {known.reason}" if known and known.reason else ""
+    who = f" by {known.known_by}" if known and known.known_by else ""
+    return Content.styled(f"{head}{finding.what} ({item.state}{who}{why})", "$text-muted")
+
+
 class ClusterPanel(Vertical):
     """A bordered block for one cluster on the project screen."""
 
@@ -266,6 +286,8 @@ class ClusterPanel(Vertical):
     env: reactive[EnvStatus | None] = reactive(None, always_update=True, init=False)
     status: reactive[ClusterStatus | None] = reactive(None, always_update=True, init=False)
     settings: reactive[SettingsState] = reactive(None, always_update=True, init=False)
+    findings: reactive[tuple[Reviewed, ...]] = reactive((), init=False)
+    """(drift) The pair's drift findings: one line each under its problems."""
 
     def __init__(
         self,
@@ -313,6 +335,9 @@ class ClusterPanel(Vertical):
     def watch_settings(self) -> None:
         self._show_settings()
 
+    def watch_findings(self) -> None:
+        self._show_env()
+
     def _static(self, name: str) -> Static:
         return self.query_one(f".{name}", Static)
 
@@ -341,6 +366,7 @@ class ClusterPanel(Vertical):
             )
         elif env is not None and env.error:
             problems.append(Content.assemble(("⚠ ", "$text-warning"), (env.error, "$text-warning")))
+        problems.extend(drift_line(item) for item in self.findings)
         problem.update(Content("\n").join(problems))
         problem.set_class(bool(problems), "-shown")
         instances = env.instances if env is not None else ()

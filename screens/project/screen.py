@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import ComposeResult
@@ -30,6 +31,9 @@ from screens.project.shell import open_shell
 from screens.refusals import SaysWhyNot, deploy_refusal
 from screens.widgets.format import age_between
 
+if TYPE_CHECKING:
+    from console.drift.review import Reviewed
+
 SettingsLoader = Callable[[str, str], Awaitable[tuple[LoadBalancerSettings, ...]]]
 
 
@@ -41,6 +45,10 @@ class ProjectScreen(SaysWhyNot):
     BINDINGS = KEYMAP[HELP_NAMESPACE]
 
     snapshot: reactive[FleetSnapshot | None] = reactive(None, always_update=True, init=False)
+    findings: reactive[dict[tuple[str, str], list[Reviewed]]] = reactive(
+        dict, always_update=True, init=False
+    )
+    """(drift) Each pair's drift findings; each cluster's panel lists its own."""
 
     def __init__(
         self,
@@ -108,11 +116,15 @@ class ProjectScreen(SaysWhyNot):
         self._show_snapshot(snapshot)
         self._show_title()
 
+    def watch_findings(self) -> None:
+        self._show_snapshot(self.snapshot)
+
     def _show_snapshot(self, snapshot: FleetSnapshot | None) -> None:
         if not self._ready:
             return
         for cluster in self.clusters:
             panel = self.panel(cluster.name)
+            panel.findings = tuple(self.findings.get((self.project.name, cluster.name), ()))
             if snapshot is None:
                 panel.env, panel.status = None, None
                 continue

@@ -218,6 +218,7 @@ def synthetic_snapshot(config: Config, now: datetime, version: str) -> model.Fle
                     targets=(
                         model.TargetState("tg", model.LoadBalancerKind.TARGET_GROUP, "healthy"),
                     ),
+                    managed_by="deploy-console",  # (drift) as the demo's seed tags them
                 )
                 for n in range(2)
             )
