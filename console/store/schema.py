@@ -203,6 +203,20 @@ MIGRATIONS: list[tuple[str, ...]] = [
     ),
     # 12 (provisioning): what a queued entry runs: a deploy, a stack change or a scale.
     ("ALTER TABLE deploys ADD COLUMN kind TEXT NOT NULL DEFAULT 'deploy'",),
+    # (i16-scale): the desired count the last `scale` set per pair, with the config's value
+    # then (console/store/desired.py: it holds until the config says something else).
+    (
+        """CREATE TABLE desired_counts (
+            project TEXT NOT NULL,
+            cluster TEXT NOT NULL,
+            count INTEGER NOT NULL CHECK (count >= 1),
+            config_count INTEGER,
+            actor TEXT NOT NULL,
+            deploy_id TEXT,
+            changed_at TEXT NOT NULL,
+            PRIMARY KEY (project, cluster)
+        )""",
+    ),
 ]
 
 # The schema this console reads and writes (PRAGMA user_version: how many migrations ran).

@@ -22,6 +22,7 @@ from screens.cli import (
     queue,
     release,
     runner,
+    scale,
     sshd,
     status,
     store,
@@ -36,6 +37,7 @@ from screens.cli.version import VersionAction
 GROUPS: tuple[Callable[[Commands], None], ...] = (
     status.register,
     deploy.register,
+    scale.register,
     release.register,
     gate.register,
     history.register,

@@ -1,0 +1,148 @@
+"""`scale PROJECT CLUSTER N`: the real command in a child process, against a world of its own.
+
+Each test that scales uses a pair no other test here touches, and a store of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from console.config import Config
+from console.model import DeployRequest
+from console.queue.release_queue import DeployQueue
+from console.store import Store
+from console.store.desired import desired_count
+from tests.conftest import ROOT
+from tests.deploy_world import client, instances, live, quick_seed, serving_in, world_process
+
+COMMAND_TIMEOUT = 180.0
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Config]:
+    workdir = tmp_path_factory.mktemp("cli-scale-world")
+    with world_process(quick_seed(workdir, 1), workdir) as config:
+        yield config
+
+
+def cli(*args: str, config: Path, store: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "screens.main", *args, "--config", str(config), "--store",
+         str(store)],
+        cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        timeout=COMMAND_TIMEOUT,
+    )  # fmt: skip
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def tags(raw: dict[str, object]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in raw["Tags"]}  # type: ignore[attr-defined]
+
+
+async def scale_audit(
+    config: Config, store: Path, project: str, cluster: str
+) -> tuple[list[str], int | None]:
+    """The audit's actions on the pair, and its desired count, as the store has them."""
+    async with await Store.open(store, create=False) as opened:
+        rows = await opened.audit_rows(project=project)
+        actions = [r.action for r in rows if r.cluster == cluster]
+        return actions, await desired_count(opened, config, project, cluster)
+
+
+def test_scale_out_then_in(world: Config, tmp_path: Path) -> None:
+    store = tmp_path / "store.db"
+    (first,) = live(world, "storefront", "staging")
+
+    out = cli("scale", "storefront", "staging", "2", "--wait", "--reason", "the sale",
+              config=world.source, store=store)  # fmt: skip
+    assert out.returncode == 0, out.stderr + out.stdout
+    assert "queued " in out.stdout and "scale to 2" in out.stdout
+    assert "succeeded: 2 instances" in out.stdout, out.stdout
+    now = live(world, "storefront", "staging")
+    assert len(now) == 2 and first in now
+    (added,) = now - {first}
+    found = instances(world, "storefront", "staging")
+    assert tags(found[added])["Version"] == tags(found[first])["Version"] == "2.15.0"
+    assert tags(found[added])["DeployId"].startswith("d-")
+    assert serving_in(world, "storefront", "staging") == {"storefront-staging": {first, added}}
+    actions, desired = asyncio.run(scale_audit(world, store, "storefront", "staging"))
+    assert {"scale.requested", "queue.enqueue", "deploy.step", "scale.desired"} <= set(actions)
+    assert desired == 2
+
+    back = cli("scale", "storefront", "staging", "1", "--wait", config=world.source, store=store)
+    assert back.returncode == 0, back.stderr + back.stdout
+    assert "deregister: ok" in back.stdout and "terminate: ok" in back.stdout, back.stdout
+    # The oldest leaves: drained out of its target group first, then terminated.
+    assert live(world, "storefront", "staging") == {added}
+    assert serving_in(world, "storefront", "staging") == {"storefront-staging": {added}}
+    assert found and instances(world, "storefront", "staging")[first]["State"]["Name"] in (
+        "shutting-down",
+        "terminated",
+    )
+    assert asyncio.run(scale_audit(world, store, "storefront", "staging"))[1] == 1
+
+
+def test_scale_in_refused_without_a_healthy_target(world: Config, tmp_path: Path) -> None:
+    pair = ("checkout-api", "prod1")
+    ids = sorted(live(world, *pair))
+    assert len(ids) == 2
+    # Every instance out of the pair's load balancers: none is a healthy target any more.
+    for name in world.project(pair[0]).clusters[pair[1]].classic_elbs:
+        client(world, pair[1], "elb").deregister_instances_from_load_balancer(
+            LoadBalancerName=name, Instances=[{"InstanceId": i} for i in ids]
+        )
+    for name in world.project(pair[0]).clusters[pair[1]].target_groups:
+        elbv2 = client(world, pair[1], "elbv2")
+        arn = elbv2.describe_target_groups(Names=[name])["TargetGroups"][0]["TargetGroupArn"]
+        elbv2.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": i} for i in ids])
+    result = cli("scale", *pair, "1", "--yes", "--wait", config=world.source,
+                 store=tmp_path / "store.db")  # fmt: skip
+    assert result.returncode == 3, result.stderr + result.stdout
+    assert "no healthy target would remain (0 of 2 healthy now)" in one_line_error(result)
+    assert sorted(live(world, *pair)) == ids
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("storefront", "staging", "0"), "at least one instance"),
+        (("storefront", "staging", "-1"), "at least one instance"),
+        (("storefront", "staging", "three"), "must be a whole number"),
+        (("storefront", "staging", "501"), "above the most a pair may run (500)"),
+        (("nosuch", "staging", "2"), "nosuch"),
+        (("storefront", "nosuch", "2"), "nosuch"),
+        (("storefront", "prod1", "2"), "protected: pass --yes"),
+    ],
+)
+def test_bad_input_exits_2(world: Config, tmp_path: Path, args: tuple[str, ...], said: str) -> None:
+    store = tmp_path / "store.db"
+    result = cli("scale", *args, config=world.source, store=store)
+    assert result.returncode == 2, result.stderr
+    assert said in one_line_error(result)
+    assert not store.exists() or args[1] == "prod1"  # refused before the store
+
+
+async def test_a_scale_and_a_deploy_on_one_pair_take_turns(world: Config, tmp_path: Path) -> None:
+    async with await Store.open(tmp_path / "store.db") as store:
+        queue = DeployQueue(store, world)
+        deploy = DeployRequest("storefront", "qaprod1", "2.15.0", "alice")
+        scale = DeployRequest("storefront", "qaprod1", "2", "alice", kind="scale")
+        await queue.enqueue(deploy, "d-1")
+        await queue.enqueue(scale, "d-2")
+        first = await queue.claim("runner-a")
+        assert first is not None and (first.id, first.kind) == ("d-1", "deploy")
+        assert await queue.claim("runner-b") is None  # the pair is the deploy's until it ends
+        recorded = await store.deploy("d-2")
+        assert recorded is not None and (recorded.kind, recorded.release) == ("scale", "2")
