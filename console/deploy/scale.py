@@ -14,16 +14,18 @@ instances, found by their DeployId tag, removed).
 from __future__ import annotations
 
 import asyncio
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 from console.config import ClusterConfig, Config, ProjectConfig
 from console.config.provisioning import MAX_DESIRED
 from console.deploy import traffic
-from console.deploy.configure import configure
+from console.deploy.configure import OpenHost, configure
 from console.deploy.deployment import DeployCancelled, Deployment, message
 from console.deploy.launch import launch
-from console.deploy.planner import Source
+from console.deploy.planner import Gateways, Source
 from console.deploy.releases import resolve_release
 from console.deploy.rollback import roll_back
 from console.errors import DeployError
@@ -34,9 +36,34 @@ from console.store.desired import config_count, desired_count, record_scale
 
 if TYPE_CHECKING:
     from console.aws.gateway import AwsGateway
-    from console.deploy.engine import DeployEngine
+    from console.store import Store
 
 KIND = "scale"
+
+
+class DeployEngine(Protocol):
+    """What a scale uses of console.deploy.engine.DeployEngine (its own steps and reads)."""
+
+    config: Config
+    store: Store
+    _gateway: Gateways
+    _open_host: OpenHost
+
+    def now(self) -> datetime: ...
+
+    def _pair(self, request: DeployRequest) -> tuple[ProjectConfig, ClusterConfig]: ...
+
+    def _deploy_gateway(self, cluster_name: str, user: str) -> AwsGateway: ...
+
+    async def _read_source(
+        self, gateway: AwsGateway, project: ProjectConfig, cluster: ClusterConfig
+    ) -> Source: ...
+
+    def _step(
+        self, deployment: Deployment, step: Step, detail: str = ""
+    ) -> AbstractAsyncContextManager[list[str]]: ...
+
+
 __all__ = [
     "KIND",
     "MAX_DESIRED",

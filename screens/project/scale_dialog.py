@@ -8,7 +8,7 @@ screen follows it)."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -24,10 +24,20 @@ from console.model import DeployRequest, EnvStatus
 from screens.keys import KEYMAP
 from screens.widgets.format import LOCK
 
-if TYPE_CHECKING:
-    from screens.project.screen import ProjectScreen
-
 ReadDesired = Callable[[], Awaitable[int | None]]
+
+
+class ProjectScreen(Protocol):
+    """What the dialog's opener reads of screens.project.screen.ProjectScreen."""
+
+    @property
+    def app(self) -> Any: ...
+
+    @property
+    def project(self) -> ProjectConfig: ...
+
+    @property
+    def deploy_cluster(self) -> str | None: ...
 
 
 def now_text(env: EnvStatus | None) -> str:

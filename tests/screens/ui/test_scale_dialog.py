@@ -49,7 +49,7 @@ async def test_scale_out_is_queued_from_the_dialog(
     world_config: Config, demo_snapshot: FleetSnapshot
 ) -> None:
     async with scale_dialog(world_config, demo_snapshot, "storefront", "staging") as (
-        app,
+        _,
         pilot,
         dialog,
         deploys,
