@@ -24,6 +24,7 @@ from console.config.provisioning import MAX_DESIRED
 from console.deploy import traffic
 from console.deploy.configure import OpenHost, configure
 from console.deploy.deployment import DeployCancelled, Deployment, message
+from console.deploy.entry import KIND_SCALE, entry_text
 from console.deploy.launch import launch
 from console.deploy.planner import Gateways, Source
 from console.deploy.releases import resolve_release
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from console.aws.gateway import AwsGateway
     from console.store import Store
 
-KIND = "scale"
+KIND = KIND_SCALE
 
 
 class DeployEngine(Protocol):
@@ -97,14 +98,6 @@ def parse_count(text: str) -> int:
     if count > MAX_DESIRED:
         raise DeployError(f"{count} instances is above the most a pair may run ({MAX_DESIRED})")
     return count
-
-
-def entry_text(kind: str, release: str) -> str:
-    """What a queue entry does, as the queue, history and follow say it: "scale to 3" for a
-    scale, the release for a deploy."""
-    if kind == KIND:
-        return f"scale to {release}"
-    return release
 
 
 def is_group(config: Config, project: str, cluster: str) -> bool:
