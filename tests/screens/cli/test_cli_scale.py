@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import tomli_w
 
-from console.config import Config
+from console.config import Config, read_toml
 from console.model import DeployRequest
 from console.queue.release_queue import DeployQueue
 from console.store import Store
@@ -92,6 +93,27 @@ def test_scale_out_then_in(world: Config, tmp_path: Path) -> None:
         "terminated",
     )
     assert asyncio.run(scale_audit(world, store, "storefront", "staging"))[1] == 1
+
+
+def test_a_new_instance_that_never_gets_healthy_is_removed(world: Config, tmp_path: Path) -> None:
+    pair = ("checkout-api", "qaprod1")
+    data = read_toml(world.source)
+    for entry in data["projects"]:
+        if entry["name"] == pair[0]:
+            entry["deploy"].update(health="exit 1", startup_timeout_seconds=2)
+    broken = tmp_path / "broken-health.toml"
+    with broken.open("wb") as output:
+        tomli_w.dump(data, output)
+    before = live(world, *pair)
+    store = tmp_path / "store.db"
+    result = cli("scale", *pair, "2", "--wait", config=broken, store=store)
+    assert result.returncode == 1, result.stderr + result.stdout
+    assert "configure: FAILED" in result.stdout and "rollback: ok" in result.stdout
+    assert "failed: health command failed" in result.stdout, result.stdout
+    assert "new instances removed" in result.stdout
+    assert live(world, *pair) == before
+    actions, desired = asyncio.run(scale_audit(world, store, *pair))
+    assert "scale.desired" not in actions and desired is None
 
 
 def test_scale_in_refused_without_a_healthy_target(world: Config, tmp_path: Path) -> None:
