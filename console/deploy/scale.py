@@ -110,9 +110,8 @@ def refuse_group(config: Config, project: str, cluster: str) -> None:
     """A group-backed pair is not scaled here yet: DeployError that says what to do instead."""
     if is_group(config, project, cluster):
         raise DeployError(
-            f"{project} in {cluster} is backed by an Auto Scaling group: scaling a group "
-            "(its desired capacity) is not available yet; change the group's capacity through "
-            "its stack (stack plan / stack apply)"
+            f"{project} in {cluster} is backed by an Auto Scaling group (stack group = true): "
+            "scale does not change a group's desired capacity yet; nothing queued"
         )
 
 

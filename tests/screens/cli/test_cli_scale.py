@@ -6,6 +6,9 @@ Each test that scales uses a pair no other test here touches, and a store of its
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,10 +20,11 @@ import tomli_w
 from console.config import Config, read_toml
 from console.model import DeployRequest
 from console.queue.release_queue import DeployQueue
-from console.store import Store
+from console.store import DeployRecord, Store
 from console.store.desired import desired_count
 from tests.conftest import ROOT
 from tests.deploy_world import client, instances, live, quick_seed, serving_in, world_process
+from tests.waiting import await_until
 
 COMMAND_TIMEOUT = 180.0
 
@@ -168,3 +172,75 @@ async def test_a_scale_and_a_deploy_on_one_pair_take_turns(world: Config, tmp_pa
         assert await queue.claim("runner-b") is None  # the pair is the deploy's until it ends
         recorded = await store.deploy("d-2")
         assert recorded is not None and (recorded.kind, recorded.release) == ("scale", "2")
+
+
+def test_a_group_backed_pair_is_refused(world: Config, tmp_path: Path) -> None:
+    data = read_toml(world.source)
+    for entry in data["projects"]:
+        if entry["name"] == "storefront":
+            entry["clusters"]["staging"]["stack"] = {"group": True}
+    grouped = tmp_path / "grouped.toml"
+    with grouped.open("wb") as output:
+        tomli_w.dump(data, output)
+    store = tmp_path / "store.db"
+    # --wait: were it queued, this command would run it, not a runner left behind.
+    result = cli("scale", "storefront", "staging", "2", "--wait", config=grouped, store=store)
+    assert result.returncode == 2, result.stderr
+    assert "backed by an Auto Scaling group" in one_line_error(result)
+    assert not store.exists()
+
+
+async def test_a_scale_killed_mid_way_is_put_right_by_the_next_runner(
+    world: Config, tmp_path: Path
+) -> None:
+    """kill -9 once the new instance is registered: the next runner finds it by its DeployId
+    tag, drains and terminates it; the old instance serves throughout."""
+    pair = ("admin-portal", "staging")
+    fast = tmp_path / "fast.toml"  # a dead console's lock goes stale in 2 s
+    text = re.sub(r"lock_stale_seconds = \d+", "lock_stale_seconds = 2", world.source.read_text())
+    fast.write_text(re.sub(r"poll_seconds = \d+", "poll_seconds = 0.5", text))
+    store = tmp_path / "store.db"
+    before = live(world, *pair)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    scaling = subprocess.Popen(
+        [sys.executable, "-m", "screens.main", "scale", *pair, "2", "--wait", "--config",
+         str(fast), "--store", str(store)],
+        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert scaling.stdout is not None
+        seen = [line for line in _until(scaling.stdout, "  health-gate: started")]
+        scale_id = seen[0].split()[1].rstrip(":")
+    finally:
+        scaling.kill()  # no rollback, no lock released, nothing recorded
+        scaling.wait()
+    assert len(live(world, *pair)) == 2
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "screens.main", "runner", "--config", str(fast), "--store",
+         str(store)],
+        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        async with await Store.open(store) as opened:
+
+            async def reconciled() -> DeployRecord | None:
+                record = await opened.deploy(scale_id)
+                return record if record and record.reconciled_at else None
+
+            record = await await_until(reconciled, f"{scale_id} reconciled", 90.0, every=0.2)
+    finally:
+        runner.send_signal(signal.SIGTERM)
+        runner.wait(timeout=COMMAND_TIMEOUT)
+    assert record.state == "interrupted" and "rolled back" in (record.reason or ""), record
+    assert live(world, *pair) == before
+    assert all(members == before for members in serving_in(world, *pair).values())
+
+
+def _until(lines: Iterator[str], wanted: str) -> Iterator[str]:
+    """The lines of a command's output up to the one that starts with `wanted`."""
+    for line in lines:
+        yield line
+        if line.startswith(wanted):
+            return
+    raise AssertionError(f"the command ended before {wanted!r}")
