@@ -14,6 +14,8 @@ instances, found by their DeployId tag, removed).
 from __future__ import annotations
 
 import asyncio
+import re
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,12 +24,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 from console.config import ClusterConfig, Config, ProjectConfig
 from console.config.provisioning import MAX_DESIRED
 from console.deploy import traffic
+from console.deploy.balancers import health_of
 from console.deploy.configure import OpenHost, configure
 from console.deploy.deployment import DeployCancelled, Deployment, message
 from console.deploy.entry import KIND_SCALE, entry_text
 from console.deploy.launch import launch
 from console.deploy.planner import Gateways, Source
 from console.deploy.releases import resolve_release
+from console.deploy.rollback import put_right as deploy_put_right
 from console.deploy.rollback import roll_back
 from console.errors import DeployError
 from console.events import DeployStarted
@@ -37,7 +41,7 @@ from console.store.desired import config_count, desired_count, record_scale
 
 if TYPE_CHECKING:
     from console.aws.gateway import AwsGateway
-    from console.store import Store
+    from console.store import StepRecord, Store
 
 KIND = KIND_SCALE
 
@@ -74,6 +78,7 @@ __all__ = [
     "entry_text",
     "parse_count",
     "plan_scale",
+    "put_right",
     "scale",
 ]
 
@@ -349,10 +354,12 @@ async def _scale_in(
     if deployment.cancelled.is_set():
         return DeployState.CANCELLED, f"{deployment.cancel_reason}: nothing changed"
     poll = engine.config.engine.poll_seconds
-    async with engine._step(deployment, Step.DEREGISTER, ", ".join(removing)) as closing:
+    leaving = ", ".join(removing)  # in both steps' records: a reconcile reads them there
+    async with engine._step(deployment, Step.DEREGISTER, leaving) as closing:
         members = {b.key: b.old_members & set(removing) for b in source.balancers}
-        closing.append(await traffic.drain(deployment, source.balancers, members, poll))
-    async with engine._step(deployment, Step.TERMINATE) as closing:
+        drained = await traffic.drain(deployment, source.balancers, members, poll)
+        closing.append(f"{leaving}: {drained}")
+    async with engine._step(deployment, Step.TERMINATE, leaving) as closing:
         async with deployment.io():
             await gateway.call("ec2", "terminate_instances", InstanceIds=removing)
         closing.append(", ".join(removing))
@@ -378,3 +385,46 @@ async def _record(
             reason=deployment.masker.mask(f"{before} -> {plan.target}; {summary}"),
         )
     deployment.note(f"desired count of {plan.project} in {plan.cluster}: {plan.target}")
+
+
+# -- after a console died ----------------------------------------------------------------------
+
+INSTANCE_ID = re.compile(r"\bi-[0-9a-f]{8,17}\b")
+
+
+async def put_right(
+    engine: DeployEngine,
+    deployment: Deployment,
+    gateway: AwsGateway,
+    source: Source,
+    steps: Sequence[StepRecord],
+) -> tuple[str, list[str]]:
+    """A scale whose console stopped mid-way (DeployEngine.reconcile, holding the pair's
+    lock): a summary and the instances terminated.
+
+    A scale-out (no deregister step on record) is put right as a deploy is: its new
+    instances, found by their DeployId tag, drained and terminated. A scale-in had named the
+    instances it removes in its deregister and terminate steps: it is finished forward (those
+    still alive drained and terminated) while another healthy target remains; if none would,
+    they are put back in every load balancer instead."""
+    poll = engine.config.engine.poll_seconds
+    records = {step.step: step for step in steps}
+    if Step.DEREGISTER.value not in records:
+        states = {name: step.state for name, step in records.items()}
+        return await deploy_put_right(deployment, gateway, source, states, poll)
+    named = " ".join(records[s].detail for s in (Step.DEREGISTER.value, Step.TERMINATE.value)
+                     if s in records)  # fmt: skip
+    leaving = set(INSTANCE_ID.findall(named))
+    alive = [raw["InstanceId"] for raw in source.instances if raw["InstanceId"] in leaving]
+    if not alive:
+        return "finished forward: the instances it removed are gone", []
+    if not set(source.serving) - leaving:  # the last healthy targets: back in service
+        for balancer in source.balancers:
+            await balancer.register(alive)
+        return f"rolled back: {', '.join(alive)} registered again (no other healthy target)", []
+    health = await health_of(source.balancers)
+    members = traffic.members(source.balancers, health, alive)
+    if any(members.values()):
+        await traffic.drain(deployment, source.balancers, members, poll)
+    await gateway.call("ec2", "terminate_instances", InstanceIds=alive)
+    return f"finished forward: drained and terminated {', '.join(alive)}", alive

@@ -237,6 +237,54 @@ async def test_a_scale_killed_mid_way_is_put_right_by_the_next_runner(
     assert all(members == before for members in serving_in(world, *pair).values())
 
 
+async def test_a_scale_in_killed_while_draining_is_finished_forward(
+    world: Config, tmp_path: Path
+) -> None:
+    """kill -9 once the deregister step is on record: the instance it named is drained and
+    terminated by the put-right (console/deploy/scale.py put_right, as a runner's reconcile
+    calls it); the others serve throughout."""
+    from console.deploy import scale
+    from console.deploy.deployment import Deployment
+    from console.deploy.services import deploy_services
+
+    pair = ("storefront", "prod1")
+    store = tmp_path / "store.db"
+    before = live(world, *pair)
+    assert len(before) == 3
+    scaling = subprocess.Popen(
+        [sys.executable, "-m", "screens.main", "scale", *pair, "2", "--yes", "--wait",
+         "--config", str(world.source), "--store", str(store)],
+        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        assert scaling.stdout is not None
+        seen = list(_until(scaling.stdout, "  deregister: started"))
+    finally:
+        scaling.kill()
+        scaling.wait()
+    scale_id = seen[0].split()[1].rstrip(":")
+    (leaving,) = INSTANCE_ID.findall(seen[-1])
+    async with deploy_services(world, store) as services:
+        engine = services.engine
+        record = await services.store.deploy(scale_id)
+        assert record is not None and record.kind == "scale"
+        request = DeployRequest(*pair, record.release, record.actor, kind="scale")
+        gateway = engine._deploy_gateway(pair[1], "test")
+        project, cluster = engine._pair(request)
+        source = await engine._read_source(gateway, project, cluster)
+        steps = await services.store.steps(scale_id)
+        summary, gone = await scale.put_right(
+            engine, Deployment(scale_id, request), gateway, source, steps
+        )
+    assert (summary, gone) == (f"finished forward: drained and terminated {leaving}", [leaving])
+    assert live(world, *pair) == before - {leaving}
+    assert all(members == before - {leaving} for members in serving_in(world, *pair).values())
+
+
+INSTANCE_ID = re.compile(r"\bi-[0-9a-f]{8,17}\b")
+
+
 def _until(lines: Iterator[str], wanted: str) -> Iterator[str]:
     """The lines of a command's output up to the one that starts with `wanted`."""
     for line in lines:
