@@ -88,6 +88,10 @@ class ScaleRefused(DeployError):
     no release to copy): nothing changed. A refusal, not bad input."""
 
 
+def instances(count: int) -> str:
+    return f"{count} instance{'s' if count != 1 else ''}"
+
+
 def parse_count(text: str) -> int:
     """N as typed: a whole number from 1 to MAX_DESIRED; DeployError (bad input) otherwise.
     Zero is refused: a pair keeps at least one healthy target (remove the pair instead)."""
@@ -277,7 +281,7 @@ async def scale(
     elif plan.removing:
         outcome = await _scale_in(engine, deployment, gateway, source, list(plan.removing))
     else:
-        outcome = (DeployState.SUCCEEDED, f"{target} instances already run")
+        outcome = (DeployState.SUCCEEDED, f"{instances(target)} already run")
     if outcome[0] is DeployState.SUCCEEDED:
         await _record(engine, deployment, plan, outcome[1])
     return outcome
@@ -337,7 +341,7 @@ async def _scale_out(
     total = len(source.instances) + len(deployment.new_ids)
     return (
         DeployState.SUCCEEDED,
-        f"{total} instances: {', '.join(deployment.new_ids)} at {release.version} serve "
+        f"{instances(total)}: {', '.join(deployment.new_ids)} at {release.version} serve "
         f"beside {len(source.instances)}",
     )
 
@@ -364,7 +368,7 @@ async def _scale_in(
             await gateway.call("ec2", "terminate_instances", InstanceIds=removing)
         closing.append(", ".join(removing))
     left = len(source.instances) - len(removing)
-    return DeployState.SUCCEEDED, f"{left} instances: drained and terminated {', '.join(removing)}"
+    return DeployState.SUCCEEDED, f"{instances(left)}: drained and terminated {', '.join(removing)}"
 
 
 async def _record(

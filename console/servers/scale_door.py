@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from console.access import AccessDenied, Action
-from console.deploy.scale import KIND, ScaleRefused, parse_count, plan_scale
+from console.deploy.scale import KIND, ScalePlan, ScaleRefused, parse_count, plan_scale
 from console.events import DeployFinished, event_json
 from console.model import DeployRequest
 from console.queue.release_queue import DeployQueue
@@ -25,16 +25,19 @@ async def queue_scale(
     cluster: str,
     count: str,
     reason: str = "",
-) -> DeployRecord:
+) -> tuple[DeployRecord, ScalePlan]:
     """Checks who asks and what AWS shows, then queues the scale (with a `scale.requested`
-    audit row naming its reason). ScaleRefused when it may not run now: nothing queued."""
+    audit row naming its reason); the record and what the scale will do. ScaleRefused when it
+    may not run now: nothing queued."""
     target = parse_count(count)
     request = DeployRequest(project, cluster, str(target), actor, kind=KIND)
     try:
         queue.access.check(actor, Action.DEPLOY, cluster, project=project)
         plan = await plan_scale(runner.engine, request)
         if plan.refusal:
-            raise ScaleRefused(f"{plan.text()}: nothing queued")
+            raise ScaleRefused(
+                f"scale {project} in {cluster} to {target}: {plan.refusal}; nothing queued"
+            )
         record = await runner.enqueue(request)
     except AccessDenied as denied:
         await queue.record_denial(actor, denied, cluster, project)
@@ -48,7 +51,7 @@ async def queue_scale(
         outcome=str(target),
         reason=reason or plan.text(),
     )
-    return record
+    return record, plan
 
 
 async def answer(
@@ -57,7 +60,7 @@ async def answer(
     """The door's answers to `scale`: the queued record, then (with `follow`) its events."""
     from console.servers.runner_door import to_wire
 
-    record = await queue_scale(
+    record, _ = await queue_scale(
         runner,
         queue,
         actor,

@@ -112,11 +112,12 @@ async def _scale(config: Config, args: argparse.Namespace) -> int:
     with _Interrupts() as interrupts:
         async with deploy_services(config, store, mfa_prompt=terminal_mfa_prompt()) as services:
             runner = Runner(services.engine, DeployQueue(services.store, config), only=())
-            record = await queue_scale(
+            record, plan = await queue_scale(
                 runner, runner.queue, actor(), args.project, args.cluster, args.count,
                 args.reason,
             )  # fmt: skip
             _print_queued(record)
+            print(f"  {plan.text()}", flush=True)
             if not args.wait:
                 from screens.cli.schedule import ensure_runner
 
