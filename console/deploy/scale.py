@@ -274,7 +274,7 @@ async def scale(
                 engine.now(),
             )
         )
-        closing.append(f"{plan.current} instances, {len(plan.serving)} healthy: {plan.text()}")
+        closing.append(f"{instances(plan.current)}, {len(plan.serving)} healthy: {plan.text()}")
     if plan.adding:
         assert release is not None
         outcome = await _scale_out(engine, deployment, gateway, (project, cluster), release, source)
