@@ -89,6 +89,8 @@ KEYMAP: dict[str, list[BindingType]] = {
         Binding("enter,i", "open_instance", "Open", id="project.open_instance"),
         Binding("c", "copy_id", "Copy id", show=False, id="project.copy_id"),
         Binding("s", "ssh", "ssh", show=False, id="project.ssh"),
+        # (i16-scale) how many instances the pair in focus runs: screens/project/scale_dialog.py
+        Binding("n", "scale", "Scale", show=False, id="project.scale"),
     ],
     # An instance (Enter on its row): console output, tags, health; its id; a shell on it.
     "instance": [
@@ -97,6 +99,7 @@ KEYMAP: dict[str, list[BindingType]] = {
         Binding("c", "copy_id", "Copy id", id="instance.copy_id"),
         Binding("s", "ssh", "ssh", id="instance.ssh"),
     ],
+    "scale dialog": form_keys("scale_dialog", "Scale", cancel="cancel", submit="confirm"),
     "deploy dialog": [
         *form_keys("deploy_dialog", "Deploy", cancel="cancel", submit="confirm"),
         Binding("ctrl+y", "anyway", "Deploy anyway", id="deploy_dialog.anyway"),

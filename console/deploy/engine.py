@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from console.access import Access, Action
 from console.config import ClusterConfig, Config, ProjectConfig
 from console.config.bake import BakeSettings, format_span
-from console.deploy import retention, traffic
+from console.deploy import retention, scale, traffic
 from console.deploy.bake import END as BAKE_END
 from console.deploy.bake import ROLLBACK as BAKE_ROLLBACK
 from console.deploy.bake import BakeWatch
@@ -253,6 +253,8 @@ class DeployEngine(DeployPlanner):
         kind = deployment.request.kind
         if kind == "deploy":
             return await self._red_black(deployment, project, cluster)
+        if kind == scale.KIND:  # (i16-scale) more or fewer instances at the running release
+            return await scale.scale(self, deployment, project, cluster)
         return DeployState.FAILED, f"this console cannot run a {kind!r} entry (a newer one did)"
 
     async def _finish(self, deployment: Deployment, state: DeployState, reason: str) -> None:

@@ -221,6 +221,20 @@ MIGRATIONS: list[tuple[str, ...]] = [
     # (i16-drift): drift findings seen, baselined or acknowledged; the notify trigger made
     # again so that a new finding's audit row (`drift.found`) is a `drift` event.
     (*drift_tables.MIGRATION, "DROP TRIGGER audit_notify", notify_events.notify_outbox_trigger()),
+    # (i16-scale): the desired count the last `scale` set per pair, with the config's value
+    # then (console/store/desired.py: it holds until the config says something else).
+    (
+        """CREATE TABLE desired_counts (
+            project TEXT NOT NULL,
+            cluster TEXT NOT NULL,
+            count INTEGER NOT NULL CHECK (count >= 1),
+            config_count INTEGER,
+            actor TEXT NOT NULL,
+            deploy_id TEXT,
+            changed_at TEXT NOT NULL,
+            PRIMARY KEY (project, cluster)
+        )""",
+    ),
 ]
 
 # The schema this console reads and writes (PRAGMA user_version: how many migrations ran).

@@ -24,6 +24,7 @@ from screens.cli import (
     queue,
     release,
     runner,
+    scale,
     sshd,
     stack,
     status,
@@ -39,6 +40,7 @@ from screens.cli.version import VersionAction
 GROUPS: tuple[Callable[[Commands], None], ...] = (
     status.register,
     deploy.register,
+    scale.register,
     release.register,
     gate.register,
     history.register,

@@ -223,6 +223,12 @@ class ProjectScreen(SaysWhyNot):
     def action_deploy(self) -> None:
         self.post_message(DeployAsked(self.project.name, self.deploy_cluster))
 
+    def action_scale(self) -> None:
+        """(i16-scale) The scale dialog on the cluster in focus."""
+        from screens.project.scale_dialog import open_scale
+
+        open_scale(self)
+
     def action_history(self) -> None:
         """This project's deploys (in the cluster in focus, if one is)."""
         focused = [c.name for c in self.clusters if self.panel(c.name).has_focus_within]
