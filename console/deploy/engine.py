@@ -108,6 +108,11 @@ class DeployEngine(DeployPlanner):
                 f"deploy {deploy_id} {record.state.replace('_', ' ')}: only a deploy that "
                 f"succeeded is rolled back (the others never left the old release)"
             )
+        if record.kind != "deploy":  # (i16-scale) a scale's release is a count
+            raise DeployError(
+                f"{deploy_id} was a {record.kind}, not a deploy: nothing to roll back "
+                f"(scale again to change the count)"
+            )
         if not record.previous_release:
             raise DeployError(f"deploy {deploy_id} replaced no release: nothing to roll back to")
         return DeployRequest(
@@ -583,10 +588,15 @@ class DeployEngine(DeployPlanner):
         If it had, and its new instances serve in every load balancer, it is finished
         forward: the old ones are drained and terminated. Run while holding the pair's lock.
         """
-        request = DeployRequest(record.project, record.cluster, record.release, record.actor)
+        request = DeployRequest(
+            record.project, record.cluster, record.release, record.actor, kind=record.kind
+        )
         project, cluster = self._pair(request)
         deployment = Deployment(record.id, request, self._clock)
         gateway = await asyncio.to_thread(self._deploy_gateway, cluster.name, person(request.actor))
-        steps = {step.step: step.state for step in await self.store.steps(record.id)}
+        recorded_steps = await self.store.steps(record.id)
         source = await self._read_source(gateway, project, cluster)
+        if record.kind == scale.KIND:  # (i16-scale) a scale-in is finished from its steps
+            return await scale.put_right(self, deployment, gateway, source, recorded_steps)
+        steps = {step.step: step.state for step in recorded_steps}
         return await put_right(deployment, gateway, source, steps, self.config.engine.poll_seconds)

@@ -10,6 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from console.deploy.entry import entry_text
 from console.model import DeployState
 
 if TYPE_CHECKING:  # the marks themselves stay light: `status`'s table imports them
@@ -55,7 +56,8 @@ class LastDeploy:
     def of(cls, record: DeployRecord) -> LastDeploy:
         at = record.finished_at or record.started_at or record.created_at
         state = DeployState(record.state)
-        return cls(record.id, record.release, record.actor, state, at, record.reason)
+        release = entry_text(record.kind, record.release)
+        return cls(record.id, release, record.actor, state, at, record.reason)
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,8 @@ def pair_marks(
         record = entry.record
         pair = (record.project, record.cluster)
         if record.state == DeployState.RUNNING:
-            live[pair] = PairMark(Mark.DEPLOYING, record.release, f"{record.id} by {record.actor}")
+            what = entry_text(record.kind, record.release)
+            live[pair] = PairMark(Mark.DEPLOYING, what, f"{record.id} by {record.actor}")
         elif record.state == DeployState.QUEUED and pair not in live:
             why = f"{record.id} by {record.actor}: {entry.status}"
             live[pair] = PairMark(Mark.QUEUED, record.release, why)

@@ -215,6 +215,12 @@ class RunnerDoor:
             answer["findings"] = await self._findings()
             yield {"result": answer}
             return
+        if op == "scale":  # (i16-scale) queued and run here for whom the door says asks
+            from console.servers import scale_door
+
+            async for answer in scale_door.answer(self.runner, self.queue, actor, args):
+                yield answer
+            return
         if op == "deploy":
             ticket = args.get("ticket")
             at = args.get("at")  # `deploy --at`, checked ahead by the queue

@@ -28,6 +28,7 @@ EXEC_COMMANDS: dict[str, tuple[str, ...] | None] = {
     "bake": None,  # end a bake early or roll back now (as the deploy screen's e and r)
     "approve": None,  # issue 14's approvals
     "reject": None,
+    "scale": None,  # (i16-scale) a pair's instance count, queued like a deploy
 }
 # What the server sets itself (its config and store): never the client's to choose.
 SERVER_OPTIONS = ("--config", "--store")

@@ -59,6 +59,16 @@ def _short(moment: str | None) -> str:
     return "-" if moment is None else moment[:19].replace("T", " ")
 
 
+def _release_text(deploy: dict[str, Any]) -> str:
+    """A deploy's "old → new" release; a scale's "scale to N"."""
+    from console.deploy.entry import KIND_SCALE as KIND
+    from console.deploy.entry import entry_text
+
+    if deploy.get("kind", "deploy") == KIND:
+        return entry_text(KIND, deploy["release"])
+    return f"{deploy['previous_release'] or '?'} → {deploy['release']}"
+
+
 def _print_list(deploys: list[dict[str, Any]]) -> None:
     if not deploys:
         print("no deploys match")
@@ -67,7 +77,7 @@ def _print_list(deploys: list[dict[str, Any]]) -> None:
         (
             d["id"],
             f"{d['project']} → {d['cluster']}",
-            f"{d['previous_release'] or '?'} → {d['release']}",
+            _release_text(d),
             d["actor"],
             DeployState(d["state"]).words,
             _short(d["started_at"] or d["created_at"]),
@@ -84,7 +94,7 @@ def _print_list(deploys: list[dict[str, Any]]) -> None:
 def _print_detail(deploy: dict[str, Any], steps: list[dict[str, Any]]) -> None:
     print(
         f"deploy {deploy['id']}: {deploy['project']} → {deploy['cluster']}, "
-        f"{deploy['previous_release'] or '?'} → {deploy['release']} ({deploy['image_id'] or '-'}), "
+        f"{_release_text(deploy)} ({deploy['image_id'] or '-'}), "
         f"by {describe(deploy['actor'])}"
     )
     took = "" if deploy["seconds"] is None else f" in {deploy['seconds']:.1f}s"

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from console.access import Action
 from console.config import Config
 from console.config.paths import store_path
+from console.deploy.entry import entry_text
 from console.errors import ConsoleError
 from console.inputs import SQLITE_INTEGER_MAX, until
 from console.model import DeployState
@@ -225,7 +226,7 @@ def print_queue(view: QueueView, entries: list[QueueEntry]) -> None:
             e.record.id,
             DeployState(e.record.state).words,
             f"{e.record.project} → {e.record.cluster}",
-            e.record.release,
+            entry_text(e.record.kind, e.record.release),
             e.record.actor,
             _ago(e.record.created_at, view.now),
             e.status,

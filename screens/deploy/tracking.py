@@ -7,6 +7,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from console.deploy.entry import entry_text
 from console.events import (
     DeployEvent,
     DeployFinished,
@@ -50,7 +51,7 @@ class TrackedDeploy:
 
     def __post_init__(self) -> None:
         if not self.release:
-            self.release = self.request.release
+            self.release = entry_text(self.request.kind, self.request.release)
         if not self.steps:
             self.steps = {step: StepView(step) for step in DEPLOY_STEPS}
 

@@ -16,6 +16,7 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, RichLog, Static
 
+from console.deploy.entry import entry_text
 from console.identity import describe
 from console.model import DeployState, StepState
 from console.queue.schedule import override_note
@@ -49,6 +50,8 @@ def state_word(state: str) -> str:
 
 
 def release_text(record: DeployRecord) -> str:
+    if record.kind != "deploy":
+        return entry_text(record.kind, record.release)
     return f"{record.previous_release or '?'} → {record.release}"
 
 

@@ -14,6 +14,7 @@ from textual.content import Content
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
+from console.deploy.entry import entry_text
 from console.model import DeployState
 from console.queue.release_queue import QueueEntry, QueueView
 from screens.widgets.format import LOCK, format_age
@@ -89,7 +90,7 @@ def queue_row(entry: QueueEntry, protected: set[str]) -> QueueRow:
                 ("queue-table--muted", record.id),
             ),
             ((state_component(entry), state),),
-            (("", record.release),),
+            (("", entry_text(record.kind, record.release)),),
             (("", record.actor),),
             ((status_component(entry), entry.status),),
         ),
