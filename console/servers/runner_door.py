@@ -218,7 +218,7 @@ class RunnerDoor:
         if op == "scale":  # (i16-scale) queued and run here for whom the door says asks
             from console.servers import scale_door
 
-            async for answer in scale_door.answer(self.runner, self.queue, actor, args):
+            async for answer in scale_door.answer(self.runner, self.queue, actor, args, to_wire):
                 yield answer
             return
         if op == "deploy":

@@ -3,7 +3,7 @@ the door says asks (same checks as `deploy` through the door: the role, then AWS
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from console.access import AccessDenied, Action
@@ -55,11 +55,14 @@ async def queue_scale(
 
 
 async def answer(
-    runner: Runner, queue: DeployQueue, actor: str, args: dict[str, Any]
+    runner: Runner,
+    queue: DeployQueue,
+    actor: str,
+    args: dict[str, Any],
+    to_wire: Callable[[Any], Any],
 ) -> AsyncIterator[dict[str, Any]]:
-    """The door's answers to `scale`: the queued record, then (with `follow`) its events."""
-    from console.servers.runner_door import to_wire
-
+    """The door's answers to `scale`: the queued record (as the door's `to_wire` writes
+    records), then (with `follow`) its events."""
     record, _ = await queue_scale(
         runner,
         queue,
