@@ -10,6 +10,7 @@ from console.config import Config
 from console.drift.findings import Deployed, Finding, find
 from console.model import FleetSnapshot
 from console.store import Store
+from console.store.desired import desired_count
 from console.store.drift import ACKNOWLEDGED, BASELINE, FindingRow, KnownFinding
 
 __all__ = ["Reviewed", "by_pair", "findings_json", "review", "row"]
@@ -74,7 +75,12 @@ async def review(
         for d in await store.drift.deployed()
     ]
     known = await store.drift.known()
-    found = [*find(config, snapshot, history), *extra]
+    desired = {
+        (project.name, cluster): await desired_count(store, config, project.name, cluster)
+        for project in config.projects
+        for cluster in project.clusters
+    }
+    found = [*find(config, snapshot, history, desired), *extra]
     return [Reviewed(f, known.get(f.id)) for f in found]
 
 
