@@ -1,17 +1,4 @@
-"""moto's CloudFormation made to keep what the fleet needs, and to update resources in place.
-
-Stock moto creates a target group without its TargetGroupAttributes (deregistration_delay
-stays 300) or tags, a classic ELB without its subnets, security groups, tags or
-ConnectionDrainingPolicy, and "updates" a classic ELB, a security group or an Auto Scaling
-group by deleting and re-creating it (an ELB forgets its instances), a target group or an ALB
-not at all (the stack then holds nothing for it). These patches create each resource with
-what its template says, and update it as CloudFormation does: in place, or, where a property
-that AWS cannot change in place changed, by creating the replacement and deleting the old one
-unless the resource's UpdateReplacePolicy is Retain. A change set that fails to execute
-leaves the stack UPDATE_ROLLBACK_COMPLETE (or ROLLBACK_COMPLETE) with the resource's failure
-among its events, as AWS does, instead of an internal error.
-Applied once per process by moto_patches.apply.
-"""
+"""moto's CloudFormation made to keep what the fleet needs, and to update resources in place."""
 
 from __future__ import annotations
 
@@ -38,7 +25,22 @@ _attempt = threading.local()
 
 
 def patch() -> None:
-    """Install the CloudFormation patches (once: moto_patches.apply)."""
+    """Install the CloudFormation patches (once, before the first CloudFormation request).
+
+    Stock moto creates a target group without its TargetGroupAttributes (deregistration_delay
+    stays 300) or tags, a classic ELB without its subnets, security groups, tags or
+    ConnectionDrainingPolicy, and "updates" a classic ELB, a security group or an Auto
+    Scaling group by deleting and re-creating it (an ELB forgets its instances), a target group
+    or an ALB not at all (the stack then holds nothing for it). These patches create each
+    resource with what its template says, and update it as CloudFormation does: in place, or,
+    where a property AWS cannot change in place changed, by creating the replacement and
+    deleting the old one unless its UpdateReplacePolicy is Retain (what refers to it follows).
+    A change set that fails to execute leaves the stack UPDATE_ROLLBACK_COMPLETE (or
+    ROLLBACK_COMPLETE) with the resource's failure among its events, as AWS does, instead of
+    an internal error. A record the stack made can
+    be deleted by hand; a JSON template is read as JSON. moto_patches installs these before
+    the first CloudFormation request of the process.
+    """
     _original.update(
         execute=CloudFormationBackend.execute_change_set,
         group_update=FakeAutoScalingGroup.update_from_cloudformation_json,
