@@ -69,6 +69,9 @@ def patch() -> None:
     ):
         setattr(model, method, classmethod(function))
     CloudFormationBackend.execute_change_set = _execute_change_set  # type: ignore[method-assign]
+    # A deleted stack deletes its listener and target group too (moto left both behind).
+    FakeListener.delete = _listener_delete  # type: ignore[attr-defined]
+    FakeTargetGroup.delete = _target_group_delete  # type: ignore[attr-defined]
 
 
 def _parse_template(template: str) -> dict[str, Any]:
@@ -171,6 +174,18 @@ def _target_group_update(
     )
     _target_group_settle(backend, group, properties)
     return group
+
+
+def _target_group_delete(self: FakeTargetGroup, account_id: str, region: str) -> None:
+    backend = elbv2_backends[account_id][region]
+    if self.arn in backend.target_groups:
+        backend.delete_target_group(self.arn)  # in use by a listener: deleted on a later pass
+
+
+def _listener_delete(self: FakeListener, account_id: str, region: str) -> None:
+    backend = elbv2_backends[account_id][region]
+    if self.load_balancer_arn in backend.load_balancers:
+        backend.delete_listener(self.arn)
 
 
 # -- application load balancers ---------------------------------------------------------------

@@ -121,9 +121,10 @@ async def scratch(world: World, world_config: Config) -> AsyncIterator[tuple[Con
     for balancer in elbv2.describe_load_balancers()["LoadBalancers"]:
         if balancer["LoadBalancerName"].startswith("scratch-"):
             elbv2.delete_load_balancer(LoadBalancerArn=balancer["LoadBalancerArn"])
-    for group in elbv2.describe_target_groups()["TargetGroups"]:
-        if group["TargetGroupName"].startswith("scratch-"):  # kept while a listener used it
-            elbv2.delete_target_group(TargetGroupArn=group["TargetGroupArn"])
+    assert not [  # the stack deleted its own target group (retained: only what is Retain)
+        g for g in elbv2.describe_target_groups()["TargetGroups"]
+        if g["TargetGroupName"].startswith("scratch-")
+    ]  # fmt: skip
     route53 = world.client("route53", "us-east-1")
     zone = f"/hostedzone/{refs.hosted_zone_id}"
     for record in route53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]:
