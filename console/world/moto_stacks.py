@@ -1,17 +1,4 @@
-"""moto's CloudFormation made to keep what the fleet needs, and to update resources in place.
-
-Stock moto creates a target group without its TargetGroupAttributes (deregistration_delay
-stays 300) or tags, a classic ELB without its subnets, security groups, tags or
-ConnectionDrainingPolicy, and "updates" a classic ELB, a security group or an Auto Scaling
-group by deleting and re-creating it (an ELB forgets its instances), a target group or an ALB
-not at all (the stack then holds nothing for it). These patches create each resource with
-what its template says, and update it as CloudFormation does: in place, or, where a property
-that AWS cannot change in place changed, by creating the replacement and deleting the old one
-unless the resource's UpdateReplacePolicy is Retain. A change set that fails to execute
-leaves the stack UPDATE_ROLLBACK_COMPLETE (or ROLLBACK_COMPLETE) with the resource's failure
-among its events, as AWS does, instead of an internal error.
-Applied once per process by moto_patches.apply.
-"""
+"""moto's CloudFormation made to keep what the fleet needs, and to update resources in place."""
 
 from __future__ import annotations
 
@@ -21,7 +8,7 @@ from typing import Any
 
 from moto.autoscaling.models import FakeAutoScalingGroup, autoscaling_backends
 from moto.cloudformation import parsing
-from moto.cloudformation.models import CloudFormationBackend, Event
+from moto.cloudformation.models import ChangeSet, CloudFormationBackend, Event, Stack
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.security_groups import SecurityGroup
 from moto.elb.models import LoadBalancer, elb_backends
@@ -38,7 +25,22 @@ _attempt = threading.local()
 
 
 def patch() -> None:
-    """Install the CloudFormation patches (once: moto_patches.apply)."""
+    """Install the CloudFormation patches (once, before the first CloudFormation request).
+
+    Stock moto creates a target group without its TargetGroupAttributes (deregistration_delay
+    stays 300) or tags, a classic ELB without its subnets, security groups, tags or
+    ConnectionDrainingPolicy, and "updates" a classic ELB, a security group or an Auto
+    Scaling group by deleting and re-creating it (an ELB forgets its instances), a target group
+    or an ALB not at all (the stack then holds nothing for it). These patches create each
+    resource with what its template says, and update it as CloudFormation does: in place, or,
+    where a property AWS cannot change in place changed, by creating the replacement and
+    deleting the old one unless its UpdateReplacePolicy is Retain (what refers to it follows).
+    A change set that fails to execute leaves the stack UPDATE_ROLLBACK_COMPLETE (or
+    ROLLBACK_COMPLETE) with the resource's failure among its events, as AWS does, instead of
+    an internal error. A record the stack made can
+    be deleted by hand; a JSON template is read as JSON. moto_patches installs these before
+    the first CloudFormation request of the process.
+    """
     _original.update(
         execute=CloudFormationBackend.execute_change_set,
         group_update=FakeAutoScalingGroup.update_from_cloudformation_json,
@@ -46,7 +48,10 @@ def patch() -> None:
         update_resource=parsing.parse_and_update_resource,
         create_resource=parsing.parse_and_create_resource,
         record_create=RecordSet.create_from_cloudformation_json,
+        parse_template=Stack.parse_template,
     )
+    Stack.parse_template = staticmethod(_parse_template)  # type: ignore[method-assign]
+    ChangeSet._parse_template = _parse_change_set_template  # type: ignore[method-assign]
     parsing.parse_and_create_resource = _create_resource
     # ResourceMap.update calls the module's function: a replaced resource's dependents follow.
     parsing.parse_and_update_resource = _update_resource
@@ -64,6 +69,26 @@ def patch() -> None:
     ):
         setattr(model, method, classmethod(function))
     CloudFormationBackend.execute_change_set = _execute_change_set  # type: ignore[method-assign]
+    # A deleted stack deletes its listener and target group too (moto left both behind).
+    FakeListener.delete = _listener_delete  # type: ignore[attr-defined]
+    FakeTargetGroup.delete = _target_group_delete  # type: ignore[attr-defined]
+
+
+def _parse_template(template: str) -> dict[str, Any]:
+    """JSON first (a JSON template is YAML too, but moto's pure-Python YAML parser takes
+    6 ms for one of the console's; json 0.02 ms), else moto's way."""
+    try:
+        parsed = json.loads(template)
+    except (TypeError, ValueError):
+        parsed = None
+    if isinstance(parsed, dict):
+        return parsed
+    result: dict[str, Any] = _original["parse_template"](template)
+    return result
+
+
+def _parse_change_set_template(self: ChangeSet) -> None:
+    self.template_dict = _parse_template(self.template)
 
 
 def _retained(template: dict[str, Any]) -> bool:
@@ -149,6 +174,18 @@ def _target_group_update(
     )
     _target_group_settle(backend, group, properties)
     return group
+
+
+def _target_group_delete(self: FakeTargetGroup, account_id: str, region: str) -> None:
+    backend = elbv2_backends[account_id][region]
+    if self.arn in backend.target_groups:
+        backend.delete_target_group(self.arn)  # in use by a listener: deleted on a later pass
+
+
+def _listener_delete(self: FakeListener, account_id: str, region: str) -> None:
+    backend = elbv2_backends[account_id][region]
+    if self.load_balancer_arn in backend.load_balancers:
+        backend.delete_listener(self.arn)
 
 
 # -- application load balancers ---------------------------------------------------------------

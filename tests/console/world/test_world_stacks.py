@@ -121,6 +121,10 @@ async def scratch(world: World, world_config: Config) -> AsyncIterator[tuple[Con
     for balancer in elbv2.describe_load_balancers()["LoadBalancers"]:
         if balancer["LoadBalancerName"].startswith("scratch-"):
             elbv2.delete_load_balancer(LoadBalancerArn=balancer["LoadBalancerArn"])
+    assert not [  # the stack deleted its own target group (retained: only what is Retain)
+        g for g in elbv2.describe_target_groups()["TargetGroups"]
+        if g["TargetGroupName"].startswith("scratch-")
+    ]  # fmt: skip
     route53 = world.client("route53", "us-east-1")
     zone = f"/hostedzone/{refs.hosted_zone_id}"
     for record in route53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]:
@@ -192,6 +196,39 @@ def test_a_change_set_on_a_world_stack_updates_in_place_and_replaces_only_what_i
     records = route53.list_resource_record_sets(HostedZoneId=f"/hostedzone/{refs.hosted_zone_id}")
     record = [r for r in records["ResourceRecordSets"] if r["Name"].startswith("scratch.")]
     assert [r["ResourceRecords"] for r in record] == [[{"Value": new_dns}]]
+
+
+def test_a_change_set_that_fails_rolls_the_stack_back_and_says_why(
+    world: World, scratch: tuple[Config, StackRefs]
+) -> None:
+    """A new port on a named target group needs a new group of the same name: AWS refuses,
+    the stack rolls back, its events name the resource and the reason; the next change set
+    is planned against the template that still runs."""
+    config, refs = scratch
+    cloudformation = world.client("cloudformation", "us-east-1")
+    template = build_template(config, "scratch", "staging", refs)
+    cloudformation.create_stack(StackName=STACK, TemplateBody=render(template))
+    template["Resources"]["TargetGroup"]["Properties"]["Port"] = 8080
+    change_set = cloudformation.create_change_set(
+        StackName=STACK, ChangeSetName="port", TemplateBody=render(template),
+        ChangeSetType="UPDATE",
+    )  # fmt: skip
+    cloudformation.execute_change_set(ChangeSetName=change_set["Id"])
+    stack = cloudformation.describe_stacks(StackName=STACK)["Stacks"][0]
+    assert stack["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE"
+    events = cloudformation.describe_stack_events(StackName=STACK)["StackEvents"]
+    failed = [e for e in events if e["ResourceStatus"] == "UPDATE_FAILED"]
+    assert [(e["LogicalResourceId"], e["ResourceType"]) for e in failed] == [
+        ("TargetGroup", "AWS::ElasticLoadBalancingV2::TargetGroup")
+    ]
+    assert (
+        "target group with the specified name already exists" in failed[0]["ResourceStatusReason"]
+    )
+    group = world.client("elbv2", "us-east-1").describe_target_groups(Names=["scratch-staging"])
+    assert group["TargetGroups"][0]["Port"] == 80
+    template["Resources"]["TargetGroup"]["Properties"]["Port"] = 80
+    template["Resources"]["TargetGroup"]["Properties"]["HealthCheckPath"] = "/status"
+    assert execute(world, template, "path") == [("Modify", "TargetGroup")]
 
 
 def with_pair(config: Config, pair: Any) -> Config:
