@@ -23,8 +23,6 @@ MANAGED_BY = "deploy-console"
 RETAINED = ("LoadBalancer", "DnsRecord")
 RECORD_TTL = 60
 HEALTHY_CODES = "200"
-# A group never goes below one instance, and may grow to twice its size (room for `scale`).
-GROUP_HEADROOM = 2
 
 
 def stack_name(project: str, cluster: str) -> str:
@@ -50,9 +48,10 @@ def build_template(
     config: Config, project_name: str, cluster_name: str, refs: StackRefs
 ) -> dict[str, Any]:
     """The template of the pair's stack: its load balancer (an ALB with listener and target
-    group, or a classic ELB), the load balancer's security group, the launch template, the
-    DNS record and, for `group = true`, the Auto Scaling group. ConfigError when the pair has
-    no stack settings or no launch settings."""
+    group, or a classic ELB), the load balancer's security group, the launch template and the
+    DNS record. A `group = true` pair's Auto Scaling groups are its deploys' (one per deploy,
+    console/deploy/groups.py), never the stack's. ConfigError when the pair has no stack
+    settings or no launch settings."""
     settings, launch = pair_settings(config, project_name, cluster_name)
     stack = settings.stack
     assert stack is not None
@@ -79,9 +78,6 @@ def build_template(
     if settings.dns and refs.hosted_zone_id:
         resources["DnsRecord"] = _record(settings.dns, refs.hosted_zone_id)
         outputs["DnsName"] = _output("the pair's DNS name", settings.dns)
-    if stack.group:
-        resources["Group"] = _group(name, settings, stack, refs, tags)
-        outputs["GroupName"] = _output("the Auto Scaling group", {"Ref": "Group"})
     for logical_id in RETAINED:
         if logical_id in resources:
             resources[logical_id]["DeletionPolicy"] = "Retain"
@@ -261,36 +257,3 @@ def _record(dns_name: str, zone_id: str) -> dict[str, Any]:
             "ResourceRecords": [{"Fn::GetAtt": ["LoadBalancer", "DNSName"]}],
         },
     }
-
-
-def _group(
-    name: str,
-    settings: ProjectClusterConfig,
-    stack: StackSettings,
-    refs: StackRefs,
-    tags: list[dict[str, str]],
-) -> dict[str, Any]:
-    """The Auto Scaling group on the launch template, in the load balancer, at the pair's
-    desired count (1 when the config gives none)."""
-    desired = settings.desired if settings.desired is not None else 1
-    properties: dict[str, Any] = {
-        "AutoScalingGroupName": name,
-        "LaunchTemplate": {
-            "LaunchTemplateId": {"Ref": "LaunchTemplate"},
-            "Version": {"Fn::GetAtt": ["LaunchTemplate", "LatestVersionNumber"]},
-        },
-        "MinSize": str(min(1, desired)),
-        "MaxSize": str(max(1, desired * GROUP_HEADROOM)),
-        "DesiredCapacity": str(desired),
-        "VPCZoneIdentifier": [refs.instance_subnet_id],
-        "HealthCheckType": "ELB",
-        "HealthCheckGracePeriod": _seconds(
-            stack.health_interval_seconds * stack.healthy_threshold + 60
-        ),
-        "Tags": [{**tag, "PropagateAtLaunch": True} for tag in tags],
-    }
-    if settings.target_groups:
-        properties["TargetGroupARNs"] = [{"Ref": "TargetGroup"}]
-    else:
-        properties["LoadBalancerNames"] = [{"Ref": "LoadBalancer"}]
-    return {"Type": "AWS::AutoScaling::AutoScalingGroup", "Properties": properties}
