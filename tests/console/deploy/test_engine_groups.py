@@ -8,13 +8,18 @@ keeps serving. Everything through boto3 against the world's moto (Auto Scaling i
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from console.config import Config
-from console.model import DeployState, StepState
+from console.model import DeployState, Step, StepState
+from console.store import DeployRecord, Store
 from tests.console.deploy.test_engine import config_head, deploy, finished, steps, world_fixture
-from tests.deploy_world import client, live, serving_in
+from tests.console.queue.test_queue_crash import start, stop, store_until, until_event
+from tests.deploy_world import client, live, running_versions, serving_in
 
 CONFIG = (
     config_head(3)
@@ -120,3 +125,51 @@ async def test_a_bad_release_group_is_deleted_and_the_old_group_serves(
     # Only the old group is left, attached and serving as before.
     assert set(groups(config)) == {before["AutoScalingGroupName"]}
     assert serving_in(config, "ledger", "staging") == {"ledger-staging": serving}
+
+
+@pytest.mark.parametrize("step", [Step.HEALTH_GATE, Step.TERMINATE], ids=["gate", "terminate"])
+async def test_a_group_deploy_killed_mid_way_is_put_right_by_the_next_runner(
+    ledger_world: Config, tmp_path: Path, step: Step
+) -> None:
+    """Killed before the switch: its group is deleted and the old serves; killed while the old
+    group goes: finished forward, only the deploy's group is left."""
+    config = ledger_world
+    text = re.sub(r"lock_stale_seconds = \d+", "lock_stale_seconds = 2", config.source.read_text())
+    source = tmp_path / "fast.toml"
+    source.write_text(text)
+    store = tmp_path / "store.db"
+    if not groups(config):
+        first = finished(await deploy(config, store, "ledger", "staging", "1.1.0"))
+        assert first.state is DeployState.SUCCEEDED, first.reason
+    (before,) = groups(config)
+    (current,) = running_versions(config, "ledger", "staging")
+    release = "1.0.0" if current != "1.0.0" else "1.1.0"
+    killed = start("deploy", "ledger", "staging", release, "--json", config=source, store=store)
+    try:
+        started = until_event(
+            killed, lambda e: e["event"] == "StepStarted" and e["step"] == step.value
+        )
+    finally:
+        killed.kill()
+        killed.wait()
+    deploy_id = started["deploy_id"]
+    restarted = start("runner", config=source, store=store)
+    try:
+
+        async def reconciled(opened: Store) -> DeployRecord | None:
+            record = await opened.deploy(deploy_id)
+            return record if record and record.reconciled_at else None
+
+        record = await store_until(store, reconciled, f"{deploy_id} reconciled")
+    finally:
+        stop(restarted)
+    assert record.state == "interrupted"
+    (left,) = groups(config).values()
+    if step is Step.HEALTH_GATE:
+        assert left["AutoScalingGroupName"] == before
+        assert running_versions(config, "ledger", "staging") == {current}
+    else:
+        assert left["AutoScalingGroupName"] != before
+        assert running_versions(config, "ledger", "staging") == {release}
+    assert serving_in(config, "ledger", "staging") == {"ledger-staging": members(left)}
+    assert live(config, "ledger", "staging") == members(left)
