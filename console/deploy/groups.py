@@ -91,6 +91,24 @@ def _balancer_refs(source: Source) -> tuple[set[str], set[str]]:
     return arns, names
 
 
+async def plan_group(
+    gateway: AwsGateway,
+    config: Config,
+    pair: tuple[ProjectConfig, ClusterConfig],
+    source: Source,
+) -> tuple[str, int, tuple[str, ...]]:
+    """What a deploy would do to a group-backed pair: the group it makes, its size, and the
+    serving groups it replaces (read only)."""
+    project, cluster = pair
+    groups = await pair_groups(gateway, config, project.name, cluster.name)
+    serving = groups.serving(*_balancer_refs(source))
+    return (
+        groups.next_name(project.name, cluster.name),
+        groups.capacity(serving, len(source.serving)),
+        tuple(group["AutoScalingGroupName"] for group in serving),
+    )
+
+
 def bare(source: Source, new_ids: list[str]) -> list[str]:
     """The pair's old instances that no group owns (a pair made of bare instances before)."""
     return [

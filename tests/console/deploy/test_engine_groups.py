@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 
 from console.config import Config
-from console.model import DeployState, Step, StepState
+from console.deploy.services import deploy_services
+from console.model import DeployRequest, DeployState, Step, StepState
 from console.store import DeployRecord, Store
+from screens.deploy.dialog import plan_content
 from tests.console.deploy.test_engine import config_head, deploy, finished, steps, world_fixture
 from tests.console.queue.test_queue_crash import start, stop, store_until, until_event
 from tests.deploy_world import client, live, running_versions, serving_in
@@ -173,3 +175,17 @@ async def test_a_group_deploy_killed_mid_way_is_put_right_by_the_next_runner(
         assert running_versions(config, "ledger", "staging") == {release}
     assert serving_in(config, "ledger", "staging") == {"ledger-staging": members(left)}
     assert live(config, "ledger", "staging") == members(left)
+
+
+async def test_the_plan_names_the_group_a_deploy_makes(
+    ledger_world: Config, tmp_path: Path
+) -> None:
+    config = ledger_world
+    async with deploy_services(config, tmp_path / "store.db") as services:
+        plan = await services.engine.plan(DeployRequest("ledger", "staging", "1.0.0", "tester"))
+    serving = [name for name, g in groups(config).items() if g["TargetGroupARNs"]]
+    assert plan.replaces_groups == tuple(serving)
+    assert plan.group.startswith("ledger-staging-v") and plan.group not in serving
+    assert plan.count == max(1, sum(groups(config)[name]["DesiredCapacity"] for name in serving))
+    text = plan_content(plan).plain
+    assert f"new group      {plan.group}: {plan.count} x t3.small" in text
