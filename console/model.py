@@ -271,6 +271,9 @@ class DeployPlan:
     # A rollback within the cluster's keep_old: the kept old instances it starts again
     # instead of launching (console/deploy/retention.py).
     reuses: tuple[str, ...] = ()
+    # A group-backed pair: the Auto Scaling group the deploy makes, and the ones it replaces.
+    group: str = ""
+    replaces_groups: tuple[str, ...] = ()
 
     @property
     def expected_healthy_seconds(self) -> int:

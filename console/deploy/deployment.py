@@ -59,6 +59,8 @@ class Deployment:
         self.new_ids: list[str] = []
         self.reused: list[str] = []  # kept old instances a rollback started as its new ones
         self.registered: set[tuple[str, str]] = set()  # (balancer key, instance id)
+        # A group-backed pair's deploy: the Auto Scaling group it made (console/deploy/groups).
+        self.group_name: str | None = None
         self.log: list[tuple[datetime, str, str, str]] = []  # output not yet stored
         self.unrecorded: list[str] = []  # writes the store refused, said in the deploy's end
         # Every text of this deploy passes it before it is shown or stored: the secrets it

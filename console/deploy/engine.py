@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from console.access import Access, Action
 from console.config import ClusterConfig, Config, ProjectConfig
 from console.config.bake import BakeSettings, format_span
-from console.deploy import retention, scale, traffic
+from console.deploy import groups, retention, scale, traffic
 from console.deploy.bake import END as BAKE_END
 from console.deploy.bake import ROLLBACK as BAKE_ROLLBACK
 from console.deploy.bake import BakeWatch
@@ -354,6 +354,7 @@ class DeployEngine(DeployPlanner):
         except Exception as error:
             cancelled = isinstance(error, DeployCancelled)
             why = message(error)
+            grouped = await self._freeze_group(deployment, gateway)
             rolled_back, how = await roll_back(
                 self.store,
                 deployment,
@@ -362,21 +363,28 @@ class DeployEngine(DeployPlanner):
                 timeout=self.config.engine.rollback_timeout_seconds,
                 poll_seconds=self.config.engine.poll_seconds,
             )
+            if rolled_back and grouped:
+                how = await self._remove_group(deployment, gateway, how)
             if not rolled_back:
                 return DeployState.FAILED, f"{why}; {how}"
             state = DeployState.CANCELLED if cancelled else DeployState.ROLLED_BACK
             return state, f"{why}; rolled back: {how}"
         # From here the new instances serve: a failure stops the deploy, it never undoes it.
+        bake = cluster.bake
+        if groups.is_group_pair(project, cluster) and bake.seconds > 0:
+            # The old group is deleted at the switch: nothing would be left to roll back to.
+            deployment.note("bake: not for a group-backed pair (its old group is deleted)")
+            bake = BakeSettings()
         try:
-            await self._switch(deployment, gateway, source, cluster.bake)
+            await self._switch(deployment, gateway, source, bake)
         except Exception as error:
             return (
                 DeployState.FAILED,
                 f"{message(error)} (the new instances serve; finish by hand)",
             )
         serves = f"{release.version} serves on {', '.join(deployment.new_ids)}"
-        if cluster.bake.seconds > 0:
-            return await self._bake(deployment, gateway, source, cluster.bake, serves)
+        if bake.seconds > 0:
+            return await self._bake(deployment, gateway, source, bake, serves)
         return DeployState.SUCCEEDED, serves
 
     async def _resolve(
@@ -429,9 +437,15 @@ class DeployEngine(DeployPlanner):
         project, cluster = pair
         engine = self.config.engine
         async with self._step(deployment, Step.LAUNCH) as closing:
-            reused = await self._reuse_kept(deployment, gateway, release)
+            grouped = groups.is_group_pair(project, cluster)
+            reused = [] if grouped else await self._reuse_kept(deployment, gateway, release)
             if reused:
                 closing.append(f"reused kept {', '.join(reused)} (started, not launched)")
+            elif grouped:
+                await deployment.cancellable(
+                    groups.launch_group(deployment, gateway, self.config, pair, release, source)
+                )
+                closing.append(f"{deployment.group_name}: {', '.join(deployment.new_ids)}")
             else:
                 await deployment.cancellable(
                     launch(deployment, gateway, self.config, pair, release, source)
@@ -443,6 +457,7 @@ class DeployEngine(DeployPlanner):
             )
         async with self._step(deployment, Step.REGISTER) as closing:
             await deployment.cancellable(traffic.register(deployment, source.balancers))
+            await groups.attach(deployment, gateway, source)
             closing.append(", ".join(b.label for b in source.balancers) or "no load balancer")
         gate = max((b.time_to_healthy for b in source.balancers), default=0)
         timeout = gate + engine.health_gate_margin_seconds
@@ -455,6 +470,26 @@ class DeployEngine(DeployPlanner):
                 deployment.note("no load balancer: the health command was the gate")
         async with self._step(deployment, Step.TRAFFIC_GUARD), deployment.io():
             await traffic.traffic_guard(deployment, source.balancers)
+
+    async def _freeze_group(self, deployment: Deployment, gateway: AwsGateway) -> bool:
+        """A group deploy's new group replaces nothing while the rollback terminates its
+        instances; whether there is one (its name is known once the launch made it)."""
+        if not deployment.group_name:
+            return False
+        try:
+            await groups.freeze(deployment, gateway)
+        except Exception as error:  # the rollback goes on: the group is deleted after it
+            deployment.note(f"could not suspend {deployment.group_name}: {message(error)}")
+        return True
+
+    async def _remove_group(self, deployment: Deployment, gateway: AwsGateway, how: str) -> str:
+        """After a group deploy's rollback: its group deleted too; what the rollback did."""
+        name = deployment.group_name or ""
+        try:
+            await groups.remove_group(deployment, gateway, name)
+        except Exception as error:
+            return f"{how}; group {name} left: {message(error)} (delete it by hand)"
+        return f"{how}; deleted group {name}"
 
     async def _reuse_kept(
         self, deployment: Deployment, gateway: AwsGateway, release: Release
@@ -484,6 +519,8 @@ class DeployEngine(DeployPlanner):
         """The old instances out of every load balancer (drained), then terminated, or
         stopped and kept (a cluster's bake and keep_old: a rollback starts them again)."""
         async with self._step(deployment, Step.DEREGISTER) as closing:
+            if deployment.group_name:  # the old groups first, else they put theirs back
+                await groups.detach_old(deployment, gateway, self.config, source)
             old_members = {b.key: b.old_members for b in source.balancers}
             drained = await traffic.drain(
                 deployment, source.balancers, old_members, self.config.engine.poll_seconds
@@ -491,7 +528,17 @@ class DeployEngine(DeployPlanner):
             closing.append(drained)
         async with self._step(deployment, Step.TERMINATE) as closing:
             old = [raw["InstanceId"] for raw in source.instances]
-            if old and bake.keeps_old:
+            if deployment.group_name:
+                gone = await groups.delete_groups(
+                    deployment, gateway, self.config, keep=deployment.group_name
+                )
+                bare = groups.bare(source, deployment.new_ids)
+                if bare:  # a pair taken over from bare instances: those go too
+                    async with deployment.io():
+                        await gateway.call("ec2", "terminate_instances", InstanceIds=bare)
+                    gone.append(", ".join(bare))
+                closing.append(f"deleted {', '.join(gone) or 'no old group'}")
+            elif old and bake.keeps_old:
                 until = self._clock() + timedelta(seconds=bake.seconds + bake.keep_old_seconds)
                 async with deployment.io():
                     await retention.keep(gateway, old, until, deployment.deploy_id)
@@ -599,4 +646,28 @@ class DeployEngine(DeployPlanner):
         if record.kind == scale.KIND:  # (i16-scale) a scale-in is finished from its steps
             return await scale.put_right(self, deployment, gateway, source, recorded_steps)
         steps = {step.step: step.state for step in recorded_steps}
+        if groups.is_group_pair(project, cluster):
+            return await self._reconcile_group(deployment, gateway, source, steps)
         return await put_right(deployment, gateway, source, steps, self.config.engine.poll_seconds)
+
+    async def _reconcile_group(
+        self, deployment: Deployment, gateway: AwsGateway, source: Source, steps: dict[str, str]
+    ) -> tuple[str, list[str]]:
+        """A group deploy put right: its group frozen while put_right decides, then deleted
+        (rolled back) or kept as the only one (finished forward)."""
+        deployment.group_name = await groups.deploy_group(gateway, self.config, deployment)
+        grouped = await self._freeze_group(deployment, gateway)
+        summary, gone = await put_right(
+            deployment, gateway, source, steps, self.config.engine.poll_seconds
+        )
+        if not grouped:
+            return summary, gone
+        if summary.startswith("finished forward"):
+            await groups.resume(deployment, gateway)
+            await groups.attach(deployment, gateway, source)
+            await groups.detach_old(deployment, gateway, self.config, source)
+            deleted = await groups.delete_groups(
+                deployment, gateway, self.config, keep=deployment.group_name
+            )
+            return f"{summary}; deleted {', '.join(deleted) or 'no old group'}", gone
+        return await self._remove_group(deployment, gateway, summary), gone

@@ -170,3 +170,8 @@ def _instance_status(status: dict[str, Any] | None) -> str:
     if state == "running" and all(check in ("ok", "not-applicable") for check in checks):
         return "ready"
     return state if state != "running" else f"status checks {'/'.join(checks)}"
+
+
+# Shared with red/black between Auto Scaling groups (console/deploy/groups.py).
+launch_arguments = _arguments
+wait_running = _wait_running

@@ -60,13 +60,19 @@ class DeployPlanner:
 
     async def plan(self, request: DeployRequest) -> DeployPlan:
         """What deploying `request` would do, read from AWS; changes nothing."""
-        project, cluster = self._pair(request)
+        project, cluster = pair = self._pair(request)
         gateway = await asyncio.to_thread(self._gateway, cluster.name, person(request.actor))
         release = await resolve_release(
             self.config, gateway, project.name, cluster.name, request.release
         )
         source = await self._read_source(gateway, project, cluster)
         reuses = await self._reusable(gateway, request, release.version)
+        count = max(1, len(source.serving))
+        group, replaces = "", tuple[str, ...]()
+        from console.deploy import groups  # groups launches like a deploy: it imports Source
+
+        if groups.is_group_pair(project, cluster):
+            group, count, replaces = await groups.plan_group(gateway, self.config, pair, source)
         return DeployPlan(
             project=project.name,
             cluster=cluster.name,
@@ -77,7 +83,7 @@ class DeployPlanner:
             ),
             old_instances=tuple(i["InstanceId"] for i in source.instances),
             instance_type=self._instance_type(project, cluster, source),
-            count=max(1, len(source.serving)),
+            count=count,
             load_balancers=tuple(
                 PlannedLoadBalancer(
                     name=b.name,
@@ -89,6 +95,8 @@ class DeployPlanner:
                 for b in source.balancers
             ),
             reuses=tuple(reuses),
+            group=group,
+            replaces_groups=replaces,
         )
 
     async def _reusable(

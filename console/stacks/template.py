@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from console.config import ClusterConfig, Config, LaunchSettings, ProjectClusterConfig
+from console.config import ClusterConfig, Config, LaunchSettings
 from console.config.provisioning import StackSettings
 from console.stacks.refs import StackRefs, pair_settings
 

@@ -108,6 +108,15 @@ def _launch_line(plan: DeployPlan) -> tuple[str | tuple[str, str], ...]:
             (" (stopped, kept: no launch)", "$text-muted"),
             "\n",
         )
+    if plan.group:
+        beside = f" beside {', '.join(plan.replaces_groups)}" if plan.replaces_groups else ""
+        return (
+            ("  new group      ", "$text-muted"),
+            (plan.group, "bold"),
+            f": {plan.count} x {plan.instance_type}",
+            (f"{beside} (the serving group's size)", "$text-muted"),
+            "\n",
+        )
     return (
         ("  launch         ", "$text-muted"),
         f"{plan.count} x {plan.instance_type}",
