@@ -40,6 +40,7 @@ from console.deploy.planner import DeployPlanner, Gateways, Source
 from console.deploy.releases import resolve_release
 from console.deploy.risks import ReleaseWarning, plan_warnings
 from console.deploy.rollback import bring_back_kept, put_right, roll_back
+from console.deploy.stack_change import run_stack_change
 from console.deploy.steps import recorded
 from console.errors import ConsoleError, DeployError, StoreError
 from console.events import DeployEvent, DeployFinished, DeployStarted
@@ -253,6 +254,11 @@ class DeployEngine(DeployPlanner):
         kind = deployment.request.kind
         if kind == "deploy":
             return await self._red_black(deployment, project, cluster)
+        if kind == "stack":  # a stack change (console/deploy/stack_change.py)
+            gateway = await asyncio.to_thread(
+                self._deploy_gateway, cluster.name, person(deployment.request.actor)
+            )
+            return await run_stack_change(self.store, deployment, gateway, self.config)
         return DeployState.FAILED, f"this console cannot run a {kind!r} entry (a newer one did)"
 
     async def _finish(self, deployment: Deployment, state: DeployState, reason: str) -> None:

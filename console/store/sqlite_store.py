@@ -34,6 +34,7 @@ from console.store.records import (
     StepRecord,
     utc_now,
 )
+from console.store.stack_changes import StackChanges
 
 
 class Transaction:
@@ -177,6 +178,11 @@ class Store(Closing):
     def outbox(self) -> Outbox:
         """The notification outbox and its deliveries (console/store/outbox.py)."""
         return Outbox(self._connection)
+
+    @property
+    def stack_changes(self) -> StackChanges:
+        """Changes to pairs' stacks (console/store/stack_changes.py)."""
+        return StackChanges(self._connection)
 
     def _write(self) -> AbstractAsyncContextManager[Tx]:
         return self._connection.write()
