@@ -24,7 +24,9 @@ from console.config.provisioning import (
     desired_count,
     pair_dns_name,
     parse_dns,
+    parse_pair_stack,
     parse_stack,
+    world_tuned,
 )
 from console.config.reader import DAY, HOUR, MAX_PORT, Table
 from console.config.schema import (
@@ -43,7 +45,9 @@ from console.config.schema import (
     QueueSettings,
     SshdSettings,
     SshSettings,
+    StackSettings,
     TagKeys,
+    WorldConfig,
 )
 from console.config.tickets import parse_ticket
 from console.config.web import WebSettings, parse_web
@@ -67,8 +71,9 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
     tags = _section(top, "tags", _parse_tags, TagKeys())
     clusters = _parse_clusters(top)
     names = tuple(cluster.name for cluster in clusters)
-    projects = _parse_projects(top, names)
+    projects = _parse_projects(top, names, {cluster.name: cluster.stack for cluster in clusters})
     world = _section(top, "world", lambda table: parse_world(table, projects), None)
+    projects = _world_tuned_stacks(projects, world)  # (provisioning)
     engine = _section(top, "engine", _parse_engine, EngineSettings())
     store = top.file_path("store")
     access = _section(
@@ -146,10 +151,12 @@ def _parse_clusters(top: Table) -> tuple[ClusterConfig, ...]:
     return tuple(clusters)
 
 
-def _parse_projects(top: Table, cluster_names: tuple[str, ...]) -> dict[str, ProjectConfig]:
+def _parse_projects(
+    top: Table, cluster_names: tuple[str, ...], stacks: dict[str, StackSettings | None]
+) -> dict[str, ProjectConfig]:
     projects: dict[str, ProjectConfig] = {}
     for project_table in top.tables("projects"):
-        project = _parse_project(project_table, cluster_names)
+        project = _parse_project(project_table, cluster_names, stacks)
         if project.name in projects:
             project_table.fail(f"duplicate project {project.name!r}", "name")
         projects[project.name] = project
@@ -298,6 +305,7 @@ def _parse_cluster(table: Table) -> ClusterConfig:
         require_build=_section(table, "require_build", parse_probe, None),
         approvals=table.integer("approvals", 0, minimum=0, maximum=MAX_APPROVALS),
         approval_expires=_approval_expires(table),
+        stack=_section(table, "stack", parse_stack, None),  # (provisioning) pairs' defaults
     )
     if cluster.endpoint_url and not re.match(r"^https?://[^\s/]+", cluster.endpoint_url):
         table.fail(f"must be an http(s) URL, not {cluster.endpoint_url!r}", "endpoint_url")
@@ -379,7 +387,9 @@ def _parse_launch(table: Table) -> LaunchSettings:
     return launch
 
 
-def _parse_project_cluster(table: Table) -> ProjectClusterConfig:
+def _parse_project_cluster(
+    table: Table, stack_defaults: StackSettings | None
+) -> ProjectClusterConfig:
     classic = table.strings("classic_elbs")
     groups = table.strings("target_groups")
     for key, names in (("classic_elbs", classic), ("target_groups", groups)):
@@ -392,8 +402,7 @@ def _parse_project_cluster(table: Table) -> ProjectClusterConfig:
     secrets = table.environment("secrets", secrets=True)
     desired = desired_count(table)  # (provisioning)
     dns = check_dns_name(table, "dns")
-    stack_table = table.table("stack")
-    stack = parse_stack(stack_table) if stack_table is not None else None
+    stack = parse_pair_stack(table, stack_defaults)
     if stack is not None and len(classic + groups) != 1:
         table.fail(
             "a stack builds one load balancer: name exactly one in classic_elbs or target_groups",
@@ -412,14 +421,16 @@ def _parse_project_cluster(table: Table) -> ProjectClusterConfig:
     )
 
 
-def _parse_project(table: Table, cluster_names: tuple[str, ...]) -> ProjectConfig:
+def _parse_project(
+    table: Table, cluster_names: tuple[str, ...], stacks: dict[str, StackSettings | None]
+) -> ProjectConfig:
     name = table.name("name", "project")
     repository = table.string("repository", required=True)
     description = table.string("description", default="")
     clusters: dict[str, ProjectClusterConfig] = {}
     unknown = f"unknown cluster (known: {', '.join(cluster_names)})"
     for cluster_name, sub in table.named_tables("clusters", cluster_names, unknown):
-        clusters[cluster_name] = _parse_project_cluster(sub)
+        clusters[cluster_name] = _parse_project_cluster(sub, stacks.get(cluster_name))
     deploy_table = table.table("deploy")
     deploy = _parse_deploy(deploy_table) if deploy_table is not None else None
     newest_wins = table.boolean("newest_wins", False)
@@ -437,3 +448,29 @@ def _parse_project(table: Table, cluster_names: tuple[str, ...]) -> ProjectConfi
         newest_wins=newest_wins,
         dns=dns,
     )
+
+
+def _world_tuned_stacks(
+    projects: dict[str, ProjectConfig], world: WorldConfig | None
+) -> dict[str, ProjectConfig]:
+    """(provisioning) Every pair's stack with [world]'s load balancer tuning applied (see
+    world_tuned): the embedded world's fleet, stacks included, checks and drains as it says."""
+    if world is None:
+        return projects
+    tuning = (
+        world.health_check_interval_seconds,
+        world.healthy_threshold,
+        world.deregistration_delay_seconds,
+    )
+    if tuning == (None, None, None):
+        return projects
+    tuned: dict[str, ProjectConfig] = {}
+    for name, project in projects.items():
+        clusters = {
+            cluster: dataclasses.replace(pair, stack=world_tuned(pair.stack, *tuning))
+            if pair.stack is not None
+            else pair
+            for cluster, pair in project.clusters.items()
+        }
+        tuned[name] = dataclasses.replace(project, clusters=clusters)
+    return tuned

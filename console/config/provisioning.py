@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from console.config.reader import Table
 
@@ -15,7 +17,9 @@ __all__ = [
     "desired_count",
     "pair_dns_name",
     "parse_dns",
+    "parse_pair_stack",
     "parse_stack",
+    "world_tuned",
 ]
 
 # A DNS name as Route 53 takes it (no trailing dot needed), with {project} and {cluster} to fill.
@@ -40,6 +44,8 @@ class StackSettings:
     port: int = 80
     # Backed by an Auto Scaling group (red/black between two groups) instead of bare instances.
     group: bool = False
+    # The load balancer's subnets by Name tag (empty: every subnet of the launch subnet's VPC).
+    subnets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -51,31 +57,75 @@ class DnsSettings:
     zone_cache_seconds: float = 3600.0
 
 
-def parse_stack(table: Table) -> StackSettings:
-    path = table.string("health_path", default=StackSettings.health_path)
+def parse_stack(table: Table, base: StackSettings | None = None) -> StackSettings:
+    """A `stack = {...}` table: each key it leaves out is `base`'s (a cluster's defaults)."""
+    base = base or StackSettings()
+    path = table.string("health_path", default=base.health_path)
     if not path.startswith("/"):
         table.fail(f"must be a path starting with /, not {path!r}", "health_path")
     settings = StackSettings(
         health_path=path,
         health_interval_seconds=table.seconds(
-            "health_interval", StackSettings.health_interval_seconds, timedelta(seconds=300),
+            "health_interval", base.health_interval_seconds, timedelta(seconds=300),
             "5s, 10s, 30s", 5.0, "must be from 5s to 300s (AWS's range), not {text}",
         ),
         health_timeout_seconds=table.seconds(
-            "health_timeout", StackSettings.health_timeout_seconds, timedelta(seconds=120),
+            "health_timeout", base.health_timeout_seconds, timedelta(seconds=120),
             "2s, 5s", 2.0, "must be from 2s to 120s (AWS's range), not {text}",
         ),
-        healthy_threshold=table.integer("healthy", StackSettings.healthy_threshold, 2, 10),
-        unhealthy_threshold=table.integer("unhealthy", StackSettings.unhealthy_threshold, 2, 10),
+        healthy_threshold=table.integer("healthy", base.healthy_threshold, 2, 10),
+        unhealthy_threshold=table.integer("unhealthy", base.unhealthy_threshold, 2, 10),
         deregistration_delay_seconds=table.seconds(
-            "deregistration_delay", StackSettings.deregistration_delay_seconds,
+            "deregistration_delay", base.deregistration_delay_seconds,
             timedelta(seconds=3600), "0s, 30s, 5m",
         ),
-        port=table.integer("port", StackSettings.port, 1, 65535),
-        group=table.boolean("group", False),
+        port=table.integer("port", base.port, 1, 65535),
+        group=table.boolean("group", base.group),
+        subnets=table.strings("subnets") or base.subnets,
     )  # fmt: skip
+    if settings.health_timeout_seconds >= settings.health_interval_seconds:
+        # AWS refuses a health check that times out no sooner than the next one starts.
+        key = "health_timeout" if "health_timeout" in table.data else "health_interval"
+        table.fail(
+            f"the health check timeout ({settings.health_timeout_seconds:g}s) must be shorter "
+            f"than its interval ({settings.health_interval_seconds:g}s)",
+            key,
+        )
     table.done()
     return settings
+
+
+def parse_pair_stack(table: Table, base: StackSettings | None) -> StackSettings | None:
+    """A pair's `stack`: absent or false, no stack; true, its cluster's defaults (`base`, else
+    StackSettings()); a table, those defaults with the table's keys changed."""
+    value: Any = table.data.get("stack")
+    if value is None or value is False:
+        table.read.add("stack")
+        return None
+    if value is True:
+        table.read.add("stack")
+        return base or StackSettings()
+    sub = table.table("stack")
+    assert sub is not None
+    return parse_stack(sub, base)
+
+
+def world_tuned(
+    stack: StackSettings, interval: int | None, healthy: int | None, delay: int | None
+) -> StackSettings:
+    """A stack's settings with the embedded world's load balancer tuning ([world]
+    health_check_interval_seconds, healthy_threshold, deregistration_delay_seconds) applied:
+    the world builds its stacks from the same config, so the console plans what it built. A
+    timeout not shorter than the new interval becomes interval - 1 (AWS's rule)."""
+    changes: dict[str, Any] = {}
+    if interval is not None:
+        changes["health_interval_seconds"] = float(interval)
+        changes["health_timeout_seconds"] = min(stack.health_timeout_seconds, interval - 1.0)
+    if healthy is not None:
+        changes["healthy_threshold"] = healthy
+    if delay is not None:
+        changes["deregistration_delay_seconds"] = float(delay)
+    return dataclasses.replace(stack, **changes) if changes else stack
 
 
 def parse_dns(table: Table) -> DnsSettings:

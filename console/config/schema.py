@@ -114,6 +114,9 @@ class ClusterConfig:
     # starts (0: none); an approval counts for `approval_expires` seconds ("4h" in the file).
     approvals: int = 0
     approval_expires: float = 4 * 3600.0
+    # (provisioning) `stack = {...}`: the defaults of its pairs' stacks (a pair's `stack = true`
+    # takes them, a pair's table changes some); None: StackSettings' own.
+    stack: StackSettings | None = None
 
     @property
     def account_key(self) -> tuple[str | None, ...]:
