@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from console.access import Access, Action
 from console.config import Config
 from console.errors import ConsoleError
 from console.model import DeployRequest
 from console.queue.runner import Runner
+from console.stacks.apply import PlannedChange
 from console.store import DeployRecord, Store
 from console.store.stack_changes import CANCELLED, StackChange
 
@@ -17,18 +16,6 @@ from console.store.stack_changes import CANCELLED, StackChange
 # It changes what the pair's deploys run on, so never less than a deploy; an admin-only rule
 # would stop the teams that own unprotected pairs from keeping their own stacks.
 STACK_ACTION = Action.DEPLOY
-
-
-@dataclass(frozen=True)
-class PlannedChange:
-    """What a plan gives `stack apply`: the stack, the template (JSON text), the plan's
-    summary (its lines) and the change set it made ("" if none)."""
-
-    stack_name: str
-    template: str
-    summary: str
-    change_set: str = ""
-    changes: int = 0
 
 
 def check_stack_allowed(config: Config, actor: str, project: str, cluster: str) -> None:

@@ -32,6 +32,7 @@ from console.events import DeployFinished, event_json
 from console.identity import LOCAL, Actor, IdentityError, acting_for, unix_groups
 from console.model import DeployPlan, DeployRequest
 from console.queue.release_queue import Freeze, ManualLock
+from console.servers import stack_door
 from console.store import DeployRecord, NewManualLock
 
 if TYPE_CHECKING:
@@ -203,6 +204,10 @@ class RunnerDoor:
 
                 self._snapshots = SnapshotKeeper(self.queue.config, self.runner.name)
             yield {"result": await self._snapshots.answer()}
+            return
+        if op in stack_door.OPERATIONS:  # `stack apply` (console/servers/stack_door.py)
+            async for answer in stack_door.stack_answers(self.runner, actor, op, args):
+                yield answer
             return
         if op == "deploy":
             ticket = args.get("ticket")

@@ -13,10 +13,13 @@ from console.errors import AwsError
 
 __all__ = [
     "ApplyOutcome",
+    "PlannedChange",
     "StackCalls",
     "apply_change",
     "event_line",
     "failure_lines",
+    "plan_change",
+    "resource_changes",
     "template_text",
 ]
 
@@ -225,3 +228,58 @@ def failure_lines(events: list[dict[str, Any]]) -> list[str]:
 def template_text(template: dict[str, Any]) -> str:
     """A template as stored with its change and sent to CloudFormation: readable JSON."""
     return json.dumps(template, indent=2, sort_keys=False)
+
+
+@dataclass(frozen=True)
+class PlannedChange:
+    """What a plan gives `stack apply`: the stack, the template (JSON text), the plan's
+    summary (its lines), the change set it made ("" if none) and how many resources change."""
+
+    stack_name: str
+    template: str
+    summary: str
+    change_set: str = ""
+    changes: int = 0
+
+
+async def plan_change(gateway: Any, config: Any, project: str, cluster: str) -> PlannedChange:
+    """The pair's template from the config, and what it changes against the stack's current
+    template, resource by resource (+ add, ~ modify with the properties, - remove)."""
+    from console.stacks.refs import resolve_refs
+    from console.stacks.template import build_template, render, stack_name
+
+    refs = await resolve_refs(gateway, config, project, cluster)
+    template = build_template(config, project, cluster, refs)
+    name = stack_name(project, cluster)
+    try:
+        found = await gateway.call("cloudformation", "get_template", StackName=name)
+        body = found.get("TemplateBody", {})
+        current = json.loads(body) if isinstance(body, str) else dict(body)
+    except AwsError as error:
+        if "does not exist" not in error.message:
+            raise
+        current = {}
+    lines = resource_changes(current.get("Resources", {}), template["Resources"])
+    summary = "\n".join(lines) if lines else "no change: the stack is as the config asks"
+    return PlannedChange(name, render(template), summary, changes=len(lines))
+
+
+def resource_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """One line per resource that changes between two templates' Resources."""
+    lines: list[str] = []
+    for logical_id, resource in new.items():
+        kind = str(resource.get("Type", "")).removeprefix("AWS::")
+        before = old.get(logical_id)
+        if before is None:
+            lines.append(f"+ {logical_id} ({kind})")
+            continue
+        props, was = resource.get("Properties", {}), before.get("Properties", {})
+        changed = sorted(key for key in {*props, *was} if props.get(key) != was.get(key))
+        if changed:
+            lines.append(f"~ {logical_id} ({kind}): {', '.join(changed)}")
+    lines += [
+        f"- {logical_id} ({str(resource.get('Type', '')).removeprefix('AWS::')})"
+        for logical_id, resource in old.items()
+        if logical_id not in new
+    ]
+    return lines

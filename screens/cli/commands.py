@@ -23,6 +23,7 @@ from screens.cli import (
     release,
     runner,
     sshd,
+    stack_apply,
     status,
     store,
     web,
@@ -36,6 +37,7 @@ from screens.cli.version import VersionAction
 GROUPS: tuple[Callable[[Commands], None], ...] = (
     status.register,
     deploy.register,
+    stack_apply.register,
     release.register,
     gate.register,
     history.register,

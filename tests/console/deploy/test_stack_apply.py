@@ -23,7 +23,8 @@ from console.events import DeployEvent, DeployFinished, OutputLine, StepFinished
 from console.model import DeployRequest, DeployState, Step, StepState
 from console.queue.release_queue import DeployQueue
 from console.queue.runner import Runner
-from console.queue.stack_apply import PlannedChange, queue_stack_change
+from console.queue.stack_apply import queue_stack_change
+from console.stacks.apply import PlannedChange
 from tests.deploy_world import client, quick_seed, world_process
 
 ACTOR = "tester"
