@@ -1,0 +1,144 @@
+"""`stack apply` as a person or CI runs it: the real command in a child process, against a
+world of its own. The plan first, then the change queued, applied and on record; a config
+change (the deregistration delay) reaches AWS; a protected cluster wants its typed name (or
+--yes); a viewer is refused; bad input exits 2 in one line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from console.config import Config
+from console.store import Store
+from console.store.stack_changes import StackChange
+from tests.conftest import ROOT
+from tests.deploy_world import client, quick_seed, world_process
+
+ERROR_PREFIX = "deploy-console: error: "
+TIMEOUT = 180.0
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Config, Path]]:
+    workdir = tmp_path_factory.mktemp("cli-stack-world")
+    with world_process(quick_seed(workdir, 1), workdir) as config:
+        yield config, workdir / "world.toml"
+
+
+def stacked(source: Path, target: Path, stack: str = "true", access: str = "") -> Path:
+    """The world's config with storefront's staging and prod1 pairs owned by stacks (their
+    target groups renamed: the world made the seeded ones by hand)."""
+    text = source.read_text()
+    for cluster in ("staging", "prod1"):
+        text = text.replace(
+            f'target_groups = [\n    "storefront-{cluster}",\n]',
+            f'target_groups = ["stk-storefront-{cluster}"]\nstack = {stack}',
+            1,
+        )
+    # The world's own drain time would stand in for every stack's (console/config/provisioning).
+    text = re.sub(r"(?m)^deregistration_delay_seconds = .*\n", "", text)
+    if access:
+        text = re.sub(r"(?ms)^\[access\]\n.*?(?=^\[)", f"[access]\n{access}\n", text, count=1)
+    target.write_text(text)
+    return target
+
+
+def run(*args: str, config: Path, store: Path) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "screens.main", *args, "--config", str(config)]
+    return subprocess.run(
+        [*argv, "--store", str(store)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+def test_apply_creates_then_changes_the_stack(world: tuple[Config, Path], tmp_path: Path) -> None:
+    config, source = world
+    store = tmp_path / "store.db"
+    first = stacked(source, tmp_path / "first.toml")
+    done = run("stack", "apply", "storefront", "staging", "--wait", config=first, store=store)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "stack dc-storefront-staging (storefront in staging):" in out
+    assert "+ TargetGroup (ElasticLoadBalancingV2::TargetGroup)" in out
+    assert re.search(r"queued d-\S+: stack change s-\S+ of dc-storefront-staging", out), out
+    assert "stack | executing change set" in out and "succeeded: stack change" in out
+    cloudformation = client(config, "staging", "cloudformation")
+    stack = cloudformation.describe_stacks(StackName="dc-storefront-staging")["Stacks"][0]
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    # The deregistration delay changed in the config: the plan says so, AWS has it after.
+    second = stacked(source, tmp_path / "second.toml", '{ deregistration_delay = "45s" }')
+    done = run("stack", "apply", "storefront", "staging", "--wait", config=second, store=store)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "~ TargetGroup (ElasticLoadBalancingV2::TargetGroup): TargetGroupAttributes" in (
+        done.stdout
+    )
+    body = cloudformation.get_template(StackName="dc-storefront-staging")["TemplateBody"]
+    body = json.loads(body) if isinstance(body, str) else body
+    attributes = body["Resources"]["TargetGroup"]["Properties"]["TargetGroupAttributes"]
+    assert {"Key": "deregistration_delay.timeout_seconds", "Value": "45"} in attributes
+    # Nothing left to change: the plan says so and nothing is queued.
+    again = run("stack", "apply", "storefront", "staging", config=second, store=store)
+    assert again.returncode == 0 and "no change" in again.stdout and "queued" not in again.stdout
+    changes, actions = asyncio.run(on_record(store))
+    assert [change.state for change in changes] == ["applied", "applied"]
+    assert changes[0].template == json.dumps(body, indent=2)  # the template, stored with it
+    assert actions.count("stack.applied") == 2 and actions.count("stack.planned") == 2
+
+
+async def on_record(path: Path) -> tuple[list[StackChange], list[str]]:
+    async with await Store.open(path, create=False, read_only=True) as store:
+        changes = await store.stack_changes.of_pair("storefront", "staging")
+        return changes, [row.action for row in await store.audit_rows(project="storefront")]
+
+
+def test_a_protected_cluster_wants_its_name_or_yes(
+    world: tuple[Config, Path], tmp_path: Path
+) -> None:
+    config = stacked(world[1], tmp_path / "stacked.toml")
+    done = run("stack", "apply", "storefront", "prod1", config=config, store=tmp_path / "s.db")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"{ERROR_PREFIX}cluster prod1 is protected: pass --yes to apply to it"
+    )
+    assert "stack dc-storefront-prod1 (storefront in prod1):" in done.stdout  # the plan first
+    assert "queued" not in done.stdout
+
+
+def test_a_viewer_may_not_apply(world: tuple[Config, Path], tmp_path: Path) -> None:
+    config = stacked(world[1], tmp_path / "viewers.toml", access='viewers = ["*"]')
+    done = run("stack", "apply", "storefront", "staging", config=config, store=tmp_path / "s.db")
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "refused:" in done.stderr and "may not deploy" in done.stderr
+    assert "stack dc-" not in done.stdout  # refused before AWS was read
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("nope", "staging"), "unknown project"),
+        (("storefront", "qaprod1"), "has no stack"),
+        (("storefront", "staging", "--reason", " "), "--reason needs the text"),
+    ],
+)
+def test_bad_input_exits_2_in_one_line(
+    world: tuple[Config, Path], tmp_path: Path, args: tuple[str, ...], said: str
+) -> None:
+    config = stacked(world[1], tmp_path / "stacked.toml")
+    done = run("stack", "apply", *args, config=config, store=tmp_path / "s.db")
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(ERROR_PREFIX) and said in lines[0], lines
+    assert not (tmp_path / "s.db").exists()
