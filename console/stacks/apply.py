@@ -7,9 +7,14 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from console.errors import AwsError
+
+if TYPE_CHECKING:
+    from console.aws.gateway import AwsGateway
+    from console.config import Config
+    from console.stacks.plan import StackPlan
 
 __all__ = [
     "ApplyOutcome",
@@ -19,7 +24,7 @@ __all__ = [
     "event_line",
     "failure_lines",
     "plan_change",
-    "resource_changes",
+    "plan_lines",
     "template_text",
 ]
 
@@ -242,44 +247,35 @@ class PlannedChange:
     changes: int = 0
 
 
-async def plan_change(gateway: Any, config: Any, project: str, cluster: str) -> PlannedChange:
-    """The pair's template from the config, and what it changes against the stack's current
-    template, resource by resource (+ add, ~ modify with the properties, - remove)."""
-    from console.stacks.refs import resolve_refs
-    from console.stacks.template import build_template, render, stack_name
+async def plan_change(
+    gateway: AwsGateway, config: Config, project: str, cluster: str
+) -> PlannedChange:
+    """The pair's plan (console/stacks/plan.py: a change set made from the config's template)
+    as `stack apply` stores and shows it: its summary one line per resource and property."""
+    from console.stacks.plan import plan_stack
 
-    refs = await resolve_refs(gateway, config, project, cluster)
-    template = build_template(config, project, cluster, refs)
-    name = stack_name(project, cluster)
-    try:
-        found = await gateway.call("cloudformation", "get_template", StackName=name)
-        body = found.get("TemplateBody", {})
-        current = json.loads(body) if isinstance(body, str) else dict(body)
-    except AwsError as error:
-        if "does not exist" not in error.message:
-            raise
-        current = {}
-    lines = resource_changes(current.get("Resources", {}), template["Resources"])
+    plan = await plan_stack(gateway, config, project, cluster)
+    lines = plan_lines(plan)
     summary = "\n".join(lines) if lines else "no change: the stack is as the config asks"
-    return PlannedChange(name, render(template), summary, changes=len(lines))
+    return PlannedChange(
+        plan.stack_name, plan.template_body, summary, plan.change_set_name or "",
+        len(plan.resources),
+    )  # fmt: skip
 
 
-def resource_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """One line per resource that changes between two templates' Resources."""
+SIGNS = {"add": "+", "modify": "~", "replace": "-/+", "remove": "-"}
+
+
+def plan_lines(plan: StackPlan) -> list[str]:
+    """A plan as text: each resource with its action, then its property changes and notes."""
     lines: list[str] = []
-    for logical_id, resource in new.items():
-        kind = str(resource.get("Type", "")).removeprefix("AWS::")
-        before = old.get(logical_id)
-        if before is None:
-            lines.append(f"+ {logical_id} ({kind})")
-            continue
-        props, was = resource.get("Properties", {}), before.get("Properties", {})
-        changed = sorted(key for key in {*props, *was} if props.get(key) != was.get(key))
-        if changed:
-            lines.append(f"~ {logical_id} ({kind}): {', '.join(changed)}")
-    lines += [
-        f"- {logical_id} ({str(resource.get('Type', '')).removeprefix('AWS::')})"
-        for logical_id, resource in old.items()
-        if logical_id not in new
-    ]
+    for resource in plan.resources:
+        change = resource.change
+        kind = change.resource_type.removeprefix("AWS::")
+        action = change.action.value
+        lines.append(f"{SIGNS.get(action, '?')} {action} {change.logical_id} ({kind})")
+        for prop in change.properties:
+            replaces = " (replaces it)" if prop.replacement.value == "yes" else ""
+            lines.append(f"    {prop.describe()}{replaces}")
+        lines += [f"    {note}" for note in change.notes]
     return lines
