@@ -12,6 +12,7 @@ from console.config import Config
 from console.errors import DeployError
 from console.identity import actor_fields, describe, person
 from console.model import DeployState
+from console.stacks.labels import entry_label
 from screens.cli.command_line import Commands, whole, with_config
 from screens.cli.json_out import emit, iso
 
@@ -67,7 +68,9 @@ def _print_list(deploys: list[dict[str, Any]]) -> None:
         (
             d["id"],
             f"{d['project']} → {d['cluster']}",
-            f"{d['previous_release'] or '?'} → {d['release']}",
+            entry_label(d["kind"], d["release"])
+            if d["kind"] == "stack"
+            else f"{d['previous_release'] or '?'} → {d['release']}",
             d["actor"],
             DeployState(d["state"]).words,
             _short(d["started_at"] or d["created_at"]),

@@ -17,6 +17,7 @@ from console.config.paths import store_path
 from console.errors import ConsoleError
 from console.inputs import SQLITE_INTEGER_MAX, until
 from console.model import DeployState
+from console.stacks.labels import entry_label
 from screens import PROG
 from screens.cli.command_line import Commands, UsageError, whole, with_config
 from screens.cli.json_out import emit, iso
@@ -225,7 +226,7 @@ def print_queue(view: QueueView, entries: list[QueueEntry]) -> None:
             e.record.id,
             DeployState(e.record.state).words,
             f"{e.record.project} → {e.record.cluster}",
-            e.record.release,
+            entry_label(e.record.kind, e.record.release),
             e.record.actor,
             _ago(e.record.created_at, view.now),
             e.status,

@@ -19,6 +19,7 @@ from textual.widgets import DataTable, Footer, RichLog, Static
 from console.identity import describe
 from console.model import DeployState, StepState
 from console.queue.schedule import override_note
+from console.stacks.labels import entry_label
 from console.store import AuditRow, DeployRecord, LogLine, StepRecord, Store
 from console.store.outbox import Delivery
 from screens.deploy.screen import log_palette
@@ -49,6 +50,8 @@ def state_word(state: str) -> str:
 
 
 def release_text(record: DeployRecord) -> str:
+    if record.kind == "stack":
+        return entry_label(record.kind, record.release)
     return f"{record.previous_release or '?'} → {record.release}"
 
 

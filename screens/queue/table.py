@@ -16,6 +16,7 @@ from textual.widgets import DataTable
 
 from console.model import DeployState
 from console.queue.release_queue import QueueEntry, QueueView
+from console.stacks.labels import entry_label
 from screens.widgets.format import LOCK, format_age
 from screens.widgets.tables import TABLE_NAVIGATION, cell_style
 
@@ -89,7 +90,7 @@ def queue_row(entry: QueueEntry, protected: set[str]) -> QueueRow:
                 ("queue-table--muted", record.id),
             ),
             ((state_component(entry), state),),
-            (("", record.release),),
+            (("", entry_label(record.kind, record.release)),),
             (("", record.actor),),
             ((status_component(entry), entry.status),),
         ),

@@ -91,6 +91,8 @@ def test_apply_creates_then_changes_the_stack(world: tuple[Config, Path], tmp_pa
     # Nothing left to change: the plan says so and nothing is queued.
     again = run("stack", "apply", "storefront", "staging", config=second, store=store)
     assert again.returncode == 0 and "no change" in again.stdout and "queued" not in again.stdout
+    history = run("history", config=second, store=store)
+    assert re.search(r"storefront → staging\s+stack change s-\S+", history.stdout), history.stdout
     changes, actions = asyncio.run(on_record(store))
     assert [change.state for change in changes] == ["applied", "applied"]
     assert changes[0].template == json.dumps(body, indent=2)  # the template, stored with it
