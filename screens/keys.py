@@ -89,7 +89,10 @@ KEYMAP: dict[str, list[BindingType]] = {
         Binding("enter,i", "open_instance", "Open", id="project.open_instance"),
         Binding("c", "copy_id", "Copy id", show=False, id="project.copy_id"),
         Binding("s", "ssh", "ssh", show=False, id="project.ssh"),
+        Binding("p", "stack_plan", "Stack plan", id="project.stack_plan"),
     ],
+    # The stack plan (p on the project screen): confirm queues the apply.
+    "stack dialog": form_keys("stack_dialog", "Apply", cancel="cancel", submit="confirm"),
     # An instance (Enter on its row): console output, tags, health; its id; a shell on it.
     "instance": [
         Binding("escape", "back", "Back", id="instance.back"),
