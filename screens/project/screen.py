@@ -77,12 +77,11 @@ class ProjectScreen(SaysWhyNot):
 
     def compose(self) -> ComposeResult:
         yield Static(id="title")
+        stacked = [c.name for c in self.clusters if self.project.clusters[c.name].stack]
+        if stacked:  # (i16-apply) the pairs whose stack the console owns: p plans one
+            deploys = getattr(self.app, "deploys", None)
+            yield StackStates(StackSide.of(deploys), self.project, stacked)
         with VerticalScroll(id="clusters"):
-            stacked = [c.name for c in self.clusters if self.project.clusters[c.name].stack]
-            if stacked:  # (i16-apply) the pairs whose stack the console owns: p plans one
-                yield StackStates(
-                    StackSide.of(getattr(self.app, "deploys", None)), self.project, stacked
-                )
             for cluster in self.clusters:
                 classes = "-selected" if cluster.name == self.selected_cluster else ""
                 yield ClusterPanel(

@@ -118,7 +118,7 @@ class StackStates(Static):
     """One line per pair of the project whose stack the console owns."""
 
     DEFAULT_CSS = """
-    StackStates { height: auto; padding: 0 1; margin-bottom: 1; }
+    StackStates { height: auto; max-height: 4; padding: 0 1; }
     """
 
     def __init__(self, side: StackSide | None, project: ProjectConfig, clusters: list[str]) -> None:
