@@ -181,7 +181,9 @@ class ProjectScreen(SaysWhyNot):
             cluster = self.deploy_cluster if self._ready else None
             names = [cluster] if cluster is not None else [c.name for c in self.clusters]
             return any(self.may_deploy(name, self.project.name) for name in names)
-        if action == "stack_plan":
+        if action == "stack_plan":  # hidden unless the console owns a stack of the project
+            if not any(self.project.clusters[c.name].stack for c in self.clusters):
+                return False
             return self._stack_refusal() == "" or None
         if action in ("open_instance", "copy_id"):
             # Shown disabled without an instance in focus: Enter is seen, and says why.
