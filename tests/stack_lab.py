@@ -15,6 +15,7 @@ ZONE = "planlab.test"
 CLUSTER = "planlab"
 PROJECT = "probe"  # a pair with a stack
 BARE = "bare"  # a pair without one (its infrastructure is someone else's)
+STACK = "dc-probe-planlab"
 
 CONFIG = """\
 [[clusters]]
@@ -64,11 +65,41 @@ def seed_lab(world: World) -> None:
     )
 
 
-def lab_config(world: World, folder: Path) -> Config:
+def lab_path(world: World, folder: Path, name: str = "planlab", **replaced: str) -> Path:
+    """The lab's config file (`replaced`: old text -> new text, e.g. a health path)."""
     seed_lab(world)
-    path = folder / "planlab.toml"
-    path.write_text(CONFIG.format(endpoint=world.endpoint_url))
-    return load_config(path)
+    text = CONFIG.format(endpoint=world.endpoint_url)
+    for old, new in replaced.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    path = folder / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+def lab_config(world: World, folder: Path) -> Config:
+    return load_config(lab_path(world, folder))
+
+
+def ensure_stack(world: World, config: Config) -> None:
+    """The lab pair's stack exists, created from the config as `stack apply` would."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from console.aws.gateway import AwsGateway
+    from console.stacks.plan import plan_stack
+
+    cloudformation = world.client("cloudformation", REGION)
+    stacks = cloudformation.describe_stacks()["Stacks"]
+    if any(s["StackName"] == STACK and s["StackStatus"] != "REVIEW_IN_PROGRESS" for s in stacks):
+        return
+
+    async def plan() -> str | None:
+        with ThreadPoolExecutor(max_workers=2) as executor:
+            gateway = AwsGateway(config.cluster(CLUSTER), executor)
+            return (await plan_stack(gateway, config, PROJECT, CLUSTER)).change_set_id
+
+    cloudformation.execute_change_set(ChangeSetName=asyncio.run(plan()))
 
 
 def changed_pair(config: Config, **changes: Any) -> Config:

@@ -248,15 +248,20 @@ class PlannedChange:
 
 
 async def plan_change(
-    gateway: AwsGateway, config: Config, project: str, cluster: str
+    gateway: AwsGateway,
+    config: Config,
+    project: str,
+    cluster: str,
+    lines: Callable[[StackPlan], list[str]] | None = None,
 ) -> PlannedChange:
     """The pair's plan (console/stacks/plan.py: a change set made from the config's template)
-    as `stack apply` stores and shows it: its summary one line per resource and property."""
+    as `stack apply` stores and shows it: its summary one line per resource and property
+    (`lines` tells it, else plan_lines)."""
     from console.stacks.plan import plan_stack
 
     plan = await plan_stack(gateway, config, project, cluster)
-    lines = plan_lines(plan)
-    summary = "\n".join(lines) if lines else "no change: the stack is as the config asks"
+    said = (lines or plan_lines)(plan)
+    summary = "\n".join(said) if plan.resources else "no change: the stack is as the config asks"
     return PlannedChange(
         plan.stack_name, plan.template_body, summary, plan.change_set_name or "",
         len(plan.resources),

@@ -18,6 +18,7 @@ __all__ = [
     "diff_templates",
     "flatten",
     "readable",
+    "references",
     "replacement_of",
 ]
 
@@ -151,7 +152,7 @@ def readable(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(readable(item) for item in value) + "]"
     if isinstance(value, Mapping):
-        return json.dumps(value, sort_keys=True, separators=(", ", ": "))
+        return "{" + ", ".join(f"{key}: {readable(item)}" for key, item in value.items()) + "}"
     return str(value)
 
 
@@ -222,6 +223,8 @@ class PropertyChange:
     because: str = ""
 
     def describe(self) -> str:
+        if self.because and self.old == self.new:
+            return f"{self.path}: {readable(self.new)} gets a new value ({self.because})"
         text = f"{self.path}: {readable(self.old)} -> {readable(self.new)}"
         if self.because:
             text += f" ({self.because})"
@@ -407,13 +410,12 @@ def _resource_change(
         action = Action.REPLACE
     notes: list[str] = []
     if action is Action.REPLACE:
-        old = before.resources[logical_id]
-        if old.get("UpdateReplacePolicy") == "Retain":
-            notes.append("the old one is kept (UpdateReplacePolicy Retain): delete it by hand")
         if kind in LOAD_BALANCER_TYPES:
             records = _records_on(logical_id, after)
             where = ", ".join(records) if records else "a DNS record that points at it"
             notes.append(f"a new load balancer with a new DNS name: {where} moves to it")
+        if before.resources[logical_id].get("UpdateReplacePolicy") == "Retain":
+            notes.append("the old one is kept (UpdateReplacePolicy Retain): delete it by hand")
     if kind == RECORD_TYPE and action is not Action.ADD:
         moved = [
             change.because.removesuffix(" is replaced")

@@ -11,12 +11,14 @@ from typing import Any
 
 from console.aws.gateway import AwsGateway
 from console.errors import AwsError, AwsNoAnswer
-from console.stacks.diff import flatten, readable
+from console.stacks.diff import flatten, readable, references
 
 __all__ = [
     "Difference",
     "LiveResource",
+    "PropertyRow",
     "differences",
+    "property_rows",
     "read_live",
     "resolve",
     "stack_resources",
@@ -334,10 +336,90 @@ def differences(template: Mapping[str, Any], live: list[LiveResource]) -> list[D
         expected = flatten(resolve(declared.get("Properties") or {}, by_id))
         actual = flatten(running.properties)
         for path, value in expected.items():
-            top = path.split(".", 1)[0]
-            if top not in running.properties:
-                continue  # not read (tags) or not told by AWS
+            if not _readable(path, value, running):
+                continue
             now = actual.get(path)
             if not _contains(_normal(value), _normal(now)):
                 found.append(Difference(logical_id, kind, path, value, now))
     return found
+
+
+def _readable(path: str, value: Any, running: LiveResource) -> bool:
+    """Whether the running value of `path` can be compared: the console reads it (not tags)
+    and the template's value names nothing left unresolved."""
+    if running.properties is None or path.split(".", 1)[0] not in running.properties:
+        return False
+    return not any(True for _ in references(value))
+
+
+NOT_READ = object()
+"""A running value the console does not read (tags) or could not (the resource is gone)."""
+
+
+@dataclass(frozen=True)
+class PropertyRow:
+    """One property three ways: what the config asks, what the stack's template says, what
+    runs (NOT_READ when not read); None where one side does not have it."""
+
+    logical_id: str
+    path: str
+    config: Any
+    stack: Any
+    running: Any
+
+    @property
+    def planned(self) -> bool:
+        """The config asks for something the stack's template does not say: `stack plan`."""
+        return not _contains(_normal(self.config), _normal(self.stack))
+
+    @property
+    def drifted(self) -> bool:
+        """What runs is not what the stack's template says: changed outside the console."""
+        if self.running is NOT_READ or self.stack is None:
+            return False
+        return not _contains(_normal(self.stack), _normal(self.running))
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "logical_id": self.logical_id,
+            "property": self.path,
+            "config": self.config,
+            "stack": self.stack,
+            "running": None if self.running is NOT_READ else self.running,
+            "running_read": self.running is not NOT_READ,
+            "planned": self.planned,
+            "drifted": self.drifted,
+        }
+
+
+def property_rows(
+    desired: Mapping[str, Any], template: Mapping[str, Any] | None, live: list[LiveResource]
+) -> list[PropertyRow]:
+    """Every property of every resource, config vs stack vs running, with Ref and GetAtt
+    resolved in the running stack; a resource missing on a side is one `(resource)` row."""
+    by_id = {resource.logical_id: resource for resource in live}
+    wanted = dict(desired.get("Resources") or {})
+    running_now = dict((template or {}).get("Resources") or {})
+    rows: list[PropertyRow] = []
+    for logical_id in list(wanted) + [i for i in running_now if i not in wanted]:
+        in_config, in_stack = wanted.get(logical_id), running_now.get(logical_id)
+        resource = by_id.get(logical_id)
+        if in_config is None or in_stack is None or resource is None or resource.problem:
+            where = "exists" if resource is not None and not resource.problem else "(none)"
+            rows.append(PropertyRow(
+                logical_id, "(resource)", "exists" if in_config else "(none)",
+                "exists" if in_stack else "(none)", where,
+            ))  # fmt: skip
+            if in_config is None or in_stack is None:
+                continue
+        config = flatten(resolve(in_config.get("Properties") or {}, by_id))
+        stack = flatten(resolve(in_stack.get("Properties") or {}, by_id))
+        running = flatten(resource.properties) if resource and resource.properties else {}
+        for path in list(config) + [p for p in stack if p not in config]:
+            value = stack.get(path, config.get(path))
+            read = resource is not None and _readable(path, value, resource)
+            rows.append(PropertyRow(
+                logical_id, path, config.get(path), stack.get(path),
+                running.get(path) if read else NOT_READ,
+            ))  # fmt: skip
+    return rows

@@ -15,8 +15,9 @@ from typing import Any
 from console.aws.gateway import AwsGateway
 from console.config import Config
 from console.errors import AwsError, ConsoleError
-from console.stacks.diff import Action, ResourceChange, diff_templates
-from console.stacks.refs import resolve_refs
+from console.stacks.diff import LOAD_BALANCER_TYPES, Action, ResourceChange, diff_templates
+from console.stacks.live import READERS
+from console.stacks.refs import pair_settings, resolve_refs
 from console.stacks.template import build_template, render, stack_name, stack_tags
 
 __all__ = [
@@ -24,10 +25,12 @@ __all__ = [
     "PlanError",
     "PlannedResource",
     "StackPlan",
+    "StackState",
     "current_stack",
     "current_template",
     "desired_template",
     "plan_stack",
+    "stack_state",
 ]
 
 # CloudFormation's reason for a change set with nothing to do (moto says the same).
@@ -198,6 +201,7 @@ async def plan_stack(gateway: AwsGateway, config: Config, project: str, cluster:
     else:
         physical = {} if stack is None else await _physical_ids(gateway, name)
         resources = _combined(diff_templates(old, template), described, physical)
+        resources = await _with_dns_now(gateway, resources)
     return StackPlan(
         project=project, cluster=cluster, stack_name=name, change_set_type=kind,
         stack_status=status, change_set_name=change_set if resources else None,
@@ -229,6 +233,37 @@ async def _physical_ids(gateway: AwsGateway, name: str) -> dict[str, str]:
         str(item["LogicalResourceId"]): str(item.get("PhysicalResourceId") or "")
         for item in answer.get("StackResources", [])
     }
+
+
+async def _with_dns_now(
+    gateway: AwsGateway, resources: tuple[PlannedResource, ...]
+) -> tuple[PlannedResource, ...]:
+    """A replaced load balancer's plan says the DNS name its record points at now (one
+    describe per replaced load balancer; none when nothing moves)."""
+    now: list[str] = []
+    for resource in resources:
+        change = resource.change
+        if change.resource_type not in LOAD_BALANCER_TYPES or resource.action is not Action.REPLACE:
+            continue
+        if not resource.physical_id:
+            continue
+        found = await READERS[change.resource_type](gateway, resource.physical_id, {})
+        if found is not None and found[1].get("DNSName"):
+            now.append(f"{change.logical_id}'s DNS name now: {found[1]['DNSName']}")
+    if not now:
+        return resources
+    return tuple(
+        PlannedResource(
+            ResourceChange(
+                r.change.logical_id, r.change.resource_type, r.action, r.change.properties,
+                (*r.change.notes, *now),
+            ),
+            r.physical_id,
+        )
+        if any(note.startswith("DNS moves") for note in r.change.notes)
+        else r
+        for r in resources
+    )  # fmt: skip
 
 
 _ACTIONS = {"Add": Action.ADD, "Modify": Action.MODIFY, "Remove": Action.REMOVE}
@@ -264,3 +299,53 @@ def _combined(
         )
         planned.append(PlannedResource(change, physical.get(logical_id) or None))
     return tuple(planned)
+
+
+@dataclass(frozen=True)
+class StackState:
+    """A pair's stack as `stack status` tells it: not managed (no `stack` in the config), no
+    stack yet, or its status and whether its template is what the config asks for."""
+
+    project: str
+    cluster: str
+    stack_name: str
+    managed: bool
+    status: str | None = None  # None: no stack (or only planned)
+    last_updated: datetime | None = None
+    # The resources the config would change (0: in sync); None when not managed.
+    changes: int | None = None
+
+    @property
+    def in_sync(self) -> bool:
+        return not self.managed or (self.status is not None and self.changes == 0)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "cluster": self.cluster,
+            "managed": self.managed,
+            "stack": self.stack_name if self.managed else None,
+            "status": self.status,
+            "last_updated": self.last_updated,
+            "changes": self.changes,
+            "in_sync": self.in_sync,
+        }
+
+
+async def stack_state(
+    gateway: AwsGateway, config: Config, project: str, cluster: str
+) -> StackState:
+    """The pair's stack state; no AWS call for a pair the config leaves unmanaged. A stack
+    only planned (REVIEW_IN_PROGRESS) counts as none."""
+    name = stack_name(project, cluster)
+    settings = config.project(project).clusters.get(cluster)
+    if settings is None or settings.stack is None:
+        return StackState(project, cluster, name, managed=False)
+    pair_settings(config, project, cluster)  # a stack without launch settings: one line
+    stack = await current_stack(gateway, name)
+    desired = await desired_template(gateway, config, project, cluster)
+    if stack is None or stack.get("StackStatus") == REVIEW:
+        return StackState(project, cluster, name, True, changes=len(diff_templates(None, desired)))
+    changes = diff_templates(await current_template(gateway, name), desired)
+    status = str(stack.get("StackStatus"))
+    return StackState(project, cluster, name, True, status, _stamp(stack), len(changes))

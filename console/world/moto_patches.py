@@ -12,7 +12,8 @@ honours its connection-draining timeout. The world can also throttle an API acti
 does under load, and counts the requests it answers (tests measure AWS calls with it).
 Applied once per process, only by the world; pinned to the moto version in pyproject.
 Here: the EC2 side and the throttles; target groups in moto_target_groups, classic ELBs in
-moto_classic, the knobs and memory they share in moto_state.
+moto_classic, CloudFormation (what stacks keep, updates in place) in moto_stacks, the knobs
+and memory they share in moto_state.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from moto.core.responses import BaseResponse
 from moto.core.utils import camelcase_to_underscores
 from moto.ec2.models import ec2_backends
 
-from console.world import moto_classic, moto_target_groups
+from console.world import moto_classic, moto_stacks, moto_target_groups
 from console.world.moto_state import (
     THROTTLING_CODES,
     FailingCheck,
@@ -161,3 +162,4 @@ def apply() -> None:
     _index_ec2_tags()
     moto_target_groups.patch()
     moto_classic.patch()
+    moto_stacks.patch()

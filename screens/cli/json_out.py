@@ -27,6 +27,9 @@ SCHEMAS: dict[str, int] = {
     "notify-status": 1,
     "notify-inbox": 1,
     "iam-policy": 1,
+    "stack-plan": 1,
+    "stack-status": 1,
+    "stack-diff": 1,
 }
 """Each command's JSON and its version: an added key keeps it, a removed or renamed one bumps
 it (docs/json.md)."""

@@ -19,17 +19,12 @@ from screens.cli.iam import terminal_mfa_prompt
 
 if TYPE_CHECKING:
     from console.stacks.apply import PlannedChange
+    from console.stacks.plan import StackPlan
 
 
-def register(commands: Commands) -> None:
-    """`stack` with `apply` alone (until the `stack` group of `stack plan` registers apply)."""
-    stack = commands.add("stack", "the CloudFormation stack the console owns for a pair")
-    register_apply(commands.nested(stack, "stack_command", required=True))
-
-
-def register_apply(stack_commands: Commands) -> None:
-    """`stack apply`, one subcommand of the `stack` group."""
-    apply = stack_commands.add(
+def register_stack(stack: Commands) -> None:
+    """`stack apply`, one subcommand of the `stack` group (screens/cli/stack.py)."""
+    apply = stack.add(
         "apply",
         "apply the pair's stack plan (queued like a deploy; confirmed as a deploy is)",
         with_config(apply_command),
@@ -74,6 +69,16 @@ def _apply_here(config: Config, args: argparse.Namespace) -> int:
         fleet.close()
 
 
+def _plan_lines(plan: StackPlan) -> list[str]:
+    """The plan as `stack plan` prints it, without its "apply it" hint."""
+    from screens.cli.stack import plan_lines
+
+    lines = [line for line in plan_lines(plan) if not line.startswith("apply it:")]
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
 def show_plan(planned: PlannedChange, project: str, cluster: str) -> None:
     print(f"stack {planned.stack_name} ({project} in {cluster}):", flush=True)
     for line in planned.summary.splitlines():
@@ -99,7 +104,7 @@ async def _apply(config: Config, args: argparse.Namespace, fleet: Any) -> int:
     from console.stacks.apply import plan_change
 
     gateway = await asyncio.to_thread(fleet.gateway, args.cluster)
-    planned = await plan_change(gateway, config, args.project, args.cluster)
+    planned = await plan_change(gateway, config, args.project, args.cluster, _plan_lines)
     show_plan(planned, args.project, args.cluster)
     if not planned.changes:
         return EXIT_SUCCEEDED

@@ -102,7 +102,7 @@ def test_a_name_change_replaces_the_load_balancer_its_listener_and_moves_the_rec
     # The listener names the old load balancer's ARN: it follows (LoadBalancerArn replaces).
     listener = changes["Listener"]
     assert listener.action is Action.REPLACE
-    assert "LoadBalancerArn: Ref LoadBalancer -> Ref LoadBalancer (LoadBalancer is replaced)" in [
+    assert "LoadBalancerArn: Ref LoadBalancer gets a new value (LoadBalancer is replaced)" in [
         p.describe() for p in listener.properties
     ]
     record = changes["DnsRecord"]
@@ -148,3 +148,5 @@ def test_a_type_change_is_a_replace_and_values_read_well() -> None:
     assert changes["LoadBalancer"].action is Action.REPLACE
     assert readable({"Fn::GetAtt": ["LoadBalancer", "DNSName"]}) == "LoadBalancer.DNSName"
     assert readable(None) == "(none)" and readable(["a", True]) == "[a, true]"
+    action = {"Type": "forward", "TargetGroupArn": {"Ref": "TargetGroup"}}
+    assert readable([action]) == "[{Type: forward, TargetGroupArn: Ref TargetGroup}]"

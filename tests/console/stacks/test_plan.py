@@ -91,6 +91,9 @@ async def test_a_rename_replaces_the_load_balancer_and_moves_the_dns_record(
         "LoadBalancer": Action.REPLACE, "TargetGroup": Action.REPLACE,
         "Listener": Action.REPLACE, "DnsRecord": Action.MODIFY,
     }  # fmt: skip
+    assert "LoadBalancer's DNS name now: probe-planlab-" in " ".join(
+        n for r in plan.resources for n in r.change.notes
+    )
     assert plan.dns_moves() == [
         "DNS moves: probe.planlab.planlab.test. will point at the new LoadBalancer's DNS name"
     ]
