@@ -151,7 +151,10 @@ async def test_a_failing_change_ends_failed_with_its_cause(
     assert outcome.state is DeployState.FAILED
     assert "already exists" in outcome.reason, outcome.reason
     assert stored is not None and stored.state == "failed"
-    assert any("already exists" in line for line in stored.failure_events), stored.events
+    # The event that caused it, with its ResourceStatusReason, on record and in the reason.
+    cause = "TwinGroup CREATE_FAILED: A target group with the specified name already exists."
+    assert stored.failure_events == [cause], stored.events
+    assert cause in outcome.reason and "ROLLBACK_COMPLETE" in outcome.reason
     assert "stack.failed" in [r.action for r in rows if change.id in r.reason]
 
 

@@ -64,6 +64,13 @@ def run(*args: str, config: Path, store: Path) -> subprocess.CompletedProcess[st
     )
 
 
+def delay(config: Config, group: str) -> str:
+    elbv2 = client(config, "staging", "elbv2")
+    arn = elbv2.describe_target_groups(Names=[group])["TargetGroups"][0]["TargetGroupArn"]
+    attributes = elbv2.describe_target_group_attributes(TargetGroupArn=arn)["Attributes"]
+    return {a["Key"]: a["Value"] for a in attributes}["deregistration_delay.timeout_seconds"]
+
+
 def test_apply_creates_then_changes_the_stack(world: tuple[Config, Path], tmp_path: Path) -> None:
     config, source = world
     store = tmp_path / "store.db"
@@ -88,6 +95,7 @@ def test_apply_creates_then_changes_the_stack(world: tuple[Config, Path], tmp_pa
     body = json.loads(body) if isinstance(body, str) else body
     attributes = body["Resources"]["TargetGroup"]["Properties"]["TargetGroupAttributes"]
     assert {"Key": "deregistration_delay.timeout_seconds", "Value": "45"} in attributes
+    assert delay(config, "stk-storefront-staging") == "45"  # what the target group does
     # Nothing left to change: the plan says so and nothing is queued.
     again = run("stack", "apply", "storefront", "staging", config=second, store=store)
     assert again.returncode == 0, again.stdout + again.stderr
