@@ -7,6 +7,7 @@ change (the deregistration delay) reaches AWS; a protected cluster wants its typ
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import subprocess
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from console.config import Config
+from console.config import Config, load_config
 from console.store import Store
 from console.store.stack_changes import StackChange
 from tests.conftest import ROOT
@@ -152,3 +153,48 @@ def test_bad_input_exits_2_in_one_line(
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(ERROR_PREFIX) and said in lines[0], lines
     assert not (tmp_path / "s.db").exists()
+
+
+async def test_through_a_runner_service_the_service_plans_and_applies(
+    world: tuple[Config, Path], tmp_path: Path
+) -> None:
+    """On a shared host the runner service reads the plan and runs the change: the command
+    shows the plan, confirms (--yes on a protected cluster) and follows the service."""
+    from console.deploy.services import deploy_services
+    from console.queue.release_queue import DeployQueue
+    from console.queue.runner import Runner
+    from console.servers.runner_door import RunnerDoor
+
+    source = stacked(world[1], tmp_path / "stacked.toml")
+    store, socket = tmp_path / "store.db", tmp_path / "run" / "runner.sock"
+    served_config = load_config(source)
+    async with deploy_services(served_config, store) as services:
+        runner = Runner(services.engine, DeployQueue(services.store, served_config))
+        door = RunnerDoor(runner, socket)
+        await door.start()
+        loop = asyncio.create_task(runner.run_forever())
+        host = tmp_path / "host.toml"
+        host.write_text(source.read_text() + f'\n[runner]\nsocket = "{socket}"\n')
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "screens.main", "stack", "apply", "storefront", "prod1",
+                "--yes", "--wait", "--config", str(host), cwd=ROOT,
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            out, err = await asyncio.wait_for(process.communicate(), TIMEOUT)
+        finally:
+            loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
+            await door.close()
+        changes = await services.store.stack_changes.of_pair("storefront", "prod1")
+    said = out.decode()
+    assert process.returncode == 0, said + err.decode()
+    assert "stack dc-storefront-prod1 (storefront in prod1):" in said
+    assert "succeeded: stack change" in said, said
+    assert [change.state for change in changes] == ["applied"]
+    stack = client(world[0], "prod1", "cloudformation").describe_stacks(
+        StackName="dc-storefront-prod1"
+    )["Stacks"][0]
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
