@@ -14,6 +14,7 @@ REGION = "ap-southeast-2"
 ZONE = "planlab.test"
 CLUSTER = "planlab"
 PROJECT = "probe"  # a pair with a stack
+FRESH = "fresh"  # a pair with a stack not made yet
 BARE = "bare"  # a pair without one (its infrastructure is someone else's)
 STACK = "dc-probe-planlab"
 
@@ -36,6 +37,18 @@ stack = {{ health_path = "/health", deregistration_delay = "30s" }}
 instance_type = "t3.small"
 subnet = "planlab-app-a"
 security_groups = ["planlab-web"]
+
+[[projects]]
+name = "fresh"
+repository = "https://example.com/fresh"
+
+[projects.clusters.planlab]
+target_groups = ["fresh-planlab"]
+stack = true
+
+[projects.clusters.planlab.launch]
+instance_type = "t3.small"
+subnet = "planlab-app-a"
 
 [[projects]]
 name = "bare"

@@ -33,8 +33,8 @@ __all__ = [
     "stack_state",
 ]
 
-# CloudFormation's reason for a change set with nothing to do (moto says the same).
-NO_CHANGES = "didn't contain changes"
+# CloudFormation's reasons for a change set with nothing to do (moto says the first).
+NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
 # How long a change set may take to be computed, and how often it is asked after.
 CHANGE_SET_SECONDS = 120.0
 POLL_SECONDS = 1.0
@@ -195,7 +195,7 @@ async def plan_stack(gateway: AwsGateway, config: Config, project: str, cluster:
         await gateway.call(
             "cloudformation", "delete_change_set", StackName=name, ChangeSetName=change_set_id
         )
-        if NO_CHANGES not in reason:
+        if not any(words in reason for words in NO_CHANGES):
             raise PlanError(f"stack {name}: the change set failed: {reason or 'no reason given'}")
         resources: tuple[PlannedResource, ...] = ()
     else:

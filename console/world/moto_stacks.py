@@ -26,6 +26,7 @@ from moto.ec2.models import ec2_backends
 from moto.ec2.models.security_groups import SecurityGroup
 from moto.elb.models import LoadBalancer, elb_backends
 from moto.elbv2.models import FakeListener, FakeLoadBalancer, FakeTargetGroup, elbv2_backends
+from moto.route53.models import RecordSet, route53_backends
 
 __all__ = ["patch"]
 
@@ -44,6 +45,7 @@ def patch() -> None:
         listener_update=FakeListener.update_from_cloudformation_json,
         update_resource=parsing.parse_and_update_resource,
         create_resource=parsing.parse_and_create_resource,
+        record_create=RecordSet.create_from_cloudformation_json,
     )
     parsing.parse_and_create_resource = _create_resource
     # ResourceMap.update calls the module's function: a replaced resource's dependents follow.
@@ -58,6 +60,7 @@ def patch() -> None:
         (LoadBalancer, UPDATE, _classic_update),
         (SecurityGroup, UPDATE, _group_update),
         (FakeAutoScalingGroup, UPDATE, _scaling_update),
+        (RecordSet, CREATE, _record_create),
     ):
         setattr(model, method, classmethod(function))
     CloudFormationBackend.execute_change_set = _execute_change_set  # type: ignore[method-assign]
@@ -377,6 +380,29 @@ def _scaling_update(
 
 def _optional_int(value: Any) -> int | None:
     return None if value is None else int(value)
+
+
+def _record_create(
+    cls: type, resource_name: str, template: dict[str, Any], account_id: str, region: str,
+    **kwargs: Any,
+) -> RecordSet:  # fmt: skip
+    """A record, written in its zone's change journal too: moto lets a DELETE through only for
+    a record the journal holds (in AWS, anyone may delete a stack's record by hand)."""
+    record: RecordSet = _original["record_create"].__func__(
+        cls, resource_name, template, account_id, region, **kwargs
+    )
+    properties = template["Properties"]
+    backend = route53_backends[account_id]["aws"]
+    zone_name = properties.get("HostedZoneName")
+    zone = backend.get_hosted_zone_by_name(zone_name) if zone_name else None
+    zone = zone or backend.get_hosted_zone(properties["HostedZoneId"])
+    entry: dict[str, Any] = {"Name": properties["Name"], "Type": properties["Type"]}
+    if "TTL" in properties:
+        entry["TTL"] = int(properties["TTL"])
+    if "ResourceRecords" in properties:
+        entry["ResourceRecords"] = [{"Value": str(v)} for v in properties["ResourceRecords"]]
+    zone.rr_changes.append({"Action": "UPSERT", "ResourceRecordSet": entry})
+    return record
 
 
 # -- replacements and change sets ---

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ from console.world import moto_patches as world_moto
 from console.world.alarms import seed_alarms
 from console.world.balancers import seed_load_balancers
 from console.world.network import Network, seed_network
+from console.world.stacks import newest_running_version, register, seed_stack, world_refs
 
 DNS_CHANGES_PER_BATCH = 100
 
@@ -31,6 +33,9 @@ class SeedReport:
     failing: list[str] = field(default_factory=list)
     secrets: int = 0
     alarms: int = 0
+    # The pairs' stacks (console/world/stacks.py) and the time their creation took.
+    stacks: int = 0
+    stack_seconds: float = 0.0
 
 
 @dataclass
@@ -43,6 +48,8 @@ class Seeder:
     client: Callable[[str, str], Any]
     report: SeedReport
     is_broken: Callable[[str, str], bool]
+    # The world's hosted zones, name -> id (bare): made before the stacks that add records.
+    zones: dict[str, str] = field(default_factory=dict)
 
     def seed(self) -> None:
         """Seed the images, then every cluster, then the DNS zone."""
@@ -59,6 +66,7 @@ class Seeder:
         )
         # Broken releases are built last: adding one shifts none of the ids seeded before.
         broken = [key for key in wanted if self.is_broken(key[1], key[2])]
+        self._seed_zones()
         # Sequential on purpose: moto's generated ids then repeat from run to run, and
         # threads only contend for the GIL (measured slower, 6.2-6.6 s against 4.4-5.3 s).
         for key in wanted:
@@ -86,8 +94,29 @@ class Seeder:
                 continue
             spec = self.world.projects.get(project.name)
             env = spec.clusters.get(cluster.name) if spec else None
+            versions = spec.versions if spec else ()
+            settings = project.clusters[cluster.name]
+            if settings.stack is not None:
+                # The stack makes the load balancer and the record; the seed runs instances
+                # and registers them in it, as a deploy would.
+                version = newest_running_version(env, versions)
+                image = images.get((cluster.region, project.name, version)) if version else None
+                started = time.perf_counter()
+                refs = world_refs(self.config, project, cluster, network, self.zones, image)
+                stack = seed_stack(self.client, self.config, project, cluster, refs)
+                self.report.stack_seconds += time.perf_counter() - started
+                self.report.stacks += 1
+                self.report.load_balancers += 1
+                self.report.records += 1 if refs.hosted_zone_id else 0
+                instance_ids, _ = self._seed_instances(
+                    project, cluster, network, env, images, versions
+                )
+                register(self.client, cluster.region, stack, instance_ids)
+                if env is not None:
+                    self._break_some(cluster, instance_ids, env)
+                continue
             instance_ids, addresses = self._seed_instances(
-                project, cluster, network, env, images, spec.versions if spec else ()
+                project, cluster, network, env, images, versions
             )
             dns_name, made = seed_load_balancers(
                 self.client, self.world, project, cluster, network, instance_ids
@@ -96,7 +125,7 @@ class Seeder:
             if env is not None:
                 self._break_some(cluster, instance_ids, env)
             if spec is not None:
-                record = f"{spec.dns}.{cluster.name}.{self.world.domain}"
+                record = settings.dns or f"{spec.dns}.{cluster.name}.{self.world.domain}"
                 if dns_name:
                     dns_targets.append((record, "CNAME", [dns_name]))
                 elif addresses:
@@ -201,15 +230,25 @@ class Seeder:
             world_moto.fail_health_checks(instance_id)
             self.report.failing.append(instance_id)
 
+    def _seed_zones(self) -> None:
+        """The world's domain and each of [dns] zones, as public hosted zones."""
+        route53 = self.client("route53", "us-east-1")
+        names = [self.world.domain, *(z for z in self.config.dns.zones if z != self.world.domain)]
+        for index, name in enumerate(names):
+            suffix = f"-{index}" if index else ""
+            zone = route53.create_hosted_zone(
+                Name=f"{name}.",
+                CallerReference=f"deploy-console-world-{self.world.seed}{suffix}",
+                HostedZoneConfig={"Comment": "deploy-console demo fleet", "PrivateZone": False},
+            )["HostedZone"]["Id"]
+            self.zones[name] = str(zone).removeprefix("/hostedzone/")
+
     def _seed_dns(self, records: list[tuple[str, str, list[str]]]) -> None:
+        """The records of the pairs without a stack (a stack makes its own)."""
         if not records:
             return
         route53 = self.client("route53", "us-east-1")
-        zone = route53.create_hosted_zone(
-            Name=f"{self.world.domain}.",
-            CallerReference=f"deploy-console-world-{self.world.seed}",
-            HostedZoneConfig={"Comment": "deploy-console demo fleet", "PrivateZone": False},
-        )["HostedZone"]["Id"]
+        zone = self.zones[self.world.domain]
         # Route 53 takes at most 1,000 records per batch, and an UPSERT counts twice.
         for start in range(0, len(records), DNS_CHANGES_PER_BATCH):
             batch = records[start : start + DNS_CHANGES_PER_BATCH]
@@ -230,7 +269,7 @@ class Seeder:
                     ]
                 },
             )
-        self.report.records = len(records)
+        self.report.records += len(records)
 
     def _seed_instance_profiles(self) -> None:
         """The IAM instance profiles that launch settings name (a deploy launches with them)."""

@@ -11,9 +11,9 @@ from console.aws.gateway import AwsGateway
 from console.config import Config
 from console.stacks.diff import Action, Replacement
 from console.stacks.live import differences, read_live
-from console.stacks.plan import StackPlan, current_template, plan_stack
+from console.stacks.plan import StackPlan, current_template, plan_stack, stack_state
 from console.world.server import World
-from tests.stack_lab import CLUSTER, PROJECT, REGION, changed_pair, lab_config
+from tests.stack_lab import BARE, CLUSTER, FRESH, PROJECT, REGION, changed_pair, lab_config
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +119,16 @@ async def test_a_change_made_outside_the_console_is_a_difference(
         elbv2.modify_target_group(TargetGroupArn=group.physical_id, HealthCheckPath="/health")
     live = await read_live(gateway, "dc-probe-planlab", template)
     assert not [d for d in differences(template, live) if d.path == "HealthCheckPath"]
+
+
+async def test_stack_states(lab: Config, gateway: AwsGateway, world: World) -> None:
+    await made(gateway, lab, world)
+    probe = await stack_state(gateway, lab, PROJECT, CLUSTER)
+    assert (probe.managed, probe.status, probe.changes, probe.in_sync) == (
+        True, "CREATE_COMPLETE", 0, True,
+    )  # fmt: skip
+    fresh = await stack_state(gateway, lab, FRESH, CLUSTER)
+    assert (fresh.managed, fresh.status, fresh.in_sync) == (True, None, False)
+    assert fresh.changes == 5  # everything to add (no DNS name: no record)
+    bare = await stack_state(gateway, lab, BARE, CLUSTER)
+    assert (bare.managed, bare.in_sync, bare.as_json()["stack"]) == (False, True, None)

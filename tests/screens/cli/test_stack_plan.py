@@ -63,9 +63,11 @@ def test_plan_of_a_rename_says_the_dns_record_moves(
 def test_status_and_diff(
     world: World, lab: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run(["stack", "status", "--config", str(lab)]) == 0
+    assert run(["stack", "status", "--config", str(lab)]) == 1  # fresh has no stack yet
     out = capsys.readouterr().out
-    assert "in sync" in out and "not managed" in out
+    assert "in sync" in out and "not managed" in out and "no stack yet" in out
+    assert run(["stack", "status", "probe", "planlab", "--config", str(lab)]) == 0
+    capsys.readouterr()
     assert run(["stack", "plan", "probe", "planlab", "--config", str(lab)]) == 0
     assert capsys.readouterr().out.splitlines()[1] == (
         "no changes: the stack is what the config asks for"
