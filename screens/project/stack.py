@@ -47,7 +47,8 @@ class StackState:
         if self.pending == 0:
             parts.append((" · in sync", "$text-success"))
         elif self.pending:
-            parts.append((f" · {self.pending} changes pending", "$text-warning"))
+            noun = "change" if self.pending == 1 else "changes"
+            parts.append((f" · {self.pending} {noun} pending", "$text-warning"))
         return Content.assemble(*parts)
 
 

@@ -34,18 +34,19 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Config, Pa
         yield config, workdir / "world.toml"
 
 
-def stacked(source: Path, target: Path, stack: str = "true", access: str = "") -> Path:
-    """The world's config with storefront's staging and prod1 pairs owned by stacks (their
-    target groups renamed: the world made the seeded ones by hand)."""
-    text = source.read_text()
-    for cluster in ("staging", "prod1"):
+def stacked(source: Path, target: Path, delay: str = "", access: str = "") -> Path:
+    """The world's config (its pairs' stacks built by the world), without the world's own
+    drain time standing in for every stack's (console/config/provisioning.world_tuned): the
+    stacks' 1 s then differs from the config's; `delay`: storefront's in staging."""
+    text = re.sub(r"(?m)^deregistration_delay_seconds = .*\n", "", source.read_text())
+    if delay:
+        pair = "[projects.clusters.staging]\nstack = true\n"
+        assert pair in text
         text = text.replace(
-            f'target_groups = [\n    "storefront-{cluster}",\n]',
-            f'target_groups = ["stk-storefront-{cluster}"]\nstack = {stack}',
+            pair,
+            f'[projects.clusters.staging]\nstack = {{ deregistration_delay = "{delay}" }}\n',
             1,
         )
-    # The world's own drain time would stand in for every stack's (console/config/provisioning).
-    text = re.sub(r"(?m)^deregistration_delay_seconds = .*\n", "", text)
     if access:
         text = re.sub(r"(?ms)^\[access\]\n.*?(?=^\[)", f"[access]\n{access}\n", text, count=1)
     target.write_text(text)
@@ -72,41 +73,37 @@ def delay(config: Config, group: str) -> str:
     return {a["Key"]: a["Value"] for a in attributes}["deregistration_delay.timeout_seconds"]
 
 
-def test_apply_creates_then_changes_the_stack(world: tuple[Config, Path], tmp_path: Path) -> None:
+def test_apply_changes_the_stack_and_aws_has_it(world: tuple[Config, Path], tmp_path: Path) -> None:
     config, source = world
     store = tmp_path / "store.db"
-    first = stacked(source, tmp_path / "first.toml")
-    done = run("stack", "apply", "storefront", "staging", "--wait", config=first, store=store)
+    changed = stacked(source, tmp_path / "changed.toml", delay="45s")
+    done = run("stack", "apply", "storefront", "staging", "--wait", config=changed, store=store)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
+    # The plan first, as `stack plan` shows it; then the change queued and followed.
     assert "stack dc-storefront-staging (storefront in staging):" in out
-    assert re.search(r"add\s+TargetGroup\s+", out), out
+    assert re.search(r"modify\s+TargetGroup\s+", out), out
+    assert "deregistration_delay.timeout_seconds: 1 -> 45" in out, out
     assert re.search(r"queued d-\S+: stack change s-\S+ of dc-storefront-staging", out), out
-    assert "stack | executing change set" in out and "succeeded: stack change" in out
+    assert "stack | executing change set dc-storefront-staging-plan-" in out
+    assert "succeeded: stack change" in out and "UPDATE_COMPLETE" in out
+    # AWS has it: the stack's template and the target group itself.
     cloudformation = client(config, "staging", "cloudformation")
-    stack = cloudformation.describe_stacks(StackName="dc-storefront-staging")["Stacks"][0]
-    assert stack["StackStatus"] == "CREATE_COMPLETE"
-    # The deregistration delay changed in the config: the plan says so, AWS has it after.
-    second = stacked(source, tmp_path / "second.toml", '{ deregistration_delay = "45s" }')
-    done = run("stack", "apply", "storefront", "staging", "--wait", config=second, store=store)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert re.search(r"modify\s+TargetGroup\s+", done.stdout), done.stdout
-    assert "deregistration_delay.timeout_seconds: 30 -> 45" in done.stdout, done.stdout
     body = cloudformation.get_template(StackName="dc-storefront-staging")["TemplateBody"]
     body = json.loads(body) if isinstance(body, str) else body
     attributes = body["Resources"]["TargetGroup"]["Properties"]["TargetGroupAttributes"]
     assert {"Key": "deregistration_delay.timeout_seconds", "Value": "45"} in attributes
-    assert delay(config, "stk-storefront-staging") == "45"  # what the target group does
+    assert delay(config, "storefront-staging") == "45"
     # Nothing left to change: the plan says so and nothing is queued.
-    again = run("stack", "apply", "storefront", "staging", config=second, store=store)
+    again = run("stack", "apply", "storefront", "staging", config=changed, store=store)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "no change" in again.stdout and "queued" not in again.stdout, again.stdout
-    history = run("history", config=second, store=store)
+    history = run("history", config=changed, store=store)
     assert re.search(r"storefront → staging\s+stack change s-\S+", history.stdout), history.stdout
     changes, actions = asyncio.run(on_record(store))
-    assert [change.state for change in changes] == ["applied", "applied"]
-    assert changes[0].template == json.dumps(body, indent=2)  # the template, stored with it
-    assert actions.count("stack.applied") == 2 and actions.count("stack.planned") == 2
+    assert [change.state for change in changes] == ["applied"]
+    assert json.loads(changes[0].template) == body  # the template, stored with its change
+    assert actions.count("stack.planned") == actions.count("stack.applied") == 1
 
 
 async def on_record(path: Path) -> tuple[list[StackChange], list[str]]:
@@ -140,7 +137,7 @@ def test_a_viewer_may_not_apply(world: tuple[Config, Path], tmp_path: Path) -> N
     ("args", "said"),
     [
         (("nope", "staging"), "unknown project"),
-        (("storefront", "qaprod1"), "has no stack"),
+        (("search-api", "staging"), "has no stack"),
         (("storefront", "staging", "--reason", " "), "--reason needs the text"),
     ],
 )
@@ -197,4 +194,4 @@ async def test_through_a_runner_service_the_service_plans_and_applies(
     stack = client(world[0], "prod1", "cloudformation").describe_stacks(
         StackName="dc-storefront-prod1"
     )["Stacks"][0]
-    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    assert stack["StackStatus"] == "UPDATE_COMPLETE"

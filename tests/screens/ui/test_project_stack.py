@@ -79,15 +79,16 @@ async def test_p_plans_the_stack_and_its_confirm_applies_it(
         states = app.screen.query_one(StackStates)
         await wait_for(pilot, lambda: "staging" in states.states, "the stack states", TIMEOUT)
         shown = text_of(app, "#stack-states")
-        assert "staging: stack dc-storefront-staging no stack yet" in shown, shown
-        assert "changes pending" in shown
+        assert "staging: stack dc-storefront-staging CREATE_COMPLETE" in shown, shown
+        assert "1 change pending" in shown
         await pilot.press("p")
         await wait_for(pilot, lambda: isinstance(app.screen, StackPlanDialog), "the plan dialog")
         dialog = app.screen
         assert isinstance(dialog, StackPlanDialog)
         await wait_for(pilot, lambda: dialog.planned is not None, "the plan", TIMEOUT)
         plan = text_of(app, "#stack-plan")
-        assert "+ add TargetGroup (ElasticLoadBalancingV2::TargetGroup)" in plan, plan
+        assert "~ modify TargetGroup (ElasticLoadBalancingV2::TargetGroup)" in plan, plan
+        assert "deregistration_delay.timeout_seconds: 1 -> 30" in plan, plan
         # At 80x24 the Apply button is on screen, enabled.
         apply = dialog.query_one("#confirm", Button)
         assert not apply.disabled and apply.region.bottom <= SMALL[1]
@@ -104,12 +105,12 @@ async def test_p_plans_the_stack_and_its_confirm_applies_it(
             pilot, lambda: "in sync" in text_of(app, "#stack-states"), "in sync", TIMEOUT
         )
         shown = text_of(app, "#stack-states")
-        assert "staging: stack dc-storefront-staging CREATE_COMPLETE" in shown, shown
+        assert "staging: stack dc-storefront-staging UPDATE_COMPLETE" in shown, shown
         assert "applied" in shown
     stack = client(world[0], "staging", "cloudformation").describe_stacks(
         StackName="dc-storefront-staging"
     )["Stacks"][0]
-    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    assert stack["StackStatus"] == "UPDATE_COMPLETE"
 
 
 async def test_a_protected_plan_wants_the_typed_name(
