@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from console.config import Config
 from console.errors import DeployError
-from console.events import DeployEvent, DeployFinished, event_from_json
+from console.events import DeployEvent, DeployFinished, DeployStarted, event_from_json
 from console.model import DeployState
 from screens.cli.command_line import Commands, say, with_config
 from screens.cli.deploy import EXIT_BUSY, EXIT_FAILED, EXIT_SUCCEEDED, _print_event
@@ -141,6 +141,13 @@ def _with_reason(planned: PlannedChange, reason: str) -> PlannedChange:
 
 
 def _shown(event: DeployEvent) -> DeployState | None:
+    if isinstance(event, DeployStarted):  # the engine names the change as its "release"
+        print(
+            f"{event.deploy_id}: {event.release} of {event.image_id} "
+            f"({event.project} in {event.cluster}), by {event.actor}",
+            flush=True,
+        )
+        return None
     _print_event(event, sys.stdout)
     return event.state if isinstance(event, DeployFinished) else None
 

@@ -85,6 +85,7 @@ def test_apply_changes_the_stack_and_aws_has_it(world: tuple[Config, Path], tmp_
     assert re.search(r"modify\s+TargetGroup\s+", out), out
     assert "deregistration_delay.timeout_seconds: 1 -> 45" in out, out
     assert re.search(r"queued d-\S+: stack change s-\S+ of dc-storefront-staging", out), out
+    assert re.search(r"d-\S+: stack change s-\S+ of dc-storefront-staging \(storefront in", out)
     assert "stack | executing change set dc-storefront-staging-plan-" in out
     assert "succeeded: stack change" in out and "UPDATE_COMPLETE" in out
     # AWS has it: the stack's template and the target group itself.
