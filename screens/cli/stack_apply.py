@@ -19,7 +19,6 @@ from screens.cli.iam import terminal_mfa_prompt
 
 if TYPE_CHECKING:
     from console.stacks.apply import PlannedChange
-    from console.stacks.plan import StackPlan
 
 
 def register_stack(stack: Commands) -> None:
@@ -69,16 +68,6 @@ def _apply_here(config: Config, args: argparse.Namespace) -> int:
         fleet.close()
 
 
-def _plan_lines(plan: StackPlan) -> list[str]:
-    """The plan as `stack plan` prints it, without its "apply it" hint."""
-    from screens.cli.stack import plan_lines
-
-    lines = [line for line in plan_lines(plan) if not line.startswith("apply it:")]
-    while lines and not lines[-1]:
-        lines.pop()
-    return lines
-
-
 def show_plan(planned: PlannedChange, project: str, cluster: str) -> None:
     print(f"stack {planned.stack_name} ({project} in {cluster}):", flush=True)
     for line in planned.summary.splitlines():
@@ -104,7 +93,7 @@ async def _apply(config: Config, args: argparse.Namespace, fleet: Any) -> int:
     from console.stacks.apply import plan_change
 
     gateway = await asyncio.to_thread(fleet.gateway, args.cluster)
-    planned = await plan_change(gateway, config, args.project, args.cluster, _plan_lines)
+    planned = await plan_change(gateway, config, args.project, args.cluster)
     show_plan(planned, args.project, args.cluster)
     if not planned.changes:
         return EXIT_SUCCEEDED

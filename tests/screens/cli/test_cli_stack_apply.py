@@ -82,7 +82,7 @@ def test_apply_changes_the_stack_and_aws_has_it(world: tuple[Config, Path], tmp_
     out = done.stdout
     # The plan first, as `stack plan` shows it; then the change queued and followed.
     assert "stack dc-storefront-staging (storefront in staging):" in out
-    assert re.search(r"modify\s+TargetGroup\s+", out), out
+    assert "~ modify TargetGroup (ElasticLoadBalancingV2::TargetGroup)" in out, out
     assert "deregistration_delay.timeout_seconds: 1 -> 45" in out, out
     assert re.search(r"queued d-\S+: stack change s-\S+ of dc-storefront-staging", out), out
     assert re.search(r"d-\S+: stack change s-\S+ of dc-storefront-staging \(storefront in", out)
