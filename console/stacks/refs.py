@@ -100,8 +100,10 @@ def _name_tag(resource: dict[str, Any]) -> str | None:
 
 
 async def _one_subnet(gateway: AwsGateway, name: str, pair: str) -> dict[str, Any]:
+    """The launch subnet, by id ("subnet-...") or Name tag, as launch settings give it."""
+    key = "subnet-id" if name.startswith("subnet-") else "tag:Name"
     response = await gateway.call(
-        "ec2", "describe_subnets", Filters=[{"Name": "tag:Name", "Values": [name]}]
+        "ec2", "describe_subnets", Filters=[{"Name": key, "Values": [name]}]
     )
     found: list[dict[str, Any]] = response.get("Subnets", [])
     if not found:
@@ -123,21 +125,25 @@ async def _vpc_subnets(gateway: AwsGateway, vpc_id: str) -> dict[str, str]:
 async def _security_groups(
     gateway: AwsGateway, vpc_id: str, names: tuple[str, ...]
 ) -> tuple[str, ...]:
-    if not names:
-        return ()
-    response = await gateway.call(
-        "ec2",
-        "describe_security_groups",
-        Filters=[
-            {"Name": "vpc-id", "Values": [vpc_id]},
-            {"Name": "group-name", "Values": list(names)},
-        ],
-    )
-    by_name = {str(g["GroupName"]): str(g["GroupId"]) for g in response.get("SecurityGroups", [])}
-    missing = [name for name in names if name not in by_name]
+    """The launch settings' groups (ids "sg-...", or names in the VPC) as ids, in order."""
+    found: dict[str, str] = {}
+    for key, wanted in (
+        ("group-id", [n for n in names if n.startswith("sg-")]),
+        ("group-name", [n for n in names if not n.startswith("sg-")]),
+    ):
+        if not wanted:
+            continue
+        response = await gateway.call(
+            "ec2",
+            "describe_security_groups",
+            Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": key, "Values": wanted}],
+        )
+        for group in response.get("SecurityGroups", []):
+            found[str(group["GroupId"])] = found[str(group["GroupName"])] = str(group["GroupId"])
+    missing = [name for name in names if name not in found]
     if missing:
-        raise AwsError(f"no security group named {missing[0]!r} in {vpc_id}")
-    return tuple(by_name[name] for name in names)
+        raise AwsError(f"no security group {missing[0]!r} in {vpc_id}")
+    return tuple(found[name] for name in names)
 
 
 async def _hosted_zone(gateway: AwsGateway, config: Config, record: str) -> str:

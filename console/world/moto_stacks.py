@@ -21,7 +21,7 @@ from typing import Any
 
 from moto.autoscaling.models import FakeAutoScalingGroup, autoscaling_backends
 from moto.cloudformation import parsing
-from moto.cloudformation.models import CloudFormationBackend, Event
+from moto.cloudformation.models import ChangeSet, CloudFormationBackend, Event, Stack
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.security_groups import SecurityGroup
 from moto.elb.models import LoadBalancer, elb_backends
@@ -46,7 +46,10 @@ def patch() -> None:
         update_resource=parsing.parse_and_update_resource,
         create_resource=parsing.parse_and_create_resource,
         record_create=RecordSet.create_from_cloudformation_json,
+        parse_template=Stack.parse_template,
     )
+    Stack.parse_template = staticmethod(_parse_template)  # type: ignore[method-assign]
+    ChangeSet._parse_template = _parse_change_set_template  # type: ignore[method-assign]
     parsing.parse_and_create_resource = _create_resource
     # ResourceMap.update calls the module's function: a replaced resource's dependents follow.
     parsing.parse_and_update_resource = _update_resource
@@ -64,6 +67,23 @@ def patch() -> None:
     ):
         setattr(model, method, classmethod(function))
     CloudFormationBackend.execute_change_set = _execute_change_set  # type: ignore[method-assign]
+
+
+def _parse_template(template: str) -> dict[str, Any]:
+    """JSON first (a JSON template is YAML too, but moto's pure-Python YAML parser takes
+    6 ms for one of the console's; json 0.02 ms), else moto's way."""
+    try:
+        parsed = json.loads(template)
+    except (TypeError, ValueError):
+        parsed = None
+    if isinstance(parsed, dict):
+        return parsed
+    result: dict[str, Any] = _original["parse_template"](template)
+    return result
+
+
+def _parse_change_set_template(self: ChangeSet) -> None:
+    self.template_dict = _parse_template(self.template)
 
 
 def _retained(template: dict[str, Any]) -> bool:
