@@ -78,9 +78,9 @@ class ProjectScreen(SaysWhyNot):
     def compose(self) -> ComposeResult:
         yield Static(id="title")
         stacked = [c.name for c in self.clusters if self.project.clusters[c.name].stack]
-        if stacked:  # (i16-apply) the pairs whose stack the console owns: p plans one
-            deploys = getattr(self.app, "deploys", None)
-            yield StackStates(StackSide.of(deploys), self.project, stacked)
+        side = StackSide.of(getattr(self.app, "deploys", None))
+        if stacked and side is not None:  # (i16-apply) the pairs' stacks: p plans one
+            yield StackStates(side, self.project, stacked)
         with VerticalScroll(id="clusters"):
             for cluster in self.clusters:
                 classes = "-selected" if cluster.name == self.selected_cluster else ""
@@ -182,7 +182,7 @@ class ProjectScreen(SaysWhyNot):
             names = [cluster] if cluster is not None else [c.name for c in self.clusters]
             return any(self.may_deploy(name, self.project.name) for name in names)
         if action == "stack_plan":  # hidden unless the console owns a stack of the project
-            if not any(self.project.clusters[c.name].stack for c in self.clusters):
+            if not self._ready or not self.query(StackStates):
                 return False
             return self._stack_refusal() == "" or None
         if action in ("open_instance", "copy_id"):
