@@ -63,7 +63,12 @@ async def queue_checks(config: Config, request: DeployRequest, image_id: str = "
         answer = await probe(check, filled)
         _refuse_unless(answer, f"ticket {request.ticket} check of {request.cluster}", request)
         answers.append(f"ticket {request.ticket} check passed ({answer.text})")
-    if cluster.require_build is not None and request.rollback_of is None:
+    # Not for a rollback (that release served here before), nor a stack change (no release).
+    if (
+        cluster.require_build is not None
+        and request.rollback_of is None
+        and request.kind == "deploy"
+    ):
         answer = await probe(cluster.require_build, filled)
         what = f"release gate of {request.cluster} ({request.project} {request.release})"
         _refuse_unless(answer, what, request)

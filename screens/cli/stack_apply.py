@@ -36,8 +36,9 @@ def register_stack(stack: Commands) -> None:
 
 
 def apply_command(config: Config, args: argparse.Namespace) -> int:
-    """Exit 0 applied (or queued), 1 failed, 2 bad input, 3 refused (the role)."""
+    """Exit 0 applied (or queued), 1 failed, 2 bad input, 3 refused (the role, a gate)."""
     from console.access import AccessDenied
+    from console.gates.checks import GateRefused
     from console.stacks.refs import pair_settings
 
     pair_settings(config, args.project, args.cluster)  # bad input: exit 2, nothing read
@@ -47,7 +48,7 @@ def apply_command(config: Config, args: argparse.Namespace) -> int:
         if config.runner_socket is not None:  # a shared host: the runner service plans and runs
             return asyncio.run(_through_service(config, args))
         return _apply_here(config, args)
-    except AccessDenied as refused:
+    except (AccessDenied, GateRefused) as refused:
         say(f"refused: {refused.message}")
         return EXIT_BUSY
 

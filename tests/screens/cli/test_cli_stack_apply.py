@@ -196,3 +196,16 @@ async def test_through_a_runner_service_the_service_plans_and_applies(
         StackName="dc-storefront-prod1"
     )["Stacks"][0]
     assert stack["StackStatus"] == "UPDATE_COMPLETE"
+
+
+def test_a_clusters_release_gate_does_not_hold_a_stack_change(
+    world: tuple[Config, Path], tmp_path: Path
+) -> None:
+    """prod2's require_build asks about a release: a stack change has none, and goes on."""
+    config = stacked(world[1], tmp_path / "stacked.toml")
+    done = run(
+        "stack", "apply", "storefront", "prod2", "--yes", "--wait",
+        config=config, store=tmp_path / "s.db",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "succeeded: stack change" in done.stdout
