@@ -30,7 +30,7 @@ class StackState:
     """What the project screen says of a pair's stack."""
 
     cluster: str
-    status: str  # the stack's status, or "no stack yet"
+    status: str  # the stack's status (dc-PROJECT-CLUSTER), or "no stack yet"
     last: str  # the last change: "s-... applied", or ""
     last_at: datetime | None
     pending: int | None  # resources the config would change (None: not read)
@@ -43,7 +43,7 @@ class StackState:
         parts: list[str | tuple[str, str]] = [head, self.status]
         if self.last:
             when = f" {age_between(now, self.last_at)} ago" if self.last_at else ""
-            parts.append((f" · last change {self.last}{when}", "$text-muted"))
+            parts.append((f" · {self.last}{when}", "$text-muted"))
         if self.pending == 0:
             parts.append((" · in sync", "$text-success"))
         elif self.pending:
@@ -82,7 +82,7 @@ class StackSide:
         gateway = await self._gateway(cluster)
         name = stack_name(project, cluster)
         stack = await current_stack(gateway, name)
-        status = "no stack yet" if stack is None else str(stack.get("StackStatus"))
+        status = "no stack yet" if stack is None else str(stack.get("StackStatus"))  # of `name`
         old = None if stack is None else await current_template(gateway, name)
         desired = await desired_template(gateway, self.config, project, cluster)
         pending = len(diff_templates(old, desired))
@@ -90,7 +90,7 @@ class StackSide:
         last = changes[0] if changes else None
         return StackState(
             cluster,
-            f"stack {name} {status}",
+            status,
             f"{last.id} {last.state}" if last else "",
             (last.finished_at or last.created_at) if last else None,
             pending,
@@ -119,7 +119,7 @@ class StackStates(Static):
     """One line per pair of the project whose stack the console owns."""
 
     DEFAULT_CSS = """
-    StackStates { height: auto; max-height: 4; padding: 0 1; }
+    StackStates { height: auto; max-height: 5; padding: 0 1; }
     """
 
     def __init__(self, side: StackSide | None, project: ProjectConfig, clusters: list[str]) -> None:
