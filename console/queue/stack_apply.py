@@ -19,8 +19,8 @@ STACK_ACTION = Action.DEPLOY
 
 
 def check_stack_allowed(config: Config, actor: str, project: str, cluster: str) -> None:
-    """AccessDenied unless the actor may change the pair's stack; ConsoleError if the pair has
-    no stack of the console's (opt-in: `stack = {...}` on the project's cluster)."""
+    """AccessDenied unless the actor may change the pair's stack; ConsoleError if the project
+    is not in that cluster (a pair without a stack is refused by its plan: refs.pair_settings)."""
     pair = config.project(project).clusters.get(cluster)
     if pair is None:
         raise ConsoleError(f"project {project} is not configured in cluster {cluster}")
