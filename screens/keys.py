@@ -91,7 +91,10 @@ KEYMAP: dict[str, list[BindingType]] = {
         Binding("s", "ssh", "ssh", show=False, id="project.ssh"),
         # (i16-scale) how many instances the pair in focus runs: screens/project/scale_dialog.py
         Binding("n", "scale", "Scale", show=False, id="project.scale"),
+        Binding("p", "stack_plan", "Stack plan", id="project.stack_plan"),
     ],
+    # The stack plan (p on the project screen): confirm queues the apply.
+    "stack dialog": form_keys("stack_dialog", "Apply", cancel="cancel", submit="confirm"),
     # An instance (Enter on its row): console output, tags, health; its id; a shell on it.
     "instance": [
         Binding("escape", "back", "Back", id="instance.back"),

@@ -36,10 +36,12 @@ from console.deploy.deployment import (
     now,
 )
 from console.deploy.launch import MANAGED_BY, launch
-from console.deploy.planner import DeployPlanner, Gateways, Source
+from console.deploy.planner import DeployPlanner, Gateways
 from console.deploy.releases import resolve_release
 from console.deploy.risks import ReleaseWarning, plan_warnings
 from console.deploy.rollback import bring_back_kept, put_right, roll_back
+from console.deploy.source import Source
+from console.deploy.stack_change import run_stack_change
 from console.deploy.steps import recorded
 from console.errors import ConsoleError, DeployError, StoreError
 from console.events import DeployEvent, DeployFinished, DeployStarted
@@ -260,6 +262,11 @@ class DeployEngine(DeployPlanner):
             return await self._red_black(deployment, project, cluster)
         if kind == scale.KIND:  # (i16-scale) more or fewer instances at the running release
             return await scale.scale(self, deployment, project, cluster)
+        if kind == "stack":  # a stack change (console/deploy/stack_change.py)
+            gateway = await asyncio.to_thread(
+                self._deploy_gateway, cluster.name, person(deployment.request.actor)
+            )
+            return await run_stack_change(self.store, deployment, gateway, self.config)
         return DeployState.FAILED, f"this console cannot run a {kind!r} entry (a newer one did)"
 
     async def _finish(self, deployment: Deployment, state: DeployState, reason: str) -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from console.config import ClusterConfig, Config, ProjectConfig
 from console.deploy.deployment import Cadence, Deployment
 from console.deploy.launch import MANAGED_BY, launch_arguments, wait_running
-from console.deploy.planner import Source
+from console.deploy.source import Source
 from console.errors import AwsError, DeployError
 from console.model import Release
 

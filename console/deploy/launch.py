@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from console.config import ClusterConfig, Config, LaunchSettings, ProjectConfig
 from console.deploy.deployment import Cadence, Deployment
-from console.deploy.planner import Source
+from console.deploy.source import Source
 from console.errors import AwsNoAnswer, DeployError
 from console.model import Release
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from console.config import ClusterConfig, Config, ProjectConfig
-from console.deploy import retention
-from console.deploy.balancers import Balancer, health_of, read_balancers
+from console.deploy import groups, retention
+from console.deploy.balancers import health_of, read_balancers
 from console.deploy.releases import resolve_release
+from console.deploy.source import Source
 from console.errors import ConsoleError, DeployError
 from console.identity import person
 from console.model import SERVING_STATES, DeployPlan, DeployRequest, PlannedLoadBalancer
@@ -27,15 +27,6 @@ class Gateways(Protocol):
     def __call__(
         self, cluster_name: str, user: str | None = None, *, deploy: bool = False
     ) -> AwsGateway: ...
-
-
-@dataclass
-class Source:
-    """The project's instances before the deploy, and the load balancers they serve in."""
-
-    instances: list[dict[str, Any]]
-    serving: list[str]
-    balancers: list[Balancer]
 
 
 class DeployPlanner:
@@ -69,8 +60,6 @@ class DeployPlanner:
         reuses = await self._reusable(gateway, request, release.version)
         count = max(1, len(source.serving))
         group, replaces = "", tuple[str, ...]()
-        from console.deploy import groups  # groups launches like a deploy: it imports Source
-
         if groups.is_group_pair(project, cluster):
             group, count, replaces = await groups.plan_group(gateway, self.config, pair, source)
         return DeployPlan(

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from console.deploy import retention, traffic
 from console.deploy.balancers import health_of
 from console.deploy.deployment import Deployment, message
-from console.deploy.planner import Source
+from console.deploy.source import Source
 from console.deploy.steps import recorded
 from console.errors import AwsError, DeployError
 from console.model import Step, StepState

@@ -29,10 +29,11 @@ from console.deploy.configure import OpenHost, configure
 from console.deploy.deployment import DeployCancelled, Deployment, message
 from console.deploy.entry import KIND_SCALE, entry_text
 from console.deploy.launch import launch
-from console.deploy.planner import Gateways, Source
+from console.deploy.planner import Gateways
 from console.deploy.releases import resolve_release
 from console.deploy.rollback import put_right as deploy_put_right
 from console.deploy.rollback import roll_back
+from console.deploy.source import Source
 from console.errors import DeployError
 from console.events import DeployStarted
 from console.identity import person

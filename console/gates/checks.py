@@ -63,7 +63,8 @@ async def queue_checks(config: Config, request: DeployRequest, image_id: str = "
         answer = await probe(check, filled)
         _refuse_unless(answer, f"ticket {request.ticket} check of {request.cluster}", request)
         answers.append(f"ticket {request.ticket} check passed ({answer.text})")
-    # Not for a scale or a stack change: `release` is then no release (a count, a change id).
+    # Not for a rollback (that release served here before), nor a scale or a stack change
+    # (`release` is then no release: a count, a change id).
     if (
         cluster.require_build is not None
         and request.rollback_of is None

@@ -128,7 +128,8 @@ class DeployQueue(QueueApprovals):
         """The checks outside the console (console/gates/checks.py), before anything is
         queued; a refusal is on record (a `gate.refused` audit row with the answer)."""
         image_id = ""
-        if self.images is not None and needs_image(self.config, request.cluster):
+        needed = request.kind == "deploy" and needs_image(self.config, request.cluster)
+        if self.images is not None and needed:
             image_id = await self.images(request)
         try:
             return await queue_checks(self.config, request, image_id)

@@ -9,7 +9,8 @@ from datetime import datetime
 from typing import Any
 
 from console.config import ClusterConfig, Config, ProjectConfig
-from console.deploy.planner import DeployPlanner, Gateways, Source
+from console.deploy.planner import DeployPlanner, Gateways
+from console.deploy.source import Source
 from console.model import DeployState, Step, StepState
 from console.store import DeployRecord, Store, utc_now
 

@@ -32,6 +32,7 @@ from console.events import DeployFinished, event_json
 from console.identity import LOCAL, Actor, IdentityError, acting_for, unix_groups
 from console.model import DeployPlan, DeployRequest
 from console.queue.release_queue import Freeze, ManualLock
+from console.servers import stack_door
 from console.store import DeployRecord, NewManualLock
 
 if TYPE_CHECKING:
@@ -219,6 +220,10 @@ class RunnerDoor:
             from console.servers import scale_door
 
             async for answer in scale_door.answer(self.runner, self.queue, actor, args, to_wire):
+                yield answer
+            return
+        if op in stack_door.OPERATIONS:  # `stack apply` (console/servers/stack_door.py)
+            async for answer in stack_door.stack_answers(self.runner, actor, op, args):
                 yield answer
             return
         if op == "deploy":

@@ -235,6 +235,27 @@ MIGRATIONS: list[tuple[str, ...]] = [
             PRIMARY KEY (project, cluster)
         )""",
     ),
+    # (i16-apply): stack changes: each change to a pair's stack, its template, plan and end.
+    (
+        """CREATE TABLE stack_changes (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        project TEXT NOT NULL,
+        cluster TEXT NOT NULL,
+        stack_name TEXT NOT NULL,
+        change_set TEXT NOT NULL DEFAULT '',
+        template TEXT NOT NULL,
+        summary TEXT NOT NULL DEFAULT '',
+        actor TEXT NOT NULL,
+        state TEXT NOT NULL,
+        deploy_id TEXT,
+        created_at TEXT NOT NULL,
+        finished_at TEXT,
+        reason TEXT NOT NULL DEFAULT '',
+        events TEXT NOT NULL DEFAULT '[]'
+    )""",
+        "CREATE INDEX stack_changes_by_pair ON stack_changes (project, cluster, seq)",
+    ),
 ]
 
 # The schema this console reads and writes (PRAGMA user_version: how many migrations ran).

@@ -35,6 +35,7 @@ from console.store.records import (
     StepRecord,
     utc_now,
 )
+from console.store.stack_changes import StackChanges
 
 
 class Transaction:
@@ -183,6 +184,11 @@ class Store(Closing):
     def drift(self) -> DriftStore:
         """(drift) Findings seen, baselined, acknowledged (console/store/drift.py)."""
         return DriftStore(self._connection)
+
+    @property
+    def stack_changes(self) -> StackChanges:
+        """Changes to pairs' stacks (console/store/stack_changes.py)."""
+        return StackChanges(self._connection)
 
     def _write(self) -> AbstractAsyncContextManager[Tx]:
         return self._connection.write()

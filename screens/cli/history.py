@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from console.config import Config
+from console.deploy.entry import entry_text
 from console.errors import DeployError
 from console.identity import actor_fields, describe, person
 from console.model import DeployState
@@ -60,12 +61,10 @@ def _short(moment: str | None) -> str:
 
 
 def _release_text(deploy: dict[str, Any]) -> str:
-    """A deploy's "old → new" release; a scale's "scale to N"."""
-    from console.deploy.entry import KIND_SCALE as KIND
-    from console.deploy.entry import entry_text
-
-    if deploy.get("kind", "deploy") == KIND:
-        return entry_text(KIND, deploy["release"])
+    """A deploy's "old → new" release; a scale's "scale to N", a stack change's id."""
+    kind = deploy.get("kind", "deploy")
+    if kind != "deploy":
+        return entry_text(kind, deploy["release"])
     return f"{deploy['previous_release'] or '?'} → {deploy['release']}"
 
 

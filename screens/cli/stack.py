@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from console.config import Config
-from screens.cli import stack_adopt
+from screens.cli import stack_adopt, stack_apply
 from screens.cli.command_line import Commands, with_config
 
 if TYPE_CHECKING:
@@ -30,7 +30,10 @@ EXIT_OK = 0
 EXIT_DIFFERENT = 1
 
 # Subcommands other modules add to `stack` (see the module's docstring): one line each.
-SUBCOMMANDS: tuple[Callable[[Commands], None], ...] = (stack_adopt.register_stack,)
+SUBCOMMANDS: tuple[Callable[[Commands], None], ...] = (
+    stack_apply.register_stack,
+    stack_adopt.register_stack,
+)
 
 
 def register(commands: Commands) -> None:

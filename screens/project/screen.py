@@ -28,6 +28,8 @@ from screens.messages import (
 from screens.project.cluster_panel import ClusterPanel, InstanceTable
 from screens.project.instance import InstanceLoader, InstanceScreen, shell_refused
 from screens.project.shell import open_shell
+from screens.project.stack import StackSide, StackStates, open_stack_plan, stack_refusal
+from screens.project.stack import reread as reread_stacks
 from screens.refusals import SaysWhyNot, deploy_refusal
 from screens.widgets.format import age_between
 
@@ -83,6 +85,10 @@ class ProjectScreen(SaysWhyNot):
 
     def compose(self) -> ComposeResult:
         yield Static(id="title")
+        stacked = [c.name for c in self.clusters if self.project.clusters[c.name].stack]
+        side = StackSide.of(getattr(self.app, "deploys", None))
+        if stacked and side is not None:  # (i16-apply) the pairs' stacks: p plans one
+            yield StackStates(side, self.project, stacked)
         with VerticalScroll(id="clusters"):
             for cluster in self.clusters:
                 classes = "-selected" if cluster.name == self.selected_cluster else ""
@@ -175,6 +181,11 @@ class ProjectScreen(SaysWhyNot):
 
     def action_refresh(self) -> None:
         self.post_message(RefreshRequested())
+        reread_stacks(self)
+
+    def on_screen_resume(self) -> None:
+        if self._ready:
+            reread_stacks(self)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "deploy":
@@ -182,6 +193,10 @@ class ProjectScreen(SaysWhyNot):
             cluster = self.deploy_cluster if self._ready else None
             names = [cluster] if cluster is not None else [c.name for c in self.clusters]
             return any(self.may_deploy(name, self.project.name) for name in names)
+        if action == "stack_plan":  # hidden unless the console owns a stack of the project
+            if not self._ready or not self.query(StackStates):
+                return False
+            return self._stack_refusal() == "" or None
         if action in ("open_instance", "copy_id"):
             # Shown disabled without an instance in focus: Enter is seen, and says why.
             return True if self._ready and self.instance_in_focus is not None else None
@@ -194,6 +209,8 @@ class ProjectScreen(SaysWhyNot):
             return "put the cursor on an instance first (Tab to a cluster's instances)"
         if action == "ssh":
             return self._ssh_refusal()
+        if action == "stack_plan":
+            return self._stack_refusal()
         if action == "deploy":
             cluster = self.deploy_cluster if self._ready else None
             names = [cluster] if cluster is not None else [c.name for c in self.clusters]
@@ -228,6 +245,16 @@ class ProjectScreen(SaysWhyNot):
         from screens.project.scale_dialog import open_scale
 
         open_scale(self)
+
+    def _stack_refusal(self) -> str:
+        if not self._ready:
+            return "wait for the screen"
+        return stack_refusal(self.app, self.project, self.deploy_cluster)
+
+    def action_stack_plan(self) -> None:
+        """p: the stack plan of the pair in focus; its confirm queues the apply."""
+        if self._stack_refusal() == "":
+            open_stack_plan(self, self.project, self.deploy_cluster or "")
 
     def action_history(self) -> None:
         """This project's deploys (in the cluster in focus, if one is)."""
