@@ -27,7 +27,8 @@ DNS = {
 def _config(folder: Path, admins: str = '["*"]') -> Path:
     text = DEMO_CONFIG.read_text().replace('admins = ["*"]', f"admins = {admins}")
     for name, line in DNS.items():
-        text = text.replace(f'name = "{name}"\n', f'name = "{name}"\n{line}\n', 1)
+        if line not in text:  # only what the demo lacks
+            text = text.replace(f'name = "{name}"\n', f'name = "{name}"\n{line}\n', 1)
     path = folder / "config.toml"
     path.write_text(text)
     return path

@@ -40,11 +40,14 @@ def stacked(source: Path, target: Path, delay: str = "", access: str = "") -> Pa
     stacks' 1 s then differs from the config's; `delay`: storefront's in staging."""
     text = re.sub(r"(?m)^deregistration_delay_seconds = .*\n", "", source.read_text())
     if delay:
-        pair = "[projects.clusters.staging]\nstack = true\n"
-        assert pair in text
+        pair = (
+            '[projects.clusters.staging]\ntarget_groups = [\n    "storefront-staging",\n]\n'
+            "stack = true\n"
+        )
+        assert pair in text  # as the world writes its config (tomli-w)
         text = text.replace(
             pair,
-            f'[projects.clusters.staging]\nstack = {{ deregistration_delay = "{delay}" }}\n',
+            pair.replace("stack = true", f'stack = {{ deregistration_delay = "{delay}" }}'),
             1,
         )
     if access:
