@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from console.model import EnvStatus, FleetSnapshot, Instance
+from console.model import DnsRecord, EnvStatus, FleetSnapshot, Instance
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -42,6 +42,23 @@ def env_json(env: EnvStatus, now: datetime) -> dict[str, Any]:
         "instances": [instance_json(instance) for instance in env.instances],
         "error": env.error,
         "age_seconds": round(age, 1) if age is not None else None,
+        "dns": dns_json(env.dns),
+    }
+
+
+def dns_json(record: DnsRecord | None) -> dict[str, Any] | None:
+    """(dns) The pair's Route 53 record; None when the pair has no DNS name configured."""
+    if record is None:
+        return None
+    return {
+        "name": record.name,
+        "type": record.type,
+        "values": list(record.values),
+        "ttl": record.ttl,
+        "alias": record.alias,
+        "points_to_pair": record.points_to_pair,
+        "finding": record.finding,
+        "error": record.error,
     }
 
 
