@@ -294,10 +294,10 @@ def judge(
     if key in reading.errors:
         return DnsRecord(name, error=reading.errors[key])
     if key in reading.no_zone:
-        return DnsRecord(name, finding=f"no hosted zone holds {name}")
+        return DnsRecord(name, finding="no hosted zone holds the name")
     sets = reading.records.get(key)
     if not sets:
-        return DnsRecord(name, finding=f"no record {name} in Route 53")
+        return DnsRecord(name, finding="no record in Route 53")
     kind, values, ttl, alias = _shown(sets)
     record = DnsRecord(name, kind, values, ttl, alias)
     own = balancers.of(pair)
@@ -311,10 +311,10 @@ def judge(
         if owners:
             project, cluster = owners[0]
             lb = balancers.names.get(value, value)
-            finding = f"points at {lb}, the load balancer of {project} in {cluster}"
+            finding = f"points at {project} in {cluster} ({lb})"
             return replace(record, finding=finding)
         if value.endswith(LB_SUFFIXES) and value not in balancers.names:
             return replace(
-                record, finding=f"points at a load balancer that does not exist: {value}"
+                record, finding=f"points at a load balancer that does not exist ({value})"
             )
     return record
