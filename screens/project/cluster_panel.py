@@ -422,8 +422,8 @@ class ClusterPanel(Vertical):
 
 
 def dns_line(record: DnsRecord) -> Content:
-    """(dns) `DNS www.prod1.example.internal CNAME lb-1.….elb.amazonaws.com · TTL 60 · this
-    pair's load balancer`, or what is wrong with it, in red."""
+    """(dns) `DNS www.prod1.example.internal CNAME lb-1.….elb.amazonaws.com · TTL 60 · its
+    load balancer`, or what is wrong with it, in red."""
     bad = bool(record.finding)
     parts: list[str | tuple[str, str]] = []
     if bad:
@@ -440,5 +440,6 @@ def dns_line(record: DnsRecord) -> Content:
     if bad:
         parts.append((f" · {record.finding}", "bold $text-error"))
     elif record.points_to_pair:
-        parts.append((" · this pair's", "$text-success"))
+        own = "instances" if record.type in ("A", "AAAA") and not record.alias else "load balancer"
+        parts.append((f" · its {own}", "$text-success"))
     return Content.assemble(*parts)
