@@ -24,7 +24,7 @@ from tests.conftest import DEMO_CONFIG
 from tests.deploy_world import world_process
 from tests.screens.ui import frozen_clock, text_of, wait_for
 
-ELSEWHERE = "points at checkout-api in prod1 (checkout-api-prod1-alb)"
+ELSEWHERE = "points at checkout-api in prod1 ("  # (and the load balancer's name)
 GONE = "points at a load balancer that does not exist (gone-1.us-east-1.elb.amazonaws.com)"
 
 
@@ -60,14 +60,16 @@ def test_status_says_which_records_point_elsewhere(
         for project in data["projects"]
         for cluster, env in project["clusters"].items()
     }
-    assert dns[("storefront", "prod1")] == {
+    record = dict(dns[("storefront", "prod1")])
+    [value] = record.pop("values")
+    assert value.startswith("checkout-api-prod1") and value.endswith(".elb.amazonaws.com")
+    assert record.pop("finding").startswith(ELSEWHERE)
+    assert record == {
         "name": "www.prod1.example.internal",
         "type": "CNAME",
-        "values": ["checkout-api-prod1-alb-1.us-east-1.elb.amazonaws.com"],
         "ttl": 60,
         "alias": False,
         "points_to_pair": False,
-        "finding": ELSEWHERE,
         "error": None,
     }
     assert dns[("checkout-api", "prod1")]["finding"] == GONE
@@ -107,10 +109,8 @@ async def test_the_dashboard_marks_the_cell_and_says_why_at_80x24(
             await wait_for(pilot, lambda: isinstance(app.screen, ProjectScreen), "the project")
             panel = next(p for p in app.screen.query(ClusterPanel) if p.cluster.name == "prod1")
             line = text_of(panel.query_one(".panel-dns", Static))
-            assert line == (
-                "✖ DNS www.prod1.example.internal CNAME "
-                f"checkout-api-prod1-alb-1.us-east-1.elb.amazonaws.com · TTL 60 · {ELSEWHERE}"
-            )
+            assert line.startswith("✖ DNS www.prod1.example.internal CNAME checkout-api-prod1")
+            assert f".elb.amazonaws.com · TTL 60 · {ELSEWHERE}" in line
             other = next(p for p in app.screen.query(ClusterPanel) if p.cluster.name == "prod2")
             own = text_of(other.query_one(".panel-dns", Static))
             assert own.endswith("· TTL 60 · its load balancer")
