@@ -107,16 +107,11 @@ class DnsReader:
                     names.add(normal(settings.dns))
         self._zones: dict[Account, tuple[float, list[Zone]]] = {}
 
-    def wants(self, clusters: Iterable[str]) -> bool:
-        """Whether any pair in these clusters has a DNS name (its listings then say which
-        load balancers exist)."""
-        names = set(clusters)
-        return any(
-            settings.dns
-            for project in self.config.projects
-            for cluster, settings in project.clusters.items()
-            if cluster in names
-        )
+    @property
+    def active(self) -> bool:
+        """Whether any pair has a DNS name: then every account+region lists all its load
+        balancers, so that a record anywhere is judged against all of them."""
+        return bool(self._wanted)
 
     async def read(self) -> DnsReading:
         reading = DnsReading()
@@ -193,6 +188,7 @@ class Balancers:
 
     names: dict[str, str] = field(default_factory=dict)
     owners: dict[str, list[Pair]] = field(default_factory=dict)
+    own: dict[Pair, set[str]] = field(default_factory=dict)
 
     def add_listing(self, listed: Mapping[str, str]) -> None:
         self.names.update(listed)
@@ -200,9 +196,10 @@ class Balancers:
     def add_owner(self, pair: Pair, dns_names: Iterable[str]) -> None:
         for dns_name in dns_names:
             self.owners.setdefault(dns_name, []).append(pair)
+            self.own.setdefault(pair, set()).add(dns_name)
 
     def of(self, pair: Pair) -> set[str]:
-        return {dns_name for dns_name, pairs in self.owners.items() if pair in pairs}
+        return self.own.get(pair, set())
 
 
 def listed_balancers(
@@ -221,11 +218,10 @@ def pair_balancers(
     group_names: Iterable[str],
     classic: Mapping[str, dict[str, Any]],
     target_groups: Mapping[str, dict[str, Any]],
-    albs: Iterable[dict[str, Any]],
+    by_arn: Mapping[str, str],
 ) -> set[str]:
     """The DNS names of a pair's load balancers: its classic ELBs', and those of the load
-    balancers its target groups are behind."""
-    by_arn = {lb["LoadBalancerArn"]: normal(lb["DNSName"]) for lb in albs if lb.get("DNSName")}
+    balancers its target groups are behind (`by_arn`: an ALB's ARN -> its DNS name)."""
     names = {
         normal(classic[n]["DNSName"]) for n in classic_names if classic.get(n, {}).get("DNSName")
     }
@@ -252,6 +248,9 @@ def fleet_balancers(
     balancers = Balancers()
     for clusters, group in groups:
         balancers.add_listing(group.listed)
+        by_arn = {
+            lb["LoadBalancerArn"]: normal(lb["DNSName"]) for lb in group.albs if lb.get("DNSName")
+        }
         for cluster in clusters:
             for project in config.projects:
                 settings = project.clusters.get(cluster.name)
@@ -259,7 +258,7 @@ def fleet_balancers(
                     continue
                 own = pair_balancers(
                     settings.classic_elbs, settings.target_groups,
-                    group.classic, group.target_groups, group.albs,
+                    group.classic, group.target_groups, by_arn,
                 )  # fmt: skip
                 balancers.add_owner((project.name, cluster.name), own)
     return balancers

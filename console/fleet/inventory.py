@@ -270,8 +270,9 @@ class Fleet:
         async def no_listing() -> list[dict[str, Any]]:
             return []
 
-        # (dns) With a DNS name here, every load balancer is listed: a record is judged by them.
-        judging = self._dns.wants(names)
+        # (dns) With a DNS name in the config, every load balancer is listed: records are
+        # judged against them all.
+        judging = self._dns.active
         try:
             instances, classic_list, group_list, albs = await asyncio.gather(
                 gateway.describe_instances(filters),

@@ -364,12 +364,9 @@ def minimum_calls(config: Config) -> Minimum:
             for lb in settings.target_groups
         }
         wanted["DescribeInstances"] += 1
-        # (dns) With a record to judge, every classic ELB and ALB there is listed.
+        # (dns) With a record to judge, every classic ELB and ALB is listed.
         dns = any(
-            settings.dns
-            for project in config.projects
-            for name, settings in project.clusters.items()
-            if name in names
+            settings.dns for project in config.projects for settings in project.clusters.values()
         )
         if classic or dns:
             wanted["DescribeLoadBalancers"] += 1

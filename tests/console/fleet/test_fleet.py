@@ -33,8 +33,8 @@ def minimum_calls(config: Config) -> int:
         target_groups = {lb for s in envs for lb in s.target_groups}
         total += 1 + (1 if classic else 0) + (1 if target_groups else 0)
         total += len(classic) + len(target_groups)
-        # (dns) With a record to judge, every classic ELB and ALB there is listed.
-        if any(s.dns for s in envs):
+        # (dns) With a record to judge, every classic ELB and ALB is listed.
+        if any(s.dns for p in config.projects for s in p.clusters.values()):
             total += (0 if classic else 1) + 1
     # (dns) One page of records of the demo's one zone (its zones listed once, then cached).
     return total + (1 if any(s.dns for p in config.projects for s in p.clusters.values()) else 0)
