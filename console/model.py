@@ -82,6 +82,22 @@ class LoadBalancerSettings:
 
 
 @dataclass(frozen=True)
+class DnsRecord:
+    """(dns) A pair's Route 53 record as read (console/fleet/dns.py): its type, what it points
+    at (values, or an alias's target), TTL, whether that is the pair's own load balancer (or,
+    without one, its instances), and what is wrong with it (None: nothing, or not known)."""
+
+    name: str
+    type: str | None = None  # None: Route 53 has no record of that name
+    values: tuple[str, ...] = ()
+    ttl: int | None = None
+    alias: bool = False
+    points_to_pair: bool = False
+    finding: str | None = None
+    error: str | None = None  # the read failed: what the record was is not known
+
+
+@dataclass(frozen=True)
 class EnvStatus:
     """One project in one cluster: its instances, health and versions."""
 
@@ -92,6 +108,7 @@ class EnvStatus:
     load_balancers: tuple[str, ...] = ()
     error: str | None = None
     fetched_at: datetime | None = None
+    dns: DnsRecord | None = None  # (dns) None: the pair has no DNS name configured
 
     @property
     def versions(self) -> tuple[str, ...]:

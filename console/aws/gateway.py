@@ -29,6 +29,8 @@ T = TypeVar("T")
 
 # Where the retry settings come from, and the timeouts, live in console.aws.retries.
 MAX_CONCURRENT_CALLS = retries.MAX_CONCURRENT_CALLS
+# (dns) Services AWS serves from one region whatever the cluster's: their clients use it.
+GLOBAL_SERVICES = {"route53": "us-east-1"}
 
 
 def is_loopback_endpoint(endpoint_url: str | None) -> bool:
@@ -161,6 +163,8 @@ class AwsGateway:
         if at is not None:
             return self._bounded_client(service, at - time.monotonic())
         if service in models.READ_OPERATIONS and models.read_operation(service, operation):
+            if service in GLOBAL_SERVICES:
+                return self._global_read_client(service)
             return {"ec2": self.ec2, "elb": self.elb, "elbv2": self.elbv2}[service]
         # Deploys (ssm for secrets, ec2 and the load balancers' writes) and the audit
         # anchor (s3): made on first use, not with every gateway.
@@ -168,6 +172,16 @@ class AwsGateway:
             if service not in self._lazy_clients:
                 self._lazy_clients[service] = self._new_client(service, self._retry_config)
         return self._lazy_clients[service]
+
+    def _global_read_client(self, service: str) -> Any:
+        """(dns) A global service's read client (route53), on its cut model, made on first use
+        in the region AWS serves it from."""
+        key = f"{service}:read"
+        with self._clients_lock:
+            if key not in self._lazy_clients:
+                with models.reading():
+                    self._lazy_clients[key] = self._new_client(service, self._retry_config)
+        return self._lazy_clients[key]
 
     def _bounded_client(self, service: str, left: float) -> Any:
         connect, read, attempts = retries.bounded_settings(left, self.retries.attempts)
@@ -185,7 +199,10 @@ class AwsGateway:
             return self._bounded_clients[key]
 
     def _new_client(self, service: str, config: botocore.config.Config) -> Any:
-        client = self._session.create_client(service, **{**self._client_kwargs, "config": config})
+        kwargs = {**self._client_kwargs, "config": config}
+        if service in GLOBAL_SERVICES:
+            kwargs["region_name"] = GLOBAL_SERVICES[service]
+        client = self._session.create_client(service, **kwargs)
         client.meta.events.register("before-call", self._count_call)
         count_outcomes(client)
         return client
@@ -315,6 +332,10 @@ class AwsGateway:
                 400,
             )
         )
+
+    async def load_balancers(self) -> list[dict[str, Any]]:
+        """(dns) Every ALB and NLB (their DNS names: a record points at one)."""
+        return await self.paginate("elbv2", "describe_load_balancers", "LoadBalancers", 400)
 
     async def classic_health(self, name: str) -> list[dict[str, Any]]:
         answer = await self.call("elb", "describe_instance_health", LoadBalancerName=name)

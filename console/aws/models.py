@@ -35,7 +35,10 @@ READ_OPERATIONS: dict[str, tuple[str, ...]] = {
         "DescribeTargetGroups",
         "DescribeTargetHealth",
         "DescribeTargetGroupAttributes",
+        "DescribeLoadBalancers",  # (dns) the ALBs' DNS names a record is matched against
     ),
+    # (dns) Route 53 is global: its client is the account's us-east-1 one (AwsGateway).
+    "route53": ("ListHostedZones", "ListResourceRecordSets"),
 }
 CACHE_ENV = "DEPLOY_CONSOLE_CACHE_DIR"
 # Cut models, and the endpoint rules read back whole (no scan of botocore's 400 services).

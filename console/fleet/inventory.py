@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from console.config import ClusterConfig, Config
 from console.errors import AwsError
+from console.fleet import dns
 from console.model import (
     ClusterStatus,
+    DnsRecord,
     EnvStatus,
     FleetSnapshot,
     Health,
@@ -68,6 +71,10 @@ class _GroupReading:
     target_groups: dict[str, dict[str, Any]]
     health: dict[tuple[str, str], dict[str, TargetState]]  # (kind, lb) -> instance -> state
     health_errors: dict[tuple[str, str], str]
+    # (dns) Every load balancer listed here, by DNS name, and the ALBs (read when a pair here
+    # has a DNS name: a record is judged against them).
+    listed: dict[str, str] = field(default_factory=dict)
+    albs: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Fleet:
@@ -93,12 +100,14 @@ class Fleet:
         # By (account_key, user): None is this process's own OS account.
         self._gateways: dict[tuple[tuple[Any, ...], str | None], AwsGateway | AwsError] = {}
         self._on_call = on_call
+        self._gateway_locks: dict[tuple[tuple[Any, ...], str | None], threading.Lock] = {}
         self._last_good: dict[tuple[str, str], EnvStatus] = {}
         # The configured load balancers as the last good refresh listed them, per cluster.
         self._listed: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
         self._cluster_fetched: dict[str, datetime] = {}
         self._lock = asyncio.Lock()
         self._in_flight: asyncio.Task[FleetSnapshot] | None = None
+        self._dns = dns.DnsReader(config, self._gateway_for)  # (dns) the pairs' records
         self.last_snapshot: FleetSnapshot | None = None
 
     def close(self) -> None:
@@ -128,6 +137,13 @@ class Fleet:
         key = cluster.account_key
         first = self._groups.get(key, [cluster])[0]
         made = (key, user)
+        # (dns) The DNS reading asks for a gateway while the group reads do: made once.
+        with self._gateway_locks.setdefault(made, threading.Lock()):
+            return self._made_gateway(made, first, user)
+
+    def _made_gateway(
+        self, made: tuple[tuple[Any, ...], str | None], first: ClusterConfig, user: str | None
+    ) -> AwsGateway | AwsError:
         if made not in self._gateways:
             from console.aws.gateway import MAX_CONCURRENT_CALLS, AwsGateway
             from console.aws.role import RoleSessions
@@ -167,18 +183,31 @@ class Fleet:
 
     async def _refresh(self) -> FleetSnapshot:
         async with self._lock:
-            readings = await asyncio.gather(
-                *(self._read_group(key, clusters) for key, clusters in self._groups.items())
+            readings, records = await asyncio.gather(
+                asyncio.gather(
+                    *(self._read_group(key, clusters) for key, clusters in self._groups.items())
+                ),
+                self._dns.read(),
             )
             now = self._clock()
             # Grouping thousands of instances is pure Python: done in a thread, the event
             # loop (the UI) keeps getting the GIL every switch interval instead of stalling.
-            snapshot = await asyncio.to_thread(self._assemble, readings, now)
+            snapshot = await asyncio.to_thread(self._assemble, list(readings), now, records)
             self.last_snapshot = snapshot
             return snapshot
 
-    def _assemble(self, readings: list[_GroupReading | str], now: datetime) -> FleetSnapshot:
+    def _assemble(
+        self, readings: list[_GroupReading | str], now: datetime, records: dns.DnsReading
+    ) -> FleetSnapshot:
         envs: dict[tuple[str, str], EnvStatus] = {}
+        balancers = dns.fleet_balancers(
+            self.config,
+            [
+                (clusters, reading)
+                for clusters, reading in zip(self._groups.values(), readings, strict=True)
+                if not isinstance(reading, str)
+            ],
+        )
         cluster_status: dict[str, ClusterStatus] = {}
         for clusters, reading in zip(self._groups.values(), readings, strict=True):
             for cluster in clusters:
@@ -195,7 +224,7 @@ class Fleet:
                     cluster_status[cluster.name] = ClusterStatus(
                         cluster.name, cluster.protected, fetched_at=now
                     )
-                    envs.update(self._build_envs(cluster, reading, now))
+                    envs.update(self._build_envs(cluster, reading, now, (records, balancers)))
         return FleetSnapshot(
             generated_at=now,
             clusters=tuple(cluster_status[c.name] for c in self.config.clusters),
@@ -241,11 +270,15 @@ class Fleet:
         async def no_listing() -> list[dict[str, Any]]:
             return []
 
+        # (dns) With a DNS name in the config, every load balancer is listed: records are
+        # judged against them all.
+        judging = self._dns.active
         try:
-            instances, classic_list, group_list = await asyncio.gather(
+            instances, classic_list, group_list, albs = await asyncio.gather(
                 gateway.describe_instances(filters),
-                gateway.classic_load_balancers() if classic_names else no_listing(),
+                gateway.classic_load_balancers() if classic_names or judging else no_listing(),
                 gateway.target_groups() if group_names else no_listing(),
+                gateway.load_balancers() if judging else no_listing(),
             )
         except AwsError as error:
             return error.message
@@ -260,7 +293,8 @@ class Fleet:
         health, health_errors = await _read_health(gateway, classic, target_groups)
         for cluster in clusters:
             self._listed[cluster.name] = (classic, target_groups)
-        return _GroupReading(instances, classic, target_groups, health, health_errors)
+        listed = dns.listed_balancers(classic_list, albs) if judging else {}
+        return _GroupReading(instances, classic, target_groups, health, health_errors, listed, albs)
 
     def _configured_load_balancers(self, cluster_names: set[str]) -> tuple[set[str], set[str]]:
         """The classic ELBs and the target groups the projects name in these clusters."""
@@ -274,7 +308,11 @@ class Fleet:
         return classic_names, group_names
 
     def _build_envs(
-        self, cluster: ClusterConfig, reading: _GroupReading, now: datetime
+        self,
+        cluster: ClusterConfig,
+        reading: _GroupReading,
+        now: datetime,
+        judging: tuple[dns.DnsReading, dns.Balancers] | None = None,
     ) -> dict[tuple[str, str], EnvStatus]:
         tags = self.config.tags
         by_project: dict[str, list[dict[str, Any]]] = {}
@@ -322,6 +360,7 @@ class Fleet:
                 load_balancers=settings.load_balancers,
                 error="; ".join(errors) or None,
                 fetched_at=now,
+                dns=_record(project.name, cluster.name, settings.dns, instances, judging),
             )
             envs[(project.name, cluster.name)] = env
             self._last_good[(project.name, cluster.name)] = env
@@ -389,6 +428,20 @@ class Fleet:
                 else:
                     results.append(await read(gateway, name, found))
         return tuple(results)
+
+
+def _record(
+    project: str,
+    cluster: str,
+    name: str | None,
+    instances: tuple[Instance, ...],
+    judging: tuple[dns.DnsReading, dns.Balancers] | None,
+) -> DnsRecord | None:
+    """(dns) The pair's record as this refresh read and judged it (None: no name configured)."""
+    if name is None or judging is None:
+        return None
+    addresses = [i.private_address for i in instances if i.state in ("running", "pending")]
+    return dns.judge((project, cluster), name, *judging, addresses)
 
 
 async def _listing(gateway: AwsGateway, kind: LoadBalancerKind) -> dict[str, Any]:

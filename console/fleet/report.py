@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from console.model import EnvStatus, FleetSnapshot, Instance
+from console.model import DnsRecord, EnvStatus, FleetSnapshot, Instance
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -49,6 +49,23 @@ def env_json(
         "findings": [
             dict(f) for f in findings if (f["project"], f["cluster"]) == (env.project, env.cluster)
         ],
+        "dns": dns_json(env.dns),
+    }
+
+
+def dns_json(record: DnsRecord | None) -> dict[str, Any] | None:
+    """(dns) The pair's Route 53 record; None when the pair has no DNS name configured."""
+    if record is None:
+        return None
+    return {
+        "name": record.name,
+        "type": record.type,
+        "values": list(record.values),
+        "ttl": record.ttl,
+        "alias": record.alias,
+        "points_to_pair": record.points_to_pair,
+        "finding": record.finding,
+        "error": record.error,
     }
 
 

@@ -58,6 +58,7 @@ def snapshot_data(snapshot: FleetSnapshot) -> dict[str, Any]:
                 list(env.load_balancers),
                 env.error,
                 _when(env.fetched_at),
+                _dns_data(env.dns),
             ]
             for env in snapshot.envs.values()
         ],
@@ -67,7 +68,7 @@ def snapshot_data(snapshot: FleetSnapshot) -> dict[str, Any]:
 def snapshot_from_data(data: dict[str, Any]) -> FleetSnapshot:
     """The snapshot `snapshot_data` described (its format checked by the caller)."""
     envs: dict[tuple[str, str], model.EnvStatus] = {}
-    for project, cluster, health, instances, balancers, error, fetched in data["envs"]:
+    for project, cluster, health, instances, balancers, error, fetched, *more in data["envs"]:
         envs[(project, cluster)] = model.EnvStatus(
             project,
             cluster,
@@ -91,6 +92,7 @@ def snapshot_from_data(data: dict[str, Any]) -> FleetSnapshot:
             tuple(balancers),
             error,
             _at(fetched),
+            _dns_from(more[0] if more else None),
         )
     generated = _at(data["generated_at"])
     assert generated is not None
@@ -103,6 +105,23 @@ def snapshot_from_data(data: dict[str, Any]) -> FleetSnapshot:
         projects=tuple(data["projects"]),
         envs=envs,
     )
+
+
+def _dns_data(record: model.DnsRecord | None) -> list[Any] | None:
+    """(dns) A pair's record, or None (no DNS name configured)."""
+    if record is None:
+        return None
+    return [
+        record.name, record.type, list(record.values), record.ttl, record.alias,
+        record.points_to_pair, record.finding, record.error,
+    ]  # fmt: skip
+
+
+def _dns_from(data: list[Any] | None) -> model.DnsRecord | None:
+    if data is None:
+        return None
+    name, kind, values, ttl, alias, points, finding, error = data
+    return model.DnsRecord(name, kind, tuple(values), ttl, alias, points, finding, error)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,9 @@ def print_status(
     header = ["project"]
     header += [f"{c.name} (protected)" if c.protected else c.name for c in shown]
     rows: list[list[str | Text]] = []
+    shown_pairs = {
+        (p, c.name) for p in snapshot.projects for c in shown if projects is None or p in projects
+    }
     for project in snapshot.projects:
         if projects is not None and project not in projects:
             continue
@@ -57,3 +60,7 @@ def print_status(
     for cluster in shown:
         if cluster.error:
             console.print(Text(f"{cluster.name}: {cluster.error}", style="red"))
+    for (project, cluster_name), env in snapshot.envs.items():  # (dns) a record gone astray
+        if env.dns is not None and env.dns.finding and (project, cluster_name) in shown_pairs:
+            line = f"{project} {cluster_name}: DNS {env.dns.name}: {env.dns.finding}"
+            console.print(Text(line, style="red"), soft_wrap=True)

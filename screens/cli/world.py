@@ -29,7 +29,8 @@ def register_world(commands: Commands) -> None:
     world.add_argument(
         "--write-config", metavar="PATH", help="where to write a config that points at it"
     )
-    alarm = commands.nested(world, "world_command").add(
+    world_commands = commands.nested(world, "world_command")
+    alarm = world_commands.add(
         "alarm",
         "set a CloudWatch alarm's state in the running world (e.g. fire one during a bake)",
         with_config(alarm_command),
@@ -43,6 +44,19 @@ def register_world(commands: Commands) -> None:
         help="ALARM, OK or INSUFFICIENT_DATA",
     )
     alarm.add_argument("--reason", default="set by hand", help="the state's reason (CloudWatch's)")
+    dns = world_commands.add(
+        "dns",
+        "point a Route 53 record of the running world elsewhere (a DNS finding to see)",
+        with_config(dns_command),
+    )
+    dns.add_argument("name", metavar="NAME", help="the record, e.g. www.prod1.example.internal")
+    target = dns.add_mutually_exclusive_group(required=True)
+    target.add_argument(
+        "--points-to",
+        metavar="VALUE",
+        help="a DNS name, an IPv4 address, or a load balancer or target group's name",
+    )
+    target.add_argument("--delete", action="store_true", help="delete the record")
 
 
 def register_demo(commands: Commands) -> None:
@@ -95,6 +109,15 @@ def alarm_command(config: Config, args: argparse.Namespace) -> int:
 
     regions = set_alarm_state(config, args.name, args.state, args.reason)
     print(f"alarm {args.name} is {args.state} in {', '.join(regions)}")
+    return 0
+
+
+def dns_command(config: Config, args: argparse.Namespace) -> int:
+    """`world dns NAME --points-to VALUE|--delete`: the running world's record changed by
+    hand; the console's next refresh judges it."""
+    from console.world.dns import point_record
+
+    print(point_record(config, args.name, None if args.delete else args.points_to))
     return 0
 
 

@@ -11,7 +11,7 @@ from textual.widgets import Static
 
 from console.model import DeployState
 from console.queue.marks import LastDeploy, Mark, PairMark
-from screens.widgets.format import MARK_GLYPHS, MARK_STYLES, age_between
+from screens.widgets.format import DNS_MARK, DNS_MARK_STYLE, MARK_GLYPHS, MARK_STYLES, age_between
 
 if TYPE_CHECKING:
     from console.drift.review import Reviewed
@@ -56,12 +56,16 @@ def cell_detail(
     last: LastDeploy | None,
     now: datetime,
     drift: Sequence[Reviewed] = (),
+    dns_finding: str | None = None,
 ) -> Content:
     """One cell: `web · prod1  ❄ frozen: …  ·  last deploy 2.16.0 by alice 3h 04m ago, …`."""
     head = f"{project} · {cluster}  "
     if not deployed:
         return Content.assemble(head, (f"{project} is not in {cluster}", "$text-muted"))
-    parts: list[Part] = [head, *drift_parts(drift)]
+    parts: list[Part] = [head]
+    if dns_finding:  # (dns) first: it is what the cell's red mark is about
+        parts.extend([(f"{DNS_MARK} {dns_finding}", DNS_MARK_STYLE), "  ·  "])
+    parts.extend(drift_parts(drift))
     if mark is not None and mark.mark is not None and mark.mark not in LAST_DEPLOY_MARKS:
         glyph, style = MARK_GLYPHS[mark.mark], MARK_STYLES[mark.mark]
         if str(mark.mark) in mark.why:

@@ -13,6 +13,7 @@ from console.model import EnvStatus, FleetSnapshot, Health
 from console.queue.marks import Mark, PairMark
 from screens.widgets.cluster_look import cluster_look
 from screens.widgets.format import (
+    DNS_MARK,
     HEALTH_GLYPHS,
     LOCK,
     MARK_GLYPHS,
@@ -53,9 +54,16 @@ def cell_text(env: EnvStatus | None, width: int) -> str:
     if env.health is Health.UNKNOWN and not env.instances:
         return f"{glyph} unknown"
     counts = f"{env.serving_count}/{env.total_count}"
+    if dns_finding(env):
+        counts = f"{DNS_MARK} {counts}"
     room = width - len(glyph) - 1 - len(counts) - 1
     version = shorten(version_summary(env.versions) or "-", room)
     return f"{glyph} {version.ljust(room)} {counts}"
+
+
+def dns_finding(env: EnvStatus | None) -> str | None:
+    """(dns) What is wrong with the pair's DNS record, if anything."""
+    return env.dns.finding if env is not None and env.dns is not None else None
 
 
 def marked_text(mark: PairMark, env: EnvStatus | None, width: int) -> str:
@@ -116,6 +124,7 @@ class FleetMatrix(CursorCachedTable[Text], inherit_bindings=False):
         "fleet-matrix--locked",
         "fleet-matrix--failed",
         "fleet-matrix--drift",
+        "fleet-matrix--dns",
     }
 
     DEFAULT_CSS = """
@@ -136,6 +145,7 @@ class FleetMatrix(CursorCachedTable[Text], inherit_bindings=False):
     FleetMatrix > .fleet-matrix--locked { color: $text-warning; text-style: bold; }
     FleetMatrix > .fleet-matrix--failed { color: $text-error; text-style: bold; }
     FleetMatrix > .fleet-matrix--drift { color: $text-warning; text-style: bold; }
+    FleetMatrix > .fleet-matrix--dns { color: $text-error; text-style: bold; }
     """
 
     snapshot: reactive[FleetSnapshot | None] = reactive(None, always_update=True, init=False)
@@ -308,6 +318,9 @@ class FleetMatrix(CursorCachedTable[Text], inherit_bindings=False):
             text.stylize(style, counts_at + 1)
         else:
             text.stylize(style)
+        dns_at = plain.find(f" {DNS_MARK} ")
+        if dns_at > 0:  # (dns) the record's mark in red, whatever the health's colour
+            text.stylize(self._style("fleet-matrix--dns"), dns_at + 1, dns_at + 1 + len(DNS_MARK))
         return text
 
     # -- updating ------------------------------------------------------------------------

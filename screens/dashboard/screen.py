@@ -20,7 +20,7 @@ from console.fleet.order import RowOrder, sort_projects
 from console.model import FleetSnapshot
 from console.queue.marks import LastDeploy, PairMark
 from screens.dashboard.detail import DetailStrip, cell_detail, project_detail
-from screens.dashboard.fleet_matrix import FleetMatrix
+from screens.dashboard.fleet_matrix import FleetMatrix, dns_finding
 from screens.dashboard.jump_line import JumpLine
 from screens.keys import KEYMAP
 from screens.messages import (
@@ -34,6 +34,9 @@ from screens.refusals import SaysWhyNot, deploy_refusal
 from screens.widgets.filter_line import FilteringScreen
 from screens.widgets.fleet_header import FleetHeader
 from screens.widgets.format import (
+    DNS_MARK,
+    DNS_MARK_MEANING,
+    DNS_MARK_STYLE,
     HEALTH_GLYPHS,
     HEALTH_STYLES,
     MARK_GLYPHS,
@@ -55,6 +58,7 @@ def legend() -> Content:
     parts.append(("cell: version (+N more) serving/total\n", "$text-muted"))
     for mark, glyph in MARK_GLYPHS.items():
         parts.extend([(glyph, MARK_STYLES[mark]), f" {MARK_MEANINGS[mark]}  "])
+    parts.extend([(DNS_MARK, DNS_MARK_STYLE), f" {DNS_MARK_MEANING}"])  # (dns)
     return Content.assemble(*parts)
 
 
@@ -188,6 +192,9 @@ class DashboardScreen(FilteringScreen, SaysWhyNot):
                 last=self.last_deploys.get((project, cluster)),
                 now=now,
                 drift=self.findings.get((project, cluster), ()),
+                dns_finding=dns_finding(self.snapshot.env(project, cluster))
+                if self.snapshot is not None
+                else None,
             )
         detail = self.query_one("#detail", Static)
         if detail.visual != content:

@@ -18,6 +18,7 @@ from textual.widgets import DataTable, Static
 from console.config import ClusterConfig
 from console.model import (
     ClusterStatus,
+    DnsRecord,
     EnvStatus,
     Health,
     Instance,
@@ -265,8 +266,11 @@ class ClusterPanel(Vertical):
         margin: 0 0 1 0;
     }
     ClusterPanel .panel-summary, ClusterPanel .panel-problem, ClusterPanel .panel-notes,
-    ClusterPanel .panel-empty, ClusterPanel .panel-lbs {
+    ClusterPanel .panel-empty, ClusterPanel .panel-lbs, ClusterPanel .panel-dns {
         height: auto;
+    }
+    ClusterPanel .panel-dns.-none {
+        display: none;
     }
     ClusterPanel .panel-problem, ClusterPanel .panel-notes, ClusterPanel .panel-empty {
         display: none;
@@ -316,6 +320,7 @@ class ClusterPanel(Vertical):
         yield Static("no instances", classes="panel-empty")
         yield InstanceTable(classes="-empty")
         yield Static(classes="panel-notes")
+        yield Static(classes="panel-dns -none")
         yield Static(Content.styled("load balancers: loading…", "$text-muted"), classes="panel-lbs")
 
     def on_mount(self) -> None:
@@ -382,6 +387,11 @@ class ClusterPanel(Vertical):
         note_lines = [line for instance in instances if (line := self._note(instance))]
         notes.update(Content("\n").join(note_lines))
         notes.set_class(bool(note_lines), "-shown")
+        dns = self._static("panel-dns")  # (dns) the pair's Route 53 record
+        record = env.dns if env is not None else None
+        dns.set_class(record is None, "-none")
+        if record is not None:
+            dns.update(dns_line(record))
 
     def _summary(self, env: EnvStatus) -> Content:
         parts: list[str | tuple[str, str]] = [
@@ -435,3 +445,27 @@ class ClusterPanel(Vertical):
             target.update(Content.styled("no load balancer in this cluster", "$text-muted"))
         else:
             target.update(Content("\n").join(settings_lines(item) for item in settings))
+
+
+def dns_line(record: DnsRecord) -> Content:
+    """(dns) `DNS www.prod1.example.internal CNAME lb-1.….elb.amazonaws.com · TTL 60 · its
+    load balancer`, or what is wrong with it, in red."""
+    bad = bool(record.finding)
+    parts: list[str | tuple[str, str]] = []
+    if bad:
+        parts.append(("✖ ", "bold $text-error"))
+    parts.extend([("DNS ", "$text-muted"), (record.name, "bold")])
+    if record.error:
+        parts.append((f" could not be read: {record.error}", "$text-warning"))
+        return Content.assemble(*parts)
+    if record.type is not None:
+        kind = f"{record.type} alias" if record.alias else record.type
+        parts.append(f" {kind} {', '.join(record.values)}")
+        if record.ttl is not None:
+            parts.append((f" · TTL {record.ttl}", "$text-muted"))
+    if bad:
+        parts.append((f" · {record.finding}", "bold $text-error"))
+    elif record.points_to_pair:
+        own = "instances" if record.type in ("A", "AAAA") and not record.alias else "load balancer"
+        parts.append((f" · its {own}", "$text-success"))
+    return Content.assemble(*parts)

@@ -16,6 +16,10 @@ HEALTH_GLYPHS: dict[Health, str] = {
     Health.UNKNOWN: "?",
 }
 NOT_DEPLOYED_GLYPH = "·"
+# (dns) A cell whose pair's DNS record points elsewhere (console/fleet/dns.py): red, ASCII.
+DNS_MARK = "DNS!"
+DNS_MARK_STYLE = "bold $text-error"
+DNS_MARK_MEANING = "record amiss"
 # Content styles (theme variables) for each health, for text outside the matrix.
 HEALTH_STYLES: dict[Health, str] = {
     Health.HEALTHY: "$text-success",

@@ -364,12 +364,24 @@ def minimum_calls(config: Config) -> Minimum:
             for lb in settings.target_groups
         }
         wanted["DescribeInstances"] += 1
-        if classic:
+        # (dns) With a record to judge, every classic ELB and ALB is listed.
+        dns = any(
+            settings.dns for project in config.projects for settings in project.clusters.values()
+        )
+        if classic or dns:
             wanted["DescribeLoadBalancers"] += 1
+        if dns:
+            wanted["DescribeLoadBalancers"] += 1
+        if classic:
             wanted["DescribeInstanceHealth"] += len(classic)
         if target_groups:
             wanted["DescribeTargetGroups"] += 1
             wanted["DescribeTargetHealth"] += len(target_groups)
+    # (dns) Route 53 (REST): a new process lists each account's zones, then reads one page of
+    # records per zone (the bench worlds have one).
+    accounts = {cluster.account_key[:-1] for cluster in config.clusters}
+    if any(s.dns for project in config.projects for s in project.clusters.values()):
+        wanted["GET (REST)"] += 2 * len(accounts)
     return Minimum(sum(wanted.values()), len(groups), wanted)
 
 

@@ -95,6 +95,8 @@ def generate(projects: int, seed: int = 42) -> dict[str, Any]:
                 "name": name,
                 "repository": f"https://github.com/example-shop/{name}",
                 "description": f"benchmark service {index}",
+                # (dns) the record the world seeds for each pair: the fleet reads and judges it
+                "dns": f"{name}.{{cluster}}.bench.internal",
                 "clusters": settings,
             }
         )

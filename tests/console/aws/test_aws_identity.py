@@ -83,6 +83,9 @@ class RecordedWorld:
             service = scope[3]
             target = headers.get("X-Amz-Target", "")
             action = target.split(".")[-1] if target else request["form"].get("Action")
+            if service == "route53":  # (dns) REST: the fleet's two reads, told by their path
+                path = request["url"].split("?")[0].rstrip("/")
+                action = "ListResourceRecordSets" if path.endswith("/rrset") else "ListHostedZones"
             if service != "sts":
                 needed.add(f"{service}:{action}")
         return needed

@@ -28,6 +28,7 @@ IAM_PREFIX = {
     "elbv2": "elasticloadbalancing",
     "ssm": "ssm",
     "s3": "s3",
+    "route53": "route53",
 }
 # Where IAM's permission is not named after the API operation (S3 keeps older names), or an
 # operation needs more than its own permission (tags given to RunInstances need CreateTags).

@@ -34,7 +34,7 @@ async def test_read_clients_read_what_full_clients_read(world_config: Config, ca
         gateway = fleet.gateway("prod1")
         assert gateway.ec2.meta.service_model.operation_names == ["DescribeInstances"]
         cached = sorted(path.name.split(".")[0] for path in cache.glob("botocore-*/*.json"))
-        assert cached == ["ec2"] * 3 + ["elb"] * 3 + ["elbv2"] * 3
+        assert cached == ["ec2"] * 3 + ["elb"] * 3 + ["elbv2"] * 3 + ["route53"] * 3
 
         # Outside `reading()`, a client on the full model: the same answer to the same call.
         full = gateway._session.create_client("ec2", **gateway._client_kwargs)

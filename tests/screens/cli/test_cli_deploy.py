@@ -129,6 +129,9 @@ def test_deploy_json_succeeds_and_never_shows_a_secret(world: Config, tmp_path: 
     )
     store = tmp_path / "store.db"
     old = live(world, "storefront", "staging")
+    route53 = client(world, "staging", "route53")  # (dns) a deploy never changes DNS
+    zone = route53.list_hosted_zones()["HostedZones"][0]["Id"]
+    records = route53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]
     with watching(world, "storefront", "staging"):
         result = cli(
             "deploy", "storefront", "staging", "2.14.1", "--json", "--anyway", config=config,
@@ -170,6 +173,7 @@ def test_deploy_json_succeeds_and_never_shows_a_secret(world: Config, tmp_path: 
 
     assert running_versions(world, "storefront", "staging") == {"2.14.1"}
     assert not old & live(world, "storefront", "staging")
+    assert route53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"] == records
     listed = cli("releases", "storefront", "--json", config=world.source)
     assert listed.returncode == 0, listed.stderr
     clusters = {r["version"]: r["clusters"] for r in json.loads(listed.stdout)["releases"]}
