@@ -65,7 +65,6 @@ def cell_detail(
     parts: list[Part] = [head]
     if dns_finding:  # (dns) first: it is what the cell's red mark is about
         parts.extend([(f"{DNS_MARK} {dns_finding}", DNS_MARK_STYLE), "  ·  "])
-    parts.extend(drift_parts(drift))
     if mark is not None and mark.mark is not None and mark.mark not in LAST_DEPLOY_MARKS:
         glyph, style = MARK_GLYPHS[mark.mark], MARK_STYLES[mark.mark]
         if str(mark.mark) in mark.why:
@@ -78,18 +77,19 @@ def cell_detail(
     elif mark is not None and mark.mark is not None:
         parts.append((f"{MARK_GLYPHS[mark.mark]} ", MARK_STYLES[mark.mark]))
     parts.extend(last_deploy_parts(last, now))
+    parts.extend(drift_parts(drift))  # last: a long finding never hides the deploy state
     return Content.assemble(*parts)
 
 
 def drift_parts(drift: Sequence[Reviewed]) -> list[Part]:
-    """(drift) `! drift provenance: 2.14.1 … (+1 more)  ·  ` for a pair's findings to look at
+    """(drift) `  ·  ! drift provenance: 2.14.1 … (+1 more)` for a pair's findings to look at
     (baselined and acknowledged ones say nothing here: the project screen lists them)."""
     shown = [item.finding for item in drift if item.counts]
     if not shown:
         return []
     more = f" (+{len(shown) - 1} more)" if len(shown) > 1 else ""
     what = f"! drift {shown[0].kind}: {shown[0].what}{more}"
-    return [(what, "bold $text-warning"), "  ·  "]
+    return ["  ·  ", (what, "bold $text-warning")]
 
 
 def project_detail(

@@ -49,7 +49,8 @@ async def test_a_finding_marks_its_cell_says_it_and_is_listed_on_the_project(
             await pilot.pause()
             detail = str(app.dashboard.query_one("#detail").visual)
             assert detail.startswith(
-                f"storefront · staging  ! drift unmanaged: {by_hand.id} (1.0.0, "
+                "storefront · staging  no last deploy known  ·  "
+                f"! drift unmanaged: {by_hand.id} (1.0.0, "
             )
 
             app.post_message(ProjectChosen("storefront", "staging"))

@@ -195,11 +195,12 @@ async def test_the_strip_says_each_cells_last_deploy_and_rows_sort_by_its_age(
             await wait_for(pilot, lambda: app.stored_marks, "the first read of the store")
             await pilot.pause()
             await pilot.press("colon", *"store/prod1", "enter")
-            assert strip(screen) == (
+            # (Its drift findings follow: the synthetic fleet's releases passed no stage.)
+            assert strip(screen).startswith(
                 "storefront · prod1  last deploy 2.16.0 by carol 3h 00m ago, succeeded"
             )
             await pilot.press("colon", *"admin", "enter")
-            assert strip(screen) == (
+            assert strip(screen).startswith(
                 f"admin-portal · prod1  ✗ last deploy 3.9.0 by carol 30m 00s ago, failed: {reason}"
             )
             assert matrix.cell_plain("checkout-api", "prod1") == "↶ rolled… 2.16.0   ●"
