@@ -29,7 +29,7 @@ lint: $(STAMP)
 # Three workers, one test file each at a time (a file's world is started once): most tests
 # wait on the world's health checks and drains, not on the CPU.
 test: lint
-	$(BIN)/pytest -q -n 3 --dist loadfile
+	$(BIN)/pytest -q -n 3 --dist loadfile --no-loadscope-reorder
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench.run
