@@ -37,7 +37,7 @@ class ForkedWorld:
         """None while it runs (the zygote reaps it the moment it ends)."""
         try:
             os.kill(self.pid, 0)
-        except ProcessLookupError:
+        except (ProcessLookupError, PermissionError):  # gone (its pid perhaps another's now)
             return 0
         return None
 
