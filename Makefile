@@ -27,9 +27,10 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 # Three workers, one test file each at a time (a file's world is started once): most tests
-# wait on the world's health checks and drains, not on the CPU.
+# wait on the world's health checks and drains, not on the CPU. Files start in collection
+# order, the slowest first (tests/conftest.py SLOWEST_FIRST): no worker ends alone on one.
 test: lint
-	$(BIN)/pytest -q -n 3 --dist loadfile
+	$(BIN)/pytest -q -n 3 --dist loadfile --no-loadscope-reorder
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench.run

@@ -22,6 +22,9 @@ os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.pop("AWS_PROFILE", None)
+# A runner started with --exit-when-idle (a console's, a scheduled deploy's) leaves after 4 s
+# idle, not 10: tests that wait for it to leave wait less (console/servers/runner_service.py).
+os.environ.setdefault("DEPLOY_CONSOLE_IDLE_SECONDS", "4")
 # No test reads the developer's own data dir: a `make demo` running beside the suite (whose
 # config commands fall back to) or their real store. Workers inherit the controller's.
 if "DEPLOY_CONSOLE_DATA_DIR" not in os.environ:
@@ -220,3 +223,59 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     # Before the test's fixtures: a missing tool costs no world, server or browser start.
     for marker in item.iter_markers("tools"):
         need_tool(*marker.args)
+
+
+# -- the order test files start in, under xdist ------------------------------------------------
+# `make test` runs whole files on each worker (--dist loadfile) in collection order
+# (--no-loadscope-reorder): the slowest files go first, so that no worker is left alone with a
+# long file at the end while the others are idle. Measured with --durations (seconds of one
+# run on 2 busy cores); a file not listed runs after these, in its usual order.
+SLOWEST_FIRST = (
+    "console/queue/test_queue_crash.py",  # 133
+    "console/servers/test_deploy_outlives_session.py",  # 93
+    "screens/ui/test_dashboard_jump.py",  # 79
+    "screens/ui/test_deploy_real.py",  # 72
+    "screens/cli/test_demo.py",  # 63
+    "screens/ui/test_instance.py",  # 62
+    "screens/cli/test_cli_approvals.py",  # 62
+    "console/audit/test_anchor_retained.py",  # 60
+    "screens/cli/test_cli_deploy.py",  # 57
+    "screens/cli/test_cli_bake.py",  # 55
+    "console/queue/test_queue_runners.py",  # 53
+    "console/deploy/test_bake.py",  # 51
+    "screens/cli/test_cli_gate.py",  # 47
+    "screens/cli/test_cli_schedule.py",  # 45
+    "console/store/test_store_crash.py",  # 43
+    "console/deploy/test_engine.py",  # 42
+    "screens/cli/test_cli_audit.py",  # 42
+    "screens/cli/test_logs_cli.py",  # 40
+    "console/servers/test_ci_over_ssh.py",  # 40
+    "console/deploy/test_step_audit_kill.py",  # 39
+    "screens/ui/test_roles.py",  # 39
+    "screens/ui/test_dashboard.py",  # 39
+    "screens/cli/test_cli_notify_demo.py",  # 37
+    "screens/ui/test_project.py",  # 36
+    "test_packaging.py",  # 36
+    "console/servers/test_web.py",  # 36
+    "console/servers/test_runner_signals.py",  # 34
+    "screens/ui/test_queue_screen.py",  # 34
+    "console/deploy/test_engine_target_groups.py",  # 33
+    "screens/cli/test_cli_gates.py",  # 33
+    "console/servers/test_sshd.py",  # 32
+    "screens/ui/test_rollback_real.py",  # 32
+    "console/deploy/test_deploy_output.py",  # 32
+    "screens/ui/test_history_redeploy.py",  # 31
+    "console/deploy/test_engine_deadlines.py",  # 31
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: n for n, name in enumerate(SLOWEST_FIRST)}
+    tests = Path(__file__).resolve().parent
+
+    def order(item: pytest.Item) -> int:
+        path = Path(str(item.path))
+        relative = path.relative_to(tests).as_posix() if path.is_relative_to(tests) else ""
+        return rank.get(relative, len(rank))
+
+    items.sort(key=order)  # stable: a file's tests keep their order

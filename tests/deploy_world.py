@@ -20,12 +20,13 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import boto3
 
 from console.config import Config, load_config
 from tests.conftest import DEMO_CONFIG
+from tests.world_zygote import ForkedWorld, Zygote
 
 ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT = 60.0
@@ -37,13 +38,9 @@ def world_process(source: Path, workdir: Path) -> Iterator[Config]:
     config_path = workdir / "world.toml"
     stderr_path = workdir / "world.stderr"
     env = {**os.environ, "DEPLOY_CONSOLE_DATA_DIR": str(workdir / "data")}
+    argv = ["world", "--config", str(source), "--write-config", str(config_path)]
     with stderr_path.open("wb") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "screens.main", "world", "--config", str(source),
-             "--write-config", str(config_path)],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=stderr,
-            stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+        process = _start(argv, env, stderr)
     try:
         assert process.stdout is not None
         line = ""
@@ -65,13 +62,30 @@ def world_process(source: Path, workdir: Path) -> Iterator[Config]:
         _stopping.append(process)  # it stops while the next tests run; reaped at exit
 
 
-_stopping: list[subprocess.Popen[bytes]] = []
+_stopping: list[subprocess.Popen[bytes] | ForkedWorld] = []
+_zygote: list[Zygote] = []  # started on the first world this process asks for
+
+
+def _start(argv: list[str], env: dict[str, str], stderr: IO[bytes]) -> Any:
+    """`deploy-console ARGV` in a session of its own, its stdout a pipe: forked from the
+    zygote (tests/world_zygote.py: the world's imports paid once per test process), or a
+    fresh interpreter if the zygote cannot start or the environment differs from its own
+    (a test that set one of moto's variables)."""
+    with contextlib.suppress(OSError, RuntimeError):
+        if not _zygote:
+            _zygote.append(Zygote())
+        if _zygote[0].serves(env):
+            return _zygote[0].fork(argv, env, stderr)
+    return subprocess.Popen(
+        [sys.executable, "-m", "screens.main", *argv], cwd=ROOT, env=env,
+        stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
 
 
 @atexit.register
 def _reap_worlds() -> None:
     """Wait for the worlds told to stop (each stops its servers and removes its files), then
-    kill any that did not within 10 s."""
+    kill any that did not within 10 s; then end the zygote."""
     for process in _stopping:
         try:
             process.wait(timeout=10)
@@ -79,6 +93,8 @@ def _reap_worlds() -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+    for zygote in _zygote:
+        zygote.close()
 
 
 # A cluster's watch after cutover (console/config/bake.py): the demo bakes prod2.

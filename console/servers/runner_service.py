@@ -43,7 +43,9 @@ from console.store.backup import scheduled_backups
 
 log = logging.getLogger(__name__)
 
-IDLE_SECONDS = 10.0  # a runner started for a console's deploy stays this long after the last
+# A runner started for a console's deploy stays this long after the last one (the test suite
+# shortens it through the environment: tests/conftest.py).
+IDLE_SECONDS = float(os.environ.get("DEPLOY_CONSOLE_IDLE_SECONDS") or 10.0)
 HOLD_SECONDS = 5.0  # a checker holds the file exclusively for microseconds; never this long
 STARTUP_SECONDS = 30.0  # a runner just started gets this long to take its place
 LOG_BYTES, LOG_BACKUPS = 1_000_000, 5  # a detached runner's log, rotated when one starts

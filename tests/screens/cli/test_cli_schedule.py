@@ -130,12 +130,12 @@ async def _record(store: Path, deploy_id: str) -> DeployRecord:
 def test_a_scheduled_deploy_outside_its_window_starts_on_time(
     world: Config, tmp_path: Path
 ) -> None:
-    """`--at +10s --outside-window`: queued at once (exit 0, its id); the detached runner the
+    """`--at +5s --outside-window`: queued at once (exit 0, its id); the detached runner the
     command started runs it within a couple of seconds of its time; `wait` follows it."""
     config = team(world.source, tmp_path / "team.toml")
     store = tmp_path / "store.db"
     argv = ("deploy", "storefront", "staging", "2.15.0", "--anyway", "--json")
-    queued = cli(*argv, "--at", "+10s", "--outside-window", "hotfix", config=config, store=store)
+    queued = cli(*argv, "--at", "+5s", "--outside-window", "hotfix", config=config, store=store)
     assert queued.returncode == 0, queued.stderr
     events = [json.loads(line) for line in queued.stdout.splitlines()]
     assert [event["event"] for event in events] == ["DeployQueued", "DeployScheduled"]
