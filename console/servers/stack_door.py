@@ -29,7 +29,7 @@ async def stack_answers(
         await queue.record_denial(actor, denied, cluster, project)
         raise
     gateway = await asyncio.to_thread(runner.engine._gateway, cluster, person(actor))
-    planned = await plan_change(gateway, queue.config, project, cluster)
+    planned = await plan_change(gateway, queue.config, project, cluster, store=queue.store)
     if op == "stack_plan":
         yield {"result": _plan_wire(planned)}
         return

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from console.aws.gateway import AwsGateway
     from console.config import Config
     from console.stacks.plan import StackPlan
+    from console.store.adoptions import Adoption
+    from console.store.interface import ConsoleStore
 
 __all__ = [
     "ApplyOutcome",
@@ -253,13 +255,21 @@ async def plan_change(
     project: str,
     cluster: str,
     lines: Callable[[StackPlan], list[str]] | None = None,
+    store: ConsoleStore | None = None,
+    adoption: Adoption | None = None,
 ) -> PlannedChange:
     """The pair's plan (console/stacks/plan.py: a change set made from the config's template)
     as `stack apply` stores and shows it: its summary one line per resource and property
-    (`lines` tells it, else plan_lines)."""
+    (`lines` tells it, else plan_lines); `store`: where a `stack adopt` baseline is kept."""
     from console.stacks.plan import plan_stack
+    from console.store import Store
+    from console.store.adoptions import adoptions_of
 
-    plan = await plan_stack(gateway, config, project, cluster)
+    # The SQLite store keeps baselines (another engine: none yet).
+    known = adoptions_of(store) if isinstance(store, Store) else None
+    if adoption is None and known is not None:
+        adoption = await known.get(project, cluster)
+    plan = await plan_stack(gateway, config, project, cluster, adoption)
     said = (lines or plan_lines)(plan)
     summary = "\n".join(said) if plan.resources else "no change: the stack is as the config asks"
     return PlannedChange(

@@ -15,10 +15,12 @@ from typing import Any
 from console.aws.gateway import AwsGateway
 from console.config import Config
 from console.errors import AwsError, ConsoleError
+from console.stacks.adopted import adopted_template
 from console.stacks.diff import LOAD_BALANCER_TYPES, Action, ResourceChange, diff_templates
 from console.stacks.live import READERS
 from console.stacks.refs import pair_settings, resolve_refs
 from console.stacks.template import build_template, render, stack_name, stack_tags
+from console.store.adoptions import Adoption
 
 __all__ = [
     "NO_CHANGES",
@@ -143,11 +145,16 @@ async def current_template(gateway: AwsGateway, name: str) -> dict[str, Any]:
 
 
 async def desired_template(
-    gateway: AwsGateway, config: Config, project: str, cluster: str
+    gateway: AwsGateway,
+    config: Config,
+    project: str,
+    cluster: str,
+    adoption: Adoption | None = None,
 ) -> dict[str, Any]:
-    """The template the config asks for, its refs (VPC, subnets, zone, image) read from AWS."""
+    """The template the config asks for, its refs (VPC, subnets, zone, image) read from AWS;
+    with the pair's `stack adopt` baseline, what it adopted referenced, never created."""
     refs = await resolve_refs(gateway, config, project, cluster)
-    return build_template(config, project, cluster, refs)
+    return adopted_template(build_template(config, project, cluster, refs), adoption)
 
 
 def _change_set_name(stack: str, body: str) -> str:
@@ -163,11 +170,17 @@ def _stamp(stack: Mapping[str, Any] | None) -> datetime | None:
     return moment if isinstance(moment, datetime) else None
 
 
-async def plan_stack(gateway: AwsGateway, config: Config, project: str, cluster: str) -> StackPlan:
+async def plan_stack(
+    gateway: AwsGateway,
+    config: Config,
+    project: str,
+    cluster: str,
+    adoption: Adoption | None = None,
+) -> StackPlan:
     """Plan the pair's stack: build the template from the config, create a change set
     (CREATE without a stack, else UPDATE), describe it and tell it per resource. A plan that
     changes nothing deletes its change set and says so."""
-    template = await desired_template(gateway, config, project, cluster)
+    template = await desired_template(gateway, config, project, cluster, adoption)
     name = stack_name(project, cluster)
     stack = await current_stack(gateway, name)
     status = None if stack is None else str(stack.get("StackStatus"))
@@ -337,7 +350,11 @@ class StackState:
 
 
 async def stack_state(
-    gateway: AwsGateway, config: Config, project: str, cluster: str
+    gateway: AwsGateway,
+    config: Config,
+    project: str,
+    cluster: str,
+    adoption: Adoption | None = None,
 ) -> StackState:
     """The pair's stack state; no AWS call for a pair the config leaves unmanaged. A stack
     only planned (REVIEW_IN_PROGRESS) counts as none."""
@@ -347,7 +364,7 @@ async def stack_state(
         return StackState(project, cluster, name, managed=False)
     pair_settings(config, project, cluster)  # a stack without launch settings: one line
     stack = await current_stack(gateway, name)
-    desired = await desired_template(gateway, config, project, cluster)
+    desired = await desired_template(gateway, config, project, cluster, adoption)
     if stack is None or stack.get("StackStatus") == REVIEW:
         return StackState(project, cluster, name, True, changes=len(diff_templates(None, desired)))
     changes = diff_templates(await current_template(gateway, name), desired)

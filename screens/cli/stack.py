@@ -147,7 +147,7 @@ def plan_lines(plan: StackPlan) -> list[str]:
 
 def plan_command(config: Config, args: argparse.Namespace) -> int:
     pair_checked(config, args.project, args.cluster)
-    plan = asyncio.run(_plan(config, args.project, args.cluster))
+    plan = asyncio.run(_plan(config, args.project, args.cluster, args.store))
     if args.json:
         from screens.cli.json_out import emit
 
@@ -157,11 +157,20 @@ def plan_command(config: Config, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _plan(config: Config, project: str, cluster: str) -> StackPlan:
+async def _plan(config: Config, project: str, cluster: str, store: str | None) -> StackPlan:
     from console.stacks.plan import plan_stack
 
+    adoption = (await _baselines(config, store)).get((project, cluster))
     async with gateways(config) as gateway:
-        return await plan_stack(gateway(cluster), config, project, cluster)
+        return await plan_stack(gateway(cluster), config, project, cluster, adoption)
+
+
+async def _baselines(config: Config, store: str | None) -> dict[tuple[str, str], Any]:
+    """The pairs `stack adopt` recorded (their stacks reference what they adopted)."""
+    from console.deploy.services import store_path
+    from console.stacks.adopt import adoptions
+
+    return await adoptions(store_path(config, store))
 
 
 # -- status ------------------------------------------------------------------------------------
@@ -186,22 +195,30 @@ def _pairs(config: Config, project: str | None, cluster: str | None) -> list[tup
 
 def status_command(config: Config, args: argparse.Namespace) -> int:
     pairs = _pairs(config, args.project, args.cluster)
-    states = asyncio.run(_states(config, pairs))
+    states = asyncio.run(_states(config, pairs, args.store))
     if args.json:
         from screens.cli.json_out import emit
 
         emit("stack-status", pairs=[state.as_json() for state in states])
     else:
         _print_states(states)
+        from screens.cli.stack_adopt import print_adoptions
+
+        print_adoptions(config, args, [(s.project, s.cluster) for s in states])
     return EXIT_OK if all(state.in_sync for state in states) else EXIT_DIFFERENT
 
 
-async def _states(config: Config, pairs: list[tuple[str, str]]) -> list[StackState]:
+async def _states(
+    config: Config, pairs: list[tuple[str, str]], store: str | None
+) -> list[StackState]:
     from console.stacks.plan import stack_state
 
+    baselines = await _baselines(config, store)
     async with gateways(config) as gateway:
         return list(
-            await asyncio.gather(*(stack_state(gateway(c), config, p, c) for p, c in pairs))
+            await asyncio.gather(
+                *(stack_state(gateway(c), config, p, c, baselines.get((p, c))) for p, c in pairs)
+            )
         )
 
 
@@ -242,7 +259,7 @@ def diff_command(config: Config, args: argparse.Namespace) -> int:
     from console.stacks.live import NOT_READ
 
     pair_checked(config, args.project, args.cluster)
-    name, status, rows = asyncio.run(_diff(config, args.project, args.cluster))
+    name, status, rows = asyncio.run(_diff(config, args.project, args.cluster, args.store))
     differing = [row for row in rows if row.planned or row.drifted]
     if args.json:
         from screens.cli.json_out import emit
@@ -272,7 +289,9 @@ def diff_command(config: Config, args: argparse.Namespace) -> int:
     return EXIT_DIFFERENT if differing else EXIT_OK
 
 
-async def _diff(config: Config, project: str, cluster: str) -> tuple[str, str | None, list[Any]]:
+async def _diff(
+    config: Config, project: str, cluster: str, store: str | None
+) -> tuple[str, str | None, list[Any]]:
     from console.stacks.live import property_rows, read_live
     from console.stacks.plan import REVIEW, current_stack, current_template, desired_template
     from console.stacks.template import stack_name
@@ -280,7 +299,8 @@ async def _diff(config: Config, project: str, cluster: str) -> tuple[str, str | 
     name = stack_name(project, cluster)
     async with gateways(config) as gateway:
         aws = gateway(cluster)
-        desired = await desired_template(aws, config, project, cluster)
+        adoption = (await _baselines(config, store)).get((project, cluster))
+        desired = await desired_template(aws, config, project, cluster, adoption)
         stack = await current_stack(aws, name)
         if stack is None or stack.get("StackStatus") == REVIEW:
             return name, None, property_rows(desired, None, [])

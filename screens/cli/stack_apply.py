@@ -91,10 +91,12 @@ async def _apply(config: Config, args: argparse.Namespace, fleet: Any) -> int:
     from console.queue.release_queue import DeployQueue
     from console.queue.runner import Runner
     from console.queue.stack_apply import queue_stack_change
+    from console.stacks.adopt import adoption_of
     from console.stacks.apply import plan_change
 
     gateway = await asyncio.to_thread(fleet.gateway, args.cluster)
-    planned = await plan_change(gateway, config, args.project, args.cluster)
+    baseline = await adoption_of(store_path(config, args.store), args.project, args.cluster)
+    planned = await plan_change(gateway, config, args.project, args.cluster, adoption=baseline)
     show_plan(planned, args.project, args.cluster)
     if not planned.changes:
         return EXIT_SUCCEEDED

@@ -99,7 +99,9 @@ class StackSide:
     async def plan(self, project: str, cluster: str) -> PlannedChange:
         from console.stacks.apply import plan_change
 
-        return await plan_change(await self._gateway(cluster), self.config, project, cluster)
+        gateway = await self._gateway(cluster)
+        store = self.engine.store
+        return await plan_change(gateway, self.config, project, cluster, store=store)
 
     async def planned(self, project: str, cluster: str, planned: PlannedChange) -> DeployRequest:
         """The plan on record (stack.planned), and the queue entry that applies it."""

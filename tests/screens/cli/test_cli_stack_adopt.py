@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -244,6 +245,25 @@ def test_a_viewer_may_not_adopt(
     assert "may not adopt a stack (needs admin)" in capsys.readouterr().err
     assert _adoptions(store) == []
     assert [row.outcome for row in _audit(store, "denied")] == ["refused"]
+
+
+def test_stack_plan_of_an_adopted_pair_creates_only_what_it_did_not_adopt(
+    hand_made: tuple[Path, dict[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`stack plan` (and so `stack apply`, which runs the plan) reads the baseline from the
+    store: the pair's stack references the adopted resources instead of creating them again."""
+    config_path, _made = hand_made
+    store = tmp_path / "store.db"
+    options = ["--config", str(config_path), "--store", str(store)]
+    assert run(["stack", "plan", "handmade", "staging", "--json", *options]) == 0
+    before = json.loads(capsys.readouterr().out)
+    assert {"LoadBalancer", "TargetGroup"} <= {r["logical_id"] for r in before["resources"]}
+    assert run(["stack", "adopt", "handmade", "staging", *options]) == 0
+    capsys.readouterr()
+    assert run(["stack", "plan", "handmade", "staging", "--json", *options]) == 0
+    after = json.loads(capsys.readouterr().out)
+    assert {r["logical_id"] for r in after["resources"]} == {"LaunchTemplate"}
+    assert {r["action"] for r in after["resources"]} == {"add"}
 
 
 def test_the_adopted_pairs_stack_creates_none_of_what_it_adopted(
