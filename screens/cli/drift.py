@@ -148,6 +148,19 @@ def _baseline(config: Config, args: argparse.Namespace) -> int:
     except AccessDenied as refused:
         print(f"refused: {refused.message}")
         return EXIT_REFUSED
+    snapshot, taken, known = take_baseline(config, path, who)
+    print(
+        f"baselined {taken} finding{'s' if taken != 1 else ''}"
+        + (f" ({known} known already)" if known else "")
+        + f": `{PROG} drift` now exits 0 until something new drifts"
+    )
+    _cluster_errors(snapshot)
+    return 0
+
+
+def take_baseline(config: Config, path: Path, who: str) -> tuple[FleetSnapshot, int, int]:
+    """Today's findings recorded as known by `who` (audited): the fleet read, how many taken,
+    how many were known already."""
     snapshot, stacks = _poll(config)
 
     async def work(store: Store) -> tuple[int, int]:
@@ -158,13 +171,7 @@ def _baseline(config: Config, args: argparse.Namespace) -> int:
         return await store.drift.baseline(fresh, who), len(reviewed) - len(fresh)
 
     taken, known = asyncio.run(_with_store(path, work))
-    print(
-        f"baselined {taken} finding{'s' if taken != 1 else ''}"
-        + (f" ({known} known already)" if known else "")
-        + f": `{PROG} drift` now exits 0 until something new drifts"
-    )
-    _cluster_errors(snapshot)
-    return 0
+    return snapshot, taken, known
 
 
 def _acknowledge(config: Config, args: argparse.Namespace) -> int:

@@ -149,6 +149,8 @@ def demo_command(args: argparse.Namespace) -> int:
             source, world.endpoint_url, demo.config, world.start_ssh(), store=demo.store
         )
         demo.mark_running()
+        if args.store is None:
+            _take_over(load_config(demo.config), demo.store)
         _say_inbox(load_config(demo.config))
         # The world lives in this process: a deploy cannot outlive it, so this console runs
         # its deploys itself.
@@ -156,6 +158,17 @@ def demo_command(args: argparse.Namespace) -> int:
     finally:
         demo.mark_stopped()
         world.stop()
+
+
+def _take_over(config: Config, store: Path) -> None:
+    """The demo's fleet is one first taken over: what it runs as seeded (releases that passed
+    no stage on record, in a fresh store) is baselined, audited, as `drift --baseline` does,
+    so that the dashboard marks only what drifts from now on (`drift` lists the known)."""
+    from console.deploy.services import actor
+    from screens.cli.drift import take_baseline
+
+    _snapshot, taken, _known = take_baseline(config, store, actor())
+    say(f"drift: the demo fleet is taken over as seeded ({taken} findings baselined)")
 
 
 def _say_inbox(config: Config) -> None:
