@@ -29,6 +29,8 @@ IAM_PREFIX = {
     "ssm": "ssm",
     "s3": "s3",
     "route53": "route53",
+    "cloudformation": "cloudformation",
+    "autoscaling": "autoscaling",
 }
 # Where IAM's permission is not named after the API operation (S3 keeps older names), or an
 # operation needs more than its own permission (tags given to RunInstances need CreateTags).
