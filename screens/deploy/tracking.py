@@ -53,7 +53,9 @@ class TrackedDeploy:
         if not self.release:
             self.release = entry_text(self.request.kind, self.request.release)
         if not self.steps:
-            self.steps = {step: StepView(step) for step in DEPLOY_STEPS}
+            # A scale or a stack change runs some of a deploy's steps: they join as they start.
+            known = DEPLOY_STEPS if self.request.kind == "deploy" else (Step.LOCK,)
+            self.steps = {step: StepView(step) for step in known}
 
     @property
     def pair(self) -> tuple[str, str]:
