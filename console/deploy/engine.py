@@ -41,7 +41,7 @@ from console.deploy.releases import resolve_release
 from console.deploy.risks import ReleaseWarning, plan_warnings
 from console.deploy.rollback import bring_back_kept, put_right, roll_back
 from console.deploy.source import Source
-from console.deploy.stack_change import run_stack_change
+from console.deploy.stack_change import put_right_stack_change, run_stack_change
 from console.deploy.steps import recorded
 from console.errors import ConsoleError, DeployError, StoreError
 from console.events import DeployEvent, DeployFinished, DeployStarted
@@ -650,6 +650,8 @@ class DeployEngine(DeployPlanner):
         gateway = await asyncio.to_thread(self._deploy_gateway, cluster.name, person(request.actor))
         recorded_steps = await self.store.steps(record.id)
         source = await self._read_source(gateway, project, cluster)
+        if record.kind == "stack":  # its end is CloudFormation's: read and put on record
+            return await put_right_stack_change(self.store, record.release, record.actor, gateway)
         if record.kind == scale.KIND:  # (i16-scale) a scale-in is finished from its steps
             return await scale.put_right(self, deployment, gateway, source, recorded_steps)
         steps = {step.step: step.state for step in recorded_steps}

@@ -85,3 +85,24 @@ async def run_stack_change(
     if outcome.succeeded:
         return DeployState.SUCCEEDED, f"stack change {change.id} applied: {outcome.summary}"
     return DeployState.FAILED, f"stack change {change.id} failed: {outcome.summary}"
+
+
+async def put_right_stack_change(
+    store: Store, change_id: str, actor: str, gateway: StackCalls
+) -> tuple[str, list[str]]:
+    """A stack change whose console stopped mid-way: its end read from CloudFormation (the
+    change set runs there whoever watches) and put on record; a summary, no instance ids."""
+    change = await store.stack_changes.get(change_id)
+    if change is None:
+        return f"no stack change {change_id} on record", []
+    if change.state in ("applied", "failed", "cancelled"):
+        return f"stack change {change.id} had ended {change.state}", []
+    answer = await gateway.call("cloudformation", "describe_stacks", StackName=change.stack_name)
+    stacks = answer.get("Stacks", [])
+    status = str(stacks[0].get("StackStatus", "")) if stacks else "gone"
+    ok = status.endswith("_COMPLETE") and "ROLLBACK" not in status and change.state == "running"
+    why = f"its console stopped; {change.stack_name} is {status}"
+    if status.endswith("_IN_PROGRESS"):
+        why += " (still going: `stack status` says how it ends)"
+    await store.stack_changes.finished(change.id, APPLIED if ok else FAILED, actor, why)
+    return f"stack change {change.id} {'applied' if ok else 'failed'}: {why}", []
