@@ -43,9 +43,16 @@ async def unsettled(tx: Tx) -> list[DeployRecord]:
 
 
 async def cancel_queued(tx: Tx, deploy_id: str, reason: str) -> None:
+    """A queued entry cancelled; a stack change it would have applied ends cancelled with it
+    (the caller's `queue.cancel` audit row, in this transaction, says who and why)."""
     await tx.execute(
         "UPDATE deploys SET state = ?, finished_at = ?, reason = ? WHERE id = ? AND state = ?",
         (CANCELLED, text(tx.now), reason, deploy_id, QUEUED),
+    )
+    await tx.execute(
+        "UPDATE stack_changes SET state = ?, finished_at = ?, reason = ? "
+        "WHERE deploy_id = ? AND state IN ('planned', 'queued')",
+        (CANCELLED, text(tx.now), reason, deploy_id),
     )
 
 

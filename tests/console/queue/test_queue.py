@@ -329,3 +329,16 @@ def test_the_actor_is_the_os_account_whatever_the_environment_claims(
     over_ssh = Actor("alice", SSH, key="SHA256:abc", source="127.0.0.1:50412")
     assert str(over_ssh) == "alice (ssh SHA256:abc from 127.0.0.1:50412)"
     assert parse(str(over_ssh)) == over_ssh
+
+
+async def test_a_cancelled_stack_entry_cancels_its_stack_change(queue: DeployQueue) -> None:
+    changes = queue.store.stack_changes  # type: ignore[attr-defined]
+    change = await changes.plan(
+        "storefront", "staging", "dc-storefront-staging", template="{}", summary="s", actor="bob"
+    )
+    entry = DeployRequest("storefront", "staging", change.id, "bob", kind="stack")
+    record = await queue.enqueue(entry, "d-stack")
+    await changes.queued(change.id, record.id, "bob")
+    await queue.cancel(record.id, "bob", "not today")
+    cancelled = await changes.get(change.id)
+    assert cancelled.state == "cancelled" and cancelled.reason == "not today"
