@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from console.config import ClusterConfig, Config, ProjectConfig
 from console.config.provisioning import MAX_DESIRED
-from console.deploy import traffic
+from console.deploy import group_scale, traffic
 from console.deploy.balancers import health_of
 from console.deploy.configure import OpenHost, configure
 from console.deploy.deployment import DeployCancelled, Deployment, message
@@ -116,15 +116,6 @@ def is_group(config: Config, project: str, cluster: str) -> bool:
     return settings.stack is not None and settings.stack.group
 
 
-def refuse_group(config: Config, project: str, cluster: str) -> None:
-    """A group-backed pair is not scaled here yet: DeployError that says what to do instead."""
-    if is_group(config, project, cluster):
-        raise DeployError(
-            f"{project} in {cluster} is backed by an Auto Scaling group (stack group = true): "
-            "scale does not change a group's desired capacity yet; nothing queued"
-        )
-
-
 @dataclass(frozen=True)
 class ScalePlan:
     """What scaling a pair to `target` would do, read from AWS (nothing changed)."""
@@ -206,7 +197,6 @@ async def plan_scale(engine: DeployEngine, request: DeployRequest) -> ScalePlan:
     """What scaling to `request.release` would do, read from AWS as the request's actor."""
     project, cluster = engine._pair(request)
     target = parse_count(request.release)
-    refuse_group(engine.config, project.name, cluster.name)
     gateway = await asyncio.to_thread(engine._gateway, cluster.name, person(request.actor))
     source = await engine._read_source(gateway, project, cluster)
     return _plan(engine, project, cluster, target, source, await _desired(engine, request))
@@ -253,7 +243,6 @@ async def scale(
     module docstring); its end state and reason, as DeployEngine._operation returns them."""
     request = deployment.request
     target = parse_count(request.release)
-    refuse_group(engine.config, project.name, cluster.name)
     gateway = await asyncio.to_thread(engine._deploy_gateway, cluster.name, person(request.actor))
     async with engine._step(deployment, Step.LOCK, f"held by {request.actor}"):
         pass
@@ -280,7 +269,9 @@ async def scale(
         assert release is not None
         outcome = await _scale_out(engine, deployment, gateway, (project, cluster), release, source)
     elif plan.removing:
-        outcome = await _scale_in(engine, deployment, gateway, source, list(plan.removing))
+        outcome = await _scale_in(
+            engine, deployment, gateway, (project, cluster), source, list(plan.removing)
+        )
     else:
         outcome = (DeployState.SUCCEEDED, f"{instances(target)} already run")
     if outcome[0] is DeployState.SUCCEEDED:
@@ -308,11 +299,20 @@ async def _scale_out(
     adding = int(deployment.request.release) - len(source.instances)
     # launch() launches as many as its source serves: a source serving `adding` placeholders.
     wanted = Source(source.instances, [f"(new {n})" for n in range(adding)], source.balancers)
+    group = None
+    if is_group(engine.config, project.name, cluster.name):
+        group = await group_scale.serving_group(gateway, engine.config, deployment, source)
     try:
         async with engine._step(deployment, Step.LAUNCH, f"{adding} at {release.version}") as c:
-            await deployment.cancellable(
-                launch(deployment, gateway, engine.config, pair, release, wanted)
-            )
+            if group is not None:  # the group launches them, from its own launch template
+                target = len(source.instances) + adding
+                await deployment.cancellable(
+                    group_scale.grow(deployment, gateway, engine.config, group, target)
+                )
+            else:
+                await deployment.cancellable(
+                    launch(deployment, gateway, engine.config, pair, release, wanted)
+                )
             c.append(", ".join(deployment.new_ids))
         async with engine._step(deployment, Step.CONFIGURE):
             await deployment.cancellable(
@@ -331,6 +331,8 @@ async def _scale_out(
                 )  # fmt: skip
     except Exception as error:
         why = message(error)
+        if group is not None:  # out of the group first: it replaces nothing it no longer has
+            await group_scale.let_go(deployment, gateway, len(source.instances))
         back, how = await roll_back(
             engine.store, deployment, gateway, source,
             timeout=settings.rollback_timeout_seconds, poll_seconds=settings.poll_seconds,
@@ -351,13 +353,21 @@ async def _scale_in(
     engine: DeployEngine,
     deployment: Deployment,
     gateway: AwsGateway,
+    pair: tuple[ProjectConfig, ClusterConfig],
     source: Source,
     removing: list[str],
 ) -> tuple[DeployState, str]:
-    """Out of every load balancer (drained), then terminated. A cancel before the drain
-    changes nothing; once drained, the instances are terminated."""
+    """Out of every load balancer (drained), then terminated (through its group, for a
+    group-backed pair). A cancel before the drain changes nothing; once drained, the instances
+    are terminated."""
     if deployment.cancelled.is_set():
         return DeployState.CANCELLED, f"{deployment.cancel_reason}: nothing changed"
+    group = None
+    if is_group(engine.config, pair[0].name, pair[1].name):
+        group = await group_scale.serving_group(gateway, engine.config, deployment, source)
+    if group is not None:
+        async with deployment.io():
+            await group_scale.lower_minimum(gateway, group, len(source.instances) - len(removing))
     poll = engine.config.engine.poll_seconds
     leaving = ", ".join(removing)  # in both steps' records: a reconcile reads them there
     async with engine._step(deployment, Step.DEREGISTER, leaving) as closing:
@@ -365,8 +375,11 @@ async def _scale_in(
         drained = await traffic.drain(deployment, source.balancers, members, poll)
         closing.append(f"{leaving}: {drained}")
     async with engine._step(deployment, Step.TERMINATE, leaving) as closing:
-        async with deployment.io():
-            await gateway.call("ec2", "terminate_instances", InstanceIds=removing)
+        if group is not None:
+            await group_scale.shrink(deployment, gateway, group, removing)
+        else:
+            async with deployment.io():
+                await gateway.call("ec2", "terminate_instances", InstanceIds=removing)
         closing.append(", ".join(removing))
     left = len(source.instances) - len(removing)
     return DeployState.SUCCEEDED, f"{instances(left)}: drained and terminated {', '.join(removing)}"

@@ -173,6 +173,15 @@ class ProjectScreen(SaysWhyNot):
     def on_load_balancer_settings_loaded(self, message: LoadBalancerSettingsLoaded) -> None:
         panel = self.panel(message.cluster)
         panel.settings = message.error if message.error is not None else message.settings
+        chosen = self.selected_cluster
+        panels = list(self.query(ClusterPanel))
+        if chosen and all(p.settings is not None for p in panels):
+            # The panels above the chosen one grew by their settings: it is brought back to
+            # the top (once, when the last arrive), unless the user moved elsewhere meanwhile.
+            target = self.panel(chosen)
+            focused = self.focused
+            if focused is None or target in focused.ancestors_with_self:
+                self.call_after_refresh(target.scroll_visible, animate=False, top=True)
 
     # -- actions -----------------------------------------------------------------------
 

@@ -189,3 +189,39 @@ async def test_the_plan_names_the_group_a_deploy_makes(
     assert plan.count == max(1, sum(groups(config)[name]["DesiredCapacity"] for name in serving))
     text = plan_content(plan).plain
     assert f"new group      {plan.group}: {plan.count} x t3.small" in text
+
+
+async def scaled(config: Config, store: Path, count: int) -> list[Any]:
+    events: list[Any] = []
+    request = DeployRequest("ledger", "staging", str(count), "tester", kind="scale")
+    async with deploy_services(config, store) as services:
+        async for event in services.engine.run(request):
+            events.append(event)
+    return events
+
+
+async def test_scale_sets_the_serving_groups_capacity(ledger_world: Config, tmp_path: Path) -> None:
+    """Out: the group grows, its new instances are configured and gated; in: drained, then
+    terminated through the group, which shrinks with them."""
+    config = ledger_world
+    store = tmp_path / "store.db"
+    if not groups(config):
+        first = finished(await deploy(config, store, "ledger", "staging", "1.1.0"))
+        assert first.state is DeployState.SUCCEEDED, first.reason
+    (name,) = groups(config)
+    before = members(groups(config)[name])
+
+    grown = finished(await scaled(config, store, len(before) + 1))
+    assert grown.state is DeployState.SUCCEEDED, grown.reason
+    group = groups(config)[name]
+    assert (group["MinSize"], group["MaxSize"], group["DesiredCapacity"]) == (len(before) + 1,) * 3
+    assert members(group) > before
+    assert serving_in(config, "ledger", "staging") == {"ledger-staging": members(group)}
+
+    shrunk = finished(await scaled(config, store, 1))
+    assert shrunk.state is DeployState.SUCCEEDED, shrunk.reason
+    group = groups(config)[name]
+    assert (group["MinSize"], group["MaxSize"], group["DesiredCapacity"]) == (1, 1, 1)
+    assert len(members(group)) == 1
+    assert serving_in(config, "ledger", "staging") == {"ledger-staging": members(group)}
+    assert live(config, "ledger", "staging") == members(group)

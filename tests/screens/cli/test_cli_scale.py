@@ -174,22 +174,6 @@ async def test_a_scale_and_a_deploy_on_one_pair_take_turns(world: Config, tmp_pa
         assert recorded is not None and (recorded.kind, recorded.release) == ("scale", "2")
 
 
-def test_a_group_backed_pair_is_refused(world: Config, tmp_path: Path) -> None:
-    data = read_toml(world.source)
-    for entry in data["projects"]:
-        if entry["name"] == "storefront":
-            entry["clusters"]["staging"]["stack"] = {"group": True}
-    grouped = tmp_path / "grouped.toml"
-    with grouped.open("wb") as output:
-        tomli_w.dump(data, output)
-    store = tmp_path / "store.db"
-    # --wait: were it queued, this command would run it, not a runner left behind.
-    result = cli("scale", "storefront", "staging", "2", "--wait", config=grouped, store=store)
-    assert result.returncode == 2, result.stderr
-    assert "backed by an Auto Scaling group" in one_line_error(result)
-    assert not store.exists()
-
-
 async def test_a_scale_killed_mid_way_is_put_right_by_the_next_runner(
     world: Config, tmp_path: Path
 ) -> None:
