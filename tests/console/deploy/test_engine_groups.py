@@ -146,7 +146,9 @@ async def test_a_group_deploy_killed_mid_way_is_put_right_by_the_next_runner(
     (before,) = groups(config)
     (current,) = running_versions(config, "ledger", "staging")
     release = "1.0.0" if current != "1.0.0" else "1.1.0"
-    killed = start("deploy", "ledger", "staging", release, "--json", config=source, store=store)
+    killed = start(
+        "deploy", "ledger", "staging", release, "--json", "--anyway", config=source, store=store
+    )
     try:
         started = until_event(
             killed, lambda e: e["event"] == "StepStarted" and e["step"] == step.value
