@@ -232,6 +232,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 # run on 2 busy cores); a file not listed runs after these, in its usual order.
 SLOWEST_FIRST = (
     "console/queue/test_queue_crash.py",  # 133
+    "screens/cli/test_cli_scale.py",  # ~85 at -n 2 (issue 16)
     "console/servers/test_deploy_outlives_session.py",  # 93
     "screens/ui/test_dashboard_jump.py",  # 79
     "screens/ui/test_deploy_real.py",  # 72
@@ -240,6 +241,8 @@ SLOWEST_FIRST = (
     "screens/cli/test_cli_approvals.py",  # 62
     "console/audit/test_anchor_retained.py",  # 60
     "screens/cli/test_cli_deploy.py",  # 57
+    "console/deploy/test_engine_groups.py",  # ~50 (issue 16)
+    "screens/cli/test_cli_stack_apply.py",  # ~45 (issue 16)
     "screens/cli/test_cli_bake.py",  # 55
     "console/queue/test_queue_runners.py",  # 53
     "console/deploy/test_bake.py",  # 51
@@ -251,6 +254,9 @@ SLOWEST_FIRST = (
     "screens/cli/test_logs_cli.py",  # 40
     "console/servers/test_ci_over_ssh.py",  # 40
     "console/deploy/test_step_audit_kill.py",  # 39
+    "screens/cli/test_cli_drift.py",  # ~35 (issue 16)
+    "console/deploy/test_stack_apply.py",  # ~30 (issue 16)
+    "screens/ui/test_dns_findings.py",  # ~30 (issue 16)
     "screens/ui/test_roles.py",  # 39
     "screens/ui/test_dashboard.py",  # 39
     "screens/cli/test_cli_notify_demo.py",  # 37
