@@ -107,6 +107,11 @@ def test_each_documented_command_emits_its_schema_and_keys(
     code = 1 if section.argv[0] == "drift" else 0
     data = json_of(capsys, world_config_path, store, *section.argv, code=code)
     assert data["schema"] == section.schema
+    if section.argv[:2] == ["notify", "inbox"]:
+        # The session world's inbox is shared: another test of this worker may have posted a
+        # text-format message (team-chat) first. The shape compared is the one sent here.
+        data["messages"] = [m for m in data["messages"] if m["channel"] == "oncall"]
+        assert data["messages"]
     same_shape(data, section.example)
     times_are_utc(data)
 
