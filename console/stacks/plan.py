@@ -157,6 +157,28 @@ async def desired_template(
     return adopted_template(build_template(config, project, cluster, refs), adoption)
 
 
+def keep_image(desired: dict[str, Any], current: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The desired template with the image its stack's launch template has already (or none,
+    as it has none): deploys choose images and launch with their own, so a stack does not
+    change with each release; a new stack starts from what the pair runs."""
+    if current is None:
+        return desired
+    try:
+        now = current["Resources"]["LaunchTemplate"]["Properties"]["LaunchTemplateData"]
+        data = desired["Resources"]["LaunchTemplate"]["Properties"]["LaunchTemplateData"]
+    except (KeyError, TypeError):
+        return desired
+    if data.get("ImageId") == now.get("ImageId"):
+        return desired
+    kept: dict[str, Any] = json.loads(json.dumps(desired))  # a copy: the caller's stays as built
+    kept_data = kept["Resources"]["LaunchTemplate"]["Properties"]["LaunchTemplateData"]
+    if "ImageId" in now:
+        kept_data["ImageId"] = now["ImageId"]
+    else:
+        kept_data.pop("ImageId", None)
+    return kept
+
+
 def _change_set_name(stack: str, body: str) -> str:
     """`dc-shop-staging-plan-20261205-061200-1a2b3c4d`: when, and which template."""
     digest = hashlib.sha256(body.encode()).hexdigest()[:8]
@@ -193,6 +215,7 @@ async def plan_stack(
         await gateway.call("cloudformation", "delete_stack", StackName=name)
         stack = status = None
     old = None if stack is None else await current_template(gateway, name)
+    template = keep_image(template, old)
     body = render(template)
     kind = "CREATE" if stack is None else "UPDATE"
     change_set = _change_set_name(name, body)
@@ -367,6 +390,7 @@ async def stack_state(
     desired = await desired_template(gateway, config, project, cluster, adoption)
     if stack is None or stack.get("StackStatus") == REVIEW:
         return StackState(project, cluster, name, True, changes=len(diff_templates(None, desired)))
-    changes = diff_templates(await current_template(gateway, name), desired)
+    current = await current_template(gateway, name)
+    changes = diff_templates(current, keep_image(desired, current))
     status = str(stack.get("StackStatus"))
     return StackState(project, cluster, name, True, status, _stamp(stack), len(changes))

@@ -293,7 +293,13 @@ async def _diff(
     config: Config, project: str, cluster: str, store: str | None
 ) -> tuple[str, str | None, list[Any]]:
     from console.stacks.live import property_rows, read_live
-    from console.stacks.plan import REVIEW, current_stack, current_template, desired_template
+    from console.stacks.plan import (
+        REVIEW,
+        current_stack,
+        current_template,
+        desired_template,
+        keep_image,
+    )
     from console.stacks.template import stack_name
 
     name = stack_name(project, cluster)
@@ -305,5 +311,6 @@ async def _diff(
         if stack is None or stack.get("StackStatus") == REVIEW:
             return name, None, property_rows(desired, None, [])
         template = await current_template(aws, name)
+        desired = keep_image(desired, template)
         live = await read_live(aws, name, template)
         return name, str(stack.get("StackStatus")), property_rows(desired, template, live)

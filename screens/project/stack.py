@@ -76,16 +76,26 @@ class StackSide:
 
     async def state(self, project: str, cluster: str) -> StackState:
         from console.stacks.diff import diff_templates
-        from console.stacks.plan import current_stack, current_template, desired_template
+        from console.stacks.plan import (
+            current_stack,
+            current_template,
+            desired_template,
+            keep_image,
+        )
         from console.stacks.template import stack_name
+        from console.store import Store
+        from console.store.adoptions import adoptions_of
 
         gateway = await self._gateway(cluster)
         name = stack_name(project, cluster)
         stack = await current_stack(gateway, name)
         status = "no stack yet" if stack is None else str(stack.get("StackStatus"))  # of `name`
         old = None if stack is None else await current_template(gateway, name)
-        desired = await desired_template(gateway, self.config, project, cluster)
-        pending = len(diff_templates(old, desired))
+        store = self.engine.store
+        known = adoptions_of(store) if isinstance(store, Store) else None
+        adoption = await known.get(project, cluster) if known is not None else None
+        desired = await desired_template(gateway, self.config, project, cluster, adoption)
+        pending = len(diff_templates(old, keep_image(desired, old)))
         changes = await self.engine.store.stack_changes.of_pair(project, cluster, 1)
         last = changes[0] if changes else None
         return StackState(
