@@ -35,6 +35,7 @@ from screens.cli import bake, releases, schedule
 from screens.cli.command_line import Commands, say, with_config
 from screens.cli.gate import rejected
 from screens.cli.iam import terminal_mfa_prompt
+from screens.cli.protected import confirm_protected
 
 if TYPE_CHECKING:
     from console.deploy.engine import DeployEngine
@@ -113,13 +114,9 @@ def _check_ticket(config: Config, cluster: str, ticket: str | None) -> None:
 
 
 def _confirm_protected(config: Config, cluster: str, yes: bool) -> None:
-    if not config.cluster(cluster).protected or yes:
-        return
-    if not sys.stdin.isatty():
-        raise DeployError(f"cluster {cluster} is protected: pass --yes to deploy to it")
-    typed = input(f"{cluster} is protected. Type its name to deploy: ").strip()
-    if typed != cluster:
-        raise DeployError(f"confirmation {typed!r} does not match {cluster!r}: nothing deployed")
+    confirm_protected(
+        config, cluster, yes, flag="deploy to it", prompt="deploy", nothing="nothing deployed"
+    )
 
 
 async def _release_warnings(

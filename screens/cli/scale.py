@@ -19,6 +19,7 @@ from console.events import DeployEvent, DeployFinished, DeployStarted
 from console.model import DeployState
 from screens.cli.command_line import Commands, say, with_config
 from screens.cli.deploy import EXIT_BUSY, EXIT_FAILED, EXIT_SUCCEEDED
+from screens.cli.protected import confirm_protected
 
 if TYPE_CHECKING:
     from console.deploy.services import DeployServices
@@ -74,13 +75,9 @@ def _check_input(config: Config, args: argparse.Namespace) -> int:
 
 
 def _confirm_protected(config: Config, cluster: str, yes: bool) -> None:
-    if not config.cluster(cluster).protected or yes:
-        return
-    if not sys.stdin.isatty():
-        raise DeployError(f"cluster {cluster} is protected: pass --yes to scale it")
-    typed = input(f"{cluster} is protected. Type its name to scale it: ").strip()
-    if typed != cluster:
-        raise DeployError(f"confirmation {typed!r} does not match {cluster!r}: nothing scaled")
+    confirm_protected(
+        config, cluster, yes, flag="scale it", prompt="scale it", nothing="nothing scaled"
+    )
 
 
 def _scale_command(config: Config, args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from console.model import DeployState
 from screens.cli.command_line import Commands, say, with_config
 from screens.cli.deploy import EXIT_BUSY, EXIT_FAILED, EXIT_SUCCEEDED, _print_event
 from screens.cli.iam import terminal_mfa_prompt
+from screens.cli.protected import confirm_protected
 
 if TYPE_CHECKING:
     from console.stacks.apply import PlannedChange
@@ -77,13 +78,9 @@ def show_plan(planned: PlannedChange, project: str, cluster: str) -> None:
 
 def confirm(config: Config, cluster: str, yes: bool) -> None:
     """A protected cluster's typed name, as `deploy` asks it; --yes for CI."""
-    if not config.cluster(cluster).protected or yes:
-        return
-    if not sys.stdin.isatty():
-        raise DeployError(f"cluster {cluster} is protected: pass --yes to apply to it")
-    typed = input(f"{cluster} is protected. Type its name to apply: ").strip()
-    if typed != cluster:
-        raise DeployError(f"confirmation {typed!r} does not match {cluster!r}: nothing applied")
+    confirm_protected(
+        config, cluster, yes, flag="apply to it", prompt="apply", nothing="nothing applied"
+    )
 
 
 async def _apply(config: Config, args: argparse.Namespace, fleet: Any) -> int:
